@@ -1,0 +1,231 @@
+/*
+ * internal.h - structures shared by the core's C files, named after the
+ * kernel's.  Python never sees this header; bpfmem.h is the API.
+ *
+ * Ownership of the files:
+ *   page_counter.c  mm/page_counter.c
+ *   memcontrol.c    mm/memcontrol.c (+ memcontrol-v1.c): mem_cgroup, the
+ *                   per-cpu page and object stocks, obj_cgroup, kmem page
+ *                   charging, events, stats, cgroup file writes, contexts
+ *   system.c        bm_system lifecycle and handle tables
+ *   page_alloc.c    simulated page frames, buddy-ish allocator, memcg_data
+ *   slab.c          kmalloc caches, kmem_cache_*, slab hooks
+ *   vmalloc.c       vmalloc / kvmalloc
+ *   percpu.c        alloc_percpu / free_percpu
+ *   replay.c        bm_replay and the bulk entry points
+ */
+#ifndef BPFMEM_INTERNAL_H
+#define BPFMEM_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "bpfmem.h"
+
+/* The kernel's names for the gfp bits, used inside csrc/ only. */
+#define __GFP_HIGH BM_GFP_HIGH
+#define __GFP_ATOMIC BM_GFP_ATOMIC
+#define __GFP_DIRECT_RECLAIM BM_GFP_DIRECT_RECLAIM
+#define __GFP_KSWAPD_RECLAIM BM_GFP_KSWAPD_RECLAIM
+#define __GFP_RECLAIM (BM_GFP_DIRECT_RECLAIM | BM_GFP_KSWAPD_RECLAIM)
+#define __GFP_RETRY_MAYFAIL BM_GFP_RETRY_MAYFAIL
+#define __GFP_NOFAIL BM_GFP_NOFAIL
+#define __GFP_NORETRY BM_GFP_NORETRY
+#define __GFP_ACCOUNT BM_GFP_ACCOUNT
+#define __GFP_COMP BM_GFP_COMP
+#define __GFP_NOWARN BM_GFP_NOWARN
+#define __GFP_ZERO BM_GFP_ZERO
+#define __GFP_RECLAIMABLE BM_GFP_RECLAIMABLE
+#define __GFP_DMA BM_GFP_DMA
+#define GFP_KERNEL (__GFP_RECLAIM | BM_GFP_IO | BM_GFP_FS)
+
+#define MEMCG_DATA_OBJCGS BM_MEMCG_DATA_OBJCGS
+#define MEMCG_DATA_KMEM BM_MEMCG_DATA_KMEM
+#define MEMCG_DATA_FLAGS_MASK BM_MEMCG_DATA_FLAGS_MASK
+
+#define MAX_RECLAIM_RETRIES 16
+#define PAGE_ALLOC_COSTLY_ORDER 3
+#define NR_MEMCG_STOCK_MAX 8
+#define MEM_CGROUP_ID_MAX 65535       /* include/linux/memcontrol.h */
+#define PAGE_COUNTER_MAX_64 (INT64_MAX)  /* scaled by page size in page_counter_max() */
+
+/* mm/page_counter.c */
+struct page_counter {
+    _Atomic long usage;
+    _Atomic long failcnt;
+    _Atomic long emin;
+    _Atomic long min_usage;
+    _Atomic long children_min_usage;
+    _Atomic long elow;
+    _Atomic long low_usage;
+    _Atomic long children_low_usage;
+    _Atomic long watermark;
+    _Atomic long local_watermark;
+    _Atomic long min;
+    _Atomic long low;
+    _Atomic long high;
+    _Atomic long max;
+    bool protection_support;
+    bool track_failcnt;
+    struct page_counter *parent;
+};
+
+long page_counter_max_pages(unsigned page_size);   /* PAGE_COUNTER_MAX = LONG_MAX / PAGE_SIZE */
+void page_counter_init(struct page_counter *c, struct page_counter *parent, long max,
+                       bool protection_support, bool track_failcnt);
+void page_counter_charge(struct page_counter *c, unsigned long nr_pages);
+bool page_counter_try_charge(struct page_counter *c, unsigned long nr_pages,
+                             struct page_counter **fail);
+void page_counter_cancel(struct page_counter *c, unsigned long nr_pages, bool clamp);
+void page_counter_uncharge(struct page_counter *c, unsigned long nr_pages, bool clamp);
+int page_counter_set_max(struct page_counter *c, unsigned long nr_pages);
+void page_counter_set_min(struct page_counter *c, unsigned long nr_pages);
+void page_counter_set_low(struct page_counter *c, unsigned long nr_pages);
+void page_counter_set_high(struct page_counter *c, unsigned long nr_pages);
+void page_counter_reset_watermark(struct page_counter *c);
+
+/* include/linux/memcontrol.h: struct obj_cgroup */
+struct obj_cgroup {
+    int32_t id;
+    _Atomic long refcnt;              /* percpu_ref, collapsed to one atomic */
+    bool dead;                        /* percpu_ref_kill()ed at reparenting */
+    struct mem_cgroup *_Atomic memcg;
+    _Atomic long nr_charged_bytes;
+    struct obj_cgroup *list_next;     /* on memcg->objcg_list once reparented */
+};
+
+/* include/linux/memcontrol.h: struct mem_cgroup (the parts we model) */
+struct mem_cgroup {
+    int32_t id;
+    int32_t state;                    /* BM_MEMCG_ONLINE / BM_MEMCG_DYING */
+    _Atomic int refcnt;               /* css refcount; the online base ref is one of them */
+    struct bm_system *sys;
+    struct mem_cgroup *parent;
+    struct page_counter memory;
+    struct page_counter kmem;         /* cgroup v1 only */
+    struct obj_cgroup *_Atomic objcg; /* NULL once offline */
+    struct obj_cgroup *objcg_list;    /* objcgs reparented into this memcg */
+    _Atomic long memory_events[BM_NR_EVENTS];
+    _Atomic long memory_events_local[BM_NR_EVENTS];
+    _Atomic long stat[BM_NR_STATS];   /* local (own) statistics; memory.stat sums the subtree */
+    _Atomic long nr_pages_over_high;
+    _Atomic long file_pages;          /* reclaimable page cache charged here */
+    _Atomic long anon_pages;
+    _Atomic long charged_pages;       /* bm_try_charge ledger, so bm_uncharge can't underflow */
+    struct mem_cgroup *first_child;   /* tree links (children include dying ones) */
+    struct mem_cgroup *next_sibling;
+};
+
+/* mm/memcontrol.c: struct memcg_stock_pcp and (current) struct obj_stock_pcp */
+struct memcg_stock_pcp {
+    struct mem_cgroup *cached[NR_MEMCG_STOCK_MAX];
+    unsigned int nr_pages[NR_MEMCG_STOCK_MAX];
+    unsigned int drain_idx;           /* round-robin eviction (deterministic stand-in for random) */
+    struct obj_cgroup *cached_objcg;
+    unsigned int nr_bytes;
+};
+
+/* One simulated cpu: its stocks and what runs on it.  Cache-line sized so
+   two cpus driven by two threads never share a line. */
+struct bm_cpu {
+    atomic_flag lock;                 /* local_lock / local_trylock of the stocks */
+    struct memcg_stock_pcp stock;
+    int32_t in_interrupt;
+    struct mem_cgroup *task_memcg;        /* current's memcg; NULL = kthread / no mm */
+    struct mem_cgroup *task_active_memcg; /* current->active_memcg */
+    struct mem_cgroup *int_active_memcg;  /* per-cpu int_active_memcg */
+} __attribute__((aligned(64)));
+
+/* include/linux/mm_types.h: struct page, reduced to what accounting needs */
+struct page {
+    uint64_t memcg_data;              /* owner pointer | MEMCG_DATA_* flags */
+    void *priv;                       /* slab pages: struct slab *; tails: head page */
+    uint8_t kind;                     /* BM_PAGE_* */
+    uint8_t order;
+    uint16_t flags;
+    uint32_t pad;
+};
+
+struct mm_state;                      /* page_alloc.c, slab.c, vmalloc.c, percpu.c */
+
+struct bm_system {
+    struct bm_config cfg;
+    unsigned int page_shift;
+    long page_counter_max;
+    struct bm_cpu *cpus;
+    pthread_mutex_t lock;             /* serialises everything but the charge paths */
+    struct mem_cgroup **memcgs;       /* id -> memcg, MEM_CGROUP_ID_MAX + 1 slots */
+    int32_t nr_memcg_ids;
+    struct mem_cgroup *graveyard;     /* freed memcgs, kept until system free (stale reads stay safe) */
+    struct obj_cgroup **objcgs;       /* id -> objcg */
+    int32_t nr_objcg_ids;
+    _Atomic int nr_dying;
+    struct mm_state *mm;
+};
+
+static inline struct mem_cgroup *root_mem_cgroup(struct bm_system *sys) { return sys->memcgs[0]; }
+static inline bool mem_cgroup_is_root(struct mem_cgroup *m) { return m->id == 0; }
+static inline struct mem_cgroup *parent_mem_cgroup(struct mem_cgroup *m) { return m->parent; }
+static inline bool bm_cpu_valid(struct bm_system *sys, int32_t cpu)
+{
+    return cpu >= 0 && (uint32_t)cpu < sys->cfg.nr_cpus;
+}
+struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id);  /* NULL if stale */
+struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id);
+
+/* ---- memcg_data helpers (include/linux/memcontrol.h), the hot flag bit ops ---- */
+
+static inline struct mem_cgroup *page_memcg(const struct page *page)
+{
+    /* user and KMEM pages of the v5.11 layout: mask the flags off */
+    return (struct mem_cgroup *)(uintptr_t)(page->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
+}
+static inline bool PageMemcgKmem(const struct page *page)
+{
+    return (page->memcg_data & MEMCG_DATA_KMEM) != 0;
+}
+static inline struct obj_cgroup **page_objcgs(const struct page *page)
+{
+    return (struct obj_cgroup **)(uintptr_t)(page->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
+}
+static inline struct obj_cgroup **page_objcgs_check(const struct page *page)
+{
+    uint64_t d = page->memcg_data;
+    if (!d || !(d & MEMCG_DATA_OBJCGS))
+        return NULL;
+    return (struct obj_cgroup **)(uintptr_t)(d & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
+}
+/* KMEM pages of the v5.13+ layout store an objcg */
+static inline struct obj_cgroup *__page_objcg(const struct page *page)
+{
+    return (struct obj_cgroup *)(uintptr_t)(page->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
+}
+/* page_memcg_check / folio_memcg_check: tolerant owner lookup for any page */
+struct mem_cgroup *page_memcg_check(struct bm_system *sys, const struct page *page);
+
+/* ---- memcontrol.c services used by the allocators ---- */
+void css_get(struct mem_cgroup *memcg);
+void css_put(struct mem_cgroup *memcg);
+void obj_cgroup_get(struct obj_cgroup *objcg);
+void obj_cgroup_put(struct obj_cgroup *objcg);
+struct mem_cgroup *obj_cgroup_memcg(struct obj_cgroup *objcg);
+/* memcg_kmem_bypass + the active-memcg rules of the profile; reference taken */
+struct obj_cgroup *get_obj_cgroup_from_current(struct bm_system *sys, int cpu);
+struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu);
+int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp, size_t size);
+void obj_cgroup_uncharge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size);
+int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, uint32_t gfp, int order);
+void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order);
+void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);
+void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val);
+
+/* ---- allocator side, provided by page_alloc.c / slab.c / vmalloc.c / percpu.c ---- */
+int bm_mm_init(struct bm_system *sys);
+void bm_mm_destroy(struct bm_system *sys);
+struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn);   /* NULL if out of range */
+
+#endif /* BPFMEM_INTERNAL_H */

@@ -1,0 +1,2 @@
+/* placeholder so the build has a core source; replaced by the core work */
+#include "internal.h"

@@ -1,0 +1,1 @@
+"""pybpfmem: a userspace model of memcg accounting of BPF maps and programs."""
