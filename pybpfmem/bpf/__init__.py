@@ -1,0 +1,1 @@
+"""The BPF model: bpf() commands, map families, programs and both accounting regimes."""
