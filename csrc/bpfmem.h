@@ -289,6 +289,14 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
 int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int64_t n, uint32_t gfp, uint64_t *addrs);
 int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_t n, int64_t *results);
 
+/* benchmark floors and thread scaling (csrc/bench.c); *ns_per_op gets the result.
+   kind 0: plain per-cpu add; 1: uncontended atomic add; 2: `depth` atomic adds (a
+   depth-d page_counter walk).  bm_bench_threads runs nthreads pthreads acting as cpus
+   0..nthreads-1, each charging and uncharging one page of `memcg` `iters` times through
+   the stock (direct = 0) or straight on the shared page counters (direct = 1). */
+int bm_bench_floor(int32_t kind, int32_t depth, int64_t iters, double *ns_per_op);
+int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t direct, int64_t iters, double *ns_per_op);
+
 /* END CDEF */
 
 #ifdef __cplusplus
