@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 BUILD ?= build/dev
 JOBS ?= 2
 
-.PHONY: run test ext bench fuzz test-asan clean
+.PHONY: run test ext bench fuzz test-asan test-tsan clean
 
 $(STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -27,6 +27,28 @@ test: ext
 
 bench: ext
 	$(PY) -m pybpfmem bench
+
+# The whole suite against a core built with ASan + UBSan (runtime preloaded into Python).
+ASAN_SITE := build/asan/site
+test-asan: $(STAMP)
+	@mkdir -p build
+	flock build/.lock $(VENV)/bin/cmake -S . -B build/asan -G Ninja -DBM_SANITIZE=ON \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
+	flock build/.lock $(VENV)/bin/cmake --build build/asan -j $(JOBS)
+	rm -rf $(ASAN_SITE) && mkdir -p $(ASAN_SITE)
+	rsync -a --exclude '_core*.so' --exclude __pycache__ pybpfmem $(ASAN_SITE)/
+	cp build/asan/_core*.so $(ASAN_SITE)/pybpfmem/
+	cd $(ASAN_SITE) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  PYBPFMEM_SANITIZED=1 $(abspath $(PY)) -m pytest -q -p no:cacheprovider $(abspath tests) -m "not live"
+
+# The C multi-thread stress test under ThreadSanitizer.
+test-tsan: $(STAMP)
+	@mkdir -p build
+	flock build/.lock $(VENV)/bin/cmake -S . -B build/tsan -G Ninja -DBM_TSAN=ON \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
+	flock build/.lock $(VENV)/bin/cmake --build build/tsan -j $(JOBS) --target stress_threads
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/stress_threads
 
 clean:
 	rm -rf build pybpfmem/_core*.so
