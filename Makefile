@@ -36,7 +36,7 @@ test-asan: $(STAMP)
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
 	flock build/.lock $(VENV)/bin/cmake --build build/asan -j $(JOBS)
 	rm -rf $(ASAN_SITE) && mkdir -p $(ASAN_SITE)
-	rsync -a --exclude '_core*.so' --exclude __pycache__ pybpfmem $(ASAN_SITE)/
+	cp -r pybpfmem $(ASAN_SITE)/ && rm -rf $(ASAN_SITE)/pybpfmem/_core*.so $(ASAN_SITE)/pybpfmem/__pycache__
 	cp build/asan/_core*.so $(ASAN_SITE)/pybpfmem/
 	cd $(ASAN_SITE) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
