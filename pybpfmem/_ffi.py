@@ -1,0 +1,76 @@
+"""Loading the C core and turning its negative errnos into OSError."""
+
+from __future__ import annotations
+
+import errno as _errno
+import operator
+import os
+from typing import Any
+
+from ._core import ffi, lib  # noqa: F401  (re-exported)
+
+__all__ = ["ffi", "lib", "check", "raise_errno", "errno_name", "as_int", "u64", "u32", "i32", "i64"]
+
+
+def errno_name(err: int) -> str:
+    return _errno.errorcode.get(err, f"errno {err}")
+
+
+def raise_errno(err: int, message: str) -> None:
+    """Raise OSError(err, message) (err positive)."""
+    raise OSError(err, f"{message}: {errno_name(err)} ({os.strerror(err)})")
+
+
+def check(rc: int, what: str) -> int:
+    """Return rc if it is >= 0, else raise OSError(-rc) naming ``what``.
+
+    ``what`` is the C function (and, where useful, the arguments) so the
+    message says which kernel check refused the call.
+    """
+    if rc < 0:
+        err = -rc
+        raise OSError(err, f"{what} failed: {errno_name(err)} ({os.strerror(err)})")
+    return rc
+
+
+# --- argument checks (TypeError/ValueError before any C call) ---
+U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
+I32_MAX = (1 << 31) - 1
+I64_MAX = (1 << 63) - 1
+
+
+def as_int(value: Any, what: str, lo: int, hi: int) -> int:
+    """Accept an int (or an integer-like such as numpy.int64) in [lo, hi].
+
+    bool and float are rejected with TypeError, out-of-range values with
+    ValueError.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if type(value) is not int:
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    if value < lo:
+        raise ValueError(f"{what} must be >= {lo}, got {value}")
+    if value > hi:
+        raise ValueError(f"{what} must be <= {hi}, got {value}")
+    return value
+
+
+def u64(value: Any, what: str) -> int:
+    return as_int(value, what, 0, U64_MAX)
+
+
+def u32(value: Any, what: str) -> int:
+    return as_int(value, what, 0, U32_MAX)
+
+
+def i32(value: Any, what: str) -> int:
+    return as_int(value, what, 0, I32_MAX)
+
+
+def i64(value: Any, what: str) -> int:
+    return as_int(value, what, 0, I64_MAX)

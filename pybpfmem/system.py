@@ -1,0 +1,747 @@
+"""System: one simulated machine (cpus, page size, kernel profile, cgroup tree,
+tasks, page frames) on top of one C ``bm_system``.
+
+Contexts.  Every simulated cpu has a `current`: nothing (a kworker), a task
+(``with task.running(cpu):``), an interrupt (``with sys.in_interrupt(cpu):``)
+and an active memcg (``with sys.active_memcg(cg):``, set_active_memcg()).
+The System keeps a stack of the contexts entered from Python; the innermost
+one decides the cpu the allocation calls run on (``current_cpu``).
+Allocations with no context raise OSError(EINVAL); frees with no context run
+on cpu 0 as a kworker (a free uncharges whoever the object records, so the
+context matters only for which per-cpu stock is used).
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from typing import Any, Iterable
+
+import numpy as np
+
+from ._ffi import as_int, check, ffi, lib
+from .bpf.system_api import BpfSystemMixin
+from .cgroup import MemCgroup, _cdata_to_py
+from .constants import GfpFlags, page_counter_max
+from .profiles import CURRENT_PROFILE, Profile, get_profile
+from .task import Task
+
+__all__ = ["System", "KmemCache", "OP_DTYPE"]
+
+#: numpy mirror of struct bm_op (csrc/bpfmem.h)
+OP_DTYPE = np.dtype([
+    ("op", "u1"), ("pad0", "u1"), ("cpu", "<u2"), ("gfp", "<u4"),
+    ("handle", "<i4"), ("pad1", "<i4"), ("arg", "<u8"),
+])
+
+_U64 = (1 << 64) - 1
+_U32 = (1 << 32) - 1
+_PAGE_KINDS = {0: "free", 1: "kmem", 2: "slab", 3: "user", 4: "tail"}
+_SIZE_RE = re.compile(r"\s*(\d+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*")
+
+
+def parse_size(value: int | str, what: str = "ram") -> int:
+    """Bytes from an int or a string with an optional K/M/G/T suffix (powers of 1024)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{what} must be an int or a str like '8G', not {type(value).__name__}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{what} must be >= 0, got {value}")
+        return value
+    m = _SIZE_RE.fullmatch(value)
+    if not m:
+        raise ValueError(f"cannot parse {what}={value!r} (expected e.g. '512M', '8G')")
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[m.group(2).lower()]
+
+
+def _closed_call(*_args: Any) -> int:
+    raise ValueError("operation on a closed System")
+
+
+class System(BpfSystemMixin):
+    """One simulated machine.  See the module docstring for contexts."""
+
+    MIN_RAM_PAGES = 16
+    MAX_RAM_BYTES = 1 << 46  # 64 TiB
+
+    def __init__(self, nr_cpus: int = 2, page_size: int = 4096, profile: str = CURRENT_PROFILE,
+                 cgroup: str = "v2", ram: int | str = "8G", oom_kill: bool = True) -> None:
+        self._closed = True
+        self._sys = ffi.NULL
+        if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
+            raise TypeError(f"nr_cpus must be an int, not {type(nr_cpus).__name__}")
+        if not 1 <= nr_cpus <= lib.BM_MAX_CPUS:
+            raise ValueError(f"nr_cpus must be in 1..{lib.BM_MAX_CPUS}, got {nr_cpus}")
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")
+        if page_size not in (4096, 16384, 65536):
+            raise ValueError(f"page_size must be 4096, 16384 or 65536, got {page_size}")
+        prof = profile if isinstance(profile, Profile) else get_profile(profile)
+        if not isinstance(cgroup, str):
+            raise TypeError(f"cgroup must be 'v1' or 'v2', not {type(cgroup).__name__}")
+        if cgroup not in ("v1", "v2"):
+            raise ValueError(f"cgroup must be 'v1' or 'v2', got {cgroup!r}")
+        ram_bytes = parse_size(ram)
+        if ram_bytes > self.MAX_RAM_BYTES:
+            raise ValueError(f"ram={ram!r} is larger than {self.MAX_RAM_BYTES >> 40}T")
+        if ram_bytes // page_size < self.MIN_RAM_PAGES:
+            raise ValueError(f"ram={ram!r} is below {self.MIN_RAM_PAGES} pages of {page_size} bytes")
+        if not isinstance(oom_kill, bool):
+            raise TypeError(f"oom_kill must be a bool, not {type(oom_kill).__name__}")
+
+        self.nr_cpus = nr_cpus
+        self.page_size = page_size
+        self.profile = prof
+        self.cgroup_version = cgroup
+        self.ram_bytes = ram_bytes
+        self.oom_kill = oom_kill
+        self.gfp: GfpFlags = prof.gfp
+        self._pcmax = page_counter_max(page_size)
+
+        cfg = ffi.new("struct bm_config *")
+        cfg.nr_cpus = nr_cpus
+        cfg.page_size = page_size
+        cfg.cgroup_v1 = 1 if cgroup == "v1" else 0
+        cfg.oom_kill_current = 1 if oom_kill else 0
+        cfg.ram_pages = ram_bytes // page_size
+        cfg.profile = prof.to_cdata(ffi)[0]
+        check(lib.bm_config_check(cfg), "bm_config_check")
+        sp = lib.bm_system_new(cfg)
+        if sp == ffi.NULL:
+            raise MemoryError("bm_system_new failed")
+        self._sys = sp
+        self._closed = False
+
+        # preallocated out-parameters (the hot paths reuse them)
+        self._info = ffi.new("struct bm_memcg_info *")
+        self._out_u64 = ffi.new("uint64_t *")
+        self._out_i32 = ffi.new("int32_t *")
+        self._out_i32b = ffi.new("int32_t *")
+        self._bind()
+
+        # registries (per System, never module level)
+        self._memcgs: dict[int, MemCgroup] = {}
+        self._tasks: dict[int, Task] = {}
+        self._next_pid = 1000
+        self._caches: list[KmemCache] = []
+        # context state
+        self._frames: list[tuple[str, int, Any]] = []
+        self._cpu = -1                                   # current cpu, -1 = no context
+        self._cpu_task: list[Task | None] = [None] * nr_cpus
+        self._irq_depth = [0] * nr_cpus
+        self._task_active = [-1] * nr_cpus               # current->active_memcg of the cpu's task
+
+        self.root = MemCgroup(self, 0, None, "")
+        self._memcgs[0] = self.root
+        super().__init__()
+
+    def _bind(self) -> None:
+        names = ("kmalloc", "kfree", "kvmalloc", "kvfree", "vmalloc", "vfree", "alloc_pages",
+                 "free_pages", "alloc_percpu", "free_percpu", "kmem_cache_alloc", "kmem_cache_free")
+        for n in names:
+            setattr(self, "_c_" + n, _closed_call if self._closed else getattr(lib, "bm_" + n))
+
+    # ------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Free the C system.  Every later call raises ValueError."""
+        if self._closed:
+            return
+        self._closed = True
+        sp, self._sys = self._sys, ffi.NULL
+        self._bind()
+        for cg in getattr(self, "_memcgs", {}).values():
+            cg._sysp = ffi.NULL
+            cg._try_charge = _closed_call
+            cg._uncharge = _closed_call
+        lib.bm_system_free(sp)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __enter__(self) -> System:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise ValueError("operation on a closed System")
+
+    def __repr__(self) -> str:
+        return (f"<System profile={self.profile.name} cgroup={self.cgroup_version} "
+                f"nr_cpus={self.nr_cpus} page_size={self.page_size}{' closed' if self._closed else ''}>")
+
+    # ------------------------------------------------------------ cgroups
+    def _register(self, cg: MemCgroup) -> None:
+        old = self._memcgs.get(cg.id)
+        if old is not None:
+            old._freed = True  # the core reused a freed id
+        self._memcgs[cg.id] = cg
+
+    def memcg_by_id(self, memcg_id: int) -> MemCgroup:
+        """The MemCgroup with this C handle (online or dying); ENOENT otherwise."""
+        memcg_id = as_int(memcg_id, "memcg id", -(1 << 31), (1 << 31) - 1)
+        cg = self._memcgs.get(memcg_id)
+        if cg is None or (cg._removed and not cg.dying):
+            raise OSError(errno.ENOENT, f"memcg_by_id: no memcg with id {memcg_id}")
+        return cg
+
+    def cgroup(self, path: str) -> MemCgroup:
+        """Look a live cgroup up by path ("/a/b")."""
+        cg = self.root
+        for part in [p for p in path.split("/") if p]:
+            try:
+                cg = cg._children[part]
+            except KeyError:
+                raise OSError(errno.ENOENT, f"no cgroup {path!r}") from None
+        return cg
+
+    def _memcg_arg(self, cg: MemCgroup, what: str) -> int:
+        if not isinstance(cg, MemCgroup):
+            raise TypeError(f"{what}: expected a MemCgroup, not {type(cg).__name__}")
+        if cg.system is not self:
+            raise ValueError(f"{what}: cgroup belongs to another System")
+        return cg.id
+
+    @property
+    def dying_cgroups(self) -> int:
+        """Removed memcgs the core still keeps (charges or references left)."""
+        self._require_open()
+        return check(lib.bm_system_nr_dying(self._sys), "bm_system_nr_dying")
+
+    def drain_all_stock(self, cg: MemCgroup | None = None) -> None:
+        """drain_all_stock(root_memcg): return every cpu's cached pages/bytes of cg's subtree."""
+        self._require_open()
+        mid = 0 if cg is None else self._memcg_arg(cg, "drain_all_stock")
+        check(lib.bm_drain_all_stock(self._sys, mid), f"bm_drain_all_stock({mid})")
+
+    def drain_local_stock(self, cpu: int) -> None:
+        self._require_open()
+        cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
+        check(lib.bm_drain_local_stock(self._sys, cpu), f"bm_drain_local_stock({cpu})")
+
+    def stock_info(self, cpu: int) -> dict[str, Any]:
+        """The cpu's page and object stock (struct bm_cpu_stock_info)."""
+        self._require_open()
+        cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
+        out = ffi.new("struct bm_cpu_stock_info *")
+        check(lib.bm_stock_info(self._sys, cpu, out), f"bm_stock_info({cpu})")
+        return _cdata_to_py(out)
+
+    def memcg_get(self, cg: MemCgroup) -> None:
+        """css_get()."""
+        self._require_open()
+        mid = self._memcg_arg(cg, "memcg_get")
+        check(lib.bm_memcg_get(self._sys, mid), f"bm_memcg_get({mid})")
+
+    def memcg_put(self, cg: MemCgroup) -> None:
+        """css_put(); the last put of a dying memcg frees it."""
+        self._require_open()
+        mid = self._memcg_arg(cg, "memcg_put")
+        check(lib.bm_memcg_put(self._sys, mid), f"bm_memcg_put({mid})")
+
+    def check(self) -> None:
+        """Verify the core's invariants; AssertionError with the core's message if broken."""
+        self._require_open()
+        buf = ffi.new("char[]", 512)
+        rc = lib.bm_system_check(self._sys, buf, 512)
+        if rc != 0:
+            raise AssertionError(f"bm_system_check: {ffi.string(buf).decode(errors='replace')} (rc={rc})")
+
+    @property
+    def ram_used_pages(self) -> int:
+        self._require_open()
+        return check(int(lib.bm_ram_used_pages(self._sys)), "bm_ram_used_pages")
+
+    # ------------------------------------------------------------ tasks
+    def spawn(self, cgroup: MemCgroup | None = None, uid: int = 0) -> Task:
+        """fork() a task into ``cgroup`` (default root) with ``uid``; pids start at 1000."""
+        self._require_open()
+        cg = self.root if cgroup is None else cgroup
+        self._memcg_arg(cg, "spawn")
+        uid = as_int(uid, "uid", 0, _U32 - 1)
+        if not cg.online:
+            raise OSError(errno.ENODEV, f"spawn: cgroup {cg.path!r} was removed")
+        task = Task(self, self._next_pid, uid, cg)
+        self._next_pid += 1
+        self._tasks[task.pid] = task
+        return task
+
+    @property
+    def tasks(self) -> list[Task]:
+        return [t for t in self._tasks.values() if t.alive]
+
+    # ------------------------------------------------------------ contexts
+    @property
+    def current_cpu(self) -> int | None:
+        return None if self._cpu < 0 else self._cpu
+
+    @property
+    def current_task(self) -> Task | None:
+        return None if self._cpu < 0 else self._cpu_task[self._cpu]
+
+    def _push(self, kind: str, cpu: int, payload: Any) -> None:
+        self._frames.append((kind, cpu, payload))
+        self._cpu = cpu
+
+    def _pop(self, kind: str, cpu: int) -> Any:
+        frames = self._frames
+        for i in range(len(frames) - 1, -1, -1):
+            if frames[i][0] == kind and frames[i][1] == cpu:
+                frame = frames.pop(i)
+                self._cpu = frames[-1][1] if frames else -1
+                if i != len(frames):
+                    raise RuntimeError(f"{kind} context on cpu {cpu} left out of order")
+                return frame[2]
+        raise RuntimeError(f"no {kind} context on cpu {cpu} to leave")  # pragma: no cover
+
+    def _sync_cpu(self, cpu: int) -> None:
+        task = self._cpu_task[cpu]
+        memcg = -1 if task is None else task.cgroup.id
+        check(lib.bm_set_task(self._sys, cpu, memcg, self._task_active[cpu]),
+              f"bm_set_task(cpu={cpu}, memcg={memcg})")
+
+    def _enter_task(self, task: Task, cpu: int) -> None:
+        self._require_open()
+        if not task.alive:
+            raise RuntimeError(f"task {task.pid} cannot run: it was {'killed' if task.killed else 'exited'}")
+        occupant = self._cpu_task[cpu]
+        if occupant is not None and occupant is not task:
+            raise RuntimeError(f"cpu {cpu} is already running task {occupant.pid}")
+        if task._cpu is not None and task._cpu != cpu:
+            raise RuntimeError(f"task {task.pid} is already running on cpu {task._cpu}")
+        if self._irq_depth[cpu]:
+            raise RuntimeError(f"cpu {cpu} is in interrupt context; a task cannot be scheduled in")
+        if occupant is None:
+            check(lib.bm_set_task(self._sys, cpu, task.cgroup.id, -1),
+                  f"bm_set_task(cpu={cpu}, memcg={task.cgroup.id})")
+            self._cpu_task[cpu] = task
+            self._task_active[cpu] = -1
+            task._cpu = cpu
+        task._depth += 1
+        self._push("task", cpu, task)
+
+    def _exit_task(self, task: Task, cpu: int) -> None:
+        try:
+            self._pop("task", cpu)
+        finally:
+            task._depth -= 1
+            if task._depth == 0 and not self._closed:
+                self._reap_oom_victim(cpu)
+                lib.bm_set_task(self._sys, cpu, -1, -1)
+                self._cpu_task[cpu] = None
+                self._task_active[cpu] = -1
+                task._cpu = None
+                if task.killed:
+                    task.exited = True
+                    task._drop_ref()
+
+    def _reap_oom_victim(self, cpu: int) -> None:
+        """bm_take_oom_victim: was the task on ``cpu`` chosen by the memcg OOM killer?"""
+        task = self._cpu_task[cpu]
+        if task is None or not self.oom_kill or task.killed:
+            return
+        if lib.bm_take_oom_victim(self._sys, cpu) > 0:
+            task._oom_killed()
+
+    def _charge_failed(self, rc: int, cpu: int, what: str) -> None:
+        if 0 <= cpu < self.nr_cpus and not self._closed:
+            self._reap_oom_victim(cpu)
+        check(rc, what)
+
+    def in_interrupt(self, cpu: int) -> _Interrupt:
+        """``with sys.in_interrupt(cpu):`` — hard/soft irq on ``cpu`` (in_interrupt() true)."""
+        cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
+        return _Interrupt(self, cpu)
+
+    def active_memcg(self, cg: MemCgroup | None) -> _ActiveMemcg:
+        """``with sys.active_memcg(cg):`` — set_active_memcg() in the innermost context."""
+        mid = -1 if cg is None else self._memcg_arg(cg, "active_memcg")
+        return _ActiveMemcg(self, mid)
+
+    # ------------------------------------------------------------ allocations
+    def _no_context(self, what: str) -> None:
+        raise OSError(errno.EINVAL, f"{what}: no current context (use task.running(), "
+                                    f"sys.in_interrupt() or run it from a task)")
+
+    def _fail(self, rc: int, cpu: int, what: str) -> None:
+        if rc == -errno.ENOMEM:
+            self._reap_oom_victim(cpu)
+        check(rc, what)
+
+    def kmalloc(self, size: int, gfp: int) -> int:
+        """kmalloc(size, gfp) in the current context; returns the object's address."""
+        if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
+            size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("kmalloc")
+        out = self._out_u64
+        rc = self._c_kmalloc(self._sys, cpu, size, gfp, out)
+        if rc < 0:
+            self._fail(rc, cpu, f"bm_kmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def kfree(self, addr: int) -> None:
+        """kfree(addr): uncharges the objcg recorded for the object."""
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_kfree(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_kfree(addr={addr:#x})")
+
+    def kvmalloc(self, size: int, gfp: int) -> int:
+        """kvmalloc(): kmalloc below the kernel's threshold, else vmalloc (mm/util.c)."""
+        if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
+            size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("kvmalloc")
+        out = self._out_u64
+        rc = self._c_kvmalloc(self._sys, cpu, size, gfp, out)
+        if rc < 0:
+            self._fail(rc, cpu, f"bm_kvmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def kvfree(self, addr: int) -> None:
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_kvfree(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_kvfree(addr={addr:#x})")
+
+    def vmalloc(self, size: int, gfp: int) -> int:
+        """__vmalloc(size, gfp): each backing page charged as kmem with __GFP_ACCOUNT."""
+        if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
+            size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("vmalloc")
+        out = self._out_u64
+        rc = self._c_vmalloc(self._sys, cpu, size, gfp, out)
+        if rc < 0:
+            self._fail(rc, cpu, f"bm_vmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def vfree(self, addr: int) -> None:
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_vfree(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_vfree(addr={addr:#x})")
+
+    def alloc_pages(self, order: int, gfp: int) -> int:
+        """alloc_pages(gfp, order) (+ __memcg_kmem_charge_page with __GFP_ACCOUNT); returns the pfn."""
+        if type(order) is not int or type(gfp) is not int or order < 0 or order > 63 or gfp < 0 or gfp > _U32:
+            order, gfp = as_int(order, "order", 0, 63), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("alloc_pages")
+        out = self._out_u64
+        rc = self._c_alloc_pages(self._sys, cpu, order, gfp, out)
+        if rc < 0:
+            self._fail(rc, cpu, f"bm_alloc_pages(order={order}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def free_pages(self, pfn: int, order: int) -> None:
+        if type(pfn) is not int or type(order) is not int or pfn < 0 or pfn > _U64 or order < 0 or order > 63:
+            pfn, order = as_int(pfn, "pfn", 0, _U64), as_int(order, "order", 0, 63)
+        cpu = self._cpu
+        rc = self._c_free_pages(self._sys, cpu if cpu >= 0 else 0, pfn, order)
+        if rc < 0:
+            check(rc, f"bm_free_pages(pfn={pfn}, order={order})")
+
+    def alloc_percpu(self, size: int, align: int, gfp: int) -> int:
+        """__alloc_percpu_gfp(size, align, gfp): charges pcpu_obj_full_size to the objcg."""
+        if type(size) is not int or type(align) is not int or type(gfp) is not int or size < 0 \
+                or size > _U64 or align < 0 or align > _U64 or gfp < 0 or gfp > _U32:
+            size = as_int(size, "size", 0, _U64)
+            align = as_int(align, "align", 0, _U64)
+            gfp = as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("alloc_percpu")
+        out = self._out_u64
+        rc = self._c_alloc_percpu(self._sys, cpu, size, align, gfp, out)
+        if rc < 0:
+            self._fail(rc, cpu, f"bm_alloc_percpu(size={size}, align={align}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def free_percpu(self, addr: int) -> None:
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_free_percpu(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_free_percpu(addr={addr:#x})")
+
+    def ksize(self, addr: int) -> int:
+        self._require_open()
+        addr = as_int(addr, "addr", 0, _U64)
+        out = ffi.new("uint64_t *")
+        check(lib.bm_ksize(self._sys, addr, out), f"bm_ksize(addr={addr:#x})")
+        return int(out[0])
+
+    def kmem_cache_create(self, name: str, size: int, flags: int = 0) -> KmemCache:
+        """kmem_cache_create(name, size, 0, flags, NULL); SLAB_ACCOUNT makes objects accounted."""
+        self._require_open()
+        if not isinstance(name, str) or not name:
+            raise TypeError("kmem_cache_create: name must be a non-empty str")
+        size = as_int(size, "size", 0, _U64)
+        flags = as_int(flags, "flags", 0, _U32)
+        out = ffi.new("int32_t *")
+        check(lib.bm_kmem_cache_create(self._sys, size, flags, out),
+              f"bm_kmem_cache_create(name={name!r}, size={size}, flags={flags:#x})")
+        cache = KmemCache(self, int(out[0]), name, size, flags)
+        self._caches.append(cache)
+        return cache
+
+    # ------------------------------------------------------------ inspection
+    def page_memcg_data(self, pfn: int) -> int:
+        """The raw page->memcg_data word of the frame ``pfn``."""
+        return int(self._page_info(pfn).memcg_data)
+
+    def _page_info(self, pfn: int) -> Any:
+        self._require_open()
+        pfn = as_int(pfn, "pfn", 0, _U64)
+        out = ffi.new("struct bm_page_info *")
+        check(lib.bm_page_info(self._sys, pfn, out), f"bm_page_info(pfn={pfn})")
+        return out
+
+    def page_info(self, pfn: int) -> dict[str, Any]:
+        """struct bm_page_info of the frame as a dict (kind also by name, -1 ids as None)."""
+        d = _cdata_to_py(self._page_info(pfn))
+        d.pop("pad", None)
+        d["kind_name"] = _PAGE_KINDS.get(d["kind"], str(d["kind"]))
+        for k in ("memcg", "objcg"):
+            if d[k] < 0:
+                d[k] = None
+        return d
+
+    def obj_cgroup_of(self, addr: int) -> tuple[int | None, MemCgroup | None]:
+        """(objcg id, its current memcg) recorded for the object at ``addr``; (None, None)
+        for an unaccounted object."""
+        self._require_open()
+        addr = as_int(addr, "addr", 0, _U64)
+        o, m = self._out_i32, self._out_i32b
+        check(lib.bm_obj_cgroup_of(self._sys, addr, o, m), f"bm_obj_cgroup_of(addr={addr:#x})")
+        objcg, memcg = int(o[0]), int(m[0])
+        if objcg < 0:
+            return None, None
+        return objcg, (self._memcgs.get(memcg) if memcg >= 0 else None)
+
+    def get_obj_cgroup_from_current(self) -> int | None:
+        """get_obj_cgroup_from_current(): the context's objcg with a reference taken, or None."""
+        self._require_open()
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("get_obj_cgroup_from_current")
+        out = self._out_i32
+        check(lib.bm_get_obj_cgroup_from_current(self._sys, cpu, out),
+              f"bm_get_obj_cgroup_from_current(cpu={cpu})")
+        v = int(out[0])
+        return None if v < 0 else v
+
+    def obj_cgroup_get(self, objcg: int) -> None:
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        check(lib.bm_obj_cgroup_get(self._sys, objcg), f"bm_obj_cgroup_get({objcg})")
+
+    def obj_cgroup_put(self, objcg: int) -> None:
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        check(lib.bm_obj_cgroup_put(self._sys, objcg), f"bm_obj_cgroup_put({objcg})")
+
+    def objcg_info(self, objcg: int) -> dict[str, int]:
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        out = ffi.new("struct bm_objcg_info *")
+        check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
+        return _cdata_to_py(out)
+
+    def objcg_memcg(self, objcg: int) -> MemCgroup:
+        """obj_cgroup_memcg(): the memcg the objcg charges now (follows reparenting)."""
+        return self.memcg_by_id(self.objcg_info(objcg)["memcg"])
+
+    # ------------------------------------------------------------ bulk
+    def replay(self, ops: np.ndarray) -> np.ndarray:
+        """Run an array of struct bm_op (dtype OP_DTYPE) in one C call; per-op results."""
+        self._require_open()
+        if not isinstance(ops, np.ndarray) or ops.dtype != OP_DTYPE or ops.ndim != 1:
+            raise TypeError("replay: ops must be a 1-D numpy array of dtype pybpfmem.system.OP_DTYPE")
+        ops = np.ascontiguousarray(ops)
+        n = len(ops)
+        results = np.zeros(n, dtype=np.int64)
+        if n == 0:
+            return results
+        rc = lib.bm_replay(self._sys, ffi.cast("const struct bm_op *", ffi.from_buffer(ops)), n,
+                           ffi.cast("int64_t *", ffi.from_buffer(results)))
+        if rc < 0:
+            check(int(rc), f"bm_replay(n={n})")
+        return results
+
+    @staticmethod
+    def _u64_array(arr: Iterable[int] | np.ndarray, what: str) -> np.ndarray:
+        a = np.asarray(arr)
+        if a.ndim != 1:
+            raise ValueError(f"{what} must be 1-D")
+        if a.dtype == np.uint64:
+            return np.ascontiguousarray(a)
+        if a.dtype.kind not in "iu" or a.dtype == np.bool_:
+            if a.size == 0:
+                return np.zeros(0, dtype=np.uint64)
+            raise TypeError(f"{what} must hold integers, not {a.dtype}")
+        if a.dtype.kind == "i" and a.size and a.min() < 0:
+            raise ValueError(f"{what} must not hold negative values")
+        return np.ascontiguousarray(a, dtype=np.uint64)
+
+    def kmalloc_bulk(self, sizes: np.ndarray, gfp: int) -> np.ndarray:
+        """kmalloc every size in one C call; returns the addresses (0 where an op failed)."""
+        self._require_open()
+        s = self._u64_array(sizes, "sizes")
+        gfp = as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("kmalloc_bulk")
+        n = len(s)
+        addrs = np.zeros(n, dtype=np.uint64)
+        if n == 0:
+            return addrs
+        rc = lib.bm_kmalloc_bulk(self._sys, cpu, ffi.cast("const uint64_t *", ffi.from_buffer(s)), n, gfp,
+                                 ffi.cast("uint64_t *", ffi.from_buffer(addrs)))
+        if rc < 0:
+            check(int(rc), f"bm_kmalloc_bulk(n={n}, gfp={gfp:#x}, cpu={cpu})")
+        if rc > 0:
+            self._reap_oom_victim(cpu)
+        return addrs
+
+    def kfree_bulk(self, addrs: np.ndarray) -> np.ndarray:
+        """kfree every address in one C call; per-op 0 or -errno."""
+        self._require_open()
+        a = self._u64_array(addrs, "addrs")
+        cpu = self._cpu if self._cpu >= 0 else 0
+        n = len(a)
+        results = np.zeros(n, dtype=np.int64)
+        if n == 0:
+            return results
+        rc = lib.bm_kfree_bulk(self._sys, cpu, ffi.cast("const uint64_t *", ffi.from_buffer(a)), n,
+                               ffi.cast("int64_t *", ffi.from_buffer(results)))
+        if rc < 0:
+            check(int(rc), f"bm_kfree_bulk(n={n})")
+        return results
+
+
+class KmemCache:
+    """A kmem_cache (kmem_cache_create); objects are accounted if flags has SLAB_ACCOUNT."""
+
+    __slots__ = ("system", "id", "name", "size", "flags")
+
+    def __init__(self, system: System, cache_id: int, name: str, size: int, flags: int) -> None:
+        self.system = system
+        self.id = cache_id
+        self.name = name
+        self.size = size
+        self.flags = flags
+
+    def __repr__(self) -> str:
+        return f"<KmemCache {self.name} id={self.id} size={self.size} flags={self.flags:#x}>"
+
+    def alloc(self, gfp: int) -> int:
+        """kmem_cache_alloc(cache, gfp) in the current context."""
+        s = self.system
+        if type(gfp) is not int or gfp < 0 or gfp > _U32:
+            gfp = as_int(gfp, "gfp", 0, _U32)
+        cpu = s._cpu
+        if cpu < 0:
+            s._no_context("kmem_cache_alloc")
+        out = s._out_u64
+        rc = s._c_kmem_cache_alloc(s._sys, cpu, self.id, gfp, out)
+        if rc < 0:
+            s._fail(rc, cpu, f"bm_kmem_cache_alloc(cache={self.name}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def free(self, addr: int) -> None:
+        """kmem_cache_free(cache, addr)."""
+        s = self.system
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = s._cpu
+        rc = s._c_kmem_cache_free(s._sys, cpu if cpu >= 0 else 0, self.id, addr)
+        if rc < 0:
+            check(rc, f"bm_kmem_cache_free(cache={self.name}, addr={addr:#x})")
+
+
+class _Interrupt:
+    __slots__ = ("system", "cpu")
+
+    def __init__(self, system: System, cpu: int) -> None:
+        self.system = system
+        self.cpu = cpu
+
+    def __enter__(self) -> System:
+        s, cpu = self.system, self.cpu
+        s._require_open()
+        if s._irq_depth[cpu] == 0:
+            check(lib.bm_set_interrupt(s._sys, cpu, 1), f"bm_set_interrupt(cpu={cpu}, 1)")
+        s._irq_depth[cpu] += 1
+        s._push("irq", cpu, None)
+        return s
+
+    def __exit__(self, *exc: Any) -> None:
+        s, cpu = self.system, self.cpu
+        try:
+            s._pop("irq", cpu)
+        finally:
+            s._irq_depth[cpu] -= 1
+            if s._irq_depth[cpu] == 0 and not s._closed:
+                lib.bm_set_interrupt(s._sys, cpu, 0)
+
+
+class _ActiveMemcg:
+    __slots__ = ("system", "memcg", "cpu", "old", "task_slot")
+
+    def __init__(self, system: System, memcg: int) -> None:
+        self.system = system
+        self.memcg = memcg
+        self.cpu = -1
+        self.old = -1
+        self.task_slot = False
+
+    def __enter__(self) -> System:
+        s = self.system
+        s._require_open()
+        cpu = s._cpu
+        if cpu < 0:
+            s._no_context("active_memcg")
+        old = s._out_i32
+        check(lib.bm_set_active_memcg(s._sys, cpu, self.memcg, old),
+              f"bm_set_active_memcg(cpu={cpu}, memcg={self.memcg})")
+        self.cpu, self.old = cpu, int(old[0])
+        # set_active_memcg() writes current->active_memcg in task context,
+        # the per-cpu int_active_memcg in interrupt context
+        self.task_slot = s._irq_depth[cpu] == 0 and s._cpu_task[cpu] is not None
+        if self.task_slot:
+            s._task_active[cpu] = self.memcg
+        s._push("active", cpu, self)
+        return s
+
+    def __exit__(self, *exc: Any) -> None:
+        s, cpu = self.system, self.cpu
+        try:
+            s._pop("active", cpu)
+        finally:
+            if not s._closed:
+                lib.bm_set_active_memcg(s._sys, cpu, self.old, s._out_i32)
+                if self.task_slot:
+                    s._task_active[cpu] = self.old

@@ -1,0 +1,112 @@
+"""Task: a simulated process (pid, uid, memory cgroup) and its `current` context."""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from ._ffi import as_int, check, lib
+from .bpf.task_api import BpfTaskMixin
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cgroup import MemCgroup
+    from .system import System
+
+
+class Task(BpfTaskMixin):
+    """A process.  It pins its memcg with a css reference (css_set -> css),
+    dropped on migrate and exit, like cgroup_migrate / cgroup_exit."""
+
+    def __init__(self, system: System, pid: int, uid: int, cgroup: MemCgroup) -> None:
+        self.system = system
+        self.pid = pid
+        self.uid = uid
+        self.cgroup = cgroup
+        self.alive = True
+        self.killed = False
+        self.exited = False
+        self._cpu: int | None = None      # the cpu this task is running on
+        self._depth = 0                   # nested running() on that cpu
+        self._holds_ref = False
+        check(lib.bm_memcg_get(system._sys, cgroup.id), f"bm_memcg_get({cgroup.id})")
+        self._holds_ref = True
+        super().__init__()
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else ("killed" if self.killed else "exited")
+        return f"<Task pid={self.pid} uid={self.uid} cgroup={self.cgroup.path} {state}>"
+
+    @property
+    def cpu(self) -> int | None:
+        """The cpu the task is running on (inside ``running()``), else None."""
+        return self._cpu
+
+    def migrate(self, cgroup: MemCgroup) -> None:
+        """Move the task (cgroup_attach_task).  Existing charges stay where they are."""
+        from .cgroup import MemCgroup
+        if not isinstance(cgroup, MemCgroup):
+            raise TypeError(f"cgroup must be a MemCgroup, not {type(cgroup).__name__}")
+        if cgroup.system is not self.system:
+            raise ValueError("cgroup belongs to another System")
+        if not self.alive:
+            raise OSError(errno.ESRCH, f"cgroup_procs_write: task {self.pid} has exited")
+        if not cgroup.online:
+            # cgroup_kn_lock_live() fails for a removed cgroup
+            raise OSError(errno.ENODEV, f"cgroup_procs_write: cgroup {cgroup.path!r} was removed")
+        if cgroup is self.cgroup:
+            return
+        sp = self.system._sys
+        check(lib.bm_memcg_get(sp, cgroup.id), f"bm_memcg_get({cgroup.id})")
+        old = self.cgroup
+        self.cgroup = cgroup
+        if self._cpu is not None:  # `current`'s memcg changes at once
+            self.system._sync_cpu(self._cpu)
+        check(lib.bm_memcg_put(sp, old.id), f"bm_memcg_put({old.id})")
+
+    def exit(self) -> None:
+        """do_exit -> cgroup_exit: the task leaves its cgroup and drops its reference."""
+        if self._cpu is not None:
+            raise RuntimeError(f"task {self.pid} is running on cpu {self._cpu}; leave running() first")
+        if self.exited:
+            raise OSError(errno.ESRCH, f"task {self.pid} has already exited")
+        self.alive = False
+        self.exited = True
+        self._drop_ref()
+
+    def _drop_ref(self) -> None:
+        if self._holds_ref:
+            self._holds_ref = False
+            if not self.system._closed:
+                check(lib.bm_memcg_put(self.system._sys, self.cgroup.id), f"bm_memcg_put({self.cgroup.id})")
+
+    def _oom_killed(self) -> None:
+        """Chosen as the memcg OOM victim: SIGKILL; it exits once off the cpu."""
+        self.killed = True
+        self.alive = False
+        if self._cpu is None:
+            self.exited = True
+            self._drop_ref()
+
+    def running(self, cpu: int | None = None) -> _Running:
+        """``with task.running(cpu):`` makes this task `current` on ``cpu``
+        (default pid % nr_cpus)."""
+        if cpu is None:
+            cpu = self.pid % self.system.nr_cpus
+        else:
+            cpu = as_int(cpu, "cpu", 0, self.system.nr_cpus - 1)
+        return _Running(self, cpu)
+
+
+class _Running:
+    __slots__ = ("task", "cpu")
+
+    def __init__(self, task: Task, cpu: int) -> None:
+        self.task = task
+        self.cpu = cpu
+
+    def __enter__(self) -> Task:
+        self.task.system._enter_task(self.task, self.cpu)
+        return self.task
+
+    def __exit__(self, *exc: Any) -> None:
+        self.task.system._exit_task(self.task, self.cpu)
