@@ -236,64 +236,30 @@ def registry(system: Any) -> KObjectRegistry:
     return reg
 
 
+def _fdtable(task: Any) -> Any:
+    """The task's FdTable (pybpfmem.bpf.fd), created on first use if the task has none."""
+    from pybpfmem.bpf.fd import FdTable
+    for name in ("fdtable", "fd_table", "files", "fds"):
+        t = getattr(task, name, None)
+        if isinstance(t, FdTable):
+            return t
+    t = FdTable()
+    task.fdtable = t
+    return t
+
+
 def install_fd(task: Any, obj: Any) -> int:
-    """Put a kernel object into the task's fd table (fd.py API), returning the fd."""
-    for name in ("fd_install", "install_fd", "alloc_fd"):
-        fn = getattr(task, name, None)
-        if callable(fn):
-            return int(fn(obj))
-    table = getattr(task, "fds", None)
-    if table is None:
-        table = getattr(task, "fd_table", None)
-    if table is not None:
-        for name in ("install", "add", "alloc"):
-            fn = getattr(table, name, None)
-            if callable(fn):
-                return int(fn(obj))
-    # last resort: a private table on the task
-    own = getattr(task, "_kobj_fds", None)
-    if own is None:
-        own = {}
-        task._kobj_fds = own
-    fd = 3
-    while fd in own:
-        fd += 1
-    own[fd] = obj
-    return fd
+    """Put a kernel object into the task's fd table (fd_install()), returning the fd."""
+    from pybpfmem.bpf.fd import BpfFile
+    return int(_fdtable(task).install(BpfFile(obj)))
 
 
 def fd_object(task: Any, fd: int) -> Any:
-    """The object behind a task's fd, or raise EBADF (fdget() failing)."""
-    for name in ("fd_get", "fdget", "get_fd", "file_of"):
-        fn = getattr(task, name, None)
-        if callable(fn):
-            try:
-                obj = fn(fd)
-            except OSError:
-                raise
-            except Exception as exc:  # pragma: no cover
-                raise bpf_error(errno.EBADF, f"fd {fd}: {exc}") from exc
-            if obj is None:
-                break
-            return getattr(obj, "obj", obj) if not _is_kobject(obj) else obj
-    table = getattr(task, "fds", None)
-    if table is None:
-        table = getattr(task, "fd_table", None)
-    if table is not None:
-        for name in ("get", "lookup"):
-            fn = getattr(table, name, None)
-            if callable(fn):
-                obj = fn(fd)
-                if obj is not None:
-                    return getattr(obj, "obj", obj) if not _is_kobject(obj) else obj
-    own = getattr(task, "_kobj_fds", {})
-    if fd in own:
-        return own[fd]
-    raise bpf_error(errno.EBADF, f"fd {fd} is not open in task {getattr(task, 'pid', '?')} (fdget)")
-
-
-def _is_kobject(obj: Any) -> bool:
-    return isinstance(obj, (NetDevice, Socket, XdpSocket, CgroupFile, InodeFile, PidFd))
+    """The object behind a task's fd (fdget()); EBADF if the fd is not open."""
+    fn = getattr(task, "fd_object", None)
+    if callable(fn):
+        return fn(fd)
+    return _fdtable(task).get(fd).obj
 
 
 def current_task(system: Any) -> Any:
