@@ -1,5 +1,260 @@
-"""BPF state and program-side helpers of a System (placeholder, filled by the BPF model work)."""
+"""BPF state of a System and the program-side (helper) calls.
+
+`System` inherits BpfSystemMixin.  The BPF state lives in one BpfState
+object per System, created on first use (so many Systems never share it).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .errors import BpfError
+from .fd import Bpffs, IdAllocator, obj_put
+from .map import BPFTOOL_TYPE_NAMES, BpfMap
+from .regime import BpfProfile, Gfp, RlimitState, bpf_profile_for, gfp_for, map_charge_finish
+from .sizes import StructSizes, sizes_for
+
+
+@dataclass
+class BpfState:
+    """Everything BPF a System holds: ids, bpffs, pending work, users, sysctls."""
+
+    system: Any
+    bprof: BpfProfile
+    sizes: StructSizes
+    gfp: Gfp
+    map_ids: IdAllocator = field(default_factory=IdAllocator)
+    prog_ids: IdAllocator = field(default_factory=IdAllocator)
+    bpffs: Bpffs = field(default_factory=Bpffs)
+    rlimit: RlimitState = field(default_factory=RlimitState)
+    pending: list[Callable[[], None]] = field(default_factory=list)
+    settle: bool = True
+    unprivileged_bpf_disabled: int = 2
+    jit_current: int = 0
+    live_maps: dict[int, BpfMap] = field(default_factory=dict)   # python id -> map, until freed
+    live_progs: dict[int, Any] = field(default_factory=dict)
+
+    def queue_work(self, fn: Callable[[], None]) -> None:
+        self.pending.append(fn)
+
+    def run_deferred(self) -> int:
+        """Run queued work items (and any they queue); returns how many ran."""
+        n = 0
+        while self.pending:
+            fn = self.pending.pop(0)
+            fn()
+            n += 1
+        return n
+
+    def map_free_deferred(self, m: BpfMap) -> None:
+        """Mirrors bpf_map_free_deferred(), kernel/bpf/syscall.c: release the saved
+        memcg/objcg (before ops->map_free, as the final v5.11 series orders it),
+        ops->map_free, then (v5.10) bpf_map_charge_finish()."""
+        self.release_map_memcg(m)
+        m.free()
+        m.free_all()
+        if self.bprof.rlimit:
+            map_charge_finish(self.rlimit, m.memory)
+        m.freed = True
+        self.live_maps.pop(id(m), None)
+
+    def save_map_memcg(self, m: BpfMap) -> None:
+        """Mirrors bpf_map_save_memcg(): v5.11 get_mem_cgroup_from_mm(current->mm)
+        (css ref); v6.0+ get_obj_cgroup_from_current() (NULL for root)."""
+        sysm = self.system
+        if self.bprof.map_memcg == "memcg":
+            cg = m.creator.cgroup
+            sysm.memcg_get(cg)
+            m.memcg = cg
+        elif self.bprof.map_memcg == "objcg":
+            m.objcg = sysm.get_obj_cgroup_from_current()
+        m.memcg_saved = True
+
+    def release_map_memcg(self, m: BpfMap) -> None:
+        """Mirrors bpf_map_release_memcg()."""
+        if not m.memcg_saved:
+            return
+        if m.memcg is not None:
+            self.system.memcg_put(m.memcg)
+            m.memcg = None
+        if m.objcg is not None:
+            self.system.obj_cgroup_put(m.objcg)
+            m.objcg = None
+        m.memcg_saved = False
+
+    def prog_free_deferred(self, p: Any) -> None:
+        p.free_all()
+        self.live_progs.pop(id(p), None)
 
 
 class BpfSystemMixin:
     """Methods a System gets for BPF objects and helpers."""
+
+    @property
+    def bpf_state(self) -> BpfState:
+        st = self.__dict__.get("_bpf_state")
+        if st is None:
+            st = BpfState(self, bpf_profile_for(self),
+                          sizes_for(getattr(self.profile, "name", str(self.profile))),
+                          gfp_for(self))
+            self.__dict__["_bpf_state"] = st
+        return st
+
+    # --- options / sysctls ----------------------------------------------
+    @property
+    def bpf_settle(self) -> bool:
+        """Whether each syscall runs pending deferred work before returning."""
+        return self.bpf_state.settle
+
+    @bpf_settle.setter
+    def bpf_settle(self, value: bool) -> None:
+        self.bpf_state.settle = bool(value)
+
+    @property
+    def unprivileged_bpf_disabled(self) -> int:
+        """sysctl kernel.unprivileged_bpf_disabled (0, 1 or 2; default 2)."""
+        return self.bpf_state.unprivileged_bpf_disabled
+
+    @unprivileged_bpf_disabled.setter
+    def unprivileged_bpf_disabled(self, value: int) -> None:
+        if value not in (0, 1, 2):
+            raise ValueError("unprivileged_bpf_disabled must be 0, 1 or 2")
+        st = self.bpf_state
+        if st.unprivileged_bpf_disabled == 1 and value != 1:
+            raise OSError(errno.EPERM, "unprivileged_bpf_disabled=1 is sticky until reboot")
+        st.unprivileged_bpf_disabled = value
+
+    @property
+    def bpf_struct_sizes(self) -> StructSizes:
+        return self.bpf_state.sizes
+
+    @bpf_struct_sizes.setter
+    def bpf_struct_sizes(self, sizes: StructSizes) -> None:
+        """Override struct sizes (e.g. ``sys.bpf_struct_sizes = sys.bpf_struct_sizes.from_btf()``)."""
+        if not isinstance(sizes, StructSizes):
+            raise TypeError("expected a StructSizes")
+        self.bpf_state.sizes = sizes
+
+    def run_deferred(self) -> int:
+        """Run pending work (bpf_map_free_deferred, program frees); returns the count."""
+        return self.bpf_state.run_deferred()
+
+    # --- bpffs ----------------------------------------------------------
+    def bpffs_ls(self) -> list[str]:
+        return sorted(self.bpf_state.bpffs.entries)
+
+    def bpffs_unlink(self, path: str) -> None:
+        """unlink() of a pinned object: drops the pin's reference (bpf_any_put)."""
+        st = self.bpf_state
+        obj = st.bpffs.entries.pop(path, None)
+        if obj is None:
+            raise OSError(errno.ENOENT, f"bpffs: {path} does not exist")
+        if path in getattr(obj, "pinned", []):
+            obj.pinned.remove(path)
+        obj_put(st, obj)
+        if st.settle:
+            st.run_deferred()
+
+    # --- objects --------------------------------------------------------
+    def bpf_map_by_id(self, map_id: int) -> BpfMap:
+        m = self.bpf_state.map_ids.objs.get(map_id)
+        if m is None:
+            raise OSError(errno.ENOENT, f"no map with id {map_id}")
+        return m
+
+    def _iter_maps(self) -> Iterator[BpfMap]:
+        st = self.bpf_state
+        for i in sorted(st.map_ids.objs):
+            yield st.map_ids.objs[i]
+
+    def bpf_maps(self) -> list[dict[str, Any]]:
+        """bpftool `map show -j` per live map, plus "memcg" and "charged" (bytes by
+        kind this map holds on a non-root memcg) and "allocated" (all bytes)."""
+        out = []
+        for m in self._iter_maps():
+            out.append({
+                "id": m.id, "type": BPFTOOL_TYPE_NAMES.get(m.map_type, str(m.map_type)),
+                "name": m.name, "flags": m.map_flags, "bytes_key": m.key_size,
+                "bytes_value": m.value_size, "max_entries": m.max_entries,
+                "bytes_memlock": memlock_of(self.bpf_state, m),
+                "frozen": int(m.frozen), "pinned": list(m.pinned),
+                "memcg": m.memcg_path(), "charged": m.charged_bytes(),
+                "allocated": m.allocated_bytes(),
+                "legacy_pages": m.memory.pages,
+            })
+        return out
+
+    def bpf_progs(self) -> list[dict[str, Any]]:
+        """bpftool `prog show -j` keys per live program plus memcg / charged."""
+        st = self.bpf_state
+        out = []
+        for i in sorted(st.prog_ids.objs):
+            p = st.prog_ids.objs[i]
+            out.append(p.show())
+        return out
+
+    # --- program side: helpers ------------------------------------------
+    def _helper_map(self, map_id: int) -> BpfMap:
+        if self.current_cpu is None:
+            raise OSError(errno.EINVAL, "no current context: run helpers inside "
+                                        "task.running() or system.in_interrupt()")
+        return self.bpf_map_by_id(map_id)
+
+    def helper_map_lookup_elem(self, map_id: int, key: bytes | None) -> bytes | None:
+        """bpf_map_lookup_elem() helper: the value or None (NULL)."""
+        m = self._helper_map(map_id)
+        return m.helper_lookup_elem(key)
+
+    def helper_map_update_elem(self, map_id: int, key: bytes | None, value: bytes,
+                               flags: int = 0) -> int:
+        """bpf_map_update_elem() helper in the current context; returns 0 or -errno."""
+        m = self._helper_map(map_id)
+        try:
+            m.helper_update_elem(key, value, flags)
+        except BpfError as e:
+            return -e.errno
+        return 0
+
+    def helper_map_delete_elem(self, map_id: int, key: bytes | None) -> int:
+        m = self._helper_map(map_id)
+        try:
+            m.helper_delete_elem(key)
+        except BpfError as e:
+            return -e.errno
+        return 0
+
+    def helper_map_push_elem(self, map_id: int, value: bytes, flags: int = 0) -> int:
+        m = self._helper_map(map_id)
+        try:
+            getattr(m, "helper_push_elem", lambda v, f: m.helper_update_elem(None, v, f))(
+                value, flags)
+        except BpfError as e:
+            return -e.errno
+        return 0
+
+    def helper_map_pop_elem(self, map_id: int) -> bytes | int:
+        m = self._helper_map(map_id)
+        try:
+            return m.lookup_and_delete_elem(None)
+        except BpfError as e:
+            return -e.errno
+
+    def helper_map_peek_elem(self, map_id: int) -> bytes | int:
+        m = self._helper_map(map_id)
+        try:
+            return m.lookup_elem(None)
+        except BpfError as e:
+            return -e.errno
+
+
+def memlock_of(st: BpfState, m: BpfMap) -> int:
+    """fdinfo memlock per profile: 5.10 charged pages x PAGE (bpf_map_show_fdinfo);
+    5.11-6.3 bpf_map_memory_footprint(); 6.4+ ops->map_mem_usage()."""
+    kind = st.bprof.memlock
+    if kind == "pages":
+        return m.memory.pages * st.system.page_size
+    if kind == "footprint":
+        return m.memory_footprint()
+    return m.mem_usage()
