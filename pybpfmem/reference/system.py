@@ -1,0 +1,871 @@
+"""The reference System: same public API as pybpfmem.System for the mm layer.
+
+Pure Python, written from the kernel's rules (see memcg.py, objcg.py for what
+is simplified).  Additional simplifications here:
+- simulated RAM is not enforced; slab pages are not modelled: every slab object
+  gets an address in its own page-sized slot, so ``page_memcg_data()`` of that
+  pfn says OBJCGS when the object is accounted;
+- slab and large-kmalloc *node* statistics are not modelled, only memcg ones;
+- a task's cached objcg reference (current->objcg, 6.x) is not modelled.
+"""
+
+from __future__ import annotations
+
+import errno
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ..constants import gfp_flags, GfpFlags
+from . import memcg as M
+from . import objcg as O
+from .slab import (get_order, kmalloc_bucket, kmalloc_max_cache_size, obj_full_size,
+                   pcpu_aligned_size, pcpu_obj_full_size, PCPU_MIN_UNIT_SIZE, vmalloc_nr_pages)
+
+_G_RECLAIMABLE = 0x10
+_G_DIRECT_RECLAIM = 0x400
+_G_NOWARN = 0x2000
+_G_RETRY_MAYFAIL = 0x4000
+_G_NOFAIL = 0x8000
+_G_NORETRY = 0x10000
+_G_ACCOUNT = 0x400000
+GFP_KERNEL = 0xCC0
+SLAB_RECLAIM_ACCOUNT = 0x20000
+SLAB_ACCOUNT = 0x4000000
+MEMCG_DATA_OBJCGS = 0x1
+MEMCG_DATA_KMEM = 0x2
+ZERO_SIZE_PTR = 16
+MAX_PAGE_ORDER = 10
+
+
+@dataclass(frozen=True)
+class RefProfile:
+    """The switches the reference needs (its own table, independent of pybpfmem.profiles)."""
+
+    name: str
+    charge_batch: int
+    nr_memcg_stock: int
+    obj_stock_current: bool        # allow_uncharge rule + stat caching in the object stock
+    kmem_page_objcg: bool          # KMEM pages store objcg|KMEM (v5.13+)
+    kmem_uncharge_via_stock: bool  # __memcg_kmem_uncharge() -> refill_stock() (v5.11-rc4+)
+    drain_obj_stock_direct: bool   # drain_obj_stock() uncharges pages directly (current)
+    failcnt_v1_only: bool
+    clamp_underflow: bool
+    gfp_atomic_forces: bool        # v5.x force rules (_G_ATOMIC, dying task, OOM_FAILED)
+    gfp_high_forces: bool          # current: _G_HIGH forces on nomem
+    max_event_on_force: bool
+    kmem_limit_enforced: bool
+    percpu_ptr_overhead: bool
+    large_kmalloc_memcg_stat: bool
+    stat_kernel: bool
+    stat_vmalloc: bool
+    nospin_no_batch: bool
+    sync_high_enforcement: bool
+    objcg_pins_memcg: bool         # v5.11: a reparented objcg holds a css ref on its memcg
+    objcg_pinned_by_orig_memcg: bool   # 6.x: memcg->orig_objcg
+    kvmalloc_gfp_kernel_only: bool     # v5.11 kvmalloc_node(): no vmalloc fallback w/o GFP_KERNEL
+
+
+_5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page_objcg=False,
+           drain_obj_stock_direct=False, failcnt_v1_only=False, clamp_underflow=False,
+           gfp_atomic_forces=True, gfp_high_forces=False, max_event_on_force=False,
+           kmem_limit_enforced=True, percpu_ptr_overhead=False, large_kmalloc_memcg_stat=False,
+           stat_kernel=False, stat_vmalloc=False, nospin_no_batch=False,
+           sync_high_enforcement=False, objcg_pins_memcg=True, objcg_pinned_by_orig_memcg=False,
+           kvmalloc_gfp_kernel_only=True)
+PROFILES: dict[str, RefProfile] = {
+    "5.10": RefProfile(name="5.10", kmem_uncharge_via_stock=False, **_5X),
+    "5.11": RefProfile(name="5.11", kmem_uncharge_via_stock=True, **_5X),
+    "6.18": RefProfile(name="6.18", charge_batch=64, nr_memcg_stock=7, obj_stock_current=True,
+                       kmem_page_objcg=True, kmem_uncharge_via_stock=True,
+                       drain_obj_stock_direct=True, failcnt_v1_only=True, clamp_underflow=True,
+                       gfp_atomic_forces=False, gfp_high_forces=True, max_event_on_force=True,
+                       kmem_limit_enforced=False, percpu_ptr_overhead=True,
+                       large_kmalloc_memcg_stat=True, stat_kernel=True, stat_vmalloc=True,
+                       nospin_no_batch=True, sync_high_enforcement=True, objcg_pins_memcg=False,
+                       objcg_pinned_by_orig_memcg=True, kvmalloc_gfp_kernel_only=False),
+}
+
+
+def _err(code: int, msg: str) -> OSError:
+    return OSError(code, msg)
+
+
+def memparse(text: str, page_size: int, counter_max: int, max_keyword: str) -> int:
+    """mirrors page_counter_memparse(): 'max' keyword, memparse() suffixes, rounds down."""
+    buf = text.strip()
+    if buf == max_keyword:
+        return counter_max
+    i, base = 0, 10
+    if buf[:2].lower() == "0x" and len(buf) > 2 and buf[2] in "0123456789abcdefABCDEF":
+        i, base = 2, 16
+    elif buf[:1] == "0":
+        base = 8
+    digits = "0123456789abcdef"[:base]
+    val = 0
+    while i < len(buf) and buf[i].lower() in digits:
+        val = (val * base + digits.index(buf[i].lower())) & (2**64 - 1)
+        i += 1
+    if i < len(buf) and buf[i] in "kKmMgGtTpPeE":
+        val = (val << (10 * ("kmgtpe".index(buf[i].lower()) + 1))) & (2**64 - 1)
+        i += 1
+    if i != len(buf):
+        raise _err(errno.EINVAL, f"page_counter_memparse: trailing characters in {text!r}")
+    return min(val // page_size, counter_max)
+
+
+class MemCgroup:
+    """cgroupfs-style view of one memcg (the reference's counterpart of pybpfmem.MemCgroup)."""
+
+    def __init__(self, S: System, st: M.MemCgroupState) -> None:
+        self._S = S
+        self._st = st
+
+    # -- tree
+    name = property(lambda self: self._st.name)
+    id = property(lambda self: self._st.id)
+    online = property(lambda self: self._st.online)
+    dying = property(lambda self: self._st.dying)
+
+    @property
+    def parent(self) -> MemCgroup | None:
+        p = self._st.parent
+        return None if p is None else self._S._wrap(p)
+
+    @property
+    def children(self) -> list[MemCgroup]:
+        return [self._S._wrap(c) for c in self._st.children if c.online]
+
+    @property
+    def path(self) -> str:
+        names = [m.name for m in reversed(self._st.ancestors()) if not m.is_root]
+        return "/" + "/".join(names)
+
+    def mkdir(self, name: str) -> MemCgroup:
+        S, st = self._S, self._st
+        if not st.online:
+            raise _err(errno.ENOENT, "mkdir under a removed cgroup")
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"bad cgroup name {name!r}")
+        if any(c.name == name and c.online for c in st.children):
+            raise _err(errno.EEXIST, f"cgroup {name} exists")
+        child = M.MemCgroupState(S, name, st, S._next_memcg_id())
+        st.children.append(child)
+        S.memcgs[child.id] = child
+        O.memcg_online_kmem(S, child)
+        return S._wrap(child)
+
+    def rmdir(self) -> None:
+        """cgroup_rmdir() then mem_cgroup_css_offline()."""
+        S, st = self._S, self._st
+        if st.is_root:
+            raise _err(errno.EBUSY, "cannot remove the root cgroup")
+        if not st.online:
+            raise _err(errno.ENOENT, "cgroup already removed")
+        if any(c.online for c in st.children):
+            raise _err(errno.EBUSY, "cgroup_rmdir: cgroup has children")
+        if any(t.alive and t.cg_state is st for t in S.tasks.values()):
+            raise _err(errno.EBUSY, "cgroup_rmdir: cgroup has tasks")
+        st.online = False
+        st.memory.set_min(0)
+        st.memory.set_low(0)
+        O.memcg_reparent_objcgs(S, st, cpu=0)      # memcg_offline_kmem()
+        M.drain_all_stock(S, st)
+        M.maybe_free(S, st)
+
+    # -- charging primitives
+    def _ctx(self, cpu: int) -> tuple[Any, bool]:
+        S = self._S
+        S._check_cpu(cpu)
+        ctx = S._ctx[-1] if S._ctx else None
+        if ctx is not None and ctx[1] == cpu:
+            return (ctx[2], ctx[0] == "irq")
+        return (None, False)
+
+    def try_charge(self, nr_pages: int, gfp: int, cpu: int = 0) -> None:
+        S = self._S
+        S._check_nr(nr_pages)
+        task, irq = self._ctx(cpu)
+        if M.try_charge(S, self._st, gfp, nr_pages, cpu, task, irq):
+            raise _err(errno.ENOMEM, f"try_charge: {nr_pages} pages over memory.max of {self.path}")
+        S.raw_charges[self._st.id] = S.raw_charges.get(self._st.id, 0) + nr_pages
+
+    def uncharge(self, nr_pages: int, cpu: int = 0) -> None:
+        """Gives back pages taken with try_charge(): memcg_uncharge() (direct)."""
+        S = self._S
+        S._check_nr(nr_pages)
+        S._check_cpu(cpu)
+        have = S.raw_charges.get(self._st.id, 0)
+        if nr_pages > have:
+            raise _err(errno.EINVAL, f"uncharge of {nr_pages} pages, only {have} charged")
+        S.raw_charges[self._st.id] = have - nr_pages
+        if not self._st.is_root:
+            M.memcg_uncharge(S, self._st, nr_pages)
+
+    def charge_user(self, nr_pages: int, gfp: int = GFP_KERNEL, cpu: int = 0,
+                    file: bool = False) -> None:
+        """mem_cgroup_charge() of a user folio of nr_pages pages."""
+        S, st = self._S, self._st
+        S._check_nr(nr_pages)
+        if not st.online:
+            raise _err(errno.ENOENT, "charge to a removed cgroup")
+        task, irq = self._ctx(cpu)
+        if M.try_charge(S, st, gfp, nr_pages, cpu, task, irq):
+            raise _err(errno.ENOMEM, f"mem_cgroup_charge: {nr_pages} pages over memory.max")
+        M.css_get(st, nr_pages)
+        key = "file" if file else "anon"
+        if file:
+            st.file_pages += nr_pages
+        else:
+            st.anon_pages += nr_pages
+        M.mod_memcg_state(st, key, nr_pages * S.page_size)
+
+    def uncharge_user(self, nr_pages: int, file: bool = False) -> None:
+        """uncharge_batch(): direct uncharge of user pages."""
+        S, st = self._S, self._st
+        S._check_nr(nr_pages)
+        have = st.file_pages if file else st.anon_pages
+        if nr_pages > have:
+            raise _err(errno.EINVAL, f"uncharge_user of {nr_pages} pages, only {have} charged")
+        if file:
+            st.file_pages -= nr_pages
+        else:
+            st.anon_pages -= nr_pages
+        M.mod_memcg_state(st, "file" if file else "anon", -nr_pages * S.page_size)
+        if not st.is_root:
+            M.memcg_uncharge(S, st, nr_pages)
+        M.css_put(S, st, nr_pages)
+
+    @property
+    def usage_pages(self) -> int:
+        return self._st.memory.usage
+
+    def info(self) -> dict[str, Any]:
+        return M.info(self._st)
+
+    # -- files
+    def _fmt(self, pages: int) -> str:
+        return "max" if pages == self._S.page_counter_max else str(pages * self._S.page_size)
+
+    def read(self, name: str) -> str:
+        S, c = self._S, self._st.memory
+        if name == "memory.stat":
+            return "".join(f"{k} {v}\n" for k, v in self.stat().items())
+        if self._st.is_root:
+            raise _err(errno.ENOENT, f"{name} does not exist on the root cgroup")
+        if name in ("memory.events", "memory.events.local"):
+            ev = self.events() if name == "memory.events" else self.events_local()
+            return "".join(f"{k} {v}\n" for k, v in ev.items())
+        simple = {"memory.current": c.usage * S.page_size, "memory.peak": c.watermark * S.page_size}
+        if name in simple:
+            return f"{simple[name]}\n"
+        lim = {"memory.max": c.max, "memory.high": c.high, "memory.low": c.low, "memory.min": c.min}
+        if name in lim:
+            return self._fmt(lim[name]) + "\n"
+        raise _err(errno.ENOENT, f"no file {name}")
+
+    def write(self, name: str, text: str) -> None:
+        S, st = self._S, self._st
+        if st.is_root or name not in ("memory.max", "memory.high", "memory.low", "memory.min"):
+            raise _err(errno.ENOENT, f"no writable file {name}")
+        val = memparse(text, S.page_size, S.page_counter_max, "max")
+        if name == "memory.min":
+            st.memory.set_min(val)
+        elif name == "memory.low":
+            st.memory.set_low(val)
+        elif name == "memory.high":
+            self._write_high(val)
+        else:
+            self._write_max(val)
+
+    def _write_high(self, high: int) -> None:
+        """mirrors memory_high_write(): drain once, bounded reclaim, never fails."""
+        S, st = self._S, self._st
+        if S.profile.sync_high_enforcement:    # current: set high first
+            st.memory.high = high
+        drained, retries = False, M.MAX_RECLAIM_RETRIES
+        while True:
+            usage = st.memory.usage
+            if usage <= high:
+                break
+            if not drained:
+                M.drain_all_stock(S, st)
+                drained = True
+                continue
+            got = M.try_to_free_mem_cgroup_pages(S, st, usage - high)
+            if not got:
+                if not retries:
+                    break
+                retries -= 1
+        st.memory.high = high
+
+    def _write_max(self, mx: int) -> None:
+        """mirrors memory_max_write(): set, drain once, reclaim, then OOM; always succeeds."""
+        S, st = self._S, self._st
+        st.memory.max = mx
+        drained, reclaims = False, M.MAX_RECLAIM_RETRIES
+        while True:
+            usage = st.memory.usage
+            if usage <= mx:
+                break
+            if not drained:
+                M.drain_all_stock(S, st)
+                drained = True
+                continue
+            if reclaims:
+                if not M.try_to_free_mem_cgroup_pages(S, st, usage - mx):
+                    reclaims -= 1
+                continue
+            M.memcg_memory_event(S, st, "oom")
+            if not M.mem_cgroup_out_of_memory(S, st):
+                break
+
+    def stat(self) -> dict[str, int]:
+        s = self._st.stat
+        p = self._S.profile
+        keys = ["anon", "file"] + (["kernel"] if p.stat_kernel else []) + ["percpu", "sock"]
+        keys += (["vmalloc"] if p.stat_vmalloc else []) + ["slab_reclaimable", "slab_unreclaimable"]
+        out = {k: s.get(k, 0) for k in keys}
+        out["slab"] = out["slab_reclaimable"] + out["slab_unreclaimable"]
+        return out
+
+    def events(self) -> dict[str, int]:
+        return dict(self._st.events)
+
+    def events_local(self) -> dict[str, int]:
+        return dict(self._st.events_local)
+
+    def __repr__(self) -> str:
+        return f"<ref MemCgroup {self.path}{' dying' if self.dying else ''}>"
+
+
+class Task:
+    """A simulated process (the reference's counterpart of pybpfmem.Task)."""
+
+    def __init__(self, S: System, pid: int, uid: int, cg: M.MemCgroupState) -> None:
+        self._S = S
+        self.pid = pid
+        self.uid = uid
+        self.cg_state = cg
+        self.alive = True
+        self.killed = False
+        self.active_memcg: M.MemCgroupState | None = None
+        self.nr_pages_over_high = 0
+
+    @property
+    def cgroup(self) -> MemCgroup:
+        return self._S._wrap(self.cg_state)
+
+    def migrate(self, cg: MemCgroup) -> None:
+        if not self.alive:
+            raise _err(errno.ESRCH, "task has exited")
+        if not cg._st.online:
+            raise _err(errno.ENOENT, "migrate to a removed cgroup")
+        self.cg_state = cg._st       # v2: existing charges stay where they are
+
+    def exit(self) -> None:
+        if not self.alive:
+            raise _err(errno.ESRCH, "task has already exited")
+        self.alive = False
+
+    @contextmanager
+    def running(self, cpu: int = 0) -> Iterator[Task]:
+        S = self._S
+        S._check_cpu(cpu)
+        if not self.alive:
+            raise _err(errno.ESRCH, "task has exited")
+        S._ctx.append(("task", cpu, self))
+        try:
+            yield self
+        finally:
+            S._ctx.pop()
+            M.handle_over_high(S, self)     # return to user: mem_cgroup_handle_over_high()
+
+
+class KmemCache:
+    """kmem_cache_create() result."""
+
+    def __init__(self, S: System, name: str, size: int, flags: int) -> None:
+        self._S, self.name, self.size, self.flags = S, name, size, flags
+
+    def alloc(self, gfp: int) -> int:
+        return self._S._slab_alloc(self.size, gfp, self.flags)
+
+    def free(self, addr: int) -> None:
+        self._S.kfree(addr)
+
+
+class System:
+    """The reference model of one simulated machine."""
+
+    def __init__(self, nr_cpus: int = 2, page_size: int = 4096, profile: str = "6.18",
+                 cgroup: str = "v2", ram: str | int = "8G", oom_kill: bool = True) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}")
+        if cgroup not in ("v1", "v2"):
+            raise ValueError(f"cgroup must be 'v1' or 'v2', not {cgroup!r}")
+        if not 1 <= nr_cpus <= 1024 or page_size not in (4096, 16384, 65536):
+            raise ValueError("bad nr_cpus or page_size")
+        self.profile = PROFILES[profile]
+        self.nr_cpus = nr_cpus
+        self.page_size = page_size
+        self.cgroup_version = cgroup
+        self.oom_kill = oom_kill
+        self.gfp: GfpFlags = gfp_flags(has_gfp_atomic=profile != "6.18",
+                                       nowait_nowarn=profile == "6.18")
+        self.page_counter_max = ((1 << 63) - 1) // page_size
+        self.page_stock = [M.PageStock(self.profile.nr_memcg_stock) for _ in range(nr_cpus)]
+        self.obj_stock = [O.ObjStock() for _ in range(nr_cpus)]
+        self._ids = {"memcg": 0, "objcg": 0, "pid": 0, "addr": 0}
+        self.memcgs: dict[int, M.MemCgroupState] = {}
+        self.objcgs: dict[int, O.ObjCgroup] = {}
+        self.tasks: dict[int, Task] = {}
+        self.raw_charges: dict[int, int] = {}
+        self.release_warnings = 0
+        self._wrappers: dict[int, MemCgroup] = {}
+        self._ctx: list[tuple[str, int, Task | None]] = []
+        self._int_active: list[M.MemCgroupState | None] = [None] * nr_cpus
+        self._objects: dict[int, dict[str, Any]] = {}      # addr -> allocation record
+        self._pages: dict[int, dict[str, Any]] = {}        # pfn -> page record
+        root = M.MemCgroupState(self, "", None, self._next_memcg_id())
+        self.memcgs[root.id] = root
+        self._root = root
+        self.memcg_of_counter: dict[int, M.MemCgroupState] = {}
+
+    # -- ids and wrappers
+    def _next_memcg_id(self) -> int:
+        self._ids["memcg"] += 1
+        return self._ids["memcg"]
+
+    def next_objcg_id(self) -> int:
+        self._ids["objcg"] += 1
+        return self._ids["objcg"]
+
+    def _wrap(self, st: M.MemCgroupState) -> MemCgroup:
+        self.memcg_of_counter[id(st.memory)] = st
+        w = self._wrappers.get(st.id)
+        if w is None:
+            w = self._wrappers[st.id] = MemCgroup(self, st)
+        return w
+
+    @property
+    def root(self) -> MemCgroup:
+        return self._wrap(self._root)
+
+    def memcg_by_id(self, mid: int) -> MemCgroup:
+        st = self.memcgs.get(mid)
+        if st is None or st.freed:
+            raise _err(errno.ENOENT, f"no memcg with id {mid}")
+        return self._wrap(st)
+
+    @property
+    def dying_cgroups(self) -> int:
+        return sum(1 for m in self.memcgs.values() if m.dying)
+
+    # -- validation
+    def _check_cpu(self, cpu: int) -> None:
+        if not isinstance(cpu, int) or isinstance(cpu, bool):
+            raise TypeError("cpu must be an int")
+        if not 0 <= cpu < self.nr_cpus:
+            raise ValueError(f"cpu {cpu} out of range 0..{self.nr_cpus - 1}")
+
+    @staticmethod
+    def _check_nr(nr: int) -> None:
+        if not isinstance(nr, int) or isinstance(nr, bool):
+            raise TypeError("nr_pages must be an int")
+        if not 1 <= nr <= 1 << 31:
+            raise ValueError(f"nr_pages {nr} out of range")
+
+    # -- tasks and contexts
+    def spawn(self, cgroup: MemCgroup | None = None, uid: int = 0) -> Task:
+        cg = (cgroup or self.root)._st
+        if not cg.online:
+            raise _err(errno.ENOENT, "spawn into a removed cgroup")
+        self._ids["pid"] += 1
+        t = Task(self, self._ids["pid"], uid, cg)
+        self.tasks[t.pid] = t
+        return t
+
+    @contextmanager
+    def in_interrupt(self, cpu: int = 0) -> Iterator[None]:
+        self._check_cpu(cpu)
+        self._ctx.append(("irq", cpu, None))
+        try:
+            yield
+        finally:
+            self._ctx.pop()
+
+    @contextmanager
+    def active_memcg(self, cg: MemCgroup | None) -> Iterator[None]:
+        """mirrors set_active_memcg(): the interrupt slot of the cpu, or the task's field."""
+        if not self._ctx:
+            raise _err(errno.EINVAL, "no current context for set_active_memcg")
+        kind, cpu, task = self._ctx[-1]
+        new = None if cg is None else cg._st
+        if kind == "irq":
+            old, self._int_active[cpu] = self._int_active[cpu], new
+        else:
+            assert task is not None
+            old, task.active_memcg = task.active_memcg, new
+        try:
+            yield
+        finally:
+            if kind == "irq":
+                self._int_active[cpu] = old
+            else:
+                assert task is not None
+                task.active_memcg = old
+
+    @property
+    def current_cpu(self) -> int | None:
+        return self._ctx[-1][1] if self._ctx else None
+
+    @property
+    def current_task(self) -> Task | None:
+        return self._ctx[-1][2] if self._ctx else None
+
+    def _current(self, alloc: bool) -> tuple[int, Task | None, bool, M.MemCgroupState | None]:
+        """(cpu, task, in_irq, active memcg) of the innermost context; kworker on cpu 0."""
+        if not self._ctx:
+            if alloc:
+                raise _err(errno.EINVAL, "no current context: use task.running() or in_interrupt()")
+            return (0, None, False, None)
+        kind, cpu, task = self._ctx[-1]
+        if kind == "irq":
+            return (cpu, None, True, self._int_active[cpu])
+        assert task is not None
+        return (cpu, task, False, task.active_memcg)
+
+    def _charge_target(self) -> tuple[int, Task | None, bool, M.MemCgroupState | None]:
+        """memcg_kmem_bypass() + active memcg / task memcg (no walk yet)."""
+        cpu, task, irq, active = self._current(alloc=True)
+        if active is not None:
+            return cpu, task, irq, active
+        if irq or task is None:
+            return cpu, task, irq, None
+        return cpu, task, irq, task.cg_state
+
+    def get_obj_cgroup_from_current(self) -> int | None:
+        cpu, task, irq, m = self._charge_target()
+        o = O.get_obj_cgroup_from_memcg(m)
+        if o is None:
+            return None
+        O.obj_cgroup_get(o)
+        return o.id
+
+    def obj_cgroup_put(self, objcg: int) -> None:
+        o = self._objcg(objcg)
+        cpu = self._current(alloc=False)[0]
+        O.obj_cgroup_put(self, o, cpu)
+
+    def objcg_memcg(self, objcg: int) -> MemCgroup:
+        return self._wrap(self._objcg(objcg).memcg)
+
+    def _objcg(self, oid: int) -> O.ObjCgroup:
+        o = self.objcgs.get(oid)
+        if o is None or o.released:
+            raise _err(errno.EINVAL, f"no live objcg {oid}")
+        return o
+
+    def memcg_get(self, cg: MemCgroup) -> None:
+        if cg._st.freed:
+            raise _err(errno.EINVAL, "memcg already freed")
+        M.css_get(cg._st)
+
+    def memcg_put(self, cg: MemCgroup) -> None:
+        if cg._st.css_refs <= 0:
+            raise _err(errno.EINVAL, "memcg_put without a reference")
+        M.css_put(self, cg._st)
+
+    def drain_all_stock(self, cg: MemCgroup | None = None) -> None:
+        M.drain_all_stock(self, (cg or self.root)._st)
+
+    # -- page allocator with kmem charging
+    def _new_addr(self, npages: int) -> int:
+        pfn = 0x1000 + self._ids["addr"]
+        self._ids["addr"] += npages
+        return pfn
+
+    def _kmem_charge_page(self, gfp: int, nr: int) -> tuple[int, Any]:
+        """mirrors __memcg_kmem_charge_page(): returns (memcg_data flags, owner) or raises."""
+        if not gfp & _G_ACCOUNT:
+            return 0, None
+        cpu, task, irq, m = self._charge_target()
+        if self.profile.kmem_page_objcg:
+            o = O.get_obj_cgroup_from_memcg(m)
+            if o is None:
+                return 0, None
+            if O.charge_pages(self, o.memcg, gfp, nr, cpu, task, irq):
+                raise _err(errno.ENOMEM, f"obj_cgroup_charge_pages: {nr} pages refused")
+            O.obj_cgroup_get(o)
+            return MEMCG_DATA_KMEM, o
+        if m is None or m.is_root:
+            return 0, None
+        if O.charge_pages(self, m, gfp, nr, cpu, task, irq):
+            raise _err(errno.ENOMEM, f"__memcg_kmem_charge: {nr} pages refused")
+        M.css_get(m)
+        return MEMCG_DATA_KMEM, m
+
+    def _kmem_uncharge_page(self, rec: dict[str, Any], cpu: int) -> None:
+        """mirrors __memcg_kmem_uncharge_page(): via the memcg/objcg stored in the page."""
+        owner, nr = rec["owner"], rec["nr"]
+        if owner is None:
+            return
+        p = self.profile
+        if p.kmem_page_objcg:
+            O.uncharge_pages(self, owner.memcg, nr, cpu, via_stock=True)
+            O.obj_cgroup_put(self, owner, cpu)
+        else:
+            O.uncharge_pages(self, owner, nr, cpu, via_stock=p.kmem_uncharge_via_stock)
+            M.css_put(self, owner)
+
+    def _page_memcg(self, rec: dict[str, Any]) -> M.MemCgroupState | None:
+        owner = rec["owner"]
+        if owner is None:
+            return None
+        return owner.memcg if isinstance(owner, O.ObjCgroup) else owner
+
+    def alloc_pages(self, order: int, gfp: int) -> int:
+        if not 0 <= order <= MAX_PAGE_ORDER:
+            raise _err(errno.EINVAL, f"alloc_pages: order {order} > MAX_PAGE_ORDER")
+        flags, owner = self._kmem_charge_page(gfp, 1 << order)
+        pfn = self._new_addr(1 << order)
+        self._pages[pfn] = dict(kind="pages", order=order, nr=1 << order, flags=flags, owner=owner)
+        return pfn
+
+    def free_pages(self, pfn: int, order: int) -> None:
+        rec = self._pages.get(pfn)
+        if rec is None or rec["kind"] != "pages" or rec["order"] != order:
+            raise _err(errno.EINVAL, f"free_pages: pfn {pfn:#x} order {order} not allocated")
+        del self._pages[pfn]
+        self._kmem_uncharge_page(rec, self._current(alloc=False)[0])
+
+    def page_memcg_data(self, pfn: int) -> int:
+        rec = self._pages.get(pfn)
+        if rec is None:
+            raise _err(errno.EINVAL, f"pfn {pfn:#x} is not allocated")
+        owner = rec["owner"]
+        return 0 if owner is None else (owner.id << 2) | rec["flags"]
+
+    def page_info(self, pfn: int) -> dict[str, Any]:
+        rec = self._pages.get(pfn)
+        if rec is None:
+            raise _err(errno.EINVAL, f"pfn {pfn:#x} is not allocated")
+        m = self._page_memcg(rec)
+        return dict(kind=rec["kind"], order=rec.get("order", 0), flags=rec["flags"],
+                    memcg=None if m is None else self._wrap(m))
+
+    # -- slab
+    def _slab_alloc(self, size: int, gfp: int, cache_flags: int = 0) -> int:
+        """slab_alloc + memcg_slab_{pre,post}_alloc_hook()."""
+        cpu, task, irq, m = self._charge_target()
+        bucket = kmalloc_bucket(size, self.page_size)
+        full = obj_full_size(bucket)
+        reclaim = bool(gfp & _G_RECLAIMABLE or cache_flags & SLAB_RECLAIM_ACCOUNT)
+        key = "slab_reclaimable" if reclaim else "slab_unreclaimable"
+        o = None
+        if gfp & _G_ACCOUNT or cache_flags & SLAB_ACCOUNT:
+            o = O.get_obj_cgroup_from_memcg(m)
+        if o is not None:
+            cur = self.profile.obj_stock_current
+            if O.obj_cgroup_charge(self, o, gfp, full, cpu, task, irq, key if cur else None):
+                raise _err(errno.ENOMEM, f"obj_cgroup_charge: {full} bytes refused")
+            O.obj_cgroup_get(o)
+            if not cur:
+                M.mod_memcg_state(o.memcg, key, full)      # mod_objcg_state()
+        pfn = self._new_addr(1)
+        addr = pfn * self.page_size
+        self._objects[addr] = dict(kind="slab", objcg=o, full=full, key=key, size=size)
+        self._pages[pfn] = dict(kind="slab", nr=1, flags=MEMCG_DATA_OBJCGS if o else 0, owner=o)
+        return addr
+
+    def _slab_free(self, addr: int, rec: dict[str, Any], cpu: int) -> None:
+        """memcg_slab_free_hook()."""
+        o = rec["objcg"]
+        del self._objects[addr]
+        del self._pages[addr // self.page_size]
+        if o is None:
+            return
+        if self.profile.obj_stock_current:
+            O.obj_cgroup_uncharge(self, o, rec["full"], cpu, rec["key"])
+        else:
+            O.obj_cgroup_uncharge(self, o, rec["full"], cpu)
+            M.mod_memcg_state(o.memcg, rec["key"], -rec["full"])
+        O.obj_cgroup_put(self, o, cpu)
+
+    def kmalloc(self, size: int, gfp: int) -> int:
+        if not isinstance(size, int) or size < 0:
+            raise ValueError(f"bad kmalloc size {size!r}")
+        self._current(alloc=True)
+        if size == 0:
+            return ZERO_SIZE_PTR
+        if size <= kmalloc_max_cache_size(self.page_size):
+            return self._slab_alloc(size, gfp)
+        order = get_order(size, self.page_size)             # kmalloc_large()
+        if order > MAX_PAGE_ORDER:
+            raise _err(errno.ENOMEM, f"kmalloc_large: order {order} > MAX_PAGE_ORDER")
+        flags, owner = self._kmem_charge_page(gfp, 1 << order)
+        pfn = self._new_addr(1 << order)
+        rec = dict(kind="large", order=order, nr=1 << order, flags=flags, owner=owner)
+        self._pages[pfn] = rec
+        addr = pfn * self.page_size
+        self._objects[addr] = dict(kind="large", pfn=pfn)
+        if self.profile.large_kmalloc_memcg_stat:
+            M.mod_memcg_state(self._page_memcg(rec), "slab_unreclaimable", self.page_size << order)
+        return addr
+
+    def kfree(self, addr: int) -> None:
+        if addr == ZERO_SIZE_PTR:
+            return
+        rec = self._objects.get(addr)
+        if rec is None or rec["kind"] not in ("slab", "large"):
+            raise _err(errno.EINVAL, f"kfree: {addr:#x} is not a kmalloc address")
+        cpu = self._current(alloc=False)[0]
+        if rec["kind"] == "slab":
+            self._slab_free(addr, rec, cpu)
+            return
+        prec = self._pages.pop(rec["pfn"])
+        del self._objects[addr]
+        if self.profile.large_kmalloc_memcg_stat:
+            M.mod_memcg_state(self._page_memcg(prec), "slab_unreclaimable",
+                              -(self.page_size << prec["order"]))
+        self._kmem_uncharge_page(prec, cpu)
+
+    def kmem_cache_create(self, name: str, size: int, flags: int = 0) -> KmemCache:
+        if not 1 <= size <= kmalloc_max_cache_size(self.page_size):
+            raise ValueError(f"bad cache object size {size}")
+        return KmemCache(self, name, size, flags)
+
+    # -- vmalloc
+    def vmalloc(self, size: int, gfp: int) -> int:
+        """__vmalloc_node_range(): one order-0 page at a time, each charged as a KMEM page."""
+        if not isinstance(size, int) or size <= 0:
+            raise _err(errno.EINVAL, f"vmalloc of {size!r} bytes")
+        cpu = self._current(alloc=True)[0]
+        nr = vmalloc_nr_pages(size, self.page_size)
+        pages: list[dict[str, Any]] = []
+        try:
+            for _ in range(nr):
+                flags, owner = self._kmem_charge_page(gfp, 1)
+                pages.append(dict(kind="vmalloc", nr=1, flags=flags, owner=owner))
+        except OSError:
+            for rec in pages:                                # vfree() of the partial area
+                self._kmem_uncharge_page(rec, cpu)
+            raise
+        if self.profile.stat_vmalloc and gfp & _G_ACCOUNT:
+            for rec in pages:
+                M.mod_memcg_state(self._page_memcg(rec), "vmalloc", self.page_size)
+        addr = (1 << 45) + self._new_addr(nr) * self.page_size
+        self._objects[addr] = dict(kind="vmalloc", pages=pages)
+        return addr
+
+    def vfree(self, addr: int) -> None:
+        rec = self._objects.get(addr)
+        if rec is None or rec["kind"] != "vmalloc":
+            raise _err(errno.EINVAL, f"vfree: {addr:#x} is not a vmalloc address")
+        del self._objects[addr]
+        cpu = self._current(alloc=False)[0]
+        for prec in rec["pages"]:
+            if self.profile.stat_vmalloc and prec["owner"] is not None:
+                M.mod_memcg_state(self._page_memcg(prec), "vmalloc", -self.page_size)
+            self._kmem_uncharge_page(prec, cpu)
+
+    def kvmalloc(self, size: int, gfp: int) -> int:
+        """kvmalloc_node(): kmalloc first, vmalloc fallback only above PAGE_SIZE."""
+        p = self.profile
+        if p.kvmalloc_gfp_kernel_only and (gfp & GFP_KERNEL) != GFP_KERNEL:
+            return self.kmalloc(size, gfp)
+        kgfp = gfp
+        if size > self.page_size:
+            kgfp |= _G_NOWARN
+            if p.kvmalloc_gfp_kernel_only:
+                if not gfp & _G_RETRY_MAYFAIL:
+                    kgfp |= _G_NORETRY
+            else:
+                kgfp &= ~_G_NOFAIL
+                if not gfp & _G_RETRY_MAYFAIL:
+                    kgfp &= ~_G_DIRECT_RECLAIM
+        try:
+            return self.kmalloc(size, kgfp)
+        except OSError as e:
+            if size <= self.page_size or e.errno != errno.ENOMEM:
+                raise
+        return self.vmalloc(size, gfp)
+
+    def kvfree(self, addr: int) -> None:
+        rec = self._objects.get(addr)
+        if rec is not None and rec["kind"] == "vmalloc":
+            self.vfree(addr)
+        else:
+            self.kfree(addr)
+
+    # -- percpu
+    def alloc_percpu(self, size: int, align: int, gfp: int) -> int:
+        """pcpu_alloc() with pcpu_memcg_pre/post_alloc_hook()."""
+        if (not isinstance(size, int) or not isinstance(align, int) or size <= 0
+                or size > PCPU_MIN_UNIT_SIZE or align <= 0 or align > self.page_size
+                or align & (align - 1)):
+            raise _err(errno.EINVAL, f"pcpu_alloc: illegal size ({size}) or align ({align})")
+        cpu, task, irq, m = self._charge_target()
+        o = O.get_obj_cgroup_from_memcg(m) if gfp & _G_ACCOUNT else None
+        full = pcpu_obj_full_size(size, self.nr_cpus, self.profile.percpu_ptr_overhead)
+        if o is not None:
+            if O.obj_cgroup_charge(self, o, gfp, full, cpu, task, irq):
+                raise _err(errno.ENOMEM, f"pcpu_memcg_pre_alloc_hook: {full} bytes refused")
+            O.obj_cgroup_get(o)
+            M.mod_memcg_state(o.memcg, "percpu", full)
+        addr = (1 << 46) + self._new_addr(1) * self.page_size
+        self._objects[addr] = dict(kind="percpu", objcg=o, full=full,
+                                   size=pcpu_aligned_size(size))
+        return addr
+
+    def free_percpu(self, addr: int) -> None:
+        rec = self._objects.get(addr)
+        if rec is None or rec["kind"] != "percpu":
+            raise _err(errno.EINVAL, f"free_percpu: {addr:#x} is not a percpu address")
+        del self._objects[addr]
+        o = rec["objcg"]
+        if o is None:
+            return
+        cpu = self._current(alloc=False)[0]
+        O.obj_cgroup_uncharge(self, o, rec["full"], cpu)     # pcpu_memcg_free_hook()
+        M.mod_memcg_state(o.memcg, "percpu", -rec["full"])
+        O.obj_cgroup_put(self, o, cpu)
+
+    def obj_cgroup_of(self, addr: int) -> tuple[int | None, MemCgroup | None]:
+        rec = self._objects.get(addr)
+        if rec is None:
+            raise _err(errno.EINVAL, f"{addr:#x} is not an allocated address")
+        if rec["kind"] == "large":
+            prec = self._pages[rec["pfn"]]
+            m = self._page_memcg(prec)
+            o = prec["owner"] if isinstance(prec["owner"], O.ObjCgroup) else None
+            return (None if o is None else o.id, None if m is None else self._wrap(m))
+        if rec["kind"] == "vmalloc":
+            first = rec["pages"][0] if rec["pages"] else None
+            m = self._page_memcg(first) if first else None
+            return (None, None if m is None else self._wrap(m))
+        o = rec["objcg"]
+        return (None, None) if o is None else (o.id, self._wrap(o.memcg))
+
+    # -- invariants
+    def check(self) -> None:
+        """Raise AssertionError when an invariant of DESIGN.md is broken."""
+        for m in self.memcgs.values():
+            if m.freed:
+                continue
+            c = m.memory
+            assert not c.underflows, f"{m.name}: page_counter underflow {c.underflows}"
+            assert c.usage >= 0, f"{m.name}: negative usage"
+            assert c.watermark >= c.usage, f"{m.name}: watermark below usage"
+            kids = [k for k in m.children if not k.freed and k.online]
+            if kids and all(k.online for k in m.children if not k.freed):
+                pass
+            assert c.children_min_usage == sum(k.memory.min_usage for k in m.children), \
+                f"{m.name}: children_min_usage"
+            assert c.children_low_usage == sum(k.memory.low_usage for k in m.children), \
+                f"{m.name}: children_low_usage"
+        for o in self.objcgs.values():
+            assert o.nr_charged_bytes >= 0 and o.refcnt >= 0
+        for st in self.obj_stock:
+            assert st.nr_bytes >= 0
