@@ -6,10 +6,9 @@ freeze, BTF load, obj_get_info_by_fd, map_get_fd_by_id and close, plus parsing o
 /proc/self/fdinfo.  Errors come back as ``OSError(errno, message)`` exactly as the
 kernel returned them (bpf() returns -1 and sets errno).
 
-Attr layouts: the byte offsets below follow ``union bpf_attr`` in
-include/uapi/linux/bpf.h.  TODO(uapi): pybpfmem/bpf/uapi.py is the project's one
-source of truth for these; this module keeps only a minimal local table until
-that lands and must then import from it instead.
+Attr layouts and constants come from pybpfmem/bpf/uapi.py, the same description the
+model's dispatcher uses (``union bpf_attr`` of include/uapi/linux/bpf.h); only the
+BPF_BTF_LOAD attr and the ``struct bpf_map_info`` output layout are local here.
 """
 from __future__ import annotations
 
@@ -32,58 +31,30 @@ _NR_BPF = {
     "s390x": 351,
 }
 
-# --- minimal local uapi table (replace with pybpfmem.bpf.uapi) -------------------
-BPF_MAP_CREATE = 0
-BPF_MAP_LOOKUP_ELEM = 1
-BPF_MAP_UPDATE_ELEM = 2
-BPF_MAP_DELETE_ELEM = 3
-BPF_MAP_GET_NEXT_KEY = 4
-BPF_MAP_GET_FD_BY_ID = 14
-BPF_OBJ_GET_INFO_BY_FD = 15
-BPF_BTF_LOAD = 18
-BPF_MAP_LOOKUP_AND_DELETE_ELEM = 21
-BPF_MAP_FREEZE = 22
-BPF_MAP_LOOKUP_BATCH = 24
-BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
-BPF_MAP_UPDATE_BATCH = 26
-BPF_MAP_DELETE_BATCH = 27
+# Constants and attr layouts come from the model's uapi description (one source of truth).
+from ..bpf import uapi as _uapi
+from ..bpf.uapi import (  # noqa: F401  (re-exported for callers of the live binding)
+    BPF_ANY, BPF_EXIST, BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC,
+    BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_MAP_CREATE, BPF_MAP_DELETE_BATCH,
+    BPF_MAP_DELETE_ELEM, BPF_MAP_FREEZE, BPF_MAP_GET_FD_BY_ID, BPF_MAP_GET_NEXT_KEY,
+    BPF_MAP_LOOKUP_AND_DELETE_BATCH, BPF_MAP_LOOKUP_AND_DELETE_ELEM, BPF_MAP_LOOKUP_BATCH,
+    BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_BATCH, BPF_MAP_UPDATE_ELEM, BPF_NOEXIST, BPF_BTF_LOAD,
+    BPF_OBJ_GET_INFO_BY_FD, ENOTSUPP,
+)
 
-MAP_TYPES = {
-    "HASH": 1, "ARRAY": 2, "PROG_ARRAY": 3, "PERF_EVENT_ARRAY": 4, "PERCPU_HASH": 5,
-    "PERCPU_ARRAY": 6, "STACK_TRACE": 7, "CGROUP_ARRAY": 8, "LRU_HASH": 9,
-    "LRU_PERCPU_HASH": 10, "LPM_TRIE": 11, "ARRAY_OF_MAPS": 12, "HASH_OF_MAPS": 13,
-    "DEVMAP": 14, "SOCKMAP": 15, "CPUMAP": 16, "XSKMAP": 17, "SOCKHASH": 18,
-    "CGROUP_STORAGE": 19, "REUSEPORT_SOCKARRAY": 20, "PERCPU_CGROUP_STORAGE": 21,
-    "QUEUE": 22, "STACK": 23, "SK_STORAGE": 24, "DEVMAP_HASH": 25, "STRUCT_OPS": 26,
-    "RINGBUF": 27, "INODE_STORAGE": 28, "TASK_STORAGE": 29, "BLOOM_FILTER": 30,
-    "USER_RINGBUF": 31, "CGRP_STORAGE": 32, "ARENA": 33,
-}
-BPF_F_NO_PREALLOC = 1 << 0
-BPF_F_NO_COMMON_LRU = 1 << 1
-BPF_F_NUMA_NODE = 1 << 2
-BPF_F_RDONLY = 1 << 3
-BPF_F_WRONLY = 1 << 4
-BPF_F_MMAPABLE = 1 << 10
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-ENOTSUPP = 524  # kernel-internal errno that BPF leaks to user space
+MAP_TYPES = {name: t for t, name in _uapi.MAP_TYPE_NAMES.items() if name != "UNSPEC"}
 
-_MAP_CREATE_FMT = "<IIIIIII16sIIIIIQii"   # map_type .. map_token_fd, 80 bytes
-_ELEM_FMT = "<I4xQQQ"                     # map_fd, key, value/next_key, flags
-_BATCH_FMT = "<QQQQIIQQ"                  # in_batch .. flags, 56 bytes
-_INFO_FMT = "<IIQ"                        # bpf_fd, info_len, info
-_GET_FD_BY_ID_FMT = "<III"                # id, next_id, open_flags
+# Not (yet) in uapi.py: the BPF_BTF_LOAD attr and the bpf_map_info output struct.
 _BTF_LOAD_FMT = "<QQIIIIIi"               # btf, log_buf, size, log_size, level, true_size, flags, token
 _MAP_INFO_FMT = "<IIIIII16sIIQQIIIIQQI4x" # struct bpf_map_info (6.x)
 _MAP_INFO_FIELDS = ("type", "id", "key_size", "value_size", "max_entries", "map_flags",
                     "name", "ifindex", "btf_vmlinux_value_type_id", "netns_dev",
                     "netns_ino", "btf_id", "btf_key_type_id", "btf_value_type_id",
                     "btf_vmlinux_id", "map_extra", "hash", "hash_size")
-# ----------------------------------------------------------------------------------
 
-_CMD_NAMES = {v: k for k, v in globals().items()
-              if k.startswith("BPF_") and isinstance(v, int) and k[4:8] in ("MAP_", "OBJ_", "BTF_")}
+_CMD_NAMES = {v: k for k, v in vars(_uapi).items()
+              if k.startswith("BPF_") and isinstance(v, int) and k[4:8] in ("MAP_", "OBJ_", "BTF_")
+              and not k.startswith("BPF_MAP_TYPE_")}
 
 
 def syscall_number(machine: str | None = None) -> int:
@@ -156,9 +127,14 @@ def pack_map_create(map_type: int, key_size: int, value_size: int, max_entries: 
     nb = name.encode()
     if len(nb) > 16:
         raise ValueError("map name longer than BPF_OBJ_NAME_LEN (16)")
-    return struct.pack(_MAP_CREATE_FMT, map_type, key_size, value_size, max_entries, map_flags,
-                       inner_map_fd, numa_node, nb, map_ifindex, btf_fd, btf_key_type_id,
-                       btf_value_type_id, btf_vmlinux_value_type_id, map_extra, 0, 0)
+    return _uapi.pack_attr(BPF_MAP_CREATE, map_type=map_type, key_size=key_size,
+                           value_size=value_size, max_entries=max_entries, map_flags=map_flags,
+                           inner_map_fd=inner_map_fd, numa_node=numa_node, map_name=nb,
+                           map_ifindex=map_ifindex, btf_fd=btf_fd,
+                           btf_key_type_id=btf_key_type_id,
+                           btf_value_type_id=btf_value_type_id,
+                           btf_vmlinux_value_type_id=btf_vmlinux_value_type_id,
+                           map_extra=map_extra)
 
 
 @dataclass
@@ -220,7 +196,7 @@ class BpfMap:
         return ctypes.create_string_buffer(bytes(value), max(n, 1))
 
     def _elem(self, cmd: int, key: ctypes.Array | None, val: ctypes.Array | None, flags: int) -> int:
-        attr = struct.pack(_ELEM_FMT, self.fd, _addr(key), _addr(val), flags)
+        attr = _uapi.pack_attr(cmd, map_fd=self.fd, key=_addr(key), value=_addr(val), flags=flags)
         buf = ctypes.create_string_buffer(attr, len(attr))
         return _sys_bpf_buf(cmd, buf, self._sys)
 
@@ -258,23 +234,24 @@ class BpfMap:
             yield k
 
     def freeze(self) -> None:
-        buf = ctypes.create_string_buffer(struct.pack("<I", self.fd), 4)
-        _sys_bpf_buf(BPF_MAP_FREEZE, buf, self._sys)
+        attr = _uapi.pack_attr(BPF_MAP_FREEZE, map_fd=self.fd)
+        _sys_bpf_buf(BPF_MAP_FREEZE, ctypes.create_string_buffer(attr, len(attr)), self._sys)
 
     # -- batch commands (generic_map_*_batch(), htab_map_*_batch()) ------------------
     def _batch(self, cmd: int, keys: ctypes.Array, values: ctypes.Array | None, count: int,
                in_batch: ctypes.Array | None = None, out_batch: ctypes.Array | None = None,
                elem_flags: int = 0) -> tuple[int, int | None]:
         """Returns (count processed, errno or None); a partial batch is not an exception."""
-        attr = struct.pack(_BATCH_FMT, _addr(in_batch), _addr(out_batch), _addr(keys),
-                           _addr(values), count, self.fd, elem_flags, 0)
+        attr = _uapi.pack_attr(cmd, in_batch=_addr(in_batch), out_batch=_addr(out_batch),
+                               keys=_addr(keys), values=_addr(values), count=count,
+                               map_fd=self.fd, elem_flags=elem_flags, flags=0)
         buf = ctypes.create_string_buffer(attr, len(attr))
         err: int | None = None
         try:
             _sys_bpf_buf(cmd, buf, self._sys)
         except OSError as e:
             err = e.errno
-        done = struct.unpack_from("<I", buf.raw, 32)[0]
+        done = int(_uapi.unpack_attr(cmd, buf.raw)["count"])
         return done, err
 
     def update_batch(self, keys: list[bytes], values: list[bytes], elem_flags: int = 0) -> int:
@@ -377,10 +354,10 @@ def obj_get_info_by_fd(fd: int, sys: _Sys | None = None) -> MapInfo:
     s = sys or _libc()
     n = struct.calcsize(_MAP_INFO_FMT)
     info = ctypes.create_string_buffer(n)
-    attr = struct.pack(_INFO_FMT, fd, n, _addr(info))
+    attr = _uapi.pack_attr(BPF_OBJ_GET_INFO_BY_FD, bpf_fd=fd, info_len=n, info=_addr(info))
     buf = ctypes.create_string_buffer(attr, len(attr))
     _sys_bpf_buf(BPF_OBJ_GET_INFO_BY_FD, buf, s)
-    got = struct.unpack_from("<I", buf.raw, 4)[0]
+    got = int(_uapi.unpack_attr(BPF_OBJ_GET_INFO_BY_FD, buf.raw)["info_len"])
     raw = info.raw[:got] + bytes(n - min(got, n))
     d = dict(zip(_MAP_INFO_FIELDS, struct.unpack(_MAP_INFO_FMT, raw)))
     return MapInfo(type=d["type"], id=d["id"], key_size=d["key_size"],
@@ -391,7 +368,7 @@ def obj_get_info_by_fd(fd: int, sys: _Sys | None = None) -> MapInfo:
 
 def map_get_fd_by_id(map_id: int, open_flags: int = 0) -> int:
     """BPF_MAP_GET_FD_BY_ID: a new fd for an existing map id (needs CAP_SYS_ADMIN)."""
-    attr = struct.pack(_GET_FD_BY_ID_FMT, map_id, 0, open_flags)
+    attr = _uapi.pack_attr(BPF_MAP_GET_FD_BY_ID, start_id=map_id, open_flags=open_flags)
     return sys_bpf(BPF_MAP_GET_FD_BY_ID, attr)
 
 

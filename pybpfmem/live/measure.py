@@ -1,0 +1,300 @@
+"""The measurement campaign behind docs/live-measurements.md.
+
+``python -m pybpfmem.live.measure [section ...]`` runs the live cases and prints
+markdown.  Sections: shapes, inserts, limits, shared, errnos.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Any
+
+from . import bpf as _bpf
+from . import cgroupfs
+from .runner import run_scenario
+
+NO_PREALLOC = _bpf.BPF_F_NO_PREALLOC
+
+# (label, create-step extras, pre-steps)
+def shapes() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    k4v64 = {"key": 4, "value": 64, "max": 1000}
+    inner = [{"op": "create", "map": "inner", "type": "ARRAY", "key": 4, "value": 64, "max": 1000}]
+    S: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
+        ("ARRAY k4 v64 m1000", {"type": "ARRAY", **k4v64}, []),
+        ("ARRAY k4 v8 m10000", {"type": "ARRAY", "key": 4, "value": 8, "max": 10000}, []),
+        ("ARRAY k4 v4096 m1000", {"type": "ARRAY", "key": 4, "value": 4096, "max": 1000}, []),
+        ("ARRAY k4 v64 m1000 MMAPABLE", {"type": "ARRAY", **k4v64, "flags": _bpf.BPF_F_MMAPABLE}, []),
+        ("PERCPU_ARRAY k4 v64 m1000", {"type": "PERCPU_ARRAY", **k4v64}, []),
+        ("HASH k4 v64 m1000", {"type": "HASH", **k4v64}, []),
+        ("HASH k16 v64 m1000", {"type": "HASH", "key": 16, "value": 64, "max": 1000}, []),
+        ("HASH k4 v8 m10000", {"type": "HASH", "key": 4, "value": 8, "max": 10000}, []),
+        ("HASH k4 v64 m1000 NO_PREALLOC", {"type": "HASH", **k4v64, "flags": NO_PREALLOC}, []),
+        ("HASH k4 v8 m10000 NO_PREALLOC", {"type": "HASH", "key": 4, "value": 8, "max": 10000, "flags": NO_PREALLOC}, []),
+        ("LRU_HASH k4 v64 m1000", {"type": "LRU_HASH", **k4v64}, []),
+        ("LRU_HASH k4 v64 m1000 NO_COMMON_LRU", {"type": "LRU_HASH", **k4v64, "flags": _bpf.BPF_F_NO_COMMON_LRU}, []),
+        ("PERCPU_HASH k4 v64 m1000", {"type": "PERCPU_HASH", **k4v64}, []),
+        ("PERCPU_HASH k4 v64 m1000 NO_PREALLOC", {"type": "PERCPU_HASH", **k4v64, "flags": NO_PREALLOC}, []),
+        ("LRU_PERCPU_HASH k4 v64 m1000", {"type": "LRU_PERCPU_HASH", **k4v64}, []),
+        ("RINGBUF 1MiB", {"type": "RINGBUF", "key": 0, "value": 0, "max": 1 << 20}, []),
+        ("USER_RINGBUF 1MiB", {"type": "USER_RINGBUF", "key": 0, "value": 0, "max": 1 << 20}, []),
+        ("QUEUE v64 m1000", {"type": "QUEUE", "key": 0, "value": 64, "max": 1000}, []),
+        ("STACK v64 m1000", {"type": "STACK", "key": 0, "value": 64, "max": 1000}, []),
+        ("LPM_TRIE k8 v64 m1000", {"type": "LPM_TRIE", "key": 8, "value": 64, "max": 1000, "flags": NO_PREALLOC}, []),
+        ("BLOOM_FILTER v64 m1000", {"type": "BLOOM_FILTER", "key": 0, "value": 64, "max": 1000}, []),
+        ("BLOOM_FILTER v8 m10000 extra3", {"type": "BLOOM_FILTER", "key": 0, "value": 8, "max": 10000, "map_extra": 3}, []),
+        ("DEVMAP k4 v4 m1000", {"type": "DEVMAP", "key": 4, "value": 4, "max": 1000}, []),
+        ("DEVMAP_HASH k4 v4 m1000", {"type": "DEVMAP_HASH", "key": 4, "value": 4, "max": 1000}, []),
+        ("CPUMAP k4 v4 m2", {"type": "CPUMAP", "key": 4, "value": 4, "max": 2}, []),
+        ("CPUMAP k4 v4 m64", {"type": "CPUMAP", "key": 4, "value": 4, "max": 64}, []),
+        ("XSKMAP k4 v4 m1000", {"type": "XSKMAP", "key": 4, "value": 4, "max": 1000}, []),
+        ("SOCKMAP k4 v4 m1000", {"type": "SOCKMAP", "key": 4, "value": 4, "max": 1000}, []),
+        ("SOCKHASH k4 v4 m1000", {"type": "SOCKHASH", "key": 4, "value": 4, "max": 1000}, []),
+        ("REUSEPORT_SOCKARRAY k4 v4 m1000", {"type": "REUSEPORT_SOCKARRAY", "key": 4, "value": 4, "max": 1000}, []),
+        ("STACK_TRACE k4 v64 m1000", {"type": "STACK_TRACE", **k4v64}, []),
+        ("STACK_TRACE k4 v1016 m1000", {"type": "STACK_TRACE", "key": 4, "value": 1016, "max": 1000}, []),
+        ("PROG_ARRAY k4 v4 m1000", {"type": "PROG_ARRAY", "key": 4, "value": 4, "max": 1000}, []),
+        ("PERF_EVENT_ARRAY k4 v4 m2", {"type": "PERF_EVENT_ARRAY", "key": 4, "value": 4, "max": 2}, []),
+        ("CGROUP_ARRAY k4 v4 m1000", {"type": "CGROUP_ARRAY", "key": 4, "value": 4, "max": 1000}, []),
+        ("ARRAY_OF_MAPS k4 v4 m1000", {"type": "ARRAY_OF_MAPS", "key": 4, "value": 4, "max": 1000, "inner": "inner"}, inner),
+        ("HASH_OF_MAPS k4 v4 m1000", {"type": "HASH_OF_MAPS", "key": 4, "value": 4, "max": 1000, "inner": "inner"}, inner),
+        ("CGROUP_STORAGE k12 v64", {"type": "CGROUP_STORAGE", "key": 12, "value": 64, "max": 0}, []),
+        ("PERCPU_CGROUP_STORAGE k12 v64", {"type": "PERCPU_CGROUP_STORAGE", "key": 12, "value": 64, "max": 0}, []),
+        ("SK_STORAGE v64", {"type": "SK_STORAGE", "key": 4, "value": 64, "max": 0, "flags": NO_PREALLOC, "btf": "storage"}, []),
+        ("TASK_STORAGE v64", {"type": "TASK_STORAGE", "key": 4, "value": 64, "max": 0, "flags": NO_PREALLOC, "btf": "storage"}, []),
+        ("INODE_STORAGE v64", {"type": "INODE_STORAGE", "key": 4, "value": 64, "max": 0, "flags": NO_PREALLOC, "btf": "storage"}, []),
+        ("CGRP_STORAGE v64", {"type": "CGRP_STORAGE", "key": 4, "value": 64, "max": 0, "flags": NO_PREALLOC, "btf": "storage"}, []),
+    ]
+    return S
+
+
+def _rng(xs: list[int]) -> str:
+    if not xs:
+        return "-"
+    lo, hi = min(xs), max(xs)
+    med = int(statistics.median(xs))
+    return f"{med}" if lo == hi else f"{med} [{lo}..{hi}]"
+
+
+def run_shapes(reps: int = 3, out=sys.stdout) -> None:
+    print("| map | memlock | kmem at create (bytes) | kmem freed at close | usage at create | errno |", file=out)
+    print("|---|---|---|---|---|---|", file=out)
+    for label, spec, pre in shapes():
+        steps = list(pre)
+        for _ in range(reps):
+            steps.append({"op": "create", "map": "m", **spec})
+            steps.append({"op": "close", "map": "m"})
+        r = run_scenario({"steps": steps})
+        cr = [s for s in r.steps if s["op"] == "create" and s.get("map_id") is not None and
+              s["i"] >= len(pre)]
+        cl = [s for s in r.steps if s["op"] == "close"]
+        errs = sorted({s["errno"] for s in r.steps if s["errno"] is not None})
+        mem = sorted({s["memlock"] for s in cr})
+        print(f"| {label} | {', '.join(map(str, mem)) or '-'} | "
+              f"{_rng([s['delta']['A']['kmem'] for s in cr])} | "
+              f"{_rng([-s['delta']['A']['kmem'] for s in cl if s['ok']])} | "
+              f"{_rng([s['delta']['A']['usage'] for s in cr])} | "
+              f"{','.join(map(str, errs)) or '-'}{' ERR ' + r.error if r.error else ''} |", file=out, flush=True)
+
+
+def run_entry(reps: int = 3, out=sys.stdout) -> None:
+    for _ in range(reps):
+        r = run_scenario({"steps": [{"op": "noop"}, {"op": "noop"}]})
+        print(f"- entry (fork, move in, warm-up, one tiny ARRAY created+closed): "
+              f"kmem {r.entry['A']['kmem']}, usage {r.entry['A']['usage']}; "
+              f"empty step deltas kmem {[s['delta']['A']['kmem'] for s in r.steps]}; "
+              f"after exit: A {r.final['A']}, root {r.final['_root']}", file=out, flush=True)
+
+
+def run_inserts(out=sys.stdout) -> None:
+    print("| map | N | memlock after | kmem delta | kmem/N | usage delta |", file=out)
+    print("|---|---|---|---|---|---|", file=out)
+    cases = [
+        ("HASH k4 v64 NO_PREALLOC", {"type": "HASH", "key": 4, "value": 64, "max": 20000, "flags": NO_PREALLOC}),
+        ("HASH k4 v8 NO_PREALLOC", {"type": "HASH", "key": 4, "value": 8, "max": 20000, "flags": NO_PREALLOC}),
+        ("HASH k16 v64 NO_PREALLOC", {"type": "HASH", "key": 16, "value": 64, "max": 20000, "flags": NO_PREALLOC}),
+        ("PERCPU_HASH k4 v64 NO_PREALLOC", {"type": "PERCPU_HASH", "key": 4, "value": 64, "max": 20000, "flags": NO_PREALLOC}),
+        ("HASH k4 v64 prealloc", {"type": "HASH", "key": 4, "value": 64, "max": 20000}),
+        ("LPM_TRIE k8 v64", {"type": "LPM_TRIE", "key": 8, "value": 64, "max": 20000, "flags": NO_PREALLOC}),
+    ]
+    for label, spec in cases:
+        for n in (100, 1000, 10000):
+            r = run_scenario({"steps": [{"op": "create", "map": "m", **spec},
+                                        {"op": "insert", "map": "m", "n": n},
+                                        {"op": "delete", "map": "m", "n": n},
+                                        {"op": "close", "map": "m"}]})
+            if r.error or len(r.steps) < 2:
+                print(f"| {label} | {n} | error {r.error} {r.steps} |", file=out)
+                continue
+            ins = r.steps[1]
+            d = ins["delta"]["A"]
+            dl = r.steps[2]["delta"]["A"]["kmem"]
+            print(f"| {label} | {n} | {ins['memlock']} (empty {r.steps[0]['memlock']}) | {d['kmem']} "
+                  f"| {d['kmem'] / n:.1f} | {d['usage']} | (delete all: kmem {dl}, memlock {r.steps[2]['memlock']})",
+                  file=out, flush=True)
+
+
+def _array_fits(limit: int, entries: int) -> tuple[bool, Any]:
+    r = run_scenario({"cgroups": {"A": {"limit": limit}},
+                      "steps": [{"op": "create", "map": "m", "type": "ARRAY", "key": 4,
+                                 "value": 4096, "max": entries}]})
+    st = r.steps[0] if r.steps else {}
+    if r.killed_by:
+        return False, f"killed by signal {r.killed_by}"
+    if r.error:
+        return False, r.error
+    return bool(st.get("ok")), st.get("errno")
+
+
+def run_limits(out=sys.stdout) -> None:
+    for limit in (8 << 20, 64 << 20):
+        lo, hi = 0, limit // 4096 + 16
+        outcomes: dict[Any, int] = {}
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            ok, why = _array_fits(limit, mid)
+            if ok:
+                lo = mid
+            else:
+                hi = mid
+                outcomes[why] = outcomes.get(why, 0) + 1
+        base = run_scenario({"cgroups": {"A": {"limit": limit}}, "steps": [{"op": "noop"}]})
+        print(f"- limit {limit >> 20} MiB: largest ARRAY value 4096 = max_entries {lo} "
+              f"({lo * 4096} B of values); failures seen {outcomes}; child baseline usage "
+              f"after entry {base.entry['A']['usage']}", file=out, flush=True)
+    for limit in (8 << 20, 16 << 20):
+        r = run_scenario({"cgroups": {"A": {"limit": limit}},
+                          "steps": [{"op": "create", "map": "m", "type": "HASH", "key": 4,
+                                     "value": 64, "max": 1 << 20, "flags": NO_PREALLOC},
+                                    {"op": "insert", "map": "m", "n": 1 << 20}]})
+        ins = r.steps[1] if len(r.steps) > 1 else {}
+        print(f"- limit {limit >> 20} MiB, HASH k4 v64 NO_PREALLOC max 2^20: inserts succeeded "
+              f"{ins.get('count')}, errno {ins.get('errno')}, killed {ins.get('killed')}; "
+              f"entry usage {r.entry.get('A', {}).get('usage')}; insert deltas {ins.get('delta')}",
+              file=out, flush=True)
+
+
+def run_shared(out=sys.stdout) -> None:
+    r = run_scenario({"cgroups": {"A": {}, "B": {}}, "steps": [
+        {"op": "create", "map": "m", "type": "HASH", "key": 4, "value": 64, "max": 100000,
+         "flags": NO_PREALLOC},
+        {"op": "move", "cgroup": "B"},
+        {"op": "insert", "map": "m", "n": 5000},
+        {"op": "close", "map": "m"}]})
+    for s in r.steps:
+        print(f"- shared: step {s['op']}: ok {s['ok']} errno {s['errno']} deltas {s['delta']}", file=out)
+    _rmdir_case(out)
+
+
+def _rmdir_case(out) -> None:
+    """Map created in A (by a child in A), then held only by our fd; A rmdir'ed."""
+    drv = cgroupfs.detect()
+    root = drv.create_case()
+    try:
+        a = root.mkchild("A")
+        import json, os
+        rfd, wfd = os.pipe()
+        ack_r, ack_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                a.move(os.getpid())
+                m = _bpf.map_create("HASH", 4, 64, 100000, NO_PREALLOC)
+                from .runner import _FastUpdater
+                u = _FastUpdater(m)
+                for k in range(5000):
+                    u.update(k, 0)
+                os.write(wfd, json.dumps({"id": m.info().id}).encode())
+                os.read(ack_r, 1)  # keep the map alive until the parent holds its own fd
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        mid = json.loads(os.read(rfd, 1000))["id"]
+        try:
+            fd = _bpf.map_get_fd_by_id(mid)
+        finally:
+            os.write(ack_w, b"x")
+            os.waitpid(pid, 0)
+        time.sleep(0.2)
+        a.drain(); root.drain()
+        before = {"A": a.counters(), "root": root.counters()}
+        a.remove()
+        time.sleep(0.5)
+        root.drain()
+        after_rm = root.counters()
+        m = _bpf.BpfMap(fd, 4, 64, 1)
+        u_keys = 0
+        from .runner import _FastUpdater
+        u = _FastUpdater(m)
+        for k in range(5000, 6000):
+            if u.update(k, 0) is None:
+                u_keys += 1
+        root.drain()
+        after_ins = root.counters()
+        m.close()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:
+            root.drain()
+            time.sleep(0.1)
+        after_close = root.counters()
+        print(f"- rmdir: map made by a child in A (5000 no-prealloc inserts), fd held by the parent "
+              f"(outside the case), child exited: before rmdir {before}; after rmdir(A) root "
+              f"{after_rm}; after 1000 more inserts by the parent (parent's memcg is outside the case) "
+              f"root {after_ins}; after close+settle root {after_close}", file=out, flush=True)
+    finally:
+        drv.cleanup()
+
+
+ERRNO_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("HASH key_size 0", {"type": "HASH", "key": 0, "value": 8, "max": 10}),
+    ("HASH value_size 0", {"type": "HASH", "key": 4, "value": 0, "max": 10}),
+    ("HASH max_entries 0", {"type": "HASH", "key": 4, "value": 8, "max": 0}),
+    ("ARRAY value_size 0", {"type": "ARRAY", "key": 4, "value": 0, "max": 10}),
+    ("ARRAY key_size 8", {"type": "ARRAY", "key": 8, "value": 8, "max": 10}),
+    ("ARRAY max_entries 0", {"type": "ARRAY", "key": 4, "value": 8, "max": 0}),
+    ("ARRAY unknown flag 1<<30", {"type": "ARRAY", "key": 4, "value": 8, "max": 10, "flags": 1 << 30}),
+    ("ARRAY NO_PREALLOC", {"type": "ARRAY", "key": 4, "value": 8, "max": 10, "flags": NO_PREALLOC}),
+    ("LRU_HASH NO_PREALLOC", {"type": "LRU_HASH", "key": 4, "value": 8, "max": 10, "flags": NO_PREALLOC}),
+    ("RINGBUF max 12345", {"type": "RINGBUF", "key": 0, "value": 0, "max": 12345}),
+    ("RINGBUF max 4096 key 4", {"type": "RINGBUF", "key": 4, "value": 0, "max": 4096}),
+    ("RINGBUF max 2048", {"type": "RINGBUF", "key": 0, "value": 0, "max": 2048}),
+    ("QUEUE key 4", {"type": "QUEUE", "key": 4, "value": 8, "max": 10}),
+    ("LPM_TRIE prealloc", {"type": "LPM_TRIE", "key": 8, "value": 8, "max": 10}),
+    ("HASH value 2^20", {"type": "HASH", "key": 4, "value": 1 << 20, "max": 10}),
+    ("ARRAY value 2^31", {"type": "ARRAY", "key": 4, "value": 1 << 31, "max": 10}),
+    ("HASH key 600", {"type": "HASH", "key": 600, "value": 8, "max": 10}),
+    ("map type 99", {"type": 99, "key": 4, "value": 8, "max": 10}),
+    ("BLOOM_FILTER key 4", {"type": "BLOOM_FILTER", "key": 4, "value": 8, "max": 10}),
+    ("HASH map_extra 1", {"type": "HASH", "key": 4, "value": 8, "max": 10, "map_extra": 1}),
+    ("ARRAY RDONLY|WRONLY", {"type": "ARRAY", "key": 4, "value": 8, "max": 10, "flags": 8 | 16}),
+    ("CPUMAP max 100000", {"type": "CPUMAP", "key": 4, "value": 4, "max": 100000}),
+    ("SK_STORAGE no BTF", {"type": "SK_STORAGE", "key": 4, "value": 8, "max": 0, "flags": NO_PREALLOC}),
+    ("STACK_TRACE value 7", {"type": "STACK_TRACE", "key": 4, "value": 7, "max": 10}),
+]
+
+
+def run_errnos(out=sys.stdout) -> None:
+    import errno as E
+    print("| attrs | errno |", file=out)
+    print("|---|---|", file=out)
+    for label, spec in ERRNO_CASES:
+        try:
+            m = _bpf.map_create(spec["type"], spec["key"], spec["value"], spec["max"],
+                                spec.get("flags", 0), map_extra=spec.get("map_extra", 0))
+            res = f"ok (memlock {m.memlock})"
+            m.close()
+        except OSError as e:
+            res = f"{e.errno} ({E.errorcode.get(e.errno, 'ENOTSUPP' if e.errno == 524 else '?')})"
+        print(f"| {label} | {res} |", file=out, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    secs = argv or ["entry", "shapes", "inserts", "limits", "shared", "errnos"]
+    for s in secs:
+        print(f"\n## {s}\n", flush=True)
+        globals()["run_" + s]()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
