@@ -1,0 +1,159 @@
+/*
+ * percpu.c - alloc_percpu / free_percpu (mm/percpu.c) with the memcg hooks
+ * pcpu_memcg_pre_alloc_hook(), pcpu_memcg_post_alloc_hook() and
+ * pcpu_memcg_free_hook().
+ *
+ * Model choices (simplifications of the kernel):
+ *  - no chunks: percpu memory takes no simulated frames (chunk pages are
+ *    never page-charged in the kernel either: pcpu_gfp drops
+ *    __GFP_ACCOUNT), addresses are bump-allocated from a model-only range
+ *    and never reused;
+ *  - the v5.11 chunk types (ROOT vs MEMCG) change no number, so they are
+ *    not modelled;
+ *  - every allocation records its objcg (the chunk's obj_cgroups slot).
+ */
+#include <stdlib.h>
+
+#include "mm_internal.h"
+
+#define PCPU_MIN_ALLOC_SHIFT 2
+#define PCPU_MIN_ALLOC_SIZE (1u << PCPU_MIN_ALLOC_SHIFT)
+#define PCPU_MIN_UNIT_SIZE (32u << 10)      /* PFN_ALIGN(32 << 10) */
+
+struct pcpu_alloc {
+    uint64_t size;                          /* ALIGN(size, PCPU_MIN_ALLOC_SIZE) */
+    uint64_t charged;                       /* pcpu_obj_full_size(), 0 if uncharged */
+    struct obj_cgroup *objcg;
+};
+
+/* pcpu_obj_full_size(): size on every possible cpu, plus (2022+) the objcg
+   pointer array slots of the allocation */
+static uint64_t pcpu_obj_full_size(const struct bm_system *sys, uint64_t size)
+{
+    uint64_t full = size * sys->cfg.nr_cpus;
+
+    if (sys->cfg.profile.percpu_ptr_overhead)
+        full += (size / PCPU_MIN_ALLOC_SIZE) * sizeof(struct obj_cgroup *);
+    return full;
+}
+
+/*
+ * pcpu_alloc(): align < 4 is raised to 4 and size rounded up to 4; size 0,
+ * size > PCPU_MIN_UNIT_SIZE, align > PAGE_SIZE or not a power of two make
+ * the kernel WARN and return NULL (-EINVAL here).  With __GFP_ACCOUNT the
+ * full size is charged to get_obj_cgroup_from_current() first (failure:
+ * -ENOMEM), then MEMCG_PERCPU_B grows on the objcg's memcg.
+ */
+int __alloc_percpu(struct bm_system *sys, int cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr)
+{
+    struct mm_state *mm = sys->mm;
+    struct obj_cgroup *objcg = NULL;
+    struct pcpu_alloc *pa;
+    uint64_t full = 0, base;
+
+    if (align < PCPU_MIN_ALLOC_SIZE)
+        align = PCPU_MIN_ALLOC_SIZE;
+    if (size > PCPU_MIN_UNIT_SIZE)
+        return -EINVAL;
+    size = (size + PCPU_MIN_ALLOC_SIZE - 1) & ~(uint64_t)(PCPU_MIN_ALLOC_SIZE - 1);
+    if (!size || align > mm->page_size || (align & (align - 1)))
+        return -EINVAL;
+    base = (mm->pcpu_next + align - 1) & ~(align - 1);
+    if (base + size > BM_PERCPU_END || base < mm->pcpu_next)
+        return -ENOMEM;
+
+    if (gfp & __GFP_ACCOUNT) {                 /* pcpu_memcg_pre_alloc_hook() */
+        objcg = get_obj_cgroup_from_current(sys, cpu);
+        if (objcg) {
+            full = pcpu_obj_full_size(sys, size);
+            if (obj_cgroup_charge(sys, cpu, objcg, gfp, full)) {
+                obj_cgroup_put(objcg);
+                return -ENOMEM;
+            }
+        }
+    }
+    pa = malloc(sizeof(*pa));
+    if (!pa || addr_map_put(&mm->pcpu, base, pa)) {
+        free(pa);
+        if (objcg) {                           /* post hook, failed allocation */
+            obj_cgroup_uncharge(sys, cpu, objcg, full);
+            obj_cgroup_put(objcg);
+        }
+        return -ENOMEM;
+    }
+    pa->size = size;
+    pa->charged = full;
+    pa->objcg = objcg;                         /* keeps the pre-hook reference */
+    if (objcg)                                 /* pcpu_memcg_post_alloc_hook() */
+        mod_memcg_state(obj_cgroup_memcg(objcg), BM_STAT_PERCPU_B, (long)full);
+    mm->pcpu_next = base + size;
+    *addr = base;
+    return 0;
+}
+
+/* free_percpu() + pcpu_memcg_free_hook(): uncharge the recorded objcg;
+   free_percpu(NULL) is a no-op, an unknown address is refused (the kernel
+   would corrupt its chunk bitmap) */
+int __free_percpu(struct bm_system *sys, int cpu, uint64_t addr)
+{
+    struct pcpu_alloc *pa;
+
+    if (!addr)
+        return 0;
+    if (!is_percpu_addr(addr))
+        return -EINVAL;
+    pa = addr_map_del(&sys->mm->pcpu, addr);
+    if (!pa)
+        return -EINVAL;
+    if (pa->objcg) {
+        obj_cgroup_uncharge(sys, cpu, pa->objcg, pa->charged);
+        mod_memcg_state(obj_cgroup_memcg(pa->objcg), BM_STAT_PERCPU_B, -(long)pa->charged);
+        obj_cgroup_put(pa->objcg);
+    }
+    free(pa);
+    return 0;
+}
+
+int __percpu_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup **objcg)
+{
+    struct pcpu_alloc *pa = addr_map_get(&sys->mm->pcpu, addr);
+
+    if (!pa)
+        return -ENOENT;
+    *objcg = pa->objcg;
+    return 0;
+}
+
+void mm_percpu_destroy(struct bm_system *sys)
+{
+    struct mm_state *mm = sys->mm;
+    uint64_t i;
+
+    for (i = 0; i < mm->pcpu.cap; i++)
+        free(mm->pcpu.vals[i]);
+    addr_map_free(&mm->pcpu);
+}
+
+int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr)
+{
+    int ret;
+
+    if (!sys || !sys->mm || !addr || !bm_cpu_valid(sys, cpu) || (gfp & ~(uint32_t)BM_GFP_VALID_MASK))
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    ret = __alloc_percpu(sys, cpu, size, align, gfp, addr);
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}
+
+int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr)
+{
+    int ret;
+
+    if (!sys || !sys->mm || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    ret = __free_percpu(sys, cpu, addr);
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}

@@ -1,0 +1,194 @@
+/*
+ * replay.c - bulk paths: bm_replay() applies an array of struct bm_op, and
+ * bm_kmalloc_bulk() / bm_kfree_bulk() run many kmallocs / kfrees in one
+ * call.  No Python here: cffi releases the GIL around these calls.
+ *
+ * results[i] follows the kernel's ERR_PTR convention: -4095..-1 is an
+ * errno, anything else is the op's value (an address, which is "negative"
+ * as int64 for kernel addresses, a pfn, or 0).  Allocator ops take
+ * sys->lock one op at a time, so charge ops of another thread's replay on
+ * other cpus can run in between.
+ */
+#include "mm_internal.h"
+
+#define MAX_ERRNO 4095
+
+static inline bool is_err(int64_t v)
+{
+    return v < 0 && v >= -MAX_ERRNO;
+}
+
+/* the free matching the op that produced a result (BM_OP_FREE_RESULT) */
+static int free_result(struct bm_system *sys, int cpu, const struct bm_op *src, uint64_t value)
+{
+    switch (src->op) {
+    case BM_OP_KMALLOC:
+        return __kfree(sys, cpu, value);
+    case BM_OP_VMALLOC:
+        return __vfree(sys, cpu, value);
+    case BM_OP_ALLOC_PERCPU:
+        return __free_percpu(sys, cpu, value);
+    case BM_OP_ALLOC_PAGES: {
+        struct page *page = bm_pfn_to_page(sys, value);
+        if (src->arg > BM_MAX_ORDER || !page || page->kind != BM_PAGE_KMEM ||
+            !(page->flags & PG_head) || (page->flags & (PG_large_kmalloc | PG_vmalloc)) ||
+            page->order != src->arg)
+            return -EINVAL;
+        __free_pages_ok(sys, cpu, page, (int)src->arg);
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i, const int64_t *results)
+{
+    const struct bm_op *op = &ops[i];
+    int cpu = op->cpu;
+    uint64_t out = 0;
+    int ret;
+
+    if (!bm_cpu_valid(sys, cpu) || (op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) || op->pad0 || op->pad1)
+        return -EINVAL;
+
+    switch (op->op) {
+    case BM_OP_CHARGE:
+        if (op->arg > (uint64_t)INT64_MAX)
+            return -EINVAL;
+        return bm_try_charge(sys, op->handle, (int64_t)op->arg, op->gfp, cpu);
+    case BM_OP_UNCHARGE:
+        if (op->arg > (uint64_t)INT64_MAX)
+            return -EINVAL;
+        return bm_uncharge(sys, op->handle, (int64_t)op->arg, cpu);
+    default:
+        break;
+    }
+
+    pthread_mutex_lock(&sys->lock);
+    switch (op->op) {
+    case BM_OP_KMALLOC:
+        ret = __kmalloc(sys, cpu, op->arg, op->gfp, &out);
+        break;
+    case BM_OP_KFREE:
+        ret = __kfree(sys, cpu, op->arg);
+        break;
+    case BM_OP_VMALLOC:
+        ret = __vmalloc(sys, cpu, op->arg, op->gfp, &out);
+        break;
+    case BM_OP_VFREE:
+        ret = __vfree(sys, cpu, op->arg);
+        break;
+    case BM_OP_ALLOC_PERCPU:
+        ret = __alloc_percpu(sys, cpu, op->arg, 8, op->gfp, &out);
+        break;
+    case BM_OP_FREE_PERCPU:
+        ret = __free_percpu(sys, cpu, op->arg);
+        break;
+    case BM_OP_ALLOC_PAGES: {
+        struct page *page;
+        int err = 0;
+        if (op->arg > BM_MAX_ORDER) {
+            ret = -ENOMEM;      /* as bm_alloc_pages: order >= MAX_ORDER fails */
+            break;
+        }
+        page = __alloc_pages(sys, cpu, (int)op->arg, op->gfp, &err);
+        ret = page ? 0 : err;
+        if (page)
+            out = page_to_pfn(sys->mm, page);
+        break;
+    }
+    case BM_OP_FREE_PAGES: {
+        struct page *page = bm_pfn_to_page(sys, op->arg);
+        ret = -EINVAL;
+        if (op->handle >= 0 && op->handle <= BM_MAX_ORDER && page && page->kind == BM_PAGE_KMEM &&
+            (page->flags & PG_head) && !(page->flags & (PG_large_kmalloc | PG_vmalloc)) &&
+            page->order == op->handle) {
+            __free_pages_ok(sys, cpu, page, op->handle);
+            ret = 0;
+        }
+        break;
+    }
+    case BM_OP_KFREE_RESULT:
+    case BM_OP_FREE_RESULT: {
+        /* arg names an earlier op; a failed earlier op makes this a no-op
+           (like kfree(NULL)) */
+        ret = -EINVAL;
+        if (op->arg >= (uint64_t)i)
+            break;
+        const struct bm_op *src = &ops[op->arg];
+        int64_t v = results[op->arg];
+        if (is_err(v)) {
+            ret = 0;
+            break;
+        }
+        if (op->op == BM_OP_KFREE_RESULT) {
+            ret = src->op == BM_OP_KMALLOC ? __kfree(sys, cpu, (uint64_t)v) : -EINVAL;
+        } else {
+            ret = free_result(sys, cpu, src, (uint64_t)v);
+        }
+        break;
+    }
+    default:
+        ret = -EINVAL;
+        break;
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return ret ? ret : (int64_t)out;
+}
+
+int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *results)
+{
+    int64_t i, failed = 0;
+
+    if (!sys || !sys->mm || n < 0 || (n > 0 && (!ops || !results)))
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        int64_t r = run_op(sys, ops, i, results);
+        results[i] = r;
+        if (is_err(r))
+            failed++;
+    }
+    return failed;
+}
+
+/* n kmallocs on one cpu under one hold of sys->lock; addrs[i] = 0 (NULL)
+   for a failed one.  Returns the number of failures. */
+int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int64_t n, uint32_t gfp, uint64_t *addrs)
+{
+    int64_t i, failed = 0;
+
+    if (!sys || !sys->mm || n < 0 || (n > 0 && (!sizes || !addrs)) || !bm_cpu_valid(sys, cpu) ||
+        (gfp & ~(uint32_t)BM_GFP_VALID_MASK))
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    for (i = 0; i < n; i++) {
+        uint64_t a = 0;
+        if (__kmalloc(sys, cpu, sizes[i], gfp, &a)) {
+            a = 0;
+            failed++;
+        }
+        addrs[i] = a;
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return failed;
+}
+
+/* kfree_bulk(): results may be NULL.  Returns the number of failures. */
+int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_t n, int64_t *results)
+{
+    int64_t i, failed = 0;
+
+    if (!sys || !sys->mm || n < 0 || (n > 0 && !addrs) || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    for (i = 0; i < n; i++) {
+        int r = __kfree(sys, cpu, addrs[i]);
+        if (r)
+            failed++;
+        if (results)
+            results[i] = r;
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return failed;
+}
