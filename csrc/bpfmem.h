@@ -251,6 +251,9 @@ int bm_take_oom_victim(bm_system *sys, int32_t cpu);
 int bm_get_obj_cgroup_from_current(bm_system *sys, int32_t cpu, int32_t *objcg);
 int bm_obj_cgroup_get(bm_system *sys, int32_t objcg);
 int bm_obj_cgroup_put(bm_system *sys, int32_t objcg);
+/* obj_cgroup_charge()/obj_cgroup_uncharge() of size bytes on a held objcg (tests, drivers) */
+int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t objcg, uint32_t gfp, uint64_t size);
+int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t objcg, uint64_t size);
 
 /* page charging primitives */
 int bm_try_charge(bm_system *sys, int32_t memcg, int64_t nr_pages, uint32_t gfp, int32_t cpu);

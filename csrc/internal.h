@@ -72,6 +72,7 @@ struct page_counter {
     bool protection_support;
     bool track_failcnt;
     struct page_counter *parent;
+    _Atomic long nr_underflows;       /* model: WARN_ONCE("page_counter underflow") hits, for bm_system_check */
 };
 
 long page_counter_max_pages(unsigned page_size);   /* PAGE_COUNTER_MAX = LONG_MAX / PAGE_SIZE */
@@ -96,6 +97,9 @@ struct obj_cgroup {
     struct mem_cgroup *_Atomic memcg;
     _Atomic long nr_charged_bytes;
     struct obj_cgroup *list_next;     /* on memcg->objcg_list once reparented */
+    _Atomic long ext_refs;            /* model: references held by Python (bm_obj_cgroup_get/put) */
+    _Atomic bool released;            /* model: obj_cgroup_release() ran; the id is stale */
+    struct bm_system *sys;
 };
 
 /* include/linux/memcontrol.h: struct mem_cgroup (the parts we model) */
@@ -118,6 +122,13 @@ struct mem_cgroup {
     _Atomic long charged_pages;       /* bm_try_charge ledger, so bm_uncharge can't underflow */
     struct mem_cgroup *first_child;   /* tree links (children include dying ones) */
     struct mem_cgroup *next_sibling;
+    /* model bookkeeping (memcontrol.c) */
+    _Atomic long own_pages;           /* net pages charged with this memcg's memory counter as the
+                                         leaf (+ folded-in freed children): invariant 2 */
+    _Atomic long own_kmem_pages;      /* same for the v1 kmem counter */
+    _Atomic long user_pages;          /* anon + file; one css ref is held while non-zero */
+    _Atomic int ext_refs;             /* references held by Python (bm_memcg_get/put) */
+    struct mem_cgroup *graveyard_next;
 };
 
 /* mm/memcontrol.c: struct memcg_stock_pcp and (current) struct obj_stock_pcp */
@@ -138,6 +149,9 @@ struct bm_cpu {
     struct mem_cgroup *task_memcg;        /* current's memcg; NULL = kthread / no mm */
     struct mem_cgroup *task_active_memcg; /* current->active_memcg */
     struct mem_cgroup *int_active_memcg;  /* per-cpu int_active_memcg */
+    int32_t oom_victim;               /* current was chosen by the memcg OOM killer (tsk_is_oom_victim) */
+    long memcg_nr_pages_over_high;    /* current->memcg_nr_pages_over_high: unpaid throttle debt */
+    long high_penalty_jiffies;        /* last penalty mem_cgroup_handle_over_high() would have slept */
 } __attribute__((aligned(64)));
 
 /* include/linux/mm_types.h: struct page, reduced to what accounting needs */
@@ -165,6 +179,9 @@ struct bm_system {
     int32_t nr_objcg_ids;
     _Atomic int nr_dying;
     struct mm_state *mm;
+    pthread_mutex_t free_lock;        /* memcg free / objcg list surgery (may run inside charge paths) */
+    atomic_flag percpu_charge_mutex;  /* drain_all_stock's mutex_trylock */
+    _Atomic long nr_objcg_release_warns; /* obj_cgroup_release() found a non page-aligned remainder */
 };
 
 static inline struct mem_cgroup *root_mem_cgroup(struct bm_system *sys) { return sys->memcgs[0]; }
@@ -222,6 +239,13 @@ int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, 
 void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order);
 void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);
 void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val);
+int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
+                            unsigned long nr_pages);
+void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
+                               unsigned long nr_pages);
+/* try_charge_memcg() for the allocators (0 for root, like the try_charge() wrapper) */
+int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
+               unsigned long nr_pages);
 
 /* ---- allocator side, provided by page_alloc.c / slab.c / vmalloc.c / percpu.c ---- */
 int bm_mm_init(struct bm_system *sys);

@@ -1,2 +1,139 @@
-/* placeholder so the build has a core source; replaced by the core work */
+/*
+ * system.c - bm_system lifecycle and handle tables.
+ *
+ * One bm_system is one simulated machine; nothing is shared between
+ * systems.  The memcg and objcg id tables have MEM_CGROUP_ID_MAX + 1 slots;
+ * ids are handed out increasing and never reused, so a stale handle can
+ * never name a newer cgroup.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+
+/* memcontrol.c */
+struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent);
+int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen);
+
+int bm_config_check(const struct bm_config *cfg)
+{
+    const struct bm_profile *p;
+
+    if (!cfg)
+        return -EINVAL;
+    p = &cfg->profile;
+    if (cfg->nr_cpus < 1 || cfg->nr_cpus > BM_MAX_CPUS)
+        return -EINVAL;
+    if (cfg->page_size != 4096 && cfg->page_size != 16384 && cfg->page_size != 65536)
+        return -EINVAL;
+    if (p->nr_memcg_stock < 1 || p->nr_memcg_stock > 7)
+        return -EINVAL;
+    /* the current stock keeps a slot's pages in a uint8: BATCH <= 127 */
+    if (p->charge_batch < 1 || p->charge_batch > 127)
+        return -EINVAL;
+    if (cfg->ram_pages < 1)
+        return -EINVAL;
+    return 0;
+}
+
+static unsigned int ilog2_u32(uint32_t v)
+{
+    unsigned int s = 0;
+
+    while ((1u << s) < v)
+        s++;
+    return s;
+}
+
+static void system_free_tables(struct bm_system *sys)
+{
+    if (sys->memcgs) {
+        for (int32_t i = 0; i < sys->nr_memcg_ids; i++)
+            free(sys->memcgs[i]);
+        free(sys->memcgs);
+    }
+    while (sys->graveyard) {
+        struct mem_cgroup *m = sys->graveyard;
+        sys->graveyard = m->graveyard_next;
+        free(m);
+    }
+    if (sys->objcgs) {
+        for (int32_t i = 0; i < sys->nr_objcg_ids; i++)
+            free(sys->objcgs[i]);
+        free(sys->objcgs);
+    }
+    free(sys->cpus);
+}
+
+bm_system *bm_system_new(const struct bm_config *cfg)
+{
+    struct bm_system *sys;
+    struct mem_cgroup *root;
+
+    if (bm_config_check(cfg))
+        return NULL;
+    sys = calloc(1, sizeof(*sys));
+    if (!sys)
+        return NULL;
+    sys->cfg = *cfg;
+    sys->page_shift = ilog2_u32(cfg->page_size);
+    sys->page_counter_max = page_counter_max_pages(cfg->page_size);
+    sys->cpus = aligned_alloc(64, sizeof(struct bm_cpu) * cfg->nr_cpus);
+    sys->memcgs = calloc(MEM_CGROUP_ID_MAX + 1, sizeof(*sys->memcgs));
+    sys->objcgs = calloc(MEM_CGROUP_ID_MAX + 1, sizeof(*sys->objcgs));
+    if (!sys->cpus || !sys->memcgs || !sys->objcgs) {
+        system_free_tables(sys);
+        free(sys);
+        return NULL;
+    }
+    memset(sys->cpus, 0, sizeof(struct bm_cpu) * cfg->nr_cpus);
+    for (uint32_t i = 0; i < cfg->nr_cpus; i++)
+        atomic_flag_clear(&sys->cpus[i].lock);
+    pthread_mutex_init(&sys->lock, NULL);
+    pthread_mutex_init(&sys->free_lock, NULL);
+    atomic_flag_clear(&sys->percpu_charge_mutex);
+    atomic_init(&sys->nr_dying, 0);
+    atomic_init(&sys->nr_objcg_release_warns, 0);
+
+    /* the root memcg: id 0, unlimited, no objcg (memcg_online_kmem is not
+       run for root in the profiles modelled) */
+    root = bm_mem_cgroup_alloc(sys, NULL);
+    if (!root)
+        goto fail;
+    if (bm_mm_init(sys))
+        goto fail;
+    return sys;
+fail:
+    pthread_mutex_destroy(&sys->lock);
+    pthread_mutex_destroy(&sys->free_lock);
+    system_free_tables(sys);
+    free(sys);
+    return NULL;
+}
+
+void bm_system_free(bm_system *sys)
+{
+    if (!sys)
+        return;
+    bm_mm_destroy(sys);
+    pthread_mutex_destroy(&sys->lock);
+    pthread_mutex_destroy(&sys->free_lock);
+    system_free_tables(sys);
+    free(sys);
+}
+
+int bm_system_nr_dying(bm_system *sys)
+{
+    if (!sys)
+        return -EINVAL;
+    return atomic_load(&sys->nr_dying);
+}
+
+int bm_system_check(bm_system *sys, char *msg, size_t msglen)
+{
+    if (!sys)
+        return -EINVAL;
+    return bm_memcg_check_all(sys, msg, msglen);
+}

@@ -1,0 +1,2041 @@
+/*
+ * memcontrol.c - mem_cgroup charging, per-cpu page and object stocks,
+ * obj_cgroup, kmem page charging, events, statistics, cgroup file writes and
+ * the per-cpu "current" context.  After mm/memcontrol.c (+ memcontrol-v1.c).
+ *
+ * Behaviour differences between kernel releases are selected only by the
+ * switches of struct bm_profile (never by a version number).
+ *
+ * Model-wide simplifications (each function notes its own):
+ *  - Reclaim (try_to_free_mem_cgroup_pages) frees only the simulated page
+ *    cache: file pages charged with bm_charge_user(file=1) anywhere in the
+ *    target's subtree (dying children included), pre-order, uncharged
+ *    directly like uncharge_batch().  The target is max(nr, SWAP_CLUSTER_MAX)
+ *    pages, as the kernel's scan_control.nr_to_reclaim is.
+ *  - drain_all_stock() is synchronous for every cpu (the kernel's remote
+ *    drains are queued work); its percpu_charge_mutex trylock is kept.
+ *  - No swap / memsw / tcpmem counters.
+ *  - User pages hold one css reference per memcg while any are charged
+ *    (the kernel holds one per page), so refcounts stay small.
+ *  - obj_cgroup_release() uncharges its leftover pages directly instead of
+ *    through the releasing cpu's page stock (it has no cpu).
+ *  - Kernel-memory uncharges that land on the root memcg uncharge root's
+ *    counter directly and never stock root (current kernels skip root's
+ *    counter there, leaving an unobservable residue on the root counter).
+ *  - Throttling at return to user (mem_cgroup_handle_over_high) runs right
+ *    at the end of the charge, and never sleeps: the penalty is kept as data.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SWAP_CLUSTER_MAX 32
+#define HZ 1000                          /* model HZ for the memory.high penalty */
+#define MEMCG_DELAY_PRECISION_SHIFT 20
+#define MEMCG_DELAY_SCALING_SHIFT 14
+#define MEMCG_MAX_HIGH_DELAY_JIFFIES (2L * HZ)
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static inline struct bm_cpu *cpu_of(struct bm_system *sys, int cpu) { return &sys->cpus[cpu]; }
+static inline long page_size_of(struct bm_system *sys) { return (long)sys->cfg.page_size; }
+static inline bool clamp_of(struct bm_system *sys) { return sys->cfg.profile.clamp_underflow != 0; }
+static inline unsigned long charge_batch(struct bm_system *sys) { return sys->cfg.profile.charge_batch; }
+static inline bool multi_stock(struct bm_system *sys) { return sys->cfg.profile.nr_memcg_stock > 1; }
+
+static inline struct mem_cgroup *memcg_from_memory_counter(struct page_counter *c)
+{
+    return (struct mem_cgroup *)(void *)((char *)c - offsetof(struct mem_cgroup, memory));
+}
+
+static inline struct mem_cgroup *load_child(struct mem_cgroup *m)
+{
+    return __atomic_load_n(&m->first_child, __ATOMIC_ACQUIRE);
+}
+static inline struct mem_cgroup *load_sibling(struct mem_cgroup *m)
+{
+    return __atomic_load_n(&m->next_sibling, __ATOMIC_ACQUIRE);
+}
+
+/* css_next_descendant_pre(): pre-order walk of root's subtree */
+static struct mem_cgroup *next_descendant_pre(struct mem_cgroup *pos, struct mem_cgroup *root)
+{
+    struct mem_cgroup *next = load_child(pos);
+
+    if (next)
+        return next;
+    while (pos != root) {
+        next = load_sibling(pos);
+        if (next)
+            return next;
+        pos = pos->parent;
+    }
+    return NULL;
+}
+
+/* mem_cgroup_is_descendant() */
+static bool mem_cgroup_is_descendant(struct mem_cgroup *memcg, struct mem_cgroup *root)
+{
+    for (; memcg; memcg = memcg->parent)
+        if (memcg == root)
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* css references and memcg freeing                                    */
+/* ------------------------------------------------------------------ */
+
+/* mirrors mem_cgroup_css_free()/__mem_cgroup_free(): the last css reference
+   of an offlined memcg went.  The struct goes to the graveyard (stale handles
+   stay safe), its local stats and own charges fold into the parent so the
+   parent's recursive sums stay right, and the parent's pin is dropped. */
+static void mem_cgroup_free(struct mem_cgroup *memcg)
+{
+    struct bm_system *sys = memcg->sys;
+    struct mem_cgroup *parent = memcg->parent;
+
+    pthread_mutex_lock(&sys->free_lock);
+    __atomic_store_n(&sys->memcgs[memcg->id], NULL, __ATOMIC_RELEASE);
+    if (parent) {
+        struct mem_cgroup **pp = &parent->first_child;
+        while (*pp && *pp != memcg)
+            pp = &(*pp)->next_sibling;
+        if (*pp)
+            __atomic_store_n(pp, memcg->next_sibling, __ATOMIC_RELEASE);
+        for (int i = 0; i < BM_NR_STATS; i++)
+            atomic_fetch_add(&parent->stat[i], atomic_load(&memcg->stat[i]));
+        atomic_fetch_add(&parent->own_pages, atomic_load(&memcg->own_pages));
+        atomic_fetch_add(&parent->own_kmem_pages, atomic_load(&memcg->own_kmem_pages));
+    }
+    memcg->graveyard_next = sys->graveyard;
+    sys->graveyard = memcg;
+    atomic_fetch_sub(&sys->nr_dying, 1);
+    pthread_mutex_unlock(&sys->free_lock);
+    if (parent)
+        css_put(parent);
+}
+
+void css_get(struct mem_cgroup *memcg)
+{
+    if (memcg)
+        atomic_fetch_add(&memcg->refcnt, 1);
+}
+
+void css_put(struct mem_cgroup *memcg)
+{
+    if (!memcg)
+        return;
+    if (atomic_fetch_sub(&memcg->refcnt, 1) == 1)
+        mem_cgroup_free(memcg);
+}
+
+/* ------------------------------------------------------------------ */
+/* events and statistics                                               */
+/* ------------------------------------------------------------------ */
+
+/* mirrors memcg_memory_event(): local always; hierarchical walk up, stopping
+   before root; cgroup v1 stops after the first level */
+static void memcg_memory_event(struct bm_system *sys, struct mem_cgroup *memcg, int event)
+{
+    atomic_fetch_add(&memcg->memory_events_local[event], 1);
+    do {
+        atomic_fetch_add(&memcg->memory_events[event], 1);
+        if (sys->cfg.cgroup_v1)
+            break;
+    } while ((memcg = parent_mem_cgroup(memcg)) && !mem_cgroup_is_root(memcg));
+}
+
+/* mirrors mod_memcg_state(): local atomics; memory.stat sums the subtree */
+void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val)
+{
+    if (!memcg || idx < 0 || idx >= BM_NR_STATS)
+        return;
+    atomic_fetch_add(&memcg->stat[idx], val);
+}
+
+/* mirrors mod_objcg_state(): the stat goes to the objcg's current memcg */
+void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val)
+{
+    if (!objcg)
+        return;
+    mod_memcg_state(obj_cgroup_memcg(objcg), idx, val);
+}
+
+/* ------------------------------------------------------------------ */
+/* direct counter moves (leaf bookkeeping for bm_system_check)          */
+/* ------------------------------------------------------------------ */
+
+/* mirrors memcg_uncharge()/cancel_charge(): direct, skipping root */
+static void memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
+{
+    if (!nr || mem_cgroup_is_root(memcg))
+        return;
+    page_counter_uncharge(&memcg->memory, nr, clamp_of(sys));
+    atomic_fetch_sub(&memcg->own_pages, (long)nr);
+}
+
+/* the memory-counter half of a kernel-memory uncharge.  Unlike user pages,
+   kernel memory can reach root through a reparented objcg: those pages were
+   charged at a child (so root's counter has them) and are uncharged from
+   root's counter here (v5.11 did it via refill_stock(root)). */
+static void kmem_memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
+{
+    if (!nr)
+        return;
+    if (mem_cgroup_is_root(memcg)) {
+        page_counter_uncharge(&memcg->memory, nr, clamp_of(sys));
+        atomic_fetch_sub(&memcg->own_pages, (long)nr);
+        return;
+    }
+    memcg_uncharge(sys, memcg, nr);
+}
+
+/* memcg1_account_kmem() / the v1 half of __memcg_kmem_uncharge() */
+static void memcg1_uncharge_kmem(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
+{
+    if (!sys->cfg.cgroup_v1 || !nr)
+        return;
+    page_counter_uncharge(&memcg->kmem, nr, clamp_of(sys));
+    atomic_fetch_sub(&memcg->own_kmem_pages, (long)nr);
+}
+
+/* ------------------------------------------------------------------ */
+/* per-cpu stock lock                                                  */
+/* ------------------------------------------------------------------ */
+
+/* local_lock_irqsave (v5.x: spin) or local_trylock (current: may fail).
+   The nospin_no_batch switch marks the profile whose stocks use trylock. */
+static bool stock_lock(struct bm_system *sys, struct bm_cpu *c, bool may_fail)
+{
+    if (may_fail && sys->cfg.profile.nospin_no_batch)
+        return !atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire);
+    while (atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire))
+        ;
+    return true;
+}
+
+static void stock_unlock(struct bm_cpu *c)
+{
+    atomic_flag_clear_explicit(&c->lock, memory_order_release);
+}
+
+/* ------------------------------------------------------------------ */
+/* per-cpu page stock                                                  */
+/* ------------------------------------------------------------------ */
+
+/* mirrors drain_stock() for one slot: give the pages back, drop the css ref.
+   The css_put may free the memcg; freeing takes no stock lock. */
+static void drain_stock_slot(struct bm_system *sys, struct memcg_stock_pcp *stock, unsigned i)
+{
+    struct mem_cgroup *old = stock->cached[i];
+
+    if (!old)
+        return;
+    if (stock->nr_pages[i]) {
+        memcg_uncharge(sys, old, stock->nr_pages[i]);
+        stock->nr_pages[i] = 0;
+    }
+    stock->cached[i] = NULL;
+    css_put(old);
+}
+
+static void drain_stock_all_slots(struct bm_system *sys, struct memcg_stock_pcp *stock)
+{
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++)
+        drain_stock_slot(sys, stock, i);
+}
+
+/* mirrors consume_stock(): take nr pages from this cpu's slot for memcg */
+static bool consume_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+    bool ret = false;
+
+    if (nr > charge_batch(sys))
+        return false;
+    if (!stock_lock(sys, c, true))
+        return false;
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+        if (c->stock.cached[i] == memcg) {
+            if (c->stock.nr_pages[i] >= nr) {
+                c->stock.nr_pages[i] -= (unsigned)nr;
+                ret = true;
+            }
+            break;
+        }
+    }
+    stock_unlock(c);
+    return ret;
+}
+
+/* mirrors refill_stock() with the cpu's stock lock held.
+ * nr_memcg_stock == 1 (v5.11): switch the one cached memcg, add, and drain the
+ *   whole stock once it holds more than a batch.
+ * nr_memcg_stock > 1 (current): refills above a batch bypass the stock; add to
+ *   the memcg's slot (draining that slot if it overflows), else an empty slot,
+ *   else evict one.  Eviction is round-robin, standing in for f17b474e's
+ *   random choice so runs are reproducible. */
+static void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_cgroup *memcg,
+                           unsigned long nr)
+{
+    struct memcg_stock_pcp *stock = &c->stock;
+    unsigned long batch = charge_batch(sys);
+    unsigned n = sys->cfg.profile.nr_memcg_stock;
+
+    if (mem_cgroup_is_root(memcg)) {   /* model: root is never stocked */
+        memcg_uncharge(sys, memcg, nr);
+        return;
+    }
+    if (!multi_stock(sys)) {
+        unsigned long total;
+        if (stock->cached[0] != memcg) {
+            drain_stock_slot(sys, stock, 0);
+            css_get(memcg);
+            stock->cached[0] = memcg;
+        }
+        total = stock->nr_pages[0] + nr;
+        if (total > batch) {
+            stock->nr_pages[0] = 0;
+            memcg_uncharge(sys, memcg, total);
+            stock->cached[0] = NULL;
+            css_put(memcg);
+        } else {
+            stock->nr_pages[0] = (unsigned)total;
+        }
+        return;
+    }
+    if (nr > batch) {
+        memcg_uncharge(sys, memcg, nr);
+        return;
+    }
+    unsigned empty = n;
+    for (unsigned i = 0; i < n; i++) {
+        if (stock->cached[i] == memcg) {
+            stock->nr_pages[i] += (unsigned)nr;
+            if (stock->nr_pages[i] > batch)
+                drain_stock_slot(sys, stock, i);
+            return;
+        }
+        if (!stock->cached[i] && empty == n)
+            empty = i;
+    }
+    if (empty == n) {
+        empty = stock->drain_idx % n;
+        stock->drain_idx = (empty + 1) % n;
+        drain_stock_slot(sys, stock, empty);
+    }
+    css_get(memcg);
+    stock->cached[empty] = memcg;
+    stock->nr_pages[empty] = (unsigned)nr;
+}
+
+/* mirrors refill_stock(): current profiles uncharge directly when the
+   trylock fails */
+static void refill_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+
+    if (!stock_lock(sys, c, true)) {
+        memcg_uncharge(sys, memcg, nr);
+        return;
+    }
+    __refill_stock(sys, c, memcg, nr);
+    stock_unlock(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* obj_cgroup basics                                                   */
+/* ------------------------------------------------------------------ */
+
+struct mem_cgroup *obj_cgroup_memcg(struct obj_cgroup *objcg)
+{
+    return objcg ? atomic_load(&objcg->memcg) : NULL;
+}
+
+void obj_cgroup_get(struct obj_cgroup *objcg)
+{
+    if (objcg)
+        atomic_fetch_add(&objcg->refcnt, 1);
+}
+
+/* mirrors obj_cgroup_release(), run when the last reference of a killed
+   objcg goes: uncharge the parked whole pages from the objcg's current memcg
+   (directly: see the header), record a warning if the remainder is not page
+   aligned, unlink it from its memcg's list and drop its css reference. */
+static void obj_cgroup_release(struct obj_cgroup *objcg)
+{
+    struct bm_system *sys = objcg->sys;
+    struct mem_cgroup *memcg;
+    long nr_bytes = atomic_exchange(&objcg->nr_charged_bytes, 0);
+    unsigned long nr_pages;
+
+    if (nr_bytes & (page_size_of(sys) - 1))
+        atomic_fetch_add(&sys->nr_objcg_release_warns, 1);
+    nr_pages = nr_bytes > 0 ? (unsigned long)nr_bytes >> sys->page_shift : 0;
+
+    pthread_mutex_lock(&sys->free_lock);
+    memcg = obj_cgroup_memcg(objcg);
+    if (nr_pages) {
+        mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr_pages);
+        memcg1_uncharge_kmem(sys, memcg, nr_pages);
+        kmem_memcg_uncharge(sys, memcg, nr_pages);
+    }
+    for (struct obj_cgroup **pp = &memcg->objcg_list; *pp; pp = &(*pp)->list_next) {
+        if (*pp == objcg) {
+            *pp = objcg->list_next;
+            break;
+        }
+    }
+    objcg->list_next = NULL;
+    atomic_store(&objcg->released, true);
+    pthread_mutex_unlock(&sys->free_lock);
+    css_put(memcg);
+}
+
+void obj_cgroup_put(struct obj_cgroup *objcg)
+{
+    if (!objcg)
+        return;
+    if (atomic_fetch_sub(&objcg->refcnt, 1) == 1)
+        obj_cgroup_release(objcg);
+}
+
+/* obj_cgroup_tryget(): fails once the count reached zero */
+static bool obj_cgroup_tryget(struct obj_cgroup *objcg)
+{
+    long v = atomic_load(&objcg->refcnt);
+
+    while (v > 0)
+        if (atomic_compare_exchange_weak(&objcg->refcnt, &v, v + 1))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* kmem uncharge of whole pages                                        */
+/* ------------------------------------------------------------------ */
+
+/* mirrors __memcg_kmem_uncharge() (v5.11) / obj_cgroup_uncharge_pages()
+   (current) for a memcg: KERNEL stat, v1 kmem counter, then the memory
+   counter through the page stock (kmem_uncharge_via_stock) or directly.
+   stock_locked: the caller holds cpu's stock lock (v5.11 drain_obj_stock). */
+static void memcg_kmem_uncharge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                                unsigned long nr, bool stock_locked)
+{
+    mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr);
+    memcg1_uncharge_kmem(sys, memcg, nr);
+    if (mem_cgroup_is_root(memcg) || !sys->cfg.profile.kmem_uncharge_via_stock) {
+        kmem_memcg_uncharge(sys, memcg, nr);
+        return;
+    }
+    if (stock_locked)
+        __refill_stock(sys, cpu_of(sys, cpu), memcg, nr);
+    else
+        refill_stock(sys, cpu, memcg, nr);
+}
+
+/* mirrors obj_cgroup_uncharge_pages() */
+void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
+                               unsigned long nr_pages)
+{
+    struct mem_cgroup *memcg;
+
+    if (!objcg || !nr_pages)
+        return;
+    memcg = obj_cgroup_memcg(objcg);
+    css_get(memcg);
+    memcg_kmem_uncharge(sys, cpu, memcg, nr_pages, false);
+    css_put(memcg);
+}
+
+/* ------------------------------------------------------------------ */
+/* per-cpu object stock                                                */
+/* ------------------------------------------------------------------ */
+
+/* mirrors drain_obj_stock() with the stock lock held.  Whole pages go back
+   (drain_obj_stock_direct: MEMCG_KMEM/v1 kmem then a direct uncharge, as
+   current kernels; else __memcg_kmem_uncharge -> refill_stock as v5.11), the
+   remainder is parked in objcg->nr_charged_bytes.  Returns the objcg whose
+   stock reference the caller must drop after unlocking (a put can release
+   the objcg, and releasing must not run under a stock lock). */
+static struct obj_cgroup *__drain_obj_stock(struct bm_system *sys, int cpu)
+{
+    struct memcg_stock_pcp *stock = &cpu_of(sys, cpu)->stock;
+    struct obj_cgroup *old = stock->cached_objcg;
+    unsigned long nr_bytes, nr_pages, rem;
+
+    if (!old)
+        return NULL;
+    nr_bytes = stock->nr_bytes;
+    nr_pages = nr_bytes >> sys->page_shift;
+    rem = nr_bytes & ((unsigned long)page_size_of(sys) - 1);
+    if (nr_pages) {
+        struct mem_cgroup *memcg = obj_cgroup_memcg(old);
+        if (sys->cfg.profile.drain_obj_stock_direct) {
+            mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr_pages);
+            memcg1_uncharge_kmem(sys, memcg, nr_pages);
+            kmem_memcg_uncharge(sys, memcg, nr_pages);
+        } else {
+            memcg_kmem_uncharge(sys, cpu, memcg, nr_pages, true);
+        }
+    }
+    if (rem)
+        atomic_fetch_add(&old->nr_charged_bytes, (long)rem);
+    stock->nr_bytes = 0;
+    stock->cached_objcg = NULL;
+    return old;
+}
+
+/* mirrors consume_obj_stock() */
+static bool consume_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t nr_bytes)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+    bool ret = false;
+
+    if (!stock_lock(sys, c, true))
+        return false;
+    if (c->stock.cached_objcg == objcg && c->stock.nr_bytes >= nr_bytes) {
+        c->stock.nr_bytes -= (unsigned)nr_bytes;
+        ret = true;
+    }
+    stock_unlock(c);
+    return ret;
+}
+
+/* mirrors refill_obj_stock().
+ * obj_stock_split_pages (current): a stock switch adopts the parked
+ *   nr_charged_bytes and forces allow_uncharge; above PAGE_SIZE with
+ *   allow_uncharge only the whole pages are split off and uncharged, the objcg
+ *   stays cached.  Trylock failure parks the bytes in nr_charged_bytes.
+ * else (v5.11): switch + adopt, add, and drain the whole stock above PAGE_SIZE.
+ */
+static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
+                             size_t nr_bytes, bool allow_uncharge)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+    struct memcg_stock_pcp *stock = &c->stock;
+    struct obj_cgroup *to_put = NULL;
+    unsigned long page = (unsigned long)page_size_of(sys);
+    unsigned long nr_pages = 0;
+    unsigned long total;
+
+    if (!stock_lock(sys, c, true)) {
+        atomic_fetch_add(&objcg->nr_charged_bytes, (long)nr_bytes);
+        return;
+    }
+    if (stock->cached_objcg != objcg) {
+        to_put = __drain_obj_stock(sys, cpu);
+        obj_cgroup_get(objcg);
+        stock->cached_objcg = objcg;
+        stock->nr_bytes = (unsigned)atomic_exchange(&objcg->nr_charged_bytes, 0);
+        allow_uncharge = true;
+    }
+    total = stock->nr_bytes + (unsigned long)nr_bytes;
+    if (sys->cfg.profile.obj_stock_split_pages) {
+        if (allow_uncharge && total > page) {
+            nr_pages = total >> sys->page_shift;
+            total &= page - 1;
+        }
+        stock->nr_bytes = (unsigned)total;
+    } else if (total > page) {
+        /* v5.11: above a page the whole stock is drained (whole pages via
+           __memcg_kmem_uncharge, the remainder parked in nr_charged_bytes);
+           the total is split first so a huge refill cannot overflow nr_bytes */
+        unsigned long pages = total >> sys->page_shift;
+        stock->nr_bytes = (unsigned)(total & (page - 1));
+        memcg_kmem_uncharge(sys, cpu, obj_cgroup_memcg(objcg), pages, true);
+        struct obj_cgroup *o = __drain_obj_stock(sys, cpu);
+        stock_unlock(c);
+        obj_cgroup_put(to_put);
+        obj_cgroup_put(o);
+        return;
+    } else {
+        stock->nr_bytes = (unsigned)total;
+    }
+    stock_unlock(c);
+    obj_cgroup_put(to_put);
+    if (nr_pages)
+        obj_cgroup_uncharge_pages(sys, cpu, objcg, nr_pages);
+}
+
+/* ------------------------------------------------------------------ */
+/* drains                                                              */
+/* ------------------------------------------------------------------ */
+
+/* mirrors drain_local_stock(): the object stock, then every page slot */
+static void drain_local_stock(struct bm_system *sys, int cpu)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+    struct obj_cgroup *o;
+
+    stock_lock(sys, c, false);
+    o = __drain_obj_stock(sys, cpu);
+    drain_stock_all_slots(sys, &c->stock);
+    stock_unlock(c);
+    obj_cgroup_put(o);
+}
+
+/* mirrors drain_all_stock(root): every cpu whose stock caches a descendant of
+   root with pages (or whose object stock caches an objcg of one) is drained.
+   Synchronous here (the kernel queues work on remote cpus).  The kernel's
+   percpu_charge_mutex trylock is kept: a concurrent caller returns at once.
+   v5.11 drains the whole cpu stock; multi-slot profiles drain the page slots
+   and the object stock separately, each when it needs it. */
+static void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root)
+{
+    if (atomic_flag_test_and_set(&sys->percpu_charge_mutex))
+        return;
+    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
+        struct bm_cpu *c = cpu_of(sys, (int)cpu);
+        struct obj_cgroup *o = NULL;
+        bool page_flush = false, obj_flush = false;
+
+        stock_lock(sys, c, false);
+        for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+            struct mem_cgroup *m = c->stock.cached[i];
+            if (m && c->stock.nr_pages[i] && mem_cgroup_is_descendant(m, root))
+                page_flush = true;
+        }
+        if (c->stock.cached_objcg &&
+            mem_cgroup_is_descendant(obj_cgroup_memcg(c->stock.cached_objcg), root))
+            obj_flush = true;
+        if (!multi_stock(sys) && (page_flush || obj_flush))
+            page_flush = obj_flush = true;
+        if (obj_flush)
+            o = __drain_obj_stock(sys, (int)cpu);
+        if (page_flush)
+            drain_stock_all_slots(sys, &c->stock);
+        stock_unlock(c);
+        obj_cgroup_put(o);
+    }
+    atomic_flag_clear(&sys->percpu_charge_mutex);
+}
+
+/* ------------------------------------------------------------------ */
+/* reclaim                                                             */
+/* ------------------------------------------------------------------ */
+
+/* take up to want file pages of one memcg (CAS so racing reclaimers never
+   take the same page twice) */
+static long take_file_pages(struct mem_cgroup *m, long want)
+{
+    long have = atomic_load(&m->file_pages);
+
+    for (;;) {
+        long take = have < want ? have : want;
+        if (take <= 0)
+            return 0;
+        if (atomic_compare_exchange_weak(&m->file_pages, &have, have - take))
+            return take;
+    }
+}
+
+/* drop n user pages' worth of the "user pages" css pin */
+static void user_pages_sub(struct mem_cgroup *m, long n)
+{
+    if (atomic_fetch_sub(&m->user_pages, n) == n)
+        css_put(m);
+}
+
+/* mirrors try_to_free_mem_cgroup_pages() over the simulated page cache:
+   frees up to max(nr, SWAP_CLUSTER_MAX) file pages in memcg's subtree
+   (pre-order, dying children included), uncharged directly with the FILE
+   stat, as uncharge_batch() does.  Returns the pages freed. */
+static long try_to_free_mem_cgroup_pages(struct bm_system *sys, struct mem_cgroup *memcg,
+                                         unsigned long nr_pages)
+{
+    long want = nr_pages < SWAP_CLUSTER_MAX ? SWAP_CLUSTER_MAX : (long)nr_pages;
+    long freed = 0;
+
+    css_get(memcg);
+    for (struct mem_cgroup *m = memcg; m && freed < want; m = next_descendant_pre(m, memcg)) {
+        long take;
+        if (!atomic_load(&m->file_pages))
+            continue;
+        css_get(m);
+        take = take_file_pages(m, want - freed);
+        if (take) {
+            memcg_uncharge(sys, m, (unsigned long)take);
+            mod_memcg_state(m, BM_STAT_FILE, -take);
+            freed += take;
+            user_pages_sub(m, take);
+        }
+        css_put(m);
+    }
+    css_put(memcg);
+    return freed;
+}
+
+/* mem_cgroup_margin(): room left below max */
+static unsigned long mem_cgroup_margin(struct mem_cgroup *memcg)
+{
+    long count = atomic_load(&memcg->memory.usage);
+    long limit = atomic_load(&memcg->memory.max);
+
+    return count < limit ? (unsigned long)(limit - count) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* memory.high                                                         */
+/* ------------------------------------------------------------------ */
+
+/* mirrors reclaim_high(): every over-high non-root level from memcg up gets
+   a MEMCG_HIGH event and a reclaim of nr pages */
+static long reclaim_high(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
+{
+    long total = 0;
+
+    do {
+        if (atomic_load(&memcg->memory.usage) <= atomic_load(&memcg->memory.high))
+            continue;
+        memcg_memory_event(sys, memcg, BM_MEMCG_HIGH);
+        total += try_to_free_mem_cgroup_pages(sys, memcg, nr);
+    } while ((memcg = parent_mem_cgroup(memcg)) && !mem_cgroup_is_root(memcg));
+    return total;
+}
+
+/* mirrors calculate_high_delay() over mem_find_max_overage() (no swap) */
+static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg, long nr_pages)
+{
+    uint64_t max_overage = 0, penalty;
+
+    do {
+        long usage = atomic_load(&memcg->memory.usage);
+        long high = atomic_load(&memcg->memory.high);
+        if (usage > high) {
+            uint64_t over = (uint64_t)(usage - high) << MEMCG_DELAY_PRECISION_SHIFT;
+            uint64_t ov = over / (uint64_t)(high > 1 ? high : 1);
+            if (ov > max_overage)
+                max_overage = ov;
+        }
+    } while ((memcg = parent_mem_cgroup(memcg)) && !mem_cgroup_is_root(memcg));
+    if (!max_overage)
+        return 0;
+    if (max_overage >= (1ULL << 26))   /* would overflow; far above the clamp anyway */
+        return MEMCG_MAX_HIGH_DELAY_JIFFIES;
+    penalty = max_overage * max_overage * HZ;
+    penalty >>= MEMCG_DELAY_PRECISION_SHIFT;
+    penalty >>= MEMCG_DELAY_SCALING_SHIFT;
+    penalty = penalty * (uint64_t)nr_pages / charge_batch(sys);
+    return penalty > (uint64_t)MEMCG_MAX_HIGH_DELAY_JIFFIES ? MEMCG_MAX_HIGH_DELAY_JIFFIES : (long)penalty;
+}
+
+/* mirrors mem_cgroup_handle_over_high(), run as the task returns to user
+   (here: at the end of the charge).  kthreads (no task memcg) never return
+   to user, so their debt stays unpaid.  The sleep is not taken: its length
+   is kept in the cpu's high_penalty_jiffies. */
+static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+    long nr_pages = c->memcg_nr_pages_over_high;
+    struct mem_cgroup *memcg = c->task_memcg;
+    int nr_retries = MAX_RECLAIM_RETRIES;
+    bool in_retry = false;
+    long penalty;
+
+    if (!nr_pages || !memcg || c->in_interrupt)
+        return;
+    c->memcg_nr_pages_over_high = 0;
+    for (;;) {
+        long reclaimed = reclaim_high(sys, memcg,
+                                      in_retry ? SWAP_CLUSTER_MAX : (unsigned long)nr_pages);
+        penalty = calculate_high_delay(sys, memcg, nr_pages);
+        if (penalty <= HZ / 100) {
+            penalty = 0;
+            break;
+        }
+        if (reclaimed || nr_retries--) {
+            in_retry = true;
+            continue;
+        }
+        break;
+    }
+    c->high_penalty_jiffies = penalty;
+}
+
+/* ------------------------------------------------------------------ */
+/* try_charge                                                          */
+/* ------------------------------------------------------------------ */
+
+static inline bool gfpflags_allow_blocking(uint32_t gfp) { return (gfp & __GFP_DIRECT_RECLAIM) != 0; }
+static inline bool gfpflags_allow_spinning(uint32_t gfp) { return (gfp & __GFP_RECLAIM) != 0; }
+
+static inline bool current_is_task(struct bm_cpu *c) { return !c->in_interrupt && c->task_memcg; }
+
+/* tsk_is_oom_victim(current) etc.: only a task can be dying */
+static inline bool current_dying(struct bm_cpu *c) { return current_is_task(c) && c->oom_victim; }
+
+static int get_order_pages(unsigned long nr)
+{
+    int order = 0;
+
+    while ((1UL << order) < nr)
+        order++;
+    return order;
+}
+
+/* mirrors mem_cgroup_oom() + mem_cgroup_out_of_memory(): costly orders are
+   skipped; otherwise MEMCG_OOM on memcg, and with cfg.oom_kill_current the
+   victim is current when it is a task (MEMCG_OOM_KILL on the task's memcg,
+   the cpu's victim flag set for bm_take_oom_victim).  A task that is already
+   a victim counts as progress without a new kill (task_will_free_mem).
+   Returns 1 (OOM_SUCCESS), 0 (OOM_FAILED: nothing to kill), -1 (skipped). */
+static int mem_cgroup_oom(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+
+    if (get_order_pages(nr) > PAGE_ALLOC_COSTLY_ORDER)
+        return -1;
+    memcg_memory_event(sys, memcg, BM_MEMCG_OOM);
+    if (!sys->cfg.oom_kill_current || !current_is_task(c))
+        return 0;
+    if (!c->oom_victim) {
+        memcg_memory_event(sys, c->task_memcg, BM_MEMCG_OOM_KILL);
+        c->oom_victim = 1;
+    }
+    return 1;
+}
+
+/* mirrors try_charge_memcg() (v5.11 try_charge) step by step; see memcg.md
+   section 2.2 for the numbered steps. */
+static int try_charge_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                            uint32_t gfp, unsigned long nr_pages)
+{
+    const struct bm_profile *p = &sys->cfg.profile;
+    struct bm_cpu *c = cpu_of(sys, cpu);
+    unsigned long batch = charge_batch(sys) > nr_pages ? charge_batch(sys) : nr_pages;
+    int nr_retries = MAX_RECLAIM_RETRIES;
+    struct mem_cgroup *mem_over_limit = NULL;
+    struct page_counter *counter;
+    bool drained = false, raised_max_event = false, passed_oom = false;
+    long nr_reclaimed;
+
+    if (mem_cgroup_is_root(memcg))
+        return 0;
+    if (p->nospin_no_batch && !gfpflags_allow_spinning(gfp))
+        batch = nr_pages;
+
+retry:
+    if (consume_stock(sys, cpu, memcg, nr_pages))
+        return 0;
+    if (page_counter_try_charge(&memcg->memory, batch, &counter))
+        goto done_restock;
+    mem_over_limit = memcg_from_memory_counter(counter);
+
+    if (batch > nr_pages) {
+        batch = nr_pages;
+        goto retry;
+    }
+    /* v5.11: __GFP_ATOMIC and dying tasks (should_force_charge) force */
+    if (p->gfp_atomic_forces && ((gfp & __GFP_ATOMIC) || current_dying(c)))
+        goto force;
+    if (!gfpflags_allow_blocking(gfp))
+        goto nomem;
+
+    memcg_memory_event(sys, mem_over_limit, BM_MEMCG_MAX);
+    raised_max_event = true;
+
+    nr_reclaimed = try_to_free_mem_cgroup_pages(sys, mem_over_limit, nr_pages);
+    if (mem_cgroup_margin(mem_over_limit) >= nr_pages)
+        goto retry;
+    if (!drained) {
+        drain_all_stock(sys, mem_over_limit);
+        drained = true;
+        goto retry;
+    }
+    if (gfp & __GFP_NORETRY)
+        goto nomem;
+    if (nr_reclaimed && nr_pages <= (1UL << PAGE_ALLOC_COSTLY_ORDER))
+        goto retry;
+    if (nr_retries--)
+        goto retry;
+    if (gfp & __GFP_RETRY_MAYFAIL)
+        goto nomem;
+    if (p->gfp_atomic_forces) {
+        if (gfp & __GFP_NOFAIL)
+            goto force;
+        if (current_dying(c))
+            goto force;
+    } else if (passed_oom && current_dying(c)) {
+        goto nomem;
+    }
+
+    switch (mem_cgroup_oom(sys, cpu, mem_over_limit, nr_pages)) {
+    case 1:   /* OOM_SUCCESS / true */
+        passed_oom = true;
+        nr_retries = MAX_RECLAIM_RETRIES;
+        goto retry;
+    case 0:   /* OOM_FAILED: v5.11 forces, current gives up */
+        if (p->gfp_atomic_forces)
+            goto force;
+        goto nomem;
+    default:  /* skipped (costly order) */
+        goto nomem;
+    }
+
+nomem:
+    if (!(gfp & __GFP_NOFAIL) && !(p->gfp_high_forces && (gfp & __GFP_HIGH)))
+        return -ENOMEM;
+force:
+    if (p->max_event_on_force && !raised_max_event)
+        memcg_memory_event(sys, mem_over_limit, BM_MEMCG_MAX);
+    page_counter_charge(&memcg->memory, nr_pages);
+    atomic_fetch_add(&memcg->own_pages, (long)nr_pages);
+    return 0;
+
+done_restock:
+    atomic_fetch_add(&memcg->own_pages, (long)batch);
+    if (batch > nr_pages)
+        refill_stock(sys, cpu, memcg, batch - nr_pages);
+
+    /* the memory.high walk, up to and including root */
+    for (struct mem_cgroup *m = memcg; m; m = parent_mem_cgroup(m)) {
+        bool mem_high = atomic_load(&m->memory.usage) > atomic_load(&m->memory.high);
+        if (c->in_interrupt) {
+            if (mem_high) {
+                /* schedule_work(&high_work): high_work_func runs reclaim_high */
+                reclaim_high(sys, m, charge_batch(sys));
+                break;
+            }
+            continue;
+        }
+        if (mem_high) {
+            c->memcg_nr_pages_over_high += (long)batch;
+            break;
+        }
+    }
+    /* set_notify_resume(): return to user */
+    mem_cgroup_handle_over_high(sys, cpu);
+    return 0;
+}
+
+int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
+               unsigned long nr_pages)
+{
+    if (!memcg)
+        return 0;
+    return try_charge_memcg(sys, cpu, memcg, gfp, nr_pages);
+}
+
+/* ------------------------------------------------------------------ */
+/* kmem charging                                                       */
+/* ------------------------------------------------------------------ */
+
+/* mirrors __memcg_kmem_charge() (v5.11) / the memcg half of
+   obj_cgroup_charge_pages(): try_charge, then the v1 kmem counter
+   (kmem_limit_enforced: try-charged with rollback unless __GFP_NOFAIL, as
+   v5.11; else charged unconditionally, as memcg1_account_kmem), then the
+   KERNEL (MEMCG_KMEM) stat. */
+static int memcg_kmem_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                             uint32_t gfp, unsigned long nr_pages)
+{
+    int ret = try_charge(sys, cpu, memcg, gfp, nr_pages);
+
+    if (ret)
+        return ret;
+    if (sys->cfg.cgroup_v1) {
+        struct page_counter *counter;
+        if (sys->cfg.profile.kmem_limit_enforced &&
+            !page_counter_try_charge(&memcg->kmem, nr_pages, &counter)) {
+            if (!(gfp & __GFP_NOFAIL)) {
+                memcg_uncharge(sys, memcg, nr_pages);   /* cancel_charge() */
+                return -ENOMEM;
+            }
+            page_counter_charge(&memcg->kmem, nr_pages);
+        } else if (!sys->cfg.profile.kmem_limit_enforced) {
+            page_counter_charge(&memcg->kmem, nr_pages);
+        }
+        atomic_fetch_add(&memcg->own_kmem_pages, (long)nr_pages);
+    }
+    mod_memcg_state(memcg, BM_STAT_KERNEL, (long)nr_pages);
+    return 0;
+}
+
+/* mirrors obj_cgroup_charge_pages(): pin objcg->memcg and charge it */
+int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
+                            unsigned long nr_pages)
+{
+    struct mem_cgroup *memcg;
+    int ret;
+
+    if (!objcg)
+        return 0;
+    memcg = obj_cgroup_memcg(objcg);
+    css_get(memcg);
+    ret = memcg_kmem_charge(sys, cpu, memcg, gfp, nr_pages);
+    css_put(memcg);
+    return ret;
+}
+
+/* mirrors obj_cgroup_charge(): object stock first, else whole pages through
+   the page path with the unused tail of the last page refilled into the
+   object stock (allow_uncharge=false) */
+int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp, size_t size)
+{
+    unsigned long page = (unsigned long)page_size_of(sys);
+    unsigned long nr_pages, rem;
+    int ret;
+
+    if (!objcg)
+        return 0;
+    if (consume_obj_stock(sys, cpu, objcg, size))
+        return 0;
+    nr_pages = (unsigned long)size >> sys->page_shift;
+    rem = (unsigned long)size & (page - 1);
+    if (rem)
+        nr_pages++;
+    ret = obj_cgroup_charge_pages(sys, cpu, objcg, gfp, nr_pages);
+    if (!ret && rem)
+        refill_obj_stock(sys, cpu, objcg, page - rem, false);
+    return ret;
+}
+
+/* mirrors obj_cgroup_uncharge() = refill_obj_stock(allow_uncharge=true) */
+void obj_cgroup_uncharge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size)
+{
+    if (!objcg || !size)
+        return;
+    refill_obj_stock(sys, cpu, objcg, size, true);
+}
+
+/* mirrors __memcg_kmem_charge_page().
+   kmem_page_objcg=0 (v5.11): memcg | KMEM, keeping the css reference.
+   kmem_page_objcg=1 (v5.13+): objcg | KMEM, keeping an objcg reference. */
+int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, uint32_t gfp, int order)
+{
+    unsigned long nr = 1UL << order;
+    int ret;
+
+    if (!sys->cfg.profile.kmem_page_objcg) {
+        struct mem_cgroup *memcg = get_mem_cgroup_from_current(sys, cpu);
+        if (!memcg)
+            return 0;
+        if (mem_cgroup_is_root(memcg)) {
+            css_put(memcg);
+            return 0;
+        }
+        ret = memcg_kmem_charge(sys, cpu, memcg, gfp, nr);
+        if (!ret) {
+            page->memcg_data = (uint64_t)(uintptr_t)memcg | MEMCG_DATA_KMEM;
+            return 0;
+        }
+        css_put(memcg);
+        return ret;
+    } else {
+        struct obj_cgroup *objcg = get_obj_cgroup_from_current(sys, cpu);
+        if (!objcg)
+            return 0;
+        ret = obj_cgroup_charge_pages(sys, cpu, objcg, gfp, nr);
+        if (!ret) {
+            page->memcg_data = (uint64_t)(uintptr_t)objcg | MEMCG_DATA_KMEM;
+            return 0;
+        }
+        obj_cgroup_put(objcg);
+        return ret;
+    }
+}
+
+/* mirrors __memcg_kmem_uncharge_page(): uncharge whoever the page records */
+void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order)
+{
+    unsigned long nr = 1UL << order;
+
+    if (!page->memcg_data || !(page->memcg_data & MEMCG_DATA_KMEM))
+        return;
+    if (!sys->cfg.profile.kmem_page_objcg) {
+        struct mem_cgroup *memcg = page_memcg(page);
+        memcg_kmem_uncharge(sys, cpu, memcg, nr, false);
+        page->memcg_data = 0;
+        css_put(memcg);
+    } else {
+        struct obj_cgroup *objcg = __page_objcg(page);
+        obj_cgroup_uncharge_pages(sys, cpu, objcg, nr);
+        page->memcg_data = 0;
+        obj_cgroup_put(objcg);
+    }
+}
+
+/* mirrors page_memcg_check() / folio_memcg_check(): owner of any page, NULL
+   for slab pages; a v5.13+ KMEM page resolves its objcg's current memcg */
+struct mem_cgroup *page_memcg_check(struct bm_system *sys, const struct page *page)
+{
+    uint64_t d = page->memcg_data;
+
+    if (!d || (d & MEMCG_DATA_OBJCGS))
+        return NULL;
+    if ((d & MEMCG_DATA_KMEM) && sys->cfg.profile.kmem_page_objcg)
+        return obj_cgroup_memcg(__page_objcg(page));
+    return page_memcg(page);
+}
+
+/* ------------------------------------------------------------------ */
+/* current context                                                     */
+/* ------------------------------------------------------------------ */
+
+/* active_memcg(): int_active_memcg in interrupt context, else current's */
+static struct mem_cgroup *active_memcg(struct bm_cpu *c)
+{
+    return c->in_interrupt ? c->int_active_memcg : c->task_active_memcg;
+}
+
+/* memcg_kmem_bypass() + the memcg choice: the active memcg wins in any
+   context; otherwise interrupts and kthreads (task memcg NULL) are bypassed */
+static struct mem_cgroup *current_charge_memcg(struct bm_cpu *c)
+{
+    struct mem_cgroup *memcg = active_memcg(c);
+
+    if (memcg)
+        return memcg;
+    if (c->in_interrupt)
+        return NULL;
+    return c->task_memcg;
+}
+
+/* mirrors get_obj_cgroup_from_current(): walk up to the first non-root level
+   with an objcg; NULL at root (root has no objcg in our profiles) */
+struct obj_cgroup *get_obj_cgroup_from_current(struct bm_system *sys, int cpu)
+{
+    struct mem_cgroup *memcg;
+
+    if (!bm_cpu_valid(sys, cpu))
+        return NULL;
+    memcg = current_charge_memcg(cpu_of(sys, cpu));
+    for (; memcg && !mem_cgroup_is_root(memcg); memcg = parent_mem_cgroup(memcg)) {
+        struct obj_cgroup *objcg = atomic_load(&memcg->objcg);
+        if (objcg && obj_cgroup_tryget(objcg))
+            return objcg;
+    }
+    return NULL;
+}
+
+/* mirrors get_mem_cgroup_from_current(): same bypass, css reference taken */
+struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu)
+{
+    struct mem_cgroup *memcg;
+
+    if (!bm_cpu_valid(sys, cpu))
+        return NULL;
+    memcg = current_charge_memcg(cpu_of(sys, cpu));
+    css_get(memcg);
+    return memcg;
+}
+
+/* ------------------------------------------------------------------ */
+/* public API: handles                                                 */
+/* ------------------------------------------------------------------ */
+
+struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id)
+{
+    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX || id >= sys->nr_memcg_ids)
+        return NULL;
+    return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
+}
+
+struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX || id >= sys->nr_objcg_ids)
+        return NULL;
+    objcg = __atomic_load_n(&sys->objcgs[id], __ATOMIC_ACQUIRE);
+    if (!objcg || atomic_load(&objcg->released))
+        return NULL;
+    return objcg;
+}
+
+/* memcg handle -> memcg or -EINVAL/-ENOENT */
+static int memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
+{
+    if (id < 0)
+        return -EINVAL;
+    *out = bm_memcg_lookup(sys, id);
+    return *out ? 0 : -ENOENT;
+}
+
+static int check_nr(struct bm_system *sys, int64_t nr)
+{
+    return (nr <= 0 || nr > sys->page_counter_max) ? -EINVAL : 0;
+}
+
+static int check_gfp(uint32_t gfp)
+{
+    return (gfp & ~(uint32_t)BM_GFP_VALID_MASK) ? -EINVAL : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* public API: memcg lifecycle                                         */
+/* ------------------------------------------------------------------ */
+
+/* mirrors obj_cgroup_alloc() + memcg_online_kmem(): the objcg pins memcg */
+static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *memcg)
+{
+    struct obj_cgroup *objcg;
+
+    if (sys->nr_objcg_ids > MEM_CGROUP_ID_MAX)
+        return NULL;
+    objcg = calloc(1, sizeof(*objcg));
+    if (!objcg)
+        return NULL;
+    objcg->id = sys->nr_objcg_ids;
+    objcg->sys = sys;
+    atomic_init(&objcg->refcnt, 1);
+    atomic_init(&objcg->memcg, memcg);
+    atomic_init(&objcg->nr_charged_bytes, 0);
+    atomic_init(&objcg->ext_refs, 0);
+    atomic_init(&objcg->released, false);
+    css_get(memcg);
+    __atomic_store_n(&sys->objcgs[objcg->id], objcg, __ATOMIC_RELEASE);
+    sys->nr_objcg_ids++;
+    return objcg;
+}
+
+/* memory cgroup allocation shared with system.c's root set-up:
+   mem_cgroup_alloc() + mem_cgroup_css_alloc() */
+struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent);
+struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent)
+{
+    struct mem_cgroup *memcg;
+    bool track_failcnt = !sys->cfg.profile.failcnt_v1_only || sys->cfg.cgroup_v1;
+
+    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX)
+        return NULL;
+    memcg = calloc(1, sizeof(*memcg));
+    if (!memcg)
+        return NULL;
+    memcg->id = sys->nr_memcg_ids;
+    memcg->sys = sys;
+    memcg->parent = parent;
+    memcg->state = BM_MEMCG_ONLINE;
+    atomic_init(&memcg->refcnt, 1);   /* the online base reference */
+    page_counter_init(&memcg->memory, parent ? &parent->memory : NULL, sys->page_counter_max,
+                      true, track_failcnt);
+    page_counter_init(&memcg->kmem, parent ? &parent->kmem : NULL, sys->page_counter_max,
+                      false, track_failcnt);
+    atomic_store(&memcg->memory.high, sys->page_counter_max);
+    atomic_init(&memcg->objcg, NULL);
+    if (parent) {
+        css_get(parent);
+        memcg->next_sibling = parent->first_child;
+        __atomic_store_n(&parent->first_child, memcg, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&sys->memcgs[memcg->id], memcg, __ATOMIC_RELEASE);
+    sys->nr_memcg_ids++;
+    return memcg;
+}
+
+int bm_memcg_create(bm_system *sys, int32_t parent_id)
+{
+    struct mem_cgroup *parent, *memcg;
+    struct obj_cgroup *objcg;
+    int ret;
+
+    if (!sys)
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    ret = memcg_arg(sys, parent_id, &parent);
+    if (ret)
+        goto out;
+    if (parent->state != BM_MEMCG_ONLINE) {   /* mkdir in a removed directory */
+        ret = -ENOENT;
+        goto out;
+    }
+    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX || sys->nr_objcg_ids > MEM_CGROUP_ID_MAX) {
+        ret = -ENOSPC;   /* idr_alloc() out of MEM_CGROUP_ID_MAX */
+        goto out;
+    }
+    memcg = bm_mem_cgroup_alloc(sys, parent);
+    if (!memcg) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    objcg = obj_cgroup_alloc(sys, memcg);
+    if (!objcg) {   /* cannot happen with the checks above, except calloc */
+        ret = -ENOMEM;
+        goto out;
+    }
+    atomic_store(&memcg->objcg, objcg);
+    ret = memcg->id;
+out:
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}
+
+/* mirrors memcg_reparent_objcgs(): the memcg's objcg and every objcg parked
+   on its list now point at parent (css refs move with them) and join the
+   parent's list; memcg->objcg is cleared; the objcg's base ref is killed */
+static void memcg_reparent_objcgs(struct bm_system *sys, struct mem_cgroup *memcg,
+                                  struct mem_cgroup *parent)
+{
+    struct obj_cgroup *objcg = atomic_exchange(&memcg->objcg, NULL);
+    struct obj_cgroup *iter, *last = NULL;
+
+    if (!objcg)
+        return;
+    pthread_mutex_lock(&sys->free_lock);
+    css_get(parent);
+    atomic_store(&objcg->memcg, parent);
+    css_put(memcg);           /* never the last: the base ref is still held */
+    objcg->list_next = memcg->objcg_list;
+    memcg->objcg_list = objcg;
+    for (iter = memcg->objcg_list; iter; iter = iter->list_next) {
+        if (iter != objcg) {
+            css_get(parent);
+            atomic_store(&iter->memcg, parent);
+            css_put(memcg);
+        }
+        last = iter;
+    }
+    last->list_next = parent->objcg_list;
+    parent->objcg_list = memcg->objcg_list;
+    memcg->objcg_list = NULL;
+    objcg->dead = true;
+    pthread_mutex_unlock(&sys->free_lock);
+    obj_cgroup_put(objcg);    /* percpu_ref_kill() drops the initial ref */
+}
+
+/* mirrors cgroup_rmdir() -> mem_cgroup_css_offline(): protections reset,
+   memcg_offline_kmem() (reparent objcgs), drain_all_stock(memcg), then the
+   base reference goes; the memcg is dying until its last reference goes. */
+int bm_memcg_offline(bm_system *sys, int32_t id)
+{
+    struct mem_cgroup *memcg;
+    int ret;
+
+    if (!sys)
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    ret = memcg_arg(sys, id, &memcg);
+    if (ret)
+        goto out;
+    if (mem_cgroup_is_root(memcg)) {
+        ret = -EBUSY;   /* rmdir of the mount point */
+        goto out;
+    }
+    if (memcg->state != BM_MEMCG_ONLINE) {
+        ret = -ENOENT;
+        goto out;
+    }
+    for (struct mem_cgroup *ch = memcg->first_child; ch; ch = ch->next_sibling) {
+        if (ch->state == BM_MEMCG_ONLINE) {
+            ret = -EBUSY;   /* cgroup_destroy_locked(): css_has_online_children */
+            goto out;
+        }
+    }
+    page_counter_set_min(&memcg->memory, 0);
+    page_counter_set_low(&memcg->memory, 0);
+    memcg_reparent_objcgs(sys, memcg, memcg->parent);
+    drain_all_stock(sys, memcg);
+    memcg->state = BM_MEMCG_DYING;
+    atomic_fetch_add(&sys->nr_dying, 1);
+    css_put(memcg);
+    ret = 0;
+out:
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}
+
+int bm_memcg_get(bm_system *sys, int32_t id)
+{
+    struct mem_cgroup *memcg;
+    int ret;
+
+    if (!sys)
+        return -EINVAL;
+    ret = memcg_arg(sys, id, &memcg);
+    if (ret)
+        return ret;
+    atomic_fetch_add(&memcg->ext_refs, 1);
+    css_get(memcg);
+    return 0;
+}
+
+int bm_memcg_put(bm_system *sys, int32_t id)
+{
+    struct mem_cgroup *memcg;
+    int ret;
+    int v;
+
+    if (!sys)
+        return -EINVAL;
+    ret = memcg_arg(sys, id, &memcg);
+    if (ret)
+        return ret;
+    v = atomic_load(&memcg->ext_refs);
+    do {
+        if (v <= 0)
+            return -EINVAL;   /* more puts than gets */
+    } while (!atomic_compare_exchange_weak(&memcg->ext_refs, &v, v - 1));
+    css_put(memcg);
+    return 0;
+}
+
+static void fill_counter_info(const struct page_counter *c, struct bm_page_counter_info *o)
+{
+    o->usage = atomic_load(&c->usage);
+    o->max = atomic_load(&c->max);
+    o->high = atomic_load(&c->high);
+    o->low = atomic_load(&c->low);
+    o->min = atomic_load(&c->min);
+    o->emin = atomic_load(&c->emin);
+    o->elow = atomic_load(&c->elow);
+    o->min_usage = atomic_load(&c->min_usage);
+    o->low_usage = atomic_load(&c->low_usage);
+    o->children_min_usage = atomic_load(&c->children_min_usage);
+    o->children_low_usage = atomic_load(&c->children_low_usage);
+    o->watermark = atomic_load(&c->watermark);
+    o->local_watermark = atomic_load(&c->local_watermark);
+    o->failcnt = atomic_load(&c->failcnt);
+}
+
+int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
+{
+    struct mem_cgroup *memcg;
+    struct obj_cgroup *objcg;
+    int ret;
+
+    if (!sys || !out)
+        return -EINVAL;
+    ret = memcg_arg(sys, id, &memcg);
+    if (ret)
+        return ret;
+    memset(out, 0, sizeof(*out));
+    out->id = memcg->id;
+    out->parent = memcg->parent ? memcg->parent->id : -1;
+    out->state = memcg->state;
+    out->refcnt = atomic_load(&memcg->refcnt);
+    objcg = atomic_load(&memcg->objcg);
+    out->objcg = objcg ? objcg->id : -1;
+    fill_counter_info(&memcg->memory, &out->memory);
+    if (sys->cfg.cgroup_v1)
+        fill_counter_info(&memcg->kmem, &out->kmem);
+    for (int e = 0; e < BM_NR_EVENTS; e++) {
+        out->events[e] = atomic_load(&memcg->memory_events[e]);
+        out->events_local[e] = atomic_load(&memcg->memory_events_local[e]);
+    }
+    for (int i = 0; i < BM_NR_STATS; i++)
+        out->stat_local[i] = atomic_load(&memcg->stat[i]);
+    for (struct mem_cgroup *m = memcg; m; m = next_descendant_pre(m, memcg))
+        for (int i = 0; i < BM_NR_STATS; i++)
+            out->stat[i] += atomic_load(&m->stat[i]);
+    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
+        struct bm_cpu *c = cpu_of(sys, (int)cpu);
+        for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++)
+            if (c->stock.cached[i] == memcg)
+                out->stock_pages += c->stock.nr_pages[i];
+        if (c->task_memcg == memcg)
+            out->nr_pages_over_high += c->memcg_nr_pages_over_high;
+    }
+    out->file_pages = atomic_load(&memcg->file_pages);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* public API: cgroup file writes                                      */
+/* ------------------------------------------------------------------ */
+
+/* mirrors memory_max_write() (v2): xchg the limit, drain once, reclaim with
+   up to MAX_RECLAIM_RETRIES failed attempts, then MEMCG_OOM; the OOM killer
+   finds no victim from this path in the model, so the loop stops.  Always 0. */
+static int memory_max_write(struct bm_system *sys, struct mem_cgroup *memcg, long max)
+{
+    unsigned int nr_reclaims = MAX_RECLAIM_RETRIES;
+    bool drained = false;
+
+    atomic_exchange(&memcg->memory.max, max);
+    for (;;) {
+        long nr_pages = atomic_load(&memcg->memory.usage);
+        if (nr_pages <= max)
+            break;
+        if (!drained) {
+            drain_all_stock(sys, memcg);
+            drained = true;
+            continue;
+        }
+        if (nr_reclaims) {
+            if (!try_to_free_mem_cgroup_pages(sys, memcg, (unsigned long)(nr_pages - max)))
+                nr_reclaims--;
+            continue;
+        }
+        memcg_memory_event(sys, memcg, BM_MEMCG_OOM);
+        break;   /* mem_cgroup_out_of_memory() found nothing to kill */
+    }
+    return 0;
+}
+
+/* mirrors mem_cgroup_resize_max() (v1, memory or kmem counter): set_max,
+   on -EBUSY drain once, then reclaim; -EBUSY once reclaim makes no progress */
+static int mem_cgroup_resize_max(struct bm_system *sys, struct mem_cgroup *memcg,
+                                 struct page_counter *counter, long max)
+{
+    bool drained = false;
+    int ret;
+
+    for (;;) {
+        ret = page_counter_set_max(counter, (unsigned long)max);
+        if (!ret)
+            break;
+        if (!drained) {
+            drain_all_stock(sys, memcg);
+            drained = true;
+            continue;
+        }
+        if (!try_to_free_mem_cgroup_pages(sys, memcg, 1)) {
+            ret = -EBUSY;
+            break;
+        }
+    }
+    return ret;
+}
+
+/* mirrors memory_high_write(): high_set_before_reclaim stores the value
+   first (current), else after the bounded reclaim loop (v5.11 with the
+   starvation fix) */
+static int memory_high_write(struct bm_system *sys, struct mem_cgroup *memcg, long high)
+{
+    unsigned int nr_retries = MAX_RECLAIM_RETRIES;
+    bool drained = false;
+
+    if (sys->cfg.profile.high_set_before_reclaim)
+        page_counter_set_high(&memcg->memory, (unsigned long)high);
+    for (;;) {
+        long nr_pages = atomic_load(&memcg->memory.usage);
+        long reclaimed;
+        if (nr_pages <= high)
+            break;
+        if (!drained) {
+            drain_all_stock(sys, memcg);
+            drained = true;
+            continue;
+        }
+        reclaimed = try_to_free_mem_cgroup_pages(sys, memcg, (unsigned long)(nr_pages - high));
+        if (!reclaimed && !nr_retries--)
+            break;
+    }
+    if (!sys->cfg.profile.high_set_before_reclaim)
+        page_counter_set_high(&memcg->memory, (unsigned long)high);
+    return 0;
+}
+
+/* mirrors mem_cgroup_force_empty() (v1): drain, then reclaim one page at a
+   time until empty or MAX_RECLAIM_RETRIES attempts freed nothing; returns 0
+   even if usage is left (kernel memory cannot be reclaimed) */
+static int mem_cgroup_force_empty(struct bm_system *sys, struct mem_cgroup *memcg)
+{
+    int nr_retries = MAX_RECLAIM_RETRIES;
+
+    drain_all_stock(sys, memcg);
+    while (nr_retries && atomic_load(&memcg->memory.usage)) {
+        if (!try_to_free_mem_cgroup_pages(sys, memcg, 1))
+            nr_retries--;
+    }
+    return 0;
+}
+
+int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
+{
+    struct mem_cgroup *memcg;
+    bool v1;
+    int ret;
+
+    if (!sys)
+        return -EINVAL;
+    ret = memcg_arg(sys, id, &memcg);
+    if (ret)
+        return ret;
+    if (what < BM_WRITE_MAX || what > BM_WRITE_FORCE_EMPTY)
+        return -EINVAL;
+    if (what <= BM_WRITE_KMEM_MAX && (pages < 0 || pages > sys->page_counter_max))
+        return -EINVAL;
+    v1 = sys->cfg.cgroup_v1 != 0;
+    if (!v1 && (what == BM_WRITE_KMEM_MAX || what == BM_WRITE_KMEM_RESET_PEAK ||
+                what == BM_WRITE_KMEM_RESET_FAILCNT || what == BM_WRITE_FORCE_EMPTY))
+        return -EINVAL;   /* no such file on the default hierarchy */
+    if (mem_cgroup_is_root(memcg) &&
+        (what <= BM_WRITE_KMEM_MAX || what == BM_WRITE_FORCE_EMPTY))
+        return -EINVAL;
+    if (memcg->state != BM_MEMCG_ONLINE)
+        return -ENOENT;
+
+    pthread_mutex_lock(&sys->lock);
+    switch (what) {
+    case BM_WRITE_MAX:
+        ret = v1 ? mem_cgroup_resize_max(sys, memcg, &memcg->memory, (long)pages)
+                 : memory_max_write(sys, memcg, (long)pages);
+        break;
+    case BM_WRITE_HIGH:
+        ret = memory_high_write(sys, memcg, (long)pages);
+        break;
+    case BM_WRITE_LOW:
+        page_counter_set_low(&memcg->memory, (unsigned long)pages);
+        break;
+    case BM_WRITE_MIN:
+        page_counter_set_min(&memcg->memory, (unsigned long)pages);
+        break;
+    case BM_WRITE_KMEM_MAX:
+        /* v5.11 memcg_update_kmem_max(): set_max, -EBUSY below usage.
+           Current kernels accept the write, warn and ignore it (returns 0). */
+        if (sys->cfg.profile.kmem_limit_enforced)
+            ret = page_counter_set_max(&memcg->kmem, (unsigned long)pages);
+        break;
+    case BM_WRITE_RESET_PEAK:
+        /* v1 max_usage_in_bytes: page_counter_reset_watermark(); v2
+           memory.peak (v6.12): the write restarts local_watermark only */
+        if (v1)
+            page_counter_reset_watermark(&memcg->memory);
+        else
+            atomic_store(&memcg->memory.local_watermark, atomic_load(&memcg->memory.usage));
+        break;
+    case BM_WRITE_RESET_FAILCNT:
+        atomic_store(&memcg->memory.failcnt, 0);
+        break;
+    case BM_WRITE_KMEM_RESET_PEAK:
+        page_counter_reset_watermark(&memcg->kmem);
+        break;
+    case BM_WRITE_KMEM_RESET_FAILCNT:
+        atomic_store(&memcg->kmem.failcnt, 0);
+        break;
+    case BM_WRITE_FORCE_EMPTY:
+        ret = mem_cgroup_force_empty(sys, memcg);
+        break;
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* public API: context                                                 */
+/* ------------------------------------------------------------------ */
+
+/* optional memcg handle: -1 = none */
+static int opt_memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
+{
+    if (id == -1) {
+        *out = NULL;
+        return 0;
+    }
+    return memcg_arg(sys, id, out);
+}
+
+/* swap a context pointer, moving a css reference with it */
+static void set_ctx(struct mem_cgroup **slot, struct mem_cgroup *memcg)
+{
+    struct mem_cgroup *old = *slot;
+
+    css_get(memcg);
+    *slot = memcg;
+    css_put(old);
+}
+
+int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t active_id)
+{
+    struct mem_cgroup *memcg, *active;
+    struct bm_cpu *c;
+    int ret;
+
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    if ((ret = opt_memcg_arg(sys, memcg_id, &memcg)) || (ret = opt_memcg_arg(sys, active_id, &active)))
+        return ret;
+    c = cpu_of(sys, cpu);
+    if (c->task_memcg != memcg) {   /* another task: its own over-high debt and victim flag */
+        c->memcg_nr_pages_over_high = 0;
+        c->oom_victim = 0;
+        c->high_penalty_jiffies = 0;
+    }
+    set_ctx(&c->task_memcg, memcg);
+    set_ctx(&c->task_active_memcg, active);
+    return 0;
+}
+
+int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt)
+{
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    cpu_of(sys, cpu)->in_interrupt = in_interrupt ? 1 : 0;
+    return 0;
+}
+
+/* mirrors set_active_memcg(): int_active_memcg in interrupt context, else
+   current->active_memcg; the old value (-1 none) goes to *old */
+int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t *old)
+{
+    struct mem_cgroup *memcg, **slot;
+    struct bm_cpu *c;
+    int ret;
+
+    if (!sys || !old || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    if ((ret = opt_memcg_arg(sys, memcg_id, &memcg)))
+        return ret;
+    c = cpu_of(sys, cpu);
+    slot = c->in_interrupt ? &c->int_active_memcg : &c->task_active_memcg;
+    *old = *slot ? (*slot)->id : -1;
+    set_ctx(slot, memcg);
+    return 0;
+}
+
+int bm_take_oom_victim(bm_system *sys, int32_t cpu)
+{
+    struct bm_cpu *c;
+    int v;
+
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    c = cpu_of(sys, cpu);
+    v = c->oom_victim;
+    c->oom_victim = 0;
+    return v;
+}
+
+int bm_get_obj_cgroup_from_current(bm_system *sys, int32_t cpu, int32_t *objcg_id)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || !objcg_id || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    objcg = get_obj_cgroup_from_current(sys, cpu);
+    if (objcg)
+        atomic_fetch_add(&objcg->ext_refs, 1);   /* the reference now belongs to Python */
+    *objcg_id = objcg ? objcg->id : -1;
+    return 0;
+}
+
+int bm_obj_cgroup_get(bm_system *sys, int32_t id)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || id < 0)
+        return -EINVAL;
+    objcg = bm_objcg_lookup(sys, id);
+    if (!objcg || !obj_cgroup_tryget(objcg))
+        return -ENOENT;
+    atomic_fetch_add(&objcg->ext_refs, 1);
+    return 0;
+}
+
+int bm_obj_cgroup_put(bm_system *sys, int32_t id)
+{
+    struct obj_cgroup *objcg;
+    long v;
+
+    if (!sys || id < 0)
+        return -EINVAL;
+    objcg = bm_objcg_lookup(sys, id);
+    if (!objcg)
+        return -ENOENT;
+    v = atomic_load(&objcg->ext_refs);
+    do {
+        if (v <= 0)
+            return -EINVAL;
+    } while (!atomic_compare_exchange_weak(&objcg->ext_refs, &v, v - 1));
+    obj_cgroup_put(objcg);
+    return 0;
+}
+
+/* test/driver helpers: obj_cgroup_charge()/uncharge() on a Python-held objcg */
+int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, uint64_t size)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0 || check_gfp(gfp))
+        return -EINVAL;
+    if (size == 0 || size > (uint64_t)sys->page_counter_max)
+        return -EINVAL;
+    objcg = bm_objcg_lookup(sys, id);
+    if (!objcg || atomic_load(&objcg->ext_refs) <= 0)
+        return -ENOENT;
+    return obj_cgroup_charge(sys, cpu, objcg, gfp, (size_t)size);
+}
+
+int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t id, uint64_t size)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0)
+        return -EINVAL;
+    if (size == 0 || size > (uint64_t)sys->page_counter_max)
+        return -EINVAL;
+    objcg = bm_objcg_lookup(sys, id);
+    if (!objcg || atomic_load(&objcg->ext_refs) <= 0)
+        return -ENOENT;
+    obj_cgroup_uncharge(sys, cpu, objcg, (size_t)size);
+    return 0;
+}
+
+int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || !out || id < 0)
+        return -EINVAL;
+    objcg = bm_objcg_lookup(sys, id);
+    if (!objcg)
+        return -ENOENT;
+    memset(out, 0, sizeof(*out));
+    out->id = objcg->id;
+    out->memcg = obj_cgroup_memcg(objcg)->id;
+    out->refcnt = (int32_t)atomic_load(&objcg->refcnt);
+    out->dead = objcg->dead;
+    out->nr_charged_bytes = atomic_load(&objcg->nr_charged_bytes);
+    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++)
+        if (sys->cpus[cpu].stock.cached_objcg == objcg)
+            out->stock_bytes += sys->cpus[cpu].stock.nr_bytes;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* public API: charging primitives                                     */
+/* ------------------------------------------------------------------ */
+
+/* the bm_try_charge ledger: one css ref while non-zero.  The ref is taken
+   before the 0 -> n transition and dropped after n -> 0, so a racing
+   uncharge on another cpu can never drop it early. */
+static void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n)
+{
+    css_get(memcg);
+    if (atomic_fetch_add(ledger, n) != 0)
+        css_put(memcg);
+}
+
+static bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero)
+{
+    long v = atomic_load(ledger);
+
+    do {
+        if (v < n)
+            return false;
+    } while (!atomic_compare_exchange_weak(ledger, &v, v - n));
+    *now_zero = (v == n);
+    return true;
+}
+
+int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu)
+{
+    struct mem_cgroup *memcg;
+    int ret;
+
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    if ((ret = memcg_arg(sys, id, &memcg)))
+        return ret;
+    if (check_nr(sys, nr_pages) || check_gfp(gfp))
+        return -EINVAL;
+    css_get(memcg);
+    ret = try_charge_memcg(sys, cpu, memcg, gfp, (unsigned long)nr_pages);
+    if (!ret)
+        ledger_add(&memcg->charged_pages, memcg, (long)nr_pages);
+    css_put(memcg);
+    return ret;
+}
+
+/* the kmem-style uncharge: through refill_stock() (root: nothing to do) */
+int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
+{
+    struct mem_cgroup *memcg;
+    bool zero = false;
+    int ret;
+
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    if ((ret = memcg_arg(sys, id, &memcg)))
+        return ret;
+    if (check_nr(sys, nr_pages))
+        return -EINVAL;
+    if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero))
+        return -EINVAL;   /* more than bm_try_charge charged */
+    if (!mem_cgroup_is_root(memcg))
+        refill_stock(sys, cpu, memcg, (unsigned long)nr_pages);
+    if (zero)
+        css_put(memcg);
+    return 0;
+}
+
+/* mirrors mem_cgroup_charge() for anon/file pages: try_charge, then the
+   ANON/FILE stat (root too: its pages carry root and are counted) */
+int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu, int32_t file)
+{
+    struct mem_cgroup *memcg;
+    int ret;
+
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    if ((ret = memcg_arg(sys, id, &memcg)))
+        return ret;
+    if (check_nr(sys, nr_pages) || check_gfp(gfp))
+        return -EINVAL;
+    css_get(memcg);
+    ret = try_charge_memcg(sys, cpu, memcg, gfp, (unsigned long)nr_pages);
+    if (!ret) {
+        ledger_add(&memcg->user_pages, memcg, (long)nr_pages);
+        if (file) {
+            mod_memcg_state(memcg, BM_STAT_FILE, (long)nr_pages);
+            atomic_fetch_add(&memcg->file_pages, (long)nr_pages);
+        } else {
+            mod_memcg_state(memcg, BM_STAT_ANON, (long)nr_pages);
+            atomic_fetch_add(&memcg->anon_pages, (long)nr_pages);
+        }
+    }
+    css_put(memcg);
+    return ret;
+}
+
+/* mirrors uncharge_batch(): direct uncharge of user pages */
+int bm_uncharge_user(bm_system *sys, int32_t id, int64_t nr_pages, int32_t file)
+{
+    struct mem_cgroup *memcg;
+    bool zero = false;
+    int ret;
+
+    if (!sys)
+        return -EINVAL;
+    if ((ret = memcg_arg(sys, id, &memcg)))
+        return ret;
+    if (check_nr(sys, nr_pages))
+        return -EINVAL;
+    if (!ledger_sub(file ? &memcg->file_pages : &memcg->anon_pages, (long)nr_pages, &zero))
+        return -EINVAL;   /* more pages than are charged (or were reclaimed) */
+    css_get(memcg);
+    memcg_uncharge(sys, memcg, (unsigned long)nr_pages);
+    mod_memcg_state(memcg, file ? BM_STAT_FILE : BM_STAT_ANON, -(long)nr_pages);
+    user_pages_sub(memcg, (long)nr_pages);
+    css_put(memcg);
+    return 0;
+}
+
+int bm_drain_all_stock(bm_system *sys, int32_t root)
+{
+    struct mem_cgroup *memcg;
+    int ret;
+
+    if (!sys)
+        return -EINVAL;
+    if ((ret = memcg_arg(sys, root, &memcg)))
+        return ret;
+    css_get(memcg);
+    drain_all_stock(sys, memcg);
+    css_put(memcg);
+    return 0;
+}
+
+int bm_drain_local_stock(bm_system *sys, int32_t cpu)
+{
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    drain_local_stock(sys, cpu);
+    return 0;
+}
+
+int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out)
+{
+    struct memcg_stock_pcp *stock;
+
+    if (!sys || !out || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    stock = &cpu_of(sys, cpu)->stock;
+    for (unsigned i = 0; i < 8; i++) {
+        bool used = i < sys->cfg.profile.nr_memcg_stock && stock->cached[i];
+        out->cached[i] = used ? stock->cached[i]->id : -1;
+        out->nr_pages[i] = used ? (int32_t)stock->nr_pages[i] : 0;
+    }
+    out->cached_objcg = stock->cached_objcg ? stock->cached_objcg->id : -1;
+    out->nr_bytes = (int32_t)stock->nr_bytes;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* invariants                                                          */
+/* ------------------------------------------------------------------ */
+
+/* bm_system_check(): invariants 1-4 of DESIGN.md that the core can see.
+   Parent usage == own leaf charges (with freed children folded in) + the
+   sum of its children's usage, which accounts for the residue a dying child
+   keeps after its objcg was reparented (memcg.md 10.1 item 2). */
+int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen);
+int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen)
+{
+    char buf[256] = "";
+    unsigned long batch = charge_batch(sys);
+    unsigned long page = (unsigned long)page_size_of(sys);
+
+    for (int32_t id = 0; id < sys->nr_memcg_ids; id++) {
+        struct mem_cgroup *m = bm_memcg_lookup(sys, id);
+        long sum = 0, ksum = 0;
+        if (!m)
+            continue;
+        for (struct mem_cgroup *ch = load_child(m); ch; ch = load_sibling(ch)) {
+            sum += atomic_load(&ch->memory.usage);
+            ksum += atomic_load(&ch->kmem.usage);
+        }
+        long usage = atomic_load(&m->memory.usage), kusage = atomic_load(&m->kmem.usage);
+        if (usage < 0 || kusage < 0 || atomic_load(&m->memory.nr_underflows) ||
+            atomic_load(&m->kmem.nr_underflows)) {
+            snprintf(buf, sizeof(buf), "memcg %d: counter underflow (memory %ld, kmem %ld)",
+                     id, usage, kusage);
+            goto bad;
+        }
+        if (usage != atomic_load(&m->own_pages) + sum) {
+            snprintf(buf, sizeof(buf), "memcg %d: memory usage %ld != own %ld + children %ld",
+                     id, usage, atomic_load(&m->own_pages), sum);
+            goto bad;
+        }
+        if (kusage != atomic_load(&m->own_kmem_pages) + ksum) {
+            snprintf(buf, sizeof(buf), "memcg %d: kmem usage %ld != own %ld + children %ld",
+                     id, kusage, atomic_load(&m->own_kmem_pages), ksum);
+            goto bad;
+        }
+        if (atomic_load(&m->charged_pages) < 0 || atomic_load(&m->file_pages) < 0 ||
+            atomic_load(&m->anon_pages) < 0) {
+            snprintf(buf, sizeof(buf), "memcg %d: negative page ledger", id);
+            goto bad;
+        }
+        if (atomic_load(&m->refcnt) <= 0) {
+            snprintf(buf, sizeof(buf), "memcg %d: live with refcnt %d", id, atomic_load(&m->refcnt));
+            goto bad;
+        }
+    }
+    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
+        struct memcg_stock_pcp *st = &sys->cpus[cpu].stock;
+        for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+            if (st->cached[i] && mem_cgroup_is_root(st->cached[i])) {
+                snprintf(buf, sizeof(buf), "cpu %u: page stock caches root", cpu);
+                goto bad;
+            }
+            if (st->nr_pages[i] > batch || (!st->cached[i] && st->nr_pages[i])) {
+                snprintf(buf, sizeof(buf), "cpu %u slot %u: %u pages (batch %lu)", cpu, i,
+                         st->nr_pages[i], batch);
+                goto bad;
+            }
+        }
+        unsigned long bound = sys->cfg.profile.obj_stock_split_pages ? 2 * page : page;
+        if (st->nr_bytes > bound || (!st->cached_objcg && st->nr_bytes)) {
+            snprintf(buf, sizeof(buf), "cpu %u: object stock holds %u bytes", cpu, st->nr_bytes);
+            goto bad;
+        }
+    }
+    for (int32_t id = 0; id < sys->nr_objcg_ids; id++) {
+        struct obj_cgroup *o = bm_objcg_lookup(sys, id);
+        if (o && (atomic_load(&o->nr_charged_bytes) < 0 || atomic_load(&o->refcnt) <= 0)) {
+            snprintf(buf, sizeof(buf), "objcg %d: nr_charged_bytes %ld refcnt %ld", id,
+                     atomic_load(&o->nr_charged_bytes), atomic_load(&o->refcnt));
+            goto bad;
+        }
+    }
+    if (atomic_load(&sys->nr_objcg_release_warns)) {
+        snprintf(buf, sizeof(buf), "obj_cgroup_release found %ld non page-aligned remainders",
+                 atomic_load(&sys->nr_objcg_release_warns));
+        goto bad;
+    }
+    if (msg && msglen)
+        msg[0] = '\0';
+    return 0;
+bad:
+    if (msg && msglen)
+        snprintf(msg, msglen, "%s", buf);
+    return -EUCLEAN;
+}
