@@ -1,0 +1,151 @@
+"""bpf_mem_alloc (kernel/bpf/memalloc.c, v6.1+): per-cpu object caches.
+
+One cache per possible cpu for one object size.  Objects are prefilled at
+init, popped without kmalloc on the fast path, refilled in batches with
+GFP_NOWAIT | __GFP_ACCOUNT under the objcg captured at init, and freed back
+to the cache; above the high watermark they are released after an RCU
+grace period (queued work here).  So the memcg sees batches, not elements.
+
+Simplification: the refill irq_work runs synchronously right after the
+allocation that crossed the low watermark (as it would on irq enable after a
+syscall); the free_by_rcu lists are freed when deferred work runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+LLIST_NODE_SZ = 8
+PCPU_CACHE_OBJ = 16     # per-cpu mode: 16-byte kmalloc object (header + percpu ptr)
+
+
+@dataclass
+class MemCache:
+    """struct bpf_mem_cache of one cpu."""
+
+    cpu: int
+    unit_size: int
+    low: int
+    high: int
+    batch: int
+    free: list[tuple[int, int]] = field(default_factory=list)  # (kmalloc addr, percpu addr)
+
+
+def watermarks(unit_size: int, percpu: bool) -> tuple[int, int, int]:
+    """Mirrors init_refill_work()/ the watermark rules: (low, high, batch)."""
+    if percpu:
+        low, high = 1, 3
+    elif unit_size <= 256:
+        low, high = 32, 96
+    else:
+        low = max(32 * 256 // unit_size, 1)
+        high = max(96 * 256 // unit_size, 3)
+    batch = max((high - low) // 4 * 3, 1)
+    return low, high, batch
+
+
+class BpfMemAlloc:
+    """struct bpf_mem_alloc of a map: `size` bytes per object (percpu: a per-cpu area)."""
+
+    def __init__(self, owner: Any, size: int, percpu: bool) -> None:
+        """Mirrors bpf_mem_alloc_init(): captures the objcg of current, prefills."""
+        self.owner = owner                # the BpfMap whose books record the objects
+        self.system = owner.system
+        self.percpu = percpu
+        self.size = size
+        self.unit_size = PCPU_CACHE_OBJ if percpu else size + LLIST_NODE_SZ
+        self.objcg: int | None = None
+        if owner.bprof.account:
+            self.objcg = self.system.get_obj_cgroup_from_current()
+        low, high, batch = watermarks(self.unit_size, percpu)
+        self.caches = [MemCache(c, self.unit_size, low, high, batch)
+                       for c in range(self.system.nr_cpus)]
+        self.live = 0
+        g = owner.gfp
+        prefill_gfp = g.KERNEL | g.NOWARN | g.ACCOUNT
+        # prefill_mem_cache(): 4 objects for small non-percpu units, else 1 (v6.8+)
+        split = owner.bprof.memalloc_prefill_split
+        n = 4 if (self.unit_size <= 256 and not (split and percpu)) else 1
+        for c in self.caches:
+            self._alloc_bulk(c, n, prefill_gfp)
+
+    def _memcg(self) -> Any:
+        if self.objcg is None:
+            return self.system.root
+        return self.system.objcg_memcg(self.objcg)
+
+    def _alloc_bulk(self, c: MemCache, n: int, gfp: int) -> int:
+        """Mirrors alloc_bulk(): kmalloc (or percpu) objects under set_active_memcg of the
+        cache's objcg; stops at the first failure.  Returns how many were added."""
+        sysm, owner = self.system, self.owner
+        cg = self._memcg()
+        charged = cg is not sysm.root and bool(gfp & owner.gfp.ACCOUNT)
+        done = 0
+        with sysm.active_memcg(cg):
+            for _ in range(n):
+                try:
+                    if self.percpu:
+                        p = sysm.alloc_percpu(self.size, 8, gfp)
+                        try:
+                            a = sysm.kmalloc(PCPU_CACHE_OBJ, gfp)
+                        except OSError:
+                            sysm.free_percpu(p)
+                            raise
+                    else:
+                        a, p = sysm.kmalloc(self.unit_size, gfp), 0
+                except OSError:
+                    break      # alloc_bulk() stops quietly; prefill failure is silent too
+                owner.adopt_alloc("k", a, self.unit_size, charged)
+                if p:
+                    owner.adopt_alloc("p", p, self.size * sysm.nr_cpus, charged)
+                c.free.append((a, p))
+                done += 1
+        return done
+
+    def _cache(self) -> MemCache:
+        cpu = self.system.current_cpu
+        return self.caches[cpu if cpu is not None else 0]
+
+    def alloc(self) -> tuple[int, int] | None:
+        """Mirrors bpf_mem_cache_alloc() -> unit_alloc(): pop, refill below low."""
+        c = self._cache()
+        obj = c.free.pop() if c.free else None
+        if len(c.free) < c.low:
+            g = self.owner.gfp
+            self._alloc_bulk(c, c.batch, g.NOWAIT | g.NOWARN | g.ACCOUNT | g.ZERO)
+        if obj is not None:
+            self.live += 1
+        return obj
+
+    def free(self, obj: tuple[int, int]) -> None:
+        """Mirrors bpf_mem_cache_free() -> unit_free(): back to the current cpu's cache;
+        above high, the excess down to (high+low)/2 waits for an RCU grace period."""
+        c = self._cache()
+        self.live -= 1
+        c.free.append(obj)
+        if len(c.free) > c.high:
+            keep = (c.high + c.low) // 2
+            excess = c.free[keep:]
+            del c.free[keep:]
+            st = self.system.bpf_state
+            st.queue_work(lambda: self._release(excess))
+
+    def _release(self, objs: list[tuple[int, int]]) -> None:
+        for a, p in objs:
+            self.owner.kfree(a)
+            if p:
+                self.owner.free_percpu(p)
+
+    def cached(self) -> int:
+        return sum(len(c.free) for c in self.caches)
+
+    def destroy(self) -> None:
+        """Mirrors bpf_mem_alloc_destroy(): free every cached object, drop the objcg.
+        (Live objects are freed by the owner before this.)"""
+        for c in self.caches:
+            objs, c.free = c.free, []
+            self._release(objs)
+        if self.objcg is not None:
+            self.system.obj_cgroup_put(self.objcg)
+            self.objcg = None
