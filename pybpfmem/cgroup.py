@@ -510,6 +510,8 @@ def _slow_charge_args(nr_pages: Any, gfp: Any, cpu: Any) -> tuple[int, int, int]
 
 def _cdata_to_py(obj: Any) -> Any:
     """Convert a cffi struct / array into dicts, lists and ints."""
+    if not isinstance(obj, ffi.CData):
+        return obj
     t = ffi.typeof(obj)
     if t.kind == "pointer":
         return _cdata_to_py(obj[0])

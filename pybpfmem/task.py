@@ -60,6 +60,7 @@ class Task(BpfTaskMixin):
         old = self.cgroup
         self.cgroup = cgroup
         if self._cpu is not None:  # `current`'s memcg changes at once
+            self.system._reap_oom_victim(self._cpu)  # bm_set_task clears the victim flag
             self.system._sync_cpu(self._cpu)
         check(lib.bm_memcg_put(sp, old.id), f"bm_memcg_put({old.id})")
 
