@@ -1,0 +1,395 @@
+"""HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH (kernel/bpf/hashtab.c).
+
+Elements live in a dict key -> value.  Simplifications (documented):
+iteration (get_next_key) follows insertion order, not bucket order; the
+bucket of a key for batch lookups is crc32(key) & (n_buckets - 1) (the kernel
+uses jhash with a random seed); LRU eviction takes the oldest inserted key;
+freed no-prealloc elements of v5.x are kfree'd at once (the kernel waits an
+RCU grace period).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+import zlib
+from typing import Any
+
+from . import uapi as U
+from .errors import BpfError
+from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr,
+                  pow2, register_map, rup)
+from .memalloc import LLIST_NODE_SZ, BpfMemAlloc
+
+_ACCESS = U.BPF_F_RDONLY | U.BPF_F_WRONLY | U.BPF_F_RDONLY_PROG | U.BPF_F_WRONLY_PROG
+HTAB_CREATE_FLAG_MASK = (U.BPF_F_NO_PREALLOC | U.BPF_F_NO_COMMON_LRU | U.BPF_F_NUMA_NODE
+                         | _ACCESS | U.BPF_F_ZERO_SEED)
+HASHTAB_MAP_LOCK_COUNT = 8
+PERCPU_TYPES = (U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+LRU_TYPES = (U.BPF_MAP_TYPE_LRU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+
+
+@register_map
+class HashMap(BpfMap):
+    map_types = (U.BPF_MAP_TYPE_HASH, U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_HASH,
+                 U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+    batch_ops = frozenset({"lookup", "lookup_and_delete", "update", "delete"})
+    batch_token_size = 4   # in_batch/out_batch hold a u32 bucket index
+
+    @classmethod
+    def alloc_check(cls, attr: MapAttr, ctx: CreateCtx) -> None:
+        """Mirrors htab_map_alloc_check() and the size checks of htab_map_alloc()."""
+        t, f = attr.map_type, attr.map_flags
+        percpu, lru = t in PERCPU_TYPES, t in LRU_TYPES
+        prealloc = not f & U.BPF_F_NO_PREALLOC
+        percpu_lru = bool(f & U.BPF_F_NO_COMMON_LRU)
+        if lru and not ctx.bprof.caps_central and not ctx.bpf_capable():
+            raise BpfError(errno.EPERM, "htab_map_alloc_check: LRU maps need CAP_BPF")
+        if f & U.BPF_F_ZERO_SEED and not ctx.capable(U.CAP_SYS_ADMIN):
+            raise BpfError(errno.EPERM, "htab_map_alloc_check: BPF_F_ZERO_SEED needs "
+                                        "CAP_SYS_ADMIN")
+        if f & ~HTAB_CREATE_FLAG_MASK or (f & U.BPF_F_RDONLY_PROG and f & U.BPF_F_WRONLY_PROG):
+            raise BpfError(errno.EINVAL, f"htab_map_alloc_check: map_flags {f:#x} not in "
+                                         f"{HTAB_CREATE_FLAG_MASK:#x} or bad access flags")
+        if not lru and percpu_lru:
+            raise BpfError(errno.EINVAL, "htab_map_alloc_check: BPF_F_NO_COMMON_LRU on a "
+                                         "non-LRU map")
+        if lru and not prealloc:
+            raise BpfError(U.ENOTSUPP, "htab_map_alloc_check: LRU maps cannot be "
+                                       "BPF_F_NO_PREALLOC (-ENOTSUPP)")
+        if f & U.BPF_F_NUMA_NODE and (percpu or percpu_lru):
+            raise BpfError(errno.EINVAL, "htab_map_alloc_check: NUMA node with per-cpu map")
+        if attr.max_entries == 0 or attr.key_size == 0 or attr.value_size == 0:
+            raise BpfError(errno.EINVAL, f"htab_map_alloc_check: max_entries "
+                                         f"{attr.max_entries}, key_size {attr.key_size}, "
+                                         f"value_size {attr.value_size} must be > 0")
+        if attr.key_size > U.MAX_BPF_STACK:
+            raise BpfError(errno.E2BIG, f"htab_map_alloc_check: key_size {attr.key_size} > "
+                                        f"MAX_BPF_STACK {U.MAX_BPF_STACK}")
+        he = ctx.sizes.htab_elem
+        if ctx.bprof.attr_line == "6":
+            if attr.key_size + attr.value_size >= KMALLOC_MAX_SIZE - he:
+                raise BpfError(errno.E2BIG, f"htab_map_alloc_check: key_size + value_size "
+                                            f"{attr.key_size + attr.value_size} >= "
+                                            f"KMALLOC_MAX_SIZE - {he}")
+        elif attr.value_size >= KMALLOC_MAX_SIZE - U.MAX_BPF_STACK - he:
+            raise BpfError(errno.E2BIG, f"htab_map_alloc_check: value_size {attr.value_size}"
+                                        f" >= KMALLOC_MAX_SIZE - 512 - {he}")
+        if ctx.bprof.percpu_value_limit and percpu and rup(attr.value_size, 8) > \
+                PCPU_MIN_UNIT_SIZE:
+            raise BpfError(errno.E2BIG, "htab_map_alloc_check: per-cpu value > "
+                                        "PCPU_MIN_UNIT_SIZE")
+        max_e = attr.max_entries
+        if percpu_lru:
+            max_e = rup(max_e, ctx.system.nr_cpus)
+            if max_e > U.U32_MAX:
+                raise BpfError(errno.E2BIG, "htab_map_alloc: max_entries rounded to a "
+                                            "multiple of the cpus overflows")
+        if ctx.bprof.htab_max_2g and max_e > 1 << 31:
+            raise BpfError(errno.E2BIG, f"htab_map_alloc: max_entries {max_e} > 2^31")
+        nb = pow2(max_e)
+        if nb == 0 or nb > U.U32_MAX // ctx.sizes.bucket:
+            raise BpfError(errno.E2BIG, f"htab_map_alloc: n_buckets {nb} > U32_MAX/"
+                                        f"{ctx.sizes.bucket}")
+
+    def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
+        super().__init__(system, attr, ctx)
+        t = attr.map_type
+        self.percpu = t in PERCPU_TYPES
+        self.lru = t in LRU_TYPES
+        self.prealloc = not attr.map_flags & U.BPF_F_NO_PREALLOC
+        if attr.map_flags & U.BPF_F_NO_COMMON_LRU:
+            self.max_entries = rup(self.max_entries, system.nr_cpus)
+        self.n_buckets = pow2(self.max_entries)
+        self.elem_size = ctx.sizes.htab_elem + rup(self.key_size, 8) + (
+            8 if self.percpu else rup(self.value_size, 8))
+        self.v8 = rup(self.value_size, 8)
+        self.elems: dict[bytes, bytes] = {}
+        # no-prealloc: per-element allocation handles (kmalloc addr, percpu addr / memalloc obj)
+        self.objs: dict[bytes, Any] = {}
+        self._struct = 0
+        self._buckets = 0
+        self._locked: list[int] = []
+        self._elems_area = 0
+        self._pptrs: list[int] = []
+        self._extra = 0
+        self.ma: BpfMemAlloc | None = None
+        self.pcpu_ma: BpfMemAlloc | None = None
+
+    # --- creation
+    def _num_prealloc(self) -> int:
+        return self.max_entries + (0 if (self.percpu or self.lru) else self.system.nr_cpus)
+
+    def legacy_cost(self) -> int:
+        """v5.10 htab_map_alloc() cost (same for prealloc and no-prealloc)."""
+        p = self.system.nr_cpus
+        cost = self.n_buckets * self.sizes.bucket + self.elem_size * self.max_entries
+        if self.percpu:
+            cost += self.v8 * p * self.max_entries
+        else:
+            cost += self.elem_size * p
+        return cost
+
+    def alloc(self) -> None:
+        """Mirrors htab_map_alloc(): struct, buckets, map_locked per-cpu ints, then
+        prealloc_init() (+ alloc_extra_elems()) or bpf_mem_alloc_init()."""
+        g, bp = self.gfp, self.bprof
+        if bp.htab_struct_area:
+            self._struct = self.area_alloc(self.sizes.bpf_htab)
+        else:
+            acct = g.ACCOUNT if bp.account else 0
+            self._struct = self.kzalloc_account(self.sizes.bpf_htab, g.USER | g.ZERO | acct)
+        self._buckets = self.area_alloc(self.n_buckets * self.sizes.bucket)
+        for _ in range(HASHTAB_MAP_LOCK_COUNT):
+            if bp.account:
+                self._locked.append(self.map_alloc_percpu(4, 4, g.USER))
+            else:
+                self._locked.append(self.plain_alloc_percpu(4, 4, g.USER))
+        pcpu = self.map_alloc_percpu if bp.account else self.plain_alloc_percpu
+        if self.prealloc:
+            num = self._num_prealloc()
+            self._elems_area = self.area_alloc(self.elem_size * num)
+            if self.percpu:
+                for _ in range(num):
+                    self._pptrs.append(pcpu(self.v8, 8, g.USER | g.NOWARN))
+            # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
+            if not self.percpu and not self.lru:
+                self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
+        elif bp.nopre_alloc == "memalloc":
+            self.ma = BpfMemAlloc(self, self.elem_size, False)
+            if self.percpu:
+                self.pcpu_ma = BpfMemAlloc(self, self.v8, True)
+
+    def free(self) -> None:
+        """Mirrors htab_map_free(): elements, mem caches, areas, per-cpu ints."""
+        for key in list(self.objs):
+            self._free_obj(self.objs.pop(key))
+        self.elems.clear()
+        for ma in (self.ma, self.pcpu_ma):
+            if ma is not None:
+                ma.destroy()
+        self.ma = self.pcpu_ma = None
+        self.free_all()
+
+    def mem_usage(self) -> int:
+        """Mirrors htab_map_mem_usage()."""
+        p = self.system.nr_cpus
+        usage = self.sizes.bpf_htab + self.sizes.bucket * self.n_buckets
+        if self.bprof.htab_lock_term:
+            usage += 4 * p * HASHTAB_MAP_LOCK_COUNT
+        if self.prealloc:
+            num = self._num_prealloc()
+            usage += self.elem_size * num
+            if self.percpu:
+                usage += self.v8 * p * num
+            elif not self.lru:
+                usage += 8 * p
+        else:
+            n = len(self.elems)
+            usage += (self.elem_size + LLIST_NODE_SZ) * n
+            if self.percpu:
+                usage += (8 + LLIST_NODE_SZ) * n + self.v8 * p * n
+        return usage
+
+    # --- element allocation (no-prealloc)
+    def _alloc_obj(self) -> Any:
+        """alloc_htab_elem()'s allocation: v5.x bpf_map_kmalloc_node (GFP_ATOMIC) +
+        bpf_map_alloc_percpu; v6.1+ bpf_mem_cache_alloc on ma (+ pcpu_ma)."""
+        g = self.gfp
+        if self.ma is not None:
+            obj = self.ma.alloc()
+            if obj is None:
+                raise BpfError(errno.ENOMEM, f"htab update: bpf_mem_cache_alloc found the "
+                                             f"cache empty and refill failed (map {self.id}; "
+                                             f"memcg {self.memcg_path()})")
+            if self.pcpu_ma is not None:
+                pobj = self.pcpu_ma.alloc()
+                if pobj is None:
+                    self.ma.free(obj)
+                    raise BpfError(errno.ENOMEM, "htab update: per-cpu bpf_mem_cache_alloc "
+                                                 "failed")
+                return ("ma", obj, pobj)
+            return ("ma", obj, None)
+        gfp = (g.ATOMIC if self.bprof.nopre_gfp == "atomic" else g.NOWAIT) | g.NOWARN
+        a = self.map_kmalloc(self.elem_size, gfp)
+        p = 0
+        if self.percpu:
+            try:
+                p = self.map_alloc_percpu(self.v8, 8, gfp)
+            except BpfError:
+                self.kfree(a)
+                raise
+        return ("k", a, p)
+
+    def _free_obj(self, obj: Any) -> None:
+        kind, a, p = obj
+        if kind == "ma":
+            assert self.ma is not None
+            self.ma.free(a)
+            if p is not None and self.pcpu_ma is not None:
+                self.pcpu_ma.free(p)
+        else:
+            self.kfree(a)
+            if p:
+                self.free_percpu(p)
+
+    # --- element ops
+    def _norm_value(self, value: bytes) -> bytes:
+        if self.percpu:
+            v8, vs = self.v8, self.value_size
+            return b"".join(value[c * v8:c * v8 + vs].ljust(v8, b"\0")
+                            for c in range(self.system.nr_cpus))
+        return bytes(value[:self.value_size])
+
+    def lookup_elem(self, key: bytes | None) -> bytes:
+        self.check_key(key)
+        assert key is not None
+        v = self.elems.get(key)
+        if v is None:
+            raise BpfError(errno.ENOENT, "htab lookup: no such key")
+        return v
+
+    def _update(self, key: bytes, value: bytes, flags: int) -> None:
+        """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem() /
+        htab_lru_map_update_elem()."""
+        if (flags & ~U.BPF_F_LOCK) > U.BPF_EXIST:
+            raise BpfError(errno.EINVAL, f"htab update: flags {flags:#x} > BPF_EXIST")
+        exists = key in self.elems
+        if flags & U.BPF_NOEXIST and exists:
+            raise BpfError(errno.EEXIST, "htab update: BPF_NOEXIST but the key exists")
+        if flags & U.BPF_EXIST and not exists:
+            raise BpfError(errno.ENOENT, "htab update: BPF_EXIST but the key is missing")
+        if exists or self.lru and len(self.elems) < self.max_entries:
+            if not self.prealloc and not self.percpu and exists:
+                # plain no-prealloc replace: new element, old one freed
+                new = self._alloc_obj()
+                self._free_obj(self.objs[key])
+                self.objs[key] = new
+            self.elems[key] = value
+            return
+        if self.lru:
+            # bpf_lru_pop_free(): full -> evict the oldest element
+            oldest = next(iter(self.elems))
+            del self.elems[oldest]
+            self.elems[key] = value
+            return
+        if len(self.elems) >= self.max_entries:
+            raise BpfError(errno.E2BIG, f"htab update: map full ({len(self.elems)} of "
+                                        f"max_entries {self.max_entries})")
+        if not self.prealloc:
+            self.objs[key] = self._alloc_obj()
+        self.elems[key] = value
+
+    def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
+        self.check_key(key)
+        assert key is not None
+        self._update(key, self._norm_value(value), flags)
+
+    def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
+        """Program side: per-cpu maps write the current cpu's copy only."""
+        if not self.percpu:
+            return self.update_elem(key, value, flags)
+        self.check_key(key)
+        assert key is not None
+        if len(value) != self.value_size:
+            raise ValueError(f"helper value must be {self.value_size} bytes")
+        cpu = self.system.current_cpu or 0
+        cur = bytearray(self.elems.get(key) or bytes(self.v8 * self.system.nr_cpus))
+        cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
+        self._update(key, bytes(cur), flags)
+        return None
+
+    def helper_lookup_elem(self, key: bytes | None) -> bytes | None:
+        self.check_key(key)
+        assert key is not None
+        v = self.elems.get(key)
+        if v is None or not self.percpu:
+            return v
+        cpu = self.system.current_cpu or 0
+        return v[cpu * self.v8:cpu * self.v8 + self.value_size]
+
+    def delete_elem(self, key: bytes | None) -> None:
+        """Mirrors htab_map_delete_elem(): missing -> ENOENT; frees a no-prealloc element."""
+        self.check_key(key)
+        assert key is not None
+        if key not in self.elems:
+            raise BpfError(errno.ENOENT, "htab delete: no such key")
+        del self.elems[key]
+        obj = self.objs.pop(key, None)
+        if obj is not None:
+            self._free_obj(obj)
+
+    def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
+        if not self.bprof.lookup_and_delete_hash:
+            return super().lookup_and_delete_elem(key)
+        v = self.lookup_elem(key)
+        self.delete_elem(key)
+        return v
+
+    def get_next_key(self, key: bytes | None) -> bytes:
+        """Mirrors htab_map_get_next_key(): NULL or unknown key -> first; last -> ENOENT
+        (order: insertion order, a simplification)."""
+        if key is not None:
+            self.check_key(key)
+        keys = list(self.elems)
+        if not keys:
+            raise BpfError(errno.ENOENT, "htab get_next_key: map empty")
+        if key is None or key not in self.elems:
+            return keys[0]
+        i = keys.index(key)
+        if i + 1 >= len(keys):
+            raise BpfError(errno.ENOENT, "htab get_next_key: last key")
+        return keys[i + 1]
+
+    def bucket_of(self, key: bytes) -> int:
+        return zlib.crc32(key) & (self.n_buckets - 1)
+
+    def lookup_batch(self, c: Any, delete: bool) -> int:
+        """Mirrors __htab_map_lookup_and_delete_batch(): bucket by bucket from the
+        in_batch bucket; a first bucket that does not fit -> ENOSPC; end -> ENOENT
+        with the partial count; out_batch = the next bucket index."""
+        a = c.a
+        max_count = a["count"]
+        batch = struct.unpack("<I", c.umem.read(a["in_batch"], 4))[0] if a["in_batch"] else 0
+        if batch >= self.n_buckets:
+            raise BpfError(errno.ENOENT, f"htab batch: bucket {batch} >= n_buckets")
+        by_bucket: dict[int, list[bytes]] = {}
+        for k in self.elems:
+            b = self.bucket_of(k)
+            if b >= batch:
+                by_bucket.setdefault(b, []).append(k)
+        ks, vs = self.key_size, self.syscall_value_size()
+        total = 0
+        err: BpfError | None = None
+        order = sorted(by_bucket)
+        i = 0
+        while True:
+            if i >= len(order):
+                batch = self.n_buckets
+                err = BpfError(errno.ENOENT, "htab batch: end of map")
+                break
+            b = order[i]
+            bucket = by_bucket[b]
+            if len(bucket) > max_count - total:
+                batch = b
+                if total == 0:
+                    err = BpfError(errno.ENOSPC, f"htab batch: bucket {b} holds "
+                                                 f"{len(bucket)} elements > count {max_count}")
+                break
+            for k in bucket:
+                c.umem.write(a["keys"] + total * ks, k)
+                c.umem.write(a["values"] + total * vs, self.elems[k])
+                total += 1
+                if delete:
+                    self.delete_elem(k)
+            batch = b + 1
+            i += 1
+            if batch >= self.n_buckets:
+                err = BpfError(errno.ENOENT, "htab batch: end of map")
+                break
+        if a["out_batch"]:
+            c.umem.write(a["out_batch"], struct.pack("<I", min(batch, U.U32_MAX)))
+        c.write_back("count", total)
+        if err is not None:
+            raise err
+        return 0
