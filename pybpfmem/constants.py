@@ -70,6 +70,12 @@ MEMCG_DATA_FLAGS_MASK: Final = 0x3
 SLAB_RECLAIM_ACCOUNT: Final = 0x20000
 SLAB_ACCOUNT: Final = 0x4000000
 
+# --- simulated address space (x86_64 layout, csrc/mm_internal.h) ---
+#: page_offset_base: direct-map address of pfn 0 (kmalloc and page memory)
+PAGE_OFFSET: Final = 0xFFFF888000000000
+#: VMALLOC_START: vmalloc addresses live above this
+VMALLOC_START: Final = 0xFFFFC90000000000
+
 # --- misc ---
 RLIMIT_MEMLOCK: Final = 8
 #: include/linux/page_counter.h: PAGE_COUNTER_MAX = LONG_MAX / PAGE_SIZE

@@ -22,7 +22,7 @@ import numpy as np
 from ._ffi import as_int, check, ffi, lib
 from .bpf.system_api import BpfSystemMixin
 from .cgroup import MemCgroup, _cdata_to_py
-from .constants import GfpFlags, page_counter_max
+from .constants import PAGE_OFFSET, GfpFlags, page_counter_max
 from .profiles import CURRENT_PROFILE, Profile, get_profile
 from .task import Task
 
@@ -508,6 +508,17 @@ class System(BpfSystemMixin):
         return cache
 
     # ------------------------------------------------------------ inspection
+    def virt_to_pfn(self, addr: int) -> int:
+        """virt_to_pfn() of a direct-map (kmalloc / page) address: (addr - PAGE_OFFSET) >> PAGE_SHIFT."""
+        addr = as_int(addr, "addr", 0, _U64)
+        if addr < PAGE_OFFSET:
+            raise ValueError(f"{addr:#x} is not a direct-map address")
+        return (addr - PAGE_OFFSET) // self.page_size
+
+    def pfn_to_virt(self, pfn: int) -> int:
+        """The direct-map address of a page frame."""
+        return PAGE_OFFSET + as_int(pfn, "pfn", 0, _U64) * self.page_size
+
     def page_memcg_data(self, pfn: int) -> int:
         """The raw page->memcg_data word of the frame ``pfn``."""
         return int(self._page_info(pfn).memcg_data)
