@@ -298,3 +298,34 @@ def run_scenario(scn: Scenario, driver: cgroupfs.CgroupDriver | None = None,
         if not keep_root:
             root.remove()
             drv.created = [c for c in drv.created if c is not root]
+
+
+def refusal_reason() -> str | None:
+    """Why the live kernel cannot be used here, or None when it can.
+
+    Checks, in order: root (bpf() map creation and cgroupfs writes need it), the
+    memory controller, bpf() itself (a 1-entry ARRAY create: ENOSYS = no bpf(),
+    EPERM = unprivileged_bpf_disabled or an LSM, as map_create() checks).
+    """
+    if os.geteuid() != 0:
+        return "not root: live cases need CAP_SYS_ADMIN/CAP_BPF and cgroupfs write access (euid %d)" % os.geteuid()
+    try:
+        drv = cgroupfs.detect()
+    except OSError as e:
+        return f"no memory controller: {e.strerror or e}"
+    if not os.access(drv.own, os.W_OK):
+        return f"memory cgroup {drv.own} is not writable"
+    try:
+        _bpf.map_create("ARRAY", 4, 4, 1).close()
+    except OSError as e:
+        if e.errno == _errno.ENOSYS:
+            return "no bpf(): the kernel returns ENOSYS (CONFIG_BPF_SYSCALL off)"
+        if e.errno == _errno.EPERM:
+            try:
+                with open("/proc/sys/kernel/unprivileged_bpf_disabled") as f:
+                    v = f.read().strip()
+            except OSError:
+                v = "?"
+            return f"bpf(BPF_MAP_CREATE) refused with EPERM (kernel.unprivileged_bpf_disabled={v})"
+        return f"bpf(BPF_MAP_CREATE) failed: {e}"
+    return None
