@@ -1,0 +1,247 @@
+/*
+ * stress_threads.c - N threads act as N simulated cpus and hammer one cgroup
+ * tree at once: small charges through the per-cpu stock, charges above the
+ * batch (direct), uncharges through refill_stock, user (anon and file) pages
+ * charged and uncharged directly, local drains, and - because the middle
+ * cgroup has a tight memory.max - reclaim of the shared page cache and
+ * drain_all_stock() across every cpu from the failure path.  Afterwards every
+ * thread returns what it charged, the stocks are drained, and every counter
+ * must be exactly zero with bm_system_check() clean.  Run for a 5.11-like
+ * profile (one stock slot, spinning lock) and a 6.18-like one (7 slots,
+ * trylock).
+ *
+ * usage: stress_threads [nr_threads (1..64, default 4)] [iterations (default 20000)]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpfmem.h"
+
+#define GFP_KERNEL 0xcc0u
+#define GFP_NOWAIT 0x800u
+#define NR_CG 3
+
+struct worker {
+    bm_system *sys;
+    int cpu;
+    long iters;
+    int32_t cg[NR_CG];
+    int64_t charged[NR_CG];   /* bm_try_charge ledger of this thread */
+    int64_t anon[NR_CG];
+    uint32_t batch;
+    long failures;
+    int error;
+};
+
+static uint64_t next_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    uint64_t rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)w->cpu + 1u) * 0x100000001b3ULL;
+
+    for (long i = 0; i < w->iters && !w->error; i++) {
+        uint64_t r = next_rand(&rng);
+        int k = (int)(r % NR_CG);
+        int op = (int)((r >> 8) % 16);
+        int64_t nr = (int64_t)((r >> 16) % 8) + 1;
+        uint32_t gfp = (r >> 24) & 1 ? GFP_KERNEL | BM_GFP_NORETRY : GFP_NOWAIT;
+        int rc;
+
+        if (op < 6) {                                  /* small charge via the stock */
+            rc = bm_try_charge(w->sys, w->cg[k], nr, gfp, w->cpu);
+            if (rc == 0)
+                w->charged[k] += nr;
+            else if (rc == -ENOMEM)
+                w->failures++;
+            else
+                w->error = rc;
+        } else if (op < 11) {                          /* uncharge through refill_stock */
+            if (w->charged[k] >= nr) {
+                rc = bm_uncharge(w->sys, w->cg[k], nr, w->cpu);
+                if (rc)
+                    w->error = rc;
+                else
+                    w->charged[k] -= nr;
+            }
+        } else if (op == 11) {                         /* above the batch: exact, direct */
+            int64_t big = (int64_t)w->batch + nr;
+            rc = bm_try_charge(w->sys, w->cg[k], big, GFP_KERNEL | BM_GFP_NORETRY, w->cpu);
+            if (rc == 0) {
+                rc = bm_uncharge(w->sys, w->cg[k], big, w->cpu);
+                if (rc)
+                    w->error = rc;
+            } else if (rc != -ENOMEM) {
+                w->error = rc;
+            }
+        } else if (op == 12) {                         /* user pages, direct uncharge */
+            rc = bm_charge_user(w->sys, w->cg[k], nr, GFP_KERNEL | BM_GFP_NORETRY, w->cpu, 0);
+            if (rc == 0)
+                w->anon[k] += nr;
+            else if (rc != -ENOMEM)
+                w->error = rc;
+        } else if (op == 13) {
+            if (w->anon[k] >= nr) {
+                rc = bm_uncharge_user(w->sys, w->cg[k], nr, 0);
+                if (rc)
+                    w->error = rc;
+                else
+                    w->anon[k] -= nr;
+            }
+        } else if (op == 14) {                         /* page cache others may reclaim */
+            rc = bm_charge_user(w->sys, w->cg[k], nr, GFP_KERNEL | BM_GFP_NORETRY, w->cpu, 1);
+            if (rc && rc != -ENOMEM)
+                w->error = rc;
+        } else {
+            rc = bm_drain_local_stock(w->sys, w->cpu);
+            if (rc)
+                w->error = rc;
+        }
+    }
+    /* give everything back on this cpu */
+    for (int k = 0; k < NR_CG && !w->error; k++) {
+        if (w->charged[k] && bm_uncharge(w->sys, w->cg[k], w->charged[k], w->cpu))
+            w->error = -EIO;
+        if (w->anon[k] && bm_uncharge_user(w->sys, w->cg[k], w->anon[k], 0))
+            w->error = -EIO;
+    }
+    return NULL;
+}
+
+static int run(const char *name, struct bm_config *cfg, int nthreads, long iters)
+{
+    struct bm_memcg_info info;
+    struct worker w[64];
+    pthread_t th[64];
+    char msg[256];
+    int32_t a, cg[NR_CG];
+    bm_system *sys = bm_system_new(cfg);
+    long failures = 0;
+
+    if (!sys) {
+        fprintf(stderr, "%s: bm_system_new failed\n", name);
+        return 1;
+    }
+    a = bm_memcg_create(sys, 0);
+    cg[0] = a;
+    cg[1] = bm_memcg_create(sys, a);
+    cg[2] = bm_memcg_create(sys, a);
+    /* tight enough that charges fail, reclaim and drain_all_stock run */
+    if (bm_memcg_write(sys, a, BM_WRITE_MAX, (int64_t)cfg->profile.charge_batch * nthreads + 64)) {
+        fprintf(stderr, "%s: memory.max write failed\n", name);
+        return 1;
+    }
+    for (int t = 0; t < nthreads; t++) {
+        memset(&w[t], 0, sizeof(w[t]));
+        w[t].sys = sys;
+        w[t].cpu = t;
+        w[t].iters = iters;
+        w[t].batch = cfg->profile.charge_batch;
+        memcpy(w[t].cg, cg, sizeof(cg));
+        if (pthread_create(&th[t], NULL, worker_main, &w[t])) {
+            fprintf(stderr, "%s: pthread_create failed\n", name);
+            return 1;
+        }
+    }
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        failures += w[t].failures;
+        if (w[t].error) {
+            fprintf(stderr, "%s: cpu %d: error %d\n", name, t, w[t].error);
+            return 1;
+        }
+    }
+    /* the page cache left over (reclaim may have taken some) */
+    for (int k = 0; k < NR_CG; k++) {
+        if (bm_memcg_info(sys, cg[k], &info))
+            return 1;
+        if (info.file_pages && bm_uncharge_user(sys, cg[k], info.file_pages, 1)) {
+            fprintf(stderr, "%s: file uncharge failed\n", name);
+            return 1;
+        }
+    }
+    bm_drain_all_stock(sys, 0);
+    for (int k = 0; k < NR_CG; k++) {
+        if (bm_memcg_info(sys, cg[k], &info))
+            return 1;
+        if (info.memory.usage != 0 || info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
+            info.refcnt != (k == 0 ? 4 : 2)) {   /* base ref + the objcg's (+ a child's pin each) */
+            fprintf(stderr, "%s: memcg %d: usage %lld anon %lld file %lld refcnt %d\n", name,
+                    cg[k], (long long)info.memory.usage, (long long)info.stat[BM_STAT_ANON],
+                    (long long)info.stat[BM_STAT_FILE], info.refcnt);
+            return 1;
+        }
+    }
+    if (bm_memcg_info(sys, 0, &info) || info.memory.usage != 0) {
+        fprintf(stderr, "%s: root usage %lld\n", name, (long long)info.memory.usage);
+        return 1;
+    }
+    if (bm_system_check(sys, msg, sizeof(msg))) {
+        fprintf(stderr, "%s: bm_system_check: %s\n", name, msg);
+        return 1;
+    }
+    bm_memcg_offline(sys, cg[1]);
+    bm_memcg_offline(sys, cg[2]);
+    bm_memcg_offline(sys, a);
+    if (bm_system_nr_dying(sys) != 0) {
+        fprintf(stderr, "%s: %d dying memcgs left\n", name, bm_system_nr_dying(sys));
+        return 1;
+    }
+    bm_system_free(sys);
+    printf("%s: %d threads x %ld ops ok (%ld ENOMEM)\n", name, nthreads, iters, failures);
+    return 0;
+}
+
+static void profile_511(struct bm_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->profile.charge_batch = 32;
+    c->profile.nr_memcg_stock = 1;
+    c->profile.kmem_uncharge_via_stock = 1;
+    c->profile.gfp_atomic_forces = 1;
+    c->profile.kmem_limit_enforced = 1;
+}
+
+static void profile_618(struct bm_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    struct bm_profile p = {64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1};
+    c->profile = p;
+}
+
+int main(int argc, char **argv)
+{
+    int nthreads = argc > 1 ? atoi(argv[1]) : 4;
+    long iters = argc > 2 ? atol(argv[2]) : 20000;
+    struct bm_config cfg;
+    int rc = 0;
+
+    if (nthreads < 1 || nthreads > 64 || iters < 1) {
+        fprintf(stderr, "usage: %s [nr_threads 1..64] [iterations]\n", argv[0]);
+        return 2;
+    }
+    for (int v1 = 0; v1 <= 1; v1++) {
+        profile_511(&cfg);
+        cfg.nr_cpus = (uint32_t)nthreads;
+        cfg.page_size = 4096;
+        cfg.cgroup_v1 = (uint32_t)v1;
+        cfg.ram_pages = 1 << 18;
+        rc |= run(v1 ? "5.11/v1" : "5.11/v2", &cfg, nthreads, iters);
+        profile_618(&cfg);
+        cfg.nr_cpus = (uint32_t)nthreads;
+        cfg.page_size = 4096;
+        cfg.cgroup_v1 = (uint32_t)v1;
+        cfg.ram_pages = 1 << 18;
+        rc |= run(v1 ? "6.18/v1" : "6.18/v2", &cfg, nthreads, iters);
+    }
+    return rc;
+}
