@@ -239,6 +239,9 @@ def registry(system: Any) -> KObjectRegistry:
 def _fdtable(task: Any) -> Any:
     """The task's FdTable (pybpfmem.bpf.fd), created on first use if the task has none."""
     from pybpfmem.bpf.fd import FdTable
+    st = getattr(task, "bpf_task", None)          # BpfTaskMixin's per-task state
+    if st is not None and isinstance(getattr(st, "fds", None), FdTable):
+        return st.fds
     for name in ("fdtable", "fd_table", "files", "fds"):
         t = getattr(task, name, None)
         if isinstance(t, FdTable):
