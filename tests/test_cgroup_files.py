@@ -287,3 +287,36 @@ def test_v1_force_empty(v1: System) -> None:
     with pytest.raises(OSError) as e:
         v1.root.write("memory.force_empty", "1")
     assert errno_of(e) == errno.EINVAL
+
+
+def test_v1_kmem_limit_per_profile() -> None:
+    from pybpfmem import GFP_KERNEL_ACCOUNT
+    # v5.11: memcg_update_kmem_max sets the kmem counter's max, and __memcg_kmem_charge
+    # try-charges kmem after memory: an order-2 large kmalloc (4 pages) over a 2-page kmem
+    # limit fails, the memory charge is cancelled (-ENOMEM) and kmem.failcnt counts it.
+    with System(profile="5.11", cgroup="v1", ram="64M") as s:
+        a = s.root.mkdir("a")
+        a.write("memory.kmem.limit_in_bytes", "8K")
+        assert a.read("memory.kmem.limit_in_bytes") == "8192\n"
+        t = s.spawn(a)
+        with t.running(cpu=0):
+            with pytest.raises(OSError) as e:
+                s.kmalloc(16384, GFP_KERNEL_ACCOUNT)
+            assert e.value.errno == errno.ENOMEM
+        s.drain_all_stock()
+        assert a.read("memory.kmem.usage_in_bytes") == "0\n"
+        assert a.read("memory.kmem.failcnt") == "1\n"
+        assert a.read("memory.usage_in_bytes") == "0\n"
+    # v5.16+: the write is parsed, then ignored; the kmem counter is charged unconditionally
+    with System(profile="6.18", cgroup="v1", ram="64M") as s:
+        a = s.root.mkdir("a")
+        a.write("memory.kmem.limit_in_bytes", "8K")
+        assert a.read("memory.kmem.limit_in_bytes") == V1_UNLIMITED
+        with pytest.raises(OSError) as e:
+            a.write("memory.kmem.limit_in_bytes", "junk")
+        assert e.value.errno == errno.EINVAL
+        t = s.spawn(a)
+        with t.running(cpu=0):
+            x = s.kmalloc(16384, GFP_KERNEL_ACCOUNT)
+        assert a.read("memory.kmem.usage_in_bytes") == f"{4 * PS}\n"
+        s.kfree(x)
