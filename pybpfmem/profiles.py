@@ -188,9 +188,10 @@ PROFILES: dict[str, Profile] = {
         description="rlimit era: BPF memory charged to the user's locked_vm against RLIMIT_MEMLOCK",
         bpf_memcg_accounting=False,
         stat_keys_v1=_V1_LOCAL_5_11,
-        # v5.10 __memcg_kmem_uncharge uncharged memory directly; the refill_stock
-        # path came with 3de7d4f25a74 in v5.11-rc4.
-        **{**_MM_5X, "kmem_uncharge_via_stock": 0},
+        # v5.10.0's __memcg_kmem_uncharge uncharged memory directly; 3de7d4f25a74
+        # (v5.11-rc4, refill_stock) was marked for 5.9+ stable, so 5.10.y behaves
+        # like 5.11: the mm side is the same as 5.11.
+        **_MM_5X,
     ),
     "5.11": Profile(
         name="5.11",
