@@ -35,6 +35,9 @@ int bm_config_check(const struct bm_config *cfg)
         return -EINVAL;
     if (cfg->ram_pages < 1)
         return -EINVAL;
+    /* page_alloc.c: frame numbers fit 32 bits and the direct map is 64 TiB */
+    if (cfg->ram_pages > UINT32_MAX || cfg->ram_pages > (64ULL << 40) / cfg->page_size)
+        return -EINVAL;
     return 0;
 }
 
