@@ -749,3 +749,44 @@ def test_kmalloc_bulk_and_kfree_bulk_match_single_calls():
     assert memcg_info(s1, a1).stat_local[lib.BM_STAT_SLAB_UNRECLAIMABLE_B] == 0
     assert lib.bm_kmalloc_bulk(s1, 0, sz, -1, 0, addrs) == -errno.EINVAL
     assert lib.bm_kfree_bulk(s1, 0, ffi.NULL, 1, res) == -errno.EINVAL
+
+
+# ---------------------------------------------------------------- size classes and page sizes
+
+
+def test_kmalloc_size_classes_follow_kmalloc_index():
+    s = make_system("5.11")
+    cgroup_with_task(s)
+    size = ffi.new("uint64_t *")
+    # kmalloc_index(): 1..8 -> 8, 65..96 -> 96, 129..192 -> 192, else the next power of two
+    for n, bucket in ((1, 8), (8, 8), (9, 16), (64, 64), (65, 96), (96, 96), (97, 128),
+                      (129, 192), (193, 256), (4097, 8192), (8192, 8192)):
+        x = kmalloc(s, n)
+        assert lib.bm_ksize(s, x, size) == 0 and size[0] == bucket, n
+        assert lib.bm_kfree(s, 0, x) == 0
+
+
+def test_16k_pages_extend_the_caches_to_two_pages():
+    s = make_system("5.11", page_size=16384)
+    a = cgroup_with_task(s)
+    x = kmalloc(s, 20000)
+    # KMALLOC_SHIFT_HIGH = 14 + 1: kmalloc-32768 is a slab cache.  Charge
+    # 32768 + 8 = 32776 bytes = 3 pages (2 whole + 8 bytes): batch 32, 29
+    # stocked, 16384 - 8 = 16376 bytes into the object stock
+    size = ffi.new("uint64_t *")
+    assert lib.bm_ksize(s, x, size) == 0 and size[0] == 32768
+    assert usage(s, a) == 32 and memcg_info(s, a).stock_pages == 29
+    assert stock(s, 0).nr_bytes == 16376
+    pi = page_info(s, (x - DIRECT_MAP) // 16384)
+    # 4 objects per order-3 slab < min_objects 16: capped at PAGE_ALLOC_COSTLY_ORDER
+    assert pi.kind == lib.BM_PAGE_SLAB and pi.order == 3
+    big = kmalloc(s, 32769)
+    # above 2 pages: large kmalloc, get_order(32769) = 2 with 16 KiB pages
+    assert page_info(s, (big - DIRECT_MAP) // 16384).order == 2
+    assert memcg_info(s, a).stock_pages == 25
+
+
+def test_config_check_bounds_ram_pages_by_the_frame_index():
+    assert lib.bm_config_check(make_config(ram_pages=2**32)) == -errno.EINVAL
+    assert lib.bm_config_check(make_config(page_size=65536, ram_pages=2**30 + 1)) == -errno.EINVAL
+    assert lib.bm_config_check(make_config(page_size=65536, ram_pages=2**30)) == 0
