@@ -5,13 +5,15 @@
  *
  * results[i] follows the kernel's ERR_PTR convention: -4095..-1 is an
  * errno, anything else is the op's value (an address, which is "negative"
- * as int64 for kernel addresses, a pfn, or 0).  Allocator ops take
- * sys->lock one op at a time, so charge ops of another thread's replay on
- * other cpus can run in between.
+ * as int64 for kernel addresses, a pfn, or 0).  Allocator ops run under
+ * sys->lock, held across runs of up to REPLAY_LOCK_BATCH consecutive
+ * allocator ops and dropped before charge ops (which never need it), so
+ * another thread's replay gets in at least every REPLAY_LOCK_BATCH ops.
  */
 #include "mm_internal.h"
 
 #define MAX_ERRNO 4095
+#define REPLAY_LOCK_BATCH 256
 
 static inline bool is_err(int64_t v)
 {
@@ -42,6 +44,7 @@ static int free_result(struct bm_system *sys, int cpu, const struct bm_op *src, 
     }
 }
 
+/* caller holds sys->lock for every op but BM_OP_CHARGE / BM_OP_UNCHARGE */
 static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i, const int64_t *results)
 {
     const struct bm_op *op = &ops[i];
@@ -65,7 +68,6 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
         break;
     }
 
-    pthread_mutex_lock(&sys->lock);
     switch (op->op) {
     case BM_OP_KMALLOC:
         ret = __kmalloc(sys, cpu, op->arg, op->gfp, &out);
@@ -133,7 +135,6 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
         ret = -EINVAL;
         break;
     }
-    pthread_mutex_unlock(&sys->lock);
     return ret ? ret : (int64_t)out;
 }
 
@@ -143,12 +144,30 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
 
     if (!sys || !sys->mm || n < 0 || (n > 0 && (!ops || !results)))
         return -EINVAL;
+    bool locked = false;
+    int held = 0;
+
     for (i = 0; i < n; i++) {
-        int64_t r = run_op(sys, ops, i, results);
+        bool charge_op = ops[i].op == BM_OP_CHARGE || ops[i].op == BM_OP_UNCHARGE;
+        int64_t r;
+
+        if (locked && (charge_op || held == REPLAY_LOCK_BATCH)) {
+            pthread_mutex_unlock(&sys->lock);
+            locked = false;
+        }
+        if (!locked && !charge_op) {
+            pthread_mutex_lock(&sys->lock);
+            locked = true;
+            held = 0;
+        }
+        held++;
+        r = run_op(sys, ops, i, results);
         results[i] = r;
         if (is_err(r))
             failed++;
     }
+    if (locked)
+        pthread_mutex_unlock(&sys->lock);
     return failed;
 }
 
