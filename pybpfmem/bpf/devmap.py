@@ -16,7 +16,8 @@ import struct
 from typing import Any, ClassVar
 
 from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (bpf_error, current_task, fd_object, pow2, require_cap,
+from pybpfmem.bpf.kobjects import (bpf_error, current_task, fd_object, netdev_by_ifindex, pow2,
+                                   require_cap,
                                    runtime_elem_gfp, struct_alloc, struct_size)
 from pybpfmem.bpf.map import BpfMap, register_map
 
@@ -98,7 +99,7 @@ class DevMap(BpfMap):
         except OSError as exc:
             raise bpf_error(errno.ENOMEM, f"DEVMAP: bpf_dtab_netdev allocation failed: "
                             f"{exc.strerror or exc}") from None
-        dev = self.system.netdev_by_ifindex(ifindex)
+        dev = netdev_by_ifindex(self.system, ifindex)
         if dev is None:
             self.kfree(node)
             raise bpf_error(errno.EINVAL, f"DEVMAP: no net device with ifindex {ifindex}")

@@ -276,6 +276,12 @@ def current_task(system: Any) -> Any:
 # mixins (the BPF core mixes these into BpfSystemMixin / BpfTaskMixin)
 # ---------------------------------------------------------------------------
 
+def netdev_by_ifindex(system: Any, ifindex: int) -> NetDevice | None:
+    """dev_get_by_index() without taking the reference."""
+    dev = registry(system).netdevs.get(int(ifindex))
+    return dev if dev is not None and dev.registered else None
+
+
 class KObjectSystemMixin:
     """System-side creation of kernel objects that are not per task."""
 
@@ -290,8 +296,7 @@ class KObjectSystemMixin:
 
     def netdev_by_ifindex(self, ifindex: int) -> NetDevice | None:
         """dev_get_by_index() without taking the reference."""
-        dev = registry(self).netdevs.get(int(ifindex))
-        return dev if dev is not None and dev.registered else None
+        return netdev_by_ifindex(self, ifindex)
 
     def set_optmem_max(self, nbytes: int) -> None:
         """sysctl net.core.optmem_max (limit of sk_omem_alloc)."""
