@@ -1,0 +1,333 @@
+"""``pybpfmem bench``: charge-throughput microbenchmarks.
+
+Every figure is quoted as a ratio to something measured in the same run on
+the same machine: a floor (a plain add, an uncontended atomic add, d atomic
+adds — the physical limits of a stock hit and of a depth-d page_counter
+walk, timed by C loops in csrc/bench.c), the pure-Python reference model, or
+a sibling workload (accounted vs unaccounted kmalloc, 2 threads vs 1).
+
+The workloads are plain functions returning ``Measurement``s, shared with
+the pytest-benchmark suites in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+import pybpfmem
+from pybpfmem._ffi import ffi, lib
+from pybpfmem.system import OP_DTYPE
+
+OP_CHARGE, OP_UNCHARGE, OP_KMALLOC, OP_KFREE_RESULT = 1, 2, 3, 11
+
+
+@dataclass
+class Measurement:
+    name: str
+    ns_per_op: float
+    baseline: str = ""            # what the ratio is against
+    baseline_ns: float | None = None
+    target: float | None = None   # the issue's target ratio, where it has one
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ns_per_op / self.baseline_ns if self.baseline_ns else None
+
+    @property
+    def mops(self) -> float:
+        return 1e3 / self.ns_per_op if self.ns_per_op else float("inf")
+
+
+def timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Best wall time of `repeat` runs, in ns."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter_ns()
+        fn()
+        best = min(best, time.perf_counter_ns() - t0)
+    return best
+
+
+def floor_ns(kind: int, depth: int = 1, iters: int = 20_000_000) -> float:
+    out = ffi.new("double *")
+    rc = lib.bm_bench_floor(kind, depth, iters, out)
+    if rc:
+        raise OSError(-rc, "bm_bench_floor")
+    return float(out[0])
+
+
+def ops_array(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=OP_DTYPE)
+
+
+def pair_ops(n_pairs: int, first: int, second: int, handle: int, arg: int, gfp: int, cpu: int = 0,
+             second_arg: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """[first, second] * n_pairs; second_arg(indices) fills the second op's arg (e.g. 'free result i')."""
+    ops = ops_array(2 * n_pairs)
+    ops["op"][0::2] = first
+    ops["op"][1::2] = second
+    ops["cpu"] = cpu
+    ops["gfp"] = gfp
+    ops["handle"] = handle
+    ops["arg"][0::2] = arg
+    ops["arg"][1::2] = second_arg(np.arange(0, 2 * n_pairs, 2)) if second_arg else arg
+    return ops
+
+
+def new_system(profile: str = "6.18", nr_cpus: int = 2) -> pybpfmem.System:
+    return pybpfmem.System(nr_cpus=nr_cpus, profile=profile, cgroup="v2", ram="16G")
+
+
+def chain(system: pybpfmem.System, depth: int):
+    """A cgroup `depth` levels below root; returns the leaf."""
+    cg = system.root
+    for i in range(depth):
+        cg = cg.mkdir(f"l{i}")
+    return cg
+
+
+# ---------------------------------------------------------------- workloads
+def stock_hit(n: int) -> Measurement:
+    system = new_system()
+    cg = chain(system, 1)
+    ops = pair_ops(n // 2, OP_CHARGE, OP_UNCHARGE, cg.id, 1, pybpfmem.GFP_KERNEL)
+    system.replay(ops[:2])  # warm: the first charge fills the stock
+    ns = timed(lambda: system.replay(ops)) / len(ops)
+    return Measurement("page charge/uncharge, stock hit", ns, "plain per-cpu add", floor_ns(0), 2.0)
+
+
+def stock_miss(n: int, depth: int) -> Measurement:
+    """nr_pages > MEMCG_CHARGE_BATCH never uses the stock: a page_counter walk each time."""
+    system = new_system()
+    cg = chain(system, depth)
+    nr = system.profile.charge_batch + 1
+    ops = pair_ops(n // 2, OP_CHARGE, OP_UNCHARGE, cg.id, nr, pybpfmem.GFP_KERNEL)
+    ns = timed(lambda: system.replay(ops)) / len(ops)
+    # the walk touches depth + 1 counters (the root's counter too)
+    return Measurement(f"stock miss, depth {depth}", ns, f"{depth + 1} atomic adds", floor_ns(2, depth + 1), 1.5)
+
+
+def limit_failure(n: int) -> Measurement:
+    system = new_system()
+    cg = chain(system, 1)
+    cg.write("memory.max", "0")
+    ops = ops_array(n)
+    ops["op"] = OP_CHARGE
+    ops["handle"] = cg.id
+    ops["arg"] = 1
+    ops["gfp"] = pybpfmem.GFP_KERNEL | pybpfmem.__GFP_NORETRY
+    ns = timed(lambda: system.replay(ops), repeat=1) / n
+    return Measurement("charge failing at memory.max (NORETRY)", ns, "stock hit", None)
+
+
+def kmalloc_pairs(n: int, gfp: int) -> float:
+    system = new_system()
+    cg = chain(system, 1)
+    task = system.spawn(cgroup=cg)
+    ops = pair_ops(n // 2, OP_KMALLOC, OP_KFREE_RESULT, 0, 64, gfp, second_arg=lambda idx: idx)
+    with task.running(cpu=0):
+        system.replay(ops[:2])
+        return timed(lambda: system.replay(ops)) / len(ops)
+
+
+def kmalloc_accounted(n: int) -> Measurement:
+    plain = kmalloc_pairs(n, pybpfmem.GFP_KERNEL)
+    acct = kmalloc_pairs(n, pybpfmem.GFP_KERNEL_ACCOUNT)
+    return Measurement("kmalloc+kfree 64 B, accounted", acct, "unaccounted kmalloc", plain, 1.5)
+
+
+def python_single_charge(n: int) -> Measurement:
+    system = new_system()
+    cg = chain(system, 1)
+    gfp = pybpfmem.GFP_KERNEL
+    charge, uncharge = cg.try_charge, cg.uncharge
+    charge(1, gfp)
+
+    def loop() -> None:
+        for _ in range(n // 2):
+            charge(1, gfp)
+            uncharge(1)
+
+    empty = lib.bm_system_nr_dying
+    sys_ptr = system._sys
+
+    def empty_loop() -> None:
+        for _ in range(n):
+            empty(sys_ptr)
+
+    return Measurement("one charge from Python", timed(loop) / n, "cffi empty call", timed(empty_loop) / n, 2.0)
+
+
+def bulk_numpy(n: int) -> Measurement:
+    """Building ops in numpy + System.replay vs calling the C replay loop on a prebuilt buffer."""
+    system = new_system()
+    cg = chain(system, 1)
+
+    def numpy_path() -> None:
+        system.replay(pair_ops(n // 2, OP_CHARGE, OP_UNCHARGE, cg.id, 1, pybpfmem.GFP_KERNEL))
+
+    ops = pair_ops(n // 2, OP_CHARGE, OP_UNCHARGE, cg.id, 1, pybpfmem.GFP_KERNEL)
+    results = np.zeros(len(ops), dtype=np.int64)
+    c_ops = ffi.cast("const struct bm_op *", ffi.from_buffer(ops))
+    c_res = ffi.cast("int64_t *", ffi.from_buffer(results))
+
+    def c_path() -> None:
+        lib.bm_replay(system._sys, c_ops, len(ops), c_res)
+
+    return Measurement(f"bulk replay via numpy, N={n:.0e}", timed(numpy_path) / n, "C replay loop", timed(c_path) / n, 1.2)
+
+
+def reference_vs_core(n: int) -> Measurement:
+    from pybpfmem import reference
+
+    rsys = reference.System(nr_cpus=2, profile="6.18", cgroup="v2")
+    rcg = rsys.root.mkdir("l0")
+    gfp = pybpfmem.GFP_KERNEL
+
+    def ref_loop() -> None:
+        for _ in range(n // 2):
+            rcg.try_charge(1, gfp)
+            rcg.uncharge(1)
+
+    core = stock_hit(max(n, 1_000_000))
+    return Measurement("bulk replay vs reference model", core.ns_per_op, "reference model", timed(ref_loop, 1) / n,
+                       1 / 200, "target: >= 200x the reference's throughput")
+
+
+def threads(n: int, nthreads: int, direct: bool) -> Measurement:
+    system = new_system(nr_cpus=2)
+    cg = chain(system, 1)
+    out = ffi.new("double *")
+    rc = lib.bm_bench_threads(system._sys, nthreads, cg.id, int(direct), n, out)
+    if rc:
+        raise OSError(-rc, "bm_bench_threads")
+    path = "shared counters" if direct else "per-cpu stock"
+    return Measurement(f"{nthreads} thread(s), {path}", float(out[0]), "", None)
+
+
+def bpf_update_elem(n: int) -> Measurement:
+    from pybpfmem import bpf
+
+    system = new_system()
+    cg = chain(system, 1)
+    task = system.spawn(cgroup=cg)
+    with task.running(cpu=0):
+        fd = task.bpf_map_create(bpf.BPF_MAP_TYPE_HASH, 4, 64, n, bpf.BPF_F_NO_PREALLOC)
+        keys = [i.to_bytes(4, "little") for i in range(n)]
+        value = bytes(64)
+        update = task.bpf_map_update_elem
+
+        def loop() -> None:
+            for k in keys:
+                update(fd, k, value)
+
+        ns = timed(loop, 1) / n
+    return Measurement("bpf_map_update_elem from Python", ns, "real bpf() syscall (~2300 ns)", 2300.0, 1.0,
+                       "the kernel figure is the issue's measurement on our machines")
+
+
+def bpf_update_batch(n: int) -> Measurement:
+    from pybpfmem import bpf
+
+    system = new_system()
+    cg = chain(system, 1)
+    task = system.spawn(cgroup=cg)
+    with task.running(cpu=0):
+        fd = task.bpf_map_create(bpf.BPF_MAP_TYPE_HASH, 4, 8, n, bpf.BPF_F_NO_PREALLOC)
+        keys = [i.to_bytes(4, "little") for i in range(n)]
+        values = [bytes(8)] * n
+        ns = timed(lambda: task.bpf_map_update_batch(fd, keys, values), 1) / n
+    return Measurement(f"update_batch of {n:.0e} no-prealloc hash inserts", ns, "", None, None,
+                       f"total {ns * n / 1e9:.2f} s (target < 1 s for 1e6)")
+
+
+def workloads(full: bool) -> Iterator[Callable[[], Measurement]]:
+    big = 2_000_000 if full else 400_000
+    yield lambda: stock_hit(big)
+    for depth in (1, 4, 8):
+        yield lambda depth=depth: stock_miss(big // 2, depth)
+    yield lambda: limit_failure(20_000 if full else 5_000)
+    yield lambda: kmalloc_accounted(big)
+    yield lambda: python_single_charge(400_000 if full else 100_000)
+    for n in ((1_000, 100_000, 1_000_000) if full else (1_000, 100_000)):
+        yield lambda n=n: bulk_numpy(n)
+    yield lambda: reference_vs_core(200_000 if full else 40_000)
+    for direct in (False, True):
+        for nt in (1, 2):
+            yield lambda nt=nt, direct=direct: threads(2_000_000 if full else 500_000, nt, direct)
+    yield lambda: bpf_update_elem(100_000 if full else 20_000)
+    if full:
+        yield lambda: bpf_update_batch(1_000_000)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": str(os.cpu_count()), "kernel": platform.release(),
+            "python": platform.python_version(), "numpy": np.__version__}
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pybpfmem bench", description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="the default set, under a minute")
+    mode.add_argument("--full", action="store_true", help="larger N and the 1e6 batch insert")
+    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    parser.add_argument("--output", metavar="FILE.json", help="also write the JSON results here")
+    parser.add_argument("--plot", metavar="FILE.png", help="ns/op against depth and threads (needs matplotlib)")
+    args = parser.parse_args(argv)
+    from rich.progress import Progress
+
+    results: list[Measurement] = []
+    jobs = list(workloads(args.full))
+    with Progress(transient=True, disable=args.json or not sys.stderr.isatty()) as progress:
+        task = progress.add_task("benchmarks", total=len(jobs))
+        for job in jobs:
+            results.append(job())
+            progress.advance(task)
+    doc = {"machine": machine(), "results": [asdict(r) | {"ratio": r.ratio} for r in results]}
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+    if args.plot:
+        from pybpfmem.plotting import plot_bench
+
+        rc = plot_bench(doc, args.plot)
+        if rc:
+            return rc
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    m = doc["machine"]
+    table = Table(title=f"pybpfmem bench — {m['cpu']}, {m['cpus']} cpus, Linux {m['kernel']}")
+    for col in ("workload", "ns/op", "Mops/s", "ratio", "vs", "target"):
+        table.add_column(col, justify="left" if col in ("workload", "vs") else "right")
+    for r in results:
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        target = f"<= {r.target:g}x" if r.target else "-"
+        table.add_row(r.name, f"{r.ns_per_op:,.1f}", f"{r.mops:,.2f}", ratio, r.baseline, target)
+    Console().print(table)
+    scale = {r.name: r.ns_per_op for r in results}
+    one, two = scale.get("1 thread(s), per-cpu stock"), scale.get("2 thread(s), per-cpu stock")
+    d1, d2 = scale.get("1 thread(s), shared counters"), scale.get("2 thread(s), shared counters")
+    if one and two and d1 and d2:
+        print(f"thread scaling (throughput 2 threads / 1 thread): stock {one / two:.2f}x, shared counters {d1 / d2:.2f}x")
+    return 0
