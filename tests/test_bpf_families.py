@@ -541,3 +541,31 @@ def test_stack_trace_creation_and_syscall_update():
     # stack_map_mem_usage(): smap + 1024 bucket pointers + 1000 * (16 + 128)
     assert t.fdinfo(fd)["memlock"] == str(sz.bpf_stack_map + 1024 * 8 + 1000 * (16 + 128))
     teardown_is_clean(sys_, t, [fd], [a])
+
+
+@pytest.mark.parametrize("profile", ["5.11", "6.18"])
+def test_lpm_node_at_memory_max_forced_in_5_11_enomem_in_6_18(profile):
+    """Runtime LPM nodes: v5.11 GFP_ATOMIC (__GFP_HIGH) is force-charged past memory.max;
+    v6.0+ GFP_NOWAIT fails the charge and the update returns -ENOMEM."""
+    sys_, a, t = make(profile)
+    with t.running(cpu=0):
+        fd = t.bpf_map_create(U.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 100000, U.BPF_F_NO_PREALLOC)
+    sys_.drain_all_stock()
+    limit = int(a.read("memory.current"))
+    a.write("memory.max", str(limit))
+    errs = []
+    with t.running(cpu=0):
+        # 200 leaves of 40+ bytes need more than one page: at least one page charge
+        for i in range(200):
+            try:
+                t.bpf_map_update_elem(fd, lpm_key(32, f"10.0.{i}.1"), b"AAAA")
+            except OSError as e:
+                errs.append(e.errno)
+    if profile == "5.11":
+        assert errs == []
+        assert int(a.read("memory.current")) > limit
+    else:
+        assert errs and set(errs) == {errno.ENOMEM}
+        assert int(a.read("memory.current")) <= limit
+    a.write("memory.max", "max")
+    teardown_is_clean(sys_, t, [fd], [a])
