@@ -26,7 +26,8 @@ test: ext
 	$(PY) -m pytest -q
 
 bench: ext
-	$(PY) -m pybpfmem bench
+	$(PY) -m pybpfmem bench --full --output build/bench.json --plot build/bench.png
+	$(PY) -m pytest -q benchmarks --benchmark-only
 
 # The whole suite against a core built with ASan + UBSan (runtime preloaded into Python).
 ASAN_SITE := build/asan/site

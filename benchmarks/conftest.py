@@ -1,0 +1,2 @@
+"""pytest-benchmark suites: run with `make bench-pytest` or
+`.venv/bin/python -m pytest benchmarks --benchmark-only`."""
