@@ -159,6 +159,7 @@ int __kmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint6
 int __kfree(struct bm_system *sys, int cpu, uint64_t addr);
 int __kmalloc_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup **objcg);
 int32_t slab_nr_objects(const void *slab);   /* struct slab's inuse */
+int slab_check(const void *slab, const struct page *head, char *msg, size_t msglen);
 void mm_slab_destroy(struct bm_system *sys);
 
 /* vmalloc.c, sys->lock held */

@@ -18,6 +18,7 @@
  *    (kind BM_PAGE_TAIL, priv = head), also for non-__GFP_COMP allocations,
  *    so interior frees are caught.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -407,4 +408,72 @@ int bm_obj_cgroup_of(bm_system *sys, uint64_t addr, int32_t *objcg_out, int32_t 
     }
     pthread_mutex_unlock(&sys->lock);
     return ret;
+}
+
+/*
+ * mm_check(): invariant 5 of the design (every frame's memcg_data agrees with
+ * what it is) plus the allocator's own bookkeeping, for bm_system_check().
+ * Caller holds sys->lock.  Returns 0, or -EUCLEAN with a message.  O(frames
+ * ever handed out).
+ */
+int mm_check(struct bm_system *sys, char *msg, size_t msglen)
+{
+    struct mm_state *mm = sys->mm;
+    uint64_t tail = mm->nr_pages & ~((1ULL << BM_MAX_ORDER) - 1);
+    uint64_t used = 0, pfn;
+    int o;
+
+#define MM_BAD(...) do { if (msg && msglen) snprintf(msg, msglen, __VA_ARGS__); return -EUCLEAN; } while (0)
+    if (!mm)
+        return 0;
+    for (o = 0; o <= BM_MAX_ORDER; o++) {
+        const struct free_area *area = &mm->free_area[o];
+        for (uint64_t i = 0; i < area->nr_free; i++) {
+            const struct page *p = &mm->pages[area->pfns[i]];
+            if (!(p->flags & PG_buddy) || p->order != o || p->pad != i || p->kind != BM_PAGE_FREE)
+                MM_BAD("free_area[%d] entry %llu (pfn %llu) is not a free order-%d head", o,
+                       (unsigned long long)i, (unsigned long long)area->pfns[i], o);
+        }
+    }
+    for (pfn = 0; pfn < mm->nr_pages; pfn++) {
+        if (pfn == mm->top && pfn < tail)
+            pfn = tail;
+        if (pfn >= mm->nr_pages)
+            break;
+        const struct page *p = &mm->pages[pfn];
+        uint64_t flags = p->memcg_data & MEMCG_DATA_FLAGS_MASK;
+        switch (p->kind) {
+        case BM_PAGE_FREE:
+            if (p->memcg_data)
+                MM_BAD("free pfn %llu has memcg_data %#llx", (unsigned long long)pfn,
+                       (unsigned long long)p->memcg_data);
+            break;
+        case BM_PAGE_TAIL:
+            used++;
+            if (p->memcg_data || !p->priv)
+                MM_BAD("tail pfn %llu has memcg_data or no head", (unsigned long long)pfn);
+            break;
+        case BM_PAGE_KMEM:
+            used++;
+            if (p->memcg_data && (flags != MEMCG_DATA_KMEM || !(p->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK)))
+                MM_BAD("kmem pfn %llu has memcg_data %#llx (want owner|KMEM or 0)",
+                       (unsigned long long)pfn, (unsigned long long)p->memcg_data);
+            break;
+        case BM_PAGE_SLAB:
+            used++;
+            if (p->memcg_data && flags != MEMCG_DATA_OBJCGS)
+                MM_BAD("slab pfn %llu has memcg_data %#llx (want objcgs|OBJCGS or 0)",
+                       (unsigned long long)pfn, (unsigned long long)p->memcg_data);
+            if (slab_check(p->priv, p, msg, msglen))
+                return -EUCLEAN;
+            break;
+        default:
+            MM_BAD("pfn %llu has unknown kind %d", (unsigned long long)pfn, p->kind);
+        }
+    }
+    if (used != mm->nr_used)
+        MM_BAD("%llu frames in use but nr_used is %llu", (unsigned long long)used,
+               (unsigned long long)mm->nr_used);
+#undef MM_BAD
+    return 0;
 }

@@ -26,6 +26,7 @@
  *    object's reference (the kernel takes one per object and drops the
  *    caller's: same count).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -672,4 +673,36 @@ int bm_kmem_cache_free(bm_system *sys, int32_t cpu, int32_t cache, uint64_t addr
     }
     pthread_mutex_unlock(&sys->lock);
     return ret;
+}
+
+/* mm_check() helper: a slab's free list, inuse count and objcgs vector agree */
+int slab_check(const void *slabp, const struct page *head, char *msg, size_t msglen)
+{
+    const struct slab *slab = slabp;
+    uint32_t i, inuse = 0, nfree = 0, idx;
+
+    if (!slab || slab->page != head)
+        goto bad;
+    if (head->memcg_data &&
+        (uint64_t)(uintptr_t)slab->objcgs != (head->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK))
+        goto bad;
+    for (i = 0; i < slab->objects; i++) {
+        if (slab->next_free[i] == SLAB_OBJ_INUSE)
+            inuse++;
+        else if (slab->objcgs && slab->objcgs[i])
+            goto bad;                       /* a free slot still holds an objcg */
+    }
+    for (idx = slab->free_head; idx != SLAB_FREE_END && nfree <= slab->objects; idx = slab->next_free[idx]) {
+        if (idx >= slab->objects)
+            goto bad;
+        nfree++;
+    }
+    if (inuse != slab->inuse || inuse + nfree != slab->objects)
+        goto bad;
+    return 0;
+bad:
+    if (msg && msglen)
+        snprintf(msg, msglen, "slab at %#llx: free list, inuse or objcgs vector inconsistent",
+                 slab ? (unsigned long long)slab->base : 0ULL);
+    return -EUCLEAN;
 }

@@ -136,7 +136,15 @@ int bm_system_nr_dying(bm_system *sys)
 
 int bm_system_check(bm_system *sys, char *msg, size_t msglen)
 {
+    int ret;
+
     if (!sys)
         return -EINVAL;
-    return bm_memcg_check_all(sys, msg, msglen);
+    ret = bm_memcg_check_all(sys, msg, msglen);
+    if (ret)
+        return ret;
+    pthread_mutex_lock(&sys->lock);
+    ret = mm_check(sys, msg, msglen);    /* page frames and slabs (page_alloc.c) */
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
 }
