@@ -5,11 +5,11 @@ v5.11]; bpf_map_area_alloc v6.1+).  Each update allocates one node of
 sizeof(struct lpm_trie_node) + data_size + value_size and sometimes one
 intermediate node (no value) of sizeof(node) + data_size, through the map's
 memcg: v5.10 plain kmalloc GFP_ATOMIC (unaccounted), v5.11 GFP_ATOMIC (forced),
-v6.0+ GFP_NOWAIT (fails at memory.max).  Since ≈v6.13 nodes come from a
-bpf_mem_alloc cache of leaf size; the model keeps per-node kmalloc of the exact
-node size with GFP_NOWAIT for 6.18 (simplification, see report) while the
-memlock figure follows the 6.18 formula.  Replaced/removed nodes are freed
-at once (the kernel frees them after an RCU grace period).
+v6.0+ GFP_NOWAIT (fails at memory.max).  Since ≈v6.13 ("bpf: Use bpf_mem_alloc
+in lpm trie") every node, leaf or intermediate, comes from one bpf_mem_alloc
+cache of leaf size (prefilled at creation under the creator's objcg, refilled
+with GFP_NOWAIT).  Replaced/removed kmalloc'd nodes are freed at once (the
+kernel frees them after an RCU grace period).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pybpfmem.bpf.kobjects import (KMALLOC_MAX_SIZE, acct, at_least, bpf_error,
                                    check_flags_access_ok, require_cap, runtime_elem_gfp,
                                    struct_alloc, struct_size)
 from pybpfmem.bpf.map import BpfMap, register_map
+from pybpfmem.bpf.memalloc import BpfMemAlloc
 
 _CREATE_FLAG_MASK = (uapi.BPF_F_NO_PREALLOC | uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY
                      | uapi.BPF_F_WRONLY | uapi.BPF_F_RDONLY_PROG | uapi.BPF_F_WRONLY_PROG)
@@ -102,6 +103,24 @@ class LpmTrieMap(BpfMap):
             self.kzalloc_account(struct_size(self, "lpm_trie"), acct(self, g.USER | g.NOWARN | g.ZERO))
         self.root: _Node | None = None
         self.n_entries = 0
+        self.ma: BpfMemAlloc | None = None
+        if at_least(self.system, 6, 13):
+            # bpf_mem_alloc_init(&trie->ma, leaf_size, false) inside map_alloc
+            self.ma = BpfMemAlloc(self, self._leaf_size(), False)
+
+    def free(self) -> None:
+        """Mirrors trie_free(): every node, then the bpf_mem_alloc caches and the struct."""
+        stack = [self.root]
+        while stack:
+            n = stack.pop()
+            if n is not None:
+                stack.extend(n.child)
+                self._node_free(n.addr)
+        self.root = None
+        if self.ma is not None:
+            self.ma.destroy()
+            self.ma = None
+        self.free_all()
 
     def mem_usage(self) -> int:
         """Mirrors trie_mem_usage(): live leaf nodes only (no struct, no intermediates)."""
@@ -113,8 +132,21 @@ class LpmTrieMap(BpfMap):
             raise bpf_error(errno.EINVAL, f"LPM_TRIE: key must be {self.attr.key_size} bytes")
         return int.from_bytes(key[:4], "little"), bytes(key[4:])
 
-    def _node_alloc(self, with_value: bool) -> int:
-        """lpm_trie_node_alloc(): bpf_map_kmalloc_node(size, runtime gfp)."""
+    def _node_free(self, addr) -> None:
+        if self.ma is not None:
+            self.ma.free(addr)               # bpf_mem_cache_free(_rcu)
+        else:
+            self.kfree(addr)
+
+    def _node_alloc(self, with_value: bool):
+        """lpm_trie_node_alloc(): bpf_mem_cache_alloc() (≈v6.13+) or
+        bpf_map_kmalloc_node(size, runtime gfp)."""
+        if self.ma is not None:
+            obj = self.ma.alloc()
+            if obj is None:
+                raise bpf_error(errno.ENOMEM, f"LPM_TRIE: bpf_mem_alloc cache of {self._leaf_size()}"
+                                f"-byte nodes is empty and its GFP_NOWAIT refill failed")
+            return obj
         size = struct_size(self, "lpm_trie_node") + self.data_size
         if with_value:
             size += self.attr.value_size
@@ -184,10 +216,10 @@ class LpmTrieMap(BpfMap):
         def add_check() -> None:
             if new_api:
                 if flags == uapi.BPF_EXIST:
-                    self.kfree(new_addr)
+                    self._node_free(new_addr)
                     raise bpf_error(errno.ENOENT, "LPM_TRIE: key missing with BPF_EXIST")
                 if self.n_entries == self.attr.max_entries:
-                    self.kfree(new_addr)
+                    self._node_free(new_addr)
                     raise full
                 self.n_entries += 1
 
@@ -198,7 +230,7 @@ class LpmTrieMap(BpfMap):
         if node.prefixlen == m:
             if not node.flags & FLAG_IM:
                 if new_api and flags == uapi.BPF_NOEXIST:
-                    self.kfree(new_addr)
+                    self._node_free(new_addr)
                     raise bpf_error(errno.EEXIST, "LPM_TRIE: key exists with BPF_NOEXIST")
                 if not new_api:
                     self.n_entries -= 1      # the replaced leaf no longer counts
@@ -206,7 +238,7 @@ class LpmTrieMap(BpfMap):
                 add_check()
             new.child = node.child
             set_slot(new)
-            self.kfree(node.addr)            # kfree_rcu(node) (immediate in the model)
+            self._node_free(node.addr)            # kfree_rcu(node) (immediate in the model)
             return
         add_check()
         if m == plen:
@@ -217,7 +249,7 @@ class LpmTrieMap(BpfMap):
             im_addr = self._node_alloc(False)
         except OSError:
             self.n_entries -= 1
-            self.kfree(new_addr)
+            self._node_free(new_addr)
             raise
         im = _Node(m, node.data, None, im_addr)
         im.flags = FLAG_IM
@@ -264,11 +296,11 @@ class LpmTrieMap(BpfMap):
                 and node.child[0] is None and node.child[1] is None):
             other = parent.child[1] if node is parent.child[0] else parent.child[0]
             assign(trim2, other)
-            self.kfree(parent.addr)
-            self.kfree(node.addr)
+            self._node_free(parent.addr)
+            self._node_free(node.addr)
             return
         assign(trim, node.child[0] if node.child[0] is not None else node.child[1])
-        self.kfree(node.addr)
+        self._node_free(node.addr)
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """Mirrors trie_get_next_key(): post-order walk of the non-intermediate nodes."""
