@@ -145,6 +145,11 @@ class BpfSystemMixin:
     def bpffs_ls(self) -> list[str]:
         return sorted(self.bpf_state.bpffs.entries)
 
+    def locked_vm(self, uid: int) -> int:
+        """user_struct(uid)->locked_vm in pages: what the 5.10 regime charged (no kernel file shows it)."""
+        user = self.bpf_state.rlimit.users.get(uid)
+        return user.locked_vm if user else 0
+
     def bpffs_unlink(self, path: str) -> None:
         """unlink() of a pinned object: drops the pin's reference (bpf_any_put)."""
         st = self.bpf_state
