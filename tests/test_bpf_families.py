@@ -569,3 +569,25 @@ def test_lpm_node_at_memory_max_forced_in_5_11_enomem_in_6_18(profile):
         assert int(a.read("memory.current")) <= limit
     a.write("memory.max", "max")
     teardown_is_clean(sys_, t, [fd], [a])
+
+
+def test_socket_close_leaves_sockhash_and_frees_sk_storage():
+    sys_, a, t = make("5.11")
+    with t.running(cpu=0):
+        h = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKHASH, 4, 4, 4)
+        st = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 8, 0, U.BPF_F_NO_PREALLOC)
+        s = new_socket(t)
+        hid, sid = map_id_of(t, h), map_id_of(t, st)
+        h_base = map_info(sys_, hid)["charged"]["slab"]
+        s_base = map_info(sys_, sid)["charged"]["slab"]
+        t.bpf_map_update_elem(h, b"kkkk", struct.pack("<I", s))
+        t.bpf_map_update_elem(st, struct.pack("<i", s), b"12345678")
+        assert map_info(sys_, hid)["charged"]["slab"] > h_base
+        # the last reference to the socket goes: sock_map_close() + bpf_sk_storage_free()
+        kobjects.close_kobject(sys_, kobjects.fd_object(t, s))
+        with pytest.raises(OSError) as ei:          # the hash is empty again
+            t.bpf_map_get_next_key(h, None)
+        assert ei.value.errno == errno.ENOENT
+    assert map_info(sys_, hid)["charged"]["slab"] == h_base
+    assert map_info(sys_, sid)["charged"]["slab"] == s_base
+    teardown_is_clean(sys_, t, [h, st], [a])

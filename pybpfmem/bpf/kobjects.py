@@ -365,3 +365,23 @@ def require_cap(ctx: Any, which: str, map_kind: str) -> None:
         names = {"bpf": "CAP_BPF or CAP_SYS_ADMIN (bpf_capable())",
                  "net_admin": "CAP_NET_ADMIN", "perfmon": "CAP_PERFMON"}
         raise bpf_error(errno.EPERM, f"{map_kind}: creating this map type needs {names[which]}")
+
+
+def close_kobject(system: Any, obj: Any) -> None:
+    """Last fd of a kernel object closed (the object is destroyed; the model has no other
+    references): a socket leaves every sockmap/sockhash (sock_map_close() ->
+    sock_map_remove_links()) and drops its SK_STORAGE (bpf_sk_storage_free()); an AF_XDP
+    socket leaves every XSKMAP slot (xsk_delete_from_maps()).  The BPF core's close()
+    calls this for non-BPF objects."""
+    from pybpfmem.bpf.bpf_local_storage import owner_destroyed
+    if isinstance(obj, Socket) and not obj.closed:
+        for m, key, _link in list(obj.links):
+            remove = getattr(m, "socket_closed", None)
+            if remove is not None:
+                remove(obj, key)
+        owner_destroyed(system, obj)
+        obj.closed = True
+    elif isinstance(obj, XdpSocket) and not obj.closed:
+        for m, _idx, _node in list(obj.map_nodes):
+            m.socket_closed(obj)
+        obj.closed = True

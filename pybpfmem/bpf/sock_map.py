@@ -106,6 +106,12 @@ class SockMap(_SockMapBase):
             raise bpf_error(errno.EINVAL, "SOCKMAP: key must be 4 bytes")
         return struct.unpack("<I", key)[0]
 
+    def socket_closed(self, sk: Socket, key: int) -> None:
+        """sock_map_remove_links() for this map's slot."""
+        if self._sks.get(key) is sk:
+            del self._sks[key]
+            self._unref(sk, key)
+
     def lookup_elem(self, key: bytes | None) -> bytes:
         """sock_map_lookup_sys(): the socket cookie; value_size must be 8."""
         idx = self._idx(key)
@@ -222,6 +228,12 @@ class SockHash(_SockMapBase):
         sk, elem = self._elems.pop(k)
         self._unref(sk, k)
         self.kfree(elem)                      # sock_hash_free_elem(): kfree_rcu
+
+    def socket_closed(self, sk: Socket, key: bytes) -> None:
+        """sock_map_remove_links() for this map's element (element freed)."""
+        e = self._elems.get(key)
+        if e is not None and e[0] is sk:
+            self._remove(key)
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         """sock_hash_lookup_sys(): the socket cookie; value_size must be 8."""
