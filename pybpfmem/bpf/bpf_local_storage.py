@@ -28,7 +28,7 @@ from pybpfmem.bpf.kobjects import (ENOTSUPP, KMALLOC_MAX_SIZE, MAX_BPF_STACK,
                                    SELEM_SDATA_DATA_OFFSET, U16_MAX, CgroupFile, InodeFile,
                                    PidFd, Socket, acct, at_least, atomic_gfp, bpf_error,
                                    current_task, fd_object, pow2, registry, require_cap,
-                                   struct_alloc, struct_size)
+                                   struct_size)
 from pybpfmem.bpf.map import BpfMap, register_map
 
 BPF_LOCAL_STORAGE_GET_F_CREATE = 1

@@ -20,7 +20,7 @@ from typing import ClassVar
 from pybpfmem.bpf import uapi
 from pybpfmem.bpf.kobjects import (KMALLOC_MAX_SIZE, acct, at_least, bpf_error,
                                    check_flags_access_ok, require_cap, runtime_elem_gfp,
-                                   struct_alloc, struct_size)
+                                   struct_size)
 from pybpfmem.bpf.map import BpfMap, register_map
 from pybpfmem.bpf.memalloc import BpfMemAlloc
 
