@@ -109,12 +109,14 @@ def test_interrupt_update_charged_to_map_cgroup(profile):
     m = s.bpf_maps()[0]
     assert m["memcg"] == "/a"
     if profile == "5.11":
-        # one element kmalloc of elem_size 120 on the map's memcg
-        assert m["charged"]["slab"] == charged_before + 120
+        # one element kmalloc of elem_size 120 on the map's memcg: kmalloc-128 + 8-byte
+        # objcg slot = 136
+        assert m["charged"]["slab"] == charged_before + 136
     else:
         # bpf_mem_alloc: cpu 1's cache had 4 prefilled objects (< low 32) -> refill batch
-        # of 48 objects of 128 bytes charged to the objcg captured at init (/a)
-        assert m["charged"]["slab"] == charged_before + 48 * 128
+        # of 48 objects of 128 bytes (kmalloc-128 + 8 = 136 each) charged to the objcg
+        # captured at init (/a)
+        assert m["charged"]["slab"] == charged_before + 48 * 136
     assert t1.bpf_map_lookup_elem(fd, b"\x01\0\0\0") == bytes(64)
 
 

@@ -51,6 +51,29 @@ def pow2(x: int) -> int:
     return 1 if x <= 1 else 1 << (x - 1).bit_length()
 
 
+def kmalloc_charge(size: int, page: int) -> int:
+    """Bytes a kmalloc(size) with __GFP_ACCOUNT puts on the memcg: the kmalloc bucket
+    plus the 8-byte objcg slot (obj_full_size(), mm/slab.h; buckets as kmalloc_index(),
+    include/linux/slab.h); above KMALLOC_MAX_CACHE_SIZE (2 pages) the compound page of
+    kmalloc_large() (mm/slub.c)."""
+    if size > 2 * page:
+        return page * pow2((size + page - 1) // page)
+    if size <= 8:
+        return 16
+    if 64 < size <= 96:
+        return 104
+    if 128 < size <= 192:
+        return 200
+    return pow2(size) + 8
+
+
+def percpu_charge(size: int, nr_cpus: int, ptr_overhead: bool) -> int:
+    """pcpu_obj_full_size(), mm/percpu-internal.h: ALIGN(size, 4) on every possible cpu,
+    plus (2022+) one objcg pointer per 4-byte unit."""
+    a4 = (size + 3) // 4 * 4
+    return a4 * nr_cpus + (a4 // 4 * 8 if ptr_overhead else 0)
+
+
 @dataclass
 class MapAttr:
     """The MAP_CREATE fields of `union bpf_attr`."""
@@ -321,9 +344,19 @@ class BpfMap:
             cg = t.cgroup if t is not None else None
         return cg is not None and cg is not sysm.root and cg.parent is not None
 
-    def _record(self, key: tuple[str, int], kind: str, nbytes: int, charged: bool,
+    def _record(self, key: tuple[str, int], kind: str, size: int, charged: bool,
                 order: int = 0) -> None:
-        self._allocs[key] = _Alloc(kind, nbytes, charged, order)
+        """Book an allocation; `size` is the requested size for slab and per-cpu
+        objects (converted to what the memcg sees), the byte count otherwise."""
+        if kind == "slab":
+            size = kmalloc_charge(size, self.system.page_size)
+        elif kind == "percpu":
+            size = self.percpu_charge(size)
+        self._allocs[key] = _Alloc(kind, size, charged, order)
+
+    def percpu_charge(self, size: int) -> int:
+        return percpu_charge(size, self.system.nr_cpus,
+                             bool(getattr(self.system.profile, "percpu_ptr_overhead", 0)))
 
     def _enomem(self, what: str, size: int, exc: OSError) -> BpfError:
         return BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
@@ -402,7 +435,7 @@ class BpfMap:
                 addr = self.system.alloc_percpu(size, align, gfp)
             except OSError as exc:
                 raise self._enomem("bpf_map_alloc_percpu", size, exc) from None
-        self._record(("p", addr), "percpu", size * self.system.nr_cpus, charged)
+        self._record(("p", addr), "percpu", size, charged)
         return addr
 
     def plain_alloc_percpu(self, size: int, align: int, gfp: int) -> int:
@@ -412,7 +445,7 @@ class BpfMap:
             addr = self.system.alloc_percpu(size, align, gfp)
         except OSError as exc:
             raise self._enomem("alloc_percpu", size, exc) from None
-        self._record(("p", addr), "percpu", size * self.system.nr_cpus, charged)
+        self._record(("p", addr), "percpu", size, charged)
         return addr
 
     def kfree(self, addr: int) -> None:
@@ -451,7 +484,8 @@ class BpfMap:
         self._allocs.pop((kind, addr), None)
 
     def adopt_alloc(self, kind: str, addr: int, nbytes: int, charged: bool) -> None:
-        """Record an allocation made elsewhere (e.g. by a bpf_mem_alloc cache) on the map."""
+        """Record an allocation made elsewhere (e.g. by a bpf_mem_alloc cache) on the map;
+        `nbytes` is the requested size for "k" and "p" (the per-cpu unit)."""
         self._record((kind, addr), {"k": "slab", "v": "vmalloc", "p": "percpu",
                                     "g": "pages"}[kind], nbytes, charged)
 

@@ -62,6 +62,7 @@ class BpfMemAlloc:
         self.caches = [MemCache(c, self.unit_size, low, high, batch)
                        for c in range(self.system.nr_cpus)]
         self.live = 0
+        self._waiting: list[list[tuple[int, int]]] = []
         g = owner.gfp
         prefill_gfp = g.KERNEL | g.NOWARN | g.ACCOUNT
         # prefill_mem_cache(): 4 objects for small non-percpu units, else 1 (v6.8+)
@@ -98,7 +99,7 @@ class BpfMemAlloc:
                     break      # alloc_bulk() stops quietly; prefill failure is silent too
                 owner.adopt_alloc("k", a, self.unit_size, charged)
                 if p:
-                    owner.adopt_alloc("p", p, self.size * sysm.nr_cpus, charged)
+                    owner.adopt_alloc("p", p, self.size, charged)
                 c.free.append((a, p))
                 done += 1
         return done
@@ -128,8 +129,16 @@ class BpfMemAlloc:
             keep = (c.high + c.low) // 2
             excess = c.free[keep:]
             del c.free[keep:]
-            st = self.system.bpf_state
-            st.queue_work(lambda: self._release(excess))
+            # free_by_rcu: released by deferred work, or by destroy() if the map goes first
+            self._waiting.append(excess)
+            self.system.bpf_state.queue_work(lambda: self._release_waiting(excess))
+
+    def _release_waiting(self, excess: list[tuple[int, int]]) -> None:
+        for i, w in enumerate(self._waiting):
+            if w is excess:
+                del self._waiting[i]
+                self._release(excess)
+                return
 
     def _release(self, objs: list[tuple[int, int]]) -> None:
         for a, p in objs:
@@ -145,6 +154,9 @@ class BpfMemAlloc:
         (Live objects are freed by the owner before this.)"""
         for c in self.caches:
             objs, c.free = c.free, []
+            self._release(objs)
+        waiting, self._waiting = self._waiting, []
+        for objs in waiting:
             self._release(objs)
         if self.objcg is not None:
             self.system.obj_cgroup_put(self.objcg)
