@@ -149,14 +149,10 @@ class ArrayMap(BpfMap):
                                         f"{self.max_entries}")
         if flags & U.BPF_NOEXIST:
             raise BpfError(errno.EEXIST, "array update: BPF_NOEXIST but every slot exists")
-        if self.percpu:
-            # the syscall buffer holds v8 per possible cpu; value_size bytes of each are kept
-            v8, vs = self.elem_size, self.value_size
-            value = b"".join(value[c * v8:c * v8 + vs].ljust(v8, b"\0")
-                             for c in range(self.system.nr_cpus))
-        else:
-            value = bytes(value[:self.value_size])
-        self.values[i] = value
+        # per-cpu: the syscall buffer holds v8 per possible cpu and the kernel copies
+        # round_up(value_size, 8) bytes per cpu, padding included (copy_map_value_long()
+        # in bpf_percpu_array_update())
+        self.values[i] = bytes(value) if self.percpu else bytes(value[:self.value_size])
 
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Program side: per-cpu arrays update only the current cpu's copy."""

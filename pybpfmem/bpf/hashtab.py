@@ -235,11 +235,8 @@ class HashMap(BpfMap):
 
     # --- element ops
     def _norm_value(self, value: bytes) -> bytes:
-        if self.percpu:
-            v8, vs = self.v8, self.value_size
-            return b"".join(value[c * v8:c * v8 + vs].ljust(v8, b"\0")
-                            for c in range(self.system.nr_cpus))
-        return bytes(value[:self.value_size])
+        # per-cpu: pcpu_copy_value() copies round_up(value_size, 8) per cpu, padding included
+        return bytes(value) if self.percpu else bytes(value[:self.value_size])
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         self.check_key(key)
