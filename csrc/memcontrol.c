@@ -2012,7 +2012,12 @@ int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen)
                 goto bad;
             }
         }
-        unsigned long bound = sys->cfg.profile.obj_stock_split_pages ? 2 * page : page;
+        /* v5.11 drains whenever the stock passes a page.  With the allow_uncharge
+           rule a charge-path refill adds up to a page on top of less than one
+           charge, and the largest charge through the stock is a percpu area:
+           pcpu_obj_full_size(PCPU_MIN_UNIT_SIZE = 32 KiB) */
+        unsigned long max_charge = 32768ul * sys->cfg.nr_cpus + 32768ul / 4 * 8;
+        unsigned long bound = sys->cfg.profile.obj_stock_split_pages ? page + max_charge : page;
         if (st->nr_bytes > bound || (!st->cached_objcg && st->nr_bytes)) {
             snprintf(buf, sizeof(buf), "cpu %u: object stock holds %u bytes", cpu, st->nr_bytes);
             goto bad;

@@ -20,7 +20,11 @@
 #define BM_MAX_ORDER 10
 
 /* Simulated kernel virtual address ranges (x86_64 4-level layout). */
-#define BM_DIRECT_MAP_BASE 0xffff888000000000ULL   /* page_offset_base */
+/* The direct map starts at 0 so that addr / PAGE_SIZE is the pfn (the API's
+   virt_to_page contract); pfn 0 is reserved, as x86 reserves the first page,
+   so no allocation is ever at an address below PAGE_SIZE (NULL and
+   ZERO_SIZE_PTR stay distinct from real objects). */
+#define BM_DIRECT_MAP_BASE 0ULL
 #define BM_DIRECT_MAP_SIZE (64ULL << 40)            /* 64 TiB direct map */
 #define BM_VMALLOC_START 0xffffc90000000000ULL      /* VMALLOC_START */
 #define BM_VMALLOC_END 0xffffe8c000000000ULL        /* model: ends where our percpu range starts */
@@ -37,6 +41,7 @@
 #define PG_vmalloc 0x8       /* backing page of a vmalloc area */
 #define PG_slab 0x10         /* PageSlab */
 #define PG_percpu 0x20       /* unused: percpu memory takes no frames in the model */
+#define PG_reserved 0x40     /* PageReserved: pfn 0, never allocated or freed */
 
 /* ---- page frames (page_alloc.c) ---- */
 
@@ -104,8 +109,7 @@ static inline uint64_t pfn_to_virt(const struct mm_state *mm, uint64_t pfn)
 /* virt_to_pfn(): returns false for addresses outside the simulated RAM */
 static inline bool virt_to_pfn(const struct mm_state *mm, uint64_t addr, uint64_t *pfn)
 {
-    if (addr < BM_DIRECT_MAP_BASE)
-        return false;
+    /* the subtraction wraps for addresses below the base, which the range check rejects */
     uint64_t p = (addr - BM_DIRECT_MAP_BASE) >> mm->page_shift;
     if (p >= mm->nr_pages)
         return false;

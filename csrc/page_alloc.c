@@ -216,10 +216,30 @@ int bm_mm_init(struct bm_system *sys)
         free(mm);
         return -ENOMEM;
     }
-    /* frames past the last whole max-order block go to the free lists now */
+    /* pfn 0 is reserved (as memblock reserves the first page on x86): it is
+       never handed out, so no object sits at an address below PAGE_SIZE.  The
+       rest of the first max-order block and the frames past the last whole
+       block go to the free lists now; whole blocks are carved lazily. */
     {
         uint64_t block = 1ULL << BM_MAX_ORDER;
+        struct page *zero = &mm->pages[0];
+        zero->kind = BM_PAGE_KMEM;
+        zero->flags = PG_head | PG_reserved;
+        mm->nr_used = 1;
+        uint64_t first_end = nr < block ? nr : block;
+        for (uint64_t pfn = 1; pfn < first_end;) {
+            int o = 0;
+            while (o < BM_MAX_ORDER && !(pfn & ((1ULL << (o + 1)) - 1)) &&
+                   pfn + (1ULL << (o + 1)) <= first_end)
+                o++;
+            free_area_add(mm, o, pfn);
+            pfn += 1ULL << o;
+        }
+        if (nr >= block)
+            mm->top = block;
         uint64_t pfn = nr & ~(block - 1);
+        if (pfn < block)
+            pfn = nr;            /* the first block was handled above */
         while (pfn < nr) {
             int o = BM_MAX_ORDER;
             while (o > 0 && ((pfn & ((1ULL << o) - 1)) || pfn + (1ULL << o) > nr))
@@ -300,7 +320,7 @@ int bm_free_pages(bm_system *sys, int32_t cpu, uint64_t pfn, int32_t order)
     pthread_mutex_lock(&sys->lock);
     page = bm_pfn_to_page(sys, pfn);
     if (page && page->kind == BM_PAGE_KMEM && (page->flags & PG_head) &&
-        !(page->flags & (PG_large_kmalloc | PG_vmalloc)) && page->order == order) {
+        !(page->flags & (PG_large_kmalloc | PG_vmalloc | PG_reserved)) && page->order == order) {
         __free_pages_ok(sys, cpu, page, order);
         ret = 0;
     }
@@ -348,7 +368,7 @@ int64_t bm_ram_used_pages(bm_system *sys)
     if (!sys || !sys->mm)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
-    n = (int64_t)sys->mm->nr_used;
+    n = (int64_t)sys->mm->nr_used - 1;   /* not counting the reserved pfn 0 */
     pthread_mutex_unlock(&sys->lock);
     return n;
 }

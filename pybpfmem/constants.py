@@ -72,7 +72,7 @@ SLAB_ACCOUNT: Final = 0x4000000
 
 # --- simulated address space (x86_64 layout, csrc/mm_internal.h) ---
 #: page_offset_base: direct-map address of pfn 0 (kmalloc and page memory)
-PAGE_OFFSET: Final = 0xFFFF888000000000
+PAGE_OFFSET: Final = 0
 #: VMALLOC_START: vmalloc addresses live above this
 VMALLOC_START: Final = 0xFFFFC90000000000
 

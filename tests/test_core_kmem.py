@@ -22,7 +22,7 @@ GFP_KERNEL = 0xCC0
 GFP_KERNEL_ACCOUNT = GFP_KERNEL | lib.BM_GFP_ACCOUNT
 GFP_ATOMIC_511 = lib.BM_GFP_HIGH | lib.BM_GFP_ATOMIC | lib.BM_GFP_KSWAPD_RECLAIM
 NORETRY = lib.BM_GFP_NORETRY
-DIRECT_MAP = 0xFFFF888000000000
+DIRECT_MAP = 0  # addr // PAGE is the pfn (issue 3 contract)
 
 # struct bm_profile fields in declaration order, per profile
 PROFILE_FIELDS = (
@@ -621,20 +621,33 @@ def test_bad_input_is_refused_without_side_effects():
 
 
 def test_out_of_frames_is_enomem_and_frees_coalesce():
-    s = make_system("5.11", ram_pages=1024 + 16)
+    s = make_system("5.11", ram_pages=2048 + 16)
     cgroup_with_task(s)
     pfn = ffi.new("uint64_t *")
     got = []
-    # 1024 frames in one max-order block + 16 in the tail block
+    # pfn 0 is reserved, so the first max-order block [0, 1024) yields 63 order-4
+    # blocks (its [0, 16) block is split around pfn 0 into orders 0..3), the second
+    # block [1024, 2048) yields 64, and the 16-frame tail one more: 128 in all
     while lib.bm_alloc_pages(s, 0, 4, GFP_KERNEL_ACCOUNT, pfn) == 0:
         got.append(pfn[0])
-    assert len(got) == (1024 + 16) // 16
-    assert lib.bm_ram_used_pages(s) == 1040
+    assert len(got) == 63 + 64 + 1
+    assert 0 not in got
+    assert lib.bm_ram_used_pages(s) == 128 * 16
     for p in got:
         assert lib.bm_free_pages(s, 0, p, 4) == 0
     assert lib.bm_ram_used_pages(s) == 0
-    # the 1024-frame block coalesced back: an order-10 allocation fits again
+    # the block [1024, 2048) coalesced back: an order-10 allocation fits again
     assert lib.bm_alloc_pages(s, 0, 10, GFP_KERNEL, pfn) == 0
+    assert pfn[0] == 1024
+
+
+def test_pfn_zero_is_reserved():
+    s = make_system("6.18")
+    # address / PAGE_SIZE is the pfn, and no allocation lives in pfn 0
+    assert lib.bm_free_pages(s, 0, 0, 0) == -errno.EINVAL
+    info = ffi.new("struct bm_page_info *")
+    assert lib.bm_page_info(s, 0, info) == 0 and info.kind == lib.BM_PAGE_KMEM
+    assert lib.bm_kfree(s, 0, 100) == -errno.EINVAL
 
 
 # ---------------------------------------------------------------- bulk
@@ -792,15 +805,10 @@ def test_config_check_bounds_ram_pages_by_the_frame_index():
     assert lib.bm_config_check(make_config(page_size=65536, ram_pages=2**30)) == 0
 
 
-@pytest.mark.parametrize("profile", [
-    "5.11",
-    # charge-path refills (allow_uncharge=false) can leave up to PAGE_SIZE plus
-    # one charge in the 6.18 object stock (kmalloc-8k charges 8200 bytes, a
-    # percpu charge up to 32 KiB * nr_cpus); bm_system_check still bounds it
-    # by 2 * PAGE_SIZE, so this seed trips it with 8384 bytes
-    pytest.param("6.18", marks=pytest.mark.xfail(
-        strict=True, reason="memcontrol.c check: object stock bound 2*PAGE is too tight")),
-])
+# charge-path refills (allow_uncharge=false) can leave up to PAGE_SIZE plus one
+# charge in the 6.18 object stock (kmalloc-8k charges 8200 bytes; this seed
+# reaches 8384), which bm_system_check allows
+@pytest.mark.parametrize("profile", ["5.11", "6.18"])
 def test_system_check_holds_after_mixed_churn(profile):
     import random
 
