@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from . import uapi as U
 from .errors import BpfError
 from .fd import BpfFile, map_inc, map_put
-from .map import BpfMap, rup
+from .map import BpfMap, kmalloc_charge, percpu_charge, rup
 from .regime import MemlockCharge, charge_memlock, uncharge_memlock
 
 BPF_LD_IMM64 = 0x18
@@ -152,11 +152,13 @@ def bpf_prog_load(c: Any) -> int:
     p.memcg_path = task.cgroup.path if bp.account else None
     try:
         p.allocs.append(("vmalloc", sysm.vmalloc(size, g.KERNEL | g.ZERO | acct), size))
+        # books hold what the memcg sees: kmalloc bucket + objcg slot, pcpu_obj_full_size
         p.allocs.append(("slab", sysm.kmalloc(st.sizes.bpf_prog_aux, g.KERNEL | g.ZERO | acct),
-                         st.sizes.bpf_prog_aux))
+                         kmalloc_charge(st.sizes.bpf_prog_aux, page)))
         p.allocs.append(("percpu", sysm.alloc_percpu(st.sizes.bpf_prog_stats, 8,
                                                      g.KERNEL | g.ZERO | acct),
-                         st.sizes.bpf_prog_stats * sysm.nr_cpus))
+                         percpu_charge(st.sizes.bpf_prog_stats, sysm.nr_cpus,
+                                       bool(getattr(sysm.profile, "percpu_ptr_overhead", 0)))))
     except OSError as exc:
         p.free_all()
         err = errno.ENOMEM if bp.prog_alloc_enomem else errno.EINVAL
