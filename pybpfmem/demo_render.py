@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 INTRO = (
-    "One BPF workload, three kernels. 5.10 charges an estimate of each map to the creating\n"
-    "user's locked_vm against RLIMIT_MEMLOCK; 5.11 (the seed series) charges the memory really\n"
+    "One BPF workload, three kernels. 5.10 charges an estimate of each map to the creating "
+    "user's locked_vm against RLIMIT_MEMLOCK; 5.11 (the seed series) charges the memory really "
     "allocated to the creator's memory cgroup; 6.18 is today's kernel."
 )
 
@@ -39,7 +39,7 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
         t.add_row(f"{row['who']}: {row['map']}", *(_outcome(acts[p]["shared_budget"]["rows"][i]["error"]) for p in profiles))
     console.print(t)
     console.print(
-        "5.10: every root process shares uid 0's locked_vm, so agent-b fails because of agent-a.\n"
+        "5.10: every root process shares uid 0's locked_vm, so agent-b fails because of agent-a. "
         "5.11+: each cgroup has its own limit; only the 16 MiB map fails, at agent-b's own memory.max.\n"
     )
 
@@ -56,8 +56,10 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
         t.add_row(row["map"], *cells)
     console.print(t)
     console.print(
-        "5.10 charges the estimate to the rlimit and memcg sees none of it; 5.11+ charge what the\n"
-        "allocators really hand out (slab objects, vmalloc pages, per-cpu areas, elements).\n"
+        "5.10 charges the estimate to the rlimit and memcg sees none of it; 5.11+ charge what the "
+        "allocators really hand out (slab objects, vmalloc pages, per-cpu areas, elements). "
+        "6.18 charges no per-cpu values of a PERCPU_ARRAY: they are allocated before the map's "
+        "obj_cgroup is saved (bpf_map_alloc_percpu during map_alloc), as the live kernel shows.\n"
     )
 
     t = Table(title="3. A map creation failing half-way (memory.max 512K): what is left charged")
@@ -104,6 +106,7 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
             t.add_row(p, s["step"], _kib(s["svc"]), str(s["dying"]))
     console.print(t)
     console.print(
-        "5.11 keeps the map's memcg pinned (map->memcg) so the removed cgroup lingers dying;\n"
-        "6.0+ saves an obj_cgroup that is reparented, so charges move to /svc.\n"
+        "5.11 keeps the map's memcg pinned (map->memcg) so the removed cgroup lingers dying; "
+        "6.0+ saves an obj_cgroup that is reparented, so the removed cgroup can go and later "
+        "charges and uncharges land on /svc.\n"
     )

@@ -23,6 +23,7 @@ from typing import Any
 
 import pybpfmem
 from pybpfmem.bpf import uapi
+from pybpfmem.profiles import get_profile
 from pybpfmem.scenario import flag_value, map_type_by_name
 
 FULL_INSERT_CAP = 65536
@@ -155,7 +156,7 @@ def _key(mtype: int, key_size: int, i: int) -> bytes:
 
 def recommend(total_full: int, cpus: int, profile: str, page_size: int = 4096) -> int:
     """memory.max headroom: the full charge plus the per-cpu stock slack, rounded up to a MiB."""
-    batch = pybpfmem.profiles.get(profile).charge_batch
+    batch = get_profile(profile).charge_batch
     slack = cpus * (batch * page_size + page_size)
     mib = 1 << 20
     return -(-(total_full + slack) // mib) * mib

@@ -202,8 +202,9 @@ class Scenario:
         return [i.to_bytes(key_size, "little") for i in idx]
 
     def _usage(self) -> dict[str, int]:
+        """memory.current of every non-root cgroup (the root has no such file)."""
         out = {}
-        stack = [self.system.root]
+        stack = list(self.system.root.children)
         while stack:
             cg = stack.pop()
             out[cg.path] = cg.usage_pages * self.system.page_size
@@ -323,7 +324,7 @@ class Scenario:
         task.bpf_obj_pin(fd, str(self._req(step, "path")))
 
     def _do_unpin(self, step: dict[str, Any], result: StepResult) -> None:
-        self.system.bpf_obj_unpin(str(self._req(step, "path")))
+        self.system.bpffs_unlink(str(self._req(step, "path")))
 
     def _do_load_prog(self, step: dict[str, Any], result: StepResult) -> None:
         task = self._task(step)
