@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from . import uapi as U
@@ -197,3 +198,225 @@ class ArrayMap(BpfMap):
         if i == self.max_entries - 1:
             raise BpfError(errno.ENOENT, "array get_next_key: last index")
         return struct.pack("<I", i + 1)
+
+
+# --------------------------------------------------------------------------
+# fd-holding arrays and map-in-map (kernel/bpf/arraymap.c, kernel/bpf/map_in_map.c)
+# --------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class PerfEventFile:
+    """An open perf event (what perf_event_open() returns): the minimal object a
+    PERF_EVENT_ARRAY slot refers to (simplified: no counters, any cpu)."""
+
+    cpu: int = -1
+
+
+@dataclass
+class InnerMapMeta:
+    """The inner_map_meta copy of bpf_map_meta_alloc(): the fields bpf_map_meta_equal()
+    and array_map_meta_equal() compare, plus the unaccounted kzalloc that holds it."""
+
+    map_type: int
+    key_size: int
+    value_size: int
+    map_flags: int
+    max_entries: int
+    addr: int = 0
+
+
+def bpf_map_meta_alloc(m: BpfMap, ctx: CreateCtx) -> InnerMapMeta:
+    """Mirrors bpf_map_meta_alloc(), kernel/bpf/map_in_map.c: the inner map from
+    inner_map_fd (-EBADF / -EINVAL when not a map), no second level of nesting
+    (-EINVAL), then kzalloc(GFP_USER) of sizeof(struct bpf_map) (sizeof(struct
+    bpf_array) for an ARRAY inner map): not accounted in any profile."""
+    obj = ctx.fd_object(m.attr.inner_map_fd)
+    if not isinstance(obj, BpfMap):
+        raise BpfError(errno.EINVAL, f"bpf_map_meta_alloc: inner_map_fd "
+                                     f"{m.attr.inner_map_fd} is not a map")
+    if getattr(obj, "inner_meta", None) is not None:
+        raise BpfError(errno.EINVAL, "bpf_map_meta_alloc: inner map is itself a map-in-map "
+                                     "(one level only)")
+    size = m.sizes.bpf_array if obj.map_type == U.BPF_MAP_TYPE_ARRAY else m.sizes.bpf_map
+    meta = InnerMapMeta(obj.map_type, obj.key_size, obj.value_size, obj.map_flags,
+                        obj.max_entries)
+    meta.addr = m.kzalloc_account(size, m.gfp.USER | m.gfp.ZERO)
+    return meta
+
+
+def meta_equal(meta: InnerMapMeta, inner: BpfMap) -> bool:
+    """bpf_map_meta_equal() (type, key/value size, flags); array_map_meta_equal() also
+    wants max_entries equal unless the inner map has BPF_F_INNER_MAP."""
+    if (meta.map_type, meta.key_size, meta.value_size, meta.map_flags) != (
+            inner.map_type, inner.key_size, inner.value_size, inner.map_flags):
+        return False
+    if meta.map_type == U.BPF_MAP_TYPE_ARRAY and not meta.map_flags & U.BPF_F_INNER_MAP:
+        return meta.max_entries == inner.max_entries
+    return True
+
+
+def fd_get_ptr(m: BpfMap, ufd: int) -> Any:
+    """ops->map_fd_get_ptr for the calling task's fd `ufd`: prog_fd_array_get_ptr(),
+    perf_event_fd_array_get_ptr(), cgroup_fd_array_get_ptr(), bpf_map_fd_get_ptr().
+    Returns the referenced object (reference taken) or raises."""
+    from .core import BpfProg
+    from .fd import map_inc
+    from .kobjects import CgroupFile
+    task = m.system.current_task
+    if task is None:
+        raise BpfError(errno.EINVAL, "fd map update needs a task context")
+    obj = task.fd_object(ufd)       # EBADF for a closed fd
+    t = m.map_type
+    if t == U.BPF_MAP_TYPE_PROG_ARRAY:
+        if not isinstance(obj, BpfProg):
+            raise BpfError(errno.EINVAL, f"prog_fd_array_get_ptr: fd {ufd} is not a program")
+        owner = getattr(m, "owner_prog_type", None)
+        if owner is not None and owner != obj.prog_type:
+            raise BpfError(errno.EINVAL, f"bpf_prog_map_compatible: prog type "
+                                         f"{obj.prog_type} != owner type {owner}")
+        obj.refcnt += 1
+        return obj
+    if t == U.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        if not isinstance(obj, PerfEventFile):
+            raise BpfError(errno.EBADF, f"perf_event_get: fd {ufd} is not a perf event")
+        # bpf_event_entry_gen(): kzalloc(sizeof(struct bpf_event_entry) = 40), GFP_ATOMIC
+        # up to 5.x, GFP_KERNEL later, never accounted; it holds the perf file
+        g = m.gfp
+        ee = m.kzalloc_account(40, (g.ATOMIC if m.bprof.attr_line == "5" else g.KERNEL)
+                               | g.ZERO)
+        return (obj, ee)
+    if t == U.BPF_MAP_TYPE_CGROUP_ARRAY:
+        if not isinstance(obj, CgroupFile):
+            raise BpfError(errno.EBADF, f"cgroup_get_from_fd: fd {ufd} is not a cgroup")
+        return obj
+    # ARRAY_OF_MAPS / HASH_OF_MAPS
+    if not isinstance(obj, BpfMap):
+        raise BpfError(errno.EINVAL, f"bpf_map_fd_get_ptr: fd {ufd} is not a map")
+    meta = getattr(m, "inner_meta", None)
+    if meta is None or not meta_equal(meta, obj):
+        raise BpfError(errno.EINVAL, f"bpf_map_fd_get_ptr: map {obj.id} does not match the "
+                                     f"inner map template (bpf_map_meta_equal)")
+    map_inc(obj, False)
+    return obj
+
+
+def fd_put_ptr(m: BpfMap, ptr: Any) -> None:
+    """ops->map_fd_put_ptr: prog_fd_array_put_ptr() / bpf_map_fd_put_ptr() drop the
+    reference; perf_event_fd_array_put_ptr() frees the bpf_event_entry."""
+    from .fd import map_put, prog_put
+    st = m.system.bpf_state
+    if m.map_type == U.BPF_MAP_TYPE_PROG_ARRAY:
+        prog_put(st, ptr)
+    elif m.map_type == U.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        m.kfree(ptr[1])
+    elif m.map_type in (U.BPF_MAP_TYPE_ARRAY_OF_MAPS, U.BPF_MAP_TYPE_HASH_OF_MAPS):
+        map_put(st, ptr)
+
+
+def fd_sys_lookup(m: BpfMap, ptr: Any) -> bytes:
+    """ops->map_fd_sys_lookup_elem: the id of the program / map; perf event and cgroup
+    arrays have none -> -ENOTSUPP (bpf_fd_array_map_lookup_elem())."""
+    if m.map_type in (U.BPF_MAP_TYPE_PERF_EVENT_ARRAY, U.BPF_MAP_TYPE_CGROUP_ARRAY):
+        raise BpfError(U.ENOTSUPP, f"map_lookup_elem: {U.MAP_TYPE_NAMES[m.map_type]} has no "
+                                   f"map_fd_sys_lookup_elem (-ENOTSUPP)")
+    return struct.pack("<I", ptr.id)
+
+
+@register_map
+class FdArrayMap(ArrayMap):
+    """PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY, ARRAY_OF_MAPS: arrays of 8-byte
+    pointers to referenced kernel objects; the syscall value is a u32 fd (update) or
+    id (lookup)."""
+
+    map_types = (U.BPF_MAP_TYPE_PROG_ARRAY, U.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                 U.BPF_MAP_TYPE_CGROUP_ARRAY, U.BPF_MAP_TYPE_ARRAY_OF_MAPS)
+    batch_ops = frozenset()
+
+    @classmethod
+    def alloc_check(cls, attr: MapAttr, ctx: CreateCtx) -> None:
+        """Mirrors fd_array_map_alloc_check(): value_size 4, no *_PROG access flags;
+        then array_map_alloc_check()."""
+        if attr.value_size != 4 or attr.map_flags & (U.BPF_F_RDONLY_PROG | U.BPF_F_WRONLY_PROG):
+            raise BpfError(errno.EINVAL, f"fd_array_map_alloc_check: value_size "
+                                         f"{attr.value_size} (must be 4) or map_flags "
+                                         f"{attr.map_flags:#x} has BPF_F_RDONLY/WRONLY_PROG")
+        super().alloc_check(attr, ctx)
+
+    def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
+        super().__init__(system, attr, ctx)
+        self.ptrs: dict[int, Any] = {}
+        self.inner_meta: InnerMapMeta | None = None
+        self._aux = 0
+        self.owner_prog_type: int | None = None
+
+    def alloc(self) -> None:
+        """array_of_map_alloc(): inner map metadata first; prog_array_map_alloc(): the
+        array, then struct bpf_array_aux (kzalloc GFP_KERNEL_ACCOUNT from 5.11)."""
+        if self.map_type == U.BPF_MAP_TYPE_ARRAY_OF_MAPS:
+            self.inner_meta = bpf_map_meta_alloc(self, self.ctx)
+        super().alloc()
+        if self.map_type == U.BPF_MAP_TYPE_PROG_ARRAY:
+            g = self.gfp
+            self._aux = self.kzalloc_account(self.sizes.bpf_array_aux, g.KERNEL | g.ZERO | (
+                g.ACCOUNT if self.bprof.account else 0))
+
+    def clear(self) -> None:
+        """bpf_fd_array_map_clear(): drop every entry."""
+        for i in list(self.ptrs):
+            fd_put_ptr(self, self.ptrs.pop(i))
+
+    def release_uref(self) -> None:
+        """prog_array_map_clear() on the last user reference; perf event arrays drop
+        their entries on release unless BPF_F_PRESERVE_ELEMS (simplified: on the last
+        user reference rather than per closing file)."""
+        if self.map_type == U.BPF_MAP_TYPE_PROG_ARRAY or (
+                self.map_type == U.BPF_MAP_TYPE_PERF_EVENT_ARRAY
+                and not self.map_flags & U.BPF_F_PRESERVE_ELEMS):
+            self.clear()
+
+    def free(self) -> None:
+        """fd_array_map_free() after bpf_fd_array_map_clear(); the inner meta and aux."""
+        self.clear()
+        self.inner_meta = None
+        super().free()       # array area (+ the recorded aux/meta via free_all)
+
+    def lookup_elem(self, key: bytes | None) -> bytes:
+        i = self._index(key)
+        if self.map_type in (U.BPF_MAP_TYPE_PERF_EVENT_ARRAY, U.BPF_MAP_TYPE_CGROUP_ARRAY):
+            return fd_sys_lookup(self, None)
+        ptr = self.ptrs.get(i) if i < self.max_entries else None
+        if ptr is None:
+            raise BpfError(errno.ENOENT, f"fd array lookup: slot {i} empty or >= max_entries")
+        return fd_sys_lookup(self, ptr)
+
+    def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
+        """Mirrors bpf_fd_array_map_update_elem(): flags must be BPF_ANY, index <
+        max_entries (-E2BIG), the fd resolved by map_fd_get_ptr, the old entry put."""
+        i = self._index(key)
+        if flags != U.BPF_ANY:
+            raise BpfError(errno.EINVAL, f"fd array update: flags {flags:#x} != BPF_ANY")
+        if i >= self.max_entries:
+            raise BpfError(errno.E2BIG, f"fd array update: index {i} >= max_entries "
+                                        f"{self.max_entries}")
+        ptr = fd_get_ptr(self, struct.unpack("<I", value[:4])[0])
+        old = self.ptrs.get(i)
+        self.ptrs[i] = ptr
+        if old is not None:
+            fd_put_ptr(self, old)
+
+    def delete_elem(self, key: bytes | None) -> None:
+        """Mirrors fd_array_map_delete_elem(): -E2BIG out of range, -ENOENT if empty."""
+        i = self._index(key)
+        if i >= self.max_entries:
+            raise BpfError(errno.E2BIG, f"fd array delete: index {i} >= max_entries")
+        old = self.ptrs.pop(i, None)
+        if old is None:
+            raise BpfError(errno.ENOENT, f"fd array delete: slot {i} empty")
+        fd_put_ptr(self, old)
+
+    def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
+        raise BpfError(errno.EINVAL, "programs cannot update fd arrays (verifier rejects)")
+
+    def helper_lookup_elem(self, key: bytes | None) -> bytes | None:
+        raise BpfError(errno.EINVAL, "programs use tail calls / perf output / "
+                                     "bpf_map_lookup_elem on inner maps, not modelled")

@@ -197,15 +197,16 @@ def obj_get(obj: Any) -> None:
     """bpf_any_get(): a pin or a new fd takes a (uref) reference."""
     if getattr(obj, "is_prog", False):
         obj.refcnt += 1
-    else:
+    elif hasattr(obj, "usercnt"):
         map_inc(obj, True)
+    # other kernel objects (sockets, perf events, cgroup files): no bpf refcount
 
 
 def obj_put(state: Any, obj: Any) -> None:
     """bpf_any_put()."""
     if getattr(obj, "is_prog", False):
         prog_put(state, obj)
-    else:
+    elif hasattr(obj, "usercnt"):
         map_put_with_uref(state, obj)
 
 

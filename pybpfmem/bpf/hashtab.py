@@ -390,3 +390,75 @@ class HashMap(BpfMap):
         if err is not None:
             raise err
         return 0
+
+
+@register_map
+class HashOfMaps(HashMap):
+    """HASH_OF_MAPS (kernel/bpf/hashtab.c htab_of_map_alloc / fd_htab_*): a hash whose
+    8-byte values point to referenced inner maps; syscall values are a u32 map fd
+    (update) or map id (lookup)."""
+
+    map_types = (U.BPF_MAP_TYPE_HASH_OF_MAPS,)
+    batch_ops = frozenset()
+
+    @classmethod
+    def alloc_check(cls, attr: MapAttr, ctx: CreateCtx) -> None:
+        """Mirrors fd_htab_map_alloc_check(): value_size must be 4."""
+        if attr.value_size != 4:
+            raise BpfError(errno.EINVAL, f"fd_htab_map_alloc_check: value_size "
+                                         f"{attr.value_size} != 4")
+        super().alloc_check(attr, ctx)
+
+    def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
+        super().__init__(system, attr, ctx)
+        self.ptrs: dict[bytes, Any] = {}
+        self.inner_meta: Any = None
+
+    def alloc(self) -> None:
+        """htab_of_map_alloc(): bpf_map_meta_alloc() then htab_map_alloc()."""
+        from .arraymap import bpf_map_meta_alloc
+        self.inner_meta = bpf_map_meta_alloc(self, self.ctx)
+        super().alloc()
+
+    def free(self) -> None:
+        """htab_of_map_free(): put every inner map, then the table and the meta."""
+        from .arraymap import fd_put_ptr
+        for key in list(self.ptrs):
+            fd_put_ptr(self, self.ptrs.pop(key))
+        super().free()
+
+    def lookup_elem(self, key: bytes | None) -> bytes:
+        """bpf_fd_htab_map_lookup_elem(): the inner map's id."""
+        from .arraymap import fd_sys_lookup
+        super().lookup_elem(key)
+        assert key is not None
+        return fd_sys_lookup(self, self.ptrs[key])
+
+    def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
+        """Mirrors bpf_fd_htab_map_update_elem(): resolve the fd, then the ordinary
+        htab update (its flag checks and -E2BIG); on failure the reference is put."""
+        from .arraymap import fd_get_ptr, fd_put_ptr
+        self.check_key(key)
+        assert key is not None
+        ptr = fd_get_ptr(self, struct.unpack("<I", value[:4])[0])
+        try:
+            self._update(key, bytes(8), flags)
+        except BaseException:
+            fd_put_ptr(self, ptr)
+            raise
+        old = self.ptrs.get(key)
+        self.ptrs[key] = ptr
+        if old is not None:
+            fd_put_ptr(self, old)
+
+    def delete_elem(self, key: bytes | None) -> None:
+        from .arraymap import fd_put_ptr
+        super().delete_elem(key)
+        assert key is not None
+        fd_put_ptr(self, self.ptrs.pop(key))
+
+    def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
+        raise self._nosup("map_lookup_and_delete_elem")
+
+    def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
+        raise BpfError(errno.EINVAL, "programs cannot update map-in-map (verifier rejects)")

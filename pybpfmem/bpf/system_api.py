@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import BpfError
 from .fd import Bpffs, IdAllocator, obj_put
+from .kobjects import KObjectSystemMixin
 from .map import BPFTOOL_TYPE_NAMES, BpfMap
 from .regime import BpfProfile, Gfp, RlimitState, bpf_profile_for, gfp_for, map_charge_finish
 from .sizes import StructSizes, sizes_for
@@ -89,8 +90,9 @@ class BpfState:
         self.live_progs.pop(id(p), None)
 
 
-class BpfSystemMixin:
-    """Methods a System gets for BPF objects and helpers."""
+class BpfSystemMixin(KObjectSystemMixin):
+    """Methods a System gets for BPF objects and helpers (and netdevs / optmem_max
+    from KObjectSystemMixin)."""
 
     @property
     def bpf_state(self) -> BpfState:

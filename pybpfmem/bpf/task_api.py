@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 from . import uapi as U
 from .errors import BpfError
 from .fd import BpfFile, FdTable, UserMemory, obj_get, obj_put
+from .kobjects import KObjectTaskMixin
 from .map import BpfMap
 
 ALL_CAPS = frozenset(range(U.CAP_LAST_CAP + 1))
@@ -29,8 +30,9 @@ class BpfTaskState:
     caps: frozenset[int] = ALL_CAPS
 
 
-class BpfTaskMixin:
-    """Methods a Task gets for the bpf() syscall surface."""
+class BpfTaskMixin(KObjectTaskMixin):
+    """Methods a Task gets for the bpf() syscall surface (and, from KObjectTaskMixin,
+    fds of the kernel objects maps hold: sockets, AF_XDP sockets, cgroups, files)."""
 
     # ------------------------------------------------------------ state
     @property
@@ -84,6 +86,14 @@ class BpfTaskMixin:
 
     def fds(self) -> list[int]:
         return sorted(self.bpf_task.fds.files)
+
+    def perf_event_open(self, cpu: int = -1) -> int:
+        """perf_event_open(): an fd for a (minimal) perf event, the object
+        PERF_EVENT_ARRAY slots hold."""
+        from .arraymap import PerfEventFile
+        if not isinstance(cpu, int) or cpu < -1 or cpu >= self.system.nr_cpus:
+            raise ValueError(f"cpu must be -1 or in 0..{self.system.nr_cpus - 1}")
+        return self.bpf_task.fds.install(BpfFile(PerfEventFile(cpu)))
 
     # ------------------------------------------------------------ raw bpf()
     @contextmanager
