@@ -56,6 +56,7 @@ class BpfProg:
         self.memcg_path: str | None = None
         self.allocs: list[tuple[str, int, int]] = []   # (kind, addr, bytes)
         self.charged = False
+        self.memcg_bytes = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
 
     def free_all(self) -> None:
         """Mirrors __bpf_prog_put_rcu() -> bpf_prog_free(): uncharge (v5.10), free the
@@ -91,6 +92,8 @@ class BpfProg:
                 "bytes_memlock": self.pages * self.system.page_size,
                 "map_ids": [m.id for m in self.used_maps], "pinned": list(self.pinned),
                 "memcg": self.memcg_path, "charged": self.charged_bytes(),
+                "charged_memcg": dict(self.memcg_bytes) if self.charged else
+                {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0},
                 "legacy_pages": self.memory.pages}
 
     def fdinfo(self, st: Any) -> dict[str, str]:
@@ -152,13 +155,15 @@ def bpf_prog_load(c: Any) -> int:
     p.memcg_path = task.cgroup.path if bp.account else None
     try:
         p.allocs.append(("vmalloc", sysm.vmalloc(size, g.KERNEL | g.ZERO | acct), size))
-        # books hold what the memcg sees: kmalloc bucket + objcg slot, pcpu_obj_full_size
         p.allocs.append(("slab", sysm.kmalloc(st.sizes.bpf_prog_aux, g.KERNEL | g.ZERO | acct),
-                         kmalloc_charge(st.sizes.bpf_prog_aux, page)))
+                         st.sizes.bpf_prog_aux))
         p.allocs.append(("percpu", sysm.alloc_percpu(st.sizes.bpf_prog_stats, 8,
                                                      g.KERNEL | g.ZERO | acct),
-                         percpu_charge(st.sizes.bpf_prog_stats, sysm.nr_cpus,
-                                       bool(getattr(sysm.profile, "percpu_ptr_overhead", 0)))))
+                         st.sizes.bpf_prog_stats * sysm.nr_cpus))
+        # what the memcg sees: kmalloc bucket + objcg slot, pcpu_obj_full_size()
+        p.memcg_bytes = {"vmalloc": size, "slab": kmalloc_charge(st.sizes.bpf_prog_aux, page),
+                         "percpu": percpu_charge(st.sizes.bpf_prog_stats, sysm.nr_cpus, bool(
+                             getattr(sysm.profile, "percpu_ptr_overhead", 0))), "pages": 0}
     except OSError as exc:
         p.free_all()
         err = errno.ENOMEM if bp.prog_alloc_enomem else errno.EINVAL

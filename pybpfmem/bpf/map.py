@@ -173,9 +173,10 @@ def map_class(map_type: int) -> type["BpfMap"] | None:
 @dataclass
 class _Alloc:
     kind: str          # "slab", "vmalloc", "percpu", "pages"
-    nbytes: int        # bytes the memcg sees (page-rounded for vmalloc/pages, x P for percpu)
+    nbytes: int        # requested bytes (page-rounded for vmalloc/pages, x P for percpu)
     charged: bool      # accounted to a non-root memcg
     order: int = 0
+    memcg_bytes: int = 0   # what the memcg sees (kmalloc bucket + objcg slot, pcpu full size)
 
 
 class BpfMap:
@@ -349,10 +350,13 @@ class BpfMap:
         """Book an allocation; `size` is the requested size for slab and per-cpu
         objects (converted to what the memcg sees), the byte count otherwise."""
         if kind == "slab":
-            size = kmalloc_charge(size, self.system.page_size)
+            full = kmalloc_charge(size, self.system.page_size)
         elif kind == "percpu":
-            size = self.percpu_charge(size)
-        self._allocs[key] = _Alloc(kind, size, charged, order)
+            full = self.percpu_charge(size)
+            size *= self.system.nr_cpus
+        else:
+            full = size
+        self._allocs[key] = _Alloc(kind, size, charged, order, full)
 
     def percpu_charge(self, size: int) -> int:
         return percpu_charge(size, self.system.nr_cpus,
@@ -503,11 +507,21 @@ class BpfMap:
                 self.system.free_pages(addr, a.order)
 
     def charged_bytes(self) -> dict[str, int]:
-        """Bytes by allocation kind this map holds on a (non-root) memcg."""
+        """Requested bytes by allocation kind this map holds on a (non-root) memcg
+        (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages)."""
         out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
         for a in self._allocs.values():
             if a.charged:
                 out[a.kind] += a.nbytes
+        return out
+
+    def memcg_charged_bytes(self) -> dict[str, int]:
+        """The bytes the memcg actually sees, by kind: kmalloc bucket + 8-byte objcg slot
+        (kmalloc_large: its pages), pcpu_obj_full_size(), whole pages."""
+        out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
+        for a in self._allocs.values():
+            if a.charged:
+                out[a.kind] += a.memcg_bytes
         return out
 
     def allocated_bytes(self) -> dict[str, int]:

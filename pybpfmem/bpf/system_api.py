@@ -177,8 +177,9 @@ class BpfSystemMixin(KObjectSystemMixin):
             yield st.map_ids.objs[i]
 
     def bpf_maps(self) -> list[dict[str, Any]]:
-        """bpftool `map show -j` per live map, plus "memcg" and "charged" (bytes by
-        kind this map holds on a non-root memcg) and "allocated" (all bytes)."""
+        """bpftool `map show -j` per live map, plus "memcg", "charged" (requested bytes by
+        kind this map holds on a non-root memcg), "charged_memcg" (the bytes that memcg
+        sees for them) and "allocated" (all bytes)."""
         out = []
         for m in self._iter_maps():
             out.append({
@@ -188,6 +189,7 @@ class BpfSystemMixin(KObjectSystemMixin):
                 "bytes_memlock": memlock_of(self.bpf_state, m),
                 "frozen": int(m.frozen), "pinned": list(m.pinned),
                 "memcg": m.memcg_path(), "charged": m.charged_bytes(),
+                "charged_memcg": m.memcg_charged_bytes(),
                 "allocated": m.allocated_bytes(),
                 "legacy_pages": m.memory.pages,
             })
