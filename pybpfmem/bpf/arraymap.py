@@ -76,6 +76,9 @@ class ArrayMap(BpfMap):
         self.pptrs: list[int] = []
         self.area = 0
 
+    def update_allocates(self) -> bool:
+        return False       # in-place copies (fd arrays override below)
+
     def _array_size(self) -> int:
         sz, page = self.sizes.bpf_array, self.system.page_size
         if self.percpu:
@@ -359,6 +362,9 @@ class FdArrayMap(ArrayMap):
             g = self.gfp
             self._aux = self.kzalloc_account(self.sizes.bpf_array_aux, g.KERNEL | g.ZERO | (
                 g.ACCOUNT if self.bprof.account else 0))
+
+    def update_allocates(self) -> bool:
+        return True        # perf event entries; fd lookups need the calling task
 
     def clear(self) -> None:
         """bpf_fd_array_map_clear(): drop every entry."""

@@ -116,6 +116,9 @@ class HashMap(BpfMap):
         self.ma: BpfMemAlloc | None = None
         self.pcpu_ma: BpfMemAlloc | None = None
 
+    def update_allocates(self) -> bool:
+        return not self.prealloc or type(self) is not HashMap
+
     # --- creation
     def _num_prealloc(self) -> int:
         return self.max_entries + (0 if (self.percpu or self.lru) else self.system.nr_cpus)

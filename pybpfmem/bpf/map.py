@@ -253,6 +253,11 @@ class BpfMap:
         valsize = rup(self.syscall_value_size(), 1)
         return rup(self.max_entries * rup(self.key_size + valsize, 8), page)
 
+    def update_allocates(self) -> bool:
+        """Whether a syscall update may allocate (so needs the caller's cpu context);
+        families that never allocate on update say False to skip the context switch."""
+        return True
+
     def fdinfo_extra(self) -> dict[str, str]:
         """Type-specific fdinfo lines (prog array owner ...)."""
         return {}

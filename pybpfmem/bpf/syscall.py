@@ -250,15 +250,31 @@ def map_lookup_elem(c: Call) -> int:
 
 def map_update_elem(c: Call) -> int:
     f, m = _map_file(c, c.a["map_fd"])
-    _need_write(f, m, "map_update_elem")
-    flags = c.a["flags"]
-    if flags & U.BPF_F_LOCK:
-        raise BpfError(errno.EINVAL, "map_update_elem: BPF_F_LOCK on a map value without "
-                                     "bpf_spin_lock")
+    check_update(f, m, c.a["flags"])
     key = _copy_key(c, m, c.a["key"])
     value = c.umem.read(c.a["value"], m.syscall_value_size())
-    m.update_elem(key, value, flags)
+    m.update_elem(key, value, c.a["flags"])
     return 0
+
+
+def check_update(f: BpfFile, m: BpfMap, flags: int) -> None:
+    """The generic part of map_update_elem(), kernel/bpf/syscall.c: write permission
+    (frozen included), then BPF_F_LOCK only for a value with a bpf_spin_lock (the model
+    has no BTF, so no map value has one: always -EINVAL)."""
+    _need_write(f, m, "map_update_elem")
+    if flags & U.BPF_F_LOCK:
+        raise BpfError(errno.EINVAL, "map_update_elem: BPF_F_LOCK but the map value has no "
+                                     "bpf_spin_lock (the model has no BTF)")
+
+
+def entry_check(task: Any) -> None:
+    """The command-independent part of __sys_bpf() a libbpf-style fast path must keep:
+    v5.x tests kernel.unprivileged_bpf_disabled for every command."""
+    st: BpfState = task.system.bpf_state
+    if st.bprof.unpriv_at_entry and st.unprivileged_bpf_disabled and not bpf_capable(task):
+        raise BpfError(errno.EPERM, f"bpf(): kernel.unprivileged_bpf_disabled="
+                                    f"{st.unprivileged_bpf_disabled} and uid {task.uid} "
+                                    f"lacks CAP_BPF/CAP_SYS_ADMIN")
 
 
 def map_delete_elem(c: Call) -> int:

@@ -17,6 +17,7 @@ from . import uapi as U
 from .errors import BpfError
 from .fd import BpfFile, FdTable, UserMemory, obj_get, obj_put
 from .kobjects import KObjectTaskMixin
+from .syscall import check_update, entry_check
 from .map import BpfMap
 
 ALL_CAPS = frozenset(range(U.CAP_LAST_CAP + 1))
@@ -153,6 +154,8 @@ class BpfTaskMixin(KObjectTaskMixin):
         return obj
 
     def _key(self, m: BpfMap, key: bytes | None) -> bytes | None:
+        if type(key) is bytes and len(key) == m.key_size and m.key_size:
+            return key
         if m.key_size == 0:
             if key is not None:
                 raise ValueError(f"map {m.id} has key_size 0: pass key=None")
@@ -163,6 +166,8 @@ class BpfTaskMixin(KObjectTaskMixin):
 
     def _value(self, m: BpfMap, value: bytes) -> bytes:
         vs = m.syscall_value_size()
+        if type(value) is bytes and len(value) == vs:
+            return value
         if not isinstance(value, (bytes, bytearray)) or len(value) != vs:
             raise ValueError(f"value must be bytes of length {vs}")
         return bytes(value)
@@ -214,8 +219,37 @@ class BpfTaskMixin(KObjectTaskMixin):
 
     def bpf_map_update_elem(self, fd: int, key: bytes | None, value: bytes,
                             flags: int = U.BPF_ANY) -> None:
-        m = self._map_of(fd)
-        self._elem(U.BPF_MAP_UPDATE_ELEM, fd, self._key(m, key), self._value(m, value), flags)
+        """BPF_MAP_UPDATE_ELEM.  Fast path: the same checks as the raw command
+        (entry check, fd, write permission, BPF_F_LOCK, the map's update) without
+        packing a `union bpf_attr` and user buffers, which only the raw path needs."""
+        f = self.bpf_task.fds.get(fd)
+        m = f.obj
+        if not isinstance(m, BpfMap):
+            raise BpfError(errno.EINVAL, f"fd {fd} is not a map")
+        if type(flags) is not int or not 0 <= flags < 1 << 64:
+            raise ValueError("flags must be a u64")
+        key = self._key(m, key)
+        value = self._value(m, value)
+        sysm = self.system
+        if not self.alive:
+            raise OSError(errno.ESRCH, f"task {self.pid} has exited")
+        try:
+            entry_check(self)
+            check_update(f, m, flags)
+            if sysm.current_task is self or not m.update_allocates():
+                # no allocation on this path (arrays, preallocated hashes): the cpu
+                # context the syscall runs in cannot matter
+                m.update_elem(key, value, flags)
+            else:
+                sysm._enter_task(self, 0)
+                try:
+                    m.update_elem(key, value, flags)
+                finally:
+                    sysm._exit_task(self, 0)
+        finally:
+            st = sysm.__dict__["_bpf_state"]
+            if st.settle and st.pending:
+                st.run_deferred()
 
     def bpf_map_lookup_elem(self, fd: int, key: bytes | None, flags: int = 0) -> bytes:
         m = self._map_of(fd)
