@@ -214,6 +214,7 @@ class BpfMap:
         self.pinned: list[str] = []
         self.freed = False
         self._allocs: dict[tuple[str, int], _Alloc] = {}
+        self.pools: list[Any] = []      # bpf_mem_alloc caches booked in aggregate
         self._active_cg: Any = None
 
     # ----------------------------------------------------------- ops hooks
@@ -518,6 +519,10 @@ class BpfMap:
         for a in self._allocs.values():
             if a.charged:
                 out[a.kind] += a.nbytes
+        for pool in self.pools:
+            if pool.charged:
+                for kind, nbytes, _ in pool.books():
+                    out[kind] += nbytes
         return out
 
     def memcg_charged_bytes(self) -> dict[str, int]:
@@ -527,6 +532,10 @@ class BpfMap:
         for a in self._allocs.values():
             if a.charged:
                 out[a.kind] += a.memcg_bytes
+        for pool in self.pools:
+            if pool.charged:
+                for kind, _, full in pool.books():
+                    out[kind] += full
         return out
 
     def allocated_bytes(self) -> dict[str, int]:
@@ -534,6 +543,9 @@ class BpfMap:
         out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
         for a in self._allocs.values():
             out[a.kind] += a.nbytes
+        for pool in self.pools:
+            for kind, nbytes, _ in pool.books():
+                out[kind] += nbytes
         return out
 
     # ------------------------------------------------- key/value checks

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 LLIST_NODE_SZ = 8
 PCPU_CACHE_OBJ = 16     # per-cpu mode: 16-byte kmalloc object (header + percpu ptr)
 
@@ -62,6 +64,9 @@ class BpfMemAlloc:
         self.caches = [MemCache(c, self.unit_size, low, high, batch)
                        for c in range(self.system.nr_cpus)]
         self.live = 0
+        self.nobj = 0          # objects allocated and not yet freed (cached or live)
+        self.charged = False
+        owner.pools.append(self)
         self._waiting: list[list[tuple[int, int]]] = []
         g = owner.gfp
         prefill_gfp = g.KERNEL | g.NOWARN | g.ACCOUNT
@@ -78,31 +83,52 @@ class BpfMemAlloc:
 
     def _alloc_bulk(self, c: MemCache, n: int, gfp: int) -> int:
         """Mirrors alloc_bulk(): kmalloc (or percpu) objects under set_active_memcg of the
-        cache's objcg; stops at the first failure.  Returns how many were added."""
-        sysm, owner = self.system, self.owner
+        cache's objcg; stops at the first failure.  Returns how many were added.
+        Non-per-cpu objects come from one System.kmalloc_bulk() call: the same charges
+        in the same order; objects after the first failure are given back (the kernel
+        stops there, and a later NOWAIT charge of the same size fails the same way)."""
+        sysm = self.system
         cg = self._memcg()
-        charged = cg is not sysm.root and bool(gfp & owner.gfp.ACCOUNT)
+        self.charged = cg is not sysm.root and bool(gfp & self.owner.gfp.ACCOUNT)
         done = 0
         with sysm.active_memcg(cg):
-            for _ in range(n):
-                try:
-                    if self.percpu:
+            if not self.percpu:
+                addrs = sysm.kmalloc_bulk(np.full(n, self.unit_size, dtype=np.uint64), gfp)
+                bad = np.flatnonzero(addrs == 0)
+                done = int(bad[0]) if len(bad) else n
+                if done < n:
+                    stray = addrs[done:][addrs[done:] != 0]
+                    if len(stray):
+                        sysm.kfree_bulk(stray)
+                c.free.extend((int(a), 0) for a in addrs[:done])
+            else:
+                for _ in range(n):
+                    try:
                         p = sysm.alloc_percpu(self.size, 8, gfp)
                         try:
                             a = sysm.kmalloc(PCPU_CACHE_OBJ, gfp)
                         except OSError:
                             sysm.free_percpu(p)
                             raise
-                    else:
-                        a, p = sysm.kmalloc(self.unit_size, gfp), 0
-                except OSError:
-                    break      # alloc_bulk() stops quietly; prefill failure is silent too
-                owner.adopt_alloc("k", a, self.unit_size, charged)
-                if p:
-                    owner.adopt_alloc("p", p, self.size, charged)
-                c.free.append((a, p))
-                done += 1
+                    except OSError:
+                        break      # alloc_bulk() stops quietly; prefill failure is silent too
+                    c.free.append((a, p))
+                    done += 1
+        self.nobj += done
         return done
+
+    def books(self) -> list[tuple[str, int, int]]:
+        """(kind, requested bytes, memcg bytes) of every object this allocator holds
+        (cached or handed out): its objects are booked in aggregate, not one by one."""
+        from .map import kmalloc_charge
+        page = self.system.page_size
+        if not self.percpu:
+            return [("slab", self.nobj * self.unit_size,
+                     self.nobj * kmalloc_charge(self.unit_size, page))]
+        return [("slab", self.nobj * PCPU_CACHE_OBJ,
+                 self.nobj * kmalloc_charge(PCPU_CACHE_OBJ, page)),
+                ("percpu", self.nobj * self.size * self.system.nr_cpus,
+                 self.nobj * self.owner.percpu_charge(self.size))]
 
     def _cache(self) -> MemCache:
         cpu = self.system.current_cpu
@@ -141,10 +167,12 @@ class BpfMemAlloc:
                 return
 
     def _release(self, objs: list[tuple[int, int]]) -> None:
+        sysm = self.system
         for a, p in objs:
-            self.owner.kfree(a)
+            sysm.kfree(a)
             if p:
-                self.owner.free_percpu(p)
+                sysm.free_percpu(p)
+        self.nobj -= len(objs)
 
     def cached(self) -> int:
         return sum(len(c.free) for c in self.caches)

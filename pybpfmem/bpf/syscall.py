@@ -364,13 +364,27 @@ def generic_map_update_batch(c: Call, m: BpfMap) -> int:
     error, count = elements done."""
     ks, vs = m.key_size, m.syscall_value_size()
     keys, values, flags = c.a["keys"], c.a["values"], c.a["elem_flags"]
-    cp = 0
+    n = c.a["count"]
     try:
-        for cp in range(c.a["count"]):
-            key = c.umem.read(keys + cp * ks, ks) if ks else None
-            val = c.umem.read(values + cp * vs, vs)
-            m.update_elem(key, val, flags)
-        cp = c.a["count"]
+        # one copy of each user array; if either is not fully readable, fall back to
+        # per-element copies so an -EFAULT comes at the element the kernel faults on
+        kb = c.umem.read(keys, ks * n) if ks else b""
+        vb = c.umem.read(values, vs * n)
+    except BpfError:
+        kb = vb = None
+    cp = 0
+    update = m.update_elem
+    try:
+        if kb is not None and vb is not None:
+            for cp in range(n):
+                update(kb[cp * ks:(cp + 1) * ks] if ks else None,
+                       vb[cp * vs:(cp + 1) * vs], flags)
+        else:
+            for cp in range(n):
+                key = c.umem.read(keys + cp * ks, ks) if ks else None
+                val = c.umem.read(values + cp * vs, vs)
+                update(key, val, flags)
+        cp = n
     finally:
         c.write_back("count", cp)
     return 0
