@@ -223,7 +223,8 @@ def all_cases() -> list[Case]:
 
 def select(cases: list[Case], quick: bool, name: str | None = None) -> list[Case]:
     if name:
-        sel = [c for c in cases if name.lower() in c.name.lower()]
+        exact = [c for c in cases if name.lower() == c.name.lower()]
+        sel = exact or [c for c in cases if name.lower() in c.name.lower()]
         if not sel:
             raise KeyError(name)
         return sel

@@ -1,0 +1,317 @@
+"""`pybpfmem verify`: comparison logic on fake kernel observations, refusal paths,
+JSON shape, host matching, and the --quick subset's agreement on the live kernel."""
+
+import errno
+import io
+import json
+from contextlib import redirect_stdout
+from types import SimpleNamespace
+
+import pytest
+
+import pybpfmem
+from pybpfmem.live import host as H
+from pybpfmem.live import matrix as M
+from pybpfmem.live import runner as R
+from pybpfmem.live import verify as V
+
+FD_SIZES = {"file": 184, "dentry": 192}
+
+
+def model_system():
+    """A fixed System (not the host's) so the hand derivations below hold anywhere."""
+    return pybpfmem.System(nr_cpus=2, page_size=4096, profile="6.18", cgroup="v1")
+
+
+def run_main(argv):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        rc = V.main(argv)
+    return rc, out.getvalue()
+
+
+# ------------------------------------------------------------------ host matching
+def test_parse_cpu_list():
+    assert H.parse_cpu_list("0-1\n") == 2
+    assert H.parse_cpu_list("0,2-5") == 5     # 1 + 4
+    with pytest.raises(ValueError):
+        H.parse_cpu_list("")
+
+
+def test_host_system_takes_facts_and_btf_overrides():
+    facts = H.HostFacts(nr_cpus=4, page_size=4096, cgroup="v2", release="x",
+                        btf_sizes={"bpf_array": 999, "htab_elem": 56})
+    s = H.host_system(facts=facts)
+    try:
+        assert (s.nr_cpus, s.page_size, s.cgroup_version, s.profile.name) == (4, 4096, "v2", "6.18")
+        assert s.bpf_struct_sizes.bpf_array == 999
+        assert s.bpf_struct_sizes.htab_elem == 56
+        assert s.bpf_struct_sizes.bpf_htab == 832    # not in BTF: the profile's figure
+    finally:
+        s.close()
+
+
+def test_host_btf_sizes_skip_non_struct_fields():
+    # bpf_prog is offsetof(struct bpf_prog, insns) in StructSizes, never sizeof from BTF
+    assert {"bpf_prog", "bpf_ringbuf_meta_pages", "bpf_storage_buffer"} <= H.NOT_FROM_BTF
+
+
+# ------------------------------------------------------------------ model replay
+def test_replay_array_create_close_by_hand():
+    # ARRAY k4 v64 m1000 on 6.18: memlock = sizeof(bpf_array) 312 + 1000 * 64 = 64312.
+    # kmem: bpf_map_area_alloc(64312) > PAGE_SIZE << PAGE_ALLOC_COSTLY_ORDER (32 KiB)
+    # -> vmalloc, 16 whole pages = 65536; the fd's file (184 -> kmalloc-192) and dentry
+    # (192) are two slab objects charged by the byte through the objcg: the first
+    # charge takes one page, the rest stays in the stock -> +4096.  Total 69632;
+    # close returns all of it.
+    s = model_system()
+    try:
+        obs = M.replay_model({"steps": [{"op": "create", "map": "m", "type": "ARRAY",
+                                         "key": 4, "value": 64, "max": 1000},
+                                        {"op": "close", "map": "m"}]}, s, 0, FD_SIZES)
+    finally:
+        s.close()
+    assert obs[0]["memlock"] == 64312
+    assert obs[0]["delta"]["A"]["kmem"] == 69632
+    assert obs[1]["delta"]["A"]["kmem"] == -69632
+
+
+def test_replay_errno_and_entry_usage():
+    # ARRAY key_size 8: array_map_alloc_check() wants key_size 4 -> EINVAL; no charge.
+    # entry_usage 40960 = 10 user pages charged to A before the first step.
+    s = model_system()
+    try:
+        mc = M.ModelCase(s, {"steps": []}, entry_usage=40960, fd_sizes=FD_SIZES)
+        assert mc.snapshot()["A"]["usage"] == 40960
+        o = mc.step({"op": "create", "map": "m", "type": "ARRAY", "key": 8, "value": 8,
+                     "max": 10}, 0)
+    finally:
+        s.close()
+    assert (o["ok"], o["errno"]) == (False, errno.EINVAL)
+    assert o["delta"]["A"] == {"kmem": 0, "usage": 0}
+
+
+# ------------------------------------------------------------------ comparisons
+def _fake_shape(memlock, kmems, closes):
+    steps = []
+    for k, c in zip(kmems, closes):
+        steps.append({"op": "create", "ok": True, "errno": None, "memlock": memlock,
+                      "delta": {"A": {"kmem": k, "usage": k}}})
+        steps.append({"op": "close", "ok": True, "errno": None,
+                      "delta": {"A": {"kmem": -c, "usage": -c}}})
+    return steps
+
+
+def _model_array():
+    case = M._shape("ARRAY k4 v64 m1000", {"type": "ARRAY", "key": 4, "value": 64, "max": 1000})
+    s = model_system()
+    try:
+        return case, M.replay_model(case.scenario, s, 0, FD_SIZES)
+    finally:
+        s.close()
+
+
+def test_compare_shape_on_fake_kernel():
+    case, model = _model_array()
+    # kernel: 73728 and 81920 at create (min 73728), 65536 freed at close.
+    # model 69632 + offset 4096 = 73728 -> diff 0; close 69632 vs 65536 -> 1 page: ok.
+    rows = V.compare_shape(case, _fake_shape(64312, [81920, 73728], [65536, 65536]), model,
+                           4096, offset=4096)
+    by = {r.quantity.split(" (")[0]: r for r in rows}
+    assert by["memlock"].verdict == "ok" and by["memlock"].diff == 0
+    assert by["kmem at create"].model == 73728 and by["kmem at create"].kernel == 73728
+    assert by["kmem at create"].verdict == "ok"
+    assert by["kmem freed at close"].diff == 4096 and by["kmem freed at close"].verdict == "ok"
+    # one byte of memlock off, and a create 2 pages away, fail
+    rows = V.compare_shape(case, _fake_shape(64313, [81920, 81920], [65536, 65536]), model,
+                           4096, offset=0)
+    by = {r.quantity.split(" (")[0]: r for r in rows}
+    assert by["memlock"].verdict == "FAIL" and by["memlock"].diff == -1
+    assert by["kmem at create"].diff == 69632 - 81920
+    assert by["kmem at create"].verdict == "FAIL"
+
+
+def test_compare_shape_errno_rows():
+    case, model = _model_array()
+    live = [{"op": "create", "ok": False, "errno": errno.E2BIG, "delta": {"A": {"kmem": 0}}}]
+    rows = V.compare_shape(case, live, model, 4096)
+    assert [(r.quantity, r.model, r.kernel, r.verdict) for r in rows] == [
+        ("create errno", "ok", "E2BIG", "FAIL")]
+
+
+def test_compare_insert_per_element_error():
+    # N = 10000, kernel 1355776 B (135.58/elem), model 1363968 (136.40/elem):
+    # error 8192 / 1355776 = 0.60% <= 2% -> ok.  At 1400000 B model: 3.26% -> FAIL.
+    case = M.Case("HASH N=10000", "insert", {}, params={"n": 10000})
+
+    def obs(kmem_ins, memlock=1805184, ret=(-600000, -1300000)):
+        return [{"op": "create", "ok": True, "delta": {"A": {"kmem": 20480}}},
+                {"op": "insert", "ok": True, "count": 10000, "memlock": memlock,
+                 "delta": {"A": {"kmem": kmem_ins}}},
+                {"op": "delete", "ok": True, "delta": {"A": {"kmem": ret[0]}}},
+                {"op": "close", "ok": True, "delta": {"A": {"kmem": ret[1]}}}]
+    rows = V.compare_insert(case, obs(1355776, ret=(0, -1900000)), obs(1363968), 4096)
+    per = [r for r in rows if r.quantity.startswith("kmem/elem")][0]
+    assert per.diff == "+0.60%" and per.verdict == "ok" and per.metric == "insert_err"
+    ret = [r for r in rows if r.quantity.startswith("kmem returned")][0]
+    assert (ret.model, ret.kernel, ret.verdict) == (1900000, 1900000, "ok")
+    rows = V.compare_insert(case, obs(1355776), obs(1400000), 4096)
+    per = [r for r in rows if r.quantity.startswith("kmem/elem")][0]
+    assert per.diff == "+3.26%" and per.verdict == "FAIL"
+
+
+def test_known_deviation_is_labelled_not_hidden():
+    r = V._row("PROG_ARRAY k4 v4 m1000", "create errno", "EINVAL", "ok", False, "errno")
+    assert r.verdict == "deviation" and "not modelled" in r.why
+    s = V.summarize([r, V._row("x", "create", "EINVAL", "EINVAL", True, "errno")])
+    assert s["raw"]["errno"] == {"rate": 0.5, "n": 2}
+    assert s["gated"]["errno"] == {"rate": 1.0, "n": 1}
+    assert s["deviations"] == 1 and s["pass"]
+
+
+def test_summary_thresholds():
+    # 20 creates: 19 within a page, 1 two pages off -> 95% within one page (= threshold),
+    # 100% within two: pass.  A second 2-page row -> 21 rows, 90.5% < 95%: below.
+    rows = [V.Row(f"c{i}", "kmem at create", 0, 0, 0, "ok", "kmem_create") for i in range(19)]
+    rows.append(V.Row("c19", "kmem at create", 8192, 0, 8192, "FAIL", "kmem_create"))
+    s = V.summarize(rows)
+    assert s["gated"]["kmem_create_1page"]["rate"] == 0.95
+    assert s["gated"]["kmem_create_2pages"]["rate"] == 1.0
+    assert s["pass"]
+    rows.append(V.Row("c20", "kmem at create", 8192, 0, 8192, "FAIL", "kmem_create"))
+    s = V.summarize(rows)
+    assert s["failed"] == ["kmem_create_1page"] and not s["pass"]
+    # limit error: "+2.50%" is above 2%
+    s = V.summarize([V.Row("l", "largest", 1, 1, "+2.50%", "FAIL", "limit_err")])
+    assert s["gated"]["limit_err"]["max"] == 0.025 and s["failed"] == ["limit_err"]
+
+
+def test_bisect():
+    assert V._bisect(lambda n: n <= 1731, 0, 2064) == 1731
+    assert V._bisect(lambda n: n <= 0, 0, 100) == 0
+
+
+def test_verifier_with_fake_live_runs_shape_case():
+    # The whole case path with an injected live side: baseline then one shape.
+    def fake_live(scn):
+        spec = scn["steps"][0]
+        if spec["max"] == 1:   # baseline ARRAY k4 v4 m1: model 4096, kernel 8192
+            steps = _fake_shape(320, [8192, 8192, 8192], [4096] * 3)
+        else:
+            steps = _fake_shape(64312, [73728, 73728], [65536, 65536])
+        return SimpleNamespace(steps=steps, error=None, entry={}, killed_by=None)
+
+    v = V.Verifier(model_factory=model_system, run_live=fake_live)
+    v.fd_sizes = FD_SIZES
+    case = M._shape("ARRAY k4 v64 m1000", {"type": "ARRAY", "key": 4, "value": 64, "max": 1000})
+    rows = V.run_cases(v, [case])
+    assert v.offset == 4096
+    assert rows[0].metric == "info" and rows[0].diff == 4096
+    assert [r.verdict for r in rows[1:]] == ["ok", "ok", "ok"]
+
+
+# ------------------------------------------------------------------ CLI: refusals, args
+REFUSALS = [
+    "not root: live cases need CAP_SYS_ADMIN/CAP_BPF and cgroupfs write access (euid 1000)",
+    "no memory controller: no mounted cgroup v1 hierarchy with the memory controller",
+    "no bpf(): the kernel returns ENOSYS (CONFIG_BPF_SYSCALL off)",
+    "bpf(BPF_MAP_CREATE) refused with EPERM (kernel.unprivileged_bpf_disabled=2)",
+]
+
+
+@pytest.mark.parametrize("reason", REFUSALS)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_refusal_exit_code_and_message(monkeypatch, reason, as_json):
+    monkeypatch.setattr(R, "refusal_reason", lambda: reason)
+    rc, out = run_main(["--quick"] + (["--json"] if as_json else []))
+    assert rc == V.EXIT_REFUSED
+    if as_json:
+        assert json.loads(out) == {"refused": reason}
+    else:
+        assert out.strip() == f"verify: kernel refuses: {reason}"
+
+
+def test_refusal_reason_probes(monkeypatch):
+    """Each probe of refusal_reason() with the host faked."""
+    monkeypatch.setattr(R.os, "geteuid", lambda: 1000)
+    assert R.refusal_reason().startswith("not root")
+    monkeypatch.setattr(R.os, "geteuid", lambda: 0)
+
+    def no_memcg():
+        raise OSError(errno.ENOENT, "no mounted cgroup v1 hierarchy with the memory controller")
+    monkeypatch.setattr(R.cgroupfs, "detect", no_memcg)
+    assert R.refusal_reason() == ("no memory controller: no mounted cgroup v1 hierarchy "
+                                  "with the memory controller")
+    monkeypatch.setattr(R.cgroupfs, "detect", lambda: SimpleNamespace(own="/"))
+    monkeypatch.setattr(R.os, "access", lambda p, m: True)
+    for e, want in ((errno.ENOSYS, "no bpf()"), (errno.EPERM, "refused with EPERM")):
+        def fail(*a, _e=e, **k):
+            raise OSError(_e, "x")
+        monkeypatch.setattr(R._bpf, "map_create", fail)
+        assert want in R.refusal_reason()
+
+
+def test_bad_arguments():
+    assert run_main(["--bogus"])[0] == V.EXIT_USAGE
+    rc, _ = run_main(["--case", "no such case at all"])
+    assert rc == V.EXIT_USAGE
+
+
+def test_model_unavailable_exit_code(monkeypatch):
+    monkeypatch.setattr(R, "refusal_reason", lambda: None)
+
+    def broken(*a, **k):
+        raise ValueError("nr_cpus must be in 1..64, got 512")
+    monkeypatch.setattr(H, "host_system", broken)
+    rc, out = run_main(["--quick", "--json"])
+    assert rc == V.EXIT_NO_MODEL
+    assert "nr_cpus" in json.loads(out)["error"]
+
+
+def test_matrix_selection():
+    cases = M.all_cases()
+    quick = M.select(cases, quick=True)
+    assert {c.kind for c in quick} >= {"shape", "insert", "array_limit", "insert_limit",
+                                        "shared", "rmdir", "errno"}
+    assert all(c.quick for c in quick)
+    assert [c.name for c in M.select(cases, False, "ringbuf 1mib")] == ["RINGBUF 1MiB"]
+    # every errno label is in exactly one position of the full errno case
+    full = [c for c in cases if c.name == "errnos (all)"][0]
+    assert len(full.params["labels"]) == len(full.scenario["steps"]) == len(M.ERRNO_SPECS)
+
+
+# ------------------------------------------------------------------ live
+@pytest.fixture(scope="module")
+def quick_run():
+    reason = R.refusal_reason()
+    if reason is not None:
+        pytest.skip(f"live kernel refuses: {reason}")
+    rc, out = run_main(["--quick", "--json"])
+    return rc, json.loads(out)
+
+
+def test_live_quick_agreement(quick_run):
+    rc, d = quick_run
+    bad = [r for r in d["rows"] if r["verdict"] == "FAIL"]
+    assert rc == V.EXIT_OK, (d["summary"]["failed"], bad)
+    g = d["summary"]["gated"]
+    assert g["memlock_exact"]["rate"] == 1.0 and g["memlock_exact"]["n"] >= 5
+    assert g["kmem_create_1page"]["rate"] >= 0.95
+    assert g["kmem_create_2pages"]["rate"] == 1.0
+    assert g["errno"]["rate"] == 1.0
+    assert g["behaviour"]["rate"] == 1.0
+    assert g["insert_err"]["max"] <= 0.02
+    assert g["limit_err"]["max"] <= 0.02
+
+
+def test_live_json_shape(quick_run):
+    _, d = quick_run
+    assert set(d) == {"host", "quick", "rows", "summary"}
+    assert d["quick"] is True
+    assert {"nr_cpus", "page_size", "cgroup", "release"} <= set(d["host"])
+    for r in d["rows"]:
+        assert set(r) == {"case", "quantity", "model", "kernel", "diff", "verdict", "metric", "why"}
+        assert r["verdict"] in ("ok", "FAIL", "deviation", "info", "skip")
+        if r["verdict"] == "deviation":
+            assert r["why"]
+    assert {"raw", "gated", "failed", "pass", "deviations", "skipped", "fails"} <= set(d["summary"])
