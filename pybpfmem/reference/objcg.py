@@ -104,8 +104,8 @@ def uncharge_pages(S: System, memcg: MemCgroupState, nr: int, cpu: int, via_stoc
         mod_memcg_state(memcg, "kernel", -nr * S.page_size)
     if S.cgroup_version == "v1":
         memcg.kmem.uncharge(nr)
-    if memcg.is_root:
-        return
+    if memcg.is_root and S.profile.kmem_page_objcg:
+        return      # current: obj_cgroup_uncharge_pages()/drain_obj_stock() skip root's counter
     if via_stock:
         refill_stock(S, memcg, nr, cpu)
     else:

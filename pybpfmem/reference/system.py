@@ -188,10 +188,12 @@ class MemCgroup:
         task, irq = self._ctx(cpu)
         if M.try_charge(S, self._st, gfp, nr_pages, cpu, task, irq):
             raise _err(errno.ENOMEM, f"try_charge: {nr_pages} pages over memory.max of {self.path}")
+        M.css_get(self._st, nr_pages)     # like a folio charge, the charge's owner pins the css
         S.raw_charges[self._st.id] = S.raw_charges.get(self._st.id, 0) + nr_pages
 
     def uncharge(self, nr_pages: int, cpu: int = 0) -> None:
-        """Gives back pages taken with try_charge(): memcg_uncharge() (direct)."""
+        """Gives back pages taken with try_charge() through this cpu's stock (refill_stock(),
+        as the kmem uncharge paths do; the contract's choice for the raw primitive)."""
         S = self._S
         S._check_nr(nr_pages)
         S._check_cpu(cpu)
@@ -200,7 +202,8 @@ class MemCgroup:
             raise _err(errno.EINVAL, f"uncharge of {nr_pages} pages, only {have} charged")
         S.raw_charges[self._st.id] = have - nr_pages
         if not self._st.is_root:
-            M.memcg_uncharge(S, self._st, nr_pages)
+            M.refill_stock(S, self._st, nr_pages, cpu)
+        M.css_put(S, self._st, nr_pages)
 
     def charge_user(self, nr_pages: int, gfp: int = GFP_KERNEL, cpu: int = 0,
                     file: bool = False) -> None:
@@ -224,6 +227,8 @@ class MemCgroup:
         """uncharge_batch(): direct uncharge of user pages."""
         S, st = self._S, self._st
         S._check_nr(nr_pages)
+        if st.freed:
+            raise _err(errno.ENOENT, "uncharge_user on a freed memcg")
         have = st.file_pages if file else st.anon_pages
         if nr_pages > have:
             raise _err(errno.EINVAL, f"uncharge_user of {nr_pages} pages, only {have} charged")
@@ -256,6 +261,8 @@ class MemCgroup:
         if name in ("memory.events", "memory.events.local"):
             ev = self.events() if name == "memory.events" else self.events_local()
             return "".join(f"{k} {v}\n" for k, v in ev.items())
+        if name == "memory.peak" and S.profile.name != "6.18":
+            raise _err(errno.ENOENT, "memory.peak exists since v5.19")
         simple = {"memory.current": c.usage * S.page_size, "memory.peak": c.watermark * S.page_size}
         if name in simple:
             return f"{simple[name]}\n"
