@@ -144,6 +144,8 @@ struct bm_profile {
     uint32_t stat_vmalloc;          /* memory.stat has "vmalloc" */
     uint32_t high_set_before_reclaim; /* memory.high is stored before the reclaim loop */
     uint32_t nospin_no_batch;       /* !gfpflags_allow_spinning charges exactly nr_pages */
+    uint32_t kmem_uncharge_skips_root; /* obj_cgroup_uncharge_pages/drain_obj_stock leave root's
+                                          counter alone (current); v5.11 uncharged it via the stock */
 };
 
 struct bm_config {

@@ -19,9 +19,10 @@
  *    (the kernel holds one per page), so refcounts stay small.
  *  - obj_cgroup_release() uncharges its leftover pages directly instead of
  *    through the releasing cpu's page stock (it has no cpu).
- *  - Kernel-memory uncharges that land on the root memcg uncharge root's
- *    counter directly and never stock root (current kernels skip root's
- *    counter there, leaving an unobservable residue on the root counter).
+ *  - Kernel-memory uncharges that land on the root memcg (through an objcg
+ *    reparented to root) uncharge root's counter directly in v5.11 profiles
+ *    (the kernel went through refill_stock(root)); current profiles leave
+ *    root's counter alone, as the kernel does.
  *  - Throttling at return to user (mem_cgroup_handle_over_high) runs right
  *    at the end of the charge, and never sleeps: the penalty is kept as data.
  */
@@ -182,13 +183,17 @@ static void memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsi
 
 /* the memory-counter half of a kernel-memory uncharge.  Unlike user pages,
    kernel memory can reach root through a reparented objcg: those pages were
-   charged at a child (so root's counter has them) and are uncharged from
-   root's counter here (v5.11 did it via refill_stock(root)). */
+   charged at a child (so root's counter has them).  v5.11 uncharged them from
+   root's counter (refill_stock(root), then its drain; done directly here);
+   current kernels skip root in obj_cgroup_uncharge_pages() and
+   drain_obj_stock(), so root's counter keeps them (kmem_uncharge_skips_root). */
 static void kmem_memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
 {
     if (!nr)
         return;
     if (mem_cgroup_is_root(memcg)) {
+        if (sys->cfg.profile.kmem_uncharge_skips_root)
+            return;
         page_counter_uncharge(&memcg->memory, nr, clamp_of(sys));
         atomic_fetch_sub(&memcg->own_pages, (long)nr);
         return;

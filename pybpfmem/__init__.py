@@ -42,6 +42,8 @@ from .profiles import PROFILE_NAMES, PROFILES, Profile, get_profile, list_profil
 from .cgroup import MemCgroup, page_counter_memparse
 from .task import Task
 from .system import OP_DTYPE, KmemCache, System
+from .bpf import *  # noqa: F401,F403  (uapi constants by kernel name, BpfError)
+from .bpf import __all__ as _bpf_all
 
 __all__ = [
     "System", "MemCgroup", "Task", "KmemCache", "Profile", "GfpFlags", "OP_DTYPE",
@@ -54,3 +56,4 @@ __all__ = [
     "MEMCG_DATA_OBJCGS", "MEMCG_DATA_KMEM", "MEMCG_DATA_FLAGS_MASK",
     "SLAB_ACCOUNT", "SLAB_RECLAIM_ACCOUNT", "RLIMIT_MEMLOCK",
 ]
+__all__ += _bpf_all

@@ -24,7 +24,7 @@ PROFILE_SWITCHES: tuple[str, ...] = (
     "kmem_uncharge_via_stock", "drain_obj_stock_direct", "failcnt_v1_only", "clamp_underflow",
     "gfp_atomic_forces", "gfp_high_forces", "max_event_on_force", "kmem_limit_enforced",
     "kmalloc_cg_caches", "percpu_ptr_overhead", "large_kmalloc_memcg_stat", "stat_kernel",
-    "stat_vmalloc", "high_set_before_reclaim", "nospin_no_batch",
+    "stat_vmalloc", "high_set_before_reclaim", "nospin_no_batch", "kmem_uncharge_skips_root",
 )
 
 # ---------------------------------------------------------------------------
@@ -131,6 +131,7 @@ class Profile:
     stat_vmalloc: int
     high_set_before_reclaim: int
     nospin_no_batch: int
+    kmem_uncharge_skips_root: int
     # --- Python-level facts ---
     has_gfp_atomic: bool              # __GFP_ATOMIC exists (removed in v6.3)
     nowait_nowarn: bool               # GFP_NOWAIT includes __GFP_NOWARN
@@ -178,6 +179,9 @@ _MM_5X = dict(
     kmem_limit_enforced=1,
     kmalloc_cg_caches=0, percpu_ptr_overhead=0, large_kmalloc_memcg_stat=0,
     stat_kernel=0, stat_vmalloc=0, high_set_before_reclaim=0, nospin_no_batch=0,
+    # __memcg_kmem_uncharge(root) went through refill_stock(root), whose drain
+    # uncharged root's counter
+    kmem_uncharge_skips_root=0,
     has_gfp_atomic=True, nowait_nowarn=False, has_memory_peak=False,
     stat_keys_v2=_V2_STAT_5_11, event_keys=_EVENTS_5_11,
 )
@@ -209,6 +213,9 @@ PROFILES: dict[str, Profile] = {
         kmem_limit_enforced=0, kmalloc_cg_caches=1, percpu_ptr_overhead=1,
         large_kmalloc_memcg_stat=1, stat_kernel=1, stat_vmalloc=1, high_set_before_reclaim=1,
         nospin_no_batch=1,
+        # obj_cgroup_uncharge_pages() and drain_obj_stock() skip a root memcg
+        # (reached through an objcg reparented to root): root keeps the pages
+        kmem_uncharge_skips_root=1,
         has_gfp_atomic=False, nowait_nowarn=True, has_memory_peak=True,
         bpf_memcg_accounting=True,
         stat_keys_v2=_V2_STAT_6_18, stat_keys_v1=_V1_LOCAL_6_18, event_keys=_EVENTS_6_18,

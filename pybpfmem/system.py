@@ -65,7 +65,8 @@ class System(BpfSystemMixin):
     MAX_RAM_BYTES = 1 << 46  # 64 TiB
 
     def __init__(self, nr_cpus: int = 2, page_size: int = 4096, profile: str = CURRENT_PROFILE,
-                 cgroup: str = "v2", ram: int | str = "8G", oom_kill: bool = True) -> None:
+                 cgroup: str = "v2", ram: int | str = "8G", oom_kill: bool = True,
+                 settle: bool = True) -> None:
         self._closed = True
         self._sys = ffi.NULL
         if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
@@ -88,6 +89,8 @@ class System(BpfSystemMixin):
             raise ValueError(f"ram={ram!r} is below {self.MIN_RAM_PAGES} pages of {page_size} bytes")
         if not isinstance(oom_kill, bool):
             raise TypeError(f"oom_kill must be a bool, not {type(oom_kill).__name__}")
+        if not isinstance(settle, bool):
+            raise TypeError(f"settle must be a bool, not {type(settle).__name__}")
 
         self.nr_cpus = nr_cpus
         self.page_size = page_size
@@ -134,6 +137,8 @@ class System(BpfSystemMixin):
         self.root = MemCgroup(self, 0, None, "")
         self._memcgs[0] = self.root
         super().__init__()
+        # whether bpf() syscalls run pending deferred frees before returning
+        self.bpf_settle = settle
 
     def _bind(self) -> None:
         names = ("kmalloc", "kfree", "kvmalloc", "kvfree", "vmalloc", "vfree", "alloc_pages",
@@ -342,6 +347,7 @@ class System(BpfSystemMixin):
                 task._cpu = None
                 if task.killed:
                     task.exited = True
+                    task.bpf_task_exit()
                     task._drop_ref()
 
     def _reap_oom_victim(self, cpu: int) -> None:

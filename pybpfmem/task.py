@@ -72,6 +72,7 @@ class Task(BpfTaskMixin):
             raise OSError(errno.ESRCH, f"task {self.pid} has already exited")
         self.alive = False
         self.exited = True
+        self.bpf_task_exit()          # exit_files(): close every fd before cgroup_exit
         self._drop_ref()
 
     def _drop_ref(self) -> None:
@@ -86,6 +87,7 @@ class Task(BpfTaskMixin):
         self.alive = False
         if self._cpu is None:
             self.exited = True
+            self.bpf_task_exit()
             self._drop_ref()
 
     def running(self, cpu: int | None = None) -> _Running:

@@ -17,19 +17,11 @@ from contextlib import contextmanager
 import pytest
 
 from pybpfmem._core import ffi, lib
+from pybpfmem.profiles import get_profile
 
-# The profile switches of the three kernel profiles (same table as
-# pybpfmem/profiles.py, repeated here so the C core is tested on its own).
-_SWITCHES = (
-    "charge_batch nr_memcg_stock obj_stock_split_pages kmem_page_objcg kmem_uncharge_via_stock "
-    "drain_obj_stock_direct failcnt_v1_only clamp_underflow gfp_atomic_forces gfp_high_forces "
-    "max_event_on_force kmem_limit_enforced kmalloc_cg_caches percpu_ptr_overhead "
-    "large_kmalloc_memcg_stat stat_kernel stat_vmalloc high_set_before_reclaim nospin_no_batch"
-).split()
-PROFILES: dict[str, dict[str, int]] = {
-    "5.11": dict(zip(_SWITCHES, (32, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0))),
-    "6.18": dict(zip(_SWITCHES, (64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1))),
-}
+# The profile switches come from the one profile table (pybpfmem/profiles.py):
+# profiles are data, and the C core is tested against exactly that data.
+PROFILES: dict[str, dict[str, int]] = {name: get_profile(name).switches() for name in ("5.11", "6.18")}
 
 PAGE_COUNTER_MAX = (2**63 - 1) // 4096  # LONG_MAX / PAGE_SIZE
 

@@ -16,6 +16,7 @@ import errno
 import pytest
 
 from pybpfmem._core import ffi, lib
+from pybpfmem.profiles import get_profile
 
 PAGE = 4096
 GFP_KERNEL = 0xCC0
@@ -24,17 +25,8 @@ GFP_ATOMIC_511 = lib.BM_GFP_HIGH | lib.BM_GFP_ATOMIC | lib.BM_GFP_KSWAPD_RECLAIM
 NORETRY = lib.BM_GFP_NORETRY
 DIRECT_MAP = 0  # addr // PAGE is the pfn (issue 3 contract)
 
-# struct bm_profile fields in declaration order, per profile
-PROFILE_FIELDS = (
-    "charge_batch nr_memcg_stock obj_stock_split_pages kmem_page_objcg kmem_uncharge_via_stock "
-    "drain_obj_stock_direct failcnt_v1_only clamp_underflow gfp_atomic_forces gfp_high_forces "
-    "max_event_on_force kmem_limit_enforced kmalloc_cg_caches percpu_ptr_overhead "
-    "large_kmalloc_memcg_stat stat_kernel stat_vmalloc high_set_before_reclaim nospin_no_batch"
-).split()
-PROFILES = {
-    "5.11": (32, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0),
-    "6.18": (64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1),
-}
+# the profile switches come from the one profile table (pybpfmem/profiles.py)
+PROFILES = {name: get_profile(name).switches() for name in ("5.11", "6.18")}
 
 
 def make_config(profile: str = "5.11", nr_cpus: int = 4, page_size: int = PAGE,
@@ -45,7 +37,7 @@ def make_config(profile: str = "5.11", nr_cpus: int = 4, page_size: int = PAGE,
     cfg.cgroup_v1 = cgroup_v1
     cfg.oom_kill_current = 0
     cfg.ram_pages = ram_pages
-    for name, value in zip(PROFILE_FIELDS, PROFILES[profile], strict=True):
+    for name, value in PROFILES[profile].items():
         setattr(cfg.profile, name, value)
     return cfg
 
