@@ -220,6 +220,24 @@ struct bm_cpu_stock_info {
     int32_t nr_bytes;
 };
 
+/* why the last charge on a cpu failed (try_charge_memcg's nomem exits) */
+#define BM_FAIL_NOBLOCK 1       /* gfp cannot direct-reclaim (GFP_NOWAIT, GFP_ATOMIC w/o force) */
+#define BM_FAIL_NORETRY 2       /* __GFP_NORETRY: one reclaim and drain, then give up */
+#define BM_FAIL_RETRY_MAYFAIL 3 /* __GFP_RETRY_MAYFAIL: reclaim retries exhausted, no OOM */
+#define BM_FAIL_OOM 4           /* the memcg OOM killer ran and the charge still failed */
+#define BM_FAIL_COSTLY 5        /* order above PAGE_ALLOC_COSTLY_ORDER: no OOM, give up */
+#define BM_FAIL_KMEM_LIMIT 6    /* cgroup v1 memory.kmem.limit_in_bytes (v5.11) */
+
+struct bm_charge_failure {
+    int32_t memcg;                  /* whose limit failed (mem_over_limit); -1: none recorded */
+    int32_t reason;                 /* BM_FAIL_* */
+    int64_t nr_pages;               /* the charge that did not fit */
+    int64_t usage;                  /* that counter's usage at the failure (pages) */
+    int64_t max;                    /* its limit (pages) */
+    uint32_t gfp;
+    int32_t pad;
+};
+
 struct bm_op {
     uint8_t op;                     /* BM_OP_* */
     uint8_t pad0;
@@ -250,6 +268,7 @@ int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg, int32_t active_memcg
 int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt);
 int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg, int32_t *old);
 int bm_take_oom_victim(bm_system *sys, int32_t cpu);
+int bm_last_charge_failure(bm_system *sys, int32_t cpu, struct bm_charge_failure *out);
 int bm_get_obj_cgroup_from_current(bm_system *sys, int32_t cpu, int32_t *objcg);
 int bm_obj_cgroup_get(bm_system *sys, int32_t objcg);
 int bm_obj_cgroup_put(bm_system *sys, int32_t objcg);

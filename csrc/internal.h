@@ -136,6 +136,9 @@ struct memcg_stock_pcp {
     struct mem_cgroup *cached[NR_MEMCG_STOCK_MAX];
     unsigned int nr_pages[NR_MEMCG_STOCK_MAX];
     unsigned int drain_idx;           /* round-robin eviction (deterministic stand-in for random) */
+    long ledger[NR_MEMCG_STOCK_MAX];  /* model: bm_try_charge ledger pages held by this cpu for cached[i]
+                                         (memcg->charged_pages + every cpu's share = the ledger); flushed
+                                         to charged_pages whenever the slot is drained */
     struct obj_cgroup *cached_objcg;
     unsigned int nr_bytes;
 };
@@ -152,6 +155,7 @@ struct bm_cpu {
     int32_t oom_victim;               /* current was chosen by the memcg OOM killer (tsk_is_oom_victim) */
     long memcg_nr_pages_over_high;    /* current->memcg_nr_pages_over_high: unpaid throttle debt */
     long high_penalty_jiffies;        /* last penalty mem_cgroup_handle_over_high() would have slept */
+    struct bm_charge_failure last_failure; /* for error messages that name the limit (model only) */
 } __attribute__((aligned(64)));
 
 /* include/linux/mm_types.h: struct page, reduced to what accounting needs */
@@ -243,6 +247,12 @@ int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *o
                             unsigned long nr_pages);
 void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
                                unsigned long nr_pages);
+/* bm_replay's batched stock-hit paths: the caller holds cpu's stock lock
+   (bm_stock_trylock); false = nothing changed, take the general path */
+bool bm_stock_trylock(struct bm_system *sys, int cpu);
+void bm_stock_unlock(struct bm_system *sys, int cpu);
+bool bm_charge_stock_hit_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
+bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
 /* try_charge_memcg() for the allocators (0 for root, like the try_charge() wrapper) */
 int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
                unsigned long nr_pages);

@@ -54,6 +54,11 @@ static inline struct mem_cgroup *memcg_from_memory_counter(struct page_counter *
     return (struct mem_cgroup *)(void *)((char *)c - offsetof(struct mem_cgroup, memory));
 }
 
+static inline struct mem_cgroup *memcg_from_kmem_counter(struct page_counter *c)
+{
+    return (struct mem_cgroup *)(void *)((char *)c - offsetof(struct mem_cgroup, kmem));
+}
+
 static inline struct mem_cgroup *load_child(struct mem_cgroup *m)
 {
     return __atomic_load_n(&m->first_child, __ATOMIC_ACQUIRE);
@@ -231,6 +236,51 @@ static void stock_unlock(struct bm_cpu *c)
 }
 
 /* ------------------------------------------------------------------ */
+/* the bm_try_charge ledger (model bookkeeping, no kernel counterpart)  */
+/* ------------------------------------------------------------------ */
+
+/* memcg->charged_pages holds one css ref while non-zero.  The ref is taken
+   before the 0 -> n transition and dropped after n -> 0, so a racing
+   uncharge on another cpu can never drop it early.  While the ledger is
+   already non-zero one CAS suffices (it cannot reach zero under us: that
+   CAS would fail). */
+static void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n)
+{
+    long v = atomic_load_explicit(ledger, memory_order_relaxed);
+
+    while (v > 0)
+        if (atomic_compare_exchange_weak(ledger, &v, v + n))
+            return;
+    css_get(memcg);
+    if (atomic_fetch_add(ledger, n) != 0)
+        css_put(memcg);
+}
+
+static bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero)
+{
+    long v = atomic_load(ledger);
+
+    do {
+        if (v < n)
+            return false;
+    } while (!atomic_compare_exchange_weak(ledger, &v, v - n));
+    *now_zero = (v == n);
+    return true;
+}
+
+/* Perf (model only): a cpu's stock slot also keeps that cpu's share of the
+   slot memcg's ledger, so a stock hit touches no shared cache line.  The
+   share goes to memcg->charged_pages before the slot lets go of its css
+   reference, so the memcg stays pinned exactly as long as before. */
+static void ledger_flush_slot(struct memcg_stock_pcp *stock, unsigned i)
+{
+    if (stock->ledger[i]) {
+        ledger_add(&stock->cached[i]->charged_pages, stock->cached[i], stock->ledger[i]);
+        stock->ledger[i] = 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* per-cpu page stock                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -242,6 +292,7 @@ static void drain_stock_slot(struct bm_system *sys, struct memcg_stock_pcp *stoc
 
     if (!old)
         return;
+    ledger_flush_slot(stock, i);
     if (stock->nr_pages[i]) {
         memcg_uncharge(sys, old, stock->nr_pages[i]);
         stock->nr_pages[i] = 0;
@@ -306,6 +357,7 @@ static void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_c
         }
         total = stock->nr_pages[0] + nr;
         if (total > batch) {
+            ledger_flush_slot(stock, 0);
             stock->nr_pages[0] = 0;
             memcg_uncharge(sys, memcg, total);
             stock->cached[0] = NULL;
@@ -346,7 +398,9 @@ static void refill_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memc
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
 
-    if (!stock_lock(sys, c, true)) {
+    /* current kernels test the batch before taking the lock (same result
+       as __refill_stock's bypass, one lock fewer) */
+    if ((multi_stock(sys) && nr > charge_batch(sys)) || !stock_lock(sys, c, true)) {
         memcg_uncharge(sys, memcg, nr);
         return;
     }
@@ -807,6 +861,21 @@ static int mem_cgroup_oom(struct bm_system *sys, int cpu, struct mem_cgroup *mem
     return 1;
 }
 
+/* Remember why a charge failed so errors can name the limit (no kernel
+   counterpart: the kernel only returns -ENOMEM). */
+static void record_charge_failure(struct bm_cpu *c, struct mem_cgroup *over, struct page_counter *counter,
+                                  int reason, unsigned long nr_pages, uint32_t gfp)
+{
+    c->last_failure = (struct bm_charge_failure){
+        .memcg = over ? over->id : -1,
+        .reason = reason,
+        .nr_pages = (int64_t)nr_pages,
+        .usage = atomic_load(&counter->usage),
+        .max = atomic_load(&counter->max),
+        .gfp = gfp,
+    };
+}
+
 /* mirrors try_charge_memcg() (v5.11 try_charge) step by step; see memcg.md
    section 2.2 for the numbered steps. */
 static int try_charge_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
@@ -820,6 +889,7 @@ static int try_charge_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *m
     struct page_counter *counter;
     bool drained = false, raised_max_event = false, passed_oom = false;
     long nr_reclaimed;
+    int reason = 0;
 
     if (mem_cgroup_is_root(memcg))
         return 0;
@@ -840,6 +910,7 @@ retry:
     /* v5.11: __GFP_ATOMIC and dying tasks (should_force_charge) force */
     if (p->gfp_atomic_forces && ((gfp & __GFP_ATOMIC) || current_dying(c)))
         goto force;
+    reason = BM_FAIL_NOBLOCK;
     if (!gfpflags_allow_blocking(gfp))
         goto nomem;
 
@@ -854,14 +925,17 @@ retry:
         drained = true;
         goto retry;
     }
+    reason = BM_FAIL_NORETRY;
     if (gfp & __GFP_NORETRY)
         goto nomem;
     if (nr_reclaimed && nr_pages <= (1UL << PAGE_ALLOC_COSTLY_ORDER))
         goto retry;
     if (nr_retries--)
         goto retry;
+    reason = BM_FAIL_RETRY_MAYFAIL;
     if (gfp & __GFP_RETRY_MAYFAIL)
         goto nomem;
+    reason = BM_FAIL_OOM;
     if (p->gfp_atomic_forces) {
         if (gfp & __GFP_NOFAIL)
             goto force;
@@ -881,12 +955,15 @@ retry:
             goto force;
         goto nomem;
     default:  /* skipped (costly order) */
+        reason = BM_FAIL_COSTLY;
         goto nomem;
     }
 
 nomem:
-    if (!(gfp & __GFP_NOFAIL) && !(p->gfp_high_forces && (gfp & __GFP_HIGH)))
+    if (!(gfp & __GFP_NOFAIL) && !(p->gfp_high_forces && (gfp & __GFP_HIGH))) {
+        record_charge_failure(c, mem_over_limit, &mem_over_limit->memory, reason, nr_pages, gfp);
         return -ENOMEM;
+    }
 force:
     if (p->max_event_on_force && !raised_max_event)
         memcg_memory_event(sys, mem_over_limit, BM_MEMCG_MAX);
@@ -950,6 +1027,8 @@ static int memcg_kmem_charge(struct bm_system *sys, int cpu, struct mem_cgroup *
             !page_counter_try_charge(&memcg->kmem, nr_pages, &counter)) {
             if (!(gfp & __GFP_NOFAIL)) {
                 memcg_uncharge(sys, memcg, nr_pages);   /* cancel_charge() */
+                record_charge_failure(cpu_of(sys, cpu), memcg_from_kmem_counter(counter),
+                                      counter, BM_FAIL_KMEM_LIMIT, nr_pages, gfp);
                 return -ENOMEM;
             }
             page_counter_charge(&memcg->kmem, nr_pages);
@@ -1698,6 +1777,17 @@ int bm_take_oom_victim(bm_system *sys, int32_t cpu)
     return v;
 }
 
+/* take the record of the last charge that failed on `cpu` (memcg -1: none) */
+int bm_last_charge_failure(bm_system *sys, int32_t cpu, struct bm_charge_failure *out)
+{
+    if (!sys || !out || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    struct bm_cpu *c = cpu_of(sys, cpu);
+    *out = c->last_failure;
+    c->last_failure.memcg = -1;
+    return 0;
+}
+
 int bm_get_obj_cgroup_from_current(bm_system *sys, int32_t cpu, int32_t *objcg_id)
 {
     struct obj_cgroup *objcg;
@@ -1798,26 +1888,68 @@ int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
 /* public API: charging primitives                                     */
 /* ------------------------------------------------------------------ */
 
-/* the bm_try_charge ledger: one css ref while non-zero.  The ref is taken
-   before the 0 -> n transition and dropped after n -> 0, so a racing
-   uncharge on another cpu can never drop it early. */
-static void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n)
+/* The stock-hit halves of bm_try_charge / bm_uncharge with cpu's stock lock
+   held by the caller (bm_replay holds it across a run of charge ops, the way
+   kernel code keeps preemption off).  They return false, having changed
+   nothing, whenever the general path is needed. */
+
+/* consume_stock()'s hit, plus this cpu's share of the ledger */
+bool bm_charge_stock_hit_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
 {
-    css_get(memcg);
-    if (atomic_fetch_add(ledger, n) != 0)
-        css_put(memcg);
+    struct memcg_stock_pcp *stock = &cpu_of(sys, cpu)->stock;
+
+    if (nr > charge_batch(sys))
+        return false;
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+        if (stock->cached[i] == memcg) {
+            if (stock->nr_pages[i] < nr)
+                return false;
+            stock->nr_pages[i] -= (unsigned)nr;
+            stock->ledger[i] += (long)nr;
+            return true;
+        }
+    }
+    return false;
 }
 
-static bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero)
+/* refill_stock() of pages this cpu's ledger share covers */
+bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
 {
-    long v = atomic_load(ledger);
+    struct bm_cpu *c = cpu_of(sys, cpu);
 
-    do {
-        if (v < n)
-            return false;
-    } while (!atomic_compare_exchange_weak(ledger, &v, v - n));
-    *now_zero = (v == n);
-    return true;
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+        if (c->stock.cached[i] == memcg) {
+            if (c->stock.ledger[i] < (long)nr)
+                return false;
+            c->stock.ledger[i] -= (long)nr;
+            __refill_stock(sys, c, memcg, nr);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool bm_stock_trylock(struct bm_system *sys, int cpu)
+{
+    return !atomic_flag_test_and_set_explicit(&cpu_of(sys, cpu)->lock, memory_order_acquire);
+}
+
+void bm_stock_unlock(struct bm_system *sys, int cpu)
+{
+    stock_unlock(cpu_of(sys, cpu));
+}
+
+/* every cpu's ledger share of memcg back into memcg->charged_pages */
+static void ledger_collect(struct bm_system *sys, struct mem_cgroup *memcg)
+{
+    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
+        struct bm_cpu *c = cpu_of(sys, (int)cpu);
+        stock_lock(sys, c, false);
+        for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++)
+            if (c->stock.cached[i] == memcg)
+                ledger_flush_slot(&c->stock, i);
+        stock_unlock(c);
+    }
 }
 
 int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu)
@@ -1831,6 +1963,13 @@ int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, in
         return ret;
     if (check_nr(sys, nr_pages) || check_gfp(gfp))
         return -EINVAL;
+    /* the stock hit: the stock's own css reference pins memcg while locked */
+    if ((unsigned long)nr_pages <= charge_batch(sys) && bm_stock_trylock(sys, cpu)) {
+        bool hit = bm_charge_stock_hit_locked(sys, cpu, memcg, (unsigned long)nr_pages);
+        bm_stock_unlock(sys, cpu);
+        if (hit)
+            return 0;
+    }
     css_get(memcg);
     ret = try_charge_memcg(sys, cpu, memcg, gfp, (unsigned long)nr_pages);
     if (!ret)
@@ -1839,7 +1978,10 @@ int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, in
     return ret;
 }
 
-/* the kmem-style uncharge: through refill_stock() (root: nothing to do) */
+/* the kmem-style uncharge: through refill_stock() (root: nothing to do).
+   Pages this cpu's ledger share covers are refilled under one stock lock;
+   else the shared ledger pays, after collecting every cpu's share if it
+   falls short (-EINVAL only when all of them together do). */
 int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
 {
     struct mem_cgroup *memcg;
@@ -1852,8 +1994,17 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
         return ret;
     if (check_nr(sys, nr_pages))
         return -EINVAL;
-    if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero))
-        return -EINVAL;   /* more than bm_try_charge charged */
+    if (!mem_cgroup_is_root(memcg) && bm_stock_trylock(sys, cpu)) {
+        bool done = bm_uncharge_stock_locked(sys, cpu, memcg, (unsigned long)nr_pages);
+        bm_stock_unlock(sys, cpu);
+        if (done)
+            return 0;
+    }
+    if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero)) {
+        ledger_collect(sys, memcg);
+        if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero))
+            return -EINVAL;   /* more than bm_try_charge charged */
+    }
     if (!mem_cgroup_is_root(memcg))
         refill_stock(sys, cpu, memcg, (unsigned long)nr_pages);
     if (zero)

@@ -92,8 +92,10 @@ bm_system *bm_system_new(const struct bm_config *cfg)
         return NULL;
     }
     memset(sys->cpus, 0, sizeof(struct bm_cpu) * cfg->nr_cpus);
-    for (uint32_t i = 0; i < cfg->nr_cpus; i++)
+    for (uint32_t i = 0; i < cfg->nr_cpus; i++) {
         atomic_flag_clear(&sys->cpus[i].lock);
+        sys->cpus[i].last_failure.memcg = -1;
+    }
     pthread_mutex_init(&sys->lock, NULL);
     pthread_mutex_init(&sys->free_lock, NULL);
     atomic_flag_clear(&sys->percpu_charge_mutex);

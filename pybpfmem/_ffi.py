@@ -21,15 +21,15 @@ def raise_errno(err: int, message: str) -> None:
     raise OSError(err, f"{message}: {errno_name(err)} ({os.strerror(err)})")
 
 
-def check(rc: int, what: str) -> int:
+def check(rc: int, what: str, detail: str = "") -> int:
     """Return rc if it is >= 0, else raise OSError(-rc) naming ``what``.
 
     ``what`` is the C function (and, where useful, the arguments) so the
-    message says which kernel check refused the call.
+    message says which kernel check refused the call; ``detail`` explains it.
     """
     if rc < 0:
         err = -rc
-        raise OSError(err, f"{what} failed: {errno_name(err)} ({os.strerror(err)})")
+        raise OSError(err, f"{what} failed: {errno_name(err)} ({os.strerror(err)}){detail}")
     return rc
 
 

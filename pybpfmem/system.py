@@ -361,7 +361,34 @@ class System(BpfSystemMixin):
     def _charge_failed(self, rc: int, cpu: int, what: str) -> None:
         if 0 <= cpu < self.nr_cpus and not self._closed:
             self._reap_oom_victim(cpu)
-        check(rc, what)
+        detail = self.explain_enomem(cpu) if rc == -errno.ENOMEM and not self._closed else ""
+        check(rc, what, detail)
+
+    _FAIL_REASONS = {
+        1: "the gfp flags cannot reclaim (no __GFP_DIRECT_RECLAIM), so try_charge_memcg gives up at once",
+        2: "__GFP_NORETRY: one reclaim pass and a stock drain did not make room",
+        3: "__GFP_RETRY_MAYFAIL: reclaim retries exhausted; no OOM kill for this gfp",
+        4: "reclaim failed and the memcg OOM killer could not make room",
+        5: "reclaim failed; charges above PAGE_ALLOC_COSTLY_ORDER never invoke the OOM killer",
+        6: "the cgroup v1 kmem counter is over memory.kmem.limit_in_bytes",
+    }
+
+    def explain_enomem(self, cpu: int) -> str:
+        """The limit behind the last failed charge on ``cpu``: which cgroup, its limit and
+        usage, and the charge that did not fit (empty if no charge failure was recorded)."""
+        rec = ffi.new("struct bm_charge_failure *")
+        if lib.bm_last_charge_failure(self._sys, cpu, rec) or rec.memcg < 0:
+            return ""
+        cg = self._memcgs.get(rec.memcg)
+        path = cg.path if cg is not None else f"(removed cgroup, memcg id {rec.memcg})"
+        if rec.reason == 6:
+            limit = "memory.kmem.limit_in_bytes"
+        else:
+            limit = "memory.limit_in_bytes" if self.cgroup_version == "v1" else "memory.max"
+        ps = self.page_size
+        why = self._FAIL_REASONS.get(rec.reason, "")
+        return (f": cgroup {path} is at its {limit} of {rec.max * ps} bytes (usage {rec.usage * ps}) "
+                f"and a charge of {rec.nr_pages * ps} bytes (gfp {rec.gfp:#x}) does not fit; {why}")
 
     def in_interrupt(self, cpu: int) -> _Interrupt:
         """``with sys.in_interrupt(cpu):`` — hard/soft irq on ``cpu`` (in_interrupt() true)."""
@@ -379,9 +406,11 @@ class System(BpfSystemMixin):
                                     f"sys.in_interrupt() or run it from a task)")
 
     def _fail(self, rc: int, cpu: int, what: str) -> None:
+        detail = ""
         if rc == -errno.ENOMEM:
             self._reap_oom_victim(cpu)
-        check(rc, what)
+            detail = self.explain_enomem(cpu)
+        check(rc, what, detail)
 
     def kmalloc(self, size: int, gfp: int) -> int:
         """kmalloc(size, gfp) in the current context; returns the object's address."""

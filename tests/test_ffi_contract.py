@@ -106,6 +106,7 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_set_interrupt": lambda: (lib.bm_set_interrupt(sp, -1, 1), True),
         "bm_set_active_memcg": lambda: (lib.bm_set_active_memcg(sp, nr_cpus, 0, i32), True),
         "bm_take_oom_victim": lambda: (lib.bm_take_oom_victim(sp, -1), True),
+        "bm_last_charge_failure": lambda: (lib.bm_last_charge_failure(sp, 0, ffi.NULL), True),
         "bm_get_obj_cgroup_from_current": lambda: (lib.bm_get_obj_cgroup_from_current(sp, -1, i32), True),
         "bm_obj_cgroup_get": lambda: (lib.bm_obj_cgroup_get(sp, BAD), True),
         "bm_obj_cgroup_put": lambda: (lib.bm_obj_cgroup_put(sp, BAD), True),

@@ -256,3 +256,30 @@ def test_bad_charge_arguments_change_nothing() -> None:
             b.try_charge(1, GFP_KERNEL)
         assert e.value.errno == errno.ENOENT
         assert c.usage_pages == 0
+
+
+def test_enomem_names_the_limit_usage_and_charge():
+    # the cover letter's problem 5: an ENOMEM that explains itself.  memory.max 1M is
+    # 256 pages; a 300-page NORETRY charge can never fit (reclaim finds nothing)
+    s = System(profile="6.18")
+    cg = s.root.mkdir("b")
+    cg.write("memory.max", "1M")
+    with pytest.raises(OSError) as exc:
+        cg.try_charge(300, GFP_KERNEL | __GFP_NORETRY)
+    assert exc.value.errno == errno.ENOMEM
+    msg = str(exc.value)
+    assert "cgroup /b is at its memory.max of 1048576 bytes (usage 0)" in msg
+    assert f"a charge of {300 * 4096} bytes" in msg and "__GFP_NORETRY" in msg
+    # the record is taken: a later unrelated failure does not repeat it
+    assert s.explain_enomem(0) == ""
+
+
+def test_enomem_of_a_nowait_charge_v1():
+    s = System(profile="5.11", cgroup="v1")
+    cg = s.root.mkdir("b")
+    cg.write("memory.limit_in_bytes", "64K")   # 16 pages
+    cg.try_charge(16, GFP_KERNEL)              # batch 32 does not fit: exactly 16 charged
+    with pytest.raises(OSError) as exc:
+        cg.try_charge(1, s.gfp.GFP_NOWAIT)
+    assert "memory.limit_in_bytes of 65536 bytes (usage 65536)" in str(exc.value)
+    assert "cannot reclaim" in str(exc.value)
