@@ -45,6 +45,8 @@ int bm_bench_floor(int32_t kind, int32_t depth, int64_t iters, double *ns_per_op
     return 0;
 }
 
+/* one cache line per thread: the loop's own state must not be what the
+   threads share (it was: rc was stored every op next to the other thread's) */
 struct bench_thread {
     bm_system *sys;
     struct mem_cgroup *memcg;
@@ -52,22 +54,29 @@ struct bench_thread {
     int32_t direct;
     int64_t iters;
     int rc;
-};
+} __attribute__((aligned(64)));
 
 static void *bench_thread_fn(void *arg)
 {
     struct bench_thread *t = arg;
-    for (int64_t i = 0; i < t->iters && !t->rc; i++) {
+    bm_system *sys = t->sys;
+    struct mem_cgroup *memcg = t->memcg;
+    int32_t id = memcg->id, cpu = t->cpu;
+    int64_t iters = t->iters;
+    int rc = 0;
+
+    for (int64_t i = 0; i < iters && !rc; i++) {
         if (t->direct) {
             /* the shared-counter path: every op walks the hierarchy's atomics */
-            page_counter_charge(&t->memcg->memory, 1);
-            page_counter_uncharge(&t->memcg->memory, 1, true);
+            page_counter_charge(&memcg->memory, 1);
+            page_counter_uncharge(&memcg->memory, 1, true);
         } else {
-            t->rc = bm_try_charge(t->sys, t->memcg->id, 1, GFP_KERNEL, t->cpu);
-            if (!t->rc)
-                t->rc = bm_uncharge(t->sys, t->memcg->id, 1, t->cpu);
+            rc = bm_try_charge(sys, id, 1, GFP_KERNEL, cpu);
+            if (!rc)
+                rc = bm_uncharge(sys, id, 1, cpu);
         }
     }
+    t->rc = rc;
     return NULL;
 }
 
