@@ -20,6 +20,9 @@ from pybpfmem.bpf.sizes import sizes_for
 
 PAGE = 4096
 P = 2
+# local-storage maps need BTF key/value types (bpf_local_storage_map_alloc_check());
+# BTF objects are not modelled, so any non-zero type ids do
+BTF = {"btf_fd": 3, "btf_key_type_id": 1, "btf_value_type_id": 2}
 
 
 def rup(x: int, a: int) -> int:
@@ -478,7 +481,7 @@ def test_sk_storage_elements_and_optmem():
     sys_, a, t = make("6.18")
     sz = sizes_for("6.18")
     with t.running(cpu=0):
-        fd = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 64, 0, U.BPF_F_NO_PREALLOC)
+        fd = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 64, 0, U.BPF_F_NO_PREALLOC, **BTF)
         s1 = new_socket(t)
         mid = map_id_of(t, fd)
         base = map_info(sys_, mid)["charged"]["slab"]
@@ -512,7 +515,7 @@ def test_task_storage_helper_create_from_interrupt_charges_map_memcg():
     sys_, a, t = make("5.11")
     sz = sizes_for("5.11")
     with t.running(cpu=0):
-        fd = t.bpf_map_create(U.BPF_MAP_TYPE_TASK_STORAGE, 4, 16, 0, U.BPF_F_NO_PREALLOC)
+        fd = t.bpf_map_create(U.BPF_MAP_TYPE_TASK_STORAGE, 4, 16, 0, U.BPF_F_NO_PREALLOC, **BTF)
     m = sys_.bpf_map_by_id(map_id_of(t, fd))
     base = map_info(sys_, m.id)["charged"]["slab"]
     with sys_.in_interrupt(cpu=1):
@@ -526,7 +529,7 @@ def test_task_storage_absent_in_5_10_cgrp_storage_absent_in_5_11():
     for prof, mt in (("5.10", U.BPF_MAP_TYPE_TASK_STORAGE), ("5.11", U.BPF_MAP_TYPE_CGRP_STORAGE)):
         sys_, a, t = make(prof)
         with t.running(cpu=0), pytest.raises(OSError) as ei:
-            t.bpf_map_create(mt, 4, 16, 0, U.BPF_F_NO_PREALLOC)
+            t.bpf_map_create(mt, 4, 16, 0, U.BPF_F_NO_PREALLOC, **BTF)
         assert ei.value.errno == errno.EINVAL
 
 
@@ -575,7 +578,7 @@ def test_socket_close_leaves_sockhash_and_frees_sk_storage():
     sys_, a, t = make("5.11")
     with t.running(cpu=0):
         h = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKHASH, 4, 4, 4)
-        st = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 8, 0, U.BPF_F_NO_PREALLOC)
+        st = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 8, 0, U.BPF_F_NO_PREALLOC, **BTF)
         s = new_socket(t)
         hid, sid = map_id_of(t, h), map_id_of(t, st)
         h_base = map_info(sys_, hid)["charged"]["slab"]
@@ -610,10 +613,10 @@ _FAMILY_SHAPES = [
     (U.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8, 16, 0, {}, "5.10"),
     (U.BPF_MAP_TYPE_CGROUP_STORAGE, 8, 32, 0, 0, {}, "5.10"),
     (U.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, 16, 32, 0, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_SK_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, {}, "5.10"),
-    (U.BPF_MAP_TYPE_INODE_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, {}, "5.10"),
-    (U.BPF_MAP_TYPE_TASK_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, {}, "5.11"),
-    (U.BPF_MAP_TYPE_CGRP_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, {}, "6.18"),
+    (U.BPF_MAP_TYPE_SK_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "5.10"),
+    (U.BPF_MAP_TYPE_INODE_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "5.10"),
+    (U.BPF_MAP_TYPE_TASK_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "5.11"),
+    (U.BPF_MAP_TYPE_CGRP_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "6.18"),
     (U.BPF_MAP_TYPE_BLOOM_FILTER, 0, 8, 16, 0, {}, "6.18"),
     (U.BPF_MAP_TYPE_STRUCT_OPS, 4, 256, 1, 0, {"btf_vmlinux_value_type_id": 1}, "5.10"),
 ]
@@ -642,3 +645,11 @@ def test_every_family_creates_and_frees_cleanly(profile, shape):
     else:
         assert info["memcg"] == "/a"
     teardown_is_clean(sys_, t, [fd], [a])
+
+
+def test_local_storage_without_btf_is_einval():
+    # live 6.18: SK_STORAGE without btf_key_type_id/btf_value_type_id -> EINVAL
+    sys_, a, t = make("6.18")
+    with t.running(cpu=0), pytest.raises(OSError) as ei:
+        t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 64, 0, U.BPF_F_NO_PREALLOC)
+    assert ei.value.errno == errno.EINVAL

@@ -159,3 +159,24 @@ def test_inner_map_flag_allows_other_sizes():
     o = t.bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 2, inner_map_fd=inner)
     big = t.bpf_map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1000, BPF_F_INNER_MAP)
     t.bpf_map_update_elem(o, k(0), fdv(big))
+
+
+def test_hash_of_maps_has_no_extra_elements():
+    # htab_has_extra_elems() is false for fd hash maps (is_fd_htab), so the 6.18
+    # memlock of HASH_OF_MAPS key 4 value 4 x1000 is sizeof(bpf_htab) 832 + 1024
+    # buckets * 16 + the lock counters 4 * 2 cpus * 8 + elem_size (48 + 8 + 8) * 1000
+    # + the per-cpu extra-element pointers 8 * 2 = 81296 (what the live kernel shows)
+    s, a, t = setup()
+    inner = t.bpf_map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 16)
+    o = t.bpf_map_create(BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 1000, inner_map_fd=inner)
+    assert t.fdinfo(o)["memlock"] == str(832 + 1024 * 16 + 64 + 64 * 1000 + 16) == "81296"
+
+
+def test_hash_key_above_max_bpf_stack_is_allowed_on_6_18():
+    # the live 6.18 kernel creates HASH key 600 value 8 x10: 832 + 16 * 16 + 64 +
+    # elem_size (48 + 600 + 8) * (10 + 2 extra) + 8 * 2 = 9040; 5.11 still says E2BIG
+    s, a, t = setup("6.18")
+    fd = t.bpf_map_create(BPF_MAP_TYPE_HASH, 600, 8, 10)
+    assert t.fdinfo(fd)["memlock"] == "9040"
+    s511, _, t511 = setup("5.11")
+    assert errno_of(t511.bpf_map_create, BPF_MAP_TYPE_HASH, 600, 8, 10) == errno.E2BIG

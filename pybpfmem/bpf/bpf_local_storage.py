@@ -68,17 +68,21 @@ class LocalStorageMap(BpfMap):
 
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
-        """Mirrors bpf_local_storage_map_alloc_check() (BTF requirement not modelled)."""
+        """Mirrors bpf_local_storage_map_alloc_check().  BTF objects are not modelled:
+        any non-zero btf_key_type_id / btf_value_type_id is accepted, zero is EINVAL."""
         if not at_least(ctx.system, *cls.since):
             raise bpf_error(errno.EINVAL, f"{cls.kind}: map type does not exist in profile "
                             f"{ctx.system.profile.name}")
         allowed = _CREATE_FLAG_MASK if cls.kind == "SK_STORAGE" else uapi.BPF_F_NO_PREALLOC
         if (attr.map_flags & ~allowed or not attr.map_flags & uapi.BPF_F_NO_PREALLOC
-                or attr.max_entries or attr.key_size != 4 or not attr.value_size):
+                or attr.max_entries or attr.key_size != 4 or not attr.value_size
+                or not attr.btf_key_type_id or not attr.btf_value_type_id):
             raise bpf_error(errno.EINVAL, f"{cls.kind}: bpf_local_storage_map_alloc_check: need "
                             f"BPF_F_NO_PREALLOC and flags within {allowed:#x} (got "
                             f"{attr.map_flags:#x}), max_entries 0 (got {attr.max_entries}), "
-                            f"key_size 4 (got {attr.key_size}), value_size > 0")
+                            f"key_size 4 (got {attr.key_size}), value_size > 0, and BTF key/value "
+                            f"types (got {attr.btf_key_type_id}/{attr.btf_value_type_id}: sk dumping "
+                            f"from user space needs them)")
         require_cap(ctx, "bpf", cls.kind)
         sel = ctx.sizes.bpf_local_storage_elem
         vmax = min(KMALLOC_MAX_SIZE - MAX_BPF_STACK - sel, U16_MAX - sel)

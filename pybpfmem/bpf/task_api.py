@@ -193,8 +193,10 @@ class BpfTaskMixin(KObjectTaskMixin):
     def bpf_map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int,
                        map_flags: int = 0, *, map_name: str = "", map_extra: int = 0,
                        numa_node: int | None = None, inner_map_fd: int | None = None,
-                       btf_vmlinux_value_type_id: int = 0) -> int:
-        """libbpf bpf_map_create(): returns the new map fd."""
+                       btf_vmlinux_value_type_id: int = 0, btf_fd: int = 0,
+                       btf_key_type_id: int = 0, btf_value_type_id: int = 0) -> int:
+        """libbpf bpf_map_create(): returns the new map fd.  BTF objects are not
+        modelled: btf_fd and the type ids are passed through to the attr unchecked."""
         for n, v in (("map_type", map_type), ("key_size", key_size),
                      ("value_size", value_size), ("max_entries", max_entries),
                      ("map_flags", map_flags)):
@@ -213,8 +215,10 @@ class BpfTaskMixin(KObjectTaskMixin):
             fields["inner_map_fd"] = inner_map_fd
         if map_extra:
             fields["map_extra"] = map_extra
-        if btf_vmlinux_value_type_id:
-            fields["btf_vmlinux_value_type_id"] = btf_vmlinux_value_type_id
+        for n, v in (("btf_vmlinux_value_type_id", btf_vmlinux_value_type_id), ("btf_fd", btf_fd),
+                     ("btf_key_type_id", btf_key_type_id), ("btf_value_type_id", btf_value_type_id)):
+            if v:
+                fields[n] = v
         return self.bpf(U.BPF_MAP_CREATE, U.pack_attr(U.BPF_MAP_CREATE, **fields))
 
     def bpf_map_update_elem(self, fd: int, key: bytes | None, value: bytes,
