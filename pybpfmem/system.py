@@ -576,16 +576,17 @@ class System(BpfSystemMixin):
         return d
 
     def obj_cgroup_of(self, addr: int) -> tuple[int | None, MemCgroup | None]:
-        """(objcg id, its current memcg) recorded for the object at ``addr``; (None, None)
-        for an unaccounted object."""
+        """(objcg id, its current memcg) recorded for the object at ``addr``; (None, memcg)
+        for a v5.x kmem page, which records the memcg itself; (None, None) for an
+        unaccounted object."""
         self._require_open()
         addr = as_int(addr, "addr", 0, _U64)
         o, m = self._out_i32, self._out_i32b
         check(lib.bm_obj_cgroup_of(self._sys, addr, o, m), f"bm_obj_cgroup_of(addr={addr:#x})")
         objcg, memcg = int(o[0]), int(m[0])
-        if objcg < 0:
-            return None, None
-        return objcg, (self._memcgs.get(memcg) if memcg >= 0 else None)
+        # v5.x kmem pages (kmalloc_large, vmalloc, alloc_pages) record a memcg, not an objcg
+        cg = self._memcgs.get(memcg) if memcg >= 0 else None
+        return (objcg if objcg >= 0 else None), cg
 
     def get_obj_cgroup_from_current(self) -> int | None:
         """get_obj_cgroup_from_current(): the context's objcg with a reference taken, or None."""
