@@ -7,8 +7,8 @@ Simplifications (shared with the whole reference model):
   pre-order and taking greedily until max(nr, SWAP_CLUSTER_MAX) pages are
   freed (the kernel scans LRUs proportionally by priority); protection
   (memory.min/low) is bookkept but not used by reclaim, so no `low` events;
-- memory.high: the return-to-user handler does one reclaim_high() pass, no
-  penalty loop and no sleeping; an interrupt's high_work runs right away;
+- memory.high: the return-to-user handler runs the kernel's retry loop but never
+  sleeps; an interrupt's high_work runs right away;
 - no swap, no memsw, no socket memory.
 """
 
@@ -330,16 +330,69 @@ def reclaim_high(S: System, m: MemCgroupState, nr: int) -> int:
     return total
 
 
-def handle_over_high(S: System, task: Task) -> None:
-    """mirrors mem_cgroup_handle_over_high(): pay the task's over-high debt.
+HZ = 1000                          # the model's HZ (the core's choice too): the penalty's unit
+MEMCG_DELAY_PRECISION_SHIFT = 20
+MEMCG_DELAY_SCALING_SHIFT = 14
+MEMCG_MAX_HIGH_DELAY_JIFFIES = 2 * HZ
 
-    Simplified: one reclaim_high() pass; the penalty sleep loop is not modelled.
+
+def calculate_overage(usage: int, high: int) -> int:
+    """mirrors calculate_overage(): (usage - high) / high in 20-bit fixed point, high >= 1."""
+    if usage <= high:
+        return 0
+    high = max(high, 1)
+    return ((usage - high) << MEMCG_DELAY_PRECISION_SHIFT) // high
+
+
+def mem_find_max_overage(m: MemCgroupState) -> int:
+    """mirrors mem_find_max_overage(): the largest overage of the non-root ancestors."""
+    worst = 0
+    cur: MemCgroupState | None = m
+    while cur is not None and not cur.is_root:
+        worst = max(worst, calculate_overage(cur.memory.usage, cur.memory.high))
+        cur = cur.parent
+    return worst
+
+
+def calculate_high_delay(S: System, nr: int, max_overage: int) -> int:
+    """mirrors calculate_high_delay(): quadratic in the overage, scaled by the share of a
+    charge batch this task contributed."""
+    if not max_overage:
+        return 0
+    penalty = (max_overage * max_overage * HZ) >> MEMCG_DELAY_PRECISION_SHIFT
+    penalty >>= MEMCG_DELAY_SCALING_SHIFT
+    return penalty * nr // S.profile.charge_batch
+
+
+def handle_over_high(S: System, task: Task) -> None:
+    """mirrors mem_cgroup_handle_over_high(): pay the task's over-high debt: reclaim_high()
+    with the debt, then, while the penalty is worth sleeping for, retry with
+    SWAP_CLUSTER_MAX as long as reclaim progresses or MAX_RECLAIM_RETRIES allow.
+
+    Simplified: the task never sleeps (the penalty is computed only to decide the
+    retries); no swap, so no swap overage.
     """
     nr = task.nr_pages_over_high
     if not nr:
         return
     task.nr_pages_over_high = 0
-    reclaim_high(S, task.cg_state, nr)
+    m = task.cg_state
+    retries = MAX_RECLAIM_RETRIES
+    in_retry = False
+    while True:
+        reclaimed = reclaim_high(S, m, SWAP_CLUSTER_MAX if in_retry else nr)
+        penalty = min(calculate_high_delay(S, nr, mem_find_max_overage(m)),
+                      MEMCG_MAX_HIGH_DELAY_JIFFIES)
+        if penalty <= HZ // 100:
+            return
+        if reclaimed:
+            in_retry = True
+            continue
+        if retries:
+            retries -= 1
+            in_retry = True
+            continue
+        return
 
 
 # ---------------------------------------------------------------- try_charge

@@ -74,7 +74,10 @@ _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page
            sync_high_enforcement=False, objcg_pins_memcg=True, objcg_pinned_by_orig_memcg=False,
            kvmalloc_gfp_kernel_only=True)
 PROFILES: dict[str, RefProfile] = {
-    "5.10": RefProfile(name="5.10", kmem_uncharge_via_stock=False, **_5X),
+    # 5.10 means the 5.10.y LTS: 3de7d4f25a74 ("mm: memcg/slab: optimize objcg stock
+    # draining", v5.11-rc4, marked for 5.9+ stable) made __memcg_kmem_uncharge() go through
+    # refill_stock(), so the mm side of 5.10.y is the same as 5.11's
+    "5.10": RefProfile(name="5.10", kmem_uncharge_via_stock=True, **_5X),
     "5.11": RefProfile(name="5.11", kmem_uncharge_via_stock=True, **_5X),
     "6.18": RefProfile(name="6.18", charge_batch=64, nr_memcg_stock=7, obj_stock_current=True,
                        kmem_page_objcg=True, kmem_uncharge_via_stock=True,
