@@ -195,7 +195,13 @@ static inline bool bm_cpu_valid(struct bm_system *sys, int32_t cpu)
 {
     return cpu >= 0 && (uint32_t)cpu < sys->cfg.nr_cpus;
 }
-struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id);  /* NULL if stale */
+/* memcg handle -> memcg; NULL if stale (inline: every charge op does it) */
+static inline struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id)
+{
+    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX || id >= sys->nr_memcg_ids)
+        return NULL;
+    return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
+}
 struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id);
 
 /* ---- memcg_data helpers (include/linux/memcontrol.h), the hot flag bit ops ---- */
@@ -249,10 +255,59 @@ void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup
                                unsigned long nr_pages);
 /* bm_replay's batched stock-hit paths: the caller holds cpu's stock lock
    (bm_stock_trylock); false = nothing changed, take the general path */
-bool bm_stock_trylock(struct bm_system *sys, int cpu);
-void bm_stock_unlock(struct bm_system *sys, int cpu);
-bool bm_charge_stock_hit_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
 bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
+
+static inline bool bm_stock_trylock(struct bm_system *sys, int cpu)
+{
+    return !atomic_flag_test_and_set_explicit(&sys->cpus[cpu].lock, memory_order_acquire);
+}
+
+static inline void bm_stock_unlock(struct bm_system *sys, int cpu)
+{
+    atomic_flag_clear_explicit(&sys->cpus[cpu].lock, memory_order_release);
+}
+
+/* mirrors consume_stock()'s hit (mm/memcontrol.c), plus this cpu's share of
+   the bm_try_charge ledger */
+static inline bool bm_charge_stock_hit_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                                              unsigned long nr)
+{
+    struct memcg_stock_pcp *stock = &sys->cpus[cpu].stock;
+
+    if (nr > sys->cfg.profile.charge_batch)
+        return false;
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+        if (stock->cached[i] == memcg) {
+            if (stock->nr_pages[i] < nr)
+                return false;
+            stock->nr_pages[i] -= (unsigned)nr;
+            stock->ledger[i] += (long)nr;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* refill_stock() (mm/memcontrol.c) into the slot already caching memcg when
+   the slot stays within a batch: what __refill_stock does in that case, for
+   either profile (no switch, no drain).  Anything else: the general
+   bm_uncharge_stock_locked().  memcg is never root here (never stocked). */
+static inline bool bm_uncharge_stock_fast_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                                                 unsigned long nr)
+{
+    struct memcg_stock_pcp *stock = &sys->cpus[cpu].stock;
+
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+        if (stock->cached[i] == memcg) {
+            if (stock->ledger[i] < (long)nr || stock->nr_pages[i] + nr > sys->cfg.profile.charge_batch)
+                break;
+            stock->ledger[i] -= (long)nr;
+            stock->nr_pages[i] += (unsigned)nr;
+            return true;
+        }
+    }
+    return bm_uncharge_stock_locked(sys, cpu, memcg, nr);
+}
 /* try_charge_memcg() for the allocators (0 for root, like the try_charge() wrapper) */
 int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
                unsigned long nr_pages);

@@ -1214,13 +1214,6 @@ struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu)
 /* public API: handles                                                 */
 /* ------------------------------------------------------------------ */
 
-struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id)
-{
-    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX || id >= sys->nr_memcg_ids)
-        return NULL;
-    return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
-}
-
 struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id)
 {
     struct obj_cgroup *objcg;
@@ -1893,26 +1886,8 @@ int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
    kernel code keeps preemption off).  They return false, having changed
    nothing, whenever the general path is needed. */
 
-/* consume_stock()'s hit, plus this cpu's share of the ledger */
-bool bm_charge_stock_hit_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
-{
-    struct memcg_stock_pcp *stock = &cpu_of(sys, cpu)->stock;
-
-    if (nr > charge_batch(sys))
-        return false;
-    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
-        if (stock->cached[i] == memcg) {
-            if (stock->nr_pages[i] < nr)
-                return false;
-            stock->nr_pages[i] -= (unsigned)nr;
-            stock->ledger[i] += (long)nr;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* refill_stock() of pages this cpu's ledger share covers */
+/* refill_stock() of pages this cpu's ledger share covers (any refill:
+   bm_uncharge_stock_fast_locked in internal.h inlines the common one) */
 bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
@@ -1927,16 +1902,6 @@ bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup 
         }
     }
     return false;
-}
-
-bool bm_stock_trylock(struct bm_system *sys, int cpu)
-{
-    return !atomic_flag_test_and_set_explicit(&cpu_of(sys, cpu)->lock, memory_order_acquire);
-}
-
-void bm_stock_unlock(struct bm_system *sys, int cpu)
-{
-    stock_unlock(cpu_of(sys, cpu));
 }
 
 /* every cpu's ledger share of memcg back into memcg->charged_pages */
@@ -1995,7 +1960,7 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
     if (check_nr(sys, nr_pages))
         return -EINVAL;
     if (!mem_cgroup_is_root(memcg) && bm_stock_trylock(sys, cpu)) {
-        bool done = bm_uncharge_stock_locked(sys, cpu, memcg, (unsigned long)nr_pages);
+        bool done = bm_uncharge_stock_fast_locked(sys, cpu, memcg, (unsigned long)nr_pages);
         bm_stock_unlock(sys, cpu);
         if (done)
             return 0;

@@ -138,6 +138,31 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
     return ret ? ret : (int64_t)out;
 }
 
+/* A charge op that the holder of its cpu's stock lock can finish as a stock
+   hit (the checks are run_op's and bm_try_charge's, in the same order of
+   outcome: anything they would reject takes the general path) */
+static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op)
+{
+    struct mem_cgroup *memcg;
+
+    if ((op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) || op->pad0 || op->pad1 || op->arg == 0 ||
+        op->arg > (uint64_t)sys->page_counter_max || op->handle < 0)
+        return false;
+    memcg = bm_memcg_lookup(sys, op->handle);
+    if (!memcg || mem_cgroup_is_root(memcg))
+        return false;
+    if (op->op == BM_OP_CHARGE)
+        return bm_charge_stock_hit_locked(sys, op->cpu, memcg, op->arg);
+    return bm_uncharge_stock_fast_locked(sys, op->cpu, memcg, op->arg);
+}
+
+/* Locks: allocator ops run under sys->lock (dropped every REPLAY_LOCK_BATCH
+   ops and before charge ops).  Perf: a run of charge ops keeps its cpu's
+   stock lock across up to REPLAY_LOCK_BATCH ops, the way kernel code keeps
+   preemption off, so a stock hit costs no atomic; an op that needs more
+   than the stock drops it first and runs the general path (which may take
+   sys->lock or every cpu's stock lock).  A stock lock is never held while
+   sys->lock is taken. */
 int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *results)
 {
     int64_t i, failed = 0;
@@ -146,12 +171,37 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
         return -EINVAL;
     bool locked = false;
     int held = 0;
+    int stock_cpu = -1, stock_held = 0;
 
     for (i = 0; i < n; i++) {
-        bool charge_op = ops[i].op == BM_OP_CHARGE || ops[i].op == BM_OP_UNCHARGE;
+        const struct bm_op *op = &ops[i];
+        bool charge_op = op->op == BM_OP_CHARGE || op->op == BM_OP_UNCHARGE;
         int64_t r;
 
-        if (locked && (charge_op || held == REPLAY_LOCK_BATCH)) {
+        if (locked && charge_op) {
+            pthread_mutex_unlock(&sys->lock);
+            locked = false;
+        }
+        if (charge_op && bm_cpu_valid(sys, op->cpu)) {
+            if (stock_cpu != op->cpu || stock_held == REPLAY_LOCK_BATCH) {
+                if (stock_cpu >= 0)
+                    bm_stock_unlock(sys, stock_cpu);
+                stock_cpu = bm_stock_trylock(sys, op->cpu) ? op->cpu : -1;
+                stock_held = 0;
+            }
+            if (stock_cpu >= 0) {
+                stock_held++;
+                if (charge_op_hit_locked(sys, op)) {
+                    results[i] = 0;
+                    continue;
+                }
+            }
+        }
+        if (stock_cpu >= 0) {
+            bm_stock_unlock(sys, stock_cpu);
+            stock_cpu = -1;
+        }
+        if (locked && held == REPLAY_LOCK_BATCH) {
             pthread_mutex_unlock(&sys->lock);
             locked = false;
         }
@@ -166,6 +216,8 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
         if (is_err(r))
             failed++;
     }
+    if (stock_cpu >= 0)
+        bm_stock_unlock(sys, stock_cpu);
     if (locked)
         pthread_mutex_unlock(&sys->lock);
     return failed;
