@@ -234,19 +234,43 @@ class MemCgroup:
 
     def try_charge(self, nr_pages: int, gfp: int, cpu: int = 0) -> None:
         """try_charge_memcg() on ``cpu`` (uses that cpu's page stock)."""
-        if type(nr_pages) is not int or type(gfp) is not int or type(cpu) is not int \
-                or nr_pages < 0 or gfp < 0 or gfp > 0xFFFFFFFF or cpu < 0 or nr_pages > 0x7FFFFFFFFFFFFFFF:
+        # Perf: plain ints go straight to C, which checks every argument before
+        # touching anything; other types, overflow and -EINVAL take the slow
+        # path, which raises TypeError/ValueError for bad Python input.
+        # rc 1 (never returned by C) = not called yet.
+        rc = 1
+        if type(nr_pages) is int and type(gfp) is int and type(cpu) is int:
+            try:
+                rc = self._try_charge(self._sysp, self.id, nr_pages, gfp, cpu)
+            except OverflowError:
+                pass
+        if rc:
+            self._charge_slow(rc, nr_pages, gfp, cpu)
+
+    def _charge_slow(self, rc: int, nr_pages: Any, gfp: Any, cpu: Any) -> None:
+        if rc == 1 or rc == -errno.EINVAL:
             nr_pages, gfp, cpu = _slow_charge_args(nr_pages, gfp, cpu)
-        rc = self._try_charge(self._sysp, self.id, nr_pages, gfp, cpu)
+        if rc == 1:
+            rc = self._try_charge(self._sysp, self.id, nr_pages, gfp, cpu)
         if rc < 0:
             self.system._charge_failed(rc, cpu, f"bm_try_charge(memcg={self.id}, nr_pages={nr_pages}, gfp={gfp:#x}, cpu={cpu})")
 
     def uncharge(self, nr_pages: int, cpu: int = 0) -> None:
         """Uncharge pages charged with try_charge (refill_stock / page_counter_uncharge)."""
-        if type(nr_pages) is not int or type(cpu) is not int or nr_pages < 0 or cpu < 0 \
-                or nr_pages > 0x7FFFFFFFFFFFFFFF:
+        rc = 1
+        if type(nr_pages) is int and type(cpu) is int:   # fast path as in try_charge
+            try:
+                rc = self._uncharge(self._sysp, self.id, nr_pages, cpu)
+            except OverflowError:
+                pass
+        if rc:
+            self._uncharge_slow(rc, nr_pages, cpu)
+
+    def _uncharge_slow(self, rc: int, nr_pages: Any, cpu: Any) -> None:
+        if rc == 1 or rc == -errno.EINVAL:
             nr_pages, _, cpu = _slow_charge_args(nr_pages, 0, cpu)
-        rc = self._uncharge(self._sysp, self.id, nr_pages, cpu)
+        if rc == 1:
+            rc = self._uncharge(self._sysp, self.id, nr_pages, cpu)
         if rc < 0:
             check(rc, f"bm_uncharge(memcg={self.id}, nr_pages={nr_pages}, cpu={cpu})")
 
