@@ -1959,7 +1959,9 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
         return ret;
     if (check_nr(sys, nr_pages))
         return -EINVAL;
-    if (!mem_cgroup_is_root(memcg) && bm_stock_trylock(sys, cpu)) {
+    /* (above a batch the stock only forwards the pages: no lock for that) */
+    if (!mem_cgroup_is_root(memcg) && (unsigned long)nr_pages <= charge_batch(sys) &&
+        bm_stock_trylock(sys, cpu)) {
         bool done = bm_uncharge_stock_fast_locked(sys, cpu, memcg, (unsigned long)nr_pages);
         bm_stock_unlock(sys, cpu);
         if (done)

@@ -182,7 +182,8 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
             pthread_mutex_unlock(&sys->lock);
             locked = false;
         }
-        if (charge_op && bm_cpu_valid(sys, op->cpu)) {
+        /* above a batch the stock can do nothing without the general path */
+        if (charge_op && op->arg <= sys->cfg.profile.charge_batch && bm_cpu_valid(sys, op->cpu)) {
             if (stock_cpu != op->cpu || stock_held == REPLAY_LOCK_BATCH) {
                 if (stock_cpu >= 0)
                     bm_stock_unlock(sys, stock_cpu);
