@@ -619,7 +619,11 @@ class System(BpfSystemMixin):
 
     def objcg_memcg(self, objcg: int) -> MemCgroup:
         """obj_cgroup_memcg(): the memcg the objcg charges now (follows reparenting)."""
-        return self.memcg_by_id(self.objcg_info(objcg)["memcg"])
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        out = ffi.new("struct bm_objcg_info *")   # one field read, no dict of the whole struct
+        check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
+        return self.memcg_by_id(int(out.memcg))
 
     # ------------------------------------------------------------ bulk
     def replay(self, ops: np.ndarray) -> np.ndarray:

@@ -290,6 +290,41 @@ class HashMap(BpfMap):
         assert key is not None
         self._update(key, self._norm_value(value), flags)
 
+    def update_batch_fast(self, kb: bytes, vb: bytes, n: int,
+                          flags: int) -> tuple[int, BpfError | None] | None:
+        """generic_map_update_batch()'s element loop for n new, distinct keys of a plain
+        hash (BPF_ANY / BPF_NOEXIST): the same outcome as n update_elem() calls -- the
+        same allocations in the same order (BpfMemAlloc.alloc_many), insertion order,
+        and the same first error (E2BIG when full, ENOMEM when the cache runs dry) with
+        the count done before it -- without a Python call per element.  Returns None,
+        having changed nothing, for any other case (the caller then loops)."""
+        ks, vs = self.key_size, self.value_size
+        if (type(self) is not HashMap or self.percpu or self.lru or self.pcpu_ma is not None
+                or (not self.prealloc and self.ma is None) or flags & U.BPF_EXIST
+                or (flags & ~U.BPF_F_LOCK) > U.BPF_EXIST or len(kb) != ks * n or len(vb) != vs * n):
+            return None
+        keys = [kb[i:i + ks] for i in range(0, ks * n, ks)]
+        elems = self.elems
+        if len(set(keys)) != n or not elems.keys().isdisjoint(keys):
+            return None
+        values = [vb[i:i + vs] for i in range(0, vs * n, vs)]
+        done = min(n, self.max_entries - len(elems))
+        err: BpfError | None = None
+        if done < n:
+            err = BpfError(errno.E2BIG, f"htab update: map full ({self.max_entries} of "
+                                        f"max_entries {self.max_entries})")
+        if not self.prealloc:
+            assert self.ma is not None
+            objs = self.ma.alloc_many(done)
+            if len(objs) < done:
+                done = len(objs)
+                err = BpfError(errno.ENOMEM, f"htab update: bpf_mem_cache_alloc found the "
+                                             f"cache empty and refill failed (map {self.id}; "
+                                             f"memcg {self.memcg_path()})")
+            self.objs.update(zip(keys[:done], [("ma", o, None) for o in objs]))
+        elems.update(zip(keys[:done], values[:done]))
+        return done, err
+
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Program side: per-cpu maps write the current cpu's copy only."""
         if not self.percpu:

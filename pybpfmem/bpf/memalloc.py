@@ -14,6 +14,7 @@ syscall); the free_by_rcu lists are freed when deferred work runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ class BpfMemAlloc:
                     stray = addrs[done:][addrs[done:] != 0]
                     if len(stray):
                         sysm.kfree_bulk(stray)
-                c.free.extend((int(a), 0) for a in addrs[:done])
+                c.free.extend(zip(addrs[:done].tolist(), repeat(0)))   # (addr, 0) objects
             else:
                 for _ in range(n):
                     try:
@@ -144,6 +145,32 @@ class BpfMemAlloc:
         if obj is not None:
             self.live += 1
         return obj
+
+    def alloc_many(self, k: int) -> list[tuple[int, int]]:
+        """k alloc()s in a row, with the same pops and the same refills at the same
+        points (a refill follows the pop that leaves the cache below low), done a run
+        of pops at a time.  Stops at the first alloc() that finds the cache empty (a
+        refill is still tried there, as alloc() does); returns the objects got."""
+        c = self._cache()
+        g = self.owner.gfp
+        refill_gfp = g.NOWAIT | g.NOWARN | g.ACCOUNT | g.ZERO
+        out: list[tuple[int, int]] = []
+        while len(out) < k:
+            free = c.free
+            if not free:
+                if c.low > 0:
+                    self._alloc_bulk(c, c.batch, refill_gfp)
+                break
+            # pops until the one that leaves fewer than low objects (1 if already below)
+            run = min(len(free) - c.low + 1 if len(free) >= c.low else 1, k - len(out))
+            chunk = free[-run:]
+            del free[-run:]
+            chunk.reverse()               # pop() order
+            out.extend(chunk)
+            self.live += run
+            if len(free) < c.low:
+                self._alloc_bulk(c, c.batch, refill_gfp)
+        return out
 
     def free(self, obj: tuple[int, int]) -> None:
         """Mirrors bpf_mem_cache_free() -> unit_free(): back to the current cpu's cache;

@@ -374,8 +374,15 @@ def generic_map_update_batch(c: Call, m: BpfMap) -> int:
         kb = vb = None
     cp = 0
     update = m.update_elem
+    fast = getattr(m, "update_batch_fast", None)
     try:
-        if kb is not None and vb is not None:
+        # perf: a hash map can run the element loop in bulk (same outcome); None = loop here
+        res = fast(kb, vb, n, flags) if fast is not None and kb is not None and vb is not None else None
+        if res is not None:
+            cp, err = res
+            if err is not None:
+                raise err
+        elif kb is not None and vb is not None:
             for cp in range(n):
                 update(kb[cp * ks:(cp + 1) * ks] if ks else None,
                        vb[cp * vs:(cp + 1) * vs], flags)

@@ -321,9 +321,11 @@ class BpfTaskMixin(KObjectTaskMixin):
             if size == 0 or len(items) % size:
                 raise ValueError(f"{what} blob length must be a multiple of {size}")
             return bytes(items), len(items) // size
-        for it in items:
-            if not isinstance(it, (bytes, bytearray)) or len(it) != size:
-                raise ValueError(f"each of {what} must be bytes of length {size}")
+        # perf: the common case checked by map() in C; anything else item by item
+        if not (set(map(type, items)) <= {bytes, bytearray} and set(map(len, items)) <= {size}):
+            for it in items:
+                if not isinstance(it, (bytes, bytearray)) or len(it) != size:
+                    raise ValueError(f"each of {what} must be bytes of length {size}")
         return b"".join(items), len(items)
 
     def bpf_map_update_batch(self, fd: int, keys: Sequence[bytes] | bytes,
