@@ -768,8 +768,11 @@ static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg
         long usage = atomic_load(&memcg->memory.usage);
         long high = atomic_load(&memcg->memory.high);
         if (usage > high) {
-            uint64_t over = (uint64_t)(usage - high) << MEMCG_DELAY_PRECISION_SHIFT;
-            uint64_t ov = over / (uint64_t)(high > 1 ? high : 1);
+            /* calculate_overage(): high counts as at least one page, for the
+               difference as well as the division */
+            long h = high > 1 ? high : 1;
+            uint64_t over = (uint64_t)(usage - h) << MEMCG_DELAY_PRECISION_SHIFT;
+            uint64_t ov = over / (uint64_t)h;
             if (ov > max_overage)
                 max_overage = ov;
         }
