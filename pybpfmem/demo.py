@@ -114,7 +114,7 @@ def act_shared_budget(profile: str, timeline: Timeline) -> dict[str, Any]:
     return {
         "rows": rows,
         "memory.current": {"agent-a": _current(a), "agent-b": _current(b)},
-        "locked_vm_uid0": system.locked_vm(0) if hasattr(system, "locked_vm") else None,
+        "locked_vm_uid0": system.locked_vm(0),
     }
 
 
@@ -147,7 +147,7 @@ def act_estimate_vs_real(profile: str) -> list[dict[str, Any]]:
         if fd is not None:
             row["memlock"] = int(task.fdinfo(fd)["memlock"])
             row["charged"] = _current(cg) - before
-            row["locked_vm_bytes"] = system.locked_vm(0) * system.page_size if hasattr(system, "locked_vm") else None
+            row["locked_vm_bytes"] = system.locked_vm(0) * system.page_size
         out.append(row)
     return out
 
@@ -161,7 +161,7 @@ def act_half_way_failure(profile: str) -> dict[str, Any]:
     task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, 1 << 40, 1 << 40)
     _settle(system)
     before = _current(cg)
-    locked_before = system.locked_vm(0) if hasattr(system, "locked_vm") else None
+    locked_before = system.locked_vm(0)
     # buckets (64 KiB) fit, the 2 MiB element area does not
     with task.running(cpu=0):
         _, err = _errno_of(lambda: task.bpf_map_create(uapi.BPF_MAP_TYPE_HASH, 4, 1024, 2000))
@@ -171,7 +171,7 @@ def act_half_way_failure(profile: str) -> dict[str, Any]:
         "memory.current before": before,
         "memory.current after": _current(cg),
         "locked_vm before": locked_before,
-        "locked_vm after": system.locked_vm(0) if hasattr(system, "locked_vm") else None,
+        "locked_vm after": system.locked_vm(0),
         "events": cg.events(),
     }
 
@@ -199,7 +199,7 @@ def act_remote_charging(profile: str, timeline: Timeline) -> dict[str, Any]:
         rows.append({"updates from": label, "owner charged": _current(owner_cg) - o0, "other charged": _current(other_cg) - x0})
         timeline.record(system, label)
 
-    other_fd = owner.send_fd(other, fd) if hasattr(owner, "send_fd") else None
+    other_fd = owner.dup_fd_to(other, fd)
 
     def from_other() -> None:
         with other.running(cpu=1):
@@ -211,8 +211,7 @@ def act_remote_charging(profile: str, timeline: Timeline) -> dict[str, Any]:
             for i in range(2000, 4000):
                 system.helper_map_update_elem(map_id, i.to_bytes(4, "little"), bytes(64))
 
-    if other_fd is not None:
-        measure("task in /other (syscall)", from_other)
+    measure("task in /other (syscall)", from_other)
     measure("interrupt on cpu 1 (helper)", from_irq)
     return {"rows": rows}
 
@@ -238,7 +237,7 @@ def act_pinned_dying(profile: str, timeline: Timeline) -> dict[str, Any]:
     _settle(system)
     timeline.record(system, "rmdir /svc/job")
     states.append({"step": "rmdir /svc/job", "svc": _current(svc), "job": None, "dying": system.dying_cgroups})
-    system.bpf_obj_unpin("/sys/fs/bpf/job_state") if hasattr(system, "bpf_obj_unpin") else None
+    system.bpffs_unlink("/sys/fs/bpf/job_state")
     _settle(system)
     timeline.record(system, "unpin")
     states.append({"step": "unpinned (map freed)", "svc": _current(svc), "job": None, "dying": system.dying_cgroups})
