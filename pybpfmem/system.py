@@ -633,7 +633,7 @@ class System(BpfSystemMixin):
             raise TypeError("replay: ops must be a 1-D numpy array of dtype pybpfmem.system.OP_DTYPE")
         ops = np.ascontiguousarray(ops)
         n = len(ops)
-        results = np.zeros(n, dtype=np.int64)
+        results = np.empty(n, dtype=np.int64)   # bm_replay writes every slot
         if n == 0:
             return results
         rc = lib.bm_replay(self._sys, ffi.cast("const struct bm_op *", ffi.from_buffer(ops)), n,
