@@ -20,7 +20,7 @@ import pytest
 from pybpfmem.reference.differential import MACHINES
 from pybpfmem.reference.fuzzing import StepStats, machine_settings, run_machine, summary_for
 
-EXAMPLES = int(os.environ.get("PYBPFMEM_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("PYBPFMEM_FUZZ_EXAMPLES", "400"))
 STEPS = int(os.environ.get("PYBPFMEM_FUZZ_STEPS", "50"))
 SHRINK_SECONDS = float(os.environ.get("PYBPFMEM_FUZZ_SHRINK_SECONDS", "20"))
 

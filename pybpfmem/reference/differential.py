@@ -118,7 +118,12 @@ class DiffBase(RuleBasedStateMachine):
             cg = pair[side]
             if not (cg.online or cg.dying):
                 continue
-            out.append((cg.path, cg.usage_pages, cg.events_local(), cg.stat()))
+            if side == 0:     # the keys the reference models (reclaim moves LRU stats)
+                keys = pair[1].stat()
+                stat = {k: v for k, v in cg.stat().items() if k in keys}
+            else:
+                stat = self.ref_stat_flushed(cg)
+            out.append((cg.path, cg.usage_pages, cg.events_local(), stat))
         return out
 
     # ---------------------------------------------------------------- rules
@@ -192,7 +197,7 @@ class DiffBase(RuleBasedStateMachine):
         i = live[idx % len(live)]
         r, f = self.cgs[i]
         g = gfp_of(self.ref, gfp, False)
-        before = self.snapshot(1)
+        before = (self.snapshot(0), self.snapshot(1))
         ok, _ = self.both(lambda: (r.try_charge(nr, g, cpu=cpu), 1)[1],
                           lambda: (f.try_charge(nr, g, cpu=cpu), 1)[1])
         if ok:
@@ -253,7 +258,12 @@ class DiffBase(RuleBasedStateMachine):
     def alloc(self, kind: str, size: int, gfp: str, account: bool, reclaimable: bool, ctx: str,
               task: int, cpu: int, active: int) -> None:
         g = gfp_of(self.ref, gfp, account) | (G_RECLAIMABLE if reclaimable else 0)
-        before = self.snapshot(1)
+        if kind == "kvmalloc" and size > PS and not self.ref.profile.kvmalloc_gfp_kernel_only:
+            # the core keeps the v5.11 kvmalloc rules on every profile; current kernels
+            # (kmalloc_gfp_adjust()) differ above PAGE_SIZE: a known divergence, see
+            # tests/test_fuzz_regressions.py::test_kvmalloc_current_gfp_adjust
+            kind = "kmalloc"
+        before = (self.snapshot(0), self.snapshot(1))
         cr, cf = self.ctx(ctx, task, cpu, active)
 
         def call(sysx: Any, cm: Any) -> Any:
@@ -322,15 +332,37 @@ class DiffBase(RuleBasedStateMachine):
         _, mf = self.ref.obj_cgroup_of(af)
         assert (mr and mr.path) == (mf and mf.path), f"owner of {kind}: {mr} vs {mf}"
 
-    def check_failed_changed_nothing(self, before: list[Any]) -> None:
-        """A failed operation changes no event-free counter upwards and no statistic
-        (stock drains on the failure path may lower usage)."""
-        after = self.snapshot(1)
-        for (p0, u0, _e0, s0), (p1, u1, _e1, s1) in zip(before, after):
-            # reclaim on the failure path legitimately frees file pages
-            s0 = {k: v for k, v in s0.items() if k != "file"}
-            s1 = {k: v for k, v in s1.items() if k != "file"}
-            assert p0 == p1 and u1 <= u0 and s0 == s1, f"failed op changed {p0}: {u0}->{u1}"
+    def check_failed_changed_nothing(self, before: tuple[list[Any], list[Any]]) -> None:
+        """Invariant 4 on both sides: a failed operation raises no usage and changes no
+        statistic, except what the failure path itself may do: stock drains lower usage
+        and give back kernel pages (`kernel`), reclaim frees file pages (`file`)."""
+        for side in (0, 1):
+            after = self.snapshot(side)
+            for (p0, u0, _e0, s0), (p1, u1, _e1, s1) in zip(before[side], after):
+                assert p0 == p1 and u1 <= u0, \
+                    f"failed op raised usage of {p0} ({('core', 'reference')[side]}): {u0}->{u1}"
+                assert s1.get("kernel", 0) <= s0.get("kernel", 0), f"failed op raised kernel in {p0}"
+                keep = set(s0) & set(s1) - {"file", "kernel"}
+                d0 = {k: s0[k] for k in keep}
+                d1 = {k: s1[k] for k in keep}
+                assert d0 == d1, f"failed op changed {p0} ({('core', 'reference')[side]}): {d0} -> {d1}"
+
+    def orig_objcg_parked(self, f: Any) -> int:
+        """Pages the reference still parks, in ``f``'s subtree, in killed objcgs held only by
+        their dying memcg's orig_objcg reference (6.x: __mem_cgroup_free() drops it).  The
+        C core has no orig_objcg reference and releases such an objcg at rmdir, giving the
+        pages back then (a known divergence, see tests/test_fuzz_regressions.py::
+        test_orig_objcg_pins_reparented_objcg).  Frozen until the memcg is freed: no object
+        and no stock refers to the objcg any more, so the adjusted view is exact."""
+        if not self.ref.profile.objcg_pinned_by_orig_memcg:
+            return 0
+        pages = 0
+        for m in self.ref.memcgs.values():
+            o = m.orig_objcg
+            if (o is not None and o.killed and not o.released and o.refcnt == 1
+                    and o.memcg.is_descendant(f._st)):
+                pages += o.nr_charged_bytes // PS
+        return pages
 
     def ref_stat_flushed(self, f: Any) -> dict[str, int]:
         """The reference's memory.stat of ``f`` with the slab bytes the object stocks cache
@@ -338,13 +370,27 @@ class DiffBase(RuleBasedStateMachine):
         model that cache and applies slab statistics at once (a known divergence, see
         tests/test_fuzz_regressions.py::test_slab_stat_cached_in_obj_stock)."""
         out = f.stat()
+        if "kernel" in out:
+            out["kernel"] -= self.orig_objcg_parked(f) * PS
+        if not f.online and self.ref.profile.obj_stock_current:
+            # bytes still cached when the objcg was reparented land in the parent in the
+            # kernel, in the (now dying) memcg in the core: not comparable in a dying memcg
+            for key in ("slab_reclaimable", "slab_unreclaimable", "slab"):
+                out.pop(key, None)
         for stock in self.ref.obj_stock:
             o = stock.cached
-            if o is None or not o.memcg.is_descendant(f._st):
+            if o is None or not any(stock.slab_b.values()):
                 continue
-            for key, val in stock.slab_b.items():
-                out[key] += val
-                out["slab"] += val
+            if o.killed:
+                # reparented since the charge: the kernel flushes to the new memcg, the core
+                # applied the bytes to the old one; slab stats are not comparable until a drain
+                for key in ("slab_reclaimable", "slab_unreclaimable", "slab"):
+                    out.pop(key, None)
+                return out
+            if o.memcg.is_descendant(f._st):
+                for key, val in stock.slab_b.items():
+                    out[key] += val
+                    out["slab"] += val
         return out
 
     @invariant()
@@ -356,8 +402,18 @@ class DiffBase(RuleBasedStateMachine):
             if not (f.online or f.dying):
                 continue
             where = f.path
-            assert r.usage_pages == f.usage_pages, \
-                f"{where}: usage real {r.usage_pages} vs reference {f.usage_pages}"
+            ref_usage = f.usage_pages
+            if f.parent is not None:
+                ref_usage -= self.orig_objcg_parked(f)
+            else:
+                # v5.x __memcg_kmem_uncharge() -> refill_stock(root) parks root's pages in a
+                # page stock until a drain; the core uncharges root at once (a known
+                # divergence of an internal counter: cgroupfs never shows root's page
+                # counter; tests/test_fuzz_regressions.py::test_root_kmem_uncharge_via_stock)
+                ref_usage -= sum(n for ps in self.ref.page_stock
+                                 for m, n in zip(ps.cached, ps.nr_pages) if m is f._st)
+            assert r.usage_pages == ref_usage, \
+                f"{where}: usage real {r.usage_pages} vs reference {ref_usage}"
             fs = self.ref_stat_flushed(f)
             rs = {k: v for k, v in r.stat().items() if k in fs}
             assert rs == fs, f"{where}: stat real {rs} vs reference {fs}"
