@@ -105,9 +105,10 @@ class RunResult:
 
 def replay_script(cls: type, report: str) -> str:
     """Turn hypothesis's 'Falsifying example' printout into a standalone script."""
+    checks = tuple(f"state.{n}()" for n in dir(cls)
+                   if getattr(getattr(cls, n, None), "hypothesis_stateful_invariant", None))
     lines = [ln.strip() for ln in report.splitlines()]
-    body = [ln for ln in lines if ln.startswith("state") and
-            not ln.startswith(("state.invariants()", "state.same_state()"))]
+    body = [ln for ln in lines if ln.startswith("state") and ln not in checks]
     if not body:
         return report
     return "\n".join([f"from {cls.__module__} import {cls.__name__}"] + body)
