@@ -157,3 +157,42 @@ def test_replay_stock_path_matches_single_calls(profile: str) -> None:
     s1.check()
     s2.check()
     assert a1.read("memory.current") == a2.read("memory.current")
+
+
+def test_ledger_shares_across_cpus_under_threads() -> None:
+    # one thread charges on cpu 0 (the pages' ledger lands in cpu 0's stock slot),
+    # another uncharges them on cpu 1 (which must collect cpu 0's share, racing with
+    # its hits): every page is uncharged exactly once, -EINVAL only while cpu 0 has
+    # not charged it yet, and everything is back to zero at the end
+    import threading
+
+    s = pybpfmem.System(nr_cpus=2, profile="6.18", cgroup="v2", ram="1G")
+    a = s.root.mkdir("a")
+    n = 20_000
+    done = []
+
+    def charger() -> None:
+        for _ in range(n):
+            a.try_charge(1, pybpfmem.GFP_KERNEL, cpu=0)
+
+    def uncharger() -> None:
+        got = 0
+        while got < n:
+            try:
+                a.uncharge(1, cpu=1)
+                got += 1
+            except OSError as e:
+                assert e.errno == errno.EINVAL
+        done.append(got)
+
+    threads = [threading.Thread(target=charger), threading.Thread(target=uncharger)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert done == [n]
+    with pytest.raises(OSError):      # nothing left to uncharge anywhere
+        a.uncharge(1, cpu=0)
+    s.drain_all_stock()
+    assert a.usage_pages == 0
+    s.check()
