@@ -51,5 +51,11 @@ test-tsan: $(STAMP)
 	flock build/.lock $(VENV)/bin/cmake --build build/tsan -j $(JOBS) --target stress_threads
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/stress_threads
 
+# Coverage-guided drivers (atheris when installed, else a random-bytes loop), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: ext
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_core.py
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_bpf.py
+
 clean:
 	rm -rf build pybpfmem/_core*.so
