@@ -187,3 +187,16 @@ def test_orig_objcg_pins_reparented_objcg() -> None:
     c2.uncharge(1)
     s.drain_all_stock()
     assert s.root.stat()["kernel"] == 0
+
+
+def test_bpf_map_create_refuses_bools() -> None:
+    """tests/test_bad_input.py battery: bpf_map_create(True, 4, 4, 1) created a HASH map
+    (bool is an int subclass); a bool is a wrong type for every u32 field."""
+    s = pybpfmem.System(profile="6.18")
+    t = s.spawn()
+    for i in range(4):
+        args: list = [1, 4, 4, 1]
+        args[i] = True
+        with pytest.raises(TypeError):
+            t.bpf_map_create(*args)
+    assert t.fds() == []

@@ -200,7 +200,9 @@ class BpfTaskMixin(KObjectTaskMixin):
         for n, v in (("map_type", map_type), ("key_size", key_size),
                      ("value_size", value_size), ("max_entries", max_entries),
                      ("map_flags", map_flags)):
-            if not isinstance(v, int) or not 0 <= v <= U.U32_MAX:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{n} must be an int, got {type(v).__name__}")
+            if not 0 <= v <= U.U32_MAX:
                 raise ValueError(f"{n} must be a u32, got {v!r}")
         name = map_name.encode() if isinstance(map_name, str) else bytes(map_name)
         if len(name) >= U.BPF_OBJ_NAME_LEN:
