@@ -7,8 +7,8 @@ and from interrupt context (the bpf_map_update_elem() helper: charged to map->me
 in 5.11+), batches, close, pin/unpin, BPF_OBJ_GET, stock drains.
 
 After every step: system.check(), no negative counter or statistic, and a failed
-operation changes nothing but what its failure path may (stock drains lower usage
-and give back kernel pages; max/oom events).  Teardown: every task exits (closing
+operation, once the stocks are drained, leaves no usage or statistic above where it
+was (max/oom events may rise).  Teardown: every task exits (closing
 its fds), every pin is unlinked, deferred frees run, every stock is drained; then
 every statistic of every cgroup is 0, every non-root cgroup's usage is at most the
 pages parked in objcg->nr_charged_bytes (memcg.md §10.1 item 13), and every user's
@@ -87,6 +87,10 @@ class BpfMachine(RuleBasedStateMachine):
         try:
             return fn()
         except OSError:
+            # a multi-step failure path may leave what it freed in the per-cpu stocks
+            # (charged pages and object bytes, counted in usage): drain them, then
+            # nothing may be above where it was before the operation
+            self.sys.drain_all_stock()
             after = self.snapshot()
             for (p0, u0, s0), (p1, u1, s1) in zip(before, after):
                 assert p0 == p1
@@ -258,6 +262,7 @@ class BpfMachine(RuleBasedStateMachine):
         it = self.pick_map(m)
         if it is not None:
             self.attempt(lambda: it[0].close(it[1]))
+            self.maps.remove(it)       # the fd number may be reused by the next map
 
     @rule(m=st.integers(0, 16), name=st.integers(0, 3))
     @counted
