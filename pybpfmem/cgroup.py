@@ -204,6 +204,11 @@ class MemCgroup:
         check(lib.bm_memcg_offline(self.system._sys, self.id), f"bm_memcg_offline({self.id})")
         self._removed = True
         del self.parent._children[self.name]
+        # bpf_cgrp_storage_free(): the kernel frees a cgroup's local storage when the
+        # cgroup itself is released; the model does it at rmdir (a simplification)
+        from .bpf.bpf_local_storage import owner_destroyed
+
+        owner_destroyed(self.system, self)
 
     # ------------------------------------------------------------ tasks
     def tasks(self) -> list[Task]:

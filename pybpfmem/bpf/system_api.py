@@ -250,10 +250,82 @@ class BpfSystemMixin(KObjectSystemMixin):
         except BpfError as e:
             return -e.errno
 
-    def helper_map_peek_elem(self, map_id: int) -> bytes | int:
+    def helper_map_peek_elem(self, map_id: int, value: bytes | None = None) -> bytes | int:
+        """bpf_map_peek_elem(): queue/stack head; for a bloom filter, ``value`` is
+        tested for membership (0 or -ENOENT)."""
         m = self._helper_map(map_id)
         try:
+            if value is not None:
+                m.peek_elem(value)
+                return 0
             return m.lookup_elem(None)
+        except BpfError as e:
+            return -e.errno
+
+    def _ringbuf(self, map_id: int) -> Any:
+        m = self._helper_map(map_id)
+        if not hasattr(m, "reserve"):
+            raise OSError(errno.EINVAL, f"map {map_id} is not a ring buffer (the verifier "
+                                        "refuses ringbuf helpers on other maps)")
+        return m
+
+    def helper_ringbuf_reserve(self, map_id: int, size: int, flags: int = 0) -> int | None:
+        """bpf_ringbuf_reserve(): a record handle, or None (NULL) when it does not fit."""
+        return self._ringbuf(map_id).reserve(size, flags)
+
+    def helper_ringbuf_submit(self, map_id: int, rec: int, flags: int = 0) -> None:
+        """bpf_ringbuf_submit() of a reserved record."""
+        self._ringbuf(map_id).submit(rec, flags)
+
+    def helper_ringbuf_discard(self, map_id: int, rec: int, flags: int = 0) -> None:
+        """bpf_ringbuf_discard() of a reserved record."""
+        self._ringbuf(map_id).discard(rec, flags)
+
+    def helper_ringbuf_output(self, map_id: int, data: bytes, flags: int = 0) -> int:
+        """bpf_ringbuf_output(): 0 or -errno (-EAGAIN when full)."""
+        try:
+            self._ringbuf(map_id).output(data, flags)
+        except BpfError as e:
+            return -e.errno
+        return 0
+
+    def _storage_get(self, map_id: int, kind: str, owner: Any, value: bytes | None,
+                     flags: int) -> bytes | None:
+        m = self._helper_map(map_id)
+        getter = getattr(m, f"helper_{kind}_storage_get", None)
+        if getter is None:
+            raise OSError(errno.EINVAL, f"map {map_id} is not a {kind} storage map (the "
+                                        "verifier refuses the helper)")
+        return getter(owner, value, flags)
+
+    def helper_sk_storage_get(self, map_id: int, sk: Any, value: bytes | None = None,
+                              flags: int = 0) -> bytes | None:
+        """bpf_sk_storage_get(map, sk, value, flags): ``sk`` is a socket object
+        (``kobjects.fd_object(task, fd)``); BPF_LOCAL_STORAGE_GET_F_CREATE (1) creates."""
+        return self._storage_get(map_id, "sk", sk, value, flags)
+
+    def helper_task_storage_get(self, map_id: int, task: Any, value: bytes | None = None,
+                                flags: int = 0) -> bytes | None:
+        """bpf_task_storage_get(map, task, value, flags)."""
+        return self._storage_get(map_id, "task", task, value, flags)
+
+    def helper_inode_storage_get(self, map_id: int, inode: Any, value: bytes | None = None,
+                                 flags: int = 0) -> bytes | None:
+        """bpf_inode_storage_get(map, inode, value, flags)."""
+        return self._storage_get(map_id, "inode", inode, value, flags)
+
+    def helper_cgrp_storage_get(self, map_id: int, cgroup: Any, value: bytes | None = None,
+                                flags: int = 0) -> bytes | None:
+        """bpf_cgrp_storage_get(map, cgroup, value, flags): ``cgroup`` is a MemCgroup."""
+        return self._storage_get(map_id, "cgrp", cgroup, value, flags)
+
+    def helper_get_stackid(self, map_id: int, frames: bytes, flags: int = 0) -> int:
+        """bpf_get_stackid() into a STACK_TRACE map: the stack id or -errno."""
+        m = self._helper_map(map_id)
+        if not hasattr(m, "get_stackid"):
+            raise OSError(errno.EINVAL, f"map {map_id} is not a stack trace map")
+        try:
+            return m.get_stackid(frames, flags)
         except BpfError as e:
             return -e.errno
 

@@ -133,11 +133,15 @@ class BpfTaskMixin(KObjectTaskMixin):
             self._settle()
 
     def bpf_task_exit(self) -> None:
-        """Close every fd (exit_files()); the mm layer calls this from Task.exit()."""
+        """Close every fd (exit_files()) and free the task's local storage
+        (bpf_task_storage_free() from free_task()); called from Task.exit()."""
+        from .bpf_local_storage import owner_destroyed
+
         st = self.system.bpf_state
         for fd in list(self.bpf_task.fds.files):
             f = self.bpf_task.fds.files.pop(fd)
             obj_put(st, f.obj)
+        owner_destroyed(self.system, self)
         self._settle()
 
     def dup_fd_to(self, other: "BpfTaskMixin", fd: int) -> int:
