@@ -86,7 +86,9 @@ class BpfMachine(RuleBasedStateMachine):
         before = self.snapshot()
         try:
             return fn()
-        except OSError:
+        except OSError as e:
+            if getattr(e, "count", None):
+                return None       # a batch that stopped part-way: its first count elements stay
             # a multi-step failure path may leave what it freed in the per-cpu stocks
             # (charged pages and object bytes, counted in usage): drain them, then
             # nothing may be above where it was before the operation
