@@ -209,6 +209,7 @@ class MemCgroup:
         from .bpf.bpf_local_storage import owner_destroyed
 
         owner_destroyed(self.system, self)
+        self.system.bpf_cgroup_release(self)
 
     # ------------------------------------------------------------ tasks
     def tasks(self) -> list[Task]:

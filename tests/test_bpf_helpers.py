@@ -96,3 +96,63 @@ def test_bloom_peek_membership():
         assert s.helper_map_peek_elem(mid, b"12345678") == -errno.ENOENT
         assert s.helper_map_push_elem(mid, b"12345678") == 0
         assert s.helper_map_peek_elem(mid, b"12345678") == 0
+
+
+def _storage_prog(t, storage_fd):
+    return t.bpf_prog_load(U.BPF_PROG_TYPE_CGROUP_SKB, 4, maps=[storage_fd])
+
+
+@pytest.mark.parametrize("profile", ["5.11", "6.18"])
+def test_cgroup_prog_attach_allocates_storage_and_detach_frees_it(profile):
+    s, a, t = setup(profile)
+    b = s.root.mkdir("b")
+    with t.running(cpu=0):
+        st_fd = t.bpf_map_create(U.BPF_MAP_TYPE_CGROUP_STORAGE, 16, 64, 0)
+        prog = _storage_prog(t, st_fd)
+        cg_fd = t.open_cgroup(b)
+        m = s.bpf_maps()[0]
+        before = m["charged"]
+        t.bpf_prog_attach(prog, cg_fd, U.BPF_CGROUP_INET_INGRESS)
+    # one bpf_cgroup_storage + a shared buffer (bpf_storage_buffer + 64 bytes)
+    after = s.bpf_maps()[0]["charged"]
+    assert after["slab"] > before["slab"]
+    # attaching the same program twice to the same point is EEXIST; a second
+    # program without BPF_F_ALLOW_MULTI is EPERM; with it, the instance is shared
+    with t.running(cpu=0):
+        with pytest.raises(OSError) as ei:
+            t.bpf_prog_attach(prog, cg_fd, U.BPF_CGROUP_INET_INGRESS)
+        assert ei.value.errno == errno.EEXIST
+        prog2 = _storage_prog(t, st_fd)
+        with pytest.raises(OSError) as ei:
+            t.bpf_prog_attach(prog2, cg_fd, U.BPF_CGROUP_INET_INGRESS)
+        assert ei.value.errno == errno.EPERM
+        t.bpf_prog_attach(prog2, cg_fd, U.BPF_CGROUP_INET_INGRESS, U.BPF_F_ALLOW_MULTI)
+    assert s.bpf_maps()[0]["charged"] == after
+    # the key of a CGROUP_STORAGE element: u64 cgroup id + u32 attach type (+ pad)
+    key = b.id.to_bytes(8, "little") + U.BPF_CGROUP_INET_INGRESS.to_bytes(4, "little") + bytes(4)
+    assert t.bpf_map_lookup_elem(st_fd, key) == bytes(64)
+    with t.running(cpu=0):
+        t.bpf_prog_detach(cg_fd, U.BPF_CGROUP_INET_INGRESS, prog)
+        assert s.bpf_maps()[0]["charged"] == after          # prog2 still uses it
+        t.bpf_prog_detach(cg_fd, U.BPF_CGROUP_INET_INGRESS, prog2)
+        assert s.bpf_maps()[0]["charged"] == before
+        with pytest.raises(OSError) as ei:
+            t.bpf_prog_detach(cg_fd, U.BPF_CGROUP_INET_INGRESS, prog2)
+        assert ei.value.errno == errno.ENOENT
+
+
+def test_rmdir_detaches_cgroup_programs():
+    s, a, t = setup("6.18")
+    b = s.root.mkdir("b")
+    with t.running(cpu=0):
+        st_fd = t.bpf_map_create(U.BPF_MAP_TYPE_CGROUP_STORAGE, 16, 64, 0)
+        prog = _storage_prog(t, st_fd)
+        cg_fd = t.open_cgroup(b)
+        before = s.bpf_maps()[0]["charged"]
+        t.bpf_prog_attach(prog, cg_fd, U.BPF_CGROUP_INET_EGRESS)
+        t.close(cg_fd)
+    b.rmdir()
+    assert s.bpf_maps()[0]["charged"] == before
+    with pytest.raises(OSError) as ei:
+        t.bpf_prog_attach(prog, st_fd, U.BPF_CGROUP_INET_EGRESS)   # not a cgroup fd
+    assert ei.value.errno == errno.EBADF

@@ -36,6 +36,8 @@ class BpfState:
     jit_current: int = 0
     live_maps: dict[int, BpfMap] = field(default_factory=dict)   # python id -> map, until freed
     live_progs: dict[int, Any] = field(default_factory=dict)
+    # cgroup attachments: (cgroup id, attach type) -> attached programs
+    cgroup_progs: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
 
     def queue_work(self, fn: Callable[[], None]) -> None:
         self.pending.append(fn)
@@ -210,6 +212,17 @@ class BpfSystemMixin(KObjectSystemMixin):
             raise OSError(errno.EINVAL, "no current context: run helpers inside "
                                         "task.running() or system.in_interrupt()")
         return self.bpf_map_by_id(map_id)
+
+    def bpf_cgroup_release(self, cgroup: Any) -> None:
+        """cgroup_bpf_release(): programs attached to a removed cgroup are detached
+        (with their cgroup-storage instances).  The model does it at rmdir."""
+        from .task_api import cgroup_detach
+
+        st = self.bpf_state
+        for (cid, atype) in [k for k in st.cgroup_progs if k[0] == cgroup.id]:
+            for prog in list(st.cgroup_progs.get((cid, atype), [])):
+                cgroup_detach(st, cgroup, atype, prog)
+        st.run_deferred() if st.settle else None
 
     def helper_map_lookup_elem(self, map_id: int, key: bytes | None) -> bytes | None:
         """bpf_map_lookup_elem() helper: the value or None (NULL)."""

@@ -463,6 +463,74 @@ class BpfTaskMixin(KObjectTaskMixin):
                 um.free(ip)
             um.free(lp)
 
+    # ---- cgroup programs (cgroup_bpf_attach / cgroup_bpf_detach)
+    def _cgroup_of_fd(self, fd: int) -> Any:
+        from .kobjects import CgroupFile
+
+        obj = self.bpf_task.fds.get(fd).obj
+        if not isinstance(obj, CgroupFile):
+            raise BpfError(errno.EBADF, f"cgroup_get_from_fd: fd {fd} is not a cgroup directory")
+        return obj.cgroup
+
+    def bpf_prog_attach(self, prog_fd: int, target_fd: int, attach_type: int,
+                        flags: int = 0) -> None:
+        """BPF_PROG_ATTACH of a program to the cgroup open at ``target_fd``
+        (``task.open_cgroup(cg)``).  Mirrors cgroup_bpf_attach(): the program is
+        linked (it takes a reference), and every cgroup-storage map it uses gets
+        its (cgroup, attach type) instance, allocated by this task
+        (bpf_cgroup_storages_alloc(); 5.10: charged to the map's user's
+        locked_vm).  A failure leaves nothing allocated."""
+        from .core import BpfProg
+        from .local_storage import CgroupStorageMap
+
+        st = self.system.bpf_state
+        if flags & ~(U.BPF_F_ALLOW_OVERRIDE | U.BPF_F_ALLOW_MULTI):
+            raise BpfError(errno.EINVAL, f"BPF_PROG_ATTACH: unknown attach flags {flags:#x}")
+        prog = self.bpf_task.fds.get(prog_fd).obj
+        if not isinstance(prog, BpfProg):
+            raise BpfError(errno.EINVAL, f"BPF_PROG_ATTACH: fd {prog_fd} is not a program")
+        cg = self._cgroup_of_fd(target_fd)
+        attached = st.cgroup_progs.setdefault((cg.id, attach_type), [])
+        if prog in attached:
+            raise BpfError(errno.EEXIST, "BPF_PROG_ATTACH: the program is already attached "
+                                         "to this cgroup and attach type")
+        if attached and not flags & U.BPF_F_ALLOW_MULTI:
+            raise BpfError(errno.EPERM, "BPF_PROG_ATTACH: a program is already attached and "
+                                        "BPF_F_ALLOW_MULTI was not given")
+        made = []
+        with self._in_syscall():
+            try:
+                for m in prog.used_maps:
+                    if isinstance(m, CgroupStorageMap) and (cg.id, attach_type) not in m._storages:
+                        m.attach_storage(cg, attach_type, task=self)
+                        made.append(m)
+            except BaseException:
+                for m in made:
+                    m.detach_storage(cg, attach_type)
+                if not attached:
+                    del st.cgroup_progs[(cg.id, attach_type)]
+                raise
+        obj_get(prog)
+        attached.append(prog)
+
+    def bpf_prog_detach(self, target_fd: int, attach_type: int, prog_fd: int | None = None) -> None:
+        """BPF_PROG_DETACH (cgroup_bpf_detach): drops the program's link and frees
+        the storage instances no other attached program at that point uses."""
+        st = self.system.bpf_state
+        cg = self._cgroup_of_fd(target_fd)
+        attached = st.cgroup_progs.get((cg.id, attach_type), [])
+        if prog_fd is None:
+            if len(attached) != 1:
+                raise BpfError(errno.ENOENT if not attached else errno.EINVAL,
+                               "BPF_PROG_DETACH: name the program (several or none attached)")
+            prog = attached[0]
+        else:
+            prog = self.bpf_task.fds.get(prog_fd).obj
+            if prog not in attached:
+                raise BpfError(errno.ENOENT, "BPF_PROG_DETACH: the program is not attached there")
+        cgroup_detach(st, cg, attach_type, prog)
+        self._settle()
+
     # ---- fdinfo
     def fdinfo(self, fd: int) -> dict[str, str]:
         """/proc/<pid>/fdinfo/<fd> for a bpf fd (bpf_map_show_fdinfo /
@@ -488,3 +556,20 @@ class BpfTaskMixin(KObjectTaskMixin):
             return out
         out.update(obj.fdinfo(st))
         return out
+
+
+def cgroup_detach(st: Any, cg: Any, attach_type: int, prog: Any) -> None:
+    """Unlink ``prog`` from (cg, attach_type); free the cgroup-storage instances of
+    its maps that no remaining program there uses (bpf_cgroup_storages_free())."""
+    from .local_storage import CgroupStorageMap
+
+    key = (cg.id, attach_type)
+    attached = st.cgroup_progs[key]
+    attached.remove(prog)
+    still = {id(m) for p in attached for m in p.used_maps}
+    for m in prog.used_maps:
+        if isinstance(m, CgroupStorageMap) and id(m) not in still and key in m._storages:
+            m.detach_storage(cg, attach_type)
+    if not attached:
+        del st.cgroup_progs[key]
+    obj_put(st, prog)

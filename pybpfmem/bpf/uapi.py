@@ -51,6 +51,17 @@ BPF_LINK_DETACH = 34
 BPF_PROG_BIND_MAP = 35
 BPF_TOKEN_CREATE = 36
 
+# --- enum bpf_attach_type (the cgroup ones the model attaches) -------------
+BPF_CGROUP_INET_INGRESS = 0
+BPF_CGROUP_INET_EGRESS = 1
+BPF_CGROUP_INET_SOCK_CREATE = 2
+BPF_CGROUP_SOCK_OPS = 3
+BPF_CGROUP_DEVICE = 6
+BPF_CGROUP_SYSCTL = 18
+# attach flags
+BPF_F_ALLOW_OVERRIDE = 1 << 0
+BPF_F_ALLOW_MULTI = 1 << 1
+
 # --- enum bpf_map_type ---------------------------------------------------
 BPF_MAP_TYPE_UNSPEC = 0
 BPF_MAP_TYPE_HASH = 1
