@@ -13,8 +13,10 @@ in its page stock and up to a page of bytes in its object stock.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
+import os
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -95,6 +97,35 @@ def _toml_specs(path: str) -> list[MapSpec]:
             ))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: [[map]] #{i + 1}: {exc!r}") from exc
+    return specs
+
+
+def _host_specs() -> list[MapSpec]:
+    """The maps of the running machine, read-only: every map id, its shape and fdinfo
+    memlock, and the memory cgroup of a process holding an fd on it (needs CAP_SYS_ADMIN
+    for BPF_MAP_GET_FD_BY_ID)."""
+    from pybpfmem.live import bpf as live
+
+    holders = live.map_holders()
+    specs = []
+    for mid in live.map_ids():
+        try:
+            fd = live.map_get_fd_by_id(mid)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:      # freed since it was listed
+                continue
+            raise
+        try:
+            info = live.obj_get_info_by_fd(fd)
+            memlock = int(live.fdinfo(fd).get("memlock", "0"))
+        finally:
+            live.close(fd)
+        pids = [p for p in holders.get(mid, []) if p != os.getpid()] or holders.get(mid, [])
+        specs.append(MapSpec(
+            type=uapi.MAP_TYPE_NAMES[info.type].lower(), key_size=info.key_size,
+            value_size=info.value_size, max_entries=info.max_entries, flags=info.map_flags,
+            name=info.name, id=mid, memcg=live.memory_cgroup_of(pids[0]) if pids else None,
+            input_memlock=memlock))
     return specs
 
 
@@ -186,6 +217,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--map", action="append", default=[], metavar="TYPE:KEY:VALUE:MAX[:FLAGS]")
     parser.add_argument("--file", help="TOML file with [[map]] tables")
     parser.add_argument("--bpftool", metavar="FILE", help="JSON output of `bpftool -j map show`")
+    parser.add_argument("--host", action="store_true",
+                        help="the maps of this machine (read-only, needs root), with their holders' cgroups")
     parser.add_argument("--profile", choices=PROFILES, default="6.18")
     parser.add_argument("--cpus", type=int, default=2, help="possible CPUs of the machine to plan for")
     parser.add_argument("--compare-profiles", action="store_true")
@@ -200,6 +233,8 @@ def main(argv: Sequence[str]) -> int:
             specs += _toml_specs(args.file)
         if args.bpftool:
             specs += _bpftool_specs(args.bpftool)
+        if args.host:
+            specs += _host_specs()
         for s in specs:
             map_type_by_name(s.type)
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:

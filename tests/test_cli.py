@@ -185,3 +185,29 @@ def test_plan_compare_profiles(capsys):
     # 5.10 memlock: the estimate 312 + 64000 rounded up to pages (16 pages);
     # 5.11: the footprint 73728; 6.18: map_mem_usage 64312
     assert [doc[p]["maps"][0]["bytes_memlock"] for p in ("5.10", "5.11", "6.18")] == [65536, 73728, 64312]
+
+
+def test_plan_host_reads_the_live_maps(capsys):
+    from pybpfmem.live import bpf as live
+    from pybpfmem.live.runner import refusal_reason
+
+    reason = refusal_reason()
+    if reason:
+        pytest.skip(reason)
+    m = live.map_create("ARRAY", 4, 64, 1000)
+    try:
+        map_id = live.obj_get_info_by_fd(m.fd).id
+        rc, out, _ = run(capsys, "plan", "--host", "--json")
+    finally:
+        m.close()
+    assert rc == 0
+    doc = json.loads(out)
+    rows = [r for r in doc["maps"] if r["id"] == map_id]
+    assert len(rows) == 1 and rows[0]["type"] == "array"
+    # the live kernel's fdinfo memlock (bpf.md section 7: 312 + 1000 * 64) is shown beside
+    assert rows[0]["bytes_memlock_input"] == 64312
+    # the model's 6.18 prediction for the same shape equals the live fdinfo figure
+    assert rows[0]["bytes_memlock"] == 64312
+    import os
+
+    assert rows[0]["memcg"] == live.memory_cgroup_of(os.getpid())

@@ -36,7 +36,7 @@ from ..bpf import uapi as _uapi
 from ..bpf.uapi import (  # noqa: F401  (re-exported for callers of the live binding)
     BPF_ANY, BPF_EXIST, BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC,
     BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_MAP_CREATE, BPF_MAP_DELETE_BATCH,
-    BPF_MAP_DELETE_ELEM, BPF_MAP_FREEZE, BPF_MAP_GET_FD_BY_ID, BPF_MAP_GET_NEXT_KEY,
+    BPF_MAP_DELETE_ELEM, BPF_MAP_FREEZE, BPF_MAP_GET_FD_BY_ID, BPF_MAP_GET_NEXT_ID, BPF_MAP_GET_NEXT_KEY,
     BPF_MAP_LOOKUP_AND_DELETE_BATCH, BPF_MAP_LOOKUP_AND_DELETE_ELEM, BPF_MAP_LOOKUP_BATCH,
     BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_BATCH, BPF_MAP_UPDATE_ELEM, BPF_NOEXIST, BPF_BTF_LOAD,
     BPF_OBJ_GET_INFO_BY_FD, ENOTSUPP,
@@ -374,6 +374,57 @@ def map_get_fd_by_id(map_id: int, open_flags: int = 0) -> int:
 
 def close(fd: int) -> None:
     os.close(fd)
+
+
+def map_ids(sys: _Sys | None = None) -> list[int]:
+    """Every map id of the running kernel (BPF_MAP_GET_NEXT_ID until ENOENT)."""
+    s = sys or _libc()
+    ids, start = [], 0
+    while True:
+        attr = _uapi.pack_attr(BPF_MAP_GET_NEXT_ID, start_id=start)
+        buf = ctypes.create_string_buffer(attr, len(attr))
+        try:
+            _sys_bpf_buf(BPF_MAP_GET_NEXT_ID, buf, s)
+        except OSError as exc:
+            if exc.errno == _errno.ENOENT:
+                return ids
+            raise
+        start = int(_uapi.unpack_attr(BPF_MAP_GET_NEXT_ID, buf.raw)["next_id"])
+        ids.append(start)
+
+
+def map_holders() -> dict[int, list[int]]:
+    """map id -> pids holding an fd on it, from /proc/*/fdinfo (read-only)."""
+    out: dict[int, list[int]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fdinfo")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                info = fdinfo(int(fd), pid)
+            except (OSError, ValueError):
+                continue
+            if "map_id" in info:
+                out.setdefault(int(info["map_id"]), []).append(int(pid))
+    return out
+
+
+def memory_cgroup_of(pid: int) -> str | None:
+    """The memory cgroup path of a process (/proc/<pid>/cgroup: v1 "memory" or v2 "")."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as fh:
+            lines = [line.rstrip("\n").split(":", 2) for line in fh]
+    except OSError:
+        return None
+    for hid, ctrls, path in lines:
+        if "memory" in ctrls.split(","):
+            return path
+    for hid, ctrls, path in lines:
+        if hid == "0" and ctrls == "":
+            return path
+    return None
 
 
 def fdinfo(fd: int, pid: int | str = "self") -> dict[str, str]:
