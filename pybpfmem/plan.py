@@ -193,8 +193,15 @@ def recommend(total_full: int, cpus: int, profile: str, page_size: int = 4096) -
     return -(-(total_full + slack) // mib) * mib
 
 
-def plan(specs: list[MapSpec], profile: str, cpus: int) -> dict[str, Any]:
-    maps = [plan_map(s, profile, cpus) for s in specs]
+def plan(specs: list[MapSpec], profile: str, cpus: int, progress: bool = False) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not (progress and sys.stderr.isatty())) as bar:
+        task = bar.add_task(f"planning on {profile}", total=len(specs))
+        maps = []
+        for s in specs:
+            maps.append(plan_map(s, profile, cpus))
+            bar.advance(task)
     cgroups: dict[str, dict[str, int]] = {}
     for m in maps:
         key = m.memcg or "/"
@@ -244,7 +251,7 @@ def main(argv: Sequence[str]) -> int:
         print("pybpfmem plan: no maps given (use --map, --file or --bpftool)", file=sys.stderr)
         return EXIT_BAD_INPUT
     profiles = PROFILES if args.compare_profiles else (args.profile,)
-    results = {p: plan(specs, p, args.cpus) for p in profiles}
+    results = {p: plan(specs, p, args.cpus, progress=not args.json) for p in profiles}
     if args.json:
         json.dump(results if args.compare_profiles else results[args.profile], sys.stdout, indent=2)
         print()

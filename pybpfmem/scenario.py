@@ -370,11 +370,20 @@ def load(path: str) -> Scenario:
     return Scenario(doc, text)
 
 
-def run(scenario: Scenario) -> list[StepResult]:
+def run(scenario: Scenario, progress: bool = False) -> list[StepResult]:
+    """Run every step; with ``progress``, a progress bar on stderr (a terminal only)."""
     steps = scenario.doc.get("step", [])
     if not isinstance(steps, list):
         raise ScenarioError("'step' must be an array of tables ([[step]])")
-    return [scenario.run_step(i, s) for i, s in enumerate(steps)]
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not (progress and sys.stderr.isatty())) as bar:
+        task = bar.add_task("steps", total=len(steps))
+        out = []
+        for i, step in enumerate(steps):
+            out.append(scenario.run_step(i, step))
+            bar.advance(task)
+    return out
 
 
 def main(argv: Sequence[str]) -> int:
@@ -385,7 +394,7 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     try:
         scenario = load(args.file)
-        results = run(scenario)
+        results = run(scenario, progress=not args.json)
     except ScenarioError as exc:
         print(f"pybpfmem simulate: {exc}", file=sys.stderr)
         return EXIT_BAD_FILE
