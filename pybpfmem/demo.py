@@ -28,16 +28,21 @@ class Timeline:
     """memory.current of the interesting cgroups after every step, for --plot."""
 
     steps: list[str] = field(default_factory=list)
-    usage: dict[str, list[int]] = field(default_factory=dict)
+    usage: dict[str, list[int | None]] = field(default_factory=dict)
 
     def record(self, system: pybpfmem.System, label: str) -> None:
+        """One point per cgroup of `system`; cgroups of the other acts' Systems get
+        None (a gap in the plot: each act runs on a fresh machine)."""
         self.steps.append(label)
+        n = len(self.steps)
         for cg in _walk(system.root):
             if cg is system.root:
                 continue
             series = self.usage.setdefault(cg.path, [])
-            series.extend([0] * (len(self.steps) - 1 - len(series)))
+            series.extend([None] * (n - 1 - len(series)))
             series.append(cg.usage_pages * system.page_size)
+        for series in self.usage.values():
+            series.extend([None] * (n - len(series)))
 
 
 def _walk(cg: Any):

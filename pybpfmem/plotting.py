@@ -36,8 +36,10 @@ def plot_timelines(timelines: dict[str, dict[str, Any]], path: str) -> int:
         data = timelines[profile]
         steps = data["steps"]
         for cgroup, series in sorted(data["memory.current"].items()):
-            padded = list(series) + [series[-1] if series else 0] * (len(steps) - len(series))
-            ax.step(range(len(steps)), [v / 1024 for v in padded], where="post", label=cgroup)
+            padded = list(series) + [None] * (len(steps) - len(series))
+            # None: the cgroup does not exist at that step (a gap)
+            ax.step(range(len(steps)), [float("nan") if v is None else v / 1024 for v in padded],
+                    where="post", label=cgroup)
         ax.set_title(f"profile {profile}")
         ax.set_xticks(range(len(steps)))
         ax.set_xticklabels(steps, rotation=60, ha="right", fontsize=7)

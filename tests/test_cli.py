@@ -211,3 +211,19 @@ def test_plan_host_reads_the_live_maps(capsys):
     import os
 
     assert rows[0]["memcg"] == live.memory_cgroup_of(os.getpid())
+
+
+def test_demo_plot_draws_a_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
+    out = tmp_path / "demo.png"
+    rc, _, _ = run(capsys, "demo", "--profile", "6.18", "--plot", str(out))
+    assert rc == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_timeline_leaves_gaps_between_acts(demo):
+    # each act runs on a fresh System: a cgroup of one act has no value in another's steps
+    tl = demo["timelines"]["6.18"]
+    steps = len(tl["steps"])
+    assert all(len(series) == steps for series in tl["memory.current"].values())
+    agent_a = tl["memory.current"]["/agent-a"]
+    assert agent_a[0] is not None and agent_a[-1] is None
