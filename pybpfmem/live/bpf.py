@@ -452,4 +452,6 @@ def parse_cpu_list(text: str) -> int:
             continue
         lo, _, hi = part.partition("-")
         n += (int(hi) - int(lo) + 1) if hi else 1
+    if n <= 0:
+        raise ValueError(f"empty cpu list {text!r}")
     return n

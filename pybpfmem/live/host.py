@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..bpf.sizes import StructSizes, sizes_for
+from .bpf import parse_cpu_list, possible_cpus  # noqa: F401  (re-exported)
 
 #: StructSizes fields that are not sizeof(struct <field name>) and so never
 #: come from BTF (a page count, an offsetof, a helper buffer).
@@ -32,24 +33,6 @@ class HostFacts:
     release: str                 # uname -r
     btf_sizes: dict[str, int] = field(default_factory=dict)
     btf_error: str | None = None
-
-
-def parse_cpu_list(text: str) -> int:
-    """Number of CPUs in a kernel cpu list such as ``0-1`` or ``0,2-5``."""
-    n = 0
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        n += (int(hi) - int(lo) + 1) if hi else 1
-    if n <= 0:
-        raise ValueError(f"empty cpu list {text!r}")
-    return n
-
-
-def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
-    with open(path) as f:
-        return parse_cpu_list(f.read())
 
 
 def host_btf_sizes(base: StructSizes, path: str = "/sys/kernel/btf/vmlinux"

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import bpf as _bpf
 from . import cgroupfs
+from .matrix import ERRNO_SPECS
 from .runner import run_scenario
 
 NO_PREALLOC = _bpf.BPF_F_NO_PREALLOC
@@ -248,32 +249,8 @@ def _rmdir_case(out) -> None:
         drv.cleanup()
 
 
-ERRNO_CASES: list[tuple[str, dict[str, Any]]] = [
-    ("HASH key_size 0", {"type": "HASH", "key": 0, "value": 8, "max": 10}),
-    ("HASH value_size 0", {"type": "HASH", "key": 4, "value": 0, "max": 10}),
-    ("HASH max_entries 0", {"type": "HASH", "key": 4, "value": 8, "max": 0}),
-    ("ARRAY value_size 0", {"type": "ARRAY", "key": 4, "value": 0, "max": 10}),
-    ("ARRAY key_size 8", {"type": "ARRAY", "key": 8, "value": 8, "max": 10}),
-    ("ARRAY max_entries 0", {"type": "ARRAY", "key": 4, "value": 8, "max": 0}),
-    ("ARRAY unknown flag 1<<30", {"type": "ARRAY", "key": 4, "value": 8, "max": 10, "flags": 1 << 30}),
-    ("ARRAY NO_PREALLOC", {"type": "ARRAY", "key": 4, "value": 8, "max": 10, "flags": NO_PREALLOC}),
-    ("LRU_HASH NO_PREALLOC", {"type": "LRU_HASH", "key": 4, "value": 8, "max": 10, "flags": NO_PREALLOC}),
-    ("RINGBUF max 12345", {"type": "RINGBUF", "key": 0, "value": 0, "max": 12345}),
-    ("RINGBUF max 4096 key 4", {"type": "RINGBUF", "key": 4, "value": 0, "max": 4096}),
-    ("RINGBUF max 2048", {"type": "RINGBUF", "key": 0, "value": 0, "max": 2048}),
-    ("QUEUE key 4", {"type": "QUEUE", "key": 4, "value": 8, "max": 10}),
-    ("LPM_TRIE prealloc", {"type": "LPM_TRIE", "key": 8, "value": 8, "max": 10}),
-    ("HASH value 2^20", {"type": "HASH", "key": 4, "value": 1 << 20, "max": 10}),
-    ("ARRAY value 2^31", {"type": "ARRAY", "key": 4, "value": 1 << 31, "max": 10}),
-    ("HASH key 600", {"type": "HASH", "key": 600, "value": 8, "max": 10}),
-    ("map type 99", {"type": 99, "key": 4, "value": 8, "max": 10}),
-    ("BLOOM_FILTER key 4", {"type": "BLOOM_FILTER", "key": 4, "value": 8, "max": 10}),
-    ("HASH map_extra 1", {"type": "HASH", "key": 4, "value": 8, "max": 10, "map_extra": 1}),
-    ("ARRAY RDONLY|WRONLY", {"type": "ARRAY", "key": 4, "value": 8, "max": 10, "flags": 8 | 16}),
-    ("CPUMAP max 100000", {"type": "CPUMAP", "key": 4, "value": 4, "max": 100000}),
-    ("SK_STORAGE no BTF", {"type": "SK_STORAGE", "key": 4, "value": 8, "max": 0, "flags": NO_PREALLOC}),
-    ("STACK_TRACE value 7", {"type": "STACK_TRACE", "key": 4, "value": 7, "max": 10}),
-]
+# the invalid-attribute cases are the verify matrix's (one list)
+ERRNO_CASES = ERRNO_SPECS
 
 
 def run_errnos(out=sys.stdout) -> None:
