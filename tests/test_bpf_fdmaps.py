@@ -13,34 +13,11 @@ from pybpfmem.bpf import (BPF_EXIST, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY,
                           BPF_MAP_TYPE_PROG_ARRAY, BPF_NOEXIST, BPF_PROG_TYPE_SOCKET_FILTER,
                           BPF_PROG_TYPE_XDP, ENOTSUPP, RLIM_INFINITY, RLIMIT_MEMLOCK)
 
-PAGE = 4096
-
-
-def setup(profile="6.18"):
-    s = pybpfmem.System(nr_cpus=2, page_size=PAGE, profile=profile)
-    a = s.root.mkdir("a")
-    t = s.spawn(cgroup=a, uid=0)
-    t.setrlimit(RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY)
-    return s, a, t
-
-
-def errno_of(fn, *args, **kw):
-    with pytest.raises(OSError) as ei:
-        fn(*args, **kw)
-    return ei.value.errno
-
-
-def k(i):
-    return i.to_bytes(4, "little")
+from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
 
 
 def fdv(fd):
     return fd.to_bytes(4, "little")
-
-
-def current(s, cg):
-    s.drain_all_stock()
-    return int(cg.read("memory.current"))
 
 
 @pytest.mark.parametrize("ty", [BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_PERF_EVENT_ARRAY,

@@ -22,33 +22,7 @@ from pybpfmem.bpf import (BPF_EXIST, BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH,
                           BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_NOEXIST,
                           ENOTSUPP, RLIM_INFINITY, RLIMIT_MEMLOCK)
 
-PAGE = 4096
-
-
-def setup(profile, uid=0, unlimited=True):
-    s = pybpfmem.System(nr_cpus=2, page_size=PAGE, profile=profile)
-    a = s.root.mkdir("a")
-    if uid:
-        s.unprivileged_bpf_disabled = 0
-    t = s.spawn(cgroup=a, uid=uid)
-    if unlimited:
-        t.setrlimit(RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY)
-    return s, a, t
-
-
-def current(s, cg):
-    s.drain_all_stock()
-    return int(cg.read("memory.current"))
-
-
-def errno_of(fn, *args):
-    with pytest.raises(OSError) as ei:
-        fn(*args)
-    return ei.value.errno
-
-
-def k(i):
-    return i.to_bytes(4, "little")
+from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
 
 
 # HASH 4/64/1000 prealloc:
