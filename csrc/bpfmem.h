@@ -321,6 +321,31 @@ int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_
 int bm_bench_floor(int32_t kind, int32_t depth, int64_t iters, double *ns_per_op);
 int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t direct, int64_t iters, double *ns_per_op);
 
+/* BPF hash map element store (csrc/htab_store.c): keys, values and the
+   simulated addresses ("aux" words) of each element's allocations, in one
+   open-addressing table with insertion order.  bm_htab_update() returns 1 when
+   the caller must allocate the element and finish with bm_htab_commit(). */
+#define BM_HTAB_MAX_AUX 4
+#define BM_HTAB_ALLOC_NEW 1
+#define BM_HTAB_ALLOC_REPLACE 2
+#define BM_HTAB_LRU 4
+#define BM_HTAB_MODE_MASK 7
+typedef struct bm_htab bm_htab;
+bm_htab *bm_htab_new(uint32_t key_size, uint32_t value_size, uint32_t naux);
+void bm_htab_free(bm_htab *h);
+int64_t bm_htab_count(const bm_htab *h);
+int bm_htab_lookup(const bm_htab *h, const char *key, char *value, uint64_t *aux);
+int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flags, uint64_t max_entries, uint32_t mode, uint64_t *old_aux);
+int bm_htab_commit(bm_htab *h, const char *key, const char *value, const uint64_t *aux, uint64_t *old_aux);
+int bm_htab_delete(bm_htab *h, const char *key, uint64_t *aux);
+int bm_htab_next_key(const bm_htab *h, const char *key, char *next);
+int64_t bm_htab_all_new(const bm_htab *h, const char *keys, int64_t n);
+int64_t bm_htab_insert_bulk(bm_htab *h, const char *keys, const char *values, const uint64_t *aux, int64_t n);
+int64_t bm_htab_dump(const bm_htab *h, char *keys, char *values, uint64_t *aux, int64_t n);
+int64_t bm_htab_host_bytes(const bm_htab *h);
+/* kmallocs that stop at the first failure (alloc_bulk() of kernel/bpf/memalloc.c) */
+int64_t bm_memalloc_bulk(bm_system *sys, int32_t cpu, uint64_t size, int64_t n, uint32_t gfp, uint64_t *addrs);
+
 /* END CDEF */
 
 #ifdef __cplusplus

@@ -62,8 +62,8 @@ def _same(pair) -> None:
     assert _state(s1, cg1) == _state(s2, cg2)
     m1 = t1.bpf_task.fds.get(fd1).obj
     m2 = t2.bpf_task.fds.get(fd2).obj
-    assert list(m1.elems.items()) == list(m2.elems.items())    # contents and insertion order
-    assert m1.objs == m2.objs                                    # the same allocator objects per key
+    assert m1.items() == m2.items()                              # contents and insertion order
+    assert m1.elem_objs() == m2.elem_objs()                      # the same allocator objects per key
     assert [c.free for c in m1.ma.caches] == [c.free for c in m2.ma.caches]
     assert (m1.ma.live, m1.ma.nobj) == (m2.ma.live, m2.ma.nobj)
 

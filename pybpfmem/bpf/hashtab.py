@@ -1,6 +1,9 @@
 """HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH (kernel/bpf/hashtab.c).
 
-Elements live in a dict key -> value.  Simplifications (documented):
+Elements live in a C element store (csrc/htab_store.c, `bm_htab_*`): key, value
+and the simulated addresses of the element's allocations, with the update
+decisions of htab_map_update_elem() made in C; every simulated allocation is
+still made here through the mm layer.  Simplifications (documented):
 iteration (get_next_key) follows insertion order, not bucket order; the
 bucket of a key for batch lookups is crc32(key) & (n_buckets - 1) (the kernel
 uses jhash with a random seed); LRU eviction takes the oldest inserted key;
@@ -15,6 +18,9 @@ import struct
 import zlib
 from typing import Any
 
+import numpy as np
+
+from .._ffi import ffi, lib
 from . import uapi as U
 from .errors import BpfError
 from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr,
@@ -106,9 +112,28 @@ class HashMap(BpfMap):
         self.elem_size = ctx.sizes.htab_elem + rup(self.key_size, 8) + (
             8 if self.percpu else rup(self.value_size, 8))
         self.v8 = rup(self.value_size, 8)
-        self.elems: dict[bytes, bytes] = {}
-        # no-prealloc: per-element allocation handles (kmalloc addr, percpu addr / memalloc obj)
-        self.objs: dict[bytes, Any] = {}
+        # the element store: stored value bytes (per-cpu: v8 per possible cpu; fd maps:
+        # the 8-byte slot) and the aux words of a no-prealloc element's allocations:
+        # v5.x kmalloc (addr, percpu addr); bpf_mem_alloc addr [, pcpu obj addr, percpu addr]
+        if t in PERCPU_TYPES:
+            self._vsize = self.v8 * system.nr_cpus
+        elif t == U.BPF_MAP_TYPE_HASH_OF_MAPS:
+            self._vsize = 8
+        else:
+            self._vsize = self.value_size
+        if self.prealloc:
+            self._naux = 0
+        elif ctx.bprof.nopre_alloc == "memalloc":
+            self._naux = 3 if self.percpu else 1
+        else:
+            self._naux = 2
+        self._mode = ((lib.BM_HTAB_ALLOC_NEW if not self.prealloc else 0)
+                      | (lib.BM_HTAB_ALLOC_REPLACE if not self.prealloc and not self.percpu else 0)
+                      | (lib.BM_HTAB_LRU if self.lru else 0))
+        self._store = self._new_store()
+        self._aux = ffi.new("uint64_t[4]")
+        self._old = ffi.new("uint64_t[4]")
+        self._vbuf = ffi.new("char[]", self._vsize)
         self._struct = 0
         self._buckets = 0
         self._locked: list[int] = []
@@ -117,6 +142,58 @@ class HashMap(BpfMap):
         self._extra = 0
         self.ma: BpfMemAlloc | None = None
         self.pcpu_ma: BpfMemAlloc | None = None
+
+    def _new_store(self) -> Any:
+        h = lib.bm_htab_new(self.key_size, self._vsize, self._naux)
+        if h == ffi.NULL:
+            raise MemoryError("bm_htab_new failed")
+        return ffi.gc(h, lib.bm_htab_free)
+
+    def __len__(self) -> int:
+        return int(lib.bm_htab_count(self._store))
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """(key, stored value) of every element, in iteration (insertion) order."""
+        n = len(self)
+        ks, vs = self.key_size, self._vsize
+        kb, vb = bytearray(ks * n), bytearray(vs * n)
+        if n:
+            lib.bm_htab_dump(self._store, ffi.from_buffer(kb), ffi.from_buffer(vb), ffi.NULL, n)
+        return [(bytes(kb[i * ks:(i + 1) * ks]), bytes(vb[i * vs:(i + 1) * vs])) for i in range(n)]
+
+    def elem_objs(self) -> list[Any]:
+        """The allocator objects of every no-prealloc element, in iteration order."""
+        n = len(self)
+        if not self._naux or not n:
+            return []
+        aux = np.zeros(n * self._naux, dtype=np.uint64)
+        lib.bm_htab_dump(self._store, ffi.NULL, ffi.NULL,
+                         ffi.cast("uint64_t *", ffi.from_buffer(aux)), n)
+        w = aux.reshape(n, self._naux).tolist()
+        return [self._aux_obj(row) for row in w]
+
+    def _obj_aux(self, obj: Any, out: Any) -> Any:
+        """An allocation handle as aux words in `out` (the inverse of _aux_obj)."""
+        kind, a, p = obj
+        if kind == "k":
+            out[0], out[1] = a, p
+        else:
+            out[0] = a[0]
+            if p is not None:
+                out[1], out[2] = p
+        return out
+
+    def _aux_obj(self, w: Any) -> Any:
+        if self._naux == 2:
+            return ("k", int(w[0]), int(w[1]))
+        if self._naux == 3:
+            return ("ma", (int(w[0]), 0), (int(w[1]), int(w[2])))
+        return ("ma", (int(w[0]), 0), None)
+
+    def _get(self, key: bytes) -> bytes | None:
+        if lib.bm_htab_lookup(self._store, bytes(key), self._vbuf, ffi.NULL):
+            return None
+        return ffi.unpack(self._vbuf, self._vsize)
 
     def update_allocates(self) -> bool:
         return not self.prealloc or type(self) is not HashMap
@@ -170,9 +247,10 @@ class HashMap(BpfMap):
 
     def free(self) -> None:
         """Mirrors htab_map_free(): elements, mem caches, areas, per-cpu ints."""
-        for key in list(self.objs):
-            self._free_obj(self.objs.pop(key))
-        self.elems.clear()
+        objs = self.elem_objs()
+        self._store = self._new_store()
+        for obj in objs:
+            self._free_obj(obj)
         for ma in (self.ma, self.pcpu_ma):
             if ma is not None:
                 ma.destroy()
@@ -193,7 +271,7 @@ class HashMap(BpfMap):
             elif not self.lru:
                 usage += 8 * p
         else:
-            n = len(self.elems)
+            n = len(self)
             usage += (self.elem_size + LLIST_NODE_SZ) * n
             if self.percpu:
                 usage += (8 + LLIST_NODE_SZ) * n + self.v8 * p * n
@@ -249,80 +327,87 @@ class HashMap(BpfMap):
     def lookup_elem(self, key: bytes | None) -> bytes:
         self.check_key(key)
         assert key is not None
-        v = self.elems.get(key)
-        if v is None:
+        key = bytes(key)
+        if lib.bm_htab_lookup(self._store, key, self._vbuf, ffi.NULL):
             raise BpfError(errno.ENOENT, "htab lookup: no such key")
-        return v
+        return ffi.unpack(self._vbuf, self._vsize)
 
     def _update(self, key: bytes, value: bytes, flags: int) -> None:
         """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem() /
-        htab_lru_map_update_elem()."""
-        if (flags & ~U.BPF_F_LOCK) > U.BPF_EXIST:
+        htab_lru_map_update_elem(): the store decides (check_flags(), -EEXIST/-ENOENT,
+        -E2BIG when full, LRU eviction of the oldest); a no-prealloc element is
+        allocated here between the decision and the commit, as alloc_htab_elem()
+        does, and a replaced element is freed after its replacement exists."""
+        if len(value) != self._vsize:
+            raise ValueError(f"value must be {self._vsize} bytes, got {len(value)}")
+        if not 0 <= flags < 1 << 64:
             raise BpfError(errno.EINVAL, f"htab update: flags {flags:#x} > BPF_EXIST")
-        exists = key in self.elems
-        if flags & U.BPF_NOEXIST and exists:
-            raise BpfError(errno.EEXIST, "htab update: BPF_NOEXIST but the key exists")
-        if flags & U.BPF_EXIST and not exists:
-            raise BpfError(errno.ENOENT, "htab update: BPF_EXIST but the key is missing")
-        if exists or self.lru and len(self.elems) < self.max_entries:
-            if not self.prealloc and not self.percpu and exists:
-                # plain no-prealloc replace: new element, old one freed
-                new = self._alloc_obj()
-                self._free_obj(self.objs[key])
-                self.objs[key] = new
-            self.elems[key] = value
+        rc = lib.bm_htab_update(self._store, key, value, flags, self.max_entries, self._mode,
+                                self._old)
+        if rc == 0:
             return
-        if self.lru:
-            # bpf_lru_pop_free(): full -> evict the oldest element
-            oldest = next(iter(self.elems))
-            del self.elems[oldest]
-            self.elems[key] = value
-            return
-        if len(self.elems) >= self.max_entries:
-            raise BpfError(errno.E2BIG, f"htab update: map full ({len(self.elems)} of "
-                                        f"max_entries {self.max_entries})")
-        if not self.prealloc:
-            self.objs[key] = self._alloc_obj()
-        self.elems[key] = value
+        if rc < 0:
+            raise self._update_error(-rc, flags)
+        obj = self._alloc_obj()
+        rc = lib.bm_htab_commit(self._store, key, value, self._obj_aux(obj, self._aux), self._old)
+        if rc < 0:   # pragma: no cover - host out of memory
+            self._free_obj(obj)
+            raise MemoryError("bm_htab_commit failed")
+        if rc == 1:
+            self._free_obj(self._aux_obj(self._old))
+
+    def _update_error(self, err: int, flags: int) -> BpfError:
+        if err == errno.EINVAL:
+            return BpfError(err, f"htab update: flags {flags:#x} > BPF_EXIST")
+        if err == errno.EEXIST:
+            return BpfError(err, "htab update: BPF_NOEXIST but the key exists")
+        if err == errno.ENOENT:
+            return BpfError(err, "htab update: BPF_EXIST but the key is missing")
+        if err == errno.E2BIG:
+            return BpfError(err, f"htab update: map full ({len(self)} of max_entries "
+                                 f"{self.max_entries})")
+        return BpfError(err, f"htab update: element store error {err}")  # pragma: no cover
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
-        self.check_key(key)
-        assert key is not None
+        if type(key) is not bytes or len(key) != self.key_size:
+            self.check_key(key)
+            assert key is not None
+            key = bytes(key)
         self._update(key, self._norm_value(value), flags)
 
     def update_batch_fast(self, kb: bytes, vb: bytes, n: int,
                           flags: int) -> tuple[int, BpfError | None] | None:
         """generic_map_update_batch()'s element loop for n new, distinct keys of a plain
         hash (BPF_ANY / BPF_NOEXIST): the same outcome as n update_elem() calls -- the
-        same allocations in the same order (BpfMemAlloc.alloc_many), insertion order,
-        and the same first error (E2BIG when full, ENOMEM when the cache runs dry) with
-        the count done before it -- without a Python call per element.  Returns None,
-        having changed nothing, for any other case (the caller then loops)."""
+        same allocations in the same order (BpfMemAlloc.alloc_many_addrs), insertion
+        order, and the same first error (E2BIG when full, ENOMEM when the cache runs
+        dry) with the count done before it -- in a few C calls.  Returns None, having
+        changed nothing, for any other case (the caller then loops)."""
         ks, vs = self.key_size, self.value_size
         if (type(self) is not HashMap or self.percpu or self.lru or self.pcpu_ma is not None
                 or (not self.prealloc and self.ma is None) or flags & U.BPF_EXIST
-                or (flags & ~U.BPF_F_LOCK) > U.BPF_EXIST or len(kb) != ks * n or len(vb) != vs * n):
+                or (flags & ~U.BPF_F_LOCK) > U.BPF_EXIST or len(kb) != ks * n
+                or len(vb) != vs * n):
             return None
-        keys = [kb[i:i + ks] for i in range(0, ks * n, ks)]
-        elems = self.elems
-        if len(set(keys)) != n or not elems.keys().isdisjoint(keys):
+        if lib.bm_htab_all_new(self._store, kb, n) != 1:
             return None
-        values = [vb[i:i + vs] for i in range(0, vs * n, vs)]
-        done = min(n, self.max_entries - len(elems))
+        done = min(n, self.max_entries - len(self))
         err: BpfError | None = None
         if done < n:
             err = BpfError(errno.E2BIG, f"htab update: map full ({self.max_entries} of "
                                         f"max_entries {self.max_entries})")
+        aux = ffi.NULL
         if not self.prealloc:
             assert self.ma is not None
-            objs = self.ma.alloc_many(done)
-            if len(objs) < done:
-                done = len(objs)
+            addrs = self.ma.alloc_many_addrs(done)
+            if len(addrs) < done:
+                done = len(addrs)
                 err = BpfError(errno.ENOMEM, f"htab update: bpf_mem_cache_alloc found the "
                                              f"cache empty and refill failed (map {self.id}; "
                                              f"memcg {self.memcg_path()})")
-            self.objs.update(zip(keys[:done], [("ma", o, None) for o in objs]))
-        elems.update(zip(keys[:done], values[:done]))
+            aux = ffi.cast("uint64_t *", ffi.from_buffer(addrs))
+        if done and lib.bm_htab_insert_bulk(self._store, kb, vb, aux, done) != done:
+            raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
         return done, err
 
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -334,7 +419,7 @@ class HashMap(BpfMap):
         if len(value) != self.value_size:
             raise ValueError(f"helper value must be {self.value_size} bytes")
         cpu = self.system.current_cpu or 0
-        cur = bytearray(self.elems.get(key) or bytes(self.v8 * self.system.nr_cpus))
+        cur = bytearray(self._get(key) or bytes(self.v8 * self.system.nr_cpus))
         cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
         self._update(key, bytes(cur), flags)
         return None
@@ -342,7 +427,7 @@ class HashMap(BpfMap):
     def helper_lookup_elem(self, key: bytes | None) -> bytes | None:
         self.check_key(key)
         assert key is not None
-        v = self.elems.get(key)
+        v = self._get(key)
         if v is None or not self.percpu:
             return v
         cpu = self.system.current_cpu or 0
@@ -352,12 +437,10 @@ class HashMap(BpfMap):
         """Mirrors htab_map_delete_elem(): missing -> ENOENT; frees a no-prealloc element."""
         self.check_key(key)
         assert key is not None
-        if key not in self.elems:
+        if lib.bm_htab_delete(self._store, bytes(key), self._old):
             raise BpfError(errno.ENOENT, "htab delete: no such key")
-        del self.elems[key]
-        obj = self.objs.pop(key, None)
-        if obj is not None:
-            self._free_obj(obj)
+        if self._naux:
+            self._free_obj(self._aux_obj(self._old))
 
     def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
         if not self.bprof.lookup_and_delete_hash:
@@ -371,15 +454,11 @@ class HashMap(BpfMap):
         (order: insertion order, a simplification)."""
         if key is not None:
             self.check_key(key)
-        keys = list(self.elems)
-        if not keys:
-            raise BpfError(errno.ENOENT, "htab get_next_key: map empty")
-        if key is None or key not in self.elems:
-            return keys[0]
-        i = keys.index(key)
-        if i + 1 >= len(keys):
-            raise BpfError(errno.ENOENT, "htab get_next_key: last key")
-        return keys[i + 1]
+        out = ffi.new("char[]", self.key_size)
+        if lib.bm_htab_next_key(self._store, ffi.NULL if key is None else bytes(key), out):
+            raise BpfError(errno.ENOENT, "htab get_next_key: map empty" if not len(self)
+                           else "htab get_next_key: last key")
+        return ffi.unpack(out, self.key_size)
 
     def bucket_of(self, key: bytes) -> int:
         return zlib.crc32(key) & (self.n_buckets - 1)
@@ -394,7 +473,8 @@ class HashMap(BpfMap):
         if batch >= self.n_buckets:
             raise BpfError(errno.ENOENT, f"htab batch: bucket {batch} >= n_buckets")
         by_bucket: dict[int, list[bytes]] = {}
-        for k in self.elems:
+        elems = dict(self.items())
+        for k in elems:
             b = self.bucket_of(k)
             if b >= batch:
                 by_bucket.setdefault(b, []).append(k)
@@ -418,7 +498,7 @@ class HashMap(BpfMap):
                 break
             for k in bucket:
                 c.umem.write(a["keys"] + total * ks, k)
-                c.umem.write(a["values"] + total * vs, self.elems[k])
+                c.umem.write(a["values"] + total * vs, elems[k])
                 total += 1
                 if delete:
                     self.delete_elem(k)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .._ffi import ffi, lib
+
 LLIST_NODE_SZ = 8
 PCPU_CACHE_OBJ = 16     # per-cpu mode: 16-byte kmalloc object (header + percpu ptr)
 
@@ -33,6 +35,26 @@ class MemCache:
     high: int
     batch: int
     free: list[tuple[int, int]] = field(default_factory=list)  # (kmalloc addr, percpu addr)
+
+
+def kmalloc_until_fail(system: Any, size: int, n: int, gfp: int) -> np.ndarray:
+    """n kmallocs of `size` in the current context that stop at the first failure, as
+    alloc_bulk() does (kernel/bpf/memalloc.c): one C call (bm_memalloc_bulk).  Returns
+    the addresses got (fewer than n after a failure)."""
+    system._require_open()
+    cpu = system._cpu
+    if cpu < 0:
+        system._no_context("bpf_mem_alloc refill")
+    addrs = np.empty(n, dtype=np.uint64)
+    if n == 0:
+        return addrs
+    rc = int(lib.bm_memalloc_bulk(system._sys, cpu, size, n, gfp,
+                                  ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
+    if rc < 0:
+        raise OSError(-rc, f"bm_memalloc_bulk(size={size}, n={n}, gfp={gfp:#x}, cpu={cpu})")
+    if rc < n:
+        system._reap_oom_victim(cpu)
+    return addrs[:rc]
 
 
 def watermarks(unit_size: int, percpu: bool) -> tuple[int, int, int]:
@@ -85,23 +107,17 @@ class BpfMemAlloc:
     def _alloc_bulk(self, c: MemCache, n: int, gfp: int) -> int:
         """Mirrors alloc_bulk(): kmalloc (or percpu) objects under set_active_memcg of the
         cache's objcg; stops at the first failure.  Returns how many were added.
-        Non-per-cpu objects come from one System.kmalloc_bulk() call: the same charges
-        in the same order; objects after the first failure are given back (the kernel
-        stops there, and a later NOWAIT charge of the same size fails the same way)."""
+        Non-per-cpu objects come from one C call that stops at the first failure
+        (kmalloc_until_fail)."""
         sysm = self.system
         cg = self._memcg()
         self.charged = cg is not sysm.root and bool(gfp & self.owner.gfp.ACCOUNT)
         done = 0
         with sysm.active_memcg(cg):
             if not self.percpu:
-                addrs = sysm.kmalloc_bulk(np.full(n, self.unit_size, dtype=np.uint64), gfp)
-                bad = np.flatnonzero(addrs == 0)
-                done = int(bad[0]) if len(bad) else n
-                if done < n:
-                    stray = addrs[done:][addrs[done:] != 0]
-                    if len(stray):
-                        sysm.kfree_bulk(stray)
-                c.free.extend(zip(addrs[:done].tolist(), repeat(0)))   # (addr, 0) objects
+                addrs = kmalloc_until_fail(sysm, self.unit_size, n, gfp)
+                done = len(addrs)
+                c.free.extend(zip(addrs.tolist(), repeat(0)))   # (addr, 0) objects
             else:
                 for _ in range(n):
                     try:
@@ -171,6 +187,69 @@ class BpfMemAlloc:
             if len(free) < c.low:
                 self._alloc_bulk(c, c.batch, refill_gfp)
         return out
+
+    def alloc_many_addrs(self, k: int) -> np.ndarray:
+        """alloc_many() for a non-per-cpu cache, returning the objects' addresses (the
+        objects are (addr, 0)) and fetching the refills ahead: the refills k pops need
+        if every one succeeds are counted first, then allocated in one C call that stops
+        at the first failure (the same kmallocs in the same order, as nothing else
+        touches the mm in between), and the pops consume them as the refills would.
+        After a refill that came up short, later refills are made live as alloc() does."""
+        assert not self.percpu
+        c = self._cache()
+        low, batch = c.low, c.batch
+        f, got, refills = len(c.free), 0, 0
+        while got < k and f:
+            run = min(f - low + 1 if f >= low else 1, k - got)
+            got += run
+            f -= run
+            if f < low:
+                refills += 1
+                f += batch
+        g = self.owner.gfp
+        gfp = g.NOWAIT | g.NOWARN | g.ACCOUNT | g.ZERO
+        sysm = self.system
+        cg = self._memcg()
+        pool: list[int] = []
+        if refills:
+            self.charged = cg is not sysm.root and bool(gfp & g.ACCOUNT)
+            with sysm.active_memcg(cg):
+                pool = kmalloc_until_fail(sysm, self.unit_size, refills * batch, gfp).tolist()
+            self.nobj += len(pool)
+        live = len(pool) < refills * batch     # a prefetched refill came up short
+        free = [a for a, _ in c.free]
+        out = np.empty(k, dtype=np.uint64)
+        pos = pi = 0
+        try:
+            while pos < k:
+                if not free:
+                    # this alloc() finds the cache empty: it still tries a refill, then fails
+                    c.free = list(zip(free, repeat(0)))
+                    self._alloc_bulk(c, batch, gfp)
+                    free = [a for a, _ in c.free]
+                    break
+                run = min(len(free) - low + 1 if len(free) >= low else 1, k - pos)
+                chunk = free[-run:]
+                del free[-run:]
+                chunk.reverse()               # pop() order
+                out[pos:pos + run] = chunk
+                pos += run
+                self.live += run
+                if len(free) < low:
+                    if pi < len(pool):
+                        take = pool[pi:pi + batch]
+                        pi += len(take)
+                        free.extend(take)
+                    elif live:
+                        c.free = list(zip(free, repeat(0)))
+                        self._alloc_bulk(c, batch, gfp)
+                        free = [a for a, _ in c.free]
+                    else:  # pragma: no cover - the schedule above counted every refill
+                        raise AssertionError("alloc_many_addrs: refill schedule mismatch")
+        finally:
+            c.free = list(zip(free, repeat(0)))
+        assert pi == len(pool)
+        return out[:pos]
 
     def free(self, obj: tuple[int, int]) -> None:
         """Mirrors bpf_mem_cache_free() -> unit_free(): back to the current cpu's cache;
