@@ -146,6 +146,8 @@ struct bm_profile {
     uint32_t nospin_no_batch;       /* !gfpflags_allow_spinning charges exactly nr_pages */
     uint32_t kmem_uncharge_skips_root; /* obj_cgroup_uncharge_pages/drain_obj_stock leave root's
                                           counter alone (current); v5.11 uncharged it via the stock */
+    uint32_t obj_stock_slab_stats;  /* the object stock caches NR_SLAB_*_B deltas
+                                       (__account_obj_stock, v5.14+); v5.11 applies them at once */
 };
 
 struct bm_config {
@@ -218,6 +220,8 @@ struct bm_cpu_stock_info {
     int32_t nr_pages[8];
     int32_t cached_objcg;           /* -1 empty */
     int32_t nr_bytes;
+    int64_t nr_slab_reclaimable_b;  /* slab stat deltas of cached_objcg not yet in its memcg's */
+    int64_t nr_slab_unreclaimable_b;/* memory.stat (__account_obj_stock; 0 without the switch) */
 };
 
 /* why the last charge on a cpu failed (try_charge_memcg's nomem exits) */

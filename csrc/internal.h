@@ -141,6 +141,11 @@ struct memcg_stock_pcp {
                                          to charged_pages whenever the slot is drained */
     struct obj_cgroup *cached_objcg;
     unsigned int nr_bytes;
+    /* __account_obj_stock() (obj_stock_slab_stats): NR_SLAB_[UN]RECLAIMABLE_B
+       deltas of cached_objcg not yet applied to its memcg.  One node in the
+       model, so no cached_pgdat: the deltas flush above PAGE_SIZE or on drain. */
+    long nr_slab_reclaimable_b;
+    long nr_slab_unreclaimable_b;
 };
 
 /* One simulated cpu: its stocks and what runs on it.  Cache-line sized so
@@ -245,6 +250,12 @@ struct obj_cgroup *get_obj_cgroup_from_current(struct bm_system *sys, int cpu);
 struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu);
 int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp, size_t size);
 void obj_cgroup_uncharge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size);
+/* the slab hooks' charge/uncharge with their NR_SLAB_*_B statistic idx
+   (obj_cgroup_charge_account() / the free hook's refill_obj_stock()) */
+int obj_cgroup_charge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
+                              size_t size, int idx);
+void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size,
+                                 int idx);
 int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, uint32_t gfp, int order);
 void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order);
 void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);

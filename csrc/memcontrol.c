@@ -517,6 +517,47 @@ void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup
 /* per-cpu object stock                                                */
 /* ------------------------------------------------------------------ */
 
+/* mirrors __account_obj_stock() (mm/memcontrol.c, v5.14+), with cpu's stock
+   lock held and objcg cached in it: an item's first delta is only kept in the
+   stock; later deltas add to it, and the sum goes to the memcg once it passes
+   PAGE_SIZE either way.  stock NULL (the trylock failed): straight to the
+   memcg.  Simplified: one node, so no cached_pgdat and no pgdat switch. */
+static void __account_obj_stock(struct bm_system *sys, struct memcg_stock_pcp *stock,
+                                struct obj_cgroup *objcg, long nr, int idx)
+{
+    if (stock) {
+        long *bytes = idx == BM_STAT_SLAB_RECLAIMABLE_B ? &stock->nr_slab_reclaimable_b
+                                                         : &stock->nr_slab_unreclaimable_b;
+        if (!*bytes) {
+            *bytes = nr;
+            nr = 0;
+        } else {
+            *bytes += nr;
+            nr = 0;
+            if (labs(*bytes) > page_size_of(sys)) {
+                nr = *bytes;
+                *bytes = 0;
+            }
+        }
+    }
+    if (nr)
+        mod_objcg_state(objcg, idx, nr);
+}
+
+/* the statistics half of drain_obj_stock(): cached slab deltas go to the
+   cached objcg's current memcg */
+static void flush_obj_stock_stats(struct memcg_stock_pcp *stock, struct obj_cgroup *objcg)
+{
+    if (stock->nr_slab_reclaimable_b) {
+        mod_objcg_state(objcg, BM_STAT_SLAB_RECLAIMABLE_B, stock->nr_slab_reclaimable_b);
+        stock->nr_slab_reclaimable_b = 0;
+    }
+    if (stock->nr_slab_unreclaimable_b) {
+        mod_objcg_state(objcg, BM_STAT_SLAB_UNRECLAIMABLE_B, stock->nr_slab_unreclaimable_b);
+        stock->nr_slab_unreclaimable_b = 0;
+    }
+}
+
 /* mirrors drain_obj_stock() with the stock lock held.  Whole pages go back
    (drain_obj_stock_direct: MEMCG_KMEM/v1 kmem then a direct uncharge, as
    current kernels; else __memcg_kmem_uncharge -> refill_stock as v5.11), the
@@ -546,13 +587,16 @@ static struct obj_cgroup *__drain_obj_stock(struct bm_system *sys, int cpu)
     }
     if (rem)
         atomic_fetch_add(&old->nr_charged_bytes, (long)rem);
+    flush_obj_stock_stats(stock, old);
     stock->nr_bytes = 0;
     stock->cached_objcg = NULL;
     return old;
 }
 
-/* mirrors consume_obj_stock() */
-static bool consume_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t nr_bytes)
+/* mirrors consume_obj_stock(); idx >= 0: the slab statistic of a hit goes
+   through __account_obj_stock() */
+static bool consume_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t nr_bytes,
+                              int idx)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
     bool ret = false;
@@ -561,6 +605,8 @@ static bool consume_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup 
         return false;
     if (c->stock.cached_objcg == objcg && c->stock.nr_bytes >= nr_bytes) {
         c->stock.nr_bytes -= (unsigned)nr_bytes;
+        if (idx >= 0)
+            __account_obj_stock(sys, &c->stock, objcg, (long)nr_bytes, idx);
         ret = true;
     }
     stock_unlock(c);
@@ -573,9 +619,13 @@ static bool consume_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup 
  *   allow_uncharge only the whole pages are split off and uncharged, the objcg
  *   stays cached.  Trylock failure parks the bytes in nr_charged_bytes.
  * else (v5.11): switch + adopt, add, and drain the whole stock above PAGE_SIZE.
+ * idx >= 0: nr_acct bytes of that slab statistic go through
+ *   __account_obj_stock() once objcg is the cached one.
+ * Trylock failure (current profiles only): the statistic goes to the memcg,
+ *   whole pages are uncharged and the remainder parked in nr_charged_bytes.
  */
 static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
-                             size_t nr_bytes, bool allow_uncharge)
+                             size_t nr_bytes, bool allow_uncharge, long nr_acct, int idx)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
     struct memcg_stock_pcp *stock = &c->stock;
@@ -585,7 +635,13 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
     unsigned long total;
 
     if (!stock_lock(sys, c, true)) {
-        atomic_fetch_add(&objcg->nr_charged_bytes, (long)nr_bytes);
+        if (idx >= 0)
+            __account_obj_stock(sys, NULL, objcg, nr_acct, idx);
+        nr_pages = (unsigned long)nr_bytes >> sys->page_shift;
+        if (nr_bytes & (page - 1))
+            atomic_fetch_add(&objcg->nr_charged_bytes, (long)(nr_bytes & (page - 1)));
+        if (nr_pages)
+            obj_cgroup_uncharge_pages(sys, cpu, objcg, nr_pages);
         return;
     }
     if (stock->cached_objcg != objcg) {
@@ -595,6 +651,8 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
         stock->nr_bytes = (unsigned)atomic_exchange(&objcg->nr_charged_bytes, 0);
         allow_uncharge = true;
     }
+    if (idx >= 0)
+        __account_obj_stock(sys, stock, objcg, nr_acct, idx);
     total = stock->nr_bytes + (unsigned long)nr_bytes;
     if (sys->cfg.profile.obj_stock_split_pages) {
         if (allow_uncharge && total > page) {
@@ -1060,10 +1118,14 @@ int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *o
     return ret;
 }
 
-/* mirrors obj_cgroup_charge(): object stock first, else whole pages through
-   the page path with the unused tail of the last page refilled into the
-   object stock (allow_uncharge=false) */
-int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp, size_t size)
+/* mirrors obj_cgroup_charge_account() (v6.x; obj_cgroup_charge() of v5.11):
+   object stock first, else whole pages through the page path with the unused
+   tail of the last page refilled into the object stock (allow_uncharge=false).
+   idx >= 0 names the slab statistic of size bytes: cached in the stock with
+   obj_stock_slab_stats (__account_obj_stock), else applied at once as v5.11's
+   slab hook does with mod_objcg_state(). */
+int obj_cgroup_charge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
+                              size_t size, int idx)
 {
     unsigned long page = (unsigned long)page_size_of(sys);
     unsigned long nr_pages, rem;
@@ -1071,24 +1133,49 @@ int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, 
 
     if (!objcg)
         return 0;
-    if (consume_obj_stock(sys, cpu, objcg, size))
+    if (idx >= 0 && !sys->cfg.profile.obj_stock_slab_stats) {
+        ret = obj_cgroup_charge_account(sys, cpu, objcg, gfp, size, -1);
+        if (!ret)
+            mod_objcg_state(objcg, idx, (long)size);
+        return ret;
+    }
+    if (consume_obj_stock(sys, cpu, objcg, size, idx))
         return 0;
     nr_pages = (unsigned long)size >> sys->page_shift;
     rem = (unsigned long)size & (page - 1);
     if (rem)
         nr_pages++;
     ret = obj_cgroup_charge_pages(sys, cpu, objcg, gfp, nr_pages);
-    if (!ret && rem)
-        refill_obj_stock(sys, cpu, objcg, page - rem, false);
+    if (!ret && (rem || idx >= 0))
+        refill_obj_stock(sys, cpu, objcg, rem ? page - rem : 0, false, (long)size, idx);
     return ret;
+}
+
+int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp, size_t size)
+{
+    return obj_cgroup_charge_account(sys, cpu, objcg, gfp, size, -1);
+}
+
+/* mirrors the slab free hook's refill_obj_stock(allow_uncharge=true, -size,
+   idx) (v6.x); without obj_stock_slab_stats the v5.11 hook's
+   obj_cgroup_uncharge() then mod_objcg_state() */
+void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size,
+                                 int idx)
+{
+    if (!objcg || !size)
+        return;
+    if (idx >= 0 && !sys->cfg.profile.obj_stock_slab_stats) {
+        refill_obj_stock(sys, cpu, objcg, size, true, 0, -1);
+        mod_objcg_state(objcg, idx, -(long)size);
+        return;
+    }
+    refill_obj_stock(sys, cpu, objcg, size, true, -(long)size, idx);
 }
 
 /* mirrors obj_cgroup_uncharge() = refill_obj_stock(allow_uncharge=true) */
 void obj_cgroup_uncharge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size)
 {
-    if (!objcg || !size)
-        return;
-    refill_obj_stock(sys, cpu, objcg, size, true);
+    obj_cgroup_uncharge_account(sys, cpu, objcg, size, -1);
 }
 
 /* mirrors __memcg_kmem_charge_page().
@@ -2071,6 +2158,8 @@ int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out)
     }
     out->cached_objcg = stock->cached_objcg ? stock->cached_objcg->id : -1;
     out->nr_bytes = (int32_t)stock->nr_bytes;
+    out->nr_slab_reclaimable_b = stock->nr_slab_reclaimable_b;
+    out->nr_slab_unreclaimable_b = stock->nr_slab_unreclaimable_b;
     return 0;
 }
 

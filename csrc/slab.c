@@ -264,9 +264,12 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     uint64_t full = obj_full_size(s);
     int ret;
 
+    /* the slab statistic is accounted with the charge (current kernels:
+       obj_cgroup_charge_account() in the post-alloc hook); with the charge
+       taken before the object here, a failed allocation takes both back */
     if ((gfp & __GFP_ACCOUNT) || (s->flags & BM_SLAB_ACCOUNT)) {
         objcg = get_obj_cgroup_from_current(sys, cpu);
-        if (objcg && obj_cgroup_charge(sys, cpu, objcg, gfp, full)) {
+        if (objcg && obj_cgroup_charge_account(sys, cpu, objcg, gfp, full, cache_vmstat_idx(s))) {
             obj_cgroup_put(objcg);
             return -ENOMEM;
         }
@@ -274,7 +277,7 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     ret = slab_alloc(sys, cpu, s, gfp, &slab, &idx);
     if (ret) {
         if (objcg) {
-            obj_cgroup_uncharge(sys, cpu, objcg, full);
+            obj_cgroup_uncharge_account(sys, cpu, objcg, full, cache_vmstat_idx(s));
             obj_cgroup_put(objcg);
         }
         return ret;
@@ -282,11 +285,10 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     if (objcg) {
         if (!slab->objcgs && !alloc_slab_objcgs(slab)) {
             /* vector allocation failed: the object stays unaccounted */
-            obj_cgroup_uncharge(sys, cpu, objcg, full);
+            obj_cgroup_uncharge_account(sys, cpu, objcg, full, cache_vmstat_idx(s));
             obj_cgroup_put(objcg);
         } else {
             slab->objcgs[idx] = objcg;
-            mod_objcg_state(objcg, cache_vmstat_idx(s), (long)full);
         }
     }
     *addr = slab->base + idx * s->size;
@@ -303,8 +305,7 @@ static void slab_free_hooked(struct bm_system *sys, int cpu, struct slab *slab, 
         struct obj_cgroup *objcg = slab->objcgs[idx];
         uint64_t full = obj_full_size(s);
         slab->objcgs[idx] = NULL;
-        obj_cgroup_uncharge(sys, cpu, objcg, full);
-        mod_objcg_state(objcg, cache_vmstat_idx(s), -(long)full);
+        obj_cgroup_uncharge_account(sys, cpu, objcg, full, cache_vmstat_idx(s));
         obj_cgroup_put(objcg);
     }
     slab_free(sys, cpu, s, slab, idx);

@@ -25,6 +25,7 @@ PROFILE_SWITCHES: tuple[str, ...] = (
     "gfp_atomic_forces", "gfp_high_forces", "max_event_on_force", "kmem_limit_enforced",
     "kmalloc_cg_caches", "percpu_ptr_overhead", "large_kmalloc_memcg_stat", "stat_kernel",
     "stat_vmalloc", "high_set_before_reclaim", "nospin_no_batch", "kmem_uncharge_skips_root",
+    "obj_stock_slab_stats",
 )
 
 # ---------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class Profile:
     high_set_before_reclaim: int
     nospin_no_batch: int
     kmem_uncharge_skips_root: int
+    obj_stock_slab_stats: int
     # --- Python-level facts ---
     has_gfp_atomic: bool              # __GFP_ATOMIC exists (removed in v6.3)
     nowait_nowarn: bool               # GFP_NOWAIT includes __GFP_NOWARN
@@ -182,6 +184,8 @@ _MM_5X = dict(
     # __memcg_kmem_uncharge(root) went through refill_stock(root), whose drain
     # uncharged root's counter
     kmem_uncharge_skips_root=0,
+    # slab statistics go straight to the memcg (mod_objcg_state() per object)
+    obj_stock_slab_stats=0,
     has_gfp_atomic=True, nowait_nowarn=False, has_memory_peak=False,
     stat_keys_v2=_V2_STAT_5_11, event_keys=_EVENTS_5_11,
 )
@@ -216,6 +220,8 @@ PROFILES: dict[str, Profile] = {
         # obj_cgroup_uncharge_pages() and drain_obj_stock() skip a root memcg
         # (reached through an objcg reparented to root): root keeps the pages
         kmem_uncharge_skips_root=1,
+        # __account_obj_stock(): NR_SLAB_*_B deltas cached in the object stock
+        obj_stock_slab_stats=1,
         has_gfp_atomic=False, nowait_nowarn=True, has_memory_peak=True,
         bpf_memcg_accounting=True,
         stat_keys_v2=_V2_STAT_6_18, stat_keys_v1=_V1_LOCAL_6_18, event_keys=_EVENTS_6_18,

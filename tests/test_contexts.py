@@ -69,7 +69,11 @@ def test_task_charges_its_memcg_and_migrate(s: System) -> None:
         x = s.kmalloc(100, GFP_KERNEL_ACCOUNT)
         t.migrate(b)                                # existing charges stay in a
         y = s.kmalloc(100, GFP_KERNEL_ACCOUNT)
-    assert a.stat()["slab_unreclaimable"] == 136 and b.stat()["slab_unreclaimable"] == 136
+    # 6.18 __account_obj_stock(): x's 136 bytes were cached in cpu 0's object stock; y's
+    # charge switched the stock to b's objcg, whose drain flushed a's 136 to a, and y's
+    # own 136 now wait in the stock
+    assert a.stat()["slab_unreclaimable"] == 136 and b.stat()["slab_unreclaimable"] == 0
+    assert s.stock_info(0)["nr_slab_unreclaimable_b"] == 136
     assert a.read("cgroup.procs") == "" and b.read("cgroup.procs") == "1000\n"
     s.kfree(x)
     s.kfree(y)
@@ -87,11 +91,14 @@ def test_interrupt_without_and_with_active_memcg(s: System) -> None:
         assert a.usage_pages == 0 and s.root.usage_pages == 0 and s.root.stat()["slab_unreclaimable"] == 0
         with s.active_memcg(a):                     # int_active_memcg
             y = s.kmalloc(100, GFP_KERNEL_ACCOUNT)
-    assert a.stat()["slab_unreclaimable"] == 136
+    # the first slab delta of cpu 1's stock is only cached there (__account_obj_stock)
+    assert a.stat()["slab_unreclaimable"] == 0 and s.stock_info(1)["nr_slab_unreclaimable_b"] == 136
     assert a.usage_pages == 64                      # one page through the batch
     assert s.obj_cgroup_of(y)[1] is a
     s.kfree(x)
-    s.kfree(y)
+    s.kfree(y)                                      # on cpu 0: -136 cached there, +136 on cpu 1
+    assert a.stat()["slab_unreclaimable"] == 0
+    s.drain_all_stock()
     assert a.stat()["slab_unreclaimable"] == 0
 
 
@@ -104,7 +111,12 @@ def test_active_memcg_in_task_context_and_restore(s: System) -> None:
             with s.active_memcg(None):              # set_active_memcg(NULL) restores the task's memcg
                 y = s.kmalloc(100, GFP_KERNEL_ACCOUNT)
         z = s.kmalloc(100, GFP_KERNEL_ACCOUNT)      # old value restored: a again
+    # 6.18 __account_obj_stock(): x's 136 wait in cpu 0's stock until y switches it to a's
+    # objcg (the drain flushes them to b); y's and z's 2 x 136 are still cached
     assert b.stat()["slab_unreclaimable"] == 136
+    assert a.stat()["slab_unreclaimable"] == 0
+    assert s.stock_info(0)["nr_slab_unreclaimable_b"] == 2 * 136
+    s.drain_all_stock()
     assert a.stat()["slab_unreclaimable"] == 2 * 136
     for o in (x, y, z):
         s.kfree(o)

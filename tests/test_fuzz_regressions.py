@@ -35,11 +35,10 @@ def test_obj_cgroup_of_v5_kmem_page_names_its_memcg() -> None:
     s.check()
 
 
-@pytest.mark.xfail(strict=True, reason="core divergence: the C core applies slab byte statistics "
-                   "at once; current kernels cache them in the per-cpu object stock "
-                   "(__account_obj_stock(), mm/memcontrol.c) until they pass PAGE_SIZE or a drain")
 def test_slab_stat_cached_in_obj_stock() -> None:
-    """Diff_6_18 (memory.stat slab_unreclaimable real 16 vs reference 0 after one kmalloc).
+    """Diff_6_18 (memory.stat slab_unreclaimable real 16 vs reference 0 after one kmalloc);
+    was a strict xfail until the core modelled __account_obj_stock() (profile switch
+    obj_stock_slab_stats).
 
     6.18: kmalloc(1, GFP_KERNEL|__GFP_ACCOUNT) comes from kmalloc-cg-8 and charges
     obj_full_size = 8 + sizeof(struct obj_cgroup *) = 16 bytes through

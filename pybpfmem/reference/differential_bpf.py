@@ -71,13 +71,34 @@ class BpfMachine(RuleBasedStateMachine):
     def alive(self) -> list[Any]:
         return [t for t in self.tasks if t.alive]
 
+    def pending_slab(self) -> dict[int, dict[str, int]]:
+        """Slab deltas the per-cpu object stocks still cache (6.18 __account_obj_stock()),
+        by the id of every memcg whose memory.stat will show them once flushed (the
+        objcg's memcg and its ancestors).  A drain after a failed op flushes them: the
+        snapshot counts them so that flush is not taken for a change."""
+        out: dict[int, dict[str, int]] = {}
+        for cpu in range(self.sys.nr_cpus):
+            info = self.sys.stock_info(cpu)
+            if info["cached_objcg"] < 0:
+                continue
+            m = self.sys.objcg_memcg(info["cached_objcg"])
+            while m is not None:
+                d = out.setdefault(m.id, {"slab_reclaimable": 0, "slab_unreclaimable": 0})
+                d["slab_reclaimable"] += info["nr_slab_reclaimable_b"]
+                d["slab_unreclaimable"] += info["nr_slab_unreclaimable_b"]
+                m = m.parent
+        return out
+
     def snapshot(self) -> list[Any]:
         out = []
+        pending = self.pending_slab()
         for c in self.cgs:
             if c.online or c.dying:
                 st_ = {k: v for k, v in c.stat().items()
                        if k in ("anon", "file", "kernel", "percpu", "slab_reclaimable",
                                 "slab_unreclaimable", "vmalloc")}
+                for k, v in pending.get(c.id, {}).items():
+                    st_[k] += v
                 out.append((c.path, c.usage_pages, st_))
         return out + [("locked_vm", tuple(self.sys.locked_vm(u) for u in sorted(self.uids)), {})]
 

@@ -214,7 +214,7 @@ static void profile_511(struct bm_config *c)
 static void profile_618(struct bm_config *c)
 {
     memset(c, 0, sizeof(*c));
-    struct bm_profile p = {64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    struct bm_profile p = {64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     c->profile = p;
 }
 
