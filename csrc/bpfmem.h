@@ -335,11 +335,11 @@ int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t di
 #define BM_HTAB_LRU 4
 #define BM_HTAB_MODE_MASK 7
 typedef struct bm_htab bm_htab;
-bm_htab *bm_htab_new(uint32_t key_size, uint32_t value_size, uint32_t naux);
+bm_htab *bm_htab_new(uint32_t key_size, uint32_t value_size, uint32_t naux, uint64_t max_entries, uint32_t mode);
 void bm_htab_free(bm_htab *h);
 int64_t bm_htab_count(const bm_htab *h);
 int bm_htab_lookup(const bm_htab *h, const char *key, char *value, uint64_t *aux);
-int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flags, uint64_t max_entries, uint32_t mode, uint64_t *old_aux);
+int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flags);
 int bm_htab_commit(bm_htab *h, const char *key, const char *value, const uint64_t *aux, uint64_t *old_aux);
 int bm_htab_delete(bm_htab *h, const char *key, uint64_t *aux);
 int bm_htab_next_key(const bm_htab *h, const char *key, char *next);

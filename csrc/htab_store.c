@@ -45,6 +45,8 @@
 struct bm_htab {
     uint64_t magic;
     uint32_t key_size, value_size, naux;
+    uint32_t mode;          /* BM_HTAB_* */
+    uint64_t max_entries;
     uint32_t count;         /* live elements */
     uint32_t cap;           /* slots allocated in the arrays below */
     uint32_t used;          /* slots ever handed out (0..used-1) */
@@ -270,12 +272,14 @@ static void copy_aux(const bm_htab *h, uint32_t s, uint64_t *out)
         memcpy(out, h->aux + (size_t)s * h->naux, sizeof(uint64_t) * h->naux);
 }
 
-bm_htab *bm_htab_new(uint32_t key_size, uint32_t value_size, uint32_t naux)
+bm_htab *bm_htab_new(uint32_t key_size, uint32_t value_size, uint32_t naux, uint64_t max_entries,
+                     uint32_t mode)
 {
     bm_htab *h;
 
     if (key_size == 0 || key_size > HTAB_MAX_KEY || value_size == 0 ||
-        value_size > HTAB_MAX_VALUE || naux > BM_HTAB_MAX_AUX)
+        value_size > HTAB_MAX_VALUE || naux > BM_HTAB_MAX_AUX ||
+        (mode & ~(uint32_t)BM_HTAB_MODE_MASK))
         return NULL;
     h = calloc(1, sizeof(*h));
     if (!h)
@@ -284,6 +288,8 @@ bm_htab *bm_htab_new(uint32_t key_size, uint32_t value_size, uint32_t naux)
     h->key_size = key_size;
     h->value_size = value_size;
     h->naux = naux;
+    h->mode = mode;
+    h->max_entries = max_entries;
     h->free_head = h->head = h->tail = NONE;
     return h;
 }
@@ -326,15 +332,18 @@ int bm_htab_lookup(const bm_htab *h, const char *key, char *value, uint64_t *aux
    check_flags(), then replace in place, LRU eviction, or a new element (-E2BIG
    at max_entries, as alloc_htab_elem()).  Returns 1 without changing anything
    when the caller must allocate the element first (mode says when) and then
-   call bm_htab_commit(). */
-int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flags,
-                   uint64_t max_entries, uint32_t mode, uint64_t *old_aux)
+   call bm_htab_commit().  max_entries and the mode were given to bm_htab_new().
+   (An LRU eviction drops the oldest element's aux words: LRU maps preallocate.) */
+int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flags)
 {
     const uint8_t *k = (const uint8_t *)key;
-    uint32_t s, pos, hv;
+    uint32_t s, pos, hv, mode;
+    uint64_t max_entries;
 
-    if (!htab_ok(h) || !key || !value || (mode & ~(uint32_t)BM_HTAB_MODE_MASK))
+    if (!htab_ok(h) || !key || !value)
         return -EINVAL;
+    mode = h->mode;
+    max_entries = h->max_entries;
     if ((flags & ~(uint64_t)BPF_F_LOCK) > BPF_EXIST)
         return -EINVAL;
     hv = key_hash(k, h->key_size);
@@ -354,7 +363,6 @@ int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flag
             /* bpf_lru_pop_free(): the map is full, the oldest element makes room */
             uint32_t old = h->head, opos, chk;
             opos = find(h, slot_key(h, old), key_hash(slot_key(h, old), h->key_size), &chk);
-            copy_aux(h, old, old_aux);
             remove_at(h, opos, old);
         }
         (void)pos;

@@ -147,11 +147,11 @@ def _calls(sp, nr_cpus: int) -> dict:
             lib.bm_kmalloc_bulk(sp, -1, ffi.cast("const uint64_t *", ffi.from_buffer(sizes)), 1, gfp,
                                 ffi.cast("uint64_t *", ffi.from_buffer(addrs.copy()))), True),
         # the hash element store: NULL handles and bad sizes are refused
-        "bm_htab_new": lambda: (-1 if lib.bm_htab_new(0, 8, 1) == ffi.NULL else 0, True),
+        "bm_htab_new": lambda: (-1 if lib.bm_htab_new(0, 8, 1, 1, 0) == ffi.NULL else 0, True),
         "bm_htab_free": lambda: (lib.bm_htab_free(ffi.NULL) or -1, True),
         "bm_htab_count": lambda: (lib.bm_htab_count(ffi.NULL), True),
         "bm_htab_lookup": lambda: (lib.bm_htab_lookup(ffi.NULL, b"k", ffi.NULL, ffi.NULL), True),
-        "bm_htab_update": lambda: (lib.bm_htab_update(ffi.NULL, b"k", b"v", 0, 1, 0, u64), True),
+        "bm_htab_update": lambda: (lib.bm_htab_update(ffi.NULL, b"k", b"v", 0), True),
         "bm_htab_commit": lambda: (lib.bm_htab_commit(ffi.NULL, b"k", b"v", u64, u64), True),
         "bm_htab_delete": lambda: (lib.bm_htab_delete(ffi.NULL, b"k", u64), True),
         "bm_htab_next_key": lambda: (lib.bm_htab_next_key(ffi.NULL, ffi.NULL, ffi.new("char[8]")), True),
@@ -192,13 +192,12 @@ def test_function_rejects_bad_arguments(sysobj: System, fname: str) -> None:
 
 def test_htab_store_rejects_bad_sizes_and_arguments() -> None:
     # bm_htab_new refuses key_size 0, value_size 0 and more than BM_HTAB_MAX_AUX aux words
-    assert lib.bm_htab_new(0, 8, 0) == ffi.NULL
-    assert lib.bm_htab_new(4, 0, 0) == ffi.NULL
-    assert lib.bm_htab_new(4, 8, lib.BM_HTAB_MAX_AUX + 1) == ffi.NULL
-    h = ffi.gc(lib.bm_htab_new(4, 8, 1), lib.bm_htab_free)
-    aux = ffi.new("uint64_t[4]")
-    assert lib.bm_htab_update(h, b"abcd", b"v" * 8, 0, 1, 8, aux) == -errno.EINVAL   # bad mode
-    assert lib.bm_htab_update(h, b"abcd", b"v" * 8, 3, 1, 0, aux) == -errno.EINVAL   # flags > EXIST
+    assert lib.bm_htab_new(0, 8, 0, 1, 0) == ffi.NULL
+    assert lib.bm_htab_new(4, 0, 0, 1, 0) == ffi.NULL
+    assert lib.bm_htab_new(4, 8, lib.BM_HTAB_MAX_AUX + 1, 1, 0) == ffi.NULL
+    assert lib.bm_htab_new(4, 8, 1, 1, 8) == ffi.NULL                               # bad mode
+    h = ffi.gc(lib.bm_htab_new(4, 8, 1, 1, 0), lib.bm_htab_free)
+    assert lib.bm_htab_update(h, b"abcd", b"v" * 8, 3) == -errno.EINVAL              # flags > EXIST
     assert lib.bm_htab_all_new(h, b"abcd", -1) == -errno.EINVAL
     assert lib.bm_htab_insert_bulk(h, ffi.NULL, ffi.NULL, ffi.NULL, 1) == -errno.EINVAL
     assert lib.bm_htab_count(h) == 0

@@ -13,8 +13,8 @@ from pybpfmem._core import ffi, lib
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 
 
-def _store(ks: int = 4, vs: int = 8, naux: int = 1):
-    return ffi.gc(lib.bm_htab_new(ks, vs, naux), lib.bm_htab_free)
+def _store(ks: int = 4, vs: int = 8, naux: int = 1, max_entries: int = 1 << 20, mode: int = 0):
+    return ffi.gc(lib.bm_htab_new(ks, vs, naux, max_entries, mode), lib.bm_htab_free)
 
 
 def _k(i: int) -> bytes:
@@ -31,13 +31,13 @@ def _keys(h, ks: int = 4) -> list[bytes]:
 def test_update_flags_and_full_map() -> None:
     # check_flags(): NOEXIST on a present key -EEXIST, EXIST on a missing one -ENOENT;
     # a new key at max_entries (2) -E2BIG, a replace at max_entries still works
-    h, old = _store(naux=0), ffi.new("uint64_t[4]")
-    assert lib.bm_htab_update(h, _k(1), b"a" * 8, BPF_EXIST, 2, 0, old) == -errno.ENOENT
-    assert lib.bm_htab_update(h, _k(1), b"a" * 8, BPF_NOEXIST, 2, 0, old) == 0
-    assert lib.bm_htab_update(h, _k(1), b"b" * 8, BPF_NOEXIST, 2, 0, old) == -errno.EEXIST
-    assert lib.bm_htab_update(h, _k(2), b"c" * 8, BPF_ANY, 2, 0, old) == 0
-    assert lib.bm_htab_update(h, _k(3), b"d" * 8, BPF_ANY, 2, 0, old) == -errno.E2BIG
-    assert lib.bm_htab_update(h, _k(1), b"e" * 8, BPF_EXIST, 2, 0, old) == 0
+    h, old = _store(naux=0, max_entries=2), ffi.new("uint64_t[4]")
+    assert lib.bm_htab_update(h, _k(1), b"a" * 8, BPF_EXIST) == -errno.ENOENT
+    assert lib.bm_htab_update(h, _k(1), b"a" * 8, BPF_NOEXIST) == 0
+    assert lib.bm_htab_update(h, _k(1), b"b" * 8, BPF_NOEXIST) == -errno.EEXIST
+    assert lib.bm_htab_update(h, _k(2), b"c" * 8, BPF_ANY) == 0
+    assert lib.bm_htab_update(h, _k(3), b"d" * 8, BPF_ANY) == -errno.E2BIG
+    assert lib.bm_htab_update(h, _k(1), b"e" * 8, BPF_EXIST) == 0
     v = ffi.new("char[8]")
     assert lib.bm_htab_lookup(h, _k(1), v, ffi.NULL) == 0 and ffi.unpack(v, 8) == b"e" * 8
     assert lib.bm_htab_count(h) == 2
@@ -46,13 +46,13 @@ def test_update_flags_and_full_map() -> None:
 def test_alloc_modes_ask_first_and_commit_returns_the_old_aux() -> None:
     # ALLOC_NEW: a new key returns 1 and changes nothing until the commit;
     # ALLOC_REPLACE: so does a present key, and the commit hands back its old aux word
-    h, aux, old = _store(), ffi.new("uint64_t[4]"), ffi.new("uint64_t[4]")
     mode = lib.BM_HTAB_ALLOC_NEW | lib.BM_HTAB_ALLOC_REPLACE
-    assert lib.bm_htab_update(h, _k(7), b"x" * 8, 0, 10, mode, old) == 1
+    h, aux, old = _store(max_entries=10, mode=mode), ffi.new("uint64_t[4]"), ffi.new("uint64_t[4]")
+    assert lib.bm_htab_update(h, _k(7), b"x" * 8, 0) == 1
     assert lib.bm_htab_count(h) == 0
     aux[0] = 0x1000
     assert lib.bm_htab_commit(h, _k(7), b"x" * 8, aux, old) == 0
-    assert lib.bm_htab_update(h, _k(7), b"y" * 8, 0, 10, mode, old) == 1
+    assert lib.bm_htab_update(h, _k(7), b"y" * 8, 0) == 1
     aux[0] = 0x2000
     assert lib.bm_htab_commit(h, _k(7), b"y" * 8, aux, old) == 1 and old[0] == 0x1000
     assert lib.bm_htab_delete(h, _k(7), old) == 0 and old[0] == 0x2000
@@ -61,19 +61,19 @@ def test_alloc_modes_ask_first_and_commit_returns_the_old_aux() -> None:
 
 def test_lru_full_evicts_the_oldest_inserted() -> None:
     # max_entries 3, keys 1 2 3 then 4: key 1 (the oldest) goes, order 2 3 4
-    h, old = _store(naux=0), ffi.new("uint64_t[4]")
+    h, old = _store(naux=0, max_entries=3, mode=lib.BM_HTAB_LRU), ffi.new("uint64_t[4]")
     for i in (1, 2, 3, 4):
-        assert lib.bm_htab_update(h, _k(i), bytes(8), 0, 3, lib.BM_HTAB_LRU, old) == 0
+        assert lib.bm_htab_update(h, _k(i), bytes(8), 0) == 0
     assert _keys(h) == [_k(2), _k(3), _k(4)]
 
 
 def test_next_key_follows_insertion_order_across_deletes() -> None:
     # insert 0..9, delete 3 and 0, re-insert 3: order 1 2 4 5 6 7 8 9 3
-    h, old = _store(naux=0), ffi.new("uint64_t[4]")
+    h, old = _store(naux=0, max_entries=100), ffi.new("uint64_t[4]")
     for i in range(10):
-        assert lib.bm_htab_update(h, _k(i), bytes(8), 0, 100, 0, old) == 0
+        assert lib.bm_htab_update(h, _k(i), bytes(8), 0) == 0
     assert lib.bm_htab_delete(h, _k(3), old) == 0 and lib.bm_htab_delete(h, _k(0), old) == 0
-    assert lib.bm_htab_update(h, _k(3), bytes(8), 0, 100, 0, old) == 0
+    assert lib.bm_htab_update(h, _k(3), bytes(8), 0) == 0
     expect = [1, 2, 4, 5, 6, 7, 8, 9, 3]
     out, got, key = ffi.new("char[4]"), [], ffi.NULL
     while lib.bm_htab_next_key(h, key, out) == 0:

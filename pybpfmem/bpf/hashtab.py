@@ -41,6 +41,7 @@ class HashMap(BpfMap):
                  U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
     batch_ops = frozenset({"lookup", "lookup_and_delete", "update", "delete"})
     batch_token_size = 4   # in_batch/out_batch hold a u32 bucket index
+    fast_update: Any = None   # plain HASH-family maps: a closure (_make_fast_update)
 
     @classmethod
     def alloc_check(cls, attr: MapAttr, ctx: CreateCtx) -> None:
@@ -144,7 +145,7 @@ class HashMap(BpfMap):
         self.pcpu_ma: BpfMemAlloc | None = None
 
     def _new_store(self) -> Any:
-        h = lib.bm_htab_new(self.key_size, self._vsize, self._naux)
+        h = lib.bm_htab_new(self.key_size, self._vsize, self._naux, self.max_entries, self._mode)
         if h == ffi.NULL:
             raise MemoryError("bm_htab_new failed")
         return ffi.gc(h, lib.bm_htab_free)
@@ -244,6 +245,8 @@ class HashMap(BpfMap):
             self.ma = BpfMemAlloc(self, self.elem_size, False)
             if self.percpu:
                 self.pcpu_ma = BpfMemAlloc(self, self.v8, True)
+        if type(self) is HashMap:
+            self.fast_update = self._make_fast_update()   # now with the map's caches
 
     def free(self) -> None:
         """Mirrors htab_map_free(): elements, mem caches, areas, per-cpu ints."""
@@ -255,6 +258,8 @@ class HashMap(BpfMap):
             if ma is not None:
                 ma.destroy()
         self.ma = self.pcpu_ma = None
+        if type(self) is HashMap:
+            self.fast_update = self._make_fast_update()
         self.free_all()
 
     def mem_usage(self) -> int:
@@ -285,9 +290,7 @@ class HashMap(BpfMap):
         if self.ma is not None:
             obj = self.ma.alloc()
             if obj is None:
-                raise BpfError(errno.ENOMEM, f"htab update: bpf_mem_cache_alloc found the "
-                                             f"cache empty and refill failed (map {self.id}; "
-                                             f"memcg {self.memcg_path()})")
+                raise self._cache_enomem()
             if self.pcpu_ma is not None:
                 pobj = self.pcpu_ma.alloc()
                 if pobj is None:
@@ -306,6 +309,11 @@ class HashMap(BpfMap):
                 self.kfree(a)
                 raise
         return ("k", a, p)
+
+    def _cache_enomem(self) -> BpfError:
+        return BpfError(errno.ENOMEM, f"htab update: bpf_mem_cache_alloc found the cache "
+                                      f"empty and refill failed (map {self.id}; memcg "
+                                      f"{self.memcg_path()})")
 
     def _free_obj(self, obj: Any) -> None:
         kind, a, p = obj
@@ -342,10 +350,53 @@ class HashMap(BpfMap):
             raise ValueError(f"value must be {self._vsize} bytes, got {len(value)}")
         if not 0 <= flags < 1 << 64:
             raise BpfError(errno.EINVAL, f"htab update: flags {flags:#x} > BPF_EXIST")
-        rc = lib.bm_htab_update(self._store, key, value, flags, self.max_entries, self._mode,
-                                self._old)
-        if rc == 0:
-            return
+        rc = lib.bm_htab_update(self._store, key, value, flags)
+        if rc:
+            self._update_rest(rc, key, value, flags)
+
+    def _make_fast_update(self) -> Any:
+        """fast_update(key, value, flags): the syscall update for well-formed input (key
+        and value bytes of the sizes bpf_map_update_elem() copies, flags BPF_ANY/NOEXIST/
+        EXIST) in one frame, with the same outcome as update_elem().  Returns False,
+        having done nothing, for anything else (the caller then takes the general path).
+        perf: a closure over the store and sizes (no attribute lookups per call); it
+        is rebuilt when the store is (free())."""
+        store, ks, vs = self._store, self.key_size, self._vsize
+        update, rest = lib.bm_htab_update, self._update_rest
+        ma = self.ma if self.pcpu_ma is None and self._naux == 1 else None
+        if ma is None:
+            def fast_update(key: Any, value: Any, flags: int) -> bool:
+                if type(key) is not bytes or len(key) != ks or type(value) is not bytes \
+                        or len(value) != vs:
+                    return False
+                rc = update(store, key, value, flags)
+                if rc:
+                    rest(rc, key, value, flags)
+                return True
+            return fast_update
+        # v6.1+ no-prealloc plain hash: _update_rest()'s allocate-and-commit inlined
+        # (bpf_mem_cache_alloc() of one (addr, 0) object; a replaced one is freed after)
+        commit, alloc_addr, aux, old = lib.bm_htab_commit, ma.alloc_addr, self._aux, self._old
+
+        def fast_update_ma(key: Any, value: Any, flags: int) -> bool:
+            if type(key) is not bytes or len(key) != ks or type(value) is not bytes \
+                    or len(value) != vs:
+                return False
+            rc = update(store, key, value, flags)
+            if rc == 1:
+                a = alloc_addr()
+                if not a:
+                    raise self._cache_enomem()
+                aux[0] = a
+                if commit(store, key, value, aux, old) == 1:
+                    ma.free((int(old[0]), 0))
+            elif rc:
+                rest(rc, key, value, flags)
+            return True
+        return fast_update_ma
+
+    def _update_rest(self, rc: int, key: bytes, value: bytes, flags: int) -> None:
+        """After bm_htab_update(): an errno, or 1 = allocate the element and commit."""
         if rc < 0:
             raise self._update_error(-rc, flags)
         obj = self._alloc_obj()

@@ -162,6 +162,20 @@ class BpfMemAlloc:
             self.live += 1
         return obj
 
+    def alloc_addr(self) -> int:
+        """alloc() for a non-per-cpu cache in one frame, returning the object's address
+        (its object is (addr, 0)); 0 when the cache was empty (after the refill try)."""
+        cpu = self.system._cpu
+        c = self.caches[cpu if cpu >= 0 else 0]
+        free = c.free
+        addr = free.pop()[0] if free else 0
+        if len(free) < c.low:
+            g = self.owner.gfp
+            self._alloc_bulk(c, c.batch, g.NOWAIT | g.NOWARN | g.ACCOUNT | g.ZERO)
+        if addr:
+            self.live += 1
+        return addr
+
     def alloc_many(self, k: int) -> list[tuple[int, int]]:
         """k alloc()s in a row, with the same pops and the same refills at the same
         points (a refill follows the pop that leaves the cache below low), done a run

@@ -232,6 +232,26 @@ class BpfTaskMixin(KObjectTaskMixin):
         """BPF_MAP_UPDATE_ELEM.  Fast path: the same checks as the raw command
         (entry check, fd, write permission, BPF_F_LOCK, the map's update) without
         packing a `union bpf_attr` and user buffers, which only the raw path needs."""
+        # perf: the common case -- an open writable map fd of a map with a fast_update
+        # (hash maps), a live task, no unprivileged_bpf_disabled entry check to make,
+        # flags BPF_ANY/NOEXIST/EXIST, and a context the update may allocate in -- goes
+        # straight to the map; fast_update() returns False for input it does not take
+        st = self.__dict__.get("_bpf_task")
+        if st is not None and type(flags) is int and 0 <= flags <= U.BPF_EXIST:
+            f = st.fds.files.get(fd) if type(fd) is int else None
+            fast = getattr(f.obj, "fast_update", None) if f is not None else None
+            if fast is not None and f.writable and self.alive and not f.obj.frozen:
+                sysm = self.system
+                bst = sysm.__dict__["_bpf_state"]
+                if ((sysm._cpu >= 0 and sysm._cpu_task[sysm._cpu] is self)
+                        or not f.obj.update_allocates()) and not (
+                        bst.unprivileged_bpf_disabled and bst.bprof.unpriv_at_entry):
+                    try:
+                        if fast(key, value, flags):
+                            return
+                    finally:
+                        if bst.pending and bst.settle:
+                            bst.run_deferred()
         f = self.bpf_task.fds.get(fd)
         m = f.obj
         if not isinstance(m, BpfMap):
