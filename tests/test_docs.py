@@ -109,3 +109,61 @@ def test_doctest_runner_sees_wrong_output(tmp_path: Path) -> None:
     runner = doctest.DocTestRunner(optionflags=_FLAGS)
     runner.run(test, out=lambda s: None)
     assert runner.summarize(verbose=False).failed == 1
+
+
+# ---------------------------------------------------------------- guide output
+# The ```text blocks of docs/guide.md show real runs.  Deterministic commands are
+# run again here and must print exactly what the page shows (80 columns, no
+# colour); `PYBPFMEM_UPDATE_DOCS=1 pytest tests/test_docs.py` rewrites the blocks
+# after an intended change.  Commands whose output depends on the machine or the
+# clock (verify, fuzz, bench) are run with --help, so their flags stay real.
+GUIDE = ROOT / "docs" / "guide.md"
+_DETERMINISTIC = ("--help", "demo", "simulate", "plan")
+
+
+def _guide_runs() -> list[tuple[int, list[str], str]]:
+    """(line, argv, shown output) of every `$ python -m pybpfmem ...` in guide.md."""
+    text = GUIDE.read_text(encoding="utf-8")
+    runs = []
+    for m in _FENCE.finditer(text):
+        if m.group(1) != "text":
+            continue
+        body = m.group(2)
+        first = text.count("\n", 0, m.start(2)) + 1
+        chunks = re.split(r"^(?:sudo )?\$ python -m pybpfmem(.*)\n", body, flags=re.M)
+        offset = first
+        for i in range(1, len(chunks), 2):
+            runs.append((offset, chunks[i].split(), chunks[i + 1]))
+    return runs
+
+
+def _run_cli(argv: list[str]) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    proc = subprocess.run([sys.executable, "-m", "pybpfmem", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return proc.stdout + proc.stderr
+
+
+def _normal(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+@pytest.mark.parametrize("run", _guide_runs(), ids=lambda r: " ".join(r[1]) or "(none)")
+def test_guide_output_is_current(run) -> None:
+    import os
+
+    _, argv, shown = run
+    if argv and argv[0] not in _DETERMINISTIC:
+        out = _run_cli([argv[0], "--help"])
+        assert "usage: pybpfmem " + argv[0] in out
+        return
+    got = _run_cli(argv)
+    if os.environ.get("PYBPFMEM_UPDATE_DOCS") == "1":
+        text = GUIDE.read_text(encoding="utf-8")
+        GUIDE.write_text(text.replace(shown, got if got.endswith("\n") else got + "\n", 1), encoding="utf-8")
+        return
+    assert _normal(got) == _normal(shown), f"docs/guide.md is stale for {' '.join(argv)}"
