@@ -146,6 +146,12 @@ struct memcg_stock_pcp {
        model, so no cached_pgdat: the deltas flush above PAGE_SIZE or on drain. */
     long nr_slab_reclaimable_b;
     long nr_slab_unreclaimable_b;
+    /* model perf (no kernel field): spare references on cached_objcg, already
+       counted in its refcnt, that slab objects allocated on this cpu take and
+       objects freed here give back without an atomic.  The kernel's objcg
+       reference is a percpu_ref whose get/put are per-cpu adds; this is the
+       same saving with a plain atomic refcount.  Returned on drain. */
+    unsigned int nr_objcg_refs;
 };
 
 /* One simulated cpu: its stocks and what runs on it.  Cache-line sized so
@@ -256,6 +262,10 @@ int obj_cgroup_charge_account(struct bm_system *sys, int cpu, struct obj_cgroup 
                               size_t size, int idx);
 void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size,
                                  int idx);
+/* the slab hooks whole: charge + the object's objcg reference, and back */
+int memcg_slab_charge_get(struct bm_system *sys, int cpu, uint32_t gfp, size_t size, int idx,
+                          struct obj_cgroup **objcgp);
+void memcg_slab_uncharge_put(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size, int idx);
 int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, uint32_t gfp, int order);
 void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order);
 void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);

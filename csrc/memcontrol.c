@@ -588,6 +588,11 @@ static struct obj_cgroup *__drain_obj_stock(struct bm_system *sys, int cpu)
     if (rem)
         atomic_fetch_add(&old->nr_charged_bytes, (long)rem);
     flush_obj_stock_stats(stock, old);
+    if (stock->nr_objcg_refs) {
+        /* spare references back (never the last: the stock's own stays) */
+        atomic_fetch_sub(&old->refcnt, (long)stock->nr_objcg_refs);
+        stock->nr_objcg_refs = 0;
+    }
     stock->nr_bytes = 0;
     stock->cached_objcg = NULL;
     return old;
@@ -1170,6 +1175,118 @@ void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgro
         return;
     }
     refill_obj_stock(sys, cpu, objcg, size, true, -(long)size, idx);
+}
+
+/* Spare objcg references of a cpu's object stock (model perf, see struct
+   memcg_stock_pcp): with the stock lock held and objcg the cached one, whose
+   own stock reference keeps it alive, so taking a batch needs no tryget and
+   giving one back is never the last put. */
+#define OBJCG_REF_BATCH 32u
+
+static inline void stock_objcg_ref_get(struct memcg_stock_pcp *stock, struct obj_cgroup *objcg)
+{
+    if (!stock->nr_objcg_refs) {
+        atomic_fetch_add_explicit(&objcg->refcnt, (long)OBJCG_REF_BATCH, memory_order_relaxed);
+        stock->nr_objcg_refs = OBJCG_REF_BATCH;
+    }
+    stock->nr_objcg_refs--;
+}
+
+static inline void stock_objcg_ref_put(struct memcg_stock_pcp *stock, struct obj_cgroup *objcg)
+{
+    if (stock->nr_objcg_refs < 2 * OBJCG_REF_BATCH)
+        stock->nr_objcg_refs++;
+    else
+        atomic_fetch_sub(&objcg->refcnt, 1);
+}
+
+static struct mem_cgroup *current_charge_memcg(struct bm_cpu *c);
+
+/* current_obj_cgroup(): the objcg get_obj_cgroup_from_current() would pick,
+   without a reference (the caller only uses it while a stock pins it) */
+static struct obj_cgroup *current_obj_cgroup(struct bm_system *sys, int cpu)
+{
+    struct mem_cgroup *memcg = current_charge_memcg(cpu_of(sys, cpu));
+
+    for (; memcg && !mem_cgroup_is_root(memcg); memcg = parent_mem_cgroup(memcg)) {
+        struct obj_cgroup *objcg = atomic_load(&memcg->objcg);
+        if (objcg)
+            return objcg;
+    }
+    return NULL;
+}
+
+/* The slab hooks (memcg_slab_pre/post_alloc_hook(): get_obj_cgroup_from_current(),
+   obj_cgroup_charge_account(), obj_cgroup_get() for the object).  A hit in
+   the object stock of current's objcg is done under one stock lock: the
+   consume_obj_stock() hit, its __account_obj_stock() (v5.11: mod_objcg_state())
+   and the object's reference from the stock's spares.  Anything else takes
+   the general path.  0 with *objcgp = the objcg the object now references
+   (NULL: not accounted), or -ENOMEM. */
+int memcg_slab_charge_get(struct bm_system *sys, int cpu, uint32_t gfp, size_t size, int idx,
+                          struct obj_cgroup **objcgp)
+{
+    struct obj_cgroup *objcg;
+    struct bm_cpu *c;
+
+    *objcgp = NULL;
+    if (!bm_cpu_valid(sys, cpu))
+        return 0;
+    objcg = current_obj_cgroup(sys, cpu);
+    if (!objcg)
+        return 0;
+    c = cpu_of(sys, cpu);
+    if (stock_lock(sys, c, true)) {
+        struct memcg_stock_pcp *stock = &c->stock;
+        if (stock->cached_objcg == objcg && stock->nr_bytes >= size) {
+            stock->nr_bytes -= (unsigned)size;
+            if (sys->cfg.profile.obj_stock_slab_stats)
+                __account_obj_stock(sys, stock, objcg, (long)size, idx);
+            else
+                mod_objcg_state(objcg, idx, (long)size);
+            stock_objcg_ref_get(stock, objcg);
+            stock_unlock(c);
+            *objcgp = objcg;
+            return 0;
+        }
+        stock_unlock(c);
+    }
+    objcg = get_obj_cgroup_from_current(sys, cpu);
+    if (!objcg)
+        return 0;
+    if (obj_cgroup_charge_account(sys, cpu, objcg, gfp, size, idx)) {
+        obj_cgroup_put(objcg);
+        return -ENOMEM;
+    }
+    *objcgp = objcg;
+    return 0;
+}
+
+/* memcg_slab_free_hook(): refill_obj_stock(allow_uncharge) of the object's
+   bytes with its statistic, then obj_cgroup_put().  When objcg is the
+   cached one and the refill stays within a page (no drain, no split in any
+   profile) that is done under one stock lock, the reference going to the
+   stock's spares. */
+void memcg_slab_uncharge_put(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size, int idx)
+{
+    struct bm_cpu *c = cpu_of(sys, cpu);
+
+    if (stock_lock(sys, c, true)) {
+        struct memcg_stock_pcp *stock = &c->stock;
+        if (stock->cached_objcg == objcg && stock->nr_bytes + size <= (unsigned long)page_size_of(sys)) {
+            if (sys->cfg.profile.obj_stock_slab_stats)
+                __account_obj_stock(sys, stock, objcg, -(long)size, idx);
+            else
+                mod_objcg_state(objcg, idx, -(long)size);
+            stock->nr_bytes += (unsigned)size;
+            stock_objcg_ref_put(stock, objcg);
+            stock_unlock(c);
+            return;
+        }
+        stock_unlock(c);
+    }
+    obj_cgroup_uncharge_account(sys, cpu, objcg, size, idx);
+    obj_cgroup_put(objcg);
 }
 
 /* mirrors obj_cgroup_uncharge() = refill_obj_stock(allow_uncharge=true) */
@@ -1946,6 +2063,18 @@ int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t id, uint64_t siz
     return 0;
 }
 
+/* the references held on objcg: its count less the spares the cpu stocks
+   caching it hold (model perf, see struct memcg_stock_pcp) */
+static long obj_cgroup_refcnt(struct bm_system *sys, struct obj_cgroup *objcg)
+{
+    long n = atomic_load(&objcg->refcnt);
+
+    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++)
+        if (sys->cpus[cpu].stock.cached_objcg == objcg)
+            n -= (long)sys->cpus[cpu].stock.nr_objcg_refs;
+    return n;
+}
+
 int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
 {
     struct obj_cgroup *objcg;
@@ -1958,7 +2087,7 @@ int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
     memset(out, 0, sizeof(*out));
     out->id = objcg->id;
     out->memcg = obj_cgroup_memcg(objcg)->id;
-    out->refcnt = (int32_t)atomic_load(&objcg->refcnt);
+    out->refcnt = (int32_t)obj_cgroup_refcnt(sys, objcg);
     out->dead = objcg->dead;
     out->nr_charged_bytes = atomic_load(&objcg->nr_charged_bytes);
     for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++)

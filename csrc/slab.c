@@ -267,26 +267,19 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     /* the slab statistic is accounted with the charge (current kernels:
        obj_cgroup_charge_account() in the post-alloc hook); with the charge
        taken before the object here, a failed allocation takes both back */
-    if ((gfp & __GFP_ACCOUNT) || (s->flags & BM_SLAB_ACCOUNT)) {
-        objcg = get_obj_cgroup_from_current(sys, cpu);
-        if (objcg && obj_cgroup_charge_account(sys, cpu, objcg, gfp, full, cache_vmstat_idx(s))) {
-            obj_cgroup_put(objcg);
-            return -ENOMEM;
-        }
-    }
+    if (((gfp & __GFP_ACCOUNT) || (s->flags & BM_SLAB_ACCOUNT)) &&
+        memcg_slab_charge_get(sys, cpu, gfp, full, cache_vmstat_idx(s), &objcg))
+        return -ENOMEM;
     ret = slab_alloc(sys, cpu, s, gfp, &slab, &idx);
     if (ret) {
-        if (objcg) {
-            obj_cgroup_uncharge_account(sys, cpu, objcg, full, cache_vmstat_idx(s));
-            obj_cgroup_put(objcg);
-        }
+        if (objcg)
+            memcg_slab_uncharge_put(sys, cpu, objcg, full, cache_vmstat_idx(s));
         return ret;
     }
     if (objcg) {
         if (!slab->objcgs && !alloc_slab_objcgs(slab)) {
             /* vector allocation failed: the object stays unaccounted */
-            obj_cgroup_uncharge_account(sys, cpu, objcg, full, cache_vmstat_idx(s));
-            obj_cgroup_put(objcg);
+            memcg_slab_uncharge_put(sys, cpu, objcg, full, cache_vmstat_idx(s));
         } else {
             slab->objcgs[idx] = objcg;
         }
@@ -305,8 +298,7 @@ static void slab_free_hooked(struct bm_system *sys, int cpu, struct slab *slab, 
         struct obj_cgroup *objcg = slab->objcgs[idx];
         uint64_t full = obj_full_size(s);
         slab->objcgs[idx] = NULL;
-        obj_cgroup_uncharge_account(sys, cpu, objcg, full, cache_vmstat_idx(s));
-        obj_cgroup_put(objcg);
+        memcg_slab_uncharge_put(sys, cpu, objcg, full, cache_vmstat_idx(s));
     }
     slab_free(sys, cpu, s, slab, idx);
 }
