@@ -2154,10 +2154,13 @@ int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, in
         if (hit)
             return 0;
     }
+    /* the pin around the charge; when the charge takes the ledger from 0 the
+       pin becomes the ledger's css reference (what ledger_add() takes before
+       a 0 -> n transition), saving a get/put pair */
     css_get(memcg);
     ret = try_charge_memcg(sys, cpu, memcg, gfp, (unsigned long)nr_pages);
-    if (!ret)
-        ledger_add(&memcg->charged_pages, memcg, (long)nr_pages);
+    if (!ret && atomic_fetch_add(&memcg->charged_pages, (long)nr_pages) == 0)
+        return 0;
     css_put(memcg);
     return ret;
 }
