@@ -138,22 +138,57 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
     return ret ? ret : (int64_t)out;
 }
 
+/* The last stock hit of a replay: its handle, memcg and stock slot (perf). */
+struct hit_cache {
+    int32_t handle;
+    unsigned slot;
+    struct mem_cgroup *memcg;
+};
+
 /* A charge op that the holder of its cpu's stock lock can finish as a stock
    hit (the checks are run_op's and bm_try_charge's, in the same order of
-   outcome: anything they would reject takes the general path) */
-static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op)
+   outcome: anything they would reject takes the general path).  consume_stock()
+   / the common refill_stock() into the memcg's own slot, with this cpu's
+   ledger share (internal.h).  Perf: when the op names the handle of the last
+   hit and that slot still caches its memcg, the handle lookup and the slot
+   scan are skipped: the slot's css reference keeps the memcg alive and ids
+   are never reused, so the handle still names it. */
+static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op, struct hit_cache *hc)
 {
+    struct memcg_stock_pcp *stock = &sys->cpus[op->cpu].stock;
+    unsigned long nr = op->arg, batch = sys->cfg.profile.charge_batch;
     struct mem_cgroup *memcg;
+    unsigned i;
 
-    if ((op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) || op->pad0 || op->pad1 || op->arg == 0 ||
-        op->arg > (uint64_t)sys->page_counter_max || op->handle < 0)
+    if ((op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) | op->pad0 | (uint32_t)op->pad1 || nr == 0 ||
+        nr > (uint64_t)sys->page_counter_max || op->handle < 0)
         return false;
-    memcg = bm_memcg_lookup(sys, op->handle);
-    if (!memcg || mem_cgroup_is_root(memcg))
-        return false;
-    if (op->op == BM_OP_CHARGE)
-        return bm_charge_stock_hit_locked(sys, op->cpu, memcg, op->arg);
-    return bm_uncharge_stock_fast_locked(sys, op->cpu, memcg, op->arg);
+    if (op->handle == hc->handle && stock->cached[hc->slot] == hc->memcg) {
+        i = hc->slot;
+        memcg = hc->memcg;
+    } else {
+        memcg = bm_memcg_lookup(sys, op->handle);
+        if (!memcg || mem_cgroup_is_root(memcg))
+            return false;
+        for (i = 0; i < sys->cfg.profile.nr_memcg_stock; i++)
+            if (stock->cached[i] == memcg)
+                break;
+        if (i == sys->cfg.profile.nr_memcg_stock)
+            return op->op == BM_OP_UNCHARGE && bm_uncharge_stock_locked(sys, op->cpu, memcg, nr);
+        *hc = (struct hit_cache){op->handle, i, memcg};
+    }
+    if (op->op == BM_OP_CHARGE) {
+        if (nr > batch || stock->nr_pages[i] < nr)
+            return false;
+        stock->nr_pages[i] -= (unsigned)nr;
+        stock->ledger[i] += (long)nr;
+        return true;
+    }
+    if (stock->ledger[i] < (long)nr || stock->nr_pages[i] + nr > batch)
+        return bm_uncharge_stock_locked(sys, op->cpu, memcg, nr);
+    stock->ledger[i] -= (long)nr;
+    stock->nr_pages[i] += (unsigned)nr;
+    return true;
 }
 
 /* Locks: allocator ops run under sys->lock (dropped every REPLAY_LOCK_BATCH
@@ -172,6 +207,7 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
     bool locked = false;
     int held = 0;
     int stock_cpu = -1, stock_held = 0;
+    struct hit_cache hc = {-1, 0, NULL};
 
     for (i = 0; i < n; i++) {
         const struct bm_op *op = &ops[i];
@@ -192,7 +228,7 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
             }
             if (stock_cpu >= 0) {
                 stock_held++;
-                if (charge_op_hit_locked(sys, op)) {
+                if (charge_op_hit_locked(sys, op, &hc)) {
                     results[i] = 0;
                     continue;
                 }
