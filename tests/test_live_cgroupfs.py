@@ -50,17 +50,17 @@ def test_runner_array_charge_and_close():
 
 @live
 def test_runner_errno_observed_not_raised():
-    r = runner.run_scenario({"steps": [
-        {"op": "create", "map": "m", "type": "HASH", "key": 0, "value": 8, "max": 1},
-        {"op": "close", "map": "m"}]})
-    assert r.steps[0]["ok"] is False and r.steps[0]["errno"] == 22  # htab_map_alloc_check()
+    bad = {"op": "create", "map": "m", "type": "HASH", "key": 0, "value": 8, "max": 1}
+    r = runner.run_scenario({"steps": [dict(bad), dict(bad), dict(bad), {"op": "close", "map": "m"}]})
+    for step in r.steps[:3]:
+        assert step["ok"] is False and step["errno"] == 22   # htab_map_alloc_check()
     # map_create() fails in map_alloc_check before allocating anything, so the kernel
-    # charges nothing for the map; the child's own Python work around the failing call
-    # (exception objects -> new user pages -> page-table pages, slab objects) adds a few
-    # pages of kmem noise (measured: 0 to 12288 on a loaded machine) — far below
-    # anything a map would charge
-    assert 0 <= r.steps[0]["delta"]["A"]["kmem"] <= 4 * 4096
-    assert r.steps[1].get("skipped") is True
+    # charges nothing for the map.  The child's own Python work around each call can add
+    # kmem noise (new slab or page-table pages: single samples of 0 to 12 pages, the
+    # smallest of three 0 to 3 pages while another test run loaded the machine), so take
+    # the smallest of three samples, as verify does for creates; a map would be far more
+    assert 0 <= min(step["delta"]["A"]["kmem"] for step in r.steps[:3]) <= 4 * 4096
+    assert r.steps[3].get("skipped") is True
 
 
 @live
