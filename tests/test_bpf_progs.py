@@ -18,7 +18,7 @@ import pybpfmem
 from pybpfmem.bpf import (BPF_MAP_TYPE_ARRAY, BPF_PROG_TYPE_SOCKET_FILTER,
                           BPF_PROG_TYPE_XDP, RLIM_INFINITY, RLIMIT_MEMLOCK)
 
-PAGE = 4096
+from bpfutil import PAGE, current, errno_of  # noqa: F401
 
 
 def setup(profile, uid=0, **kw):
@@ -27,17 +27,6 @@ def setup(profile, uid=0, **kw):
     if uid:
         s.unprivileged_bpf_disabled = 0
     return s, a, s.spawn(cgroup=a, uid=uid)
-
-
-def current(s, cg):
-    s.drain_all_stock()
-    return int(cg.read("memory.current"))
-
-
-def errno_of(fn, *args, **kw):
-    with pytest.raises(OSError) as ei:
-        fn(*args, **kw)
-    return ei.value.errno
 
 
 # insn_cnt -> pages: 10 -> 72 + 80 = 152 -> 1; 1000 -> 8072 -> 2; 4000 -> 32072 -> 8
