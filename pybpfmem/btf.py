@@ -418,7 +418,8 @@ def parse_elf_btf(data: bytes, what: str = "ELF file") -> Btf:
         ptr_size = elf.elfclass // 8
     except BtfError:
         raise
-    except (ELFError, struct.error, ValueError, IndexError, KeyError, EOFError) as e:
+    except (ELFError, struct.error, ValueError, IndexError, KeyError, EOFError,
+            OverflowError) as e:
         raise BtfError(f"{what}: unreadable ELF: {e}") from e
     try:
         return Btf(blob, ptr_size)
