@@ -406,6 +406,13 @@ def test_fuzz_truncated_and_corrupted_objects(tmp_path):
                 pass
 
 
+def _no_ids(d):
+    d = {k: v for k, v in d.items() if not k.startswith("btf_")}
+    if d["inner"] is not None:
+        d["inner"] = _no_ids(d["inner"])
+    return d
+
+
 def test_fixtures_match_their_sources(tmp_path):
     """The committed objects are what `make fixtures` builds from the committed sources
     (compared through read_object; needs clang and libbpf-dev, else skipped)."""
@@ -420,8 +427,10 @@ def test_fixtures_match_their_sources(tmp_path):
         committed = FIXTURES / out.name
 
         def read(p):
+            """The specs without BTF type ids and order, which another clang may change."""
             try:
-                return [m.as_dict() for m in bo.read_object(p)]
+                return sorted((_no_ids(m.as_dict()) for m in bo.read_object(p)),
+                              key=lambda d: d["name"])
             except ValueError as e:
                 return str(e).replace(str(p), "")
         assert read(out) == read(committed), src.name

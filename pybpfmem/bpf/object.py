@@ -526,7 +526,7 @@ class _Reader:
         for i, mem in enumerate(members):
             f = mem.name
             if f in ("type", "max_entries", "map_flags", "numa_node"):
-                setattr(m, "type" if f == "type" else f, self._field_int(name, mem))
+                setattr(m, f, self._field_int(name, mem))
             elif f in ("key_size", "value_size"):
                 sz = self._field_int(name, mem)
                 self._set_size(m, f, sz)
@@ -594,15 +594,17 @@ class _Reader:
 
     # -- global data (bpf_object__init_global_data_maps) -------------------------
     def _internal_map_name(self, real_name: str) -> str:
-        """internal_map_name(): object-name prefix + section name, 15 characters at most."""
-        base = os.path.basename(self.path)[:BPF_OBJ_NAME_LEN - 1]
-        obj_name = base.split(".", 1)[0]
-        sfx_len = min(max(7, len(real_name)), BPF_OBJ_NAME_LEN - 1)
+        """internal_map_name(): object-name prefix + section name, 15 bytes at most."""
+        obj_name = os.fsencode(os.path.basename(self.path))[:BPF_OBJ_NAME_LEN - 1]
+        obj_name = obj_name.split(b".", 1)[0]
+        real = real_name.encode()
+        sfx_len = min(max(7, len(real)), BPF_OBJ_NAME_LEN - 1)
         # a custom ".data.X"/".rodata.X" map (two dots) takes no object-name prefix
-        pfx_len = 0 if "." in real_name[1:] else min(BPF_OBJ_NAME_LEN - sfx_len - 1,
-                                                     len(obj_name))
-        name = obj_name[:pfx_len] + real_name[:sfx_len]
-        return "".join(c if c.isascii() and (c.isalnum() or c in "_.") else "_" for c in name)
+        pfx_len = 0 if b"." in real[1:] else min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj_name))
+        name = obj_name[:pfx_len] + real[:sfx_len]
+        # the characters the kernel accepts in map names: alnum, '_' and '.'
+        return "".join(chr(c) if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.")
+                       else "_" for c in name)
 
     def _add_internal_map(self, real_name: str, size: int, rdonly: bool) -> None:
         """bpf_object__init_internal_map(): an ARRAY of one value of the section's size."""
