@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 BUILD ?= build/dev
 JOBS ?= 2
 
-.PHONY: run test ext bench fuzz test-asan test-tsan clean
+.PHONY: run test ext bench fuzz fixtures test-asan test-tsan clean
 
 $(STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -58,6 +58,18 @@ FUZZ_SECONDS ?= 60
 fuzz: ext
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_core.py
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_bpf.py
+
+# The BPF objects the tests read, built from tests/fixtures/bpf/*.bpf.c. Needs clang and
+# libbpf-dev (apt-get install clang libbpf-dev); the .o files are committed, so the test
+# suite needs neither. The source path is mapped to "." so the objects do not depend on
+# where the tree is checked out.
+BPF_CLANG ?= clang
+BPF_FIXTURES := $(patsubst %.c,%.o,$(wildcard tests/fixtures/bpf/*.bpf.c))
+fixtures: $(BPF_FIXTURES)
+
+tests/fixtures/bpf/%.bpf.o: tests/fixtures/bpf/%.bpf.c
+	$(BPF_CLANG) -target bpf -g -O2 -fdebug-prefix-map=$(CURDIR)=. \
+	  -I/usr/include/$$(gcc -print-multiarch) -c $< -o $@
 
 clean:
 	rm -rf build pybpfmem/_core*.so

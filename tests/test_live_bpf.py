@@ -47,7 +47,7 @@ def test_cpu_list():
 @live
 def test_array_memlock_and_ops():
     # array_map_mem_usage(): sizeof(struct bpf_array) + max_entries * round_up(value, 8)
-    from pybpfmem.live.btf import host_struct_sizes
+    from pybpfmem.btf import read_struct_sizes as host_struct_sizes
     arr = host_struct_sizes(names=("bpf_array",))["bpf_array"]
     with bpf.map_create("ARRAY", 4, 64, 1000) as m:
         assert m.memlock == arr + 1000 * 64

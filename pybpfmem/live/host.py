@@ -38,7 +38,7 @@ class HostFacts:
 def host_btf_sizes(base: StructSizes, path: str = "/sys/kernel/btf/vmlinux"
                    ) -> dict[str, int]:
     """sizeof() from host BTF for every StructSizes field that names a struct."""
-    from .btf import host_struct_sizes
+    from ..btf import read_struct_sizes as host_struct_sizes
     names = tuple(f.name for f in dataclasses.fields(base) if f.name not in NOT_FROM_BTF)
     return host_struct_sizes(path, names)
 

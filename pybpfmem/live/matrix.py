@@ -395,7 +395,7 @@ class ModelCase:
 def fd_object_sizes(facts: Any = None) -> dict[str, int]:
     """sizeof(struct file) and sizeof(struct dentry) from host BTF (fallback: est.)."""
     try:
-        from .btf import host_struct_sizes
+        from ..btf import read_struct_sizes as host_struct_sizes
         got = host_struct_sizes(names=("file", "dentry"))
     except (OSError, ValueError):
         got = {}

@@ -222,7 +222,7 @@ def _child(scn: Scenario, cgs: dict[str, cgroupfs.CaseCgroup], wfd: int) -> None
 
 def _storage_btf(value_size: int) -> dict[str, int]:
     """BTF for the local-storage maps: key int, value a struct of value_size bytes."""
-    from .btf import BtfBuilder
+    from ..btf import BtfBuilder
     b = BtfBuilder()
     t_int = b.int_("int", 4, signed=True)
     t_u8 = b.int_("char", 1)
