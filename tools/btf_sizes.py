@@ -535,21 +535,29 @@ def extract(args: argparse.Namespace) -> dict:
 
 # --- derived profiles --------------------------------------------------------------------------
 
-def derive(spec: dict, base: dict, date: str | None = None) -> dict:
-    """A structs file for a kernel with no real BTF at hand: the sizes of `base` (a committed
-    structs file from real BTF) with the changes of `spec`, each size with its reasoning.
+def derive(spec: dict, base: dict, other: dict | None = None, date: str | None = None) -> dict:
+    """A structs file for a kernel with no real BTF at hand, from the committed real-BTF files
+    of the nearest release (`base`) and of the real release on the other side (`other`), and
+    the facts of `spec` read from the target version's source.  Per required key:
 
-    spec = {"profile", "base", "source", "default_reason", "sizes": {name: {"size", "why"}},
-            "absent": {name: why}}"""
-    if base["provenance"]["kind"] != "btf":
-        raise ValueError("derive from a structs file read from real BTF")
+    * `spec["sizes"][name]` ({"size", "why"}): a size worked out from the source;
+    * `spec["absent"][name]`: the struct does not exist in that release (why);
+    * else, base and other agree: that size ("same in both real BTFs around it");
+    * else, a BPF-model field: the base's size, marked uncertain (the change between the two
+      releases was not pinned to a release);
+    * else (memcg / fd structs, config-heavy): left out, in `absent`, as not derived.
+
+    spec = {"profile", "base", "other", "source", "kernel_release", "sizes", "absent"}"""
+    for rec in (base, other):
+        if rec is not None and rec["provenance"]["kind"] != "btf":
+            raise ValueError("derive from structs files read from real BTF")
     changes = spec.get("sizes", {})
     absent = dict(spec.get("absent", {}))
-    unknown = set(changes) | set(absent)
-    unknown -= set(required_keys())
+    unknown = (set(changes) | set(absent)) - set(required_keys())
     if unknown:
         raise ValueError(f"unknown struct names in the derivation: {sorted(unknown)}")
-    bp = base["provenance"]
+    bname = f"{base['profile']} ({base['provenance']['kernel_release']})"
+    oname = f"{other['profile']} ({other['provenance']['kernel_release']})" if other else None
     sizes: dict[str, int] = {}
     derived: dict[str, str] = {}
     for name in required_keys():
@@ -558,21 +566,34 @@ def derive(spec: dict, base: dict, date: str | None = None) -> dict:
         if name in changes:
             sizes[name] = int(changes[name]["size"])
             derived[name] = changes[name]["why"]
-        elif name in base["sizes"]:
-            sizes[name] = base["sizes"][name]
-            derived[name] = spec["default_reason"]
+            continue
+        b = base["sizes"].get(name)
+        o = other["sizes"].get(name) if other else None
+        if b is not None and b == o:
+            sizes[name] = b
+            derived[name] = (f"same size in the real BTFs of {bname} and {oname} on either "
+                             f"side; no change assumed in between")
+        elif b is not None and name in model_fields():
+            sizes[name] = b
+            derived[name] = (f"UNCERTAIN: {bname} has {b}, {oname} has {o}; the change was "
+                             f"not pinned to a release, the nearer real BTF's size is used")
+        elif b is not None:
+            absent[name] = (f"not derived: {bname} has {b}, {oname} has {o}, and the "
+                            f"struct depends on config and many releases' changes")
         else:
-            raise ValueError(f"{name}: not in the base profile {base['profile']} and no "
-                             f"size given in the derivation")
+            raise ValueError(f"{name}: not in {bname} and no size given in the derivation")
+    bp = base["provenance"]
     prov = {
         "kind": "derived",
         "source": spec["source"],
         "base_profile": base["profile"],
         "base_source": bp["source"],
         "base_btf_sha256": bp["btf_sha256"],
+        "other_profile": other["profile"] if other else None,
+        "other_btf_sha256": other["provenance"]["btf_sha256"] if other else None,
         "kernel_release": spec.get("kernel_release"),
         "arch": bp["arch"],
-        "config": bp.get("config"),
+        "config": None,
         "tool": TOOL,
         "date": date or datetime.date.today().isoformat(),
     }
@@ -610,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             spec = json.loads(Path(args.spec).read_text())
             base = json.loads((STRUCTS_DIR / f"{spec['base']}.json").read_text())
-            rec = derive(spec, base, args.date)
+            other = (json.loads((STRUCTS_DIR / f"{spec['other']}.json").read_text())
+                     if spec.get("other") else None)
+            rec = derive(spec, base, other, args.date)
     except (OSError, ValueError) as e:   # BtfError is a ValueError
         print(f"btf_sizes: {e}", file=sys.stderr)
         return 1
