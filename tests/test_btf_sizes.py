@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pybpfmem.live.btf import BtfBuilder, BtfError, Btf
+from pybpfmem.btf import Btf, BtfBuilder, BtfError
 
 ROOT = Path(__file__).resolve().parent.parent
 STRUCTS = ROOT / "pybpfmem" / "profiles" / "structs"

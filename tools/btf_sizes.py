@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pybpfmem.bpf.sizes import StructSizes  # noqa: E402  (the one list of model sizes)
-from pybpfmem.live.btf import Btf, BtfError  # noqa: E402  (the project's BTF parser)
+from pybpfmem.btf import Btf, BtfError  # noqa: E402  (the project's BTF parser)
 
 STRUCTS_DIR = ROOT / "pybpfmem" / "profiles" / "structs"
 TOOL = "tools/btf_sizes.py"
@@ -107,15 +107,6 @@ def required_keys() -> tuple[str, ...]:
 # --- BTF queries -------------------------------------------------------------------------------
 
 _KIND_STRUCT, _KIND_UNION = 4, 5
-_MODIFIERS = {8, 9, 10, 11, 18}    # typedef, volatile, const, restrict, type_tag
-
-
-def _resolve(btf: Btf, tid: int) -> int:
-    while tid and btf.type(tid).kind in _MODIFIERS:
-        tid = btf.type(tid).size_or_type
-    return tid
-
-
 def find_struct(btf: Btf, name: str) -> int | None:
     """The type id of `struct name`; where vmlinux has several of that name with different
     sizes, the one with the SIGNATURES members; an ambiguity left is an error."""
@@ -124,7 +115,7 @@ def find_struct(btf: Btf, name: str) -> int | None:
         return ids[0] if ids else None
     want = SIGNATURES.get(name, ())
     fits = [i for i in ids if want and all(
-        m in {btf.string(n) for n, _t, _o in btf.type(i).members} for m in want)]
+        m in {mem.name for mem in btf.type(i).members} for m in want)]
     if len({btf.sizeof(i) for i in fits}) == 1:
         return fits[0]
     sizes = sorted({btf.sizeof(i) for i in ids})
@@ -135,18 +126,15 @@ def find_struct(btf: Btf, name: str) -> int | None:
 def offsetof(btf: Btf, tid: int, member: str) -> int | None:
     """Byte offset of `member` in the struct/union `tid`, looking through anonymous
     struct/union members (as C's offsetof does)."""
-    t = btf.type(tid)
-    for name_off, mtype, off in t.members:
-        bits = off & 0xFFFFFF if t.kind_flag else off
-        name = btf.string(name_off)
-        if name == member:
-            return bits // 8
-        if not name:
-            inner = _resolve(btf, mtype)
+    for m in btf.type(tid).members:
+        if m.name == member:
+            return m.offset
+        if not m.name:
+            inner = btf.skip_mods_and_typedefs(m.type)
             if inner and btf.type(inner).kind in (_KIND_STRUCT, _KIND_UNION):
                 sub = offsetof(btf, inner, member)
                 if sub is not None:
-                    return bits // 8 + sub
+                    return m.offset + sub
     return None
 
 
@@ -165,8 +153,8 @@ def _computed(btf: Btf, name: str, page_size: int) -> tuple[int | None, str]:
         off = offsetof(btf, tid, "consumer_pos") if tid else None
         if off is None:
             return None, "no struct bpf_ringbuf with a consumer_pos member"
-        mt = [m for m in btf.type(tid).members if btf.string(m[0]) == "consumer_pos"][0][1]
-        if btf.type(_resolve(btf, mt)).kind == 2:
+        mt = next(m.type for m in btf.type(tid).members if m.name == "consumer_pos")
+        if btf.type(btf.skip_mods_and_typedefs(mt)).kind == 2:
             raise BtfError("struct bpf_ringbuf.consumer_pos is a pointer: the ring buffer "
                            "layout changed, update RINGBUF_NR_META_PAGES in this tool")
         pages = off // page_size + RINGBUF_POS_PAGES
