@@ -180,10 +180,10 @@ int __free_percpu(struct bm_system *sys, int cpu, uint64_t addr);
 int __percpu_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup **objcg);
 void mm_percpu_destroy(struct bm_system *sys);
 
-/* addr_map helpers (vmalloc.c) */
+/* addr_map.c (no lock of its own: the owner's) */
 void *addr_map_get(const struct addr_map *m, uint64_t key);
-int addr_map_put(struct addr_map *m, uint64_t key, void *val);
-void *addr_map_del(struct addr_map *m, uint64_t key);
-void addr_map_free(struct addr_map *m);
+int addr_map_put(struct addr_map *m, uint64_t key, void *val);   /* 0, -EINVAL (key 0), -ENOMEM */
+void *addr_map_del(struct addr_map *m, uint64_t key);             /* the value, NULL if absent */
+void addr_map_free(struct addr_map *m);                           /* free()s every value too */
 
 #endif /* BPFMEM_MM_INTERNAL_H */

@@ -126,12 +126,7 @@ int __percpu_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup 
 
 void mm_percpu_destroy(struct bm_system *sys)
 {
-    struct mm_state *mm = sys->mm;
-    uint64_t i;
-
-    for (i = 0; i < mm->pcpu.cap; i++)
-        free(mm->pcpu.vals[i]);
-    addr_map_free(&mm->pcpu);
+    addr_map_free(&sys->mm->pcpu);
 }
 
 int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr)
