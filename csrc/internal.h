@@ -333,11 +333,4 @@ static inline bool bm_uncharge_stock_fast_locked(struct bm_system *sys, int cpu,
 int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
                unsigned long nr_pages);
 
-/* ---- allocator side, provided by page_alloc.c / slab.c / vmalloc.c / percpu.c ---- */
-int bm_mm_init(struct bm_system *sys);
-void bm_mm_destroy(struct bm_system *sys);
-struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn);   /* NULL if out of range */
-/* invariant 5 (memcg_data vs page kind) + allocator bookkeeping; sys->lock held; 0 or -EUCLEAN */
-int mm_check(struct bm_system *sys, char *msg, size_t msglen);
-
 #endif /* BPFMEM_INTERNAL_H */

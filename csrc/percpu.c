@@ -124,9 +124,16 @@ int __percpu_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup 
     return 0;
 }
 
-void mm_percpu_destroy(struct bm_system *sys)
+/* ---- set-up and teardown (called by mm_init.c) ---- */
+
+void mm_percpu_init(struct mm_state *mm)
 {
-    addr_map_free(&sys->mm->pcpu);
+    mm->pcpu_next = BM_PERCPU_START;
+}
+
+void mm_percpu_destroy(struct mm_state *mm)
+{
+    addr_map_free(&mm->pcpu);
 }
 
 int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "mm_internal.h"
 
 /* memcontrol.c */
 struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent);
@@ -36,7 +36,7 @@ int bm_config_check(const struct bm_config *cfg)
     if (cfg->ram_pages < 1)
         return -EINVAL;
     /* page_alloc.c: frame numbers fit 32 bits and the direct map is 64 TiB */
-    if (cfg->ram_pages > UINT32_MAX || cfg->ram_pages > (64ULL << 40) / cfg->page_size)
+    if (cfg->ram_pages > UINT32_MAX || cfg->ram_pages > BM_DIRECT_MAP_SIZE / cfg->page_size)
         return -EINVAL;
     return 0;
 }
@@ -146,7 +146,7 @@ int bm_system_check(bm_system *sys, char *msg, size_t msglen)
     if (ret)
         return ret;
     pthread_mutex_lock(&sys->lock);
-    ret = mm_check(sys, msg, msglen);    /* page frames and slabs (page_alloc.c) */
+    ret = mm_check(sys, msg, msglen);    /* page frames and slabs (mm_inspect.c) */
     pthread_mutex_unlock(&sys->lock);
     return ret;
 }

@@ -164,9 +164,16 @@ int __kvfree(struct bm_system *sys, int cpu, uint64_t addr)
     return __kfree(sys, cpu, addr);
 }
 
-void mm_vmalloc_destroy(struct bm_system *sys)
+/* ---- set-up and teardown (called by mm_init.c) ---- */
+
+void mm_vmalloc_init(struct mm_state *mm)
 {
-    addr_map_free(&sys->mm->vmap);
+    mm->vmalloc_next = BM_VMALLOC_START;
+}
+
+void mm_vmalloc_destroy(struct mm_state *mm)
+{
+    addr_map_free(&mm->vmap);
 }
 
 /* ---- public entry points ---- */
