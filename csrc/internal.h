@@ -202,9 +202,14 @@ struct bm_system {
 static inline struct mem_cgroup *root_mem_cgroup(struct bm_system *sys) { return sys->memcgs[0]; }
 static inline bool mem_cgroup_is_root(struct mem_cgroup *m) { return m->id == 0; }
 static inline struct mem_cgroup *parent_mem_cgroup(struct mem_cgroup *m) { return m->parent; }
-static inline bool bm_cpu_valid(struct bm_system *sys, int32_t cpu)
+static inline bool bm_cpu_valid(const struct bm_system *sys, int32_t cpu)
 {
     return cpu >= 0 && (uint32_t)cpu < sys->cfg.nr_cpus;
+}
+/* only gfp bits the core knows (BM_GFP_VALID_MASK) */
+static inline bool bm_gfp_valid(uint32_t gfp)
+{
+    return !(gfp & ~(uint32_t)BM_GFP_VALID_MASK);
 }
 /* memcg handle -> memcg; NULL if stale (inline: every charge op does it) */
 static inline struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id)

@@ -1447,10 +1447,6 @@ static int check_nr(struct bm_system *sys, int64_t nr)
     return (nr <= 0 || nr > sys->page_counter_max) ? -EINVAL : 0;
 }
 
-static int check_gfp(uint32_t gfp)
-{
-    return (gfp & ~(uint32_t)BM_GFP_VALID_MASK) ? -EINVAL : 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* public API: memcg lifecycle                                         */
@@ -2038,7 +2034,7 @@ int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, 
 {
     struct obj_cgroup *objcg;
 
-    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0 || check_gfp(gfp))
+    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0 || !bm_gfp_valid(gfp))
         return -EINVAL;
     if (size == 0 || size > (uint64_t)sys->page_counter_max)
         return -EINVAL;
@@ -2145,7 +2141,7 @@ int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, in
         return -EINVAL;
     if ((ret = memcg_arg(sys, id, &memcg)))
         return ret;
-    if (check_nr(sys, nr_pages) || check_gfp(gfp))
+    if (check_nr(sys, nr_pages) || !bm_gfp_valid(gfp))
         return -EINVAL;
     /* the stock hit: the stock's own css reference pins memcg while locked */
     if ((unsigned long)nr_pages <= charge_batch(sys) && bm_stock_trylock(sys, cpu)) {
@@ -2212,7 +2208,7 @@ int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, i
         return -EINVAL;
     if ((ret = memcg_arg(sys, id, &memcg)))
         return ret;
-    if (check_nr(sys, nr_pages) || check_gfp(gfp))
+    if (check_nr(sys, nr_pages) || !bm_gfp_valid(gfp))
         return -EINVAL;
     css_get(memcg);
     ret = try_charge_memcg(sys, cpu, memcg, gfp, (unsigned long)nr_pages);

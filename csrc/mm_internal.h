@@ -163,10 +163,19 @@ static inline uint64_t skip_untouched_pfns(const struct mm_state *mm, uint64_t p
 #define for_each_touched_pfn(mm, pfn) \
     for ((pfn) = 0; ((pfn) = skip_untouched_pfns(mm, pfn)) < (mm)->nr_pages; (pfn)++)
 
+/* The argument check of every allocator entry point: a system, a cpu that
+   exists and only gfp bits the core knows (frees pass gfp 0).  Pointer and
+   size arguments are each entry point's own. */
+static inline bool mm_args_ok(const struct bm_system *sys, int32_t cpu, uint32_t gfp)
+{
+    return sys && sys->mm && bm_cpu_valid(sys, cpu) && bm_gfp_valid(gfp);
+}
+
 /* page_alloc.c, sys->lock held */
 struct page *__alloc_pages(struct bm_system *sys, int cpu, int order, uint32_t gfp, int *err);
 void __free_pages_ok(struct bm_system *sys, int cpu, struct page *page, int order);
 struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn);   /* NULL if out of range */
+struct page *alloc_pages_head(struct bm_system *sys, uint64_t pfn, int64_t order);
 int mm_page_alloc_init(struct mm_state *mm);                          /* 0 or -ENOMEM */
 void mm_page_alloc_destroy(struct mm_state *mm);
 

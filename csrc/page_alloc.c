@@ -251,14 +251,27 @@ struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn)
 
 /* ---- public entry points ---- */
 
+/* What __free_pages(page, order) may be given: the head frame of a block
+   that alloc_pages() returned, with its order; slab, large-kmalloc, vmalloc
+   and reserved frames have their own free functions (or none).  NULL if pfn
+   is anything else. */
+struct page *alloc_pages_head(struct bm_system *sys, uint64_t pfn, int64_t order)
+{
+    struct page *page = bm_pfn_to_page(sys, pfn);
+
+    if (!page || order < 0 || order > BM_MAX_ORDER || page->kind != BM_PAGE_KMEM ||
+        !(page->flags & PG_head) || (page->flags & (PG_large_kmalloc | PG_vmalloc | PG_reserved)) ||
+        page->order != order)
+        return NULL;
+    return page;
+}
+
 int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uint64_t *pfn)
 {
     struct page *page;
     int err = 0;
 
-    if (!sys || !sys->mm || !pfn || !bm_cpu_valid(sys, cpu) || (gfp & ~(uint32_t)BM_GFP_VALID_MASK))
-        return -EINVAL;
-    if (order < 0)
+    if (!mm_args_ok(sys, cpu, gfp) || !pfn || order < 0)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     page = __alloc_pages(sys, cpu, order, gfp, &err);
@@ -268,23 +281,16 @@ int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uin
     return page ? 0 : err;
 }
 
-/* __free_pages(page, order): only a head frame of a block that alloc_pages()
-   returned, with its order; slab, large-kmalloc and vmalloc frames have
-   their own free functions. */
 int bm_free_pages(bm_system *sys, int32_t cpu, uint64_t pfn, int32_t order)
 {
     struct page *page;
-    int ret = -EINVAL;
 
-    if (!sys || !sys->mm || !bm_cpu_valid(sys, cpu) || order < 0 || order > BM_MAX_ORDER)
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
-    page = bm_pfn_to_page(sys, pfn);
-    if (page && page->kind == BM_PAGE_KMEM && (page->flags & PG_head) &&
-        !(page->flags & (PG_large_kmalloc | PG_vmalloc | PG_reserved)) && page->order == order) {
+    page = alloc_pages_head(sys, pfn, order);
+    if (page)
         __free_pages_ok(sys, cpu, page, order);
-        ret = 0;
-    }
     pthread_mutex_unlock(&sys->lock);
-    return ret;
+    return page ? 0 : -EINVAL;
 }

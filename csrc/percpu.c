@@ -140,7 +140,7 @@ int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, 
 {
     int ret;
 
-    if (!sys || !sys->mm || !addr || !bm_cpu_valid(sys, cpu) || (gfp & ~(uint32_t)BM_GFP_VALID_MASK))
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __alloc_percpu(sys, cpu, size, align, gfp, addr);
@@ -152,7 +152,7 @@ int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!sys || !sys->mm || !bm_cpu_valid(sys, cpu))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __free_percpu(sys, cpu, addr);

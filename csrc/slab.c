@@ -523,16 +523,11 @@ void mm_slab_destroy(struct mm_state *mm)
 
 /* ---- public entry points ---- */
 
-static inline bool kmem_args_ok(bm_system *sys, int32_t cpu, uint32_t gfp)
-{
-    return sys && sys->mm && bm_cpu_valid(sys, cpu) && !(gfp & ~(uint32_t)BM_GFP_VALID_MASK);
-}
-
 int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kmalloc(sys, cpu, size, gfp, addr);
@@ -544,7 +539,7 @@ int bm_kfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kfree(sys, cpu, addr);
@@ -644,7 +639,7 @@ int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp
     struct kmem_cache *s;
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     s = cache_lookup(sys->mm, cache);
@@ -662,7 +657,7 @@ int bm_kmem_cache_free(bm_system *sys, int32_t cpu, int32_t cache, uint64_t addr
     uint32_t idx;
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     s = cache_lookup(sys->mm, cache);

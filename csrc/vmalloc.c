@@ -178,16 +178,11 @@ void mm_vmalloc_destroy(struct mm_state *mm)
 
 /* ---- public entry points ---- */
 
-static inline bool vm_args_ok(bm_system *sys, int32_t cpu, uint32_t gfp)
-{
-    return sys && sys->mm && bm_cpu_valid(sys, cpu) && !(gfp & ~(uint32_t)BM_GFP_VALID_MASK);
-}
-
 int bm_vmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __vmalloc(sys, cpu, size, gfp, addr);
@@ -199,7 +194,7 @@ int bm_vfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __vfree(sys, cpu, addr);
@@ -211,7 +206,7 @@ int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kvmalloc(sys, cpu, size, gfp, addr);
@@ -223,7 +218,7 @@ int bm_kvfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kvfree(sys, cpu, addr);
