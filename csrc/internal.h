@@ -1,18 +1,10 @@
 /*
- * internal.h - structures shared by the core's C files, named after the
- * kernel's.  Python never sees this header; bpfmem.h is the API.
- *
- * Ownership of the files:
- *   page_counter.c  mm/page_counter.c
- *   memcontrol.c    mm/memcontrol.c (+ memcontrol-v1.c): mem_cgroup, the
- *                   per-cpu page and object stocks, obj_cgroup, kmem page
- *                   charging, events, stats, cgroup file writes, contexts
- *   system.c        bm_system lifecycle and handle tables
- *   page_alloc.c    simulated page frames, buddy-ish allocator, memcg_data
- *   slab.c          kmalloc caches, kmem_cache_*, slab hooks
- *   vmalloc.c       vmalloc / kvmalloc
- *   percpu.c        alloc_percpu / free_percpu
- *   replay.c        bm_replay and the bulk entry points
+ * internal.h - the memcg side of the core, shared by its C files: the
+ * structures (named after the kernel's), the handle lookups and the
+ * services of page_counter.c, memcontrol.c, charge_api.c and
+ * memcg_inspect.c.  Python never sees this header; bpfmem.h is the API.
+ * The allocator side is mm_internal.h.  docs/architecture.md lists what each
+ * file holds.
  */
 #ifndef BPFMEM_INTERNAL_H
 #define BPFMEM_INTERNAL_H
@@ -81,7 +73,6 @@ void page_counter_init(struct page_counter *c, struct page_counter *parent, long
 void page_counter_charge(struct page_counter *c, unsigned long nr_pages);
 bool page_counter_try_charge(struct page_counter *c, unsigned long nr_pages,
                              struct page_counter **fail);
-void page_counter_cancel(struct page_counter *c, unsigned long nr_pages, bool clamp);
 void page_counter_uncharge(struct page_counter *c, unsigned long nr_pages, bool clamp);
 int page_counter_set_max(struct page_counter *c, unsigned long nr_pages);
 void page_counter_set_min(struct page_counter *c, unsigned long nr_pages);
@@ -199,9 +190,19 @@ struct bm_system {
     _Atomic long nr_objcg_release_warns; /* obj_cgroup_release() found a non page-aligned remainder */
 };
 
-static inline struct mem_cgroup *root_mem_cgroup(struct bm_system *sys) { return sys->memcgs[0]; }
 static inline bool mem_cgroup_is_root(struct mem_cgroup *m) { return m->id == 0; }
 static inline struct mem_cgroup *parent_mem_cgroup(struct mem_cgroup *m) { return m->parent; }
+static inline struct bm_cpu *cpu_of(struct bm_system *sys, int cpu) { return &sys->cpus[cpu]; }
+static inline long page_size_of(const struct bm_system *sys) { return (long)sys->cfg.page_size; }
+static inline unsigned long charge_batch(const struct bm_system *sys) { return sys->cfg.profile.charge_batch; }
+static inline struct mem_cgroup *load_child(struct mem_cgroup *m)
+{
+    return __atomic_load_n(&m->first_child, __ATOMIC_ACQUIRE);
+}
+static inline struct mem_cgroup *load_sibling(struct mem_cgroup *m)
+{
+    return __atomic_load_n(&m->next_sibling, __ATOMIC_ACQUIRE);
+}
 static inline bool bm_cpu_valid(const struct bm_system *sys, int32_t cpu)
 {
     return cpu >= 0 && (uint32_t)cpu < sys->cfg.nr_cpus;
@@ -218,7 +219,26 @@ static inline struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t 
         return NULL;
     return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
 }
-struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id);
+/* memcg handle -> memcg, or -EINVAL (negative) / -ENOENT (no such memcg) */
+static inline int bm_memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
+{
+    if (id < 0)
+        return -EINVAL;
+    *out = bm_memcg_lookup(sys, id);
+    return *out ? 0 : -ENOENT;
+}
+/* objcg handle -> objcg; NULL if stale or released */
+static inline struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX || id >= sys->nr_objcg_ids)
+        return NULL;
+    objcg = __atomic_load_n(&sys->objcgs[id], __ATOMIC_ACQUIRE);
+    if (!objcg || atomic_load(&objcg->released))
+        return NULL;
+    return objcg;
+}
 
 /* ---- memcg_data helpers (include/linux/memcontrol.h), the hot flag bit ops ---- */
 
@@ -231,17 +251,6 @@ static inline bool PageMemcgKmem(const struct page *page)
 {
     return (page->memcg_data & MEMCG_DATA_KMEM) != 0;
 }
-static inline struct obj_cgroup **page_objcgs(const struct page *page)
-{
-    return (struct obj_cgroup **)(uintptr_t)(page->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
-}
-static inline struct obj_cgroup **page_objcgs_check(const struct page *page)
-{
-    uint64_t d = page->memcg_data;
-    if (!d || !(d & MEMCG_DATA_OBJCGS))
-        return NULL;
-    return (struct obj_cgroup **)(uintptr_t)(d & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
-}
 /* KMEM pages of the v5.13+ layout store an objcg */
 static inline struct obj_cgroup *__page_objcg(const struct page *page)
 {
@@ -250,23 +259,39 @@ static inline struct obj_cgroup *__page_objcg(const struct page *page)
 /* page_memcg_check / folio_memcg_check: tolerant owner lookup for any page */
 struct mem_cgroup *page_memcg_check(struct bm_system *sys, const struct page *page);
 
-/* ---- memcontrol.c services used by the allocators ---- */
+/* ---- memcontrol.c services used by the allocators and the bm_* entry points ---- */
 void css_get(struct mem_cgroup *memcg);
 void css_put(struct mem_cgroup *memcg);
-void obj_cgroup_get(struct obj_cgroup *objcg);
 void obj_cgroup_put(struct obj_cgroup *objcg);
+bool obj_cgroup_tryget(struct obj_cgroup *objcg);
+struct mem_cgroup *next_descendant_pre(struct mem_cgroup *pos, struct mem_cgroup *root);
+/* the lifecycle: a new memcg under parent with its objcg (NULL: out of memory
+   or ids), rmdir's offline work; sys->lock held */
+struct mem_cgroup *mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent);
+void mem_cgroup_css_offline(struct bm_system *sys, struct mem_cgroup *memcg);
+/* a cgroup file write, what = BM_WRITE_*; sys->lock held; 0 or -EBUSY */
+int mem_cgroup_file_write(struct bm_system *sys, struct mem_cgroup *memcg, int32_t what, long pages);
+/* user pages: 0 or -ENOMEM / 0 or -EINVAL (more than charged) */
+int mem_cgroup_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr_pages,
+                      uint32_t gfp, bool file);
+int mem_cgroup_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr_pages, bool file);
+/* the page stock: refill_stock() (__refill_stock: cpu's stock lock held), drains */
+void refill_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
+void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_cgroup *memcg, unsigned long nr);
+void drain_local_stock(struct bm_system *sys, int cpu);
+void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root);
+/* pinned counters (model): a counter that holds one css reference while
+   non-zero (the bm_try_charge ledger, user pages); ledger_sub fails, changing
+   nothing, below n.  ledger_flush_slot(): a stock slot's ledger share back to
+   its memcg's charged_pages, with that cpu's stock lock held. */
+void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n);
+bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero);
+void ledger_flush_slot(struct memcg_stock_pcp *stock, unsigned i);
 struct mem_cgroup *obj_cgroup_memcg(struct obj_cgroup *objcg);
 /* memcg_kmem_bypass + the active-memcg rules of the profile; reference taken */
 struct obj_cgroup *get_obj_cgroup_from_current(struct bm_system *sys, int cpu);
-struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu);
 int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp, size_t size);
 void obj_cgroup_uncharge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size);
-/* the slab hooks' charge/uncharge with their NR_SLAB_*_B statistic idx
-   (obj_cgroup_charge_account() / the free hook's refill_obj_stock()) */
-int obj_cgroup_charge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
-                              size_t size, int idx);
-void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size,
-                                 int idx);
 /* the slab hooks whole: charge + the object's objcg reference, and back */
 int memcg_slab_charge_get(struct bm_system *sys, int cpu, uint32_t gfp, size_t size, int idx,
                           struct obj_cgroup **objcgp);
@@ -274,24 +299,26 @@ void memcg_slab_uncharge_put(struct bm_system *sys, int cpu, struct obj_cgroup *
 int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, uint32_t gfp, int order);
 void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order);
 void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);
-void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val);
-int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
-                            unsigned long nr_pages);
-void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
-                               unsigned long nr_pages);
-/* bm_replay's batched stock-hit paths: the caller holds cpu's stock lock
-   (bm_stock_trylock); false = nothing changed, take the general path */
+/* charge_api.c: bm_replay's batched stock-hit paths: the caller holds cpu's
+   stock lock (bm_stock_trylock); false = nothing changed, take the general path */
 bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
 
-static inline bool bm_stock_trylock(struct bm_system *sys, int cpu)
+/* a cpu's stock lock: local_lock (spins) / local_trylock */
+static inline bool bm_cpu_trylock(struct bm_cpu *c)
 {
-    return !atomic_flag_test_and_set_explicit(&sys->cpus[cpu].lock, memory_order_acquire);
+    return !atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire);
 }
-
-static inline void bm_stock_unlock(struct bm_system *sys, int cpu)
+static inline void bm_cpu_lock(struct bm_cpu *c)
 {
-    atomic_flag_clear_explicit(&sys->cpus[cpu].lock, memory_order_release);
+    while (!bm_cpu_trylock(c))
+        ;
 }
+static inline void bm_cpu_unlock(struct bm_cpu *c)
+{
+    atomic_flag_clear_explicit(&c->lock, memory_order_release);
+}
+static inline bool bm_stock_trylock(struct bm_system *sys, int cpu) { return bm_cpu_trylock(cpu_of(sys, cpu)); }
+static inline void bm_stock_unlock(struct bm_system *sys, int cpu) { bm_cpu_unlock(cpu_of(sys, cpu)); }
 
 /* mirrors consume_stock()'s hit (mm/memcontrol.c), plus this cpu's share of
    the bm_try_charge ledger */
@@ -337,5 +364,8 @@ static inline bool bm_uncharge_stock_fast_locked(struct bm_system *sys, int cpu,
 /* try_charge_memcg() for the allocators (0 for root, like the try_charge() wrapper) */
 int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
                unsigned long nr_pages);
+
+/* memcg_inspect.c: invariants 1-4 for bm_system_check(); 0 or -EUCLEAN */
+int memcg_check(struct bm_system *sys, char *msg, size_t msglen);
 
 #endif /* BPFMEM_INTERNAL_H */

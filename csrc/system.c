@@ -13,10 +13,6 @@
 
 #include "mm_internal.h"
 
-/* memcontrol.c */
-struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent);
-int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen);
-
 int bm_config_check(const struct bm_config *cfg)
 {
     const struct bm_profile *p;
@@ -104,7 +100,7 @@ bm_system *bm_system_new(const struct bm_config *cfg)
 
     /* the root memcg: id 0, unlimited, no objcg (memcg_online_kmem is not
        run for root in the profiles modelled) */
-    root = bm_mem_cgroup_alloc(sys, NULL);
+    root = mem_cgroup_css_online(sys, NULL);
     if (!root)
         goto fail;
     if (bm_mm_init(sys))
@@ -142,7 +138,7 @@ int bm_system_check(bm_system *sys, char *msg, size_t msglen)
 
     if (!sys)
         return -EINVAL;
-    ret = bm_memcg_check_all(sys, msg, msglen);
+    ret = memcg_check(sys, msg, msglen);
     if (ret)
         return ret;
     pthread_mutex_lock(&sys->lock);
