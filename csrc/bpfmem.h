@@ -13,9 +13,15 @@
  *    negative Linux errno on failure, as in the kernel.
  *  - "cpu" arguments name the simulated CPU the call runs on; its per-cpu
  *    stocks and its context (task / interrupt / active memcg) are used.
- *    Calls for different cpus may run concurrently on different threads
- *    for the charge paths (bm_try_charge, bm_uncharge, bm_replay of charge
- *    ops); everything else must be serialised by the caller.
+ *  - Threads: every call may run concurrently with any other on the same
+ *    system, from any thread (the core's locks are described at struct
+ *    bm_system in internal.h), given that
+ *      * calls naming the same cpu come from one thread at a time: that
+ *        thread is the cpu, as kernel code runs with preemption off;
+ *      * bm_system_free() runs after every other call on the system returned;
+ *      * a bm_htab is used by one thread at a time.
+ *    Charge paths on different cpus scale (per-cpu stocks, atomic counters);
+ *    allocator calls and cgroup lifecycle calls serialise on one mutex.
  */
 #ifndef BPFMEM_H
 #define BPFMEM_H

@@ -18,16 +18,13 @@ int bm_memcg_create(bm_system *sys, int32_t parent_id)
     ret = bm_memcg_arg(sys, parent_id, &parent);
     if (ret)
         goto out;
-    if (parent->state != BM_MEMCG_ONLINE) {   /* mkdir in a removed directory */
+    if (atomic_load(&parent->state) != BM_MEMCG_ONLINE) {   /* mkdir in a removed directory */
         ret = -ENOENT;
         goto out;
     }
-    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX || sys->nr_objcg_ids > MEM_CGROUP_ID_MAX) {
-        ret = -ENOSPC;   /* idr_alloc() out of MEM_CGROUP_ID_MAX */
-        goto out;
-    }
-    memcg = mem_cgroup_css_online(sys, parent);
-    ret = memcg ? memcg->id : -ENOMEM;
+    ret = mem_cgroup_css_online(sys, parent, &memcg);
+    if (!ret)
+        ret = memcg->id;
 out:
     pthread_mutex_unlock(&sys->lock);
     return ret;
@@ -52,18 +49,19 @@ int bm_memcg_offline(bm_system *sys, int32_t id)
         ret = -EBUSY;   /* rmdir of the mount point */
         goto out;
     }
-    if (memcg->state != BM_MEMCG_ONLINE) {
+    if (atomic_load(&memcg->state) != BM_MEMCG_ONLINE) {
         ret = -ENOENT;
         goto out;
     }
-    for (struct mem_cgroup *ch = memcg->first_child; ch; ch = ch->next_sibling) {
-        if (ch->state == BM_MEMCG_ONLINE) {
+    /* lock-free walk: children only go online under sys->lock, held here */
+    for (struct mem_cgroup *ch = load_child(memcg); ch; ch = load_sibling(ch)) {
+        if (atomic_load(&ch->state) == BM_MEMCG_ONLINE) {
             ret = -EBUSY;
             goto out;
         }
     }
     mem_cgroup_css_offline(sys, memcg);
-    memcg->state = BM_MEMCG_DYING;
+    atomic_store(&memcg->state, BM_MEMCG_DYING);
     atomic_fetch_add(&sys->nr_dying, 1);
     css_put(memcg);
     ret = 0;
@@ -79,11 +77,10 @@ int bm_memcg_get(bm_system *sys, int32_t id)
 
     if (!sys)
         return -EINVAL;
-    ret = bm_memcg_arg(sys, id, &memcg);
+    ret = bm_memcg_tryget_arg(sys, id, &memcg);
     if (ret)
         return ret;
-    atomic_fetch_add(&memcg->ext_refs, 1);
-    css_get(memcg);
+    atomic_fetch_add(&memcg->ext_refs, 1);   /* the reference now belongs to Python */
     return 0;
 }
 
@@ -133,11 +130,13 @@ int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
     if (mem_cgroup_is_root(memcg) &&
         (what <= BM_WRITE_KMEM_MAX || what == BM_WRITE_FORCE_EMPTY))
         return -EINVAL;
-    if (memcg->state != BM_MEMCG_ONLINE)
-        return -ENOENT;
 
     pthread_mutex_lock(&sys->lock);
-    ret = mem_cgroup_file_write(sys, memcg, what, (long)pages);
+    /* online under sys->lock: its base reference stays until we unlock */
+    if (atomic_load(&memcg->state) != BM_MEMCG_ONLINE)
+        ret = -ENOENT;
+    else
+        ret = mem_cgroup_file_write(sys, memcg, what, (long)pages);
     pthread_mutex_unlock(&sys->lock);
     return ret;
 }

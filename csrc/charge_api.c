@@ -24,8 +24,29 @@ static int check_nr(struct bm_system *sys, int64_t nr)
    kernel code keeps preemption off).  They return false, having changed
    nothing, whenever the general path is needed. */
 
+/* mirrors consume_stock()'s hit, plus this cpu's share of the ledger; the
+   cpu's stock lock held */
+static inline bool charge_stock_hit_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                                           unsigned long nr)
+{
+    struct memcg_stock_pcp *stock = &cpu_of(sys, cpu)->stock;
+
+    if (nr > charge_batch(sys))
+        return false;
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+        if (stock->cached[i] == memcg) {
+            if (stock->nr_pages[i] < nr)
+                return false;
+            stock->nr_pages[i] -= (unsigned)nr;
+            stock->ledger[i] += (long)nr;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* refill_stock() of pages this cpu's ledger share covers (any refill:
-   bm_uncharge_stock_fast_locked in internal.h inlines the common one) */
+   uncharge_stock_fast_locked() inlines the common one) */
 bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
@@ -40,6 +61,27 @@ bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup 
         }
     }
     return false;
+}
+
+/* refill_stock() into the slot already caching memcg when the slot stays
+   within a batch: what __refill_stock() does in that case, for either
+   profile (no switch, no drain).  Anything else: the general
+   bm_uncharge_stock_locked().  memcg is never root here (never stocked). */
+static inline bool uncharge_stock_fast_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                                              unsigned long nr)
+{
+    struct memcg_stock_pcp *stock = &cpu_of(sys, cpu)->stock;
+
+    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
+        if (stock->cached[i] == memcg) {
+            if (stock->ledger[i] < (long)nr || stock->nr_pages[i] + nr > charge_batch(sys))
+                break;
+            stock->ledger[i] -= (long)nr;
+            stock->nr_pages[i] += (unsigned)nr;
+            return true;
+        }
+    }
+    return bm_uncharge_stock_locked(sys, cpu, memcg, nr);
 }
 
 /* every cpu's ledger share of memcg back into memcg->charged_pages */
@@ -68,15 +110,17 @@ int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, in
         return -EINVAL;
     /* the stock hit: the stock's own css reference pins memcg while locked */
     if ((unsigned long)nr_pages <= charge_batch(sys) && bm_stock_trylock(sys, cpu)) {
-        bool hit = bm_charge_stock_hit_locked(sys, cpu, memcg, (unsigned long)nr_pages);
+        bool hit = charge_stock_hit_locked(sys, cpu, memcg, (unsigned long)nr_pages);
         bm_stock_unlock(sys, cpu);
         if (hit)
             return 0;
     }
     /* the pin around the charge; when the charge takes the ledger from 0 the
        pin becomes the ledger's css reference (what ledger_add() takes before
-       a 0 -> n transition), saving a get/put pair */
-    css_get(memcg);
+       a 0 -> n transition), saving a get/put pair.  A tryget: the lookup took
+       no reference, and the memcg's last one may be going. */
+    if (!css_tryget(memcg))
+        return -ENOENT;
     ret = try_charge(sys, cpu, memcg, gfp, (unsigned long)nr_pages);
     if (!ret && atomic_fetch_add(&memcg->charged_pages, (long)nr_pages) == 0)
         return 0;
@@ -103,7 +147,7 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
     /* (above a batch the stock only forwards the pages: no lock for that) */
     if (!mem_cgroup_is_root(memcg) && (unsigned long)nr_pages <= charge_batch(sys) &&
         bm_stock_trylock(sys, cpu)) {
-        bool done = bm_uncharge_stock_fast_locked(sys, cpu, memcg, (unsigned long)nr_pages);
+        bool done = uncharge_stock_fast_locked(sys, cpu, memcg, (unsigned long)nr_pages);
         bm_stock_unlock(sys, cpu);
         if (done)
             return 0;
@@ -131,7 +175,11 @@ int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, i
         return ret;
     if (check_nr(sys, nr_pages) || !bm_gfp_valid(gfp))
         return -EINVAL;
-    return mem_cgroup_charge(sys, cpu, memcg, (unsigned long)nr_pages, gfp, file != 0);
+    if (!css_tryget(memcg))
+        return -ENOENT;
+    ret = mem_cgroup_charge(sys, cpu, memcg, (unsigned long)nr_pages, gfp, file != 0);
+    css_put(memcg);
+    return ret;
 }
 
 int bm_uncharge_user(bm_system *sys, int32_t id, int64_t nr_pages, int32_t file)
@@ -185,9 +233,8 @@ int bm_drain_all_stock(bm_system *sys, int32_t root)
 
     if (!sys)
         return -EINVAL;
-    if ((ret = bm_memcg_arg(sys, root, &memcg)))
+    if ((ret = bm_memcg_tryget_arg(sys, root, &memcg)))
         return ret;
-    css_get(memcg);
     drain_all_stock(sys, memcg);
     css_put(memcg);
     return 0;

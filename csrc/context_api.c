@@ -7,23 +7,24 @@
  */
 #include "internal.h"
 
-/* optional memcg handle: -1 = none */
-static int opt_memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
+/* optional memcg handle, -1 = none; a reference is taken on the memcg */
+static int opt_memcg_tryget_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
 {
     if (id == -1) {
         *out = NULL;
         return 0;
     }
-    return bm_memcg_arg(sys, id, out);
+    return bm_memcg_tryget_arg(sys, id, out);
 }
 
-/* swap a context pointer, moving a css reference with it */
+/* put memcg (and the caller's reference on it) in a context slot, dropping
+   the old one's.  A relaxed atomic store: bm_memcg_info() reads task_memcg
+   from other threads. */
 static void set_ctx(struct mem_cgroup **slot, struct mem_cgroup *memcg)
 {
     struct mem_cgroup *old = *slot;
 
-    css_get(memcg);
-    *slot = memcg;
+    __atomic_store_n(slot, memcg, __ATOMIC_RELAXED);
     css_put(old);
 }
 
@@ -35,13 +36,16 @@ int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t active_id
 
     if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
-    if ((ret = opt_memcg_arg(sys, memcg_id, &memcg)) || (ret = opt_memcg_arg(sys, active_id, &active)))
+    if ((ret = opt_memcg_tryget_arg(sys, memcg_id, &memcg)))
         return ret;
+    if ((ret = opt_memcg_tryget_arg(sys, active_id, &active))) {
+        css_put(memcg);
+        return ret;
+    }
     c = cpu_of(sys, cpu);
     if (c->task_memcg != memcg) {   /* another task: its own over-high debt and victim flag */
-        c->memcg_nr_pages_over_high = 0;
+        __atomic_store_n(&c->memcg_nr_pages_over_high, 0, __ATOMIC_RELAXED);
         c->oom_victim = 0;
-        c->high_penalty_jiffies = 0;
     }
     set_ctx(&c->task_memcg, memcg);
     set_ctx(&c->task_active_memcg, active);
@@ -66,7 +70,7 @@ int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t *
 
     if (!sys || !old || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
-    if ((ret = opt_memcg_arg(sys, memcg_id, &memcg)))
+    if ((ret = opt_memcg_tryget_arg(sys, memcg_id, &memcg)))
         return ret;
     c = cpu_of(sys, cpu);
     slot = c->in_interrupt ? &c->int_active_memcg : &c->task_active_memcg;

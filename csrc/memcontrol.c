@@ -90,15 +90,18 @@ static bool mem_cgroup_is_descendant(struct mem_cgroup *memcg, struct mem_cgroup
 /* ------------------------------------------------------------------ */
 
 /* mirrors mem_cgroup_css_free()/__mem_cgroup_free(): the last css reference
-   of an offlined memcg went.  The struct goes to the graveyard (stale handles
-   stay safe), its local stats and own charges fold into the parent so the
-   parent's recursive sums stay right, and the parent's pin is dropped. */
+   of an offlined memcg went.  Under tree_lock it leaves the id table and its
+   parent's children, its local stats and own charges fold into the parent
+   (so the parent's recursive sums stay right, and a reader holding the lock
+   sees either the child or its folded counts, never both or neither), and
+   the struct goes to the graveyard (lock-free readers stay safe); then the
+   parent's pin is dropped. */
 static void mem_cgroup_free(struct mem_cgroup *memcg)
 {
     struct bm_system *sys = memcg->sys;
     struct mem_cgroup *parent = memcg->parent;
 
-    pthread_mutex_lock(&sys->free_lock);
+    pthread_mutex_lock(&sys->tree_lock);
     __atomic_store_n(&sys->memcgs[memcg->id], NULL, __ATOMIC_RELEASE);
     if (parent) {
         struct mem_cgroup **pp = &parent->first_child;
@@ -114,7 +117,7 @@ static void mem_cgroup_free(struct mem_cgroup *memcg)
     memcg->graveyard_next = sys->graveyard;
     sys->graveyard = memcg;
     atomic_fetch_sub(&sys->nr_dying, 1);
-    pthread_mutex_unlock(&sys->free_lock);
+    pthread_mutex_unlock(&sys->tree_lock);
     if (parent)
         css_put(parent);
 }
@@ -123,6 +126,18 @@ void css_get(struct mem_cgroup *memcg)
 {
     if (memcg)
         atomic_fetch_add(&memcg->refcnt, 1);
+}
+
+/* css_tryget(): a reference unless the count already reached zero (the
+   memcg is being freed: a lock-free lookup can still find it) */
+bool css_tryget(struct mem_cgroup *memcg)
+{
+    int v = atomic_load(&memcg->refcnt);
+
+    while (v > 0)
+        if (atomic_compare_exchange_weak(&memcg->refcnt, &v, v + 1))
+            return true;
+    return false;
 }
 
 void css_put(struct mem_cgroup *memcg)
@@ -429,7 +444,7 @@ static void obj_cgroup_release(struct obj_cgroup *objcg)
         atomic_fetch_add(&sys->nr_objcg_release_warns, 1);
     nr_pages = nr_bytes > 0 ? (unsigned long)nr_bytes >> sys->page_shift : 0;
 
-    pthread_mutex_lock(&sys->free_lock);
+    pthread_mutex_lock(&sys->tree_lock);
     memcg = obj_cgroup_memcg(objcg);
     if (nr_pages) {
         mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr_pages);
@@ -444,7 +459,7 @@ static void obj_cgroup_release(struct obj_cgroup *objcg)
     }
     objcg->list_next = NULL;
     atomic_store(&objcg->released, true);
-    pthread_mutex_unlock(&sys->free_lock);
+    pthread_mutex_unlock(&sys->tree_lock);
     css_put(memcg);
 }
 
@@ -769,9 +784,8 @@ static long try_to_free_mem_cgroup_pages(struct bm_system *sys, struct mem_cgrou
     css_get(memcg);
     for (struct mem_cgroup *m = memcg; m && freed < want; m = next_descendant_pre(m, memcg)) {
         long take;
-        if (!atomic_load(&m->file_pages))
+        if (!atomic_load(&m->file_pages) || !css_tryget(m))
             continue;
-        css_get(m);
         take = take_file_pages(m, want - freed);
         if (take) {
             memcg_uncharge(sys, m, (unsigned long)take);
@@ -844,8 +858,8 @@ static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg
 
 /* mirrors mem_cgroup_handle_over_high(), run as the task returns to user
    (here: at the end of the charge).  kthreads (no task memcg) never return
-   to user, so their debt stays unpaid.  The sleep is not taken: its length
-   is kept in the cpu's high_penalty_jiffies. */
+   to user, so their debt stays unpaid.  The sleep is not taken: the penalty
+   only decides whether to reclaim again. */
 static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
@@ -857,22 +871,19 @@ static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 
     if (!nr_pages || !memcg || c->in_interrupt)
         return;
-    c->memcg_nr_pages_over_high = 0;
+    __atomic_store_n(&c->memcg_nr_pages_over_high, 0, __ATOMIC_RELAXED);
     for (;;) {
         long reclaimed = reclaim_high(sys, memcg,
                                       in_retry ? SWAP_CLUSTER_MAX : (unsigned long)nr_pages);
         penalty = calculate_high_delay(sys, memcg, nr_pages);
-        if (penalty <= HZ / 100) {
-            penalty = 0;
+        if (penalty <= HZ / 100)
             break;
-        }
         if (reclaimed || nr_retries--) {
             in_retry = true;
             continue;
         }
         break;
     }
-    c->high_penalty_jiffies = penalty;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1045,7 +1056,8 @@ done_restock:
             continue;
         }
         if (mem_high) {
-            c->memcg_nr_pages_over_high += (long)batch;
+            __atomic_store_n(&c->memcg_nr_pages_over_high, c->memcg_nr_pages_over_high + (long)batch,
+                             __ATOMIC_RELAXED);
             break;
         }
     }
@@ -1413,44 +1425,18 @@ static struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int
 /* memcg and objcg lifecycle                                           */
 /* ------------------------------------------------------------------ */
 
-/* mirrors obj_cgroup_alloc() + memcg_online_kmem(): the objcg pins memcg */
-static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *memcg)
-{
-    struct obj_cgroup *objcg;
-
-    if (sys->nr_objcg_ids > MEM_CGROUP_ID_MAX)
-        return NULL;
-    objcg = calloc(1, sizeof(*objcg));
-    if (!objcg)
-        return NULL;
-    objcg->id = sys->nr_objcg_ids;
-    objcg->sys = sys;
-    atomic_init(&objcg->refcnt, 1);
-    atomic_init(&objcg->memcg, memcg);
-    atomic_init(&objcg->nr_charged_bytes, 0);
-    atomic_init(&objcg->ext_refs, 0);
-    atomic_init(&objcg->released, false);
-    css_get(memcg);
-    __atomic_store_n(&sys->objcgs[objcg->id], objcg, __ATOMIC_RELEASE);
-    sys->nr_objcg_ids++;
-    return objcg;
-}
-
-/* mirrors mem_cgroup_alloc() + mem_cgroup_css_alloc() */
+/* mirrors mem_cgroup_alloc() + mem_cgroup_css_alloc(): a memcg not yet in
+   the tree (no id, no parent pin) */
 static struct mem_cgroup *mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent)
 {
-    struct mem_cgroup *memcg;
+    struct mem_cgroup *memcg = calloc(1, sizeof(*memcg));
     bool track_failcnt = !sys->cfg.profile.failcnt_v1_only || sys->cfg.cgroup_v1;
 
-    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX)
-        return NULL;
-    memcg = calloc(1, sizeof(*memcg));
     if (!memcg)
         return NULL;
-    memcg->id = sys->nr_memcg_ids;
     memcg->sys = sys;
     memcg->parent = parent;
-    memcg->state = BM_MEMCG_ONLINE;
+    atomic_init(&memcg->state, BM_MEMCG_ONLINE);
     atomic_init(&memcg->refcnt, 1);   /* the online base reference */
     page_counter_init(&memcg->memory, parent ? &parent->memory : NULL, sys->page_counter_max,
                       true, track_failcnt);
@@ -1458,31 +1444,70 @@ static struct mem_cgroup *mem_cgroup_alloc(struct bm_system *sys, struct mem_cgr
                       false, track_failcnt);
     atomic_store(&memcg->memory.high, sys->page_counter_max);
     atomic_init(&memcg->objcg, NULL);
+    return memcg;
+}
+
+/* mirrors obj_cgroup_alloc(): an objcg of memcg, not yet in the id table */
+static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *memcg)
+{
+    struct obj_cgroup *objcg = calloc(1, sizeof(*objcg));
+
+    if (!objcg)
+        return NULL;
+    objcg->sys = sys;
+    atomic_init(&objcg->refcnt, 1);
+    atomic_init(&objcg->dead, false);
+    atomic_init(&objcg->memcg, memcg);
+    atomic_init(&objcg->nr_charged_bytes, 0);
+    atomic_init(&objcg->ext_refs, 0);
+    atomic_init(&objcg->released, false);
+    return objcg;
+}
+
+/* mirrors mem_cgroup_css_alloc() + mem_cgroup_css_online(): a memcg under
+   parent, online, with its objcg pinning it (memcg_online_kmem(); root,
+   parent NULL, gets none).  The ids (idr_alloc() up to MEM_CGROUP_ID_MAX),
+   the link into the parent's children and the id-table slots are made under
+   tree_lock, the slots last, with release stores, so a lock-free lookup that
+   finds the memcg finds it whole.  0, -ENOMEM or -ENOSPC (ids exhausted). */
+int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, struct mem_cgroup **out)
+{
+    struct mem_cgroup *memcg = mem_cgroup_alloc(sys, parent);
+    struct obj_cgroup *objcg = memcg && parent ? obj_cgroup_alloc(sys, memcg) : NULL;
+    int ret = 0;
+
+    if (!memcg || (parent && !objcg)) {
+        free(memcg);
+        free(objcg);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&sys->tree_lock);
+    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX || (objcg && sys->nr_objcg_ids > MEM_CGROUP_ID_MAX)) {
+        ret = -ENOSPC;
+        goto out;
+    }
+    memcg->id = sys->nr_memcg_ids++;
     if (parent) {
         css_get(parent);
         memcg->next_sibling = parent->first_child;
         __atomic_store_n(&parent->first_child, memcg, __ATOMIC_RELEASE);
     }
+    if (objcg) {
+        objcg->id = sys->nr_objcg_ids++;
+        css_get(memcg);
+        atomic_store(&memcg->objcg, objcg);
+        __atomic_store_n(&sys->objcgs[objcg->id], objcg, __ATOMIC_RELEASE);
+    }
     __atomic_store_n(&sys->memcgs[memcg->id], memcg, __ATOMIC_RELEASE);
-    sys->nr_memcg_ids++;
-    return memcg;
-}
-
-/* mirrors mem_cgroup_css_alloc() + mem_cgroup_css_online(): a memcg under
-   parent, online, with its objcg (memcg_online_kmem(); root, parent NULL,
-   gets none).  NULL when out of memory or ids. */
-struct mem_cgroup *mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent)
-{
-    struct mem_cgroup *memcg = mem_cgroup_alloc(sys, parent);
-    struct obj_cgroup *objcg;
-
-    if (!memcg || !parent)
-        return memcg;
-    objcg = obj_cgroup_alloc(sys, memcg);
-    if (!objcg)   /* cannot happen with the caller's id check, except calloc */
-        return NULL;
-    atomic_store(&memcg->objcg, objcg);
-    return memcg;
+out:
+    pthread_mutex_unlock(&sys->tree_lock);
+    if (ret) {
+        free(memcg);
+        free(objcg);
+        memcg = NULL;
+    }
+    *out = memcg;
+    return ret;
 }
 
 /* mirrors memcg_reparent_objcgs(): the memcg's objcg and every objcg parked
@@ -1496,7 +1521,7 @@ static void memcg_reparent_objcgs(struct bm_system *sys, struct mem_cgroup *memc
 
     if (!objcg)
         return;
-    pthread_mutex_lock(&sys->free_lock);
+    pthread_mutex_lock(&sys->tree_lock);
     css_get(parent);
     atomic_store(&objcg->memcg, parent);
     css_put(memcg);           /* never the last: the base ref is still held */
@@ -1513,8 +1538,8 @@ static void memcg_reparent_objcgs(struct bm_system *sys, struct mem_cgroup *memc
     last->list_next = parent->objcg_list;
     parent->objcg_list = memcg->objcg_list;
     memcg->objcg_list = NULL;
-    objcg->dead = true;
-    pthread_mutex_unlock(&sys->free_lock);
+    atomic_store(&objcg->dead, true);
+    pthread_mutex_unlock(&sys->tree_lock);
     obj_cgroup_put(objcg);    /* percpu_ref_kill() drops the initial ref */
 }
 
@@ -1688,14 +1713,13 @@ int mem_cgroup_file_write(struct bm_system *sys, struct mem_cgroup *memcg, int32
 
 /* mirrors mem_cgroup_charge() of nr_pages anon or file pages: try_charge,
    then the ANON/FILE stat (root too: its pages carry root and are counted);
-   the pages hold one css reference while any are charged (user_pages) */
+   the pages hold one css reference while any are charged (user_pages).
+   The caller holds a reference on memcg. */
 int mem_cgroup_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr_pages,
                       uint32_t gfp, bool file)
 {
-    int ret;
+    int ret = try_charge_memcg(sys, cpu, memcg, gfp, nr_pages);
 
-    css_get(memcg);
-    ret = try_charge_memcg(sys, cpu, memcg, gfp, nr_pages);
     if (!ret) {
         ledger_add(&memcg->user_pages, memcg, (long)nr_pages);
         if (file) {
@@ -1706,7 +1730,6 @@ int mem_cgroup_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, 
             atomic_fetch_add(&memcg->anon_pages, (long)nr_pages);
         }
     }
-    css_put(memcg);
     return ret;
 }
 

@@ -145,7 +145,7 @@ struct hit_cache {
    hit (the checks are run_op's and bm_try_charge's, in the same order of
    outcome: anything they would reject takes the general path).  consume_stock()
    / the common refill_stock() into the memcg's own slot, with this cpu's
-   ledger share (internal.h).  Perf: when the op names the handle of the last
+   ledger share (as charge_api.c does).  Perf: when the op names the handle of the last
    hit and that slot still caches its memcg, the handle lookup and the slot
    scan are skipped: the slot's css reference keeps the memcg alive and ids
    are never reused, so the handle still names it. */

@@ -93,22 +93,21 @@ bm_system *bm_system_new(const struct bm_config *cfg)
         sys->cpus[i].last_failure.memcg = -1;
     }
     pthread_mutex_init(&sys->lock, NULL);
-    pthread_mutex_init(&sys->free_lock, NULL);
+    pthread_mutex_init(&sys->tree_lock, NULL);
     atomic_flag_clear(&sys->percpu_charge_mutex);
     atomic_init(&sys->nr_dying, 0);
     atomic_init(&sys->nr_objcg_release_warns, 0);
 
     /* the root memcg: id 0, unlimited, no objcg (memcg_online_kmem is not
        run for root in the profiles modelled) */
-    root = mem_cgroup_css_online(sys, NULL);
-    if (!root)
+    if (mem_cgroup_css_online(sys, NULL, &root))
         goto fail;
     if (bm_mm_init(sys))
         goto fail;
     return sys;
 fail:
     pthread_mutex_destroy(&sys->lock);
-    pthread_mutex_destroy(&sys->free_lock);
+    pthread_mutex_destroy(&sys->tree_lock);
     system_free_tables(sys);
     free(sys);
     return NULL;
@@ -120,7 +119,7 @@ void bm_system_free(bm_system *sys)
         return;
     bm_mm_destroy(sys);
     pthread_mutex_destroy(&sys->lock);
-    pthread_mutex_destroy(&sys->free_lock);
+    pthread_mutex_destroy(&sys->tree_lock);
     system_free_tables(sys);
     free(sys);
 }
