@@ -75,8 +75,6 @@ int bm_memcg_get(bm_system *sys, int32_t id)
     struct mem_cgroup *memcg;
     int ret;
 
-    if (!sys)
-        return -EINVAL;
     ret = bm_memcg_tryget_arg(sys, id, &memcg);
     if (ret)
         return ret;
@@ -90,8 +88,6 @@ int bm_memcg_put(bm_system *sys, int32_t id)
     int ret;
     int v;
 
-    if (!sys)
-        return -EINVAL;
     ret = bm_memcg_arg(sys, id, &memcg);
     if (ret)
         return ret;
@@ -114,8 +110,6 @@ int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
     bool v1;
     int ret;
 
-    if (!sys)
-        return -EINVAL;
     ret = bm_memcg_arg(sys, id, &memcg);
     if (ret)
         return ret;

@@ -14,9 +14,18 @@
  */
 #include "internal.h"
 
-static int check_nr(struct bm_system *sys, int64_t nr)
+/* the arguments of a page charge or uncharge: a cpu, a memcg, a page count
+   and gfp bits the core knows; 0, -EINVAL or -ENOENT */
+static int charge_args(struct bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu,
+                       struct mem_cgroup **memcg)
 {
-    return (nr <= 0 || nr > sys->page_counter_max) ? -EINVAL : 0;
+    int ret;
+
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    if ((ret = bm_memcg_arg(sys, id, memcg)))
+        return ret;
+    return nr_pages <= 0 || nr_pages > sys->page_counter_max || !bm_gfp_valid(gfp) ? -EINVAL : 0;
 }
 
 /* The stock-hit halves of bm_try_charge / bm_uncharge with cpu's stock lock
@@ -102,12 +111,8 @@ int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, in
     struct mem_cgroup *memcg;
     int ret;
 
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = bm_memcg_arg(sys, id, &memcg)))
+    if ((ret = charge_args(sys, id, nr_pages, gfp, cpu, &memcg)))
         return ret;
-    if (check_nr(sys, nr_pages) || !bm_gfp_valid(gfp))
-        return -EINVAL;
     /* the stock hit: the stock's own css reference pins memcg while locked */
     if ((unsigned long)nr_pages <= charge_batch(sys) && bm_stock_trylock(sys, cpu)) {
         bool hit = charge_stock_hit_locked(sys, cpu, memcg, (unsigned long)nr_pages);
@@ -138,12 +143,8 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
     bool zero = false;
     int ret;
 
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = bm_memcg_arg(sys, id, &memcg)))
+    if ((ret = charge_args(sys, id, nr_pages, 0, cpu, &memcg)))
         return ret;
-    if (check_nr(sys, nr_pages))
-        return -EINVAL;
     /* (above a batch the stock only forwards the pages: no lock for that) */
     if (!mem_cgroup_is_root(memcg) && (unsigned long)nr_pages <= charge_batch(sys) &&
         bm_stock_trylock(sys, cpu)) {
@@ -169,12 +170,8 @@ int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, i
     struct mem_cgroup *memcg;
     int ret;
 
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = bm_memcg_arg(sys, id, &memcg)))
+    if ((ret = charge_args(sys, id, nr_pages, gfp, cpu, &memcg)))
         return ret;
-    if (check_nr(sys, nr_pages) || !bm_gfp_valid(gfp))
-        return -EINVAL;
     if (!css_tryget(memcg))
         return -ENOENT;
     ret = mem_cgroup_charge(sys, cpu, memcg, (unsigned long)nr_pages, gfp, file != 0);
@@ -187,43 +184,44 @@ int bm_uncharge_user(bm_system *sys, int32_t id, int64_t nr_pages, int32_t file)
     struct mem_cgroup *memcg;
     int ret;
 
-    if (!sys)
-        return -EINVAL;
-    if ((ret = bm_memcg_arg(sys, id, &memcg)))
+    /* uncharge_batch() runs on no particular cpu: cpu 0 always exists */
+    if ((ret = charge_args(sys, id, nr_pages, 0, 0, &memcg)))
         return ret;
-    if (check_nr(sys, nr_pages))
-        return -EINVAL;
     return mem_cgroup_uncharge(sys, memcg, (unsigned long)nr_pages, file != 0);
+}
+
+/* the arguments of bm_obj_cgroup_charge/uncharge: a cpu, gfp bits the core
+   knows, 1..PAGE_COUNTER_MAX bytes, and an objcg the caller holds */
+static int held_objcg_args(struct bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, uint64_t size,
+                           struct obj_cgroup **objcg)
+{
+    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0 || !bm_gfp_valid(gfp))
+        return -EINVAL;
+    if (size == 0 || size > (uint64_t)sys->page_counter_max)
+        return -EINVAL;
+    *objcg = bm_objcg_lookup(sys, id);
+    if (!*objcg || atomic_load(&(*objcg)->ext_refs) <= 0)
+        return -ENOENT;
+    return 0;
 }
 
 /* test/driver helpers: obj_cgroup_charge()/uncharge() on a Python-held objcg */
 int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, uint64_t size)
 {
     struct obj_cgroup *objcg;
+    int ret = held_objcg_args(sys, cpu, id, gfp, size, &objcg);
 
-    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0 || !bm_gfp_valid(gfp))
-        return -EINVAL;
-    if (size == 0 || size > (uint64_t)sys->page_counter_max)
-        return -EINVAL;
-    objcg = bm_objcg_lookup(sys, id);
-    if (!objcg || atomic_load(&objcg->ext_refs) <= 0)
-        return -ENOENT;
-    return obj_cgroup_charge(sys, cpu, objcg, gfp, (size_t)size);
+    return ret ? ret : obj_cgroup_charge(sys, cpu, objcg, gfp, (size_t)size);
 }
 
 int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t id, uint64_t size)
 {
     struct obj_cgroup *objcg;
+    int ret = held_objcg_args(sys, cpu, id, 0, size, &objcg);
 
-    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0)
-        return -EINVAL;
-    if (size == 0 || size > (uint64_t)sys->page_counter_max)
-        return -EINVAL;
-    objcg = bm_objcg_lookup(sys, id);
-    if (!objcg || atomic_load(&objcg->ext_refs) <= 0)
-        return -ENOENT;
-    obj_cgroup_uncharge(sys, cpu, objcg, (size_t)size);
-    return 0;
+    if (!ret)
+        obj_cgroup_uncharge(sys, cpu, objcg, (size_t)size);
+    return ret;
 }
 
 int bm_drain_all_stock(bm_system *sys, int32_t root)
@@ -231,8 +229,6 @@ int bm_drain_all_stock(bm_system *sys, int32_t root)
     struct mem_cgroup *memcg;
     int ret;
 
-    if (!sys)
-        return -EINVAL;
     if ((ret = bm_memcg_tryget_arg(sys, root, &memcg)))
         return ret;
     drain_all_stock(sys, memcg);

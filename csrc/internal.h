@@ -97,7 +97,7 @@ struct obj_cgroup {
 struct mem_cgroup {
     int32_t id;
     _Atomic int32_t state;            /* BM_MEMCG_ONLINE / BM_MEMCG_DYING, set under sys->lock */
-    _Atomic int refcnt;               /* css refcount; the online base ref is one of them */
+    _Atomic long refcnt;              /* css refcount; the online base ref is one of them */
     struct bm_system *sys;
     struct mem_cgroup *parent;        /* fixed from creation on */
     struct page_counter memory;
@@ -340,10 +340,11 @@ static inline struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t 
         return NULL;
     return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
 }
-/* memcg handle -> memcg, or -EINVAL (negative) / -ENOENT (no such memcg) */
+/* memcg handle -> memcg, or -EINVAL (no system, negative id) / -ENOENT
+   (no such memcg) */
 static inline int bm_memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
 {
-    if (id < 0)
+    if (!sys || id < 0)
         return -EINVAL;
     *out = bm_memcg_lookup(sys, id);
     return *out ? 0 : -ENOENT;

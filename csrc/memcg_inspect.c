@@ -43,7 +43,7 @@ int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
     out->id = memcg->id;
     out->parent = memcg->parent ? memcg->parent->id : -1;
     out->state = atomic_load(&memcg->state);
-    out->refcnt = atomic_load(&memcg->refcnt);
+    out->refcnt = (int32_t)atomic_load(&memcg->refcnt);
     objcg = atomic_load(&memcg->objcg);
     out->objcg = objcg ? objcg->id : -1;
     fill_counter_info(&memcg->memory, &out->memory);
@@ -171,7 +171,7 @@ static int check_memcgs(struct bm_system *sys, char *buf, size_t len)
             atomic_load(&m->anon_pages) < 0)
             BAD("memcg %d: negative page ledger", id);
         if (atomic_load(&m->refcnt) <= 0)
-            BAD("memcg %d: live with refcnt %d", id, atomic_load(&m->refcnt));
+            BAD("memcg %d: live with refcnt %ld", id, atomic_load(&m->refcnt));
     }
     if (nr_linked != nr_live - 1)
         BAD("memcg tree links %d children, the id table has %d live memcgs besides root",

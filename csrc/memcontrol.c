@@ -128,16 +128,23 @@ void css_get(struct mem_cgroup *memcg)
         atomic_fetch_add(&memcg->refcnt, 1);
 }
 
+/* atomic_long_add_unless(v, n, 0) for a count that never goes negative:
+   add n unless it is zero; true if added */
+static bool add_unless_zero(_Atomic long *v, long n)
+{
+    long old = atomic_load_explicit(v, memory_order_relaxed);
+
+    while (old > 0)
+        if (atomic_compare_exchange_weak(v, &old, old + n))
+            return true;
+    return false;
+}
+
 /* css_tryget(): a reference unless the count already reached zero (the
    memcg is being freed: a lock-free lookup can still find it) */
 bool css_tryget(struct mem_cgroup *memcg)
 {
-    int v = atomic_load(&memcg->refcnt);
-
-    while (v > 0)
-        if (atomic_compare_exchange_weak(&memcg->refcnt, &v, v + 1))
-            return true;
-    return false;
+    return add_unless_zero(&memcg->refcnt, 1);
 }
 
 void css_put(struct mem_cgroup *memcg)
@@ -252,11 +259,8 @@ static void stock_unlock(struct bm_cpu *c)
    CAS would fail). */
 void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n)
 {
-    long v = atomic_load_explicit(ledger, memory_order_relaxed);
-
-    while (v > 0)
-        if (atomic_compare_exchange_weak(ledger, &v, v + n))
-            return;
+    if (add_unless_zero(ledger, n))
+        return;
     css_get(memcg);
     if (atomic_fetch_add(ledger, n) != 0)
         css_put(memcg);
@@ -474,12 +478,7 @@ void obj_cgroup_put(struct obj_cgroup *objcg)
 /* obj_cgroup_tryget(): fails once the count reached zero */
 bool obj_cgroup_tryget(struct obj_cgroup *objcg)
 {
-    long v = atomic_load(&objcg->refcnt);
-
-    while (v > 0)
-        if (atomic_compare_exchange_weak(&objcg->refcnt, &v, v + 1))
-            return true;
-    return false;
+    return add_unless_zero(&objcg->refcnt, 1);
 }
 
 /* ------------------------------------------------------------------ */
