@@ -23,7 +23,7 @@
 #define __GFP_ATOMIC BM_GFP_ATOMIC
 #define __GFP_DIRECT_RECLAIM BM_GFP_DIRECT_RECLAIM
 #define __GFP_KSWAPD_RECLAIM BM_GFP_KSWAPD_RECLAIM
-#define __GFP_RECLAIM (BM_GFP_DIRECT_RECLAIM | BM_GFP_KSWAPD_RECLAIM)
+#define __GFP_RECLAIM (__GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM)
 #define __GFP_RETRY_MAYFAIL BM_GFP_RETRY_MAYFAIL
 #define __GFP_NOFAIL BM_GFP_NOFAIL
 #define __GFP_NORETRY BM_GFP_NORETRY
@@ -43,7 +43,6 @@
 #define PAGE_ALLOC_COSTLY_ORDER 3
 #define NR_MEMCG_STOCK_MAX 8
 #define MEM_CGROUP_ID_MAX 65535       /* include/linux/memcontrol.h */
-#define PAGE_COUNTER_MAX_64 (INT64_MAX)  /* scaled by page size in page_counter_max() */
 
 /* mm/page_counter.c */
 struct page_counter {
