@@ -156,7 +156,8 @@ static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op, 
     struct mem_cgroup *memcg;
     unsigned i;
 
-    if (!bm_gfp_valid(op->gfp) || op->pad0 || op->pad1 || nr == 0 ||
+    /* bm_gfp_valid() and the padding test in one branch (the hot loop) */
+    if (((op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) | op->pad0 | (uint32_t)op->pad1) || nr == 0 ||
         nr > (uint64_t)sys->page_counter_max || op->handle < 0)
         return false;
     if (op->handle == hc->handle && stock->cached[hc->slot] == hc->memcg) {
