@@ -80,15 +80,9 @@ static void *bench_thread_fn(void *arg)
     return NULL;
 }
 
-int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t direct, int64_t iters,
-                     double *ns_per_op)
+static int bench_run_threads(bm_system *sys, struct mem_cgroup *m, int32_t nthreads, int32_t direct,
+                             int64_t iters, double *ns_per_op)
 {
-    if (!sys || !ns_per_op || iters <= 0 || nthreads < 1 || (uint32_t)nthreads > sys->cfg.nr_cpus ||
-        nthreads > 64)
-        return -EINVAL;
-    struct mem_cgroup *m = bm_memcg_lookup(sys, memcg);
-    if (!m)
-        return -ENOENT;
     if (mem_cgroup_is_root(m))
         return -EINVAL;
     struct bench_thread threads[64];
@@ -112,4 +106,18 @@ int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t di
     /* aggregate cost: wall time per charge+uncharge pair over all threads */
     *ns_per_op = elapsed / ((double)iters * (double)nthreads);
     return 0;
+}
+
+int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t direct, int64_t iters,
+                     double *ns_per_op)
+{
+    if (!sys || !ns_per_op || iters <= 0 || nthreads < 1 || (uint32_t)nthreads > sys->cfg.nr_cpus ||
+        nthreads > 64)
+        return -EINVAL;
+    struct mem_cgroup *m = bm_memcg_lookup(sys, memcg);
+    if (!m || !css_tryget(m))
+        return -ENOENT;
+    int ret = bench_run_threads(sys, m, nthreads, direct, iters, ns_per_op);
+    css_put(m);
+    return ret;
 }

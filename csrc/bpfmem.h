@@ -10,12 +10,19 @@
  *  - Objects cross the FFI as integer handles (memcg ids, objcg ids, cache
  *    ids, pfns, simulated addresses) and are validated on every call.
  *  - Return values are 0 (or a non-negative result) on success and a
- *    negative Linux errno on failure, as in the kernel.
+ *    negative Linux errno on failure, as in the kernel; each prototype says
+ *    which (see "Return contracts" below).
  *  - "cpu" arguments name the simulated CPU the call runs on; its per-cpu
  *    stocks and its context (task / interrupt / active memcg) are used.
- *    Calls for different cpus may run concurrently on different threads
- *    for the charge paths (bm_try_charge, bm_uncharge, bm_replay of charge
- *    ops); everything else must be serialised by the caller.
+ *  - Threads: every call may run concurrently with any other on the same
+ *    system, from any thread (the core's locks are described at struct
+ *    bm_system in internal.h), given that
+ *      * calls naming the same cpu come from one thread at a time: that
+ *        thread is the cpu, as kernel code runs with preemption off;
+ *      * bm_system_free() runs after every other call on the system returned;
+ *      * a bm_htab is used by one thread at a time.
+ *    Charge paths on different cpus scale (per-cpu stocks, atomic counters);
+ *    allocator calls and cgroup lifecycle calls serialise on one mutex.
  */
 #ifndef BPFMEM_H
 #define BPFMEM_H
@@ -252,69 +259,151 @@ struct bm_op {
     uint64_t arg;
 };
 
+/*
+ * Return contracts.  Each prototype says what it returns on success and which
+ * -errno for what.  Common to all and not repeated: -EINVAL for a NULL system
+ * or a NULL out-pointer, a cpu outside 0..nr_cpus-1, a negative handle where a
+ * handle is required, or gfp bits outside BM_GFP_VALID_MASK; -ENOENT for a
+ * memcg or objcg handle that names nothing (never created, or freed: handles
+ * are never reused).  "pages" are counts of 1..PAGE_COUNTER_MAX
+ * (LONG_MAX / page_size); anything else is -EINVAL.
+ */
+
 /* system */
+/* 0, or -EINVAL for a field out of range: nr_cpus 1..BM_MAX_CPUS, page_size
+   4096/16384/65536, nr_memcg_stock 1..7, charge_batch 1..127, ram_pages
+   1..min(UINT32_MAX, 64 TiB / page_size) */
 int bm_config_check(const struct bm_config *cfg);
+/* the system, NULL if bm_config_check() refuses cfg or host memory ran out */
 bm_system *bm_system_new(const struct bm_config *cfg);
+/* frees everything (NULL: nothing); no call on sys may still be running */
 void bm_system_free(bm_system *sys);
+/* removed memcgs not yet freed (>= 0) */
 int bm_system_nr_dying(bm_system *sys);
+/* 0 when every invariant holds; -EUCLEAN with the first broken one in msg
+   (msg may be NULL) */
 int bm_system_check(bm_system *sys, char *msg, size_t msglen);
 
 /* memory cgroups; the root is id 0 */
+/* mkdir: the new memcg's id (> 0); -ENOENT also for a removed parent,
+   -ENOSPC once MEM_CGROUP_ID_MAX ids were handed out, -ENOMEM (host) */
 int bm_memcg_create(bm_system *sys, int32_t parent);
+/* rmdir: 0, the memcg dying until its last reference goes; -EBUSY for root
+   or while a child is online, -ENOENT also when already removed */
 int bm_memcg_offline(bm_system *sys, int32_t memcg);
+/* 0 with one css reference held for the caller; -ENOENT also for a memcg
+   whose last reference is going */
 int bm_memcg_get(bm_system *sys, int32_t memcg);
+/* 0; -EINVAL for more puts than gets */
 int bm_memcg_put(bm_system *sys, int32_t memcg);
+/* 0 with *out filled (a removed but not yet freed memcg too) */
 int bm_memcg_info(bm_system *sys, int32_t memcg, struct bm_memcg_info *out);
+/* 0; -EINVAL for an unknown `what`, limit pages outside 0..PAGE_COUNTER_MAX,
+   a v1-only file on v2, root's limits or force_empty; -ENOENT also for a
+   removed memcg; -EBUSY (v1) for a limit below a usage reclaim cannot lower */
 int bm_memcg_write(bm_system *sys, int32_t memcg, int32_t what, int64_t pages);
 
-/* per-cpu context: what `current` is on each simulated cpu */
+/* per-cpu context: what `current` is on each simulated cpu; memcg -1 = none */
+/* 0: the task on cpu is in memcg (-1: a kthread) with active_memcg */
 int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg, int32_t active_memcg);
+/* 0 */
 int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt);
+/* 0 with the previous active memcg (-1: none) in *old */
 int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg, int32_t *old);
+/* 1 if the memcg OOM killer chose cpu's task since the last call, else 0
+   (the flag is cleared) */
 int bm_take_oom_victim(bm_system *sys, int32_t cpu);
+/* 0 with the last failed charge on cpu in *out (memcg -1: none since the
+   last call; the record is cleared) */
 int bm_last_charge_failure(bm_system *sys, int32_t cpu, struct bm_charge_failure *out);
+/* 0 with *objcg = the objcg current charges, a reference now held for the
+   caller (bm_obj_cgroup_put), or -1 when the context is not charged */
 int bm_get_obj_cgroup_from_current(bm_system *sys, int32_t cpu, int32_t *objcg);
+/* 0 with a reference held for the caller; -ENOENT also for a released objcg */
 int bm_obj_cgroup_get(bm_system *sys, int32_t objcg);
+/* 0; -EINVAL for more puts than gets */
 int bm_obj_cgroup_put(bm_system *sys, int32_t objcg);
-/* obj_cgroup_charge()/obj_cgroup_uncharge() of size bytes on a held objcg (tests, drivers) */
+/* obj_cgroup_charge()/obj_cgroup_uncharge() of size bytes (1..PAGE_COUNTER_MAX,
+   else -EINVAL) on an objcg the caller holds (else -ENOENT), for tests and
+   drivers: 0; the charge -ENOMEM over a limit */
 int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t objcg, uint32_t gfp, uint64_t size);
 int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t objcg, uint64_t size);
 
 /* page charging primitives */
+/* 0; -ENOMEM when a limit refuses and gfp cannot force (bm_last_charge_failure
+   says why); -ENOENT also for a memcg whose last reference is going */
 int bm_try_charge(bm_system *sys, int32_t memcg, int64_t nr_pages, uint32_t gfp, int32_t cpu);
+/* 0; -EINVAL for more pages than bm_try_charge charged to memcg */
 int bm_uncharge(bm_system *sys, int32_t memcg, int64_t nr_pages, int32_t cpu);
+/* anon (file 0) or page-cache (file 1) pages: as bm_try_charge */
 int bm_charge_user(bm_system *sys, int32_t memcg, int64_t nr_pages, uint32_t gfp, int32_t cpu, int32_t file);
+/* 0; -EINVAL for more pages than are charged (page cache: or left after reclaim) */
 int bm_uncharge_user(bm_system *sys, int32_t memcg, int64_t nr_pages, int32_t file);
+/* 0 (returns at once while another drain_all_stock runs, as the kernel's trylock) */
 int bm_drain_all_stock(bm_system *sys, int32_t root);
+/* 0 */
 int bm_drain_local_stock(bm_system *sys, int32_t cpu);
+/* 0 with cpu's stocks in *out */
 int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out);
 
-/* kernel memory, charged in the context of `cpu` */
+/* kernel memory, charged in the context of `cpu`.  Allocations return 0 with
+   the result in the out-argument, or -ENOMEM: no simulated memory left, a
+   size the allocator refuses (noted below), or a __GFP_ACCOUNT charge that
+   failed.  Frees return 0, or -EINVAL for anything but what the matching
+   allocation returned (double frees included); bm_kfree, bm_vfree,
+   bm_kvfree and bm_free_percpu of NULL (0) are no-ops. */
+/* *pfn = the first frame of 2^order; order > 10: -ENOMEM, negative: -EINVAL */
 int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uint64_t *pfn);
+/* the first frame of a bm_alloc_pages block, with its order */
 int bm_free_pages(bm_system *sys, int32_t cpu, uint64_t pfn, int32_t order);
+/* size 0 gives ZERO_SIZE_PTR (16); above KMALLOC_MAX_SIZE: -ENOMEM */
 int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr);
+/* a kmalloc or kmem_cache object, or a large kmalloc (ZERO_SIZE_PTR too: no-op) */
 int bm_kfree(bm_system *sys, int32_t cpu, uint64_t addr);
+/* 0 with the object's usable size (0 for NULL / ZERO_SIZE_PTR); -EINVAL for
+   anything but the start of an allocated object */
 int bm_ksize(bm_system *sys, uint64_t addr, uint64_t *size);
+/* 0 with the cache id; -EINVAL for flags beyond SLAB_ACCOUNT |
+   SLAB_RECLAIM_ACCOUNT or size 0 or above KMALLOC_MAX_SIZE; -ENOMEM after
+   65536 caches */
 int bm_kmem_cache_create(bm_system *sys, uint64_t size, uint32_t flags, int32_t *cache);
+/* -EINVAL for no such cache */
 int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp, uint64_t *addr);
+/* -EINVAL also for an object of another cache */
 int bm_kmem_cache_free(bm_system *sys, int32_t cpu, int32_t cache, uint64_t addr);
+/* size 0 or above the simulated RAM: -ENOMEM */
 int bm_vmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr);
+/* the start of a vmalloc area */
 int bm_vfree(bm_system *sys, int32_t cpu, uint64_t addr);
+/* kmalloc, falling back to vmalloc above a page for GFP_KERNEL-compatible gfp */
 int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr);
+/* bm_vfree for a vmalloc address, else bm_kfree */
 int bm_kvfree(bm_system *sys, int32_t cpu, uint64_t addr);
+/* -EINVAL for size 0 or above 32 KiB, align above PAGE_SIZE or not a power of two */
 int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr);
+/* an address bm_alloc_percpu returned */
 int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr);
 
 /* inspection */
+/* 0 with the frame in *out; -EINVAL for a pfn beyond the simulated RAM */
 int bm_page_info(bm_system *sys, uint64_t pfn, struct bm_page_info *out);
+/* 0 with the objcg and memcg addr is charged to (-1/-1: not charged; either
+   pointer may be NULL); -ENOENT for nothing allocated there, -EINVAL for an
+   address outside every simulated range */
 int bm_obj_cgroup_of(bm_system *sys, uint64_t addr, int32_t *objcg, int32_t *memcg);
+/* 0 with *out filled; -ENOENT also for a released objcg */
 int bm_objcg_info(bm_system *sys, int32_t objcg, struct bm_objcg_info *out);
+/* simulated frames in use (>= 0; the reserved pfn 0 not counted) */
 int64_t bm_ram_used_pages(bm_system *sys);
 
-/* bulk paths: one C call for many operations; per-op results (address,
-   pfn, 0 or -errno) go to results[i].  Returns the number of failed ops. */
+/* bulk paths: one C call for many operations.  Each returns the number of
+   failed ops (>= 0), or -EINVAL for n < 0 or a NULL array with n > 0. */
+/* results[i] = op i's address, pfn or 0, or its -errno (-4095..-1; an op
+   with a bad cpu, gfp, padding or op code is -EINVAL) */
 int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *results);
+/* addrs[i] = the object, 0 (NULL) for a failed one */
 int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int64_t n, uint32_t gfp, uint64_t *addrs);
+/* results[i] = bm_kfree's return (results may be NULL) */
 int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_t n, int64_t *results);
 
 /* benchmark floors and thread scaling (csrc/bench.c); *ns_per_op gets the result.
@@ -322,32 +411,56 @@ int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_
    depth-d page_counter walk).  bm_bench_threads runs nthreads pthreads acting as cpus
    0..nthreads-1, each charging and uncharging one page of `memcg` `iters` times through
    the stock (direct = 0) or straight on the shared page counters (direct = 1). */
+/* 0; -EINVAL for kind outside 0..2, depth outside 1..64, iters <= 0 */
 int bm_bench_floor(int32_t kind, int32_t depth, int64_t iters, double *ns_per_op);
+/* 0; -EINVAL for nthreads outside 1..min(nr_cpus, 64), iters <= 0 or the
+   root memcg, -ENOENT for any memcg handle naming nothing (negative too),
+   -EAGAIN when a thread could not start, or a charge's error */
 int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t direct, int64_t iters, double *ns_per_op);
 
 /* BPF hash map element store (csrc/htab_store.c): keys, values and the
    simulated addresses ("aux" words) of each element's allocations, in one
    open-addressing table with insertion order.  bm_htab_update() returns 1 when
-   the caller must allocate the element and finish with bm_htab_commit(). */
+   the caller must allocate the element and finish with bm_htab_commit().
+   A store is used by one thread at a time; every call is -EINVAL for a NULL
+   or freed store or a NULL key/value where one is needed, and -ENOMEM when
+   the host runs out. */
 #define BM_HTAB_MAX_AUX 4
 #define BM_HTAB_ALLOC_NEW 1
 #define BM_HTAB_ALLOC_REPLACE 2
 #define BM_HTAB_LRU 4
 #define BM_HTAB_MODE_MASK 7
 typedef struct bm_htab bm_htab;
+/* the store; NULL for key_size 0 or above 1 MiB, value_size 0 or above 64 MiB,
+   naux above BM_HTAB_MAX_AUX, unknown mode bits, or no host memory */
 bm_htab *bm_htab_new(uint32_t key_size, uint32_t value_size, uint32_t naux, uint64_t max_entries, uint32_t mode);
 void bm_htab_free(bm_htab *h);
+/* live elements (>= 0) */
 int64_t bm_htab_count(const bm_htab *h);
+/* 0 with the value and aux words (either may be NULL); -ENOENT */
 int bm_htab_lookup(const bm_htab *h, const char *key, char *value, uint64_t *aux);
+/* 0 done; 1 allocate, then bm_htab_commit(); -EINVAL for bad flags, -EEXIST
+   (BPF_NOEXIST), -ENOENT (BPF_EXIST), -E2BIG at max_entries */
 int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flags);
+/* 1 replaced (the old aux words in old_aux), 0 inserted */
 int bm_htab_commit(bm_htab *h, const char *key, const char *value, const uint64_t *aux, uint64_t *old_aux);
+/* 0 with the element's aux words in aux (may be NULL); -ENOENT */
 int bm_htab_delete(bm_htab *h, const char *key, uint64_t *aux);
+/* 0 with the key after key (NULL or absent: the first) in next; -ENOENT after the last */
 int bm_htab_next_key(const bm_htab *h, const char *key, char *next);
+/* 1 if none of the n keys (n < 2^31) is stored and none repeats, else 0 */
 int64_t bm_htab_all_new(const bm_htab *h, const char *keys, int64_t n);
+/* n after inserting n keys bm_htab_all_new() said are new (aux may be NULL;
+   the store stays below 2^31 elements); -EEXIST if one was not (those
+   before it stay) */
 int64_t bm_htab_insert_bulk(bm_htab *h, const char *keys, const char *values, const uint64_t *aux, int64_t n);
+/* how many of up to n elements were written, in insertion order (any array may be NULL) */
 int64_t bm_htab_dump(const bm_htab *h, char *keys, char *values, uint64_t *aux, int64_t n);
+/* host bytes the store holds */
 int64_t bm_htab_host_bytes(const bm_htab *h);
-/* kmallocs that stop at the first failure (alloc_bulk() of kernel/bpf/memalloc.c) */
+/* alloc_bulk() of kernel/bpf/memalloc.c: up to n kmallocs of size that stop
+   at the first failure; how many succeeded (addrs[0..ret-1]), or -EINVAL for
+   n < 0 or a NULL addrs with n > 0 */
 int64_t bm_memalloc_bulk(bm_system *sys, int32_t cpu, uint64_t size, int64_t n, uint32_t gfp, uint64_t *addrs);
 
 /* END CDEF */

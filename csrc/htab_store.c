@@ -567,8 +567,7 @@ int64_t bm_memalloc_bulk(bm_system *sys, int32_t cpu, uint64_t size, int64_t n, 
 {
     int64_t i;
 
-    if (!sys || !sys->mm || n < 0 || (n > 0 && !addrs) || !bm_cpu_valid(sys, cpu) ||
-        (gfp & ~(uint32_t)BM_GFP_VALID_MASK))
+    if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && !addrs))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     for (i = 0; i < n; i++) {

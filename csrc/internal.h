@@ -1,18 +1,10 @@
 /*
- * internal.h - structures shared by the core's C files, named after the
- * kernel's.  Python never sees this header; bpfmem.h is the API.
- *
- * Ownership of the files:
- *   page_counter.c  mm/page_counter.c
- *   memcontrol.c    mm/memcontrol.c (+ memcontrol-v1.c): mem_cgroup, the
- *                   per-cpu page and object stocks, obj_cgroup, kmem page
- *                   charging, events, stats, cgroup file writes, contexts
- *   system.c        bm_system lifecycle and handle tables
- *   page_alloc.c    simulated page frames, buddy-ish allocator, memcg_data
- *   slab.c          kmalloc caches, kmem_cache_*, slab hooks
- *   vmalloc.c       vmalloc / kvmalloc
- *   percpu.c        alloc_percpu / free_percpu
- *   replay.c        bm_replay and the bulk entry points
+ * internal.h - the memcg side of the core, shared by its C files: the
+ * structures (named after the kernel's), the handle lookups and the
+ * services of page_counter.c, memcontrol.c, charge_api.c and
+ * memcg_inspect.c.  Python never sees this header; bpfmem.h is the API.
+ * The allocator side is mm_internal.h.  docs/architecture.md lists what each
+ * file holds.
  */
 #ifndef BPFMEM_INTERNAL_H
 #define BPFMEM_INTERNAL_H
@@ -31,7 +23,7 @@
 #define __GFP_ATOMIC BM_GFP_ATOMIC
 #define __GFP_DIRECT_RECLAIM BM_GFP_DIRECT_RECLAIM
 #define __GFP_KSWAPD_RECLAIM BM_GFP_KSWAPD_RECLAIM
-#define __GFP_RECLAIM (BM_GFP_DIRECT_RECLAIM | BM_GFP_KSWAPD_RECLAIM)
+#define __GFP_RECLAIM (__GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM)
 #define __GFP_RETRY_MAYFAIL BM_GFP_RETRY_MAYFAIL
 #define __GFP_NOFAIL BM_GFP_NOFAIL
 #define __GFP_NORETRY BM_GFP_NORETRY
@@ -51,7 +43,6 @@
 #define PAGE_ALLOC_COSTLY_ORDER 3
 #define NR_MEMCG_STOCK_MAX 8
 #define MEM_CGROUP_ID_MAX 65535       /* include/linux/memcontrol.h */
-#define PAGE_COUNTER_MAX_64 (INT64_MAX)  /* scaled by page size in page_counter_max() */
 
 /* mm/page_counter.c */
 struct page_counter {
@@ -81,7 +72,6 @@ void page_counter_init(struct page_counter *c, struct page_counter *parent, long
 void page_counter_charge(struct page_counter *c, unsigned long nr_pages);
 bool page_counter_try_charge(struct page_counter *c, unsigned long nr_pages,
                              struct page_counter **fail);
-void page_counter_cancel(struct page_counter *c, unsigned long nr_pages, bool clamp);
 void page_counter_uncharge(struct page_counter *c, unsigned long nr_pages, bool clamp);
 int page_counter_set_max(struct page_counter *c, unsigned long nr_pages);
 void page_counter_set_min(struct page_counter *c, unsigned long nr_pages);
@@ -93,10 +83,10 @@ void page_counter_reset_watermark(struct page_counter *c);
 struct obj_cgroup {
     int32_t id;
     _Atomic long refcnt;              /* percpu_ref, collapsed to one atomic */
-    bool dead;                        /* percpu_ref_kill()ed at reparenting */
+    _Atomic bool dead;                /* percpu_ref_kill()ed at reparenting */
     struct mem_cgroup *_Atomic memcg;
     _Atomic long nr_charged_bytes;
-    struct obj_cgroup *list_next;     /* on memcg->objcg_list once reparented */
+    struct obj_cgroup *list_next;     /* on memcg->objcg_list once reparented (tree_lock) */
     _Atomic long ext_refs;            /* model: references held by Python (bm_obj_cgroup_get/put) */
     _Atomic bool released;            /* model: obj_cgroup_release() ran; the id is stale */
     struct bm_system *sys;
@@ -105,30 +95,29 @@ struct obj_cgroup {
 /* include/linux/memcontrol.h: struct mem_cgroup (the parts we model) */
 struct mem_cgroup {
     int32_t id;
-    int32_t state;                    /* BM_MEMCG_ONLINE / BM_MEMCG_DYING */
-    _Atomic int refcnt;               /* css refcount; the online base ref is one of them */
+    _Atomic int32_t state;            /* BM_MEMCG_ONLINE / BM_MEMCG_DYING, set under sys->lock */
+    _Atomic long refcnt;              /* css refcount; the online base ref is one of them */
     struct bm_system *sys;
-    struct mem_cgroup *parent;
+    struct mem_cgroup *parent;        /* fixed from creation on */
     struct page_counter memory;
     struct page_counter kmem;         /* cgroup v1 only */
     struct obj_cgroup *_Atomic objcg; /* NULL once offline */
-    struct obj_cgroup *objcg_list;    /* objcgs reparented into this memcg */
+    struct obj_cgroup *objcg_list;    /* objcgs reparented into this memcg (tree_lock) */
     _Atomic long memory_events[BM_NR_EVENTS];
     _Atomic long memory_events_local[BM_NR_EVENTS];
     _Atomic long stat[BM_NR_STATS];   /* local (own) statistics; memory.stat sums the subtree */
-    _Atomic long nr_pages_over_high;
     _Atomic long file_pages;          /* reclaimable page cache charged here */
     _Atomic long anon_pages;
     _Atomic long charged_pages;       /* bm_try_charge ledger, so bm_uncharge can't underflow */
-    struct mem_cgroup *first_child;   /* tree links (children include dying ones) */
-    struct mem_cgroup *next_sibling;
+    struct mem_cgroup *first_child;   /* tree links (children include dying ones): changed under */
+    struct mem_cgroup *next_sibling;  /* tree_lock with release stores, read by load_child/_sibling */
     /* model bookkeeping (memcontrol.c) */
     _Atomic long own_pages;           /* net pages charged with this memcg's memory counter as the
                                          leaf (+ folded-in freed children): invariant 2 */
     _Atomic long own_kmem_pages;      /* same for the v1 kmem counter */
     _Atomic long user_pages;          /* anon + file; one css ref is held while non-zero */
     _Atomic int ext_refs;             /* references held by Python (bm_memcg_get/put) */
-    struct mem_cgroup *graveyard_next;
+    struct mem_cgroup *graveyard_next; /* tree_lock */
 };
 
 /* mm/memcontrol.c: struct memcg_stock_pcp and (current) struct obj_stock_pcp */
@@ -155,7 +144,10 @@ struct memcg_stock_pcp {
 };
 
 /* One simulated cpu: its stocks and what runs on it.  Cache-line sized so
-   two cpus driven by two threads never share a line. */
+   two cpus driven by two threads never share a line.  The stock is guarded
+   by lock; the rest (the context) belongs to the thread acting as this cpu,
+   and the two fields bm_memcg_info() reads from other threads are written
+   with relaxed atomic stores (cpu_set_task_memcg(), memcg_nr_pages_over_high). */
 struct bm_cpu {
     atomic_flag lock;                 /* local_lock / local_trylock of the stocks */
     struct memcg_stock_pcp stock;
@@ -165,7 +157,6 @@ struct bm_cpu {
     struct mem_cgroup *int_active_memcg;  /* per-cpu int_active_memcg */
     int32_t oom_victim;               /* current was chosen by the memcg OOM killer (tsk_is_oom_victim) */
     long memcg_nr_pages_over_high;    /* current->memcg_nr_pages_over_high: unpaid throttle debt */
-    long high_penalty_jiffies;        /* last penalty mem_cgroup_handle_over_high() would have slept */
     struct bm_charge_failure last_failure; /* for error messages that name the limit (model only) */
 } __attribute__((aligned(64)));
 
@@ -181,39 +172,91 @@ struct page {
 
 struct mm_state;                      /* page_alloc.c, slab.c, vmalloc.c, percpu.c */
 
+/*
+ * One simulated machine.  Locking, the one rule every shared structure
+ * follows (lock order: lock, then a cpu's stock lock, then tree_lock):
+ *
+ *  lock       serialises what is not a charge path: the cgroup lifecycle
+ *             (mkdir, rmdir and a memcg's online/dying state), cgroup file
+ *             writes, and every allocator structure (sys->mm: frames, free
+ *             lists, slabs and caches, vmalloc areas, percpu allocations).
+ *  tree_lock  guards every change to the memcg tree (first_child and
+ *             next_sibling), the memcg and objcg id tables (their slots and
+ *             nr_*_ids), the objcg lists (objcg_list, list_next) and the
+ *             graveyard.  It is innermost: a memcg is freed by whichever
+ *             css_put() drops its last reference, on any path, charge paths
+ *             with a stock lock held included; nothing that takes another
+ *             lock runs under it.  Readers either hold it (a consistent view:
+ *             memory.stat's subtree sum, bm_system_check) or read without a
+ *             lock through acquire loads (bm_memcg_lookup(), bm_objcg_lookup(),
+ *             load_child(), load_sibling()).  That is safe because no memcg or
+ *             objcg is freed before the system is (a freed memcg waits in the
+ *             graveyard): a lock-free reader may meet a stale entry, never
+ *             freed memory.  A lock-free reader that keeps the memcg it found
+ *             takes css_tryget(), which fails once the count reached zero.
+ *  cpus[i].lock  guards that cpu's stocks; another thread that reads or
+ *             drains them (drain_all_stock, bm_memcg_info, bm_stock_info, the
+ *             checks) takes it too.  The rest of struct bm_cpu is the cpu's own.
+ *
+ * Everything else shared is a C11 atomic: page counters, statistics, events,
+ * refcounts, a memcg's state and objcg, an objcg's memcg.
+ */
 struct bm_system {
     struct bm_config cfg;
     unsigned int page_shift;
     long page_counter_max;
     struct bm_cpu *cpus;
-    pthread_mutex_t lock;             /* serialises everything but the charge paths */
+    pthread_mutex_t lock;
+    pthread_mutex_t tree_lock;
     struct mem_cgroup **memcgs;       /* id -> memcg, MEM_CGROUP_ID_MAX + 1 slots */
-    int32_t nr_memcg_ids;
-    struct mem_cgroup *graveyard;     /* freed memcgs, kept until system free (stale reads stay safe) */
-    struct obj_cgroup **objcgs;       /* id -> objcg */
+    int32_t nr_memcg_ids;             /* ids handed out (never reused) */
+    struct mem_cgroup *graveyard;     /* freed memcgs, kept until system free */
+    struct obj_cgroup **objcgs;       /* id -> objcg, MEM_CGROUP_ID_MAX + 1 slots */
     int32_t nr_objcg_ids;
     _Atomic int nr_dying;
     struct mm_state *mm;
-    pthread_mutex_t free_lock;        /* memcg free / objcg list surgery (may run inside charge paths) */
     atomic_flag percpu_charge_mutex;  /* drain_all_stock's mutex_trylock */
     _Atomic long nr_objcg_release_warns; /* obj_cgroup_release() found a non page-aligned remainder */
 };
 
-static inline struct mem_cgroup *root_mem_cgroup(struct bm_system *sys) { return sys->memcgs[0]; }
 static inline bool mem_cgroup_is_root(struct mem_cgroup *m) { return m->id == 0; }
 static inline struct mem_cgroup *parent_mem_cgroup(struct mem_cgroup *m) { return m->parent; }
-static inline bool bm_cpu_valid(struct bm_system *sys, int32_t cpu)
+static inline struct bm_cpu *cpu_of(struct bm_system *sys, int cpu) { return &sys->cpus[cpu]; }
+static inline long page_size_of(const struct bm_system *sys) { return (long)sys->cfg.page_size; }
+static inline unsigned long charge_batch(const struct bm_system *sys) { return sys->cfg.profile.charge_batch; }
+static inline struct mem_cgroup *load_child(struct mem_cgroup *m)
+{
+    return __atomic_load_n(&m->first_child, __ATOMIC_ACQUIRE);
+}
+static inline struct mem_cgroup *load_sibling(struct mem_cgroup *m)
+{
+    return __atomic_load_n(&m->next_sibling, __ATOMIC_ACQUIRE);
+}
+static inline bool bm_cpu_valid(const struct bm_system *sys, int32_t cpu)
 {
     return cpu >= 0 && (uint32_t)cpu < sys->cfg.nr_cpus;
 }
-/* memcg handle -> memcg; NULL if stale (inline: every charge op does it) */
-static inline struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id)
+/* only gfp bits the core knows (BM_GFP_VALID_MASK) */
+static inline bool bm_gfp_valid(uint32_t gfp)
 {
-    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX || id >= sys->nr_memcg_ids)
-        return NULL;
-    return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
+    return !(gfp & ~(uint32_t)BM_GFP_VALID_MASK);
 }
-struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id);
+/* a cpu's stock lock: local_lock (spins) / local_trylock */
+static inline bool bm_cpu_trylock(struct bm_cpu *c)
+{
+    return !atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire);
+}
+static inline void bm_cpu_lock(struct bm_cpu *c)
+{
+    while (!bm_cpu_trylock(c))
+        ;
+}
+static inline void bm_cpu_unlock(struct bm_cpu *c)
+{
+    atomic_flag_clear_explicit(&c->lock, memory_order_release);
+}
+static inline bool bm_stock_trylock(struct bm_system *sys, int cpu) { return bm_cpu_trylock(cpu_of(sys, cpu)); }
+static inline void bm_stock_unlock(struct bm_system *sys, int cpu) { bm_cpu_unlock(cpu_of(sys, cpu)); }
 
 /* ---- memcg_data helpers (include/linux/memcontrol.h), the hot flag bit ops ---- */
 
@@ -226,118 +269,118 @@ static inline bool PageMemcgKmem(const struct page *page)
 {
     return (page->memcg_data & MEMCG_DATA_KMEM) != 0;
 }
-static inline struct obj_cgroup **page_objcgs(const struct page *page)
-{
-    return (struct obj_cgroup **)(uintptr_t)(page->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
-}
-static inline struct obj_cgroup **page_objcgs_check(const struct page *page)
-{
-    uint64_t d = page->memcg_data;
-    if (!d || !(d & MEMCG_DATA_OBJCGS))
-        return NULL;
-    return (struct obj_cgroup **)(uintptr_t)(d & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
-}
 /* KMEM pages of the v5.13+ layout store an objcg */
 static inline struct obj_cgroup *__page_objcg(const struct page *page)
 {
     return (struct obj_cgroup *)(uintptr_t)(page->memcg_data & ~(uint64_t)MEMCG_DATA_FLAGS_MASK);
 }
-/* page_memcg_check / folio_memcg_check: tolerant owner lookup for any page */
-struct mem_cgroup *page_memcg_check(struct bm_system *sys, const struct page *page);
 
-/* ---- memcontrol.c services used by the allocators ---- */
+/* ---- memcontrol.c ---- */
+
+/* css references: css_tryget() fails once the count reached zero */
 void css_get(struct mem_cgroup *memcg);
+bool css_tryget(struct mem_cgroup *memcg);
 void css_put(struct mem_cgroup *memcg);
-void obj_cgroup_get(struct obj_cgroup *objcg);
+bool obj_cgroup_tryget(struct obj_cgroup *objcg);
 void obj_cgroup_put(struct obj_cgroup *objcg);
 struct mem_cgroup *obj_cgroup_memcg(struct obj_cgroup *objcg);
-/* memcg_kmem_bypass + the active-memcg rules of the profile; reference taken */
+struct mem_cgroup *next_descendant_pre(struct mem_cgroup *pos, struct mem_cgroup *root);
+/* page_memcg_check / folio_memcg_check: tolerant owner lookup for any page */
+struct mem_cgroup *page_memcg_check(struct bm_system *sys, const struct page *page);
+void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);
+
+/* the lifecycle: a new memcg under parent with its objcg (0, -ENOMEM,
+   -ENOSPC), rmdir's offline work; sys->lock held */
+int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, struct mem_cgroup **out);
+void mem_cgroup_css_offline(struct bm_system *sys, struct mem_cgroup *memcg);
+/* a cgroup file write, what = BM_WRITE_*; sys->lock held; 0 or -EBUSY */
+int mem_cgroup_file_write(struct bm_system *sys, struct mem_cgroup *memcg, int32_t what, long pages);
+
+/* try_charge_memcg() (0 for root or NULL, like the try_charge() wrapper): 0 or -ENOMEM */
+int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
+               unsigned long nr_pages);
+/* user pages, the caller holding a reference on memcg: 0 or -ENOMEM / 0 or
+   -EINVAL (more than charged) */
+int mem_cgroup_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr_pages,
+                      uint32_t gfp, bool file);
+int mem_cgroup_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr_pages, bool file);
+/* the page stock: refill_stock() (__refill_stock: cpu's stock lock held), drains */
+void refill_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
+void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_cgroup *memcg, unsigned long nr);
+void drain_local_stock(struct bm_system *sys, int cpu);
+void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root);
+/* pinned counters (model): a counter that holds one css reference while
+   non-zero (the bm_try_charge ledger, user pages); ledger_sub fails, changing
+   nothing, below n.  ledger_flush_slot(): a stock slot's ledger share back to
+   its memcg's charged_pages, with that cpu's stock lock held. */
+void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n);
+bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero);
+void ledger_flush_slot(struct memcg_stock_pcp *stock, unsigned i);
+
+/* the allocators' hooks: the objcg current charges (reference taken; NULL
+   when bypassed: memcg_kmem_bypass and the active-memcg rules), objcg
+   charges, the slab hooks whole (charge + the object's objcg reference, and
+   back) and KMEM pages; the charges return 0 or -ENOMEM */
 struct obj_cgroup *get_obj_cgroup_from_current(struct bm_system *sys, int cpu);
-struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu);
 int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp, size_t size);
 void obj_cgroup_uncharge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size);
-/* the slab hooks' charge/uncharge with their NR_SLAB_*_B statistic idx
-   (obj_cgroup_charge_account() / the free hook's refill_obj_stock()) */
-int obj_cgroup_charge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
-                              size_t size, int idx);
-void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size,
-                                 int idx);
-/* the slab hooks whole: charge + the object's objcg reference, and back */
 int memcg_slab_charge_get(struct bm_system *sys, int cpu, uint32_t gfp, size_t size, int idx,
                           struct obj_cgroup **objcgp);
 void memcg_slab_uncharge_put(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size, int idx);
 int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, uint32_t gfp, int order);
 void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order);
-void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);
-void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val);
-int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
-                            unsigned long nr_pages);
-void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
-                               unsigned long nr_pages);
-/* bm_replay's batched stock-hit paths: the caller holds cpu's stock lock
-   (bm_stock_trylock); false = nothing changed, take the general path */
+
+/* ---- handles (lock-free lookups: see the locking rule at struct bm_system) ---- */
+
+/* memcg handle -> memcg; NULL if stale (inline: every charge op does it); no reference */
+static inline struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id)
+{
+    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX)
+        return NULL;
+    return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
+}
+/* memcg handle -> memcg, or -EINVAL (no system, negative id) / -ENOENT
+   (no such memcg) */
+static inline int bm_memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
+{
+    if (!sys || id < 0)
+        return -EINVAL;
+    *out = bm_memcg_lookup(sys, id);
+    return *out ? 0 : -ENOENT;
+}
+/* the same, with a css reference taken for the caller to css_put(); -ENOENT
+   also for a memcg whose last reference is going */
+static inline int bm_memcg_tryget_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
+{
+    int ret = bm_memcg_arg(sys, id, out);
+
+    if (!ret && !css_tryget(*out))
+        ret = -ENOENT;
+    return ret;
+}
+/* objcg handle -> objcg; NULL if stale or released; no reference */
+static inline struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id)
+{
+    struct obj_cgroup *objcg;
+
+    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX)
+        return NULL;
+    objcg = __atomic_load_n(&sys->objcgs[id], __ATOMIC_ACQUIRE);
+    if (!objcg || atomic_load(&objcg->released))
+        return NULL;
+    return objcg;
+}
+
+/* ---- charge_api.c ---- */
+
+/* bm_replay's batched stock-hit path: refill_stock() of pages this cpu's
+   ledger share covers, the caller holding cpu's stock lock; false = nothing
+   changed, take the general path */
 bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr);
 
-static inline bool bm_stock_trylock(struct bm_system *sys, int cpu)
-{
-    return !atomic_flag_test_and_set_explicit(&sys->cpus[cpu].lock, memory_order_acquire);
-}
+/* ---- memcg_inspect.c ---- */
 
-static inline void bm_stock_unlock(struct bm_system *sys, int cpu)
-{
-    atomic_flag_clear_explicit(&sys->cpus[cpu].lock, memory_order_release);
-}
-
-/* mirrors consume_stock()'s hit (mm/memcontrol.c), plus this cpu's share of
-   the bm_try_charge ledger */
-static inline bool bm_charge_stock_hit_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
-                                              unsigned long nr)
-{
-    struct memcg_stock_pcp *stock = &sys->cpus[cpu].stock;
-
-    if (nr > sys->cfg.profile.charge_batch)
-        return false;
-    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
-        if (stock->cached[i] == memcg) {
-            if (stock->nr_pages[i] < nr)
-                return false;
-            stock->nr_pages[i] -= (unsigned)nr;
-            stock->ledger[i] += (long)nr;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* refill_stock() (mm/memcontrol.c) into the slot already caching memcg when
-   the slot stays within a batch: what __refill_stock does in that case, for
-   either profile (no switch, no drain).  Anything else: the general
-   bm_uncharge_stock_locked().  memcg is never root here (never stocked). */
-static inline bool bm_uncharge_stock_fast_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
-                                                 unsigned long nr)
-{
-    struct memcg_stock_pcp *stock = &sys->cpus[cpu].stock;
-
-    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
-        if (stock->cached[i] == memcg) {
-            if (stock->ledger[i] < (long)nr || stock->nr_pages[i] + nr > sys->cfg.profile.charge_batch)
-                break;
-            stock->ledger[i] -= (long)nr;
-            stock->nr_pages[i] += (unsigned)nr;
-            return true;
-        }
-    }
-    return bm_uncharge_stock_locked(sys, cpu, memcg, nr);
-}
-/* try_charge_memcg() for the allocators (0 for root, like the try_charge() wrapper) */
-int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,
-               unsigned long nr_pages);
-
-/* ---- allocator side, provided by page_alloc.c / slab.c / vmalloc.c / percpu.c ---- */
-int bm_mm_init(struct bm_system *sys);
-void bm_mm_destroy(struct bm_system *sys);
-struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn);   /* NULL if out of range */
-/* invariant 5 (memcg_data vs page kind) + allocator bookkeeping; sys->lock held; 0 or -EUCLEAN */
-int mm_check(struct bm_system *sys, char *msg, size_t msglen);
+/* invariants 1-4 for bm_system_check(); 0 or -EUCLEAN with a message */
+int memcg_check(struct bm_system *sys, char *msg, size_t msglen);
 
 #endif /* BPFMEM_INTERNAL_H */

@@ -1,7 +1,11 @@
 /*
- * memcontrol.c - mem_cgroup charging, per-cpu page and object stocks,
- * obj_cgroup, kmem page charging, events, statistics, cgroup file writes and
- * the per-cpu "current" context.  After mm/memcontrol.c (+ memcontrol-v1.c).
+ * memcontrol.c - the mirror of mm/memcontrol.c (+ memcontrol-v1.c):
+ * mem_cgroup charging, per-cpu page and object stocks, obj_cgroup, kmem page
+ * charging, events, statistics, reclaim of the simulated page cache,
+ * memory.high, the memcg lifecycle and the cgroup file write handlers, and
+ * which memcg `current` charges.  The bm_* entry points that reach this are
+ * in cgroup_api.c, context_api.c and charge_api.c; inspection and invariant
+ * checks in memcg_inspect.c.
  *
  * Behaviour differences between kernel releases are selected only by the
  * switches of struct bm_profile (never by a version number).
@@ -43,10 +47,7 @@
 /* small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-static inline struct bm_cpu *cpu_of(struct bm_system *sys, int cpu) { return &sys->cpus[cpu]; }
-static inline long page_size_of(struct bm_system *sys) { return (long)sys->cfg.page_size; }
 static inline bool clamp_of(struct bm_system *sys) { return sys->cfg.profile.clamp_underflow != 0; }
-static inline unsigned long charge_batch(struct bm_system *sys) { return sys->cfg.profile.charge_batch; }
 static inline bool multi_stock(struct bm_system *sys) { return sys->cfg.profile.nr_memcg_stock > 1; }
 
 static inline struct mem_cgroup *memcg_from_memory_counter(struct page_counter *c)
@@ -59,17 +60,8 @@ static inline struct mem_cgroup *memcg_from_kmem_counter(struct page_counter *c)
     return (struct mem_cgroup *)(void *)((char *)c - offsetof(struct mem_cgroup, kmem));
 }
 
-static inline struct mem_cgroup *load_child(struct mem_cgroup *m)
-{
-    return __atomic_load_n(&m->first_child, __ATOMIC_ACQUIRE);
-}
-static inline struct mem_cgroup *load_sibling(struct mem_cgroup *m)
-{
-    return __atomic_load_n(&m->next_sibling, __ATOMIC_ACQUIRE);
-}
-
 /* css_next_descendant_pre(): pre-order walk of root's subtree */
-static struct mem_cgroup *next_descendant_pre(struct mem_cgroup *pos, struct mem_cgroup *root)
+struct mem_cgroup *next_descendant_pre(struct mem_cgroup *pos, struct mem_cgroup *root)
 {
     struct mem_cgroup *next = load_child(pos);
 
@@ -98,15 +90,18 @@ static bool mem_cgroup_is_descendant(struct mem_cgroup *memcg, struct mem_cgroup
 /* ------------------------------------------------------------------ */
 
 /* mirrors mem_cgroup_css_free()/__mem_cgroup_free(): the last css reference
-   of an offlined memcg went.  The struct goes to the graveyard (stale handles
-   stay safe), its local stats and own charges fold into the parent so the
-   parent's recursive sums stay right, and the parent's pin is dropped. */
+   of an offlined memcg went.  Under tree_lock it leaves the id table and its
+   parent's children, its local stats and own charges fold into the parent
+   (so the parent's recursive sums stay right, and a reader holding the lock
+   sees either the child or its folded counts, never both or neither), and
+   the struct goes to the graveyard (lock-free readers stay safe); then the
+   parent's pin is dropped. */
 static void mem_cgroup_free(struct mem_cgroup *memcg)
 {
     struct bm_system *sys = memcg->sys;
     struct mem_cgroup *parent = memcg->parent;
 
-    pthread_mutex_lock(&sys->free_lock);
+    pthread_mutex_lock(&sys->tree_lock);
     __atomic_store_n(&sys->memcgs[memcg->id], NULL, __ATOMIC_RELEASE);
     if (parent) {
         struct mem_cgroup **pp = &parent->first_child;
@@ -122,7 +117,7 @@ static void mem_cgroup_free(struct mem_cgroup *memcg)
     memcg->graveyard_next = sys->graveyard;
     sys->graveyard = memcg;
     atomic_fetch_sub(&sys->nr_dying, 1);
-    pthread_mutex_unlock(&sys->free_lock);
+    pthread_mutex_unlock(&sys->tree_lock);
     if (parent)
         css_put(parent);
 }
@@ -131,6 +126,25 @@ void css_get(struct mem_cgroup *memcg)
 {
     if (memcg)
         atomic_fetch_add(&memcg->refcnt, 1);
+}
+
+/* atomic_long_add_unless(v, n, 0) for a count that never goes negative:
+   add n unless it is zero; true if added */
+static bool add_unless_zero(_Atomic long *v, long n)
+{
+    long old = atomic_load_explicit(v, memory_order_relaxed);
+
+    while (old > 0)
+        if (atomic_compare_exchange_weak(v, &old, old + n))
+            return true;
+    return false;
+}
+
+/* css_tryget(): a reference unless the count already reached zero (the
+   memcg is being freed: a lock-free lookup can still find it) */
+bool css_tryget(struct mem_cgroup *memcg)
+{
+    return add_unless_zero(&memcg->refcnt, 1);
 }
 
 void css_put(struct mem_cgroup *memcg)
@@ -166,7 +180,7 @@ void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val)
 }
 
 /* mirrors mod_objcg_state(): the stat goes to the objcg's current memcg */
-void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val)
+static void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val)
 {
     if (!objcg)
         return;
@@ -224,15 +238,14 @@ static void memcg1_uncharge_kmem(struct bm_system *sys, struct mem_cgroup *memcg
 static bool stock_lock(struct bm_system *sys, struct bm_cpu *c, bool may_fail)
 {
     if (may_fail && sys->cfg.profile.nospin_no_batch)
-        return !atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire);
-    while (atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire))
-        ;
+        return bm_cpu_trylock(c);
+    bm_cpu_lock(c);
     return true;
 }
 
 static void stock_unlock(struct bm_cpu *c)
 {
-    atomic_flag_clear_explicit(&c->lock, memory_order_release);
+    bm_cpu_unlock(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -244,19 +257,16 @@ static void stock_unlock(struct bm_cpu *c)
    uncharge on another cpu can never drop it early.  While the ledger is
    already non-zero one CAS suffices (it cannot reach zero under us: that
    CAS would fail). */
-static void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n)
+void ledger_add(_Atomic long *ledger, struct mem_cgroup *memcg, long n)
 {
-    long v = atomic_load_explicit(ledger, memory_order_relaxed);
-
-    while (v > 0)
-        if (atomic_compare_exchange_weak(ledger, &v, v + n))
-            return;
+    if (add_unless_zero(ledger, n))
+        return;
     css_get(memcg);
     if (atomic_fetch_add(ledger, n) != 0)
         css_put(memcg);
 }
 
-static bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero)
+bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero)
 {
     long v = atomic_load(ledger);
 
@@ -272,7 +282,7 @@ static bool ledger_sub(_Atomic long *ledger, long n, bool *now_zero)
    slot memcg's ledger, so a stock hit touches no shared cache line.  The
    share goes to memcg->charged_pages before the slot lets go of its css
    reference, so the memcg stays pinned exactly as long as before. */
-static void ledger_flush_slot(struct memcg_stock_pcp *stock, unsigned i)
+void ledger_flush_slot(struct memcg_stock_pcp *stock, unsigned i)
 {
     if (stock->ledger[i]) {
         ledger_add(&stock->cached[i]->charged_pages, stock->cached[i], stock->ledger[i]);
@@ -337,7 +347,7 @@ static bool consume_stock(struct bm_system *sys, int cpu, struct mem_cgroup *mem
  *   the memcg's slot (draining that slot if it overflows), else an empty slot,
  *   else evict one.  Eviction is round-robin, standing in for f17b474e's
  *   random choice so runs are reproducible. */
-static void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_cgroup *memcg,
+void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_cgroup *memcg,
                            unsigned long nr)
 {
     struct memcg_stock_pcp *stock = &c->stock;
@@ -394,7 +404,7 @@ static void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_c
 
 /* mirrors refill_stock(): current profiles uncharge directly when the
    trylock fails */
-static void refill_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
+void refill_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
 
@@ -417,7 +427,7 @@ struct mem_cgroup *obj_cgroup_memcg(struct obj_cgroup *objcg)
     return objcg ? atomic_load(&objcg->memcg) : NULL;
 }
 
-void obj_cgroup_get(struct obj_cgroup *objcg)
+static void obj_cgroup_get(struct obj_cgroup *objcg)
 {
     if (objcg)
         atomic_fetch_add(&objcg->refcnt, 1);
@@ -438,7 +448,7 @@ static void obj_cgroup_release(struct obj_cgroup *objcg)
         atomic_fetch_add(&sys->nr_objcg_release_warns, 1);
     nr_pages = nr_bytes > 0 ? (unsigned long)nr_bytes >> sys->page_shift : 0;
 
-    pthread_mutex_lock(&sys->free_lock);
+    pthread_mutex_lock(&sys->tree_lock);
     memcg = obj_cgroup_memcg(objcg);
     if (nr_pages) {
         mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr_pages);
@@ -453,7 +463,7 @@ static void obj_cgroup_release(struct obj_cgroup *objcg)
     }
     objcg->list_next = NULL;
     atomic_store(&objcg->released, true);
-    pthread_mutex_unlock(&sys->free_lock);
+    pthread_mutex_unlock(&sys->tree_lock);
     css_put(memcg);
 }
 
@@ -466,14 +476,9 @@ void obj_cgroup_put(struct obj_cgroup *objcg)
 }
 
 /* obj_cgroup_tryget(): fails once the count reached zero */
-static bool obj_cgroup_tryget(struct obj_cgroup *objcg)
+bool obj_cgroup_tryget(struct obj_cgroup *objcg)
 {
-    long v = atomic_load(&objcg->refcnt);
-
-    while (v > 0)
-        if (atomic_compare_exchange_weak(&objcg->refcnt, &v, v + 1))
-            return true;
-    return false;
+    return add_unless_zero(&objcg->refcnt, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -500,7 +505,7 @@ static void memcg_kmem_uncharge(struct bm_system *sys, int cpu, struct mem_cgrou
 }
 
 /* mirrors obj_cgroup_uncharge_pages() */
-void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
+static void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg,
                                unsigned long nr_pages)
 {
     struct mem_cgroup *memcg;
@@ -691,7 +696,7 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
 /* ------------------------------------------------------------------ */
 
 /* mirrors drain_local_stock(): the object stock, then every page slot */
-static void drain_local_stock(struct bm_system *sys, int cpu)
+void drain_local_stock(struct bm_system *sys, int cpu)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
     struct obj_cgroup *o;
@@ -709,7 +714,7 @@ static void drain_local_stock(struct bm_system *sys, int cpu)
    percpu_charge_mutex trylock is kept: a concurrent caller returns at once.
    v5.11 drains the whole cpu stock; multi-slot profiles drain the page slots
    and the object stock separately, each when it needs it. */
-static void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root)
+void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root)
 {
     if (atomic_flag_test_and_set(&sys->percpu_charge_mutex))
         return;
@@ -778,9 +783,8 @@ static long try_to_free_mem_cgroup_pages(struct bm_system *sys, struct mem_cgrou
     css_get(memcg);
     for (struct mem_cgroup *m = memcg; m && freed < want; m = next_descendant_pre(m, memcg)) {
         long take;
-        if (!atomic_load(&m->file_pages))
+        if (!atomic_load(&m->file_pages) || !css_tryget(m))
             continue;
-        css_get(m);
         take = take_file_pages(m, want - freed);
         if (take) {
             memcg_uncharge(sys, m, (unsigned long)take);
@@ -853,8 +857,8 @@ static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg
 
 /* mirrors mem_cgroup_handle_over_high(), run as the task returns to user
    (here: at the end of the charge).  kthreads (no task memcg) never return
-   to user, so their debt stays unpaid.  The sleep is not taken: its length
-   is kept in the cpu's high_penalty_jiffies. */
+   to user, so their debt stays unpaid.  The sleep is not taken: the penalty
+   only decides whether to reclaim again. */
 static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
@@ -866,22 +870,19 @@ static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 
     if (!nr_pages || !memcg || c->in_interrupt)
         return;
-    c->memcg_nr_pages_over_high = 0;
+    __atomic_store_n(&c->memcg_nr_pages_over_high, 0, __ATOMIC_RELAXED);
     for (;;) {
         long reclaimed = reclaim_high(sys, memcg,
                                       in_retry ? SWAP_CLUSTER_MAX : (unsigned long)nr_pages);
         penalty = calculate_high_delay(sys, memcg, nr_pages);
-        if (penalty <= HZ / 100) {
-            penalty = 0;
+        if (penalty <= HZ / 100)
             break;
-        }
         if (reclaimed || nr_retries--) {
             in_retry = true;
             continue;
         }
         break;
     }
-    c->high_penalty_jiffies = penalty;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1054,7 +1055,8 @@ done_restock:
             continue;
         }
         if (mem_high) {
-            c->memcg_nr_pages_over_high += (long)batch;
+            __atomic_store_n(&c->memcg_nr_pages_over_high, c->memcg_nr_pages_over_high + (long)batch,
+                             __ATOMIC_RELAXED);
             break;
         }
     }
@@ -1108,7 +1110,7 @@ static int memcg_kmem_charge(struct bm_system *sys, int cpu, struct mem_cgroup *
 }
 
 /* mirrors obj_cgroup_charge_pages(): pin objcg->memcg and charge it */
-int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
+static int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
                             unsigned long nr_pages)
 {
     struct mem_cgroup *memcg;
@@ -1129,7 +1131,7 @@ int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cgroup *o
    idx >= 0 names the slab statistic of size bytes: cached in the stock with
    obj_stock_slab_stats (__account_obj_stock), else applied at once as v5.11's
    slab hook does with mod_objcg_state(). */
-int obj_cgroup_charge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
+static int obj_cgroup_charge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, uint32_t gfp,
                               size_t size, int idx)
 {
     unsigned long page = (unsigned long)page_size_of(sys);
@@ -1164,7 +1166,7 @@ int obj_cgroup_charge(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, 
 /* mirrors the slab free hook's refill_obj_stock(allow_uncharge=true, -size,
    idx) (v6.x); without obj_stock_slab_stats the v5.11 hook's
    obj_cgroup_uncharge() then mod_objcg_state() */
-void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size,
+static void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct obj_cgroup *objcg, size_t size,
                                  int idx)
 {
     if (!objcg || !size)
@@ -1201,6 +1203,7 @@ static inline void stock_objcg_ref_put(struct memcg_stock_pcp *stock, struct obj
 }
 
 static struct mem_cgroup *current_charge_memcg(struct bm_cpu *c);
+static struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu);
 
 /* current_obj_cgroup(): the objcg get_obj_cgroup_from_current() would pick,
    without a reference (the caller only uses it while a stock pins it) */
@@ -1406,7 +1409,7 @@ struct obj_cgroup *get_obj_cgroup_from_current(struct bm_system *sys, int cpu)
 }
 
 /* mirrors get_mem_cgroup_from_current(): same bypass, css reference taken */
-struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu)
+static struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu)
 {
     struct mem_cgroup *memcg;
 
@@ -1418,84 +1421,21 @@ struct mem_cgroup *get_mem_cgroup_from_current(struct bm_system *sys, int cpu)
 }
 
 /* ------------------------------------------------------------------ */
-/* public API: handles                                                 */
+/* memcg and objcg lifecycle                                           */
 /* ------------------------------------------------------------------ */
 
-struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t id)
+/* mirrors mem_cgroup_alloc() + mem_cgroup_css_alloc(): a memcg not yet in
+   the tree (no id, no parent pin) */
+static struct mem_cgroup *mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent)
 {
-    struct obj_cgroup *objcg;
-
-    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX || id >= sys->nr_objcg_ids)
-        return NULL;
-    objcg = __atomic_load_n(&sys->objcgs[id], __ATOMIC_ACQUIRE);
-    if (!objcg || atomic_load(&objcg->released))
-        return NULL;
-    return objcg;
-}
-
-/* memcg handle -> memcg or -EINVAL/-ENOENT */
-static int memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
-{
-    if (id < 0)
-        return -EINVAL;
-    *out = bm_memcg_lookup(sys, id);
-    return *out ? 0 : -ENOENT;
-}
-
-static int check_nr(struct bm_system *sys, int64_t nr)
-{
-    return (nr <= 0 || nr > sys->page_counter_max) ? -EINVAL : 0;
-}
-
-static int check_gfp(uint32_t gfp)
-{
-    return (gfp & ~(uint32_t)BM_GFP_VALID_MASK) ? -EINVAL : 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* public API: memcg lifecycle                                         */
-/* ------------------------------------------------------------------ */
-
-/* mirrors obj_cgroup_alloc() + memcg_online_kmem(): the objcg pins memcg */
-static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *memcg)
-{
-    struct obj_cgroup *objcg;
-
-    if (sys->nr_objcg_ids > MEM_CGROUP_ID_MAX)
-        return NULL;
-    objcg = calloc(1, sizeof(*objcg));
-    if (!objcg)
-        return NULL;
-    objcg->id = sys->nr_objcg_ids;
-    objcg->sys = sys;
-    atomic_init(&objcg->refcnt, 1);
-    atomic_init(&objcg->memcg, memcg);
-    atomic_init(&objcg->nr_charged_bytes, 0);
-    atomic_init(&objcg->ext_refs, 0);
-    atomic_init(&objcg->released, false);
-    css_get(memcg);
-    __atomic_store_n(&sys->objcgs[objcg->id], objcg, __ATOMIC_RELEASE);
-    sys->nr_objcg_ids++;
-    return objcg;
-}
-
-/* memory cgroup allocation shared with system.c's root set-up:
-   mem_cgroup_alloc() + mem_cgroup_css_alloc() */
-struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent);
-struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent)
-{
-    struct mem_cgroup *memcg;
+    struct mem_cgroup *memcg = calloc(1, sizeof(*memcg));
     bool track_failcnt = !sys->cfg.profile.failcnt_v1_only || sys->cfg.cgroup_v1;
 
-    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX)
-        return NULL;
-    memcg = calloc(1, sizeof(*memcg));
     if (!memcg)
         return NULL;
-    memcg->id = sys->nr_memcg_ids;
     memcg->sys = sys;
     memcg->parent = parent;
-    memcg->state = BM_MEMCG_ONLINE;
+    atomic_init(&memcg->state, BM_MEMCG_ONLINE);
     atomic_init(&memcg->refcnt, 1);   /* the online base reference */
     page_counter_init(&memcg->memory, parent ? &parent->memory : NULL, sys->page_counter_max,
                       true, track_failcnt);
@@ -1503,50 +1443,69 @@ struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup 
                       false, track_failcnt);
     atomic_store(&memcg->memory.high, sys->page_counter_max);
     atomic_init(&memcg->objcg, NULL);
+    return memcg;
+}
+
+/* mirrors obj_cgroup_alloc(): an objcg of memcg, not yet in the id table */
+static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *memcg)
+{
+    struct obj_cgroup *objcg = calloc(1, sizeof(*objcg));
+
+    if (!objcg)
+        return NULL;
+    objcg->sys = sys;
+    atomic_init(&objcg->refcnt, 1);
+    atomic_init(&objcg->dead, false);
+    atomic_init(&objcg->memcg, memcg);
+    atomic_init(&objcg->nr_charged_bytes, 0);
+    atomic_init(&objcg->ext_refs, 0);
+    atomic_init(&objcg->released, false);
+    return objcg;
+}
+
+/* mirrors mem_cgroup_css_alloc() + mem_cgroup_css_online(): a memcg under
+   parent, online, with its objcg pinning it (memcg_online_kmem(); root,
+   parent NULL, gets none).  The ids (idr_alloc() up to MEM_CGROUP_ID_MAX),
+   the link into the parent's children and the id-table slots are made under
+   tree_lock, the slots last, with release stores, so a lock-free lookup that
+   finds the memcg finds it whole.  0, -ENOMEM or -ENOSPC (ids exhausted). */
+int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, struct mem_cgroup **out)
+{
+    struct mem_cgroup *memcg = mem_cgroup_alloc(sys, parent);
+    struct obj_cgroup *objcg = memcg && parent ? obj_cgroup_alloc(sys, memcg) : NULL;
+    int ret = 0;
+
+    if (!memcg || (parent && !objcg)) {
+        free(memcg);
+        free(objcg);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&sys->tree_lock);
+    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX || (objcg && sys->nr_objcg_ids > MEM_CGROUP_ID_MAX)) {
+        ret = -ENOSPC;
+        goto out;
+    }
+    memcg->id = sys->nr_memcg_ids++;
     if (parent) {
         css_get(parent);
         memcg->next_sibling = parent->first_child;
         __atomic_store_n(&parent->first_child, memcg, __ATOMIC_RELEASE);
     }
+    if (objcg) {
+        objcg->id = sys->nr_objcg_ids++;
+        css_get(memcg);
+        atomic_store(&memcg->objcg, objcg);
+        __atomic_store_n(&sys->objcgs[objcg->id], objcg, __ATOMIC_RELEASE);
+    }
     __atomic_store_n(&sys->memcgs[memcg->id], memcg, __ATOMIC_RELEASE);
-    sys->nr_memcg_ids++;
-    return memcg;
-}
-
-int bm_memcg_create(bm_system *sys, int32_t parent_id)
-{
-    struct mem_cgroup *parent, *memcg;
-    struct obj_cgroup *objcg;
-    int ret;
-
-    if (!sys)
-        return -EINVAL;
-    pthread_mutex_lock(&sys->lock);
-    ret = memcg_arg(sys, parent_id, &parent);
-    if (ret)
-        goto out;
-    if (parent->state != BM_MEMCG_ONLINE) {   /* mkdir in a removed directory */
-        ret = -ENOENT;
-        goto out;
-    }
-    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX || sys->nr_objcg_ids > MEM_CGROUP_ID_MAX) {
-        ret = -ENOSPC;   /* idr_alloc() out of MEM_CGROUP_ID_MAX */
-        goto out;
-    }
-    memcg = bm_mem_cgroup_alloc(sys, parent);
-    if (!memcg) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    objcg = obj_cgroup_alloc(sys, memcg);
-    if (!objcg) {   /* cannot happen with the checks above, except calloc */
-        ret = -ENOMEM;
-        goto out;
-    }
-    atomic_store(&memcg->objcg, objcg);
-    ret = memcg->id;
 out:
-    pthread_mutex_unlock(&sys->lock);
+    pthread_mutex_unlock(&sys->tree_lock);
+    if (ret) {
+        free(memcg);
+        free(objcg);
+        memcg = NULL;
+    }
+    *out = memcg;
     return ret;
 }
 
@@ -1561,7 +1520,7 @@ static void memcg_reparent_objcgs(struct bm_system *sys, struct mem_cgroup *memc
 
     if (!objcg)
         return;
-    pthread_mutex_lock(&sys->free_lock);
+    pthread_mutex_lock(&sys->tree_lock);
     css_get(parent);
     atomic_store(&objcg->memcg, parent);
     css_put(memcg);           /* never the last: the base ref is still held */
@@ -1578,151 +1537,24 @@ static void memcg_reparent_objcgs(struct bm_system *sys, struct mem_cgroup *memc
     last->list_next = parent->objcg_list;
     parent->objcg_list = memcg->objcg_list;
     memcg->objcg_list = NULL;
-    objcg->dead = true;
-    pthread_mutex_unlock(&sys->free_lock);
+    atomic_store(&objcg->dead, true);
+    pthread_mutex_unlock(&sys->tree_lock);
     obj_cgroup_put(objcg);    /* percpu_ref_kill() drops the initial ref */
 }
 
-/* mirrors cgroup_rmdir() -> mem_cgroup_css_offline(): protections reset,
-   memcg_offline_kmem() (reparent objcgs), drain_all_stock(memcg), then the
-   base reference goes; the memcg is dying until its last reference goes. */
-int bm_memcg_offline(bm_system *sys, int32_t id)
+/* mirrors mem_cgroup_css_offline(): protections reset, memcg_offline_kmem()
+   (reparent the objcgs), drain_all_stock(memcg) */
+void mem_cgroup_css_offline(struct bm_system *sys, struct mem_cgroup *memcg)
 {
-    struct mem_cgroup *memcg;
-    int ret;
-
-    if (!sys)
-        return -EINVAL;
-    pthread_mutex_lock(&sys->lock);
-    ret = memcg_arg(sys, id, &memcg);
-    if (ret)
-        goto out;
-    if (mem_cgroup_is_root(memcg)) {
-        ret = -EBUSY;   /* rmdir of the mount point */
-        goto out;
-    }
-    if (memcg->state != BM_MEMCG_ONLINE) {
-        ret = -ENOENT;
-        goto out;
-    }
-    for (struct mem_cgroup *ch = memcg->first_child; ch; ch = ch->next_sibling) {
-        if (ch->state == BM_MEMCG_ONLINE) {
-            ret = -EBUSY;   /* cgroup_destroy_locked(): css_has_online_children */
-            goto out;
-        }
-    }
     page_counter_set_min(&memcg->memory, 0);
     page_counter_set_low(&memcg->memory, 0);
     memcg_reparent_objcgs(sys, memcg, memcg->parent);
     drain_all_stock(sys, memcg);
-    memcg->state = BM_MEMCG_DYING;
-    atomic_fetch_add(&sys->nr_dying, 1);
-    css_put(memcg);
-    ret = 0;
-out:
-    pthread_mutex_unlock(&sys->lock);
-    return ret;
-}
-
-int bm_memcg_get(bm_system *sys, int32_t id)
-{
-    struct mem_cgroup *memcg;
-    int ret;
-
-    if (!sys)
-        return -EINVAL;
-    ret = memcg_arg(sys, id, &memcg);
-    if (ret)
-        return ret;
-    atomic_fetch_add(&memcg->ext_refs, 1);
-    css_get(memcg);
-    return 0;
-}
-
-int bm_memcg_put(bm_system *sys, int32_t id)
-{
-    struct mem_cgroup *memcg;
-    int ret;
-    int v;
-
-    if (!sys)
-        return -EINVAL;
-    ret = memcg_arg(sys, id, &memcg);
-    if (ret)
-        return ret;
-    v = atomic_load(&memcg->ext_refs);
-    do {
-        if (v <= 0)
-            return -EINVAL;   /* more puts than gets */
-    } while (!atomic_compare_exchange_weak(&memcg->ext_refs, &v, v - 1));
-    css_put(memcg);
-    return 0;
-}
-
-static void fill_counter_info(const struct page_counter *c, struct bm_page_counter_info *o)
-{
-    o->usage = atomic_load(&c->usage);
-    o->max = atomic_load(&c->max);
-    o->high = atomic_load(&c->high);
-    o->low = atomic_load(&c->low);
-    o->min = atomic_load(&c->min);
-    o->emin = atomic_load(&c->emin);
-    o->elow = atomic_load(&c->elow);
-    o->min_usage = atomic_load(&c->min_usage);
-    o->low_usage = atomic_load(&c->low_usage);
-    o->children_min_usage = atomic_load(&c->children_min_usage);
-    o->children_low_usage = atomic_load(&c->children_low_usage);
-    o->watermark = atomic_load(&c->watermark);
-    o->local_watermark = atomic_load(&c->local_watermark);
-    o->failcnt = atomic_load(&c->failcnt);
-}
-
-int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
-{
-    struct mem_cgroup *memcg;
-    struct obj_cgroup *objcg;
-    int ret;
-
-    if (!sys || !out)
-        return -EINVAL;
-    ret = memcg_arg(sys, id, &memcg);
-    if (ret)
-        return ret;
-    memset(out, 0, sizeof(*out));
-    out->id = memcg->id;
-    out->parent = memcg->parent ? memcg->parent->id : -1;
-    out->state = memcg->state;
-    out->refcnt = atomic_load(&memcg->refcnt);
-    objcg = atomic_load(&memcg->objcg);
-    out->objcg = objcg ? objcg->id : -1;
-    fill_counter_info(&memcg->memory, &out->memory);
-    if (sys->cfg.cgroup_v1)
-        fill_counter_info(&memcg->kmem, &out->kmem);
-    for (int e = 0; e < BM_NR_EVENTS; e++) {
-        out->events[e] = atomic_load(&memcg->memory_events[e]);
-        out->events_local[e] = atomic_load(&memcg->memory_events_local[e]);
-    }
-    for (int i = 0; i < BM_NR_STATS; i++)
-        out->stat_local[i] = atomic_load(&memcg->stat[i]);
-    for (struct mem_cgroup *m = memcg; m; m = next_descendant_pre(m, memcg))
-        for (int i = 0; i < BM_NR_STATS; i++)
-            out->stat[i] += atomic_load(&m->stat[i]);
-    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
-        struct bm_cpu *c = cpu_of(sys, (int)cpu);
-        for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++)
-            if (c->stock.cached[i] == memcg)
-                out->stock_pages += c->stock.nr_pages[i];
-        if (c->task_memcg == memcg)
-            out->nr_pages_over_high += c->memcg_nr_pages_over_high;
-    }
-    out->file_pages = atomic_load(&memcg->file_pages);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
-/* public API: cgroup file writes                                      */
+/* cgroup file writes                                                  */
 /* ------------------------------------------------------------------ */
-
 /* mirrors memory_max_write() (v2): xchg the limit, drain once, reclaim with
    up to MAX_RECLAIM_RETRIES failed attempts, then MEMCG_OOM; the OOM killer
    finds no victim from this path in the model, so the loop stops.  Always 0. */
@@ -1821,39 +1653,22 @@ static int mem_cgroup_force_empty(struct bm_system *sys, struct mem_cgroup *memc
     return 0;
 }
 
-int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
+/* the write handlers of the memory controller's files (the cftype writes of
+   memcontrol.c / memcontrol-v1.c), what = BM_WRITE_*, pages already checked
+   by the caller; sys->lock held.  0, or -EBUSY from a v1 limit that does not
+   fit. */
+int mem_cgroup_file_write(struct bm_system *sys, struct mem_cgroup *memcg, int32_t what, long pages)
 {
-    struct mem_cgroup *memcg;
-    bool v1;
-    int ret;
+    bool v1 = sys->cfg.cgroup_v1 != 0;
+    int ret = 0;
 
-    if (!sys)
-        return -EINVAL;
-    ret = memcg_arg(sys, id, &memcg);
-    if (ret)
-        return ret;
-    if (what < BM_WRITE_MAX || what > BM_WRITE_FORCE_EMPTY)
-        return -EINVAL;
-    if (what <= BM_WRITE_KMEM_MAX && (pages < 0 || pages > sys->page_counter_max))
-        return -EINVAL;
-    v1 = sys->cfg.cgroup_v1 != 0;
-    if (!v1 && (what == BM_WRITE_KMEM_MAX || what == BM_WRITE_KMEM_RESET_PEAK ||
-                what == BM_WRITE_KMEM_RESET_FAILCNT || what == BM_WRITE_FORCE_EMPTY))
-        return -EINVAL;   /* no such file on the default hierarchy */
-    if (mem_cgroup_is_root(memcg) &&
-        (what <= BM_WRITE_KMEM_MAX || what == BM_WRITE_FORCE_EMPTY))
-        return -EINVAL;
-    if (memcg->state != BM_MEMCG_ONLINE)
-        return -ENOENT;
-
-    pthread_mutex_lock(&sys->lock);
     switch (what) {
     case BM_WRITE_MAX:
-        ret = v1 ? mem_cgroup_resize_max(sys, memcg, &memcg->memory, (long)pages)
-                 : memory_max_write(sys, memcg, (long)pages);
+        ret = v1 ? mem_cgroup_resize_max(sys, memcg, &memcg->memory, pages)
+                 : memory_max_write(sys, memcg, pages);
         break;
     case BM_WRITE_HIGH:
-        ret = memory_high_write(sys, memcg, (long)pages);
+        ret = memory_high_write(sys, memcg, pages);
         break;
     case BM_WRITE_LOW:
         page_counter_set_low(&memcg->memory, (unsigned long)pages);
@@ -1888,334 +1703,22 @@ int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
         ret = mem_cgroup_force_empty(sys, memcg);
         break;
     }
-    pthread_mutex_unlock(&sys->lock);
     return ret;
 }
 
 /* ------------------------------------------------------------------ */
-/* public API: context                                                 */
+/* user pages                                                          */
 /* ------------------------------------------------------------------ */
 
-/* optional memcg handle: -1 = none */
-static int opt_memcg_arg(struct bm_system *sys, int32_t id, struct mem_cgroup **out)
+/* mirrors mem_cgroup_charge() of nr_pages anon or file pages: try_charge,
+   then the ANON/FILE stat (root too: its pages carry root and are counted);
+   the pages hold one css reference while any are charged (user_pages).
+   The caller holds a reference on memcg. */
+int mem_cgroup_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr_pages,
+                      uint32_t gfp, bool file)
 {
-    if (id == -1) {
-        *out = NULL;
-        return 0;
-    }
-    return memcg_arg(sys, id, out);
-}
+    int ret = try_charge_memcg(sys, cpu, memcg, gfp, nr_pages);
 
-/* swap a context pointer, moving a css reference with it */
-static void set_ctx(struct mem_cgroup **slot, struct mem_cgroup *memcg)
-{
-    struct mem_cgroup *old = *slot;
-
-    css_get(memcg);
-    *slot = memcg;
-    css_put(old);
-}
-
-int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t active_id)
-{
-    struct mem_cgroup *memcg, *active;
-    struct bm_cpu *c;
-    int ret;
-
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = opt_memcg_arg(sys, memcg_id, &memcg)) || (ret = opt_memcg_arg(sys, active_id, &active)))
-        return ret;
-    c = cpu_of(sys, cpu);
-    if (c->task_memcg != memcg) {   /* another task: its own over-high debt and victim flag */
-        c->memcg_nr_pages_over_high = 0;
-        c->oom_victim = 0;
-        c->high_penalty_jiffies = 0;
-    }
-    set_ctx(&c->task_memcg, memcg);
-    set_ctx(&c->task_active_memcg, active);
-    return 0;
-}
-
-int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt)
-{
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    cpu_of(sys, cpu)->in_interrupt = in_interrupt ? 1 : 0;
-    return 0;
-}
-
-/* mirrors set_active_memcg(): int_active_memcg in interrupt context, else
-   current->active_memcg; the old value (-1 none) goes to *old */
-int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t *old)
-{
-    struct mem_cgroup *memcg, **slot;
-    struct bm_cpu *c;
-    int ret;
-
-    if (!sys || !old || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = opt_memcg_arg(sys, memcg_id, &memcg)))
-        return ret;
-    c = cpu_of(sys, cpu);
-    slot = c->in_interrupt ? &c->int_active_memcg : &c->task_active_memcg;
-    *old = *slot ? (*slot)->id : -1;
-    set_ctx(slot, memcg);
-    return 0;
-}
-
-int bm_take_oom_victim(bm_system *sys, int32_t cpu)
-{
-    struct bm_cpu *c;
-    int v;
-
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    c = cpu_of(sys, cpu);
-    v = c->oom_victim;
-    c->oom_victim = 0;
-    return v;
-}
-
-/* take the record of the last charge that failed on `cpu` (memcg -1: none) */
-int bm_last_charge_failure(bm_system *sys, int32_t cpu, struct bm_charge_failure *out)
-{
-    if (!sys || !out || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    struct bm_cpu *c = cpu_of(sys, cpu);
-    *out = c->last_failure;
-    c->last_failure.memcg = -1;
-    return 0;
-}
-
-int bm_get_obj_cgroup_from_current(bm_system *sys, int32_t cpu, int32_t *objcg_id)
-{
-    struct obj_cgroup *objcg;
-
-    if (!sys || !objcg_id || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    objcg = get_obj_cgroup_from_current(sys, cpu);
-    if (objcg)
-        atomic_fetch_add(&objcg->ext_refs, 1);   /* the reference now belongs to Python */
-    *objcg_id = objcg ? objcg->id : -1;
-    return 0;
-}
-
-int bm_obj_cgroup_get(bm_system *sys, int32_t id)
-{
-    struct obj_cgroup *objcg;
-
-    if (!sys || id < 0)
-        return -EINVAL;
-    objcg = bm_objcg_lookup(sys, id);
-    if (!objcg || !obj_cgroup_tryget(objcg))
-        return -ENOENT;
-    atomic_fetch_add(&objcg->ext_refs, 1);
-    return 0;
-}
-
-int bm_obj_cgroup_put(bm_system *sys, int32_t id)
-{
-    struct obj_cgroup *objcg;
-    long v;
-
-    if (!sys || id < 0)
-        return -EINVAL;
-    objcg = bm_objcg_lookup(sys, id);
-    if (!objcg)
-        return -ENOENT;
-    v = atomic_load(&objcg->ext_refs);
-    do {
-        if (v <= 0)
-            return -EINVAL;
-    } while (!atomic_compare_exchange_weak(&objcg->ext_refs, &v, v - 1));
-    obj_cgroup_put(objcg);
-    return 0;
-}
-
-/* test/driver helpers: obj_cgroup_charge()/uncharge() on a Python-held objcg */
-int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, uint64_t size)
-{
-    struct obj_cgroup *objcg;
-
-    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0 || check_gfp(gfp))
-        return -EINVAL;
-    if (size == 0 || size > (uint64_t)sys->page_counter_max)
-        return -EINVAL;
-    objcg = bm_objcg_lookup(sys, id);
-    if (!objcg || atomic_load(&objcg->ext_refs) <= 0)
-        return -ENOENT;
-    return obj_cgroup_charge(sys, cpu, objcg, gfp, (size_t)size);
-}
-
-int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t id, uint64_t size)
-{
-    struct obj_cgroup *objcg;
-
-    if (!sys || !bm_cpu_valid(sys, cpu) || id < 0)
-        return -EINVAL;
-    if (size == 0 || size > (uint64_t)sys->page_counter_max)
-        return -EINVAL;
-    objcg = bm_objcg_lookup(sys, id);
-    if (!objcg || atomic_load(&objcg->ext_refs) <= 0)
-        return -ENOENT;
-    obj_cgroup_uncharge(sys, cpu, objcg, (size_t)size);
-    return 0;
-}
-
-/* the references held on objcg: its count less the spares the cpu stocks
-   caching it hold (model perf, see struct memcg_stock_pcp) */
-static long obj_cgroup_refcnt(struct bm_system *sys, struct obj_cgroup *objcg)
-{
-    long n = atomic_load(&objcg->refcnt);
-
-    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++)
-        if (sys->cpus[cpu].stock.cached_objcg == objcg)
-            n -= (long)sys->cpus[cpu].stock.nr_objcg_refs;
-    return n;
-}
-
-int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
-{
-    struct obj_cgroup *objcg;
-
-    if (!sys || !out || id < 0)
-        return -EINVAL;
-    objcg = bm_objcg_lookup(sys, id);
-    if (!objcg)
-        return -ENOENT;
-    memset(out, 0, sizeof(*out));
-    out->id = objcg->id;
-    out->memcg = obj_cgroup_memcg(objcg)->id;
-    out->refcnt = (int32_t)obj_cgroup_refcnt(sys, objcg);
-    out->dead = objcg->dead;
-    out->nr_charged_bytes = atomic_load(&objcg->nr_charged_bytes);
-    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++)
-        if (sys->cpus[cpu].stock.cached_objcg == objcg)
-            out->stock_bytes += sys->cpus[cpu].stock.nr_bytes;
-    return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* public API: charging primitives                                     */
-/* ------------------------------------------------------------------ */
-
-/* The stock-hit halves of bm_try_charge / bm_uncharge with cpu's stock lock
-   held by the caller (bm_replay holds it across a run of charge ops, the way
-   kernel code keeps preemption off).  They return false, having changed
-   nothing, whenever the general path is needed. */
-
-/* refill_stock() of pages this cpu's ledger share covers (any refill:
-   bm_uncharge_stock_fast_locked in internal.h inlines the common one) */
-bool bm_uncharge_stock_locked(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
-{
-    struct bm_cpu *c = cpu_of(sys, cpu);
-
-    for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
-        if (c->stock.cached[i] == memcg) {
-            if (c->stock.ledger[i] < (long)nr)
-                return false;
-            c->stock.ledger[i] -= (long)nr;
-            __refill_stock(sys, c, memcg, nr);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* every cpu's ledger share of memcg back into memcg->charged_pages */
-static void ledger_collect(struct bm_system *sys, struct mem_cgroup *memcg)
-{
-    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
-        struct bm_cpu *c = cpu_of(sys, (int)cpu);
-        stock_lock(sys, c, false);
-        for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++)
-            if (c->stock.cached[i] == memcg)
-                ledger_flush_slot(&c->stock, i);
-        stock_unlock(c);
-    }
-}
-
-int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu)
-{
-    struct mem_cgroup *memcg;
-    int ret;
-
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = memcg_arg(sys, id, &memcg)))
-        return ret;
-    if (check_nr(sys, nr_pages) || check_gfp(gfp))
-        return -EINVAL;
-    /* the stock hit: the stock's own css reference pins memcg while locked */
-    if ((unsigned long)nr_pages <= charge_batch(sys) && bm_stock_trylock(sys, cpu)) {
-        bool hit = bm_charge_stock_hit_locked(sys, cpu, memcg, (unsigned long)nr_pages);
-        bm_stock_unlock(sys, cpu);
-        if (hit)
-            return 0;
-    }
-    /* the pin around the charge; when the charge takes the ledger from 0 the
-       pin becomes the ledger's css reference (what ledger_add() takes before
-       a 0 -> n transition), saving a get/put pair */
-    css_get(memcg);
-    ret = try_charge_memcg(sys, cpu, memcg, gfp, (unsigned long)nr_pages);
-    if (!ret && atomic_fetch_add(&memcg->charged_pages, (long)nr_pages) == 0)
-        return 0;
-    css_put(memcg);
-    return ret;
-}
-
-/* the kmem-style uncharge: through refill_stock() (root: nothing to do).
-   Pages this cpu's ledger share covers are refilled under one stock lock;
-   else the shared ledger pays, after collecting every cpu's share if it
-   falls short (-EINVAL only when all of them together do). */
-int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
-{
-    struct mem_cgroup *memcg;
-    bool zero = false;
-    int ret;
-
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = memcg_arg(sys, id, &memcg)))
-        return ret;
-    if (check_nr(sys, nr_pages))
-        return -EINVAL;
-    /* (above a batch the stock only forwards the pages: no lock for that) */
-    if (!mem_cgroup_is_root(memcg) && (unsigned long)nr_pages <= charge_batch(sys) &&
-        bm_stock_trylock(sys, cpu)) {
-        bool done = bm_uncharge_stock_fast_locked(sys, cpu, memcg, (unsigned long)nr_pages);
-        bm_stock_unlock(sys, cpu);
-        if (done)
-            return 0;
-    }
-    if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero)) {
-        ledger_collect(sys, memcg);
-        if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero))
-            return -EINVAL;   /* more than bm_try_charge charged */
-    }
-    if (!mem_cgroup_is_root(memcg))
-        refill_stock(sys, cpu, memcg, (unsigned long)nr_pages);
-    if (zero)
-        css_put(memcg);
-    return 0;
-}
-
-/* mirrors mem_cgroup_charge() for anon/file pages: try_charge, then the
-   ANON/FILE stat (root too: its pages carry root and are counted) */
-int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu, int32_t file)
-{
-    struct mem_cgroup *memcg;
-    int ret;
-
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    if ((ret = memcg_arg(sys, id, &memcg)))
-        return ret;
-    if (check_nr(sys, nr_pages) || check_gfp(gfp))
-        return -EINVAL;
-    css_get(memcg);
-    ret = try_charge_memcg(sys, cpu, memcg, gfp, (unsigned long)nr_pages);
     if (!ret) {
         ledger_add(&memcg->user_pages, memcg, (long)nr_pages);
         if (file) {
@@ -2226,168 +1729,21 @@ int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, i
             atomic_fetch_add(&memcg->anon_pages, (long)nr_pages);
         }
     }
-    css_put(memcg);
     return ret;
 }
 
-/* mirrors uncharge_batch(): direct uncharge of user pages */
-int bm_uncharge_user(bm_system *sys, int32_t id, int64_t nr_pages, int32_t file)
+/* mirrors uncharge_batch(): direct uncharge of user pages; -EINVAL for more
+   pages than are charged (or left after reclaim) */
+int mem_cgroup_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr_pages, bool file)
 {
-    struct mem_cgroup *memcg;
     bool zero = false;
-    int ret;
 
-    if (!sys)
-        return -EINVAL;
-    if ((ret = memcg_arg(sys, id, &memcg)))
-        return ret;
-    if (check_nr(sys, nr_pages))
-        return -EINVAL;
     if (!ledger_sub(file ? &memcg->file_pages : &memcg->anon_pages, (long)nr_pages, &zero))
-        return -EINVAL;   /* more pages than are charged (or were reclaimed) */
+        return -EINVAL;
     css_get(memcg);
-    memcg_uncharge(sys, memcg, (unsigned long)nr_pages);
+    memcg_uncharge(sys, memcg, nr_pages);
     mod_memcg_state(memcg, file ? BM_STAT_FILE : BM_STAT_ANON, -(long)nr_pages);
     user_pages_sub(memcg, (long)nr_pages);
     css_put(memcg);
     return 0;
-}
-
-int bm_drain_all_stock(bm_system *sys, int32_t root)
-{
-    struct mem_cgroup *memcg;
-    int ret;
-
-    if (!sys)
-        return -EINVAL;
-    if ((ret = memcg_arg(sys, root, &memcg)))
-        return ret;
-    css_get(memcg);
-    drain_all_stock(sys, memcg);
-    css_put(memcg);
-    return 0;
-}
-
-int bm_drain_local_stock(bm_system *sys, int32_t cpu)
-{
-    if (!sys || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    drain_local_stock(sys, cpu);
-    return 0;
-}
-
-int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out)
-{
-    struct memcg_stock_pcp *stock;
-
-    if (!sys || !out || !bm_cpu_valid(sys, cpu))
-        return -EINVAL;
-    stock = &cpu_of(sys, cpu)->stock;
-    for (unsigned i = 0; i < 8; i++) {
-        bool used = i < sys->cfg.profile.nr_memcg_stock && stock->cached[i];
-        out->cached[i] = used ? stock->cached[i]->id : -1;
-        out->nr_pages[i] = used ? (int32_t)stock->nr_pages[i] : 0;
-    }
-    out->cached_objcg = stock->cached_objcg ? stock->cached_objcg->id : -1;
-    out->nr_bytes = (int32_t)stock->nr_bytes;
-    out->nr_slab_reclaimable_b = stock->nr_slab_reclaimable_b;
-    out->nr_slab_unreclaimable_b = stock->nr_slab_unreclaimable_b;
-    return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* invariants                                                          */
-/* ------------------------------------------------------------------ */
-
-/* bm_system_check(): invariants 1-4 of DESIGN.md that the core can see.
-   Parent usage == own leaf charges (with freed children folded in) + the
-   sum of its children's usage, which accounts for the residue a dying child
-   keeps after its objcg was reparented (memcg.md 10.1 item 2). */
-int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen);
-int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen)
-{
-    char buf[256] = "";
-    unsigned long batch = charge_batch(sys);
-    unsigned long page = (unsigned long)page_size_of(sys);
-
-    for (int32_t id = 0; id < sys->nr_memcg_ids; id++) {
-        struct mem_cgroup *m = bm_memcg_lookup(sys, id);
-        long sum = 0, ksum = 0;
-        if (!m)
-            continue;
-        for (struct mem_cgroup *ch = load_child(m); ch; ch = load_sibling(ch)) {
-            sum += atomic_load(&ch->memory.usage);
-            ksum += atomic_load(&ch->kmem.usage);
-        }
-        long usage = atomic_load(&m->memory.usage), kusage = atomic_load(&m->kmem.usage);
-        if (usage < 0 || kusage < 0 || atomic_load(&m->memory.nr_underflows) ||
-            atomic_load(&m->kmem.nr_underflows)) {
-            snprintf(buf, sizeof(buf), "memcg %d: counter underflow (memory %ld, kmem %ld)",
-                     id, usage, kusage);
-            goto bad;
-        }
-        if (usage != atomic_load(&m->own_pages) + sum) {
-            snprintf(buf, sizeof(buf), "memcg %d: memory usage %ld != own %ld + children %ld",
-                     id, usage, atomic_load(&m->own_pages), sum);
-            goto bad;
-        }
-        if (kusage != atomic_load(&m->own_kmem_pages) + ksum) {
-            snprintf(buf, sizeof(buf), "memcg %d: kmem usage %ld != own %ld + children %ld",
-                     id, kusage, atomic_load(&m->own_kmem_pages), ksum);
-            goto bad;
-        }
-        if (atomic_load(&m->charged_pages) < 0 || atomic_load(&m->file_pages) < 0 ||
-            atomic_load(&m->anon_pages) < 0) {
-            snprintf(buf, sizeof(buf), "memcg %d: negative page ledger", id);
-            goto bad;
-        }
-        if (atomic_load(&m->refcnt) <= 0) {
-            snprintf(buf, sizeof(buf), "memcg %d: live with refcnt %d", id, atomic_load(&m->refcnt));
-            goto bad;
-        }
-    }
-    for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
-        struct memcg_stock_pcp *st = &sys->cpus[cpu].stock;
-        for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
-            if (st->cached[i] && mem_cgroup_is_root(st->cached[i])) {
-                snprintf(buf, sizeof(buf), "cpu %u: page stock caches root", cpu);
-                goto bad;
-            }
-            if (st->nr_pages[i] > batch || (!st->cached[i] && st->nr_pages[i])) {
-                snprintf(buf, sizeof(buf), "cpu %u slot %u: %u pages (batch %lu)", cpu, i,
-                         st->nr_pages[i], batch);
-                goto bad;
-            }
-        }
-        /* v5.11 drains whenever the stock passes a page.  With the allow_uncharge
-           rule a charge-path refill adds up to a page on top of less than one
-           charge, and the largest charge through the stock is a percpu area:
-           pcpu_obj_full_size(PCPU_MIN_UNIT_SIZE = 32 KiB) */
-        unsigned long max_charge = 32768ul * sys->cfg.nr_cpus + 32768ul / 4 * 8;
-        unsigned long bound = sys->cfg.profile.obj_stock_split_pages ? page + max_charge : page;
-        if (st->nr_bytes > bound || (!st->cached_objcg && st->nr_bytes)) {
-            snprintf(buf, sizeof(buf), "cpu %u: object stock holds %u bytes", cpu, st->nr_bytes);
-            goto bad;
-        }
-    }
-    for (int32_t id = 0; id < sys->nr_objcg_ids; id++) {
-        struct obj_cgroup *o = bm_objcg_lookup(sys, id);
-        if (o && (atomic_load(&o->nr_charged_bytes) < 0 || atomic_load(&o->refcnt) <= 0)) {
-            snprintf(buf, sizeof(buf), "objcg %d: nr_charged_bytes %ld refcnt %ld", id,
-                     atomic_load(&o->nr_charged_bytes), atomic_load(&o->refcnt));
-            goto bad;
-        }
-    }
-    if (atomic_load(&sys->nr_objcg_release_warns)) {
-        snprintf(buf, sizeof(buf), "obj_cgroup_release found %ld non page-aligned remainders",
-                 atomic_load(&sys->nr_objcg_release_warns));
-        goto bad;
-    }
-    if (msg && msglen)
-        msg[0] = '\0';
-    return 0;
-bad:
-    if (msg && msglen)
-        snprintf(msg, msglen, "%s", buf);
-    return -EUCLEAN;
 }

@@ -1,8 +1,9 @@
 /*
  * mm_internal.h - the allocator side of the core (page_alloc.c, slab.c,
- * vmalloc.c, percpu.c, replay.c): page frames, the buddy free lists, slab
- * caches, vmalloc areas and percpu allocations.  Everything hangs off
- * sys->mm (struct mm_state); nothing here is global.
+ * vmalloc.c, percpu.c, addr_map.c, mm_init.c, mm_inspect.c, replay.c): page
+ * frames, the buddy free lists, slab caches, vmalloc areas and percpu
+ * allocations.  Everything hangs off sys->mm (struct mm_state); nothing here
+ * is global.
  *
  * Locking: every public allocator entry point takes sys->lock and then calls
  * the "__" helpers below, which assume it is held.  The charge services of
@@ -40,7 +41,6 @@
 #define PG_large_kmalloc 0x4 /* compound page returned by kmalloc_large() */
 #define PG_vmalloc 0x8       /* backing page of a vmalloc area */
 #define PG_slab 0x10         /* PageSlab */
-#define PG_percpu 0x20       /* unused: percpu memory takes no frames in the model */
 #define PG_reserved 0x40     /* PageReserved: pfn 0, never allocated or freed */
 
 /* ---- page frames (page_alloc.c) ---- */
@@ -152,11 +152,32 @@ static inline int get_order(const struct mm_state *mm, uint64_t size)
     return pages ? (int)ilog2_u64(pages) + 1 : 0;
 }
 
+/* the frames ever handed out: below mm->top, and the tail past the last
+   whole max-order block (page_alloc.c carves whole blocks lazily) */
+static inline uint64_t skip_untouched_pfns(const struct mm_state *mm, uint64_t pfn)
+{
+    uint64_t tail = mm->nr_pages & ~((1ULL << BM_MAX_ORDER) - 1);
+
+    return pfn == mm->top && pfn < tail ? tail : pfn;
+}
+#define for_each_touched_pfn(mm, pfn) \
+    for ((pfn) = 0; ((pfn) = skip_untouched_pfns(mm, pfn)) < (mm)->nr_pages; (pfn)++)
+
+/* The argument check of every allocator entry point: a system, a cpu that
+   exists and only gfp bits the core knows (frees pass gfp 0).  Pointer and
+   size arguments are each entry point's own. */
+static inline bool mm_args_ok(const struct bm_system *sys, int32_t cpu, uint32_t gfp)
+{
+    return sys && sys->mm && bm_cpu_valid(sys, cpu) && bm_gfp_valid(gfp);
+}
+
 /* page_alloc.c, sys->lock held */
 struct page *__alloc_pages(struct bm_system *sys, int cpu, int order, uint32_t gfp, int *err);
 void __free_pages_ok(struct bm_system *sys, int cpu, struct page *page, int order);
-int mm_page_alloc_init(struct bm_system *sys);
-void mm_page_alloc_destroy(struct bm_system *sys);
+struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn);   /* NULL if out of range */
+struct page *alloc_pages_head(struct bm_system *sys, uint64_t pfn, int64_t order);
+int mm_page_alloc_init(struct mm_state *mm);                          /* 0 or -ENOMEM */
+void mm_page_alloc_destroy(struct mm_state *mm);
 
 /* slab.c, sys->lock held */
 int __kmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr);
@@ -164,7 +185,8 @@ int __kfree(struct bm_system *sys, int cpu, uint64_t addr);
 int __kmalloc_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup **objcg);
 int32_t slab_nr_objects(const void *slab);   /* struct slab's inuse */
 int slab_check(const void *slab, const struct page *head, char *msg, size_t msglen);
-void mm_slab_destroy(struct bm_system *sys);
+void mm_slab_init(struct mm_state *mm, uint32_t nr_cpus);
+void mm_slab_destroy(struct mm_state *mm);
 
 /* vmalloc.c, sys->lock held */
 int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr);
@@ -172,18 +194,28 @@ int __vfree(struct bm_system *sys, int cpu, uint64_t addr);
 int __kvmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr);
 int __kvfree(struct bm_system *sys, int cpu, uint64_t addr);
 struct page *vmalloc_to_page(struct bm_system *sys, uint64_t addr);
-void mm_vmalloc_destroy(struct bm_system *sys);
+void mm_vmalloc_init(struct mm_state *mm);
+void mm_vmalloc_destroy(struct mm_state *mm);
 
 /* percpu.c, sys->lock held */
 int __alloc_percpu(struct bm_system *sys, int cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr);
 int __free_percpu(struct bm_system *sys, int cpu, uint64_t addr);
 int __percpu_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup **objcg);
-void mm_percpu_destroy(struct bm_system *sys);
+void mm_percpu_init(struct mm_state *mm);
+void mm_percpu_destroy(struct mm_state *mm);
 
-/* addr_map helpers (vmalloc.c) */
+/* mm_init.c: the whole of sys->mm, after bm_config_check() (0 or -ENOMEM) */
+int bm_mm_init(struct bm_system *sys);
+void bm_mm_destroy(struct bm_system *sys);
+
+/* mm_inspect.c: invariant 5 (memcg_data vs page kind) + allocator
+   bookkeeping for bm_system_check(); sys->lock held; 0 or -EUCLEAN */
+int mm_check(struct bm_system *sys, char *msg, size_t msglen);
+
+/* addr_map.c (no lock of its own: the owner's) */
 void *addr_map_get(const struct addr_map *m, uint64_t key);
-int addr_map_put(struct addr_map *m, uint64_t key, void *val);
-void *addr_map_del(struct addr_map *m, uint64_t key);
-void addr_map_free(struct addr_map *m);
+int addr_map_put(struct addr_map *m, uint64_t key, void *val);   /* 0, -EINVAL (key 0), -ENOMEM */
+void *addr_map_del(struct addr_map *m, uint64_t key);             /* the value, NULL if absent */
+void addr_map_free(struct addr_map *m);                           /* free()s every value too */
 
 #endif /* BPFMEM_MM_INTERNAL_H */

@@ -89,7 +89,7 @@ static inline void update_watermarks(struct page_counter *c, long new)
 
 /* mirrors page_counter_cancel(), mm/page_counter.c.  clamp: v5.13+ resets a
    negative usage to 0 after the underflow warning; v5.11 leaves it negative. */
-void page_counter_cancel(struct page_counter *c, unsigned long nr_pages, bool clamp)
+static void page_counter_cancel(struct page_counter *c, unsigned long nr_pages, bool clamp)
 {
     long new = atomic_fetch_sub(&c->usage, (long)nr_pages) - (long)nr_pages;
 

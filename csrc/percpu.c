@@ -124,13 +124,15 @@ int __percpu_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup 
     return 0;
 }
 
-void mm_percpu_destroy(struct bm_system *sys)
-{
-    struct mm_state *mm = sys->mm;
-    uint64_t i;
+/* ---- set-up and teardown (called by mm_init.c) ---- */
 
-    for (i = 0; i < mm->pcpu.cap; i++)
-        free(mm->pcpu.vals[i]);
+void mm_percpu_init(struct mm_state *mm)
+{
+    mm->pcpu_next = BM_PERCPU_START;
+}
+
+void mm_percpu_destroy(struct mm_state *mm)
+{
     addr_map_free(&mm->pcpu);
 }
 
@@ -138,7 +140,7 @@ int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, 
 {
     int ret;
 
-    if (!sys || !sys->mm || !addr || !bm_cpu_valid(sys, cpu) || (gfp & ~(uint32_t)BM_GFP_VALID_MASK))
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __alloc_percpu(sys, cpu, size, align, gfp, addr);
@@ -150,7 +152,7 @@ int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!sys || !sys->mm || !bm_cpu_valid(sys, cpu))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __free_percpu(sys, cpu, addr);

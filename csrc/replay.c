@@ -31,10 +31,8 @@ static int free_result(struct bm_system *sys, int cpu, const struct bm_op *src, 
     case BM_OP_ALLOC_PERCPU:
         return __free_percpu(sys, cpu, value);
     case BM_OP_ALLOC_PAGES: {
-        struct page *page = bm_pfn_to_page(sys, value);
-        if (src->arg > BM_MAX_ORDER || !page || page->kind != BM_PAGE_KMEM ||
-            !(page->flags & PG_head) || (page->flags & (PG_large_kmalloc | PG_vmalloc)) ||
-            page->order != src->arg)
+        struct page *page = src->arg <= BM_MAX_ORDER ? alloc_pages_head(sys, value, (int64_t)src->arg) : NULL;
+        if (!page)
             return -EINVAL;
         __free_pages_ok(sys, cpu, page, (int)src->arg);
         return 0;
@@ -52,7 +50,7 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
     uint64_t out = 0;
     int ret;
 
-    if (!bm_cpu_valid(sys, cpu) || (op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) || op->pad0 || op->pad1)
+    if (!mm_args_ok(sys, cpu, op->gfp) || op->pad0 || op->pad1)
         return -EINVAL;
 
     switch (op->op) {
@@ -101,11 +99,9 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
         break;
     }
     case BM_OP_FREE_PAGES: {
-        struct page *page = bm_pfn_to_page(sys, op->arg);
+        struct page *page = alloc_pages_head(sys, op->arg, op->handle);
         ret = -EINVAL;
-        if (op->handle >= 0 && op->handle <= BM_MAX_ORDER && page && page->kind == BM_PAGE_KMEM &&
-            (page->flags & PG_head) && !(page->flags & (PG_large_kmalloc | PG_vmalloc)) &&
-            page->order == op->handle) {
+        if (page) {
             __free_pages_ok(sys, cpu, page, op->handle);
             ret = 0;
         }
@@ -149,7 +145,7 @@ struct hit_cache {
    hit (the checks are run_op's and bm_try_charge's, in the same order of
    outcome: anything they would reject takes the general path).  consume_stock()
    / the common refill_stock() into the memcg's own slot, with this cpu's
-   ledger share (internal.h).  Perf: when the op names the handle of the last
+   ledger share (as charge_api.c does).  Perf: when the op names the handle of the last
    hit and that slot still caches its memcg, the handle lookup and the slot
    scan are skipped: the slot's css reference keeps the memcg alive and ids
    are never reused, so the handle still names it. */
@@ -160,7 +156,8 @@ static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op, 
     struct mem_cgroup *memcg;
     unsigned i;
 
-    if ((op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) | op->pad0 | (uint32_t)op->pad1 || nr == 0 ||
+    /* bm_gfp_valid() and the padding test in one branch (the hot loop) */
+    if (((op->gfp & ~(uint32_t)BM_GFP_VALID_MASK) | op->pad0 | (uint32_t)op->pad1) || nr == 0 ||
         nr > (uint64_t)sys->page_counter_max || op->handle < 0)
         return false;
     if (op->handle == hc->handle && stock->cached[hc->slot] == hc->memcg) {
@@ -266,8 +263,7 @@ int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int6
 {
     int64_t i, failed = 0;
 
-    if (!sys || !sys->mm || n < 0 || (n > 0 && (!sizes || !addrs)) || !bm_cpu_valid(sys, cpu) ||
-        (gfp & ~(uint32_t)BM_GFP_VALID_MASK))
+    if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && (!sizes || !addrs)))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     for (i = 0; i < n; i++) {
@@ -287,7 +283,7 @@ int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_
 {
     int64_t i, failed = 0;
 
-    if (!sys || !sys->mm || n < 0 || (n > 0 && !addrs) || !bm_cpu_valid(sys, cpu))
+    if (!mm_args_ok(sys, cpu, 0) || n < 0 || (n > 0 && !addrs))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     for (i = 0; i < n; i++) {

@@ -484,20 +484,27 @@ int __kmalloc_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup
     return 0;
 }
 
-void mm_slab_destroy(struct bm_system *sys)
+/* ---- set-up and teardown (called by mm_init.c) ---- */
+
+void mm_slab_init(struct mm_state *mm, uint32_t nr_cpus)
 {
-    struct mm_state *mm = sys->mm;
+    /* calculate_order(): min_objects = 4 * (fls(nr_cpu_ids) + 1) */
+    unsigned fls = 32u - (unsigned)__builtin_clz(nr_cpus);
+
+    mm->kmalloc_shift_high = mm->page_shift + 1;
+    mm->kmalloc_max_cache_size = 1ULL << mm->kmalloc_shift_high;
+    mm->kmalloc_max_size = mm->page_size << BM_MAX_ORDER;
+    mm->min_objects = 4 * (fls + 1);
+}
+
+/* Host memory only: the frames array goes with the page allocator.  Full
+   slabs are off-list, so walk the frames that were ever handed out. */
+void mm_slab_destroy(struct mm_state *mm)
+{
+    uint64_t pfn;
     int t, i;
 
-    /* Host memory only: the frames array is freed by the caller.  Full
-       slabs are off-list, so walk the frames that were ever handed out
-       (below mm->top, and the tail past the last whole max-order block). */
-    uint64_t tail = mm->nr_pages & ~((1ULL << BM_MAX_ORDER) - 1);
-    for (uint64_t pfn = 0; pfn < mm->nr_pages; pfn++) {
-        if (pfn == mm->top && pfn < tail)
-            pfn = tail;
-        if (pfn >= mm->nr_pages)
-            break;
+    for_each_touched_pfn(mm, pfn) {
         struct page *page = &mm->pages[pfn];
         if (page->kind == BM_PAGE_SLAB && page->priv) {
             struct slab *slab = page->priv;
@@ -516,16 +523,11 @@ void mm_slab_destroy(struct bm_system *sys)
 
 /* ---- public entry points ---- */
 
-static inline bool kmem_args_ok(bm_system *sys, int32_t cpu, uint32_t gfp)
-{
-    return sys && sys->mm && bm_cpu_valid(sys, cpu) && !(gfp & ~(uint32_t)BM_GFP_VALID_MASK);
-}
-
 int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kmalloc(sys, cpu, size, gfp, addr);
@@ -537,7 +539,7 @@ int bm_kfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kfree(sys, cpu, addr);
@@ -637,7 +639,7 @@ int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp
     struct kmem_cache *s;
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     s = cache_lookup(sys->mm, cache);
@@ -655,7 +657,7 @@ int bm_kmem_cache_free(bm_system *sys, int32_t cpu, int32_t cache, uint64_t addr
     uint32_t idx;
     int ret;
 
-    if (!kmem_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     s = cache_lookup(sys->mm, cache);

@@ -11,11 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-/* memcontrol.c */
-struct mem_cgroup *bm_mem_cgroup_alloc(struct bm_system *sys, struct mem_cgroup *parent);
-int bm_memcg_check_all(struct bm_system *sys, char *msg, size_t msglen);
+#include "mm_internal.h"
 
 int bm_config_check(const struct bm_config *cfg)
 {
@@ -36,7 +32,7 @@ int bm_config_check(const struct bm_config *cfg)
     if (cfg->ram_pages < 1)
         return -EINVAL;
     /* page_alloc.c: frame numbers fit 32 bits and the direct map is 64 TiB */
-    if (cfg->ram_pages > UINT32_MAX || cfg->ram_pages > (64ULL << 40) / cfg->page_size)
+    if (cfg->ram_pages > UINT32_MAX || cfg->ram_pages > BM_DIRECT_MAP_SIZE / cfg->page_size)
         return -EINVAL;
     return 0;
 }
@@ -97,22 +93,21 @@ bm_system *bm_system_new(const struct bm_config *cfg)
         sys->cpus[i].last_failure.memcg = -1;
     }
     pthread_mutex_init(&sys->lock, NULL);
-    pthread_mutex_init(&sys->free_lock, NULL);
+    pthread_mutex_init(&sys->tree_lock, NULL);
     atomic_flag_clear(&sys->percpu_charge_mutex);
     atomic_init(&sys->nr_dying, 0);
     atomic_init(&sys->nr_objcg_release_warns, 0);
 
     /* the root memcg: id 0, unlimited, no objcg (memcg_online_kmem is not
        run for root in the profiles modelled) */
-    root = bm_mem_cgroup_alloc(sys, NULL);
-    if (!root)
+    if (mem_cgroup_css_online(sys, NULL, &root))
         goto fail;
     if (bm_mm_init(sys))
         goto fail;
     return sys;
 fail:
     pthread_mutex_destroy(&sys->lock);
-    pthread_mutex_destroy(&sys->free_lock);
+    pthread_mutex_destroy(&sys->tree_lock);
     system_free_tables(sys);
     free(sys);
     return NULL;
@@ -124,7 +119,7 @@ void bm_system_free(bm_system *sys)
         return;
     bm_mm_destroy(sys);
     pthread_mutex_destroy(&sys->lock);
-    pthread_mutex_destroy(&sys->free_lock);
+    pthread_mutex_destroy(&sys->tree_lock);
     system_free_tables(sys);
     free(sys);
 }
@@ -142,11 +137,11 @@ int bm_system_check(bm_system *sys, char *msg, size_t msglen)
 
     if (!sys)
         return -EINVAL;
-    ret = bm_memcg_check_all(sys, msg, msglen);
+    ret = memcg_check(sys, msg, msglen);
     if (ret)
         return ret;
     pthread_mutex_lock(&sys->lock);
-    ret = mm_check(sys, msg, msglen);    /* page frames and slabs (page_alloc.c) */
+    ret = mm_check(sys, msg, msglen);    /* page frames and slabs (mm_inspect.c) */
     pthread_mutex_unlock(&sys->lock);
     return ret;
 }

@@ -1,6 +1,6 @@
 /*
  * vmalloc.c - vmalloc / vfree (mm/vmalloc.c) and kvmalloc / kvfree
- * (mm/util.c), plus the small address map used by vmalloc and percpu.
+ * (mm/util.c).
  *
  * Model choices (simplifications of the kernel):
  *  - the vmalloc range is bump-allocated and never reused; each area is
@@ -14,113 +14,8 @@
  *  - kvmalloc() follows the v5.11 rules for every profile.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "mm_internal.h"
-
-/* ---- addr_map: open addressing with linear probing, backward-shift delete ---- */
-
-static inline uint64_t addr_hash(uint64_t key, uint64_t mask)
-{
-    return ((key >> 2) * 0x9e3779b97f4a7c15ULL >> 17) & mask;
-}
-
-void *addr_map_get(const struct addr_map *m, uint64_t key)
-{
-    uint64_t mask, i;
-
-    if (!m->cap || !key)
-        return NULL;
-    mask = m->cap - 1;
-    for (i = addr_hash(key, mask);; i = (i + 1) & mask) {
-        if (m->keys[i] == key)
-            return m->vals[i];
-        if (!m->keys[i])
-            return NULL;
-    }
-}
-
-static int addr_map_grow(struct addr_map *m)
-{
-    uint64_t ncap = m->cap ? m->cap * 2 : 64, i, j, mask = ncap - 1;
-    uint64_t *keys = calloc(ncap, sizeof(*keys));
-    void **vals = calloc(ncap, sizeof(*vals));
-
-    if (!keys || !vals) {
-        free(keys);
-        free(vals);
-        return -ENOMEM;
-    }
-    for (i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
-            continue;
-        for (j = addr_hash(m->keys[i], mask); keys[j]; j = (j + 1) & mask)
-            ;
-        keys[j] = m->keys[i];
-        vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->cap = ncap;
-    return 0;
-}
-
-int addr_map_put(struct addr_map *m, uint64_t key, void *val)
-{
-    uint64_t mask, i;
-
-    if (!key)
-        return -EINVAL;
-    if ((m->nr + 1) * 4 > m->cap * 3 && addr_map_grow(m))
-        return -ENOMEM;
-    mask = m->cap - 1;
-    for (i = addr_hash(key, mask); m->keys[i] && m->keys[i] != key; i = (i + 1) & mask)
-        ;
-    if (!m->keys[i])
-        m->nr++;
-    m->keys[i] = key;
-    m->vals[i] = val;
-    return 0;
-}
-
-void *addr_map_del(struct addr_map *m, uint64_t key)
-{
-    uint64_t mask, i, j;
-    void *val;
-
-    if (!m->cap || !key)
-        return NULL;
-    mask = m->cap - 1;
-    for (i = addr_hash(key, mask); m->keys[i] != key; i = (i + 1) & mask)
-        if (!m->keys[i])
-            return NULL;
-    val = m->vals[i];
-    m->keys[i] = 0;
-    m->vals[i] = NULL;
-    m->nr--;
-    /* shift later members of the cluster back into the hole */
-    for (j = (i + 1) & mask; m->keys[j]; j = (j + 1) & mask) {
-        uint64_t home = addr_hash(m->keys[j], mask);
-        bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
-        if (movable) {
-            m->keys[i] = m->keys[j];
-            m->vals[i] = m->vals[j];
-            m->keys[j] = 0;
-            m->vals[j] = NULL;
-            i = j;
-        }
-    }
-    return val;
-}
-
-void addr_map_free(struct addr_map *m)
-{
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
 
 /* ---- vmalloc ---- */
 
@@ -269,28 +164,25 @@ int __kvfree(struct bm_system *sys, int cpu, uint64_t addr)
     return __kfree(sys, cpu, addr);
 }
 
-void mm_vmalloc_destroy(struct bm_system *sys)
-{
-    struct mm_state *mm = sys->mm;
-    uint64_t i;
+/* ---- set-up and teardown (called by mm_init.c) ---- */
 
-    for (i = 0; i < mm->vmap.cap; i++)
-        free(mm->vmap.vals[i]);
+void mm_vmalloc_init(struct mm_state *mm)
+{
+    mm->vmalloc_next = BM_VMALLOC_START;
+}
+
+void mm_vmalloc_destroy(struct mm_state *mm)
+{
     addr_map_free(&mm->vmap);
 }
 
 /* ---- public entry points ---- */
 
-static inline bool vm_args_ok(bm_system *sys, int32_t cpu, uint32_t gfp)
-{
-    return sys && sys->mm && bm_cpu_valid(sys, cpu) && !(gfp & ~(uint32_t)BM_GFP_VALID_MASK);
-}
-
 int bm_vmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __vmalloc(sys, cpu, size, gfp, addr);
@@ -302,7 +194,7 @@ int bm_vfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __vfree(sys, cpu, addr);
@@ -314,7 +206,7 @@ int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, gfp) || !addr)
+    if (!mm_args_ok(sys, cpu, gfp) || !addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kvmalloc(sys, cpu, size, gfp, addr);
@@ -326,7 +218,7 @@ int bm_kvfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
     int ret;
 
-    if (!vm_args_ok(sys, cpu, 0))
+    if (!mm_args_ok(sys, cpu, 0))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = __kvfree(sys, cpu, addr);

@@ -726,6 +726,25 @@ def test_replay_argument_checks():
     assert lib.bm_replay(s, padded, 1, res) == 1 and res[0] == -errno.EINVAL
 
 
+def test_replay_free_pages_refuses_what_bm_free_pages_refuses():
+    # BM_OP_FREE_PAGES takes what bm_free_pages takes (one check serves both): the
+    # reserved pfn 0 and a block freed with the wrong order are refused, and the frame
+    # count is unchanged (it once freed pfn 0 and counted -1 frames in use)
+    s = make_system("5.11")
+    pfn = ffi.new("uint64_t *")
+    assert lib.bm_alloc_pages(s, 0, 1, 0, pfn) == 0
+    used = lib.bm_ram_used_pages(s)
+    assert used == 2                                   # one order-1 block
+    ops = _ops_array([_op(lib.BM_OP_FREE_PAGES, 0, handle=0),
+                      _op(lib.BM_OP_FREE_PAGES, pfn[0], handle=0),
+                      _op(lib.BM_OP_FREE_PAGES, pfn[0], handle=1)])
+    res = ffi.new("int64_t[]", 3)
+    assert lib.bm_replay(s, ops, 3, res) == 2
+    assert list(res) == [-errno.EINVAL, -errno.EINVAL, 0]
+    assert lib.bm_ram_used_pages(s) == 0
+    assert lib.bm_free_pages(s, 0, 0, 0) == -errno.EINVAL
+
+
 def test_kmalloc_bulk_and_kfree_bulk_match_single_calls():
     sizes = [8, 100, 100, 0, 5000, 9000, 1 << 30, 192]
     s1 = make_system("5.11")

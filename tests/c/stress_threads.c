@@ -10,10 +10,20 @@
  * profile (one stock slot, spinning lock) and a 6.18-like one (7 slots,
  * trylock).
  *
+ * Tree churn runs at the same time: threads mkdir children of the middle
+ * cgroup, charge them, rmdir them and hand the charge over to another
+ * thread, whose uncharge (and local drain) drops a removed child's last
+ * reference and so frees it while other threads mkdir its siblings; others
+ * look up, pin and charge random (live, dying or freed) ids.  This is the
+ * mkdir-against-free race of the memcg tree: every removed child must end
+ * up freed (no dying memcg left) and the tree must still agree with the id
+ * table (bm_system_check).
+ *
  * usage: stress_threads [nr_threads (1..64, default 4)] [iterations (default 20000)]
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +33,18 @@
 #define GFP_KERNEL 0xcc0u
 #define GFP_NOWAIT 0x800u
 #define NR_CG 3
+#define NR_HANDOFF 64
+
+/* the tree churn shared by every thread of a run */
+struct churn {
+    int32_t parent;                   /* the middle cgroup: its children come and go */
+    _Atomic int32_t max_id;           /* the highest id created so far */
+    _Atomic long handoff[NR_HANDOFF]; /* removed child's id * 16 + pages still charged; 0 = empty */
+};
 
 struct worker {
     bm_system *sys;
+    struct churn *churn;
     int cpu;
     long iters;
     int32_t cg[NR_CG];
@@ -33,6 +52,8 @@ struct worker {
     int64_t anon[NR_CG];
     uint32_t batch;
     long failures;
+    long mkdirs;              /* children made and removed */
+    long handovers;           /* removed children's charges taken over from another thread */
     int error;
 };
 
@@ -44,6 +65,74 @@ static uint64_t next_rand(uint64_t *s)
     return *s;
 }
 
+/* mkdir a child, charge it, rmdir it and hand the charge to another thread */
+static int churn_mkdir(struct worker *w, int64_t nr)
+{
+    struct churn *ch = w->churn;
+    int32_t id = bm_memcg_create(w->sys, ch->parent);
+    int32_t seen;
+    int rc;
+
+    if (id < 0)
+        return id;
+    w->mkdirs++;
+    seen = atomic_load(&ch->max_id);
+    while (seen < id && !atomic_compare_exchange_weak(&ch->max_id, &seen, id))
+        ;
+    rc = bm_try_charge(w->sys, id, nr, GFP_KERNEL | BM_GFP_NORETRY, w->cpu);
+    if (rc && rc != -ENOMEM)
+        return rc;
+    if (bm_memcg_offline(w->sys, id))
+        return -EIO;
+    if (rc)
+        return 0;   /* nothing charged: the rmdir freed it */
+    for (int i = 0; i < NR_HANDOFF; i++) {
+        long empty = 0;
+        if (atomic_compare_exchange_strong(&ch->handoff[i], &empty, (long)id * 16 + nr))
+            return 0;
+    }
+    return bm_uncharge(w->sys, id, nr, w->cpu);   /* every slot taken: give it back here */
+}
+
+/* take a handed-over charge of a removed child and uncharge it here: the
+   ledger's reference goes, and the local drain drops the stock's */
+static int churn_uncharge(struct worker *w, uint64_t r)
+{
+    for (int i = 0; i < NR_HANDOFF; i++) {
+        long v = atomic_exchange(&w->churn->handoff[(r + (uint64_t)i) % NR_HANDOFF], 0);
+        if (v) {
+            int rc = bm_uncharge(w->sys, (int32_t)(v / 16), v % 16, w->cpu);
+            w->handovers++;
+            if (!rc && (r & 1))
+                rc = bm_drain_local_stock(w->sys, w->cpu);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* a random id of the churn (live, dying or freed): inspect it, pin it,
+   charge it; -ENOENT is the only refusal a freed one may give */
+static int churn_lookup(struct worker *w, uint64_t r)
+{
+    struct bm_memcg_info info;
+    int32_t max = atomic_load(&w->churn->max_id);
+    int32_t id = (int32_t)(r % (uint64_t)max) + 1;
+    int rc = bm_memcg_info(w->sys, id, &info);
+
+    if (rc && rc != -ENOENT)
+        return rc;
+    rc = bm_memcg_get(w->sys, id);
+    if (!rc)
+        rc = bm_memcg_put(w->sys, id);
+    if (rc && rc != -ENOENT)
+        return rc;
+    rc = bm_try_charge(w->sys, id, 1, GFP_NOWAIT, w->cpu);
+    if (!rc)
+        return bm_uncharge(w->sys, id, 1, w->cpu);
+    return rc == -ENOENT || rc == -ENOMEM ? 0 : rc;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -52,7 +141,7 @@ static void *worker_main(void *arg)
     for (long i = 0; i < w->iters && !w->error; i++) {
         uint64_t r = next_rand(&rng);
         int k = (int)(r % NR_CG);
-        int op = (int)((r >> 8) % 16);
+        int op = (int)((r >> 8) % 20);
         int64_t nr = (int64_t)((r >> 16) % 8) + 1;
         uint32_t gfp = (r >> 24) & 1 ? GFP_KERNEL | BM_GFP_NORETRY : GFP_NOWAIT;
         int rc;
@@ -101,10 +190,16 @@ static void *worker_main(void *arg)
             rc = bm_charge_user(w->sys, w->cg[k], nr, GFP_KERNEL | BM_GFP_NORETRY, w->cpu, 1);
             if (rc && rc != -ENOMEM)
                 w->error = rc;
-        } else {
+        } else if (op == 15) {
             rc = bm_drain_local_stock(w->sys, w->cpu);
             if (rc)
                 w->error = rc;
+        } else if (op == 16) {                         /* tree churn */
+            w->error = churn_mkdir(w, nr);
+        } else if (op == 17) {
+            w->error = churn_uncharge(w, r >> 32);
+        } else {
+            w->error = churn_lookup(w, r >> 32);
         }
     }
     /* give everything back on this cpu */
@@ -114,6 +209,10 @@ static void *worker_main(void *arg)
         if (w->anon[k] && bm_uncharge_user(w->sys, w->cg[k], w->anon[k], 0))
             w->error = -EIO;
     }
+    /* and let go of every stock slot: one caching a removed child with no
+       pages left keeps it dying (drain_all_stock skips empty slots) */
+    if (!w->error)
+        w->error = bm_drain_local_stock(w->sys, w->cpu);
     return NULL;
 }
 
@@ -125,7 +224,8 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
     char msg[256];
     int32_t a, cg[NR_CG];
     bm_system *sys = bm_system_new(cfg);
-    long failures = 0;
+    struct churn churn;
+    long failures = 0, mkdirs = 0, handovers = 0;
 
     if (!sys) {
         fprintf(stderr, "%s: bm_system_new failed\n", name);
@@ -140,9 +240,14 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         fprintf(stderr, "%s: memory.max write failed\n", name);
         return 1;
     }
+    churn.parent = a;
+    atomic_init(&churn.max_id, cg[2]);
+    for (int i = 0; i < NR_HANDOFF; i++)
+        atomic_init(&churn.handoff[i], 0);
     for (int t = 0; t < nthreads; t++) {
         memset(&w[t], 0, sizeof(w[t]));
         w[t].sys = sys;
+        w[t].churn = &churn;
         w[t].cpu = t;
         w[t].iters = iters;
         w[t].batch = cfg->profile.charge_batch;
@@ -155,8 +260,18 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
     for (int t = 0; t < nthreads; t++) {
         pthread_join(th[t], NULL);
         failures += w[t].failures;
+        mkdirs += w[t].mkdirs;
+        handovers += w[t].handovers;
         if (w[t].error) {
             fprintf(stderr, "%s: cpu %d: error %d\n", name, t, w[t].error);
+            return 1;
+        }
+    }
+    /* the charges of removed children nobody took over */
+    for (int i = 0; i < NR_HANDOFF; i++) {
+        long v = atomic_exchange(&churn.handoff[i], 0);
+        if (v && bm_uncharge(sys, (int32_t)(v / 16), v % 16, 0)) {
+            fprintf(stderr, "%s: handoff uncharge failed\n", name);
             return 1;
         }
     }
@@ -197,7 +312,8 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         return 1;
     }
     bm_system_free(sys);
-    printf("%s: %d threads x %ld ops ok (%ld ENOMEM)\n", name, nthreads, iters, failures);
+    printf("%s: %d threads x %ld ops ok (%ld ENOMEM, %ld children made and removed, %ld handed over)\n",
+           name, nthreads, iters, failures, mkdirs, handovers);
     return 0;
 }
 
