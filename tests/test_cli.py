@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from pybpfmem import cli
+from pybpfmem.commands import cli
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
@@ -39,7 +39,7 @@ def test_bad_flag_exits_2(capsys):
 
 @pytest.fixture(scope="module")
 def demo():
-    from pybpfmem import demo as demo_mod
+    from pybpfmem.commands import demo as demo_mod
 
     return demo_mod.run()
 
@@ -102,7 +102,7 @@ def test_demo_json_and_table(capsys):
 
 
 def test_demo_plot_missing_extra(capsys, monkeypatch, tmp_path):
-    import pybpfmem.plotting as plotting
+    import pybpfmem.commands.plotting as plotting
 
     monkeypatch.setattr(plotting, "_pyplot", lambda: None)
     rc, _, err = run(capsys, "demo", "--profile", "6.18", "--plot", str(tmp_path / "x.png"))

@@ -26,6 +26,7 @@ import numpy as np
 
 import pybpfmem
 from pybpfmem._ffi import ffi, lib
+from pybpfmem.profiles import CURRENT_PROFILE
 from pybpfmem.system import OP_DTYPE
 
 OP_CHARGE, OP_UNCHARGE, OP_KMALLOC, OP_KFREE_RESULT = 1, 2, 3, 11
@@ -92,7 +93,7 @@ def pair_ops(n_pairs: int, first: int, second: int, handle: int, arg: int, gfp: 
     return ops
 
 
-def new_system(profile: str = "6.18", nr_cpus: int = 2) -> pybpfmem.System:
+def new_system(profile: str = CURRENT_PROFILE, nr_cpus: int = 2) -> pybpfmem.System:
     return pybpfmem.System(nr_cpus=nr_cpus, profile=profile, cgroup="v2", ram="16G")
 
 
@@ -481,7 +482,7 @@ def main(argv: Sequence[str]) -> int:
     if args.svg:
         write_svg(doc, args.svg)
     if args.plot:
-        from pybpfmem.plotting import plot_bench
+        from pybpfmem.commands.plotting import plot_bench
 
         rc = plot_bench(doc, args.plot)
         if rc:
