@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from . import BpfSwitches, BpfUapi, MmSwitches, Profile
+from .profile import BpfSwitches, BpfUapi, MmSwitches, Profile
 from .sizes import load_struct_sizes
 
 # ---------------------------------------------------------------------------
