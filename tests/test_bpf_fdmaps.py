@@ -1,5 +1,5 @@
-"""fd-holding arrays and map-in-map (bpf.md §5.1/§5.2): value_size 4, the referenced
-objects, ids or ENOTSUPP on lookup, PROG_ARRAY's bpf_array_aux, inner map metadata,
+"""fd-holding arrays and map-in-map (kernel/bpf/arraymap.c, kernel/bpf/map_in_map.c):
+value_size 4, the referenced objects, ids or ENOTSUPP on lookup, PROG_ARRAY's bpf_array_aux, inner map metadata,
 clearing on the last user reference."""
 
 import errno

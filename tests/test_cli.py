@@ -204,7 +204,7 @@ def test_plan_host_reads_the_live_maps(capsys):
     doc = json.loads(out)
     rows = [r for r in doc["maps"] if r["id"] == map_id]
     assert len(rows) == 1 and rows[0]["type"] == "array"
-    # the live kernel's fdinfo memlock (bpf.md section 7: 312 + 1000 * 64) is shown beside
+    # the live kernel's fdinfo memlock (array_map_mem_usage(): 312 + 1000 * 64) is shown beside
     assert rows[0]["bytes_memlock_input"] == 64312
     # the model's 6.18 prediction for the same shape equals the live fdinfo figure
     assert rows[0]["bytes_memlock"] == 64312

@@ -38,7 +38,7 @@ class Measurement:
     ns_per_op: float
     baseline: str = ""            # what the ratio is against
     baseline_ns: float | None = None
-    target: float | None = None   # the target ratio, where it has one
+    target: float | None = None   # the ratio docs/performance.md targets, where it has one
     note: str = ""
     cpu_ns: float | None = None   # process cpu time per op (thread runs), all threads
 
@@ -327,8 +327,9 @@ def bpf_update_elem(n: int, prealloc: bool = False) -> Measurement:
     kind = "prealloc" if prealloc else "no-prealloc"
     real = real_update_ns(n, flags)
     if real is None:
-        return Measurement(f"bpf_map_update_elem from Python, {kind}", ns, "the issue's syscall figure (~2300 ns)",
-                           2300.0, 1.0, "bpf() not available here: compared with the issue's measurement")
+        return Measurement(f"bpf_map_update_elem from Python, {kind}", ns,
+                           "a real bpf() update of a hash map (~2300 ns, measured on a 6.18 x86_64 host)",
+                           2300.0, 1.0, "bpf() not available here: compared with that measurement")
     return Measurement(f"bpf_map_update_elem from Python, {kind}", ns, "real bpf() via ctypes, same inserts",
                        real[0], 1.0, f"real bpf() through pybpfmem.live.bpf.BpfMap.update: {real[1]:.0f} ns")
 
