@@ -9,8 +9,7 @@ from typing import Any
 
 from ._core import ffi, lib  # noqa: F401  (re-exported)
 
-__all__ = ["ffi", "lib", "check", "errno_name", "as_int", "cdata_to_py", "U32_MAX", "U64_MAX",
-           "I32_MAX", "I64_MAX"]
+__all__ = ["ffi", "lib", "check", "errno_name", "as_int", "cdata_to_py"]
 
 
 def errno_name(err: int) -> str:
@@ -30,11 +29,6 @@ def check(rc: int, what: str, detail: str = "") -> int:
 
 
 # --- argument checks (TypeError/ValueError before any C call) ---
-U32_MAX = (1 << 32) - 1
-U64_MAX = (1 << 64) - 1
-I32_MAX = (1 << 31) - 1
-I64_MAX = (1 << 63) - 1
-
 
 def as_int(value: Any, what: str, lo: int, hi: int) -> int:
     """Accept an int (or an integer-like such as numpy.int64) in [lo, hi].

@@ -78,6 +78,12 @@ VMALLOC_START: Final = 0xFFFFC90000000000
 
 # --- misc ---
 RLIMIT_MEMLOCK: Final = 8
+
+# --- integer limits (include/linux/limits.h, x86_64) ---
+U16_MAX: Final = (1 << 16) - 1
+U32_MAX: Final = (1 << 32) - 1
+U64_MAX: Final = (1 << 64) - 1
+INT_MAX: Final = (1 << 31) - 1
 #: include/linux/page_counter.h: PAGE_COUNTER_MAX = LONG_MAX / PAGE_SIZE
 LONG_MAX: Final = (1 << 63) - 1
 

@@ -69,7 +69,9 @@ class CpuMap(BpfMap):
 
     def _drop(self, cpu: int) -> None:
         """__cpu_map_entry_free(): ring array, ring, bulk queues, entry."""
-        allocs, _ = self._entries.pop(cpu)
+        self._free_entry(self._entries.pop(cpu)[0])
+
+    def _free_entry(self, allocs: list[tuple[str, int]]) -> None:
         for kind, addr in reversed(allocs):
             if kind == "p":
                 self.free_percpu(addr)
@@ -91,13 +93,7 @@ class CpuMap(BpfMap):
             # __GFP_ACCOUNT and outside the map-memcg helper: not accounted
             done.append(("ring", self.system.kvmalloc(qsize * 8, gfp)))
         except OSError as exc:
-            for kind, addr in reversed(done):
-                if kind == "p":
-                    self.free_percpu(addr)
-                elif kind == "ring":
-                    self.system.kvfree(addr)
-                else:
-                    self.kfree(addr)
+            self._free_entry(done)
             raise BpfError(errno.ENOMEM, f"CPUMAP: entry allocation failed: {exc.strerror or exc}") from None
         return done
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Mapping
 
+from ..constants import INT_MAX, U16_MAX, U32_MAX  # noqa: F401  (the limits bpf() checks against)
+
 # --- enum bpf_cmd --------------------------------------------------------
 BPF_MAP_CREATE = 0
 BPF_MAP_LOOKUP_ELEM = 1
@@ -174,9 +176,6 @@ ENOTSUPP = 524            # kernel-internal errno leaked by BPF (include/linux/e
 MAX_BPF_STACK = 512
 BPF_MAXINSNS = 4096
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
-U16_MAX = (1 << 16) - 1
-U32_MAX = (1 << 32) - 1
-INT_MAX = (1 << 31) - 1
 
 # --- capabilities (include/uapi/linux/capability.h) ----------------------
 CAP_IPC_LOCK = 14

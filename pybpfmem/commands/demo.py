@@ -17,6 +17,7 @@ from typing import Any
 
 import pybpfmem
 from pybpfmem import bpf as uapi
+from pybpfmem.bpf.errors import errname
 
 #: the story's three kernels: before the seed series (rlimit), the series, today
 STORY_PROFILES = ("5.10", "5.11", "6.18")
@@ -62,10 +63,7 @@ def _errno_of(fn: Callable[[], Any]) -> tuple[Any, OSError | None]:
 def _err(exc: OSError | None) -> dict[str, Any] | None:
     if exc is None:
         return None
-    import errno as errno_mod
-
-    name = errno_mod.errorcode.get(exc.errno or 0, "ENOTSUPP" if exc.errno == 524 else str(exc.errno))
-    return {"errno": exc.errno, "name": name, "message": exc.strerror or str(exc)}
+    return {"errno": exc.errno, "name": errname(exc.errno or 0), "message": exc.strerror or str(exc)}
 
 
 def _system(profile: str) -> pybpfmem.System:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from .._ffi import U32_MAX, U64_MAX, as_int, cdata_to_py, check, lib
-from ..constants import GFP_KERNEL, page_counter_max
+from .._ffi import as_int, cdata_to_py, check, lib
+from ..constants import GFP_KERNEL, U32_MAX, U64_MAX, page_counter_max
 
 if TYPE_CHECKING:  # pragma: no cover
     from .system import System

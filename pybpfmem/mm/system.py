@@ -25,8 +25,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .._ffi import U32_MAX, U64_MAX, as_int, cdata_to_py, check, ffi, lib
-from ..constants import PAGE_OFFSET, GfpFlags, page_counter_max
+from .._ffi import as_int, cdata_to_py, check, ffi, lib
+from ..constants import PAGE_OFFSET, U32_MAX, U64_MAX, GfpFlags, page_counter_max
 from ..profiles import CURRENT_PROFILE, Profile, get_profile
 from .cgroup import MemCgroup
 from .contexts import ActiveMemcg, Interrupt
