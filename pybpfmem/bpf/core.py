@@ -95,21 +95,23 @@ class BpfProg:
             out.append((kind, n, full, charged))
         return out
 
-    def charged_bytes(self, memcg: bool = False) -> dict[str, int]:
-        """Requested bytes by kind on a non-root memcg (``memcg``: what that memcg sees)."""
-        out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
+    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Bytes by kind on a non-root memcg: requested, and what that memcg sees."""
+        asked = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
+        seen = dict(asked)
         for kind, n, full, charged in self._books():
             if charged:
-                out[kind] += full if memcg else n
-        return out
+                asked[kind] += n
+                seen[kind] += full
+        return asked, seen
 
     def show(self) -> dict[str, Any]:
+        charged, charged_memcg = self.charged_bytes()
         return {"id": self.id, "type": U.PROG_TYPE_NAMES.get(self.prog_type, "").lower(),
                 "name": self.name, "bytes_xlated": 8 * self.insn_cnt,
                 "bytes_memlock": self.pages * self.system.page_size,
                 "map_ids": [m.id for m in self.used_maps], "pinned": list(self.pinned),
-                "memcg": self.memcg_path, "charged": self.charged_bytes(),
-                "charged_memcg": self.charged_bytes(memcg=True),
+                "memcg": self.memcg_path, "charged": charged, "charged_memcg": charged_memcg,
                 "legacy_pages": self.memory.pages}
 
     def fdinfo(self, st: Any) -> dict[str, str]:

@@ -21,6 +21,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
+import numpy as np
+
 from ..profiles import BpfSwitches, StructSizes
 from . import uapi
 from .errors import BpfError
@@ -478,52 +480,42 @@ class BpfMap:
             else:
                 self.system.free_pages(addr, a.order)
 
-    def _books(self) -> list[tuple[str, int, int, bool]]:
-        """(kind, requested bytes, bytes on the memcg, charged) of every allocation the
-        map holds, its bpf_mem_alloc caches' objects included.  "charged" means on a
-        non-root memcg now, and the memcg bytes are what the core charged: both asked
-        of the memory layer (obj_cgroup_of(), kmalloc_charged_size(),
-        pcpu_obj_full_size())."""
+    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """What this map holds on a non-root memcg now, by allocation kind: the requested
+        bytes (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages)
+        and the bytes that memcg sees (obj_full_size() of slab objects -- kmalloc_large:
+        its pages --, pcpu_obj_full_size(), whole pages).  Both are asked of the memory
+        layer (memcg_ids_of(), kmalloc_charged_size(), pcpu_obj_full_size()); the
+        bpf_mem_alloc caches' objects are booked in aggregate."""
         sysm = self.system
-        root = sysm.root
+        asked = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
+        seen = dict(asked)
+        root, ncpu = sysm.root.id, sysm.nr_cpus
         slab_charge: dict[int, int] = {}       # requested kmalloc size -> charged bytes
-        out = []
-        for (k, addr), a in self._allocs.items():
-            where = sysm.pfn_to_virt(addr) if k == "g" else addr
-            cg = sysm.obj_cgroup_of(where)[1]
-            charged = cg is not None and cg is not root
+        where = np.array([sysm.pfn_to_virt(addr) if k == "g" else addr for k, addr in self._allocs],
+                         dtype=np.uint64)
+        for ((k, addr), a), memcg in zip(self._allocs.items(), sysm.memcg_ids_of(where).tolist()):
+            if memcg < 0 or memcg == root:
+                continue
+            size = a.size
             if k == "k":
-                full = slab_charge.get(a.size)
+                full = slab_charge.get(size)
                 if full is None:
-                    full = slab_charge[a.size] = sysm.kmalloc_charged_size(addr)
-                out.append(("slab", a.size, full, charged))
+                    full = slab_charge[size] = sysm.kmalloc_charged_size(addr)
+                asked["slab"] += size
+                seen["slab"] += full
             elif k == "p":
-                out.append(("percpu", a.size * sysm.nr_cpus, sysm.pcpu_obj_full_size(a.size),
-                            charged))
+                asked["percpu"] += size * ncpu
+                seen["percpu"] += sysm.pcpu_obj_full_size(size)
             else:
-                out.append((a.kind, a.size, a.size, charged))
+                asked[a.kind] += size
+                seen[a.kind] += size
         for pool in self.pools:
-            charged = pool.charged()
-            out.extend((kind, nbytes, full, charged) for kind, nbytes, full in pool.books())
-        return out
-
-    def charged_bytes(self) -> dict[str, int]:
-        """Requested bytes by allocation kind this map holds on a (non-root) memcg
-        (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages)."""
-        out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        for kind, nbytes, _, charged in self._books():
-            if charged:
-                out[kind] += nbytes
-        return out
-
-    def memcg_charged_bytes(self) -> dict[str, int]:
-        """The bytes the memcg actually sees, by kind: obj_full_size() of slab objects
-        (kmalloc_large: its pages), pcpu_obj_full_size(), whole pages."""
-        out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        for kind, _, full, charged in self._books():
-            if charged:
-                out[kind] += full
-        return out
+            if pool.charged():
+                for kind, nbytes, full in pool.books():
+                    asked[kind] += nbytes
+                    seen[kind] += full
+        return asked, seen
 
     def allocated_bytes(self) -> dict[str, int]:
         """Bytes by allocation kind the map holds, accounted or not."""

@@ -136,14 +136,14 @@ class BpfSystemMixin(KObjectSystemMixin):
         sees for them) and "allocated" (all bytes)."""
         out = []
         for m in self._iter_maps():
+            charged, charged_memcg = m.charged_bytes()
             out.append({
                 "id": m.id, "type": BPFTOOL_TYPE_NAMES.get(m.map_type, str(m.map_type)),
                 "name": m.name, "flags": m.map_flags, "bytes_key": m.key_size,
                 "bytes_value": m.value_size, "max_entries": m.max_entries,
                 "bytes_memlock": memlock_of(self.bpf_state, m),
                 "frozen": int(m.frozen), "pinned": list(m.pinned),
-                "memcg": m.memcg_path(), "charged": m.charged_bytes(),
-                "charged_memcg": m.memcg_charged_bytes(),
+                "memcg": m.memcg_path(), "charged": charged, "charged_memcg": charged_memcg,
                 "allocated": m.allocated_bytes(),
                 "legacy_pages": m.memory.pages,
             })

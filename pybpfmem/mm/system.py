@@ -623,6 +623,21 @@ class System:
         cg = self._memcgs.get(memcg) if memcg >= 0 else None
         return (objcg if objcg >= 0 else None), cg
 
+    def memcg_ids_of(self, addrs: Iterable[int] | np.ndarray) -> np.ndarray:
+        """obj_cgroup_of() of many objects at once: the id of the memcg each one's charge is
+        on now (objcg_memcg() of its objcg, or the memcg a v5.x kmem page records), -1 for
+        an unaccounted object.  One C call per object, no per-object argument checks."""
+        self._require_open()
+        a = self._u64_array(addrs, "addrs")
+        o, m, sp, of = self._out_i32, self._out_i32b, self._sys, lib.bm_obj_cgroup_of
+        ids = []
+        for addr in a.tolist():
+            rc = of(sp, addr, o, m)
+            if rc < 0:
+                check(rc, f"bm_obj_cgroup_of(addr={addr:#x})")
+            ids.append(m[0])
+        return np.array(ids, dtype=np.int32)
+
     def get_obj_cgroup_from_current(self) -> int | None:
         """get_obj_cgroup_from_current(): the context's objcg with a reference taken, or None."""
         self._require_open()
