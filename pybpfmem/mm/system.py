@@ -694,6 +694,10 @@ class System:
 
     @staticmethod
     def _u64_array(arr: Iterable[int] | np.ndarray, what: str) -> np.ndarray:
+        if not isinstance(arr, np.ndarray):
+            items = list(arr)
+            if all(type(v) is int for v in items) and all(0 <= v <= _U64 for v in items):
+                return np.array(items, dtype=np.uint64)   # addresses above 2**63 included
         a = np.asarray(arr)
         if a.ndim != 1:
             raise ValueError(f"{what} must be 1-D")
