@@ -38,24 +38,20 @@ class BpfSystemMixin(KObjectSystemMixin):
         sysm: MemSystem = self  # type: ignore[assignment]
         prof = sysm.profile
         self.bpf_state = BpfState(self, prof.bpf, prof.uapi, prof.sizes, gfp_for(sysm), settle=settle)
-        sysm.hooks.on_task_exit(self._bpf_task_exit)
+        sysm.hooks.on_task_exit(lambda task: task.bpf_task_exit())
         sysm.hooks.on_cgroup_offline(self._bpf_cgroup_offline)
-
-    def _bpf_task_exit(self, task: Any) -> None:
-        """exit_files(): close every fd; free_task() -> bpf_task_storage_free()."""
-        st = self.bpf_state
-        fds = task.bpf_task.fds.files
-        for fd in list(fds):
-            obj_put(st, fds.pop(fd).obj)
-        st.kobjects.free_owner_storage(task)
-        st.settle_now()
 
     def _bpf_cgroup_offline(self, cgroup: Any) -> None:
         """The kernel frees a cgroup's local storage (bpf_cgrp_storage_free()) and
         detaches its programs (cgroup_bpf_release()) when the cgroup is released; the
         model does both at rmdir (a simplification)."""
+        self.bpf_state.kobjects.free_owner_storage(cgroup)
+        self.bpf_cgroup_release(cgroup)
+
+    def bpf_cgroup_release(self, cgroup: Any) -> None:
+        """cgroup_bpf_release(): programs attached to a removed cgroup are detached
+        (with their cgroup-storage instances).  The model does it at rmdir."""
         st = self.bpf_state
-        st.kobjects.free_owner_storage(cgroup)
         cgroup_release(st, cgroup)
         st.settle_now()
 

@@ -126,6 +126,16 @@ class BpfTaskMixin(KObjectTaskMixin):
         finally:
             self._settle()
 
+    def bpf_task_exit(self) -> None:
+        """exit_files(): close every fd; free_task() -> bpf_task_storage_free().  Run by the
+        memory layer's task-exit hook (registered by BpfSystemMixin)."""
+        st = self.system.bpf_state
+        fds = self.bpf_task.fds.files
+        for fd in list(fds):
+            obj_put(st, fds.pop(fd).obj)
+        st.kobjects.free_owner_storage(self)
+        self._settle()
+
     def dup_fd_to(self, other: "BpfTaskMixin", fd: int) -> int:
         """Pass an fd to another task (SCM_RIGHTS): a new fd there, same file."""
         f = self.bpf_task.fds.get(fd)
