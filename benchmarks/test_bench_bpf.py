@@ -2,7 +2,8 @@
 
 import pytest
 
-from pybpfmem import bench, bpf
+from pybpfmem import bpf
+from pybpfmem.commands import bench
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_update_batch(benchmark, n):
 
 
 def test_cilium_map_set_creation(benchmark):
-    from pybpfmem import scenario
+    from pybpfmem.commands import scenario
 
     def create():
         s = scenario.load("examples/cilium-agent.toml")

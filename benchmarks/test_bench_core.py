@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pybpfmem
-from pybpfmem import bench
+from pybpfmem.commands import bench
 
 N = 200_000
 

@@ -39,9 +39,8 @@ from .constants import (
     page_counter_max,
 )
 from .profiles import PROFILE_NAMES, PROFILES, Profile, get_profile, list_profiles
-from .cgroup import MemCgroup, page_counter_memparse
-from .task import Task
-from .system import OP_DTYPE, KmemCache, System
+from .mm import page_counter_memparse
+from .system import OP_DTYPE, KmemCache, MemCgroup, System, Task
 from .bpf import *  # noqa: F401,F403  (uapi constants by kernel name, BpfError)
 from .bpf import __all__ as _bpf_all
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from pybpfmem.cli import main
+from pybpfmem.commands.cli import main
 
 sys.exit(main())

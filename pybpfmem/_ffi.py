@@ -9,16 +9,11 @@ from typing import Any
 
 from ._core import ffi, lib  # noqa: F401  (re-exported)
 
-__all__ = ["ffi", "lib", "check", "raise_errno", "errno_name", "as_int", "u64", "u32", "i32", "i64"]
+__all__ = ["ffi", "lib", "check", "errno_name", "as_int", "cdata_to_py"]
 
 
 def errno_name(err: int) -> str:
     return _errno.errorcode.get(err, f"errno {err}")
-
-
-def raise_errno(err: int, message: str) -> None:
-    """Raise OSError(err, message) (err positive)."""
-    raise OSError(err, f"{message}: {errno_name(err)} ({os.strerror(err)})")
 
 
 def check(rc: int, what: str, detail: str = "") -> int:
@@ -34,11 +29,6 @@ def check(rc: int, what: str, detail: str = "") -> int:
 
 
 # --- argument checks (TypeError/ValueError before any C call) ---
-U32_MAX = (1 << 32) - 1
-U64_MAX = (1 << 64) - 1
-I32_MAX = (1 << 31) - 1
-I64_MAX = (1 << 63) - 1
-
 
 def as_int(value: Any, what: str, lo: int, hi: int) -> int:
     """Accept an int (or an integer-like such as numpy.int64) in [lo, hi].
@@ -60,17 +50,16 @@ def as_int(value: Any, what: str, lo: int, hi: int) -> int:
     return value
 
 
-def u64(value: Any, what: str) -> int:
-    return as_int(value, what, 0, U64_MAX)
+def cdata_to_py(obj: Any) -> Any:
+    """Convert a cffi struct / array into dicts, lists and ints."""
+    if not isinstance(obj, ffi.CData):
+        return obj
+    t = ffi.typeof(obj)
+    if t.kind == "pointer":
+        return cdata_to_py(obj[0])
+    if t.kind == "struct":
+        return {name: cdata_to_py(getattr(obj, name)) for name, _ in t.fields}
+    if t.kind == "array":
+        return [cdata_to_py(x) for x in obj]
+    return obj
 
-
-def u32(value: Any, what: str) -> int:
-    return as_int(value, what, 0, U32_MAX)
-
-
-def i32(value: Any, what: str) -> int:
-    return as_int(value, what, 0, I32_MAX)
-
-
-def i64(value: Any, what: str) -> int:
-    return as_int(value, what, 0, I64_MAX)

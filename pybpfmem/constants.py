@@ -2,10 +2,10 @@
 
 GFP bit values follow include/linux/gfp.h (v5.10/v5.11) and
 include/linux/gfp_types.h (current); they are the same bits in both eras
-except ``__GFP_ATOMIC`` (0x200), which v6.3 removed, so ``GFP_ATOMIC`` is
-0xA20 on the 5.x profiles and 0x820 on 6.18.  ``GFP_NOWAIT`` gained
-``__GFP_NOWARN`` in the 6.18 cycle ("mm: make GFP_NOWAIT imply __GFP_NOWARN"),
-so it is 0x800 on 5.x and 0x2800 on 6.18.
+except ``__GFP_ATOMIC`` (0x200), which v6.3 removed (2973d8229b78, profile
+switch has_gfp_atomic), so ``GFP_ATOMIC`` is 0xA20 on the 5.x profiles and
+0x820 on 6.18.  ``GFP_NOWAIT`` gained ``__GFP_NOWARN`` in v6.8 (16f5dfbc851b,
+switch nowait_nowarn), so it is 0x800 on 5.x and 0x2800 on 6.18.
 
 The module-level composite values (``GFP_ATOMIC``, ``GFP_NOWAIT``) are those
 of the *current* kernel (the "6.18" profile).  Per-profile values live in
@@ -78,6 +78,12 @@ VMALLOC_START: Final = 0xFFFFC90000000000
 
 # --- misc ---
 RLIMIT_MEMLOCK: Final = 8
+
+# --- integer limits (include/linux/limits.h, x86_64) ---
+U16_MAX: Final = (1 << 16) - 1
+U32_MAX: Final = (1 << 32) - 1
+U64_MAX: Final = (1 << 64) - 1
+INT_MAX: Final = (1 << 31) - 1
 #: include/linux/page_counter.h: PAGE_COUNTER_MAX = LONG_MAX / PAGE_SIZE
 LONG_MAX: Final = (1 << 63) - 1
 

@@ -293,7 +293,7 @@ CLI_BAD = [["nosuch"], ["fuzz", "--ops", "-1"], ["fuzz", "--seconds", "x"],
 @pytest.mark.parametrize("argv", CLI_BAD, ids=lambda a: " ".join(a))
 def test_cli_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str],
                            pytestconfig: pytest.Config) -> None:
-    from pybpfmem.cli import main
+    from pybpfmem.commands.cli import main
     try:
         rc = main(argv)
     except SystemExit as e:          # argparse in a subcommand
@@ -308,7 +308,7 @@ def test_cli_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str],
                                   "[[step]]\nop = 'explode'\n", "x" * 1000])
 def test_scenario_garbage(text: str, tmp_path: Any, capsys: pytest.CaptureFixture[str],
                           pytestconfig: pytest.Config) -> None:
-    from pybpfmem.cli import main
+    from pybpfmem.commands.cli import main
     f = tmp_path / "bad.toml"
     f.write_text(text)
     try:
@@ -322,7 +322,7 @@ def test_scenario_garbage(text: str, tmp_path: Any, capsys: pytest.CaptureFixtur
 
 def test_fuzz_command_runs_clean(capsys: pytest.CaptureFixture[str]) -> None:
     """`pybpfmem fuzz --ops` runs both machines and exits 0 when nothing diverges."""
-    from pybpfmem.fuzzcmd import main
+    from pybpfmem.commands.fuzzcmd import main
     assert main(["--ops", "600", "--batch", "2", "--quiet", "--derandomize"]) == 0
     out = capsys.readouterr().out
     assert "memcg 5.10" in out and "bpf 6.18" in out and "ops/s" in out

@@ -3,7 +3,7 @@
 Every expected value is derived by hand from the kernel's rules (x86_64, 4 KiB pages,
 P = 2 possible cpus).  Struct sizes: sizeof(struct bpf_array) = 272 in the v5.x
 profiles (the model's estimate, a multiple of 64 as bpf_map was cache-line aligned),
-312 on 6.18 (calibrated, bpf.md §7).
+312 on 6.18 (calibrated from the fdinfo memlock of a live 6.18 kernel).
 
 Charge rules used below:
 * bpf_map_area_alloc(size): size <= 32 KiB -> kmalloc; a kmalloc of <= 8 KiB is one

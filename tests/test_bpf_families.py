@@ -14,9 +14,7 @@ import pytest
 
 import pybpfmem
 from pybpfmem.bpf import uapi as U
-from pybpfmem.bpf import kobjects
-from pybpfmem.bpf.kobjects import KObjectSystemMixin, KObjectTaskMixin
-from pybpfmem.bpf.sizes import sizes_for
+from pybpfmem.profiles import get_profile
 
 PAGE = 4096
 P = 2
@@ -45,8 +43,7 @@ def map_id_of(task, fd: int) -> int:
 
 
 def new_socket(task, kind: str = "tcp") -> int:
-    # KObjectTaskMixin is mixed into Task by the BPF core; call it unbound meanwhile
-    return KObjectTaskMixin.create_socket(task, kind)
+    return task.create_socket(kind)
 
 
 def teardown_is_clean(sys_, task, fds, cgs) -> None:
@@ -86,7 +83,7 @@ def test_ringbuf_5_11_page_array_is_vmalloc_unaccounted():
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_RINGBUF, 0, 0, 1 << 20)
     info = map_info(sys_, map_id_of(t, fd))
-    sz = sizes_for("5.11")
+    sz = get_profile("5.11").sizes
     # v5.11: struct kzalloc(GFP_USER | __GFP_ACCOUNT): charged; the 4120-byte page array is
     # > PAGE_SIZE so vmalloc_node() with plain GFP_KERNEL: allocated (2 pages) but not charged
     assert info["charged"]["slab"] == sz.bpf_ringbuf_map
@@ -104,7 +101,7 @@ def test_ringbuf_5_10_legacy_memlock_nothing_charged():
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_RINGBUF, 0, 0, 1 << 20)
     info = map_info(sys_, map_id_of(t, fd))
     # cost = sizeof(rb_map) + sizeof(struct bpf_ringbuf) (3 pages) + 1 MiB
-    cost = sizes_for("5.10").bpf_ringbuf_map + 3 * PAGE + (1 << 20)
+    cost = get_profile("5.10").sizes.bpf_ringbuf_map + 3 * PAGE + (1 << 20)
     assert t.fdinfo(fd)["memlock"] == str(rup(cost, PAGE)) == "1064960"
     assert sum(info["charged"].values()) == 0
     teardown_is_clean(sys_, t, [fd], [a])
@@ -147,7 +144,7 @@ def test_ringbuf_element_ops_enotsupp_and_reserve():
 
 def test_queue_creation_charge_and_memlock():
     sys_, a, t = make("6.18")
-    sz = sizes_for("6.18")
+    sz = get_profile("6.18").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_QUEUE, 0, 64, 1000)
     size = sz.bpf_queue_stack + 1001 * 64
@@ -220,7 +217,7 @@ def test_bloom_filter_only_in_6_18():
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_BLOOM_FILTER, 0, 4, 1000)
     # 5 hashes: 1000 * 5 / 5 * 7 = 7000 bits -> pow2 8192 bits = 1024 bytes
-    assert t.fdinfo(fd)["memlock"] == str(sizes_for("6.18").bpf_bloom_filter + 1024)
+    assert t.fdinfo(fd)["memlock"] == str(get_profile("6.18").sizes.bpf_bloom_filter + 1024)
     m = sys_.bpf_map_by_id(map_id_of(t, fd))
     with t.running(cpu=0):
         m.helper_push_elem(b"abcd")
@@ -260,7 +257,7 @@ def test_lpm_5_11_nodes_charged_to_map_memcg_from_interrupt():
     sys_, a, t = make("5.11")
     b = sys_.root.mkdir("b")
     other = sys_.spawn(cgroup=b, uid=0)
-    sz = sizes_for("5.11")
+    sz = get_profile("5.11").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 10, U.BPF_F_NO_PREALLOC)
     mid = map_id_of(t, fd)
@@ -299,7 +296,7 @@ def test_lpm_full_and_validation():
 
 def test_lpm_6_18_mem_usage_counts_leaves():
     sys_, a, t = make("6.18")
-    sz = sizes_for("6.18")
+    sz = get_profile("6.18").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 10, U.BPF_F_NO_PREALLOC)
         t.bpf_map_update_elem(fd, lpm_key(8, "10.0.0.0"), b"AAAA")
@@ -313,7 +310,7 @@ def test_lpm_6_18_mem_usage_counts_leaves():
 
 def test_sockhash_elements_links_and_full():
     sys_, a, t = make("6.18")
-    sz = sizes_for("6.18")
+    sz = get_profile("6.18").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKHASH, 4, 4, 2)
         socks = [new_socket(t) for _ in range(3)]
@@ -325,7 +322,7 @@ def test_sockhash_elements_links_and_full():
             t.bpf_map_update_elem(fd, b"k002", struct.pack("<I", socks[2]))
         assert ei.value.errno == errno.E2BIG
     elem = sz.bpf_shtab_elem + 8                     # + rup(key_size 4, 8)
-    link = kobjects.struct_size(sys_, "sk_psock_link")
+    link = sz.sk_psock_link
     # two elements and two links, the failed update kept nothing
     assert map_info(sys_, mid)["charged"]["slab"] == base + 2 * (elem + link)
     # sock_hash_mem_usage(): struct + pow2(2) * bucket + count * elem_size
@@ -361,8 +358,8 @@ def test_sockmap_semantics_and_cap():
 
 def test_devmap_nodes_and_legacy_einval():
     sys_, a, t = make("5.11")
-    dev = KObjectSystemMixin.create_netdev(sys_, "eth0")
-    sz = sizes_for("5.11")
+    dev = sys_.create_netdev("eth0")
+    sz = get_profile("5.11").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_DEVMAP, 4, 4, 8)
         mid = map_id_of(t, fd)
@@ -390,10 +387,10 @@ def test_devmap_nodes_and_legacy_einval():
 
 def test_xskmap_node_per_update():
     sys_, a, t = make("6.18")
-    sz = sizes_for("6.18")
+    sz = get_profile("6.18").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_XSKMAP, 4, 4, 4)
-        xs = KObjectTaskMixin.create_xsk(t)
+        xs = t.create_xsk()
         t.bpf_map_update_elem(fd, struct.pack("<I", 2), struct.pack("<I", xs))
     # xsk_map_mem_usage(): struct_size(xsk_map, 4) + count * sizeof(xsk_map_node)
     assert t.fdinfo(fd)["memlock"] == str(sz.xsk_map + 4 * 8 + sz.xsk_map_node)
@@ -412,7 +409,7 @@ def test_cpumap_entry_errnos():
         t.bpf_map_update_elem(fd, struct.pack("<I", 1), struct.pack("<I", 64))
         assert t.bpf_map_lookup_elem(fd, struct.pack("<I", 1)) == struct.pack("<I", 64)
     # cpu_map_mem_usage(): entries are not counted
-    assert t.fdinfo(fd)["memlock"] == str(sizes_for("6.18").bpf_cpu_map + 4 * 8)
+    assert t.fdinfo(fd)["memlock"] == str(get_profile("6.18").sizes.bpf_cpu_map + 4 * 8)
     teardown_is_clean(sys_, t, [fd], [a])
 
 
@@ -422,7 +419,7 @@ def test_cgroup_storage_attach_charges_attaching_task_5_11():
     sys_, a, t = make("5.11")
     b = sys_.root.mkdir("b")
     attacher = sys_.spawn(cgroup=b, uid=0)
-    sz = sizes_for("5.11")
+    sz = get_profile("5.11").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_CGROUP_STORAGE, 16, 64, 0)
     m = sys_.bpf_map_by_id(map_id_of(t, fd))
@@ -479,7 +476,7 @@ def test_cgroup_storage_validation(ks, vs, me, err):
 
 def test_sk_storage_elements_and_optmem():
     sys_, a, t = make("6.18")
-    sz = sizes_for("6.18")
+    sz = get_profile("6.18").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 64, 0, U.BPF_F_NO_PREALLOC, **BTF)
         s1 = new_socket(t)
@@ -496,10 +493,10 @@ def test_sk_storage_elements_and_optmem():
     # v6.4+ elem_size = offsetof(selem, sdata.data) 72 + 64; first element adds the storage
     elem = 72 + 64
     assert map_info(sys_, mid)["charged"]["slab"] == base + elem + sz.bpf_local_storage
-    sk = kobjects.fd_object(t, s1)
+    sk = t.fd_object(s1)
     assert sk.sk_omem_alloc == elem + sz.bpf_local_storage
     # optmem: a second socket with net.core.optmem_max below the element size
-    KObjectSystemMixin.set_optmem_max(sys_, elem)     # elem + 0 < elem is false -> -ENOMEM
+    sys_.set_optmem_max(elem)     # elem + 0 < elem is false -> -ENOMEM
     with t.running(cpu=0):
         s2 = new_socket(t)
         with pytest.raises(OSError) as ei:
@@ -513,7 +510,7 @@ def test_sk_storage_elements_and_optmem():
 
 def test_task_storage_helper_create_from_interrupt_charges_map_memcg():
     sys_, a, t = make("5.11")
-    sz = sizes_for("5.11")
+    sz = get_profile("5.11").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_TASK_STORAGE, 4, 16, 0, U.BPF_F_NO_PREALLOC, **BTF)
     m = sys_.bpf_map_by_id(map_id_of(t, fd))
@@ -535,7 +532,7 @@ def test_task_storage_absent_in_5_10_cgrp_storage_absent_in_5_11():
 
 def test_stack_trace_creation_and_syscall_update():
     sys_, a, t = make("6.18")
-    sz = sizes_for("6.18")
+    sz = get_profile("6.18").sizes
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_STACK_TRACE, 4, 8 * 16, 1000)
         with pytest.raises(OSError) as ei:
@@ -574,26 +571,102 @@ def test_lpm_node_at_memory_max_forced_in_5_11_enomem_in_6_18(profile):
     teardown_is_clean(sys_, t, [fd], [a])
 
 
-def test_socket_close_leaves_sockhash_and_frees_sk_storage():
+def _slab(sys_, map_id: int) -> int:
+    return map_info(sys_, map_id)["charged"]["slab"]
+
+
+def test_socket_last_close_leaves_sock_maps_and_frees_sk_storage():
+    """Closing the last file of a socket releases it: sock_map_close() removes it from
+    every sockmap and sockhash (sock_map_remove_links()), and __sk_destruct() frees its
+    SK_STORAGE (bpf_sk_storage_free()).  A file still open elsewhere keeps it."""
     sys_, a, t = make("5.11")
+    sz = get_profile("5.11").sizes
+    other = sys_.spawn(cgroup=a)
     with t.running(cpu=0):
-        h = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKHASH, 4, 4, 4)
+        sm = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKMAP, 4, 8, 4)
+        sh = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKHASH, 4, 8, 4)
         st = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 8, 0, U.BPF_F_NO_PREALLOC, **BTF)
         s = new_socket(t)
-        hid, sid = map_id_of(t, h), map_id_of(t, st)
-        h_base = map_info(sys_, hid)["charged"]["slab"]
-        s_base = map_info(sys_, sid)["charged"]["slab"]
-        t.bpf_map_update_elem(h, b"kkkk", struct.pack("<I", s))
+        ids = [map_id_of(t, fd) for fd in (sm, sh, st)]
+        base = [_slab(sys_, i) for i in ids]
+        t.bpf_map_update_elem(sm, struct.pack("<I", 1), struct.pack("<Q", s))
+        t.bpf_map_update_elem(sh, b"kkkk", struct.pack("<Q", s))
         t.bpf_map_update_elem(st, struct.pack("<i", s), b"12345678")
-        assert map_info(sys_, hid)["charged"]["slab"] > h_base
-        # the last reference to the socket goes: sock_map_close() + bpf_sk_storage_free()
-        kobjects.close_kobject(sys_, kobjects.fd_object(t, s))
-        with pytest.raises(OSError) as ei:          # the hash is empty again
-            t.bpf_map_get_next_key(h, None)
-        assert ei.value.errno == errno.ENOENT
-    assert map_info(sys_, hid)["charged"]["slab"] == h_base
-    assert map_info(sys_, sid)["charged"]["slab"] == s_base
-    teardown_is_clean(sys_, t, [h, st], [a])
+        s2 = t.dup_fd_to(other, s)                       # a second file reference
+    sk = t.fd_object(s)
+    # sockmap: one sk_psock_link; sockhash: the element (bpf_shtab_elem + round_up(4, 8))
+    # and a link; SK_STORAGE (v5.11 elem_size = sizeof(selem) + 8) and the owner's
+    # bpf_local_storage, both charged to sk_omem_alloc too
+    linked = [base[0] + sz.sk_psock_link,
+              base[1] + sz.bpf_shtab_elem + 8 + sz.sk_psock_link,
+              base[2] + sz.bpf_local_storage_elem + 8 + sz.bpf_local_storage]
+    assert [_slab(sys_, i) for i in ids] == linked
+    assert sk.sk_omem_alloc == sz.bpf_local_storage_elem + 8 + sz.bpf_local_storage
+    with t.running(cpu=0):
+        t.close(s)                                       # other's file keeps the socket
+        assert t.bpf_map_lookup_elem(sh, b"kkkk") == struct.pack("<Q", sk.ino)
+    assert [_slab(sys_, i) for i in ids] == linked and not sk.closed
+    with other.running(cpu=1):
+        other.close(s2)                                  # the last file: the socket goes
+    assert sk.closed and sk.links == [] and sk.sk_omem_alloc == 0
+    assert [_slab(sys_, i) for i in ids] == base
+    with t.running(cpu=0):
+        for fd, key in ((sm, struct.pack("<I", 1)), (sh, b"kkkk")):
+            with pytest.raises(OSError) as ei:
+                t.bpf_map_lookup_elem(fd, key)
+            assert ei.value.errno == errno.ENOENT
+    teardown_is_clean(sys_, t, [sm, sh, st], [a])
+
+
+def test_task_exit_closes_its_sockets():
+    """exit_files() at task exit closes the task's files: the socket whose last file the
+    exiting task held leaves the sockhash another task put it in."""
+    sys_, a, t = make("6.18")
+    sz = get_profile("6.18").sizes
+    owner = sys_.spawn(cgroup=a)
+    with t.running(cpu=0):
+        sh = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKHASH, 4, 8, 4)
+        mid = map_id_of(t, sh)
+        base = _slab(sys_, mid)
+    with owner.running(cpu=1):
+        s = owner.create_socket()
+    with t.running(cpu=0):
+        s_in_t = owner.dup_fd_to(t, s)
+        t.bpf_map_update_elem(sh, b"kkkk", struct.pack("<Q", s_in_t))
+        t.close(s_in_t)                                  # owner still holds the socket
+    assert _slab(sys_, mid) == base + sz.bpf_shtab_elem + 8 + sz.sk_psock_link
+    owner.exit()
+    assert _slab(sys_, mid) == base
+    teardown_is_clean(sys_, t, [sh], [a])
+
+
+def test_xsk_last_close_empties_xskmap_slots():
+    """xsk_release() -> xsk_delete_from_maps(): a closed AF_XDP socket leaves every XSKMAP
+    slot, freeing the xsk_map_node of each."""
+    sys_, a, t = make("6.18")
+    sz = get_profile("6.18").sizes
+    with t.running(cpu=0):
+        fd = t.bpf_map_create(U.BPF_MAP_TYPE_XSKMAP, 4, 4, 4)
+        mid = map_id_of(t, fd)
+        base = _slab(sys_, mid)
+        xs = t.create_xsk()
+        for idx in (0, 2):
+            t.bpf_map_update_elem(fd, struct.pack("<I", idx), struct.pack("<I", xs))
+        assert _slab(sys_, mid) == base + 2 * sz.xsk_map_node
+        t.close(xs)
+    assert _slab(sys_, mid) == base
+    teardown_is_clean(sys_, t, [fd], [a])
+
+
+def test_pinning_a_socket_fd_is_einval():
+    """bpf_obj_pin() -> bpf_fd_probe_obj(): only maps and programs can be pinned."""
+    sys_, a, t = make("6.18")
+    with t.running(cpu=0):
+        s = t.create_socket()
+        with pytest.raises(OSError) as ei:
+            t.bpf_obj_pin(s, "/sys/fs/bpf/sk")
+    assert ei.value.errno == errno.EINVAL
+    assert sys_.bpffs_ls() == []
 
 
 # every family type: (map_type, key, value, max_entries, flags, extra kwargs, first profile)

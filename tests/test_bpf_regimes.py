@@ -14,7 +14,7 @@ def mk(profile):
     return s
 
 
-# fdinfo memlock, key 4 value 64 max 1000, P = 2 (bpf.md §7):
+# fdinfo memlock, key 4 value 64 max 1000, P = 2 (the map_mem_usage() / footprint formulas):
 #  6.18 map_mem_usage: ARRAY 312 + 1000*64 = 64312; PERCPU_ARRAY 312 + 8000 + 128000 = 136312;
 #       HASH 832 + 1024*16 + 4*2*8 + 120*1002 + 8*2 = 137536; NO_PREALLOC empty 832+16384+64 = 17280
 #  5.11 footprint rup(1000 * rup(4 + value_eff, 8), 4096): 68000 -> 73728; percpu

@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from pybpfmem import cli
+from pybpfmem.commands import cli
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
@@ -39,7 +39,7 @@ def test_bad_flag_exits_2(capsys):
 
 @pytest.fixture(scope="module")
 def demo():
-    from pybpfmem import demo as demo_mod
+    from pybpfmem.commands import demo as demo_mod
 
     return demo_mod.run()
 
@@ -102,7 +102,7 @@ def test_demo_json_and_table(capsys):
 
 
 def test_demo_plot_missing_extra(capsys, monkeypatch, tmp_path):
-    import pybpfmem.plotting as plotting
+    import pybpfmem.commands.plotting as plotting
 
     monkeypatch.setattr(plotting, "_pyplot", lambda: None)
     rc, _, err = run(capsys, "demo", "--profile", "6.18", "--plot", str(tmp_path / "x.png"))
@@ -204,7 +204,7 @@ def test_plan_host_reads_the_live_maps(capsys):
     doc = json.loads(out)
     rows = [r for r in doc["maps"] if r["id"] == map_id]
     assert len(rows) == 1 and rows[0]["type"] == "array"
-    # the live kernel's fdinfo memlock (bpf.md section 7: 312 + 1000 * 64) is shown beside
+    # the live kernel's fdinfo memlock (array_map_mem_usage(): 312 + 1000 * 64) is shown beside
     assert rows[0]["bytes_memlock_input"] == 64312
     # the model's 6.18 prediction for the same shape equals the live fdinfo figure
     assert rows[0]["bytes_memlock"] == 64312

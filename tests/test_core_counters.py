@@ -25,7 +25,7 @@ PROFILES: dict[str, dict[str, int]] = {name: get_profile(name).switches() for na
 
 PAGE_COUNTER_MAX = (2**63 - 1) // 4096  # LONG_MAX / PAGE_SIZE
 
-# gfp values (include/linux/gfp_types.h; memcg.md 10.2)
+# gfp values (include/linux/gfp_types.h)
 GFP_KERNEL = 0xCC0
 GFP_NOWAIT = 0x800
 GFP_ATOMIC_511 = 0xA20  # __GFP_HIGH | __GFP_ATOMIC | __GFP_KSWAPD_RECLAIM

@@ -23,7 +23,7 @@ GFP_KERNEL = 0xCC0
 GFP_KERNEL_ACCOUNT = GFP_KERNEL | lib.BM_GFP_ACCOUNT
 GFP_ATOMIC_511 = lib.BM_GFP_HIGH | lib.BM_GFP_ATOMIC | lib.BM_GFP_KSWAPD_RECLAIM
 NORETRY = lib.BM_GFP_NORETRY
-DIRECT_MAP = 0  # addr // PAGE is the pfn (issue 3 contract)
+DIRECT_MAP = 0  # addr // PAGE is the pfn (the simulated direct map, docs/architecture.md)
 
 # the profile switches come from the one profile table (pybpfmem/profiles.py)
 PROFILES = {name: get_profile(name).switches() for name in ("5.11", "6.18")}

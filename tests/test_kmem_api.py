@@ -1,4 +1,4 @@
-"""Kernel-memory allocation API through Python (issue 3): expected values
+"""Kernel-memory allocation API through Python: expected values
 derived from the kernel's rules (mm/slab.h / mm/slub.c obj_full_size,
 obj_cgroup_charge + the object stock, __memcg_kmem_charge_page, vmalloc,
 pcpu_obj_full_size)."""

@@ -12,7 +12,7 @@ import pytest
 
 import pybpfmem
 from pybpfmem import bpf
-from pybpfmem.bench import OP_CHARGE, OP_UNCHARGE, pair_ops
+from pybpfmem.commands.bench import OP_CHARGE, OP_UNCHARGE, pair_ops
 from pybpfmem.system import OP_DTYPE
 
 

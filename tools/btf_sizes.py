@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pybpfmem.bpf.sizes import StructSizes  # noqa: E402  (the one list of model sizes)
+from pybpfmem.profiles.sizes import StructSizes  # noqa: E402  (the one list of model sizes)
 from pybpfmem.btf import Btf, BtfError  # noqa: E402  (the project's BTF parser)
 
 STRUCTS_DIR = ROOT / "pybpfmem" / "profiles" / "structs"

@@ -13,18 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import uapi as U
+from .caps import perfmon_capable
 from .errors import BpfError
+from .fd import map_inc, map_put, prog_put
+from .kobjects import CgroupFile, PerfEventFile
 from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr,
-                  pow2, register_map, rup)
+                  flags_access_ok, pow2, register_map, rup)
 
 _ACCESS = U.BPF_F_RDONLY | U.BPF_F_WRONLY | U.BPF_F_RDONLY_PROG | U.BPF_F_WRONLY_PROG
 ARRAY_CREATE_FLAG_MASK = (U.BPF_F_NUMA_NODE | U.BPF_F_MMAPABLE | _ACCESS | U.BPF_F_INNER_MAP
                           | U.BPF_F_PRESERVE_ELEMS)
-
-
-def flags_access_ok(flags: int) -> bool:
-    """bpf_map_flags_access_ok(): not both RDONLY_PROG and WRONLY_PROG."""
-    return not (flags & U.BPF_F_RDONLY_PROG and flags & U.BPF_F_WRONLY_PROG)
 
 
 @register_map
@@ -53,7 +51,8 @@ class ArrayMap(BpfMap):
         if attr.map_type != U.BPF_MAP_TYPE_PERF_EVENT_ARRAY and f & U.BPF_F_PRESERVE_ELEMS:
             raise BpfError(errno.EINVAL, "array_map_alloc_check: BPF_F_PRESERVE_ELEMS only for "
                                          "PERF_EVENT_ARRAY")
-        limit = U.INT_MAX if ctx.bprof.attr_line == "6" else KMALLOC_MAX_SIZE
+        # value_size bound: KMALLOC_MAX_SIZE, INT_MAX with switch array_value_int_max
+        limit = U.INT_MAX if ctx.bprof.array_value_int_max else KMALLOC_MAX_SIZE
         if attr.value_size > limit:
             raise BpfError(errno.E2BIG, f"array_map_alloc_check: value_size "
                                         f"{attr.value_size} > {limit}")
@@ -61,7 +60,7 @@ class ArrayMap(BpfMap):
             raise BpfError(errno.E2BIG, f"array_map_alloc_check: per-cpu value "
                                         f"{rup(attr.value_size, 8)} > PCPU_MIN_UNIT_SIZE "
                                         f"{PCPU_MIN_UNIT_SIZE}")
-        if not ctx.perfmon_capable() and pow2(attr.max_entries) > U.U32_MAX:
+        if not perfmon_capable(ctx.task) and pow2(attr.max_entries) > U.U32_MAX:
             raise BpfError(errno.E2BIG, f"array_map_alloc: max_entries {attr.max_entries} "
                                         f"rounded up to a power of two overflows u32")
 
@@ -71,7 +70,7 @@ class ArrayMap(BpfMap):
         self.mmapable = bool(attr.map_flags & U.BPF_F_MMAPABLE)
         self.elem_size = rup(attr.value_size, 8)
         # unprivileged creators get a power-of-two sized array (Spectre v1 index masking)
-        self.n_alloc = attr.max_entries if ctx.perfmon_capable() else pow2(attr.max_entries)
+        self.n_alloc = attr.max_entries if perfmon_capable(ctx.task) else pow2(attr.max_entries)
         self.values: dict[int, bytes] = {}
         self.pptrs: list[int] = []
         self.area = 0
@@ -207,14 +206,6 @@ class ArrayMap(BpfMap):
 # fd-holding arrays and map-in-map (kernel/bpf/arraymap.c, kernel/bpf/map_in_map.c)
 # --------------------------------------------------------------------------
 
-@dataclass(eq=False)
-class PerfEventFile:
-    """An open perf event (what perf_event_open() returns): the minimal object a
-    PERF_EVENT_ARRAY slot refers to (simplified: no counters, any cpu)."""
-
-    cpu: int = -1
-
-
 @dataclass
 class InnerMapMeta:
     """The inner_map_meta copy of bpf_map_meta_alloc(): the fields bpf_map_meta_equal()
@@ -263,8 +254,6 @@ def fd_get_ptr(m: BpfMap, ufd: int) -> Any:
     perf_event_fd_array_get_ptr(), cgroup_fd_array_get_ptr(), bpf_map_fd_get_ptr().
     Returns the referenced object (reference taken) or raises."""
     from .core import BpfProg
-    from .fd import map_inc
-    from .kobjects import CgroupFile
     task = m.system.current_task
     if task is None:
         raise BpfError(errno.EINVAL, "fd map update needs a task context")
@@ -283,9 +272,10 @@ def fd_get_ptr(m: BpfMap, ufd: int) -> Any:
         if not isinstance(obj, PerfEventFile):
             raise BpfError(errno.EBADF, f"perf_event_get: fd {ufd} is not a perf event")
         # bpf_event_entry_gen(): kzalloc(sizeof(struct bpf_event_entry) = 40), GFP_ATOMIC
-        # up to 5.x, GFP_KERNEL later, never accounted; it holds the perf file
+        # (GFP_KERNEL with switch perf_event_entry_kernel_gfp), never accounted; it holds
+        # the perf file
         g = m.gfp
-        ee = m.kzalloc_account(40, (g.ATOMIC if m.bprof.attr_line == "5" else g.KERNEL)
+        ee = m.kzalloc_account(40, (g.KERNEL if m.bprof.perf_event_entry_kernel_gfp else g.ATOMIC)
                                | g.ZERO)
         return (obj, ee)
     if t == U.BPF_MAP_TYPE_CGROUP_ARRAY:
@@ -306,7 +296,6 @@ def fd_get_ptr(m: BpfMap, ufd: int) -> Any:
 def fd_put_ptr(m: BpfMap, ptr: Any) -> None:
     """ops->map_fd_put_ptr: prog_fd_array_put_ptr() / bpf_map_fd_put_ptr() drop the
     reference; perf_event_fd_array_put_ptr() frees the bpf_event_entry."""
-    from .fd import map_put, prog_put
     st = m.system.bpf_state
     if m.map_type == U.BPF_MAP_TYPE_PROG_ARRAY:
         prog_put(st, ptr)

@@ -12,10 +12,11 @@ import errno
 import hashlib
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (KMALLOC_MAX_SIZE, U32_MAX, bpf_error, check_flags_access_ok,
-                                   pow2, require_cap, rup, struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .map import KMALLOC_MAX_SIZE, BpfMap, flags_access_ok, pow2, register_map, rup
+from .uapi import U32_MAX
 
 _CREATE_FLAG_MASK = (uapi.BPF_F_NUMA_NODE | uapi.BPF_F_ZERO_SEED | uapi.BPF_F_RDONLY
                      | uapi.BPF_F_WRONLY | uapi.BPF_F_RDONLY_PROG | uapi.BPF_F_WRONLY_PROG)
@@ -49,17 +50,17 @@ class BloomFilterMap(BpfMap):
     def alloc_check(cls, attr, ctx) -> None:
         """bloom_map_alloc_check() and the checks at the top of bloom_map_alloc()."""
         if attr.value_size > KMALLOC_MAX_SIZE:
-            raise bpf_error(errno.E2BIG, f"BLOOM_FILTER: value_size {attr.value_size} > "
-                            f"KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}")
-        require_cap(ctx, "bpf", "BLOOM_FILTER")
+            raise BpfError(errno.E2BIG, f"BLOOM_FILTER: value_size {attr.value_size} > "
+                           f"KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}")
+        require_cap(ctx.task, "bpf", "BLOOM_FILTER")
         if (attr.key_size != 0 or attr.value_size == 0 or attr.max_entries == 0
                 or attr.map_flags & ~_CREATE_FLAG_MASK
-                or not check_flags_access_ok(attr.map_flags) or attr.map_extra & ~0xF):
-            raise bpf_error(errno.EINVAL, f"BLOOM_FILTER: bloom_map_alloc: need key_size 0 (got "
-                            f"{attr.key_size}), value_size > 0 (got {attr.value_size}), "
-                            f"max_entries > 0 (got {attr.max_entries}), flags within "
-                            f"{_CREATE_FLAG_MASK:#x} (got {attr.map_flags:#x}), map_extra <= 0xf "
-                            f"(got {attr.map_extra:#x})")
+                or not flags_access_ok(attr.map_flags) or attr.map_extra & ~0xF):
+            raise BpfError(errno.EINVAL, f"BLOOM_FILTER: bloom_map_alloc: need key_size 0 (got "
+                           f"{attr.key_size}), value_size > 0 (got {attr.value_size}), "
+                           f"max_entries > 0 (got {attr.max_entries}), flags within "
+                           f"{_CREATE_FLAG_MASK:#x} (got {attr.map_flags:#x}), map_extra <= 0xf "
+                           f"(got {attr.map_extra:#x})")
 
     def _geometry(self) -> tuple[int, int, int]:
         return bitset_geometry(self.attr.max_entries, self.attr.map_extra)
@@ -67,14 +68,14 @@ class BloomFilterMap(BpfMap):
     def alloc(self) -> None:
         """Mirrors bloom_map_alloc(): one bpf_map_area_alloc of struct + bitset."""
         self.nr_hash_funcs, self.bitset_mask, nbytes = self._geometry()
-        self.area_alloc(struct_size(self, "bpf_bloom_filter") + nbytes)
+        self.area_alloc(self.sizes.bpf_bloom_filter + nbytes)
         self._bits: set[int] = set()
         self._seed = 0 if self.attr.map_flags & uapi.BPF_F_ZERO_SEED else (id(self) & 0xFFFFFFFF)
 
     def mem_usage(self) -> int:
         """Mirrors bloom_map_mem_usage(): struct + bitset bytes (rounded to longs)."""
         _, mask, _ = self._geometry()
-        return struct_size(self, "bpf_bloom_filter") + rup((mask + 1 + 7) // 8, 8)
+        return self.sizes.bpf_bloom_filter + rup((mask + 1 + 7) // 8, 8)
 
     def _hash(self, value: bytes, i: int) -> int:
         h = hashlib.blake2b(value, digest_size=4, key=(self._seed + i).to_bytes(8, "little"))
@@ -83,7 +84,7 @@ class BloomFilterMap(BpfMap):
     def push_elem(self, value: bytes, flags: int = 0) -> None:
         """Mirrors bloom_map_push_elem(): only BPF_ANY."""
         if flags != uapi.BPF_ANY:
-            raise bpf_error(errno.EINVAL, f"BLOOM_FILTER push: flags {flags:#x} must be BPF_ANY")
+            raise BpfError(errno.EINVAL, f"BLOOM_FILTER push: flags {flags:#x} must be BPF_ANY")
         for i in range(self.nr_hash_funcs):
             self._bits.add(self._hash(bytes(value), i))
 
@@ -91,36 +92,36 @@ class BloomFilterMap(BpfMap):
         """Mirrors bloom_map_peek_elem(): -ENOENT when some bit is clear."""
         for i in range(self.nr_hash_funcs):
             if self._hash(bytes(value), i) not in self._bits:
-                raise bpf_error(errno.ENOENT, "BLOOM_FILTER: value is definitely not present")
+                raise BpfError(errno.ENOENT, "BLOOM_FILTER: value is definitely not present")
 
     helper_push_elem = push_elem
     helper_peek_elem = peek_elem
 
     def helper_pop_elem(self) -> bytes:
-        raise bpf_error(errno.EOPNOTSUPP, "BLOOM_FILTER: pop is not supported")
+        raise BpfError(errno.EOPNOTSUPP, "BLOOM_FILTER: pop is not supported")
 
     # syscall: LOOKUP with NULL key and a value buffer is peek; UPDATE is push
     def lookup_elem(self, key: bytes | None, value: bytes | None = None) -> bytes:
         """bpf_map_copy_value(): the syscall lookup of a bloom filter is a peek of the
         value passed in the value buffer; returns that value when (maybe) present."""
         if key is not None:
-            raise bpf_error(errno.EINVAL, "BLOOM_FILTER lookup: key must be NULL")
+            raise BpfError(errno.EINVAL, "BLOOM_FILTER lookup: key must be NULL")
         if value is None:
-            raise bpf_error(errno.EINVAL, "BLOOM_FILTER lookup: the value to test goes in the value buffer")
+            raise BpfError(errno.EINVAL, "BLOOM_FILTER lookup: the value to test goes in the value buffer")
         self.peek_elem(value)
         return bytes(value)
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         if key is not None:
-            raise bpf_error(errno.EINVAL, "BLOOM_FILTER update: key must be NULL")
+            raise BpfError(errno.EINVAL, "BLOOM_FILTER update: key must be NULL")
         self.push_elem(value, flags)
 
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int = 0) -> None:
         """bloom_map_update_elem() from a program: -EINVAL (use push)."""
-        raise bpf_error(errno.EINVAL, "BLOOM_FILTER: map_update_elem is not supported, use push")
+        raise BpfError(errno.EINVAL, "BLOOM_FILTER: map_update_elem is not supported, use push")
 
     def delete_elem(self, key: bytes | None) -> None:
-        raise bpf_error(errno.EOPNOTSUPP, "BLOOM_FILTER: delete is not supported (bloom_map_delete_elem)")
+        raise BpfError(errno.EOPNOTSUPP, "BLOOM_FILTER: delete is not supported (bloom_map_delete_elem)")
 
     def get_next_key(self, key: bytes | None) -> bytes:
-        raise bpf_error(errno.EOPNOTSUPP, "BLOOM_FILTER: get_next_key is not supported")
+        raise BpfError(errno.EOPNOTSUPP, "BLOOM_FILTER: get_next_key is not supported")

@@ -23,15 +23,17 @@ import errno
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (ENOTSUPP, KMALLOC_MAX_SIZE, MAX_BPF_STACK,
-                                   SELEM_SDATA_DATA_OFFSET, U16_MAX, CgroupFile, InodeFile,
-                                   PidFd, Socket, acct, at_least, atomic_gfp, bpf_error,
-                                   current_task, fd_object, pow2, registry, require_cap,
-                                   struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .kobjects import CgroupFile, InodeFile, PidFd, Socket, current_task, fd_object, registry
+from .map import KMALLOC_MAX_SIZE, BpfMap, pow2, register_map
+from .uapi import ENOTSUPP, MAX_BPF_STACK, U16_MAX
 
 BPF_LOCAL_STORAGE_GET_F_CREATE = 1
+# offsetof(struct bpf_local_storage_elem, sdata.data): the sdata member is
+# ____cacheline_aligned at offset 64, its data follows the 8-byte smap pointer
+SELEM_SDATA_DATA_OFFSET = 72
 _CREATE_FLAG_MASK = uapi.BPF_F_NO_PREALLOC | uapi.BPF_F_CLONE
 
 
@@ -44,51 +46,33 @@ class LocalStorage:
     elems: dict[Any, tuple[int, bytes]] = field(default_factory=dict)   # map -> (selem, value)
 
 
-def owner_storage(system: Any, owner: Any) -> LocalStorage | None:
-    return registry(system).owner_storage.get(id(owner))
-
-
-def owner_destroyed(system: Any, owner: Any) -> None:
-    """bpf_local_storage_destroy() when a socket/inode/task/cgroup goes away:
-    every element and the storage are freed (and uncharged)."""
-    st = owner_storage(system, owner)
-    if st is None:
-        return
-    for m in list(st.elems):
-        m._unlink(owner, st)
-
-
 class LocalStorageMap(BpfMap):
     """Shared part of the four owner-keyed storages (struct bpf_local_storage_map)."""
 
     map_types: ClassVar[tuple[int, ...]] = ()
     kind: ClassVar[str] = ""
-    since: ClassVar[tuple[int, int]] = (5, 10)
     owner_type: ClassVar[tuple[type, ...]] = ()
 
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """Mirrors bpf_local_storage_map_alloc_check().  BTF objects are not modelled:
         any non-zero btf_key_type_id / btf_value_type_id is accepted, zero is EINVAL."""
-        if not at_least(ctx.system, *cls.since):
-            raise bpf_error(errno.EINVAL, f"{cls.kind}: map type does not exist in profile "
-                            f"{ctx.system.profile.name}")
         allowed = _CREATE_FLAG_MASK if cls.kind == "SK_STORAGE" else uapi.BPF_F_NO_PREALLOC
         if (attr.map_flags & ~allowed or not attr.map_flags & uapi.BPF_F_NO_PREALLOC
                 or attr.max_entries or attr.key_size != 4 or not attr.value_size
                 or not attr.btf_key_type_id or not attr.btf_value_type_id):
-            raise bpf_error(errno.EINVAL, f"{cls.kind}: bpf_local_storage_map_alloc_check: need "
-                            f"BPF_F_NO_PREALLOC and flags within {allowed:#x} (got "
-                            f"{attr.map_flags:#x}), max_entries 0 (got {attr.max_entries}), "
-                            f"key_size 4 (got {attr.key_size}), value_size > 0, and BTF key/value "
-                            f"types (got {attr.btf_key_type_id}/{attr.btf_value_type_id}: sk dumping "
-                            f"from user space needs them)")
-        require_cap(ctx, "bpf", cls.kind)
+            raise BpfError(errno.EINVAL, f"{cls.kind}: bpf_local_storage_map_alloc_check: need "
+                           f"BPF_F_NO_PREALLOC and flags within {allowed:#x} (got "
+                           f"{attr.map_flags:#x}), max_entries 0 (got {attr.max_entries}), "
+                           f"key_size 4 (got {attr.key_size}), value_size > 0, and BTF key/value "
+                           f"types (got {attr.btf_key_type_id}/{attr.btf_value_type_id}: sk dumping "
+                           f"from user space needs them)")
+        require_cap(ctx.task, "bpf", cls.kind)
         sel = ctx.sizes.bpf_local_storage_elem
         vmax = min(KMALLOC_MAX_SIZE - MAX_BPF_STACK - sel, U16_MAX - sel)
         if attr.value_size > vmax:
-            raise bpf_error(errno.E2BIG, f"{cls.kind}: value_size {attr.value_size} > "
-                            f"BPF_LOCAL_STORAGE_MAX_VALUE_SIZE {vmax}")
+            raise BpfError(errno.E2BIG, f"{cls.kind}: value_size {attr.value_size} > "
+                           f"BPF_LOCAL_STORAGE_MAX_VALUE_SIZE {vmax}")
 
     @property
     def nbuckets(self) -> int:
@@ -96,44 +80,44 @@ class LocalStorageMap(BpfMap):
 
     @property
     def elem_size(self) -> int:
-        """smap->elem_size: sizeof(selem) + value_size before v6.4 ("bpf: Reduce
-        smap->elem_size"), offsetof(selem, sdata.data) + value_size after."""
-        if at_least(self.system, 6, 4):
+        """smap->elem_size: sizeof(selem) + value_size; offsetof(selem, sdata.data) +
+        value_size with switch selem_compact."""
+        if self.bprof.selem_compact:
             return SELEM_SDATA_DATA_OFFSET + self.attr.value_size
-        return struct_size(self, "bpf_local_storage_elem") + self.attr.value_size
+        return self.sizes.bpf_local_storage_elem + self.attr.value_size
 
     def _buckets_bytes(self) -> int:
-        return self.nbuckets * struct_size(self, "bpf_local_storage_map_bucket")
+        return self.nbuckets * self.sizes.bpf_local_storage_map_bucket
 
     def legacy_cost(self) -> int:
-        return struct_size(self, "bpf_local_storage_map") + self._buckets_bytes()
+        return self.sizes.bpf_local_storage_map + self._buckets_bytes()
 
     def alloc(self) -> None:
         """Mirrors bpf_local_storage_map_alloc()."""
         g = self.gfp
-        if self.bprof.htab_struct_area:
-            self.area_alloc(struct_size(self, "bpf_local_storage_map"))
+        if self.bprof.struct_area_alloc:
+            self.area_alloc(self.sizes.bpf_local_storage_map)
         else:
-            self.kzalloc_account(struct_size(self, "bpf_local_storage_map"),
-                                 acct(self, g.USER | g.NOWARN | g.ZERO))
-        if at_least(self.system, 6, 3):
+            self.kzalloc_account(self.sizes.bpf_local_storage_map,
+                                 self.acct(g.USER | g.NOWARN | g.ZERO))
+        if self.bprof.local_storage_kvcalloc:
             # bpf_map_kvcalloc(): map memcg, not saved yet -> root (uncharged)
             self.map_kmalloc(self._buckets_bytes(), g.USER | g.NOWARN | g.ZERO)
         else:
-            self.kzalloc_account(self._buckets_bytes(), acct(self, g.USER | g.NOWARN | g.ZERO))
+            self.kzalloc_account(self._buckets_bytes(), self.acct(g.USER | g.NOWARN | g.ZERO))
         self._owners: dict[int, Any] = {}     # id(owner) -> owner
 
     def free(self) -> None:
         """Mirrors bpf_local_storage_map_free(): unlink every element first."""
         for owner in list(self._owners.values()):
-            st = owner_storage(self.system, owner)
+            st = registry(self.system).storage_of(owner)
             if st is not None and self in st.elems:
-                self._unlink(owner, st)
+                self.unlink_owner(owner, st)
         self.free_all()
 
     def mem_usage(self) -> int:
         """Mirrors bpf_local_storage_map_mem_usage(): elements not counted."""
-        return struct_size(self, "bpf_local_storage_map") + self._buckets_bytes()
+        return self.sizes.bpf_local_storage_map + self._buckets_bytes()
 
     # -- owner charge (sk: bpf_sk_storage_charge / _uncharge; others none) --
     def _mem_charge(self, owner: Any, size: int) -> bool:
@@ -145,7 +129,7 @@ class LocalStorageMap(BpfMap):
     # -- owner from fd --
     def _owner_from_key(self, key: bytes | None) -> Any:
         if key is None or len(key) != 4:
-            raise bpf_error(errno.EINVAL, f"{self.kind}: key must be a 4-byte fd")
+            raise BpfError(errno.EINVAL, f"{self.kind}: key must be a 4-byte fd")
         fd = int.from_bytes(key, "little", signed=True)
         obj = fd_object(current_task(self.system), fd)
         return self._owner_of(obj, fd)
@@ -154,69 +138,67 @@ class LocalStorageMap(BpfMap):
         raise NotImplementedError
 
     # -- core ops --
-    def _unlink(self, owner: Any, st: LocalStorage) -> None:
+    def unlink_owner(self, owner: Any, st: LocalStorage) -> None:
         """bpf_selem_unlink(): free the element; free the storage with the last one."""
         selem, _ = st.elems.pop(self)
         self._mem_uncharge(owner, self.elem_size)
         self.kfree(selem)
         self._owners.pop(id(owner), None)
         if not st.elems:
-            self._mem_uncharge(owner, struct_size(self, "bpf_local_storage"))
+            self._mem_uncharge(owner, self.sizes.bpf_local_storage)
             holder = st.holder
             holder.kfree(st.addr)
             registry(self.system).owner_storage.pop(id(owner), None)
         elif st.holder is self:
             # the allocation moves to the books of a map still using the storage
             nxt = next(iter(st.elems))
-            rec = self._allocs.get(("k", st.addr))
             self.forget_alloc("k", st.addr)
-            nxt.adopt_alloc("k", st.addr, struct_size(self, "bpf_local_storage"),
-                            bool(rec.charged) if rec is not None else False)
+            nxt.adopt_alloc("k", st.addr, self.sizes.bpf_local_storage)
             st.holder = nxt
 
     def _selem_alloc(self, owner: Any, gfp: int) -> int:
         """bpf_selem_alloc(): owner charge, then bpf_map_kzalloc(elem_size)."""
         if not self._mem_charge(owner, self.elem_size):
-            raise bpf_error(errno.ENOMEM, f"{self.kind}: socket option memory: sk_omem_alloc "
-                            f"{getattr(owner, 'sk_omem_alloc', 0)} + {self.elem_size} would reach "
-                            f"net.core.optmem_max {registry(self.system).optmem_max}")
+            raise BpfError(errno.ENOMEM, f"{self.kind}: socket option memory: sk_omem_alloc "
+                           f"{getattr(owner, 'sk_omem_alloc', 0)} + {self.elem_size} would reach "
+                           f"net.core.optmem_max {registry(self.system).optmem_max}")
         try:
             return self.map_kmalloc(self.elem_size, gfp | self.gfp.ZERO)
         except OSError as exc:
             self._mem_uncharge(owner, self.elem_size)
-            raise bpf_error(errno.ENOMEM, f"{self.kind}: element of {self.elem_size} bytes: "
-                            f"{exc.strerror or exc}") from None
+            raise BpfError(errno.ENOMEM, f"{self.kind}: element of {self.elem_size} bytes: "
+                           f"{exc.strerror or exc}") from None
 
     def storage_update(self, owner: Any, value: bytes, flags: int, gfp: int | None = None) -> None:
         """Mirrors bpf_local_storage_update()."""
         if gfp is None:
-            gfp = atomic_gfp(self)
+            gfp = self.atomic_gfp()
         if (flags & ~uapi.BPF_F_LOCK) > uapi.BPF_EXIST or flags & uapi.BPF_F_LOCK:
-            raise bpf_error(errno.EINVAL, f"{self.kind}: update flags {flags:#x} invalid "
-                            f"(BPF_F_LOCK needs a bpf_spin_lock in the value)")
-        st = owner_storage(self.system, owner)
+            raise BpfError(errno.EINVAL, f"{self.kind}: update flags {flags:#x} invalid "
+                           f"(BPF_F_LOCK needs a bpf_spin_lock in the value)")
+        st = registry(self.system).storage_of(owner)
         old = st.elems.get(self) if st is not None else None
         if old is None and flags == uapi.BPF_EXIST:
-            raise bpf_error(errno.ENOENT, f"{self.kind}: no element for this owner with BPF_EXIST")
+            raise BpfError(errno.ENOENT, f"{self.kind}: no element for this owner with BPF_EXIST")
         if old is not None and flags == uapi.BPF_NOEXIST:
-            raise bpf_error(errno.EEXIST, f"{self.kind}: element exists with BPF_NOEXIST")
+            raise BpfError(errno.EEXIST, f"{self.kind}: element exists with BPF_NOEXIST")
         selem = self._selem_alloc(owner, gfp)
         if st is None:
             # bpf_local_storage_alloc(): the owner's first element
-            ssize = struct_size(self, "bpf_local_storage")
+            ssize = self.sizes.bpf_local_storage
             if not self._mem_charge(owner, ssize):
                 self._mem_uncharge(owner, self.elem_size)
                 self.kfree(selem)
-                raise bpf_error(errno.ENOMEM, f"{self.kind}: socket option memory for "
-                                f"bpf_local_storage ({ssize} bytes) over net.core.optmem_max "
-                                f"{registry(self.system).optmem_max}")
+                raise BpfError(errno.ENOMEM, f"{self.kind}: socket option memory for "
+                               f"bpf_local_storage ({ssize} bytes) over net.core.optmem_max "
+                               f"{registry(self.system).optmem_max}")
             try:
                 addr = self.map_kmalloc(ssize, gfp | self.gfp.ZERO)
             except OSError as exc:
                 self._mem_uncharge(owner, ssize + self.elem_size)
                 self.kfree(selem)
-                raise bpf_error(errno.ENOMEM, f"{self.kind}: bpf_local_storage: "
-                                f"{exc.strerror or exc}") from None
+                raise BpfError(errno.ENOMEM, f"{self.kind}: bpf_local_storage: "
+                               f"{exc.strerror or exc}") from None
             st = LocalStorage(owner=owner, addr=addr, holder=self)
             registry(self.system).owner_storage[id(owner)] = st
         elif old is not None:
@@ -227,23 +209,23 @@ class LocalStorageMap(BpfMap):
         self._owners[id(owner)] = owner
 
     def storage_lookup(self, owner: Any) -> bytes | None:
-        st = owner_storage(self.system, owner)
+        st = registry(self.system).storage_of(owner)
         e = st.elems.get(self) if st is not None else None
         return None if e is None else e[1]
 
     def storage_delete(self, owner: Any) -> None:
         """bpf_*_storage_delete(): -ENOENT when the owner has no element."""
-        st = owner_storage(self.system, owner)
+        st = registry(self.system).storage_of(owner)
         if st is None or self not in st.elems:
-            raise bpf_error(errno.ENOENT, f"{self.kind}: no element for this owner")
-        self._unlink(owner, st)
+            raise BpfError(errno.ENOENT, f"{self.kind}: no element for this owner")
+        self.unlink_owner(owner, st)
 
     # -- syscall side: key is an fd --
     def lookup_elem(self, key: bytes | None) -> bytes:
         owner = self._owner_from_key(key)
         v = self.storage_lookup(owner)
         if v is None:
-            raise bpf_error(errno.ENOENT, f"{self.kind}: no element for this owner")
+            raise BpfError(errno.ENOENT, f"{self.kind}: no element for this owner")
         return v
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -254,7 +236,7 @@ class LocalStorageMap(BpfMap):
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """notsupp_get_next_key(): -ENOTSUPP."""
-        raise bpf_error(ENOTSUPP, f"{self.kind}: get_next_key is not supported")
+        raise BpfError(ENOTSUPP, f"{self.kind}: get_next_key is not supported")
 
     # -- program side: bpf_{sk,inode,task,cgrp}_storage_get() --
     def storage_get(self, owner: Any, value: bytes | None = None, flags: int = 0,
@@ -301,7 +283,7 @@ class SkStorageMap(LocalStorageMap):
 
     def _owner_of(self, obj: Any, fd: int) -> Any:
         if not isinstance(obj, Socket):
-            raise bpf_error(errno.ENOTSOCK, f"SK_STORAGE: fd {fd} is not a socket (sockfd_lookup)")
+            raise BpfError(errno.ENOTSOCK, f"SK_STORAGE: fd {fd} is not a socket (sockfd_lookup)")
         return obj
 
     helper_sk_storage_get = LocalStorageMap.storage_get
@@ -315,7 +297,7 @@ class InodeStorageMap(LocalStorageMap):
 
     def _owner_of(self, obj: Any, fd: int) -> Any:
         if not isinstance(obj, InodeFile):
-            raise bpf_error(errno.EBADF, f"INODE_STORAGE: fd {fd} is not a file with an inode")
+            raise BpfError(errno.EBADF, f"INODE_STORAGE: fd {fd} is not a file with an inode")
         return obj.inode
 
     helper_inode_storage_get = LocalStorageMap.storage_get
@@ -326,13 +308,12 @@ class TaskStorageMap(LocalStorageMap):
     """BPF_MAP_TYPE_TASK_STORAGE (kernel/bpf/bpf_task_storage.c, v5.11+)."""
     map_types = (uapi.BPF_MAP_TYPE_TASK_STORAGE,)
     kind = "TASK_STORAGE"
-    since = (5, 11)
 
     def _owner_of(self, obj: Any, fd: int) -> Any:
         if not isinstance(obj, PidFd):
-            raise bpf_error(errno.EBADF, f"TASK_STORAGE: fd {fd} is not a pidfd (pidfd_get_pid)")
+            raise BpfError(errno.EBADF, f"TASK_STORAGE: fd {fd} is not a pidfd (pidfd_get_pid)")
         if not getattr(obj.task, "alive", True):
-            raise bpf_error(errno.ENOENT, f"TASK_STORAGE: the task of pidfd {fd} has exited")
+            raise BpfError(errno.ENOENT, f"TASK_STORAGE: the task of pidfd {fd} has exited")
         return obj.task
 
     helper_task_storage_get = LocalStorageMap.storage_get
@@ -343,11 +324,10 @@ class CgrpStorageMap(LocalStorageMap):
     """BPF_MAP_TYPE_CGRP_STORAGE (kernel/bpf/bpf_cgrp_storage.c, v6.2+)."""
     map_types = (uapi.BPF_MAP_TYPE_CGRP_STORAGE,)
     kind = "CGRP_STORAGE"
-    since = (6, 2)
 
     def _owner_of(self, obj: Any, fd: int) -> Any:
         if not isinstance(obj, CgroupFile):
-            raise bpf_error(errno.EBADF, f"CGRP_STORAGE: fd {fd} is not a cgroup directory")
+            raise BpfError(errno.EBADF, f"CGRP_STORAGE: fd {fd} is not a cgroup directory")
         return obj.cgroup
 
     helper_cgrp_storage_get = LocalStorageMap.storage_get

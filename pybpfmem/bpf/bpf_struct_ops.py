@@ -18,9 +18,12 @@ import errno
 import struct
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import ENOTSUPP, at_least, bpf_error, require_cap, struct_size
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .map import BpfMap, register_map
+from .uapi import ENOTSUPP
+
 
 # btf_vmlinux_value_type_id -> (name, vt_size, vlen of the ops type); estimates
 STRUCT_OPS_TYPES: dict[int, tuple[str, int, int]] = {
@@ -40,30 +43,30 @@ class StructOpsMap(BpfMap):
     def alloc_check(cls, attr, ctx) -> None:
         """bpf_struct_ops_map_alloc_check() + the checks of bpf_struct_ops_map_alloc()."""
         allowed = 0
-        if at_least(ctx.system, 6, 4):
+        if ctx.bprof.struct_ops_link:
             allowed |= uapi.BPF_F_LINK
-        if at_least(ctx.system, 6, 9):
+        if ctx.bprof.struct_ops_vtype_btf_obj_fd:
             allowed |= uapi.BPF_F_VTYPE_BTF_OBJ_FD
         if (attr.key_size != 4 or attr.max_entries != 1 or attr.map_flags & ~allowed
                 or not attr.btf_vmlinux_value_type_id):
-            raise bpf_error(errno.EINVAL, f"STRUCT_OPS: need key_size 4 (got {attr.key_size}), "
-                            f"max_entries 1 (got {attr.max_entries}), flags within {allowed:#x} "
-                            f"(got {attr.map_flags:#x}) and btf_vmlinux_value_type_id")
-        require_cap(ctx, "bpf", "STRUCT_OPS")
+            raise BpfError(errno.EINVAL, f"STRUCT_OPS: need key_size 4 (got {attr.key_size}), "
+                           f"max_entries 1 (got {attr.max_entries}), flags within {allowed:#x} "
+                           f"(got {attr.map_flags:#x}) and btf_vmlinux_value_type_id")
+        require_cap(ctx.task, "bpf", "STRUCT_OPS")
         t = STRUCT_OPS_TYPES.get(attr.btf_vmlinux_value_type_id)
         if t is None:
-            raise bpf_error(ENOTSUPP, f"STRUCT_OPS: value type id {attr.btf_vmlinux_value_type_id} "
-                            f"is not a registered struct_ops (bpf_struct_ops_find_value)")
+            raise BpfError(ENOTSUPP, f"STRUCT_OPS: value type id {attr.btf_vmlinux_value_type_id} "
+                           f"is not a registered struct_ops (bpf_struct_ops_find_value)")
         if attr.value_size != t[1]:
-            raise bpf_error(errno.EINVAL, f"STRUCT_OPS: value_size {attr.value_size} != "
-                            f"sizeof value of {t[0]} ({t[1]})")
+            raise BpfError(errno.EINVAL, f"STRUCT_OPS: value_size {attr.value_size} != "
+                           f"sizeof value of {t[0]} ({t[1]})")
 
     @property
     def _type(self) -> tuple[str, int, int]:
         return STRUCT_OPS_TYPES[self.attr.btf_vmlinux_value_type_id]
 
     def _st_map_size(self) -> int:
-        return struct_size(self, "bpf_struct_ops_map") + self._type[1] - BPF_STRUCT_OPS_VALUE_SIZE
+        return self.sizes.bpf_struct_ops_map + self._type[1] - BPF_STRUCT_OPS_VALUE_SIZE
 
     def legacy_cost(self) -> int:
         _, vt, vlen = self._type
@@ -84,8 +87,8 @@ class StructOpsMap(BpfMap):
 
     def _key0(self, key: bytes | None) -> None:
         if key is None or len(key) != 4 or struct.unpack("<I", key)[0] != 0:
-            raise bpf_error(errno.ENOENT if key is not None and len(key) == 4 else errno.EINVAL,
-                            "STRUCT_OPS: the only key is 0")
+            raise BpfError(errno.ENOENT if key is not None and len(key) == 4 else errno.EINVAL,
+                           "STRUCT_OPS: the only key is 0")
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         """bpf_struct_ops_map_sys_lookup_elem(): the value (zeros before the update)."""
@@ -95,23 +98,23 @@ class StructOpsMap(BpfMap):
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """bpf_struct_ops_map_update_elem(): once only (-EBUSY when already in use)."""
         if flags:
-            raise bpf_error(errno.EINVAL, f"STRUCT_OPS: flags {flags:#x} must be 0")
+            raise BpfError(errno.EINVAL, f"STRUCT_OPS: flags {flags:#x} must be 0")
         self._key0(key)
         if self._value is not None:
-            raise bpf_error(errno.EBUSY, "STRUCT_OPS: value already set (state not INIT)")
+            raise BpfError(errno.EBUSY, "STRUCT_OPS: value already set (state not INIT)")
         self._value = bytes(value)
 
     def delete_elem(self, key: bytes | None) -> None:
         """bpf_struct_ops_map_delete_elem(): unregister; -ENOTSUPP for link-based maps."""
         if self.attr.map_flags & uapi.BPF_F_LINK:
-            raise bpf_error(ENOTSUPP, "STRUCT_OPS: BPF_F_LINK maps are detached through the link")
+            raise BpfError(ENOTSUPP, "STRUCT_OPS: BPF_F_LINK maps are detached through the link")
         self._key0(key)
         if self._value is None:
-            raise bpf_error(errno.EINVAL, "STRUCT_OPS: nothing registered")
+            raise BpfError(errno.EINVAL, "STRUCT_OPS: nothing registered")
         self._value = None
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """bpf_struct_ops_map_get_next_key(): 0 then -ENOENT."""
         if key is not None and len(key) == 4 and struct.unpack("<I", key)[0] == 0:
-            raise bpf_error(errno.ENOENT, "STRUCT_OPS: last key")
+            raise BpfError(errno.ENOENT, "STRUCT_OPS: last key")
         return struct.pack("<I", 0)

@@ -3,8 +3,8 @@
 
 Simplifications: no verifier (instructions are only counted and scanned for
 map references), no JIT image (it is limited by bpf_jit_limit, not memcg),
-no bpf_prog_realloc; sizes of struct bpf_prog_aux and the per-cpu stats are
-estimates from sizes.py.
+no bpf_prog_realloc; the sizes of struct bpf_prog_aux and the per-cpu stats
+are the profile's (pybpfmem/profiles/structs/).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import struct
 from typing import Any, Sequence
 
 from . import uapi as U
+from .caps import bpf_capable
 from .errors import BpfError
 from .fd import BpfFile, map_inc, map_put
-from .map import BpfMap, kmalloc_charge, percpu_charge, rup
+from .map import BpfMap, rup
 from .regime import MemlockCharge, charge_memlock, uncharge_memlock
 
 BPF_LD_IMM64 = 0x18
@@ -54,9 +55,7 @@ class BpfProg:
         self.used_maps: list[BpfMap] = []
         self.pinned: list[str] = []
         self.memcg_path: str | None = None
-        self.allocs: list[tuple[str, int, int]] = []   # (kind, addr, bytes)
-        self.charged = False
-        self.memcg_bytes = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
+        self.allocs: list[tuple[str, int, int]] = []   # (kind, addr, requested bytes)
 
     def free_all(self) -> None:
         """Mirrors __bpf_prog_put_rcu() -> bpf_prog_free(): uncharge (v5.10), free the
@@ -79,21 +78,40 @@ class BpfProg:
             map_put(st, m)
         self.used_maps.clear()
 
-    def charged_bytes(self) -> dict[str, int]:
-        out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        if self.charged:
-            for kind, _, n in self.allocs:
-                out[kind] += n
+    def _books(self) -> list[tuple[str, int, int, bool]]:
+        """(kind, requested bytes, bytes on the memcg, charged) per allocation, asked of
+        the memory layer as BpfMap._books() does."""
+        sysm = self.system
+        out = []
+        for kind, addr, n in self.allocs:
+            cg = sysm.obj_cgroup_of(addr)[1]
+            charged = cg is not None and cg is not sysm.root
+            if kind == "slab":
+                full = sysm.kmalloc_charged_size(addr)
+            elif kind == "percpu":
+                full = sysm.pcpu_obj_full_size(n // sysm.nr_cpus)
+            else:
+                full = n
+            out.append((kind, n, full, charged))
         return out
 
+    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Bytes by kind on a non-root memcg: requested, and what that memcg sees."""
+        asked = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
+        seen = dict(asked)
+        for kind, n, full, charged in self._books():
+            if charged:
+                asked[kind] += n
+                seen[kind] += full
+        return asked, seen
+
     def show(self) -> dict[str, Any]:
+        charged, charged_memcg = self.charged_bytes()
         return {"id": self.id, "type": U.PROG_TYPE_NAMES.get(self.prog_type, "").lower(),
                 "name": self.name, "bytes_xlated": 8 * self.insn_cnt,
                 "bytes_memlock": self.pages * self.system.page_size,
                 "map_ids": [m.id for m in self.used_maps], "pinned": list(self.pinned),
-                "memcg": self.memcg_path, "charged": self.charged_bytes(),
-                "charged_memcg": dict(self.memcg_bytes) if self.charged else
-                {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0},
+                "memcg": self.memcg_path, "charged": charged, "charged_memcg": charged_memcg,
                 "legacy_pages": self.memory.pages}
 
     def fdinfo(self, st: Any) -> dict[str, str]:
@@ -102,8 +120,9 @@ class BpfProg:
                "prog_tag": "0000000000000000",
                "memlock": str(self.pages * self.system.page_size),
                "prog_id": str(self.id), "run_time_ns": "0", "run_cnt": "0"}
-        if st.bprof.attr_line == "6":
+        if st.bprof.prog_fdinfo_recursion_misses:
             out["recursion_misses"] = "0"
+        if st.bprof.prog_fdinfo_verified_insns:
             out["verified_insns"] = str(self.insn_cnt)
         return out
 
@@ -127,10 +146,10 @@ def bpf_prog_load(c: Any) -> int:
     a, task, st = c.a, c.task, c.st
     bp, sysm = st.bprof, c.system
     g = st.gfp
-    cap = task.capable(U.CAP_BPF) or task.capable(U.CAP_SYS_ADMIN)
+    cap = bpf_capable(task)
     if a["prog_flags"] & ~_KNOWN_PROG_FLAGS:
         raise BpfError(errno.EINVAL, f"bpf_prog_load: unknown prog_flags {a['prog_flags']:#x}")
-    if not bp.unpriv_at_entry and st.unprivileged_bpf_disabled and not cap:
+    if bp.unpriv_per_command and st.unprivileged_bpf_disabled and not cap:
         raise BpfError(errno.EPERM, "bpf_prog_load: unprivileged_bpf_disabled and no CAP_BPF")
     license = c.umem.read_str(a["license"], 128)
     n = a["insn_cnt"]
@@ -151,7 +170,6 @@ def bpf_prog_load(c: Any) -> int:
     size = rup(max(st.sizes.bpf_prog, st.sizes.bpf_prog + 8 * n), page)
     p.pages = size // page
     acct = g.ACCOUNT if bp.account else 0
-    p.charged = bool(acct) and task.cgroup.parent is not None
     p.memcg_path = task.cgroup.path if bp.account else None
     try:
         p.allocs.append(("vmalloc", sysm.vmalloc(size, g.KERNEL | g.ZERO | acct), size))
@@ -160,10 +178,6 @@ def bpf_prog_load(c: Any) -> int:
         p.allocs.append(("percpu", sysm.alloc_percpu(st.sizes.bpf_prog_stats, 8,
                                                      g.KERNEL | g.ZERO | acct),
                          st.sizes.bpf_prog_stats * sysm.nr_cpus))
-        # what the memcg sees: kmalloc bucket + objcg slot, pcpu_obj_full_size()
-        p.memcg_bytes = {"vmalloc": size, "slab": kmalloc_charge(st.sizes.bpf_prog_aux, page),
-                         "percpu": percpu_charge(st.sizes.bpf_prog_stats, sysm.nr_cpus, bool(
-                             getattr(sysm.profile, "percpu_ptr_overhead", 0))), "pages": 0}
     except OSError as exc:
         p.free_all()
         err = errno.ENOMEM if bp.prog_alloc_enomem else errno.EINVAL

@@ -16,9 +16,10 @@ import errno
 import struct
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import NR_CPUS, bpf_error, require_cap, struct_alloc, struct_size
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .map import NR_CPUS, BpfMap, register_map
 
 QSIZE_MAX = 16384
 
@@ -32,14 +33,14 @@ class CpuMap(BpfMap):
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """The checks of cpu_map_alloc()."""
-        require_cap(ctx, "bpf", "CPUMAP")
+        require_cap(ctx.task, "bpf", "CPUMAP")
         if (attr.max_entries == 0 or attr.key_size != 4 or attr.value_size not in (4, 8)
                 or attr.map_flags & ~uapi.BPF_F_NUMA_NODE):
-            raise bpf_error(errno.EINVAL, f"CPUMAP: need max_entries > 0 (got {attr.max_entries}), "
-                            f"key_size 4 (got {attr.key_size}), value_size 4 or 8 (got "
-                            f"{attr.value_size}), flags within BPF_F_NUMA_NODE (got {attr.map_flags:#x})")
+            raise BpfError(errno.EINVAL, f"CPUMAP: need max_entries > 0 (got {attr.max_entries}), "
+                           f"key_size 4 (got {attr.key_size}), value_size 4 or 8 (got "
+                           f"{attr.value_size}), flags within BPF_F_NUMA_NODE (got {attr.map_flags:#x})")
         if attr.max_entries > NR_CPUS:
-            raise bpf_error(errno.E2BIG, f"CPUMAP: max_entries {attr.max_entries} > NR_CPUS {NR_CPUS}")
+            raise BpfError(errno.E2BIG, f"CPUMAP: max_entries {attr.max_entries} > NR_CPUS {NR_CPUS}")
 
     def legacy_cost(self) -> int:
         """v5.10 cpu_map_alloc(): the pointer array only."""
@@ -47,7 +48,7 @@ class CpuMap(BpfMap):
 
     def alloc(self) -> None:
         """Mirrors cpu_map_alloc()."""
-        struct_alloc(self, struct_size(self, "bpf_cpu_map"))
+        self.struct_alloc(self.sizes.bpf_cpu_map)
         self.area_alloc(self.attr.max_entries * 8)
         self._entries: dict[int, tuple[list[tuple[str, int]], bytes]] = {}
 
@@ -59,16 +60,18 @@ class CpuMap(BpfMap):
 
     def mem_usage(self) -> int:
         """Mirrors cpu_map_mem_usage(): entries are not counted."""
-        return struct_size(self, "bpf_cpu_map") + self.attr.max_entries * 8
+        return self.sizes.bpf_cpu_map + self.attr.max_entries * 8
 
     def _idx(self, key: bytes | None) -> int:
         if key is None or len(key) != 4:
-            raise bpf_error(errno.EINVAL, "CPUMAP: key must be 4 bytes")
+            raise BpfError(errno.EINVAL, "CPUMAP: key must be 4 bytes")
         return struct.unpack("<I", key)[0]
 
     def _drop(self, cpu: int) -> None:
         """__cpu_map_entry_free(): ring array, ring, bulk queues, entry."""
-        allocs, _ = self._entries.pop(cpu)
+        self._free_entry(self._entries.pop(cpu)[0])
+
+    def _free_entry(self, allocs: list[tuple[str, int]]) -> None:
         for kind, addr in reversed(allocs):
             if kind == "p":
                 self.free_percpu(addr)
@@ -83,21 +86,15 @@ class CpuMap(BpfMap):
         gfp = g.KERNEL | g.NOWARN
         done: list[tuple[str, int]] = []
         try:
-            done.append(("k", self.map_kmalloc(struct_size(self, "bpf_cpu_map_entry"), gfp | g.ZERO)))
-            done.append(("p", self.map_alloc_percpu(struct_size(self, "xdp_bulk_queue"), 8, gfp)))
-            done.append(("k", self.map_kmalloc(struct_size(self, "ptr_ring"), gfp)))
+            done.append(("k", self.map_kmalloc(self.sizes.bpf_cpu_map_entry, gfp | g.ZERO)))
+            done.append(("p", self.map_alloc_percpu(self.sizes.xdp_bulk_queue, 8, gfp)))
+            done.append(("k", self.map_kmalloc(self.sizes.ptr_ring, gfp)))
             # ptr_ring_init(): kvmalloc_array(qsize, 8, GFP_KERNEL | __GFP_NOWARN), no
             # __GFP_ACCOUNT and outside the map-memcg helper: not accounted
             done.append(("ring", self.system.kvmalloc(qsize * 8, gfp)))
         except OSError as exc:
-            for kind, addr in reversed(done):
-                if kind == "p":
-                    self.free_percpu(addr)
-                elif kind == "ring":
-                    self.system.kvfree(addr)
-                else:
-                    self.kfree(addr)
-            raise bpf_error(errno.ENOMEM, f"CPUMAP: entry allocation failed: {exc.strerror or exc}") from None
+            self._free_entry(done)
+            raise BpfError(errno.ENOMEM, f"CPUMAP: entry allocation failed: {exc.strerror or exc}") from None
         return done
 
     def lookup_elem(self, key: bytes | None) -> bytes:
@@ -105,7 +102,7 @@ class CpuMap(BpfMap):
         cpu = self._idx(key)
         e = self._entries.get(cpu)
         if e is None:
-            raise bpf_error(errno.ENOENT, f"CPUMAP: no entry for cpu {cpu}")
+            raise BpfError(errno.ENOENT, f"CPUMAP: no entry for cpu {cpu}")
         return e[1]
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -113,19 +110,19 @@ class CpuMap(BpfMap):
         cpu = self._idx(key)
         qsize = int.from_bytes(value[:4], "little")
         if flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"CPUMAP: flags {flags:#x} > BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"CPUMAP: flags {flags:#x} > BPF_EXIST")
         if cpu >= self.attr.max_entries:
-            raise bpf_error(errno.E2BIG, f"CPUMAP: key {cpu} >= max_entries {self.attr.max_entries}")
+            raise BpfError(errno.E2BIG, f"CPUMAP: key {cpu} >= max_entries {self.attr.max_entries}")
         if flags == uapi.BPF_NOEXIST:
-            raise bpf_error(errno.EEXIST, "CPUMAP: BPF_NOEXIST (every slot exists)")
+            raise BpfError(errno.EEXIST, "CPUMAP: BPF_NOEXIST (every slot exists)")
         if qsize > QSIZE_MAX:
-            raise bpf_error(errno.EOVERFLOW, f"CPUMAP: qsize {qsize} > {QSIZE_MAX}")
+            raise BpfError(errno.EOVERFLOW, f"CPUMAP: qsize {qsize} > {QSIZE_MAX}")
         if cpu >= self.system.nr_cpus:
-            raise bpf_error(errno.ENODEV, f"CPUMAP: cpu {cpu} is not possible "
-                            f"(nr_cpus {self.system.nr_cpus})")
+            raise BpfError(errno.ENODEV, f"CPUMAP: cpu {cpu} is not possible "
+                           f"(nr_cpus {self.system.nr_cpus})")
         if len(value) >= 8 and int.from_bytes(value[4:8], "little", signed=True) > 0:
             # attaching a program to the entry is not modelled
-            raise bpf_error(errno.EINVAL, "CPUMAP: entry programs are not modelled")
+            raise BpfError(errno.EINVAL, "CPUMAP: entry programs are not modelled")
         if qsize == 0:
             if cpu in self._entries:
                 self._drop(cpu)
@@ -139,7 +136,7 @@ class CpuMap(BpfMap):
         """Mirrors cpu_map_delete_elem()."""
         cpu = self._idx(key)
         if cpu >= self.attr.max_entries:
-            raise bpf_error(errno.EINVAL, f"CPUMAP: key {cpu} >= max_entries")
+            raise BpfError(errno.EINVAL, f"CPUMAP: key {cpu} >= max_entries")
         if cpu in self._entries:
             self._drop(cpu)
 
@@ -149,5 +146,5 @@ class CpuMap(BpfMap):
             return struct.pack("<I", 0)
         k = self._idx(key)
         if k == self.attr.max_entries - 1:
-            raise bpf_error(errno.ENOENT, "CPUMAP: last index")
+            raise BpfError(errno.ENOENT, "CPUMAP: last index")
         return struct.pack("<I", k + 1)

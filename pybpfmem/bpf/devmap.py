@@ -15,11 +15,11 @@ import errno
 import struct
 from typing import Any, ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (bpf_error, current_task, fd_object, netdev_by_ifindex, pow2,
-                                   require_cap,
-                                   runtime_elem_gfp, struct_alloc, struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .kobjects import current_task, fd_object, registry
+from .map import BpfMap, pow2, register_map
 
 _CREATE_FLAGS = (uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY)
 BPF_XDP_DEVMAP = 29        # enum bpf_attach_type
@@ -36,16 +36,16 @@ class DevMap(BpfMap):
     def alloc_check(cls, attr, ctx) -> None:
         """Mirrors the checks of dev_map_alloc() / dev_map_init_map()."""
         name = "DEVMAP_HASH" if attr.map_type == uapi.BPF_MAP_TYPE_DEVMAP_HASH else "DEVMAP"
-        require_cap(ctx, "net_admin", name)
+        require_cap(ctx.task, "net_admin", name)
         if (attr.max_entries == 0 or attr.key_size != 4 or attr.value_size not in (4, 8)
                 or attr.map_flags & ~_CREATE_FLAGS):
-            raise bpf_error(errno.EINVAL, f"{name}: dev_map_init_map: need max_entries > 0 (got "
-                            f"{attr.max_entries}), key_size 4 (got {attr.key_size}), value_size 4 "
-                            f"or 8 (got {attr.value_size}), flags within {_CREATE_FLAGS:#x} (got "
-                            f"{attr.map_flags:#x})")
+            raise BpfError(errno.EINVAL, f"{name}: dev_map_init_map: need max_entries > 0 (got "
+                           f"{attr.max_entries}), key_size 4 (got {attr.key_size}), value_size 4 "
+                           f"or 8 (got {attr.value_size}), flags within {_CREATE_FLAGS:#x} (got "
+                           f"{attr.map_flags:#x})")
         if name == "DEVMAP_HASH" and attr.max_entries > 1 << 31:
-            raise bpf_error(errno.EINVAL, f"DEVMAP_HASH: max_entries {attr.max_entries} > 2^31 "
-                            f"(n_buckets overflow)")
+            raise BpfError(errno.EINVAL, f"DEVMAP_HASH: max_entries {attr.max_entries} > 2^31 "
+                           f"(n_buckets overflow)")
 
     @property
     def is_hash(self) -> bool:
@@ -65,7 +65,7 @@ class DevMap(BpfMap):
         # the map is forced to BPF_F_RDONLY_PROG (lookup returns a pointer into the node)
         self.map_flags |= uapi.BPF_F_RDONLY_PROG
         self.attr.map_flags |= uapi.BPF_F_RDONLY_PROG
-        struct_alloc(self, struct_size(self, "bpf_dtab"))
+        self.struct_alloc(self.sizes.bpf_dtab)
         self.area_alloc(self._table_bytes())
         self._entries: dict[int, tuple[Any, int, bytes]] = {}   # key -> (netdev, node addr, value)
 
@@ -77,12 +77,12 @@ class DevMap(BpfMap):
 
     def mem_usage(self) -> int:
         """Mirrors dev_map_mem_usage(): dtab + table + items * sizeof(bpf_dtab_netdev)."""
-        return (struct_size(self, "bpf_dtab") + self._table_bytes()
-                + len(self._entries) * struct_size(self, "bpf_dtab_netdev"))
+        return (self.sizes.bpf_dtab + self._table_bytes()
+                + len(self._entries) * self.sizes.bpf_dtab_netdev)
 
     def _idx(self, key: bytes | None) -> int:
         if key is None or len(key) != 4:
-            raise bpf_error(errno.EINVAL, "DEVMAP: key must be 4 bytes")
+            raise BpfError(errno.EINVAL, "DEVMAP: key must be 4 bytes")
         return struct.unpack("<I", key)[0]
 
     def _drop(self, k: int) -> None:
@@ -95,14 +95,14 @@ class DevMap(BpfMap):
         ifindex = int.from_bytes(value[:4], "little")
         prog_fd = int.from_bytes(value[4:8], "little", signed=True) if len(value) >= 8 else 0
         try:
-            node = self.map_kmalloc(struct_size(self, "bpf_dtab_netdev"), runtime_elem_gfp(self))
+            node = self.map_kmalloc(self.sizes.bpf_dtab_netdev, self.runtime_gfp())
         except OSError as exc:
-            raise bpf_error(errno.ENOMEM, f"DEVMAP: bpf_dtab_netdev allocation failed: "
-                            f"{exc.strerror or exc}") from None
-        dev = netdev_by_ifindex(self.system, ifindex)
+            raise BpfError(errno.ENOMEM, f"DEVMAP: bpf_dtab_netdev allocation failed: "
+                           f"{exc.strerror or exc}") from None
+        dev = registry(self.system).netdev(ifindex)
         if dev is None:
             self.kfree(node)
-            raise bpf_error(errno.EINVAL, f"DEVMAP: no net device with ifindex {ifindex}")
+            raise BpfError(errno.EINVAL, f"DEVMAP: no net device with ifindex {ifindex}")
         prog_id = 0
         if prog_fd > 0:
             prog = None
@@ -113,7 +113,7 @@ class DevMap(BpfMap):
             if (prog is None or getattr(prog, "prog_type", None) != uapi.BPF_PROG_TYPE_XDP
                     or getattr(prog, "expected_attach_type", BPF_XDP_DEVMAP) != BPF_XDP_DEVMAP):
                 self.kfree(node)
-                raise bpf_error(errno.EINVAL, f"DEVMAP: fd {prog_fd} is not an XDP program for devmap")
+                raise BpfError(errno.EINVAL, f"DEVMAP: fd {prog_fd} is not an XDP program for devmap")
             prog_id = int(getattr(prog, "id", 0))
         dev.refcnt += 1                       # dev_get_by_index()
         val = struct.pack("<I", ifindex) + (struct.pack("<I", prog_id) if self.attr.value_size == 8 else b"")
@@ -124,23 +124,23 @@ class DevMap(BpfMap):
         k = self._idx(key)
         e = self._entries.get(k)
         if e is None:
-            raise bpf_error(errno.ENOENT, f"DEVMAP: key {k} not present")
+            raise BpfError(errno.ENOENT, f"DEVMAP: key {k} not present")
         return e[2]
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Mirrors __dev_map_update_elem() / __dev_map_hash_update_elem()."""
         k = self._idx(key)
         if flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"DEVMAP: flags {flags:#x} > BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"DEVMAP: flags {flags:#x} > BPF_EXIST")
         ifindex = int.from_bytes(value[:4], "little")
         if not self.is_hash:
             if k >= self.attr.max_entries:
-                raise bpf_error(errno.E2BIG, f"DEVMAP: index {k} >= max_entries {self.attr.max_entries}")
+                raise BpfError(errno.E2BIG, f"DEVMAP: index {k} >= max_entries {self.attr.max_entries}")
             if flags == uapi.BPF_NOEXIST:
-                raise bpf_error(errno.EEXIST, "DEVMAP: BPF_NOEXIST (every slot exists)")
+                raise BpfError(errno.EEXIST, "DEVMAP: BPF_NOEXIST (every slot exists)")
             if ifindex == 0:
                 if len(value) >= 8 and int.from_bytes(value[4:8], "little", signed=True) > 0:
-                    raise bpf_error(errno.EINVAL, "DEVMAP: a program fd needs an ifindex")
+                    raise BpfError(errno.EINVAL, "DEVMAP: a program fd needs an ifindex")
                 if k in self._entries:
                     self._drop(k)
                 return
@@ -151,7 +151,7 @@ class DevMap(BpfMap):
             return
         old = self._entries.get(k)
         if old is not None and flags & uapi.BPF_NOEXIST:
-            raise bpf_error(errno.EEXIST, f"DEVMAP_HASH: key {k} exists with BPF_NOEXIST")
+            raise BpfError(errno.EEXIST, f"DEVMAP_HASH: key {k} exists with BPF_NOEXIST")
         new = self._alloc_node(value)
         if old is not None:
             self._drop(k)
@@ -159,8 +159,8 @@ class DevMap(BpfMap):
             dev, node, _ = new
             dev.refcnt -= 1
             self.kfree(node)
-            raise bpf_error(errno.E2BIG, f"DEVMAP_HASH: full ({len(self._entries)} of "
-                            f"{self.attr.max_entries} items)")
+            raise BpfError(errno.E2BIG, f"DEVMAP_HASH: full ({len(self._entries)} of "
+                           f"{self.attr.max_entries} items)")
         self._entries[k] = new
 
     def delete_elem(self, key: bytes | None) -> None:
@@ -169,12 +169,12 @@ class DevMap(BpfMap):
         k = self._idx(key)
         if not self.is_hash:
             if k >= self.attr.max_entries:
-                raise bpf_error(errno.EINVAL, f"DEVMAP: index {k} >= max_entries")
+                raise BpfError(errno.EINVAL, f"DEVMAP: index {k} >= max_entries")
             if k in self._entries:
                 self._drop(k)
             return
         if k not in self._entries:
-            raise bpf_error(errno.ENOENT, f"DEVMAP_HASH: key {k} not present")
+            raise BpfError(errno.ENOENT, f"DEVMAP_HASH: key {k} not present")
         self._drop(k)
 
     def get_next_key(self, key: bytes | None) -> bytes:
@@ -184,14 +184,14 @@ class DevMap(BpfMap):
                 return struct.pack("<I", 0)
             k = self._idx(key)
             if k == self.attr.max_entries - 1:
-                raise bpf_error(errno.ENOENT, "DEVMAP: last index")
+                raise BpfError(errno.ENOENT, "DEVMAP: last index")
             return struct.pack("<I", k + 1)
         keys = sorted(self._entries)
         if not keys:
-            raise bpf_error(errno.ENOENT, "DEVMAP_HASH: empty")
+            raise BpfError(errno.ENOENT, "DEVMAP_HASH: empty")
         if key is None or self._idx(key) not in self._entries:
             return struct.pack("<I", keys[0])
         i = keys.index(self._idx(key))
         if i + 1 >= len(keys):
-            raise bpf_error(errno.ENOENT, "DEVMAP_HASH: last key")
+            raise BpfError(errno.ENOENT, "DEVMAP_HASH: last key")
         return struct.pack("<I", keys[i + 1])

@@ -1,9 +1,19 @@
-"""Errors of the BPF model: kernel errnos as OSError with a message naming the check."""
+"""Errors of the BPF model: kernel errnos as BpfError, with a message naming the check.
+
+The rule: everything the BPF layer raises with a kernel errno — a bpf() command,
+a BPF helper, or one of the layer's own syscalls and sysctls (setrlimit, unlink of
+a pin, kernel.unprivileged_bpf_disabled) — is a ``BpfError``, an ``OSError``
+subclass whose ``errno`` is the kernel's.  Plain ``OSError`` reaching a caller
+comes from the memory layer below (an allocation the BPF code lets fail through);
+bad Python input is ``TypeError`` / ``ValueError``.
+"""
 
 from __future__ import annotations
 
 import errno as _errno
 from typing import Sequence
+
+from .uapi import ENOTSUPP
 
 
 class BpfError(OSError):
@@ -27,12 +37,8 @@ class BpfError(OSError):
         self.out_batch = None
 
 
-def bpf_error(err: int, message: str) -> BpfError:
-    """Build a BpfError; `err` is a positive errno (ENOTSUPP = 524 allowed)."""
-    return BpfError(err, message)
-
-
 def errname(err: int) -> str:
-    if err == 524:
+    """The errno's kernel name (ENOTSUPP included, which userspace headers lack)."""
+    if err == ENOTSUPP:
         return "ENOTSUPP"
     return _errno.errorcode.get(err, str(err))

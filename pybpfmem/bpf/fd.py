@@ -4,7 +4,9 @@ Mirrors the object lifetime rules of kernel/bpf/syscall.c and
 kernel/bpf/inode.c: an fd or a pin holds a map's refcnt *and* usercnt
 (bpf_map_inc_with_uref), a program using a map holds refcnt only; the last
 usercnt put calls ops->map_release_uref; the last refcnt put frees the id and
-queues bpf_map_free_deferred() (run by System.run_deferred()).
+queues bpf_map_free_deferred() (run by System.run_deferred()).  Other objects an
+fd can refer to (sockets, cgroup directories, ...) are ``KernelObject``s: they
+count their open files and are released when the last one closes.
 """
 
 from __future__ import annotations
@@ -12,12 +14,25 @@ from __future__ import annotations
 import bisect
 import errno
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import BpfError
 from .uapi import INT_MAX
 
 FIRST_FD = 3          # 0, 1, 2 are the task's stdio
+
+
+@dataclass(eq=False)
+class KernelObject:
+    """A non-BPF object an fd can refer to.  ``files`` counts the open files (fds of
+    every task) referring to it; when the last one is closed (fput() -> the object's
+    release) ``last_close`` runs.  No BPF refcount: maps hold such objects through
+    their own links (sockmap, xskmap, local storage)."""
+
+    files: int = field(default=0, kw_only=True)
+
+    def last_close(self, state: Any) -> None:
+        """What the kernel does when the object's last file is released (default: nothing)."""
 
 
 @dataclass
@@ -194,20 +209,23 @@ def prog_put(state: Any, p: Any) -> None:
 
 
 def obj_get(obj: Any) -> None:
-    """bpf_any_get(): a pin or a new fd takes a (uref) reference."""
-    if getattr(obj, "is_prog", False):
+    """bpf_any_get(): a pin or a new fd takes a (uref) reference; a new fd of another
+    kernel object takes a file reference (get_file())."""
+    if isinstance(obj, KernelObject):
+        obj.files += 1
+    elif getattr(obj, "is_prog", False):
         obj.refcnt += 1
-    elif hasattr(obj, "usercnt"):
+    else:
         map_inc(obj, True)
-    # other kernel objects (sockets, perf events, cgroup files): no bpf refcount
 
 
 def obj_put(state: Any, obj: Any) -> None:
-    """bpf_any_put()."""
-    if getattr(obj, "is_prog", False):
+    """bpf_any_put(); for another kernel object fput(): its last file releases it."""
+    if isinstance(obj, KernelObject):
+        obj.files -= 1
+        if obj.files == 0:
+            obj.last_close(state)
+    elif getattr(obj, "is_prog", False):
         prog_put(state, obj)
-    elif hasattr(obj, "usercnt"):
+    else:
         map_put_with_uref(state, obj)
-
-
-Work = Callable[[], None]

@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from .._ffi import ffi, lib
+
 from . import uapi as U
+from .caps import bpf_capable
 from .errors import BpfError
-from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr,
-                  pow2, register_map, rup)
+from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr, pow2,
+                  register_map, rup)
 from .memalloc import LLIST_NODE_SZ, BpfMemAlloc
 
 _ACCESS = U.BPF_F_RDONLY | U.BPF_F_WRONLY | U.BPF_F_RDONLY_PROG | U.BPF_F_WRONLY_PROG
@@ -50,7 +52,7 @@ class HashMap(BpfMap):
         percpu, lru = t in PERCPU_TYPES, t in LRU_TYPES
         prealloc = not f & U.BPF_F_NO_PREALLOC
         percpu_lru = bool(f & U.BPF_F_NO_COMMON_LRU)
-        if lru and not ctx.bprof.caps_central and not ctx.bpf_capable():
+        if lru and not ctx.bprof.caps_central and not bpf_capable(ctx.task):
             raise BpfError(errno.EPERM, "htab_map_alloc_check: LRU maps need CAP_BPF")
         if f & U.BPF_F_ZERO_SEED and not ctx.capable(U.CAP_SYS_ADMIN):
             raise BpfError(errno.EPERM, "htab_map_alloc_check: BPF_F_ZERO_SEED needs "
@@ -70,13 +72,13 @@ class HashMap(BpfMap):
             raise BpfError(errno.EINVAL, f"htab_map_alloc_check: max_entries "
                                          f"{attr.max_entries}, key_size {attr.key_size}, "
                                          f"value_size {attr.value_size} must be > 0")
-        # the key_size > MAX_BPF_STACK check is gone from current kernels: the live
-        # 6.18 kernel creates a hash map with a 600-byte key (docs/fidelity.md)
-        if attr.key_size > U.MAX_BPF_STACK and ctx.bprof.attr_line != "6":
+        # switch htab_large_key: key_size + value_size bound instead of key_size <=
+        # MAX_BPF_STACK (the live 6.18 kernel creates a 600-byte key, docs/fidelity.md)
+        if attr.key_size > U.MAX_BPF_STACK and not ctx.bprof.htab_large_key:
             raise BpfError(errno.E2BIG, f"htab_map_alloc_check: key_size {attr.key_size} > "
                                         f"MAX_BPF_STACK {U.MAX_BPF_STACK}")
         he = ctx.sizes.htab_elem
-        if ctx.bprof.attr_line == "6":
+        if ctx.bprof.htab_large_key:
             if attr.key_size + attr.value_size >= KMALLOC_MAX_SIZE - he:
                 raise BpfError(errno.E2BIG, f"htab_map_alloc_check: key_size + value_size "
                                             f"{attr.key_size + attr.value_size} >= "
@@ -84,7 +86,7 @@ class HashMap(BpfMap):
         elif attr.value_size >= KMALLOC_MAX_SIZE - U.MAX_BPF_STACK - he:
             raise BpfError(errno.E2BIG, f"htab_map_alloc_check: value_size {attr.value_size}"
                                         f" >= KMALLOC_MAX_SIZE - 512 - {he}")
-        if ctx.bprof.percpu_value_limit and percpu and rup(attr.value_size, 8) > \
+        if ctx.bprof.htab_percpu_value_limit and percpu and rup(attr.value_size, 8) > \
                 PCPU_MIN_UNIT_SIZE:
             raise BpfError(errno.E2BIG, "htab_map_alloc_check: per-cpu value > "
                                         "PCPU_MIN_UNIT_SIZE")
@@ -124,7 +126,7 @@ class HashMap(BpfMap):
             self._vsize = self.value_size
         if self.prealloc:
             self._naux = 0
-        elif ctx.bprof.nopre_alloc == "memalloc":
+        elif ctx.bprof.htab_mem_alloc:
             self._naux = 3 if self.percpu else 1
         else:
             self._naux = 2
@@ -220,7 +222,7 @@ class HashMap(BpfMap):
         """Mirrors htab_map_alloc(): struct, buckets, map_locked per-cpu ints, then
         prealloc_init() (+ alloc_extra_elems()) or bpf_mem_alloc_init()."""
         g, bp = self.gfp, self.bprof
-        if bp.htab_struct_area:
+        if bp.struct_area_alloc:
             self._struct = self.area_alloc(self.sizes.bpf_htab)
         else:
             acct = g.ACCOUNT if bp.account else 0
@@ -241,7 +243,7 @@ class HashMap(BpfMap):
             # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
             if not self.percpu and not self.lru:
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
-        elif bp.nopre_alloc == "memalloc":
+        elif bp.htab_mem_alloc:
             self.ma = BpfMemAlloc(self, self.elem_size, False)
             if self.percpu:
                 self.pcpu_ma = BpfMemAlloc(self, self.v8, True)
@@ -266,7 +268,7 @@ class HashMap(BpfMap):
         """Mirrors htab_map_mem_usage()."""
         p = self.system.nr_cpus
         usage = self.sizes.bpf_htab + self.sizes.bucket * self.n_buckets
-        if self.bprof.htab_lock_term:
+        if self.bprof.htab_map_locked:
             usage += 4 * p * HASHTAB_MAP_LOCK_COUNT
         if self.prealloc:
             num = self._num_prealloc()
@@ -299,7 +301,7 @@ class HashMap(BpfMap):
                                                  "failed")
                 return ("ma", obj, pobj)
             return ("ma", obj, None)
-        gfp = (g.ATOMIC if self.bprof.nopre_gfp == "atomic" else g.NOWAIT) | g.NOWARN
+        gfp = self.runtime_gfp()
         a = self.map_kmalloc(self.elem_size, gfp)
         p = 0
         if self.percpu:

@@ -21,12 +21,11 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (KMALLOC_MAX_SIZE, MAX_BPF_STACK, PCPU_MIN_UNIT_SIZE,
-                                   U16_MAX, acct, bpf_error, check_flags_access_ok, rup,
-                                   runtime_elem_gfp, struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
-from pybpfmem.bpf.regime import charge_memlock, uncharge_memlock
+from . import uapi
+from .errors import BpfError
+from .map import KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, flags_access_ok, register_map, rup
+from .regime import charge_memlock, uncharge_memlock
+from .uapi import MAX_BPF_STACK, U16_MAX
 
 _CREATE_FLAGS = (uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY
                  | uapi.BPF_F_RDONLY_PROG | uapi.BPF_F_WRONLY_PROG)
@@ -59,35 +58,35 @@ class CgroupStorageMap(BpfMap):
         percpu = attr.map_type == uapi.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
         name = "PERCPU_CGROUP_STORAGE" if percpu else "CGROUP_STORAGE"
         if attr.key_size not in (KEY_SIZE_FULL, KEY_SIZE_ID):
-            raise bpf_error(errno.EINVAL, f"{name}: key_size {attr.key_size} must be 16 (struct "
-                            f"bpf_cgroup_storage_key) or 8 (cgroup id)")
+            raise BpfError(errno.EINVAL, f"{name}: key_size {attr.key_size} must be 16 (struct "
+                           f"bpf_cgroup_storage_key) or 8 (cgroup id)")
         if attr.value_size == 0:
-            raise bpf_error(errno.EINVAL, f"{name}: value_size 0")
-        if ctx.bprof.name in ("5.10", "5.11") or not ctx.bprof.percpu_value_limit:
-            vmax = ctx.system.page_size            # v5.x: value_size > PAGE_SIZE -> E2BIG
+            raise BpfError(errno.EINVAL, f"{name}: value_size 0")
+        if not ctx.bprof.cgroup_storage_large_value:
+            vmax = ctx.system.page_size            # value_size > PAGE_SIZE -> E2BIG
         else:
             sel = ctx.sizes.bpf_local_storage_elem
             vmax = min(KMALLOC_MAX_SIZE - MAX_BPF_STACK - sel, U16_MAX - sel)
             if percpu:
                 vmax = min(vmax, PCPU_MIN_UNIT_SIZE)
         if attr.value_size > vmax:
-            raise bpf_error(errno.E2BIG, f"{name}: value_size {attr.value_size} > {vmax}")
-        if attr.map_flags & ~_CREATE_FLAGS or not check_flags_access_ok(attr.map_flags):
-            raise bpf_error(errno.EINVAL, f"{name}: map_flags {attr.map_flags:#x} outside {_CREATE_FLAGS:#x}")
+            raise BpfError(errno.E2BIG, f"{name}: value_size {attr.value_size} > {vmax}")
+        if attr.map_flags & ~_CREATE_FLAGS or not flags_access_ok(attr.map_flags):
+            raise BpfError(errno.EINVAL, f"{name}: map_flags {attr.map_flags:#x} outside {_CREATE_FLAGS:#x}")
         if attr.max_entries:
-            raise bpf_error(errno.EINVAL, f"{name}: max_entries must be 0 (got {attr.max_entries})")
+            raise BpfError(errno.EINVAL, f"{name}: max_entries must be 0 (got {attr.max_entries})")
 
     @property
     def percpu(self) -> bool:
         return self.attr.map_type == uapi.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
 
     def legacy_cost(self) -> int:
-        return struct_size(self, "bpf_cgroup_storage_map")
+        return self.sizes.bpf_cgroup_storage_map
 
     def alloc(self) -> None:
         """Mirrors cgroup_storage_map_alloc(): kmalloc_node(GFP_USER | __GFP_ZERO [| ACCOUNT])."""
         g = self.gfp
-        self.kzalloc_account(struct_size(self, "bpf_cgroup_storage_map"), acct(self, g.USER | g.ZERO))
+        self.kzalloc_account(self.sizes.bpf_cgroup_storage_map, self.acct(g.USER | g.ZERO))
         self._storages: dict[tuple[int, int], CgroupStorage] = {}
 
     def free(self) -> None:
@@ -98,7 +97,7 @@ class CgroupStorageMap(BpfMap):
 
     def mem_usage(self) -> int:
         """Mirrors cgroup_storage_map_usage(): instances are not counted."""
-        return struct_size(self, "bpf_cgroup_storage_map")
+        return self.sizes.bpf_cgroup_storage_map
 
     def memory_footprint(self) -> int:
         return 0
@@ -110,8 +109,8 @@ class CgroupStorageMap(BpfMap):
             size = self.attr.value_size
             pages = rup(rup(size, 8) * self.system.nr_cpus, page) // page
         else:
-            size = struct_size(self, "bpf_storage_buffer") + self.attr.value_size
-            pages = rup(struct_size(self, "bpf_cgroup_storage") + size, page) // page
+            size = self.sizes.bpf_storage_buffer + self.attr.value_size
+            pages = rup(self.sizes.bpf_cgroup_storage + size, page) // page
         return size, pages
 
     def _value_len(self) -> int:
@@ -138,21 +137,21 @@ class CgroupStorageMap(BpfMap):
         gfp = g.USER | g.ZERO
         storage = buf = None
         try:
-            if self.bprof.map_memcg == "objcg":
-                storage = self.map_kmalloc(struct_size(self, "bpf_cgroup_storage"), gfp)
+            if self.bprof.cgroup_storage_map_memcg:
+                storage = self.map_kmalloc(self.sizes.bpf_cgroup_storage, gfp)
                 buf = (self.map_alloc_percpu(size, 8, gfp) if self.percpu
                        else self.map_kmalloc(size, gfp))
             else:
-                storage = self.kzalloc_account(struct_size(self, "bpf_cgroup_storage"), acct(self, gfp))
-                buf = (self.plain_alloc_percpu(size, 8, acct(self, gfp)) if self.percpu
-                       else self.kzalloc_account(size, acct(self, gfp)))
+                storage = self.kzalloc_account(self.sizes.bpf_cgroup_storage, self.acct(gfp))
+                buf = (self.plain_alloc_percpu(size, 8, self.acct(gfp)) if self.percpu
+                       else self.kzalloc_account(size, self.acct(gfp)))
         except OSError as exc:
             if storage is not None:
                 self.kfree(storage)
             if self.bprof.rlimit and self.memory.user is not None:
                 uncharge_memlock(self.memory.user, pages)
                 self.memory.pages -= pages
-            raise bpf_error(errno.ENOMEM, f"cgroup storage attach: {exc.strerror or exc}") from None
+            raise BpfError(errno.ENOMEM, f"cgroup storage attach: {exc.strerror or exc}") from None
         st = CgroupStorage(key[0], key[1], storage, buf, bytes(self._value_len()),
                            pages if self.bprof.rlimit else 0)
         self._storages[key] = st
@@ -173,13 +172,13 @@ class CgroupStorageMap(BpfMap):
         """Detach of the last program using the instance: bpf_cgroup_storage_unlink + free."""
         st = self._storages.pop((int(cgroup.id), int(attach_type)), None)
         if st is None:
-            raise bpf_error(errno.ENOENT, "cgroup storage: no instance for that cgroup/attach type")
+            raise BpfError(errno.ENOENT, "cgroup storage: no instance for that cgroup/attach type")
         self._free_storage(st)
 
     # -- syscall side --
     def _lookup(self, key: bytes | None) -> CgroupStorage:
         if key is None or len(key) != self.attr.key_size:
-            raise bpf_error(errno.EINVAL, f"cgroup storage: key must be {self.attr.key_size} bytes")
+            raise BpfError(errno.EINVAL, f"cgroup storage: key must be {self.attr.key_size} bytes")
         cg_id = struct.unpack_from("<Q", key)[0]
         if self.attr.key_size == KEY_SIZE_ID:
             for (cid, _at), st in self._storages.items():
@@ -190,7 +189,7 @@ class CgroupStorageMap(BpfMap):
             st = self._storages.get((cg_id, at))
             if st is not None:
                 return st
-        raise bpf_error(errno.ENOENT, f"cgroup storage: no instance for cgroup id {cg_id}")
+        raise BpfError(errno.ENOENT, f"cgroup storage: no instance for cgroup id {cg_id}")
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         return self._lookup(key).value
@@ -199,38 +198,38 @@ class CgroupStorageMap(BpfMap):
         """Mirrors cgroup_storage_update_elem() / bpf_percpu_cgroup_storage_update()."""
         if self.percpu:
             if flags not in (uapi.BPF_ANY, uapi.BPF_EXIST):
-                raise bpf_error(errno.EINVAL, f"PERCPU_CGROUP_STORAGE: flags {flags:#x}")
+                raise BpfError(errno.EINVAL, f"PERCPU_CGROUP_STORAGE: flags {flags:#x}")
             st = self._lookup(key)
             st.value = bytes(value)          # copied in place per cpu, no allocation
             return
         if flags & ~(uapi.BPF_EXIST | uapi.BPF_F_LOCK) or flags & uapi.BPF_F_LOCK:
-            raise bpf_error(errno.EINVAL, f"CGROUP_STORAGE: flags {flags:#x} (only BPF_ANY/BPF_EXIST; "
-                            f"BPF_F_LOCK needs a bpf_spin_lock)")
+            raise BpfError(errno.EINVAL, f"CGROUP_STORAGE: flags {flags:#x} (only BPF_ANY/BPF_EXIST; "
+                           f"BPF_F_LOCK needs a bpf_spin_lock)")
         st = self._lookup(key)
-        size = struct_size(self, "bpf_storage_buffer") + self.attr.value_size
+        size = self.sizes.bpf_storage_buffer + self.attr.value_size
         try:
-            new = self.map_kmalloc(size, runtime_elem_gfp(self) | self.gfp.ZERO)
+            new = self.map_kmalloc(size, self.runtime_gfp() | self.gfp.ZERO)
         except OSError as exc:
-            raise bpf_error(errno.ENOMEM, f"CGROUP_STORAGE: new buffer of {size} bytes: "
-                            f"{exc.strerror or exc}") from None
+            raise BpfError(errno.ENOMEM, f"CGROUP_STORAGE: new buffer of {size} bytes: "
+                           f"{exc.strerror or exc}") from None
         self.kfree(st.buf)                   # old buffer: kfree_rcu
         st.buf = new
         st.value = bytes(value)
 
     def delete_elem(self, key: bytes | None) -> None:
-        raise bpf_error(errno.EINVAL, "cgroup storage: delete is not supported")
+        raise BpfError(errno.EINVAL, "cgroup storage: delete is not supported")
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """Mirrors cgroup_storage_get_next_key()."""
         keys = list(self._storages)
         if not keys:
-            raise bpf_error(errno.ENOENT, "cgroup storage: empty")
+            raise BpfError(errno.ENOENT, "cgroup storage: empty")
         i = 0
         if key is not None:
             cur = self._lookup(key)
             i = keys.index((cur.cgroup_id, cur.attach_type)) + 1
             if i >= len(keys):
-                raise bpf_error(errno.ENOENT, "cgroup storage: last key")
+                raise BpfError(errno.ENOENT, "cgroup storage: last key")
         cid, at = keys[i]
         if self.attr.key_size == KEY_SIZE_ID:
             return struct.pack("<Q", cid)

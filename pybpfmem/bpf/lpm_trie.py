@@ -17,12 +17,11 @@ from __future__ import annotations
 import errno
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (KMALLOC_MAX_SIZE, acct, at_least, bpf_error,
-                                   check_flags_access_ok, require_cap, runtime_elem_gfp,
-                                   struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
-from pybpfmem.bpf.memalloc import BpfMemAlloc
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .map import KMALLOC_MAX_SIZE, BpfMap, flags_access_ok, register_map
+from .memalloc import BpfMemAlloc
 
 _CREATE_FLAG_MASK = (uapi.BPF_F_NO_PREALLOC | uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY
                      | uapi.BPF_F_WRONLY | uapi.BPF_F_RDONLY_PROG | uapi.BPF_F_WRONLY_PROG)
@@ -67,17 +66,17 @@ class LpmTrieMap(BpfMap):
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """The checks of trie_alloc()."""
-        require_cap(ctx, "bpf", "LPM_TRIE")
+        require_cap(ctx.task, "bpf", "LPM_TRIE")
         val_max = KMALLOC_MAX_SIZE - LPM_DATA_SIZE_MAX - ctx.sizes.lpm_trie_node
         if (attr.max_entries == 0 or not attr.map_flags & uapi.BPF_F_NO_PREALLOC
-                or attr.map_flags & ~_CREATE_FLAG_MASK or not check_flags_access_ok(attr.map_flags)
+                or attr.map_flags & ~_CREATE_FLAG_MASK or not flags_access_ok(attr.map_flags)
                 or not LPM_KEY_SIZE_MIN <= attr.key_size <= LPM_KEY_SIZE_MAX
                 or not 1 <= attr.value_size <= val_max):
-            raise bpf_error(errno.EINVAL, f"LPM_TRIE: trie_alloc: need max_entries > 0 (got "
-                            f"{attr.max_entries}), BPF_F_NO_PREALLOC set and flags within "
-                            f"{_CREATE_FLAG_MASK:#x} (got {attr.map_flags:#x}), key_size "
-                            f"{LPM_KEY_SIZE_MIN}..{LPM_KEY_SIZE_MAX} (got {attr.key_size}), "
-                            f"value_size 1..{val_max} (got {attr.value_size})")
+            raise BpfError(errno.EINVAL, f"LPM_TRIE: trie_alloc: need max_entries > 0 (got "
+                           f"{attr.max_entries}), BPF_F_NO_PREALLOC set and flags within "
+                           f"{_CREATE_FLAG_MASK:#x} (got {attr.map_flags:#x}), key_size "
+                           f"{LPM_KEY_SIZE_MIN}..{LPM_KEY_SIZE_MAX} (got {attr.key_size}), "
+                           f"value_size 1..{val_max} (got {attr.value_size})")
 
     @property
     def data_size(self) -> int:
@@ -88,23 +87,23 @@ class LpmTrieMap(BpfMap):
         return self.data_size * 8
 
     def _leaf_size(self) -> int:
-        return struct_size(self, "lpm_trie_node") + self.data_size + self.attr.value_size
+        return self.sizes.lpm_trie_node + self.data_size + self.attr.value_size
 
     def legacy_cost(self) -> int:
         """v5.10 trie_alloc() cost: struct + max_entries full nodes."""
-        return struct_size(self, "lpm_trie") + self.attr.max_entries * self._leaf_size()
+        return self.sizes.lpm_trie + self.attr.max_entries * self._leaf_size()
 
     def alloc(self) -> None:
         """Mirrors trie_alloc()."""
         g = self.gfp
-        if self.bprof.htab_struct_area:
-            self.area_alloc(struct_size(self, "lpm_trie"))
+        if self.bprof.struct_area_alloc:
+            self.area_alloc(self.sizes.lpm_trie)
         else:
-            self.kzalloc_account(struct_size(self, "lpm_trie"), acct(self, g.USER | g.NOWARN | g.ZERO))
+            self.kzalloc_account(self.sizes.lpm_trie, self.acct(g.USER | g.NOWARN | g.ZERO))
         self.root: _Node | None = None
         self.n_entries = 0
         self.ma: BpfMemAlloc | None = None
-        if at_least(self.system, 6, 13):
+        if self.bprof.lpm_trie_mem_alloc:
             # bpf_mem_alloc_init(&trie->ma, leaf_size, false) inside map_alloc
             self.ma = BpfMemAlloc(self, self._leaf_size(), False)
 
@@ -129,7 +128,7 @@ class LpmTrieMap(BpfMap):
     # -- keys --
     def _key(self, key: bytes | None) -> tuple[int, bytes]:
         if key is None or len(key) != self.attr.key_size:
-            raise bpf_error(errno.EINVAL, f"LPM_TRIE: key must be {self.attr.key_size} bytes")
+            raise BpfError(errno.EINVAL, f"LPM_TRIE: key must be {self.attr.key_size} bytes")
         return int.from_bytes(key[:4], "little"), bytes(key[4:])
 
     def _node_free(self, addr) -> None:
@@ -144,24 +143,24 @@ class LpmTrieMap(BpfMap):
         if self.ma is not None:
             obj = self.ma.alloc()
             if obj is None:
-                raise bpf_error(errno.ENOMEM, f"LPM_TRIE: bpf_mem_alloc cache of {self._leaf_size()}"
-                                f"-byte nodes is empty and its GFP_NOWAIT refill failed")
+                raise BpfError(errno.ENOMEM, f"LPM_TRIE: bpf_mem_alloc cache of {self._leaf_size()}"
+                               f"-byte nodes is empty and its GFP_NOWAIT refill failed")
             return obj
-        size = struct_size(self, "lpm_trie_node") + self.data_size
+        size = self.sizes.lpm_trie_node + self.data_size
         if with_value:
             size += self.attr.value_size
         try:
-            return self.map_kmalloc(size, runtime_elem_gfp(self))
+            return self.map_kmalloc(size, self.runtime_gfp())
         except OSError as exc:
-            raise bpf_error(errno.ENOMEM, f"LPM_TRIE: node allocation of {size} bytes failed: "
-                            f"{exc.strerror or exc}") from None
+            raise BpfError(errno.ENOMEM, f"LPM_TRIE: node allocation of {size} bytes failed: "
+                           f"{exc.strerror or exc}") from None
 
     # -- element ops --
     def lookup_elem(self, key: bytes | None) -> bytes:
         """Mirrors trie_lookup_elem(): the value of the longest matching prefix."""
         plen, data = self._key(key)
         if plen > self.max_prefixlen:
-            raise bpf_error(errno.ENOENT, f"LPM_TRIE: prefixlen {plen} > {self.max_prefixlen}")
+            raise BpfError(errno.ENOENT, f"LPM_TRIE: prefixlen {plen} > {self.max_prefixlen}")
         node, found = self.root, None
         while node is not None:
             m = _match(node, data, self.max_prefixlen)
@@ -174,7 +173,7 @@ class LpmTrieMap(BpfMap):
                 found = node
             node = node.child[_bit(data, node.prefixlen)]
         if found is None:
-            raise bpf_error(errno.ENOENT, "LPM_TRIE: no matching prefix")
+            raise BpfError(errno.ENOENT, "LPM_TRIE: no matching prefix")
         assert found.value is not None
         return found.value
 
@@ -183,12 +182,12 @@ class LpmTrieMap(BpfMap):
         node first, BPF_NOEXIST/BPF_EXIST honoured, full trie only for new keys)."""
         plen, data = self._key(key)
         if flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"LPM_TRIE: flags {flags:#x} > BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"LPM_TRIE: flags {flags:#x} > BPF_EXIST")
         if plen > self.max_prefixlen:
-            raise bpf_error(errno.EINVAL, f"LPM_TRIE: prefixlen {plen} > max_prefixlen {self.max_prefixlen}")
-        new_api = at_least(self.system, 6, 13)
-        full = bpf_error(errno.ENOSPC, f"LPM_TRIE: trie full ({self.n_entries} of "
-                         f"{self.attr.max_entries} entries)")
+            raise BpfError(errno.EINVAL, f"LPM_TRIE: prefixlen {plen} > max_prefixlen {self.max_prefixlen}")
+        new_api = self.bprof.lpm_trie_update_flags
+        full = BpfError(errno.ENOSPC, f"LPM_TRIE: trie full ({self.n_entries} of "
+                        f"{self.attr.max_entries} entries)")
         if not new_api and self.n_entries == self.attr.max_entries:
             raise full
         new_addr = self._node_alloc(True)
@@ -217,7 +216,7 @@ class LpmTrieMap(BpfMap):
             if new_api:
                 if flags == uapi.BPF_EXIST:
                     self._node_free(new_addr)
-                    raise bpf_error(errno.ENOENT, "LPM_TRIE: key missing with BPF_EXIST")
+                    raise BpfError(errno.ENOENT, "LPM_TRIE: key missing with BPF_EXIST")
                 if self.n_entries == self.attr.max_entries:
                     self._node_free(new_addr)
                     raise full
@@ -231,7 +230,7 @@ class LpmTrieMap(BpfMap):
             if not node.flags & FLAG_IM:
                 if new_api and flags == uapi.BPF_NOEXIST:
                     self._node_free(new_addr)
-                    raise bpf_error(errno.EEXIST, "LPM_TRIE: key exists with BPF_NOEXIST")
+                    raise BpfError(errno.EEXIST, "LPM_TRIE: key exists with BPF_NOEXIST")
                 if not new_api:
                     self.n_entries -= 1      # the replaced leaf no longer counts
             else:
@@ -263,7 +262,7 @@ class LpmTrieMap(BpfMap):
         """Mirrors trie_delete_elem()."""
         plen, data = self._key(key)
         if plen > self.max_prefixlen:
-            raise bpf_error(errno.EINVAL, f"LPM_TRIE: prefixlen {plen} > max_prefixlen")
+            raise BpfError(errno.EINVAL, f"LPM_TRIE: prefixlen {plen} > max_prefixlen")
         # path of (holder, side) slots; holder None = root
         trim: tuple[_Node | None, int] = (None, 0)
         trim2 = trim
@@ -280,7 +279,7 @@ class LpmTrieMap(BpfMap):
             trim = (node, side)
             node = node.child[side]
         if node is None or node.prefixlen != plen or node.prefixlen != m or node.flags & FLAG_IM:
-            raise bpf_error(errno.ENOENT, "LPM_TRIE: no such prefix")
+            raise BpfError(errno.ENOENT, "LPM_TRIE: no such prefix")
 
         def assign(slot: tuple[_Node | None, int], n: _Node | None) -> None:
             if slot[0] is None:
@@ -316,13 +315,13 @@ class LpmTrieMap(BpfMap):
 
         walk(self.root)
         if not order:
-            raise bpf_error(errno.ENOENT, "LPM_TRIE: empty")
+            raise BpfError(errno.ENOENT, "LPM_TRIE: empty")
         idx = 0
         if key is not None:
             plen, data = self._key(key)
             pos = [i for i, n in enumerate(order) if n.prefixlen == plen and n.data == data]
             idx = pos[0] + 1 if pos else 0
         if idx >= len(order):
-            raise bpf_error(errno.ENOENT, "LPM_TRIE: last key")
+            raise BpfError(errno.ENOENT, "LPM_TRIE: last key")
         n = order[idx]
         return n.prefixlen.to_bytes(4, "little") + n.data

@@ -6,6 +6,11 @@ A family module subclasses BpfMap, sets ``map_types`` and decorates the class
 with ``@register_map``.  map_create() (syscall.py) then runs
 ``cls.alloc_check(attr, ctx)`` -> ``cls(system, attr, ctx)`` ->
 ``legacy_cost()`` (5.10 rlimit charge) -> ``alloc()``.
+
+A map books each allocation it makes (address, kind, requested size); what the
+memcg was charged for it, and which memcg, is asked of the memory layer when a
+report needs it (``charged_bytes()``): the core is the truth, nothing here
+predicts it.  The kernel limits and arithmetic every family uses are here too.
 """
 
 from __future__ import annotations
@@ -16,18 +21,21 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
+import numpy as np
+
+from ..profiles import BpfSwitches, StructSizes
 from . import uapi
 from .errors import BpfError
-from .regime import BpfProfile, Gfp, MemlockCharge
-from .sizes import StructSizes
+from .regime import Gfp, MemlockCharge
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .system_api import BpfState
+    from .services import MemSystem, MemTask
 
-ENOTSUPP = uapi.ENOTSUPP
-KMALLOC_MAX_SIZE = 4 << 20          # KMALLOC_MAX_SIZE on x86_64 (2^22)
-PCPU_MIN_UNIT_SIZE = 32 << 10
-PAGE_ALLOC_COSTLY_ORDER = 3
+# --- kernel limits the families check (x86_64) ---------------------------------
+KMALLOC_MAX_SIZE = 1 << 22          # KMALLOC_MAX_SIZE of SLUB (include/linux/slab.h)
+PCPU_MIN_UNIT_SIZE = 32 << 10       # include/linux/percpu.h
+PAGE_ALLOC_COSTLY_ORDER = 3         # include/linux/mmzone.h
+NR_CPUS = 8192                      # CONFIG_NR_CPUS of x86_64 distribution configs (cpumap limit)
 
 # Map types whose values (per-cpu) are v8 per possible cpu in the syscall buffer
 PERCPU_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -43,6 +51,7 @@ BPFTOOL_TYPE_NAMES[uapi.BPF_MAP_TYPE_CGRP_STORAGE] = "cgrp_storage"
 
 
 def rup(x: int, a: int) -> int:
+    """round_up(x, a)."""
     return (x + a - 1) // a * a
 
 
@@ -51,27 +60,9 @@ def pow2(x: int) -> int:
     return 1 if x <= 1 else 1 << (x - 1).bit_length()
 
 
-def kmalloc_charge(size: int, page: int) -> int:
-    """Bytes a kmalloc(size) with __GFP_ACCOUNT puts on the memcg: the kmalloc bucket
-    plus the 8-byte objcg slot (obj_full_size(), mm/slab.h; buckets as kmalloc_index(),
-    include/linux/slab.h); above KMALLOC_MAX_CACHE_SIZE (2 pages) the compound page of
-    kmalloc_large() (mm/slub.c)."""
-    if size > 2 * page:
-        return page * pow2((size + page - 1) // page)
-    if size <= 8:
-        return 16
-    if 64 < size <= 96:
-        return 104
-    if 128 < size <= 192:
-        return 200
-    return pow2(size) + 8
-
-
-def percpu_charge(size: int, nr_cpus: int, ptr_overhead: bool) -> int:
-    """pcpu_obj_full_size(), mm/percpu-internal.h: ALIGN(size, 4) on every possible cpu,
-    plus (2022+) one objcg pointer per 4-byte unit."""
-    a4 = (size + 3) // 4 * 4
-    return a4 * nr_cpus + (a4 // 4 * 8 if ptr_overhead else 0)
+def flags_access_ok(flags: int) -> bool:
+    """bpf_map_flags_access_ok(): not both BPF_F_RDONLY_PROG and BPF_F_WRONLY_PROG."""
+    return not (flags & uapi.BPF_F_RDONLY_PROG and flags & uapi.BPF_F_WRONLY_PROG)
 
 
 @dataclass
@@ -107,27 +98,16 @@ class MapAttr:
 
 @dataclass
 class CreateCtx:
-    """Who creates the map: the calling task and its credentials."""
+    """Who creates the map (the calling task) and the profile facts map_create() uses."""
 
     system: Any
     task: Any
-    bprof: BpfProfile
+    bprof: BpfSwitches
     sizes: StructSizes
     gfp: Gfp
 
     def capable(self, cap: int) -> bool:
-        return self.task.capable(cap)
-
-    def bpf_capable(self) -> bool:
-        """bpf_capable(): CAP_BPF or CAP_SYS_ADMIN (include/linux/capability.h)."""
-        return self.capable(uapi.CAP_BPF) or self.capable(uapi.CAP_SYS_ADMIN)
-
-    def perfmon_capable(self) -> bool:
-        """perfmon_capable() = bpf_bypass_spec_v1(): CAP_PERFMON or CAP_SYS_ADMIN."""
-        return self.capable(uapi.CAP_PERFMON) or self.capable(uapi.CAP_SYS_ADMIN)
-
-    def net_admin(self) -> bool:
-        return self.capable(uapi.CAP_NET_ADMIN) or self.capable(uapi.CAP_SYS_ADMIN)
+        return bool(self.task.capable(cap))
 
     def fd_object(self, fd: int) -> Any:
         """The object behind one of the creator's fds (EBADF if none)."""
@@ -170,13 +150,16 @@ def map_class(map_type: int) -> type["BpfMap"] | None:
     return _REGISTRY.get(map_type)
 
 
+_KINDS = {"k": "slab", "v": "vmalloc", "p": "percpu", "g": "pages"}
+
+
 @dataclass
 class _Alloc:
+    """One allocation on a map's books, keyed by (kind letter, address or pfn)."""
+
     kind: str          # "slab", "vmalloc", "percpu", "pages"
-    nbytes: int        # requested bytes (page-rounded for vmalloc/pages, x P for percpu)
-    charged: bool      # accounted to a non-root memcg
-    order: int = 0
-    memcg_bytes: int = 0   # what the memcg sees (kmalloc bucket + objcg slot, pcpu full size)
+    size: int          # requested bytes (per cpu for percpu; whole pages for vmalloc/pages)
+    order: int = 0     # alloc_pages() order
 
 
 class BpfMap:
@@ -189,13 +172,13 @@ class BpfMap:
     null_key: ClassVar[bool] = False
 
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
-        self.system = system
+        self.system: MemSystem = system
         self.attr = attr
         self.ctx = ctx
-        self.bprof: BpfProfile = ctx.bprof
+        self.bprof: BpfSwitches = ctx.bprof
         self.sizes: StructSizes = ctx.sizes
         self.gfp: Gfp = ctx.gfp
-        self.creator = ctx.task
+        self.creator: MemTask = ctx.task
         self.map_type = attr.map_type
         self.key_size = attr.key_size
         self.value_size = attr.value_size
@@ -215,7 +198,6 @@ class BpfMap:
         self.freed = False
         self._allocs: dict[tuple[str, int], _Alloc] = {}
         self.pools: list[Any] = []      # bpf_mem_alloc caches booked in aggregate
-        self._active_cg: Any = None
 
     # ----------------------------------------------------------- ops hooks
     @classmethod
@@ -265,8 +247,8 @@ class BpfMap:
 
     # ------------------------------------------------- element ops (syscall)
     def _nosup(self, op: str) -> BpfError:
-        return BpfError(ENOTSUPP, f"{op}: map type {uapi.MAP_TYPE_NAMES.get(self.map_type)} "
-                                  f"has no such operation (-ENOTSUPP)")
+        return BpfError(uapi.ENOTSUPP, f"{op}: map type {uapi.MAP_TYPE_NAMES.get(self.map_type)} "
+                                       f"has no such operation (-ENOTSUPP)")
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         raise self._nosup("map_lookup_elem")
@@ -299,74 +281,70 @@ class BpfMap:
         self.delete_elem(key)
 
     # ------------------------------------------------- memcg of the map
-    @property
-    def system_bpf(self) -> "BpfState":
-        return self.system.bpf_state
-
     def map_memcg(self) -> Any:
-        """bpf_map_get_memcg(): v5.11 map->memcg; v6.0+ the objcg's current memcg
-        or root when no objcg.  None before it is saved (v5.11: current's)."""
-        if self.bprof.map_memcg == "memcg":
+        """bpf_map_get_memcg(): map->memcg (switch map_memcg); with map_objcg the
+        objcg's current memcg, or root when no objcg.  None before it is saved
+        (current's memcg is then in use)."""
+        if not self.bprof.map_memcg:
+            return None
+        if not self.bprof.map_objcg:
             return self.memcg
-        if self.bprof.map_memcg == "objcg":
-            if self.objcg is None:
-                return self.system.root
-            return self.system.objcg_memcg(self.objcg)
-        return None
+        if self.objcg is None:
+            return self.system.root
+        return self.system.objcg_memcg(self.objcg)
 
     def memcg_path(self) -> str | None:
         """Path of the cgroup the map's runtime charges go to (None: not accounted)."""
-        if self.bprof.map_memcg == "none":
-            return None
         cg = self.map_memcg()
         return None if cg is None else cg.path
 
     @contextmanager
     def _map_memcg_active(self) -> Iterator[None]:
         """set_active_memcg(bpf_map_get_memcg(map)) around a helper allocation
-        (bpf_map_kmalloc_node() etc., kernel/bpf/syscall.c).  v5.11 with
-        map->memcg still NULL (inside map_alloc) leaves current's memcg in use
-        (simplified: an outer active memcg is not cleared)."""
-        if self.bprof.map_memcg == "none":
-            yield
-            return
+        (bpf_map_kmalloc_node() etc., kernel/bpf/syscall.c).  With map->memcg still
+        NULL (inside map_alloc) current's memcg stays in use (simplified: an outer
+        active memcg is not cleared)."""
         cg = self.map_memcg()
-        ctx = self.system.active_memcg(cg) if cg is not None else nullcontext()
-        old = self._active_cg
-        self._active_cg = cg
-        try:
-            with ctx:
-                yield
-        finally:
-            self._active_cg = old
+        with self.system.active_memcg(cg) if cg is not None else nullcontext():
+            yield
 
-    def _charged_now(self, gfp: int) -> bool:
-        """Whether an allocation with `gfp` in the current context lands on a non-root memcg."""
-        if not gfp & self.gfp.ACCOUNT:
-            return False
-        sysm = self.system
-        cg = self._active_cg
-        if cg is None:
-            t = sysm.current_task
-            cg = t.cgroup if t is not None else None
-        return cg is not None and cg is not sysm.root and cg.parent is not None
+    # ------------------------------------------------- gfp and struct helpers
+    def acct(self, flags: int) -> int:
+        """flags | __GFP_ACCOUNT where BPF memory is accounted (switch account)."""
+        return flags | self.gfp.ACCOUNT if self.bprof.account else flags
 
-    def _record(self, key: tuple[str, int], kind: str, size: int, charged: bool,
-                order: int = 0) -> None:
-        """Book an allocation; `size` is the requested size for slab and per-cpu
-        objects (converted to what the memcg sees), the byte count otherwise."""
-        if kind == "slab":
-            full = kmalloc_charge(size, self.system.page_size)
-        elif kind == "percpu":
-            full = self.percpu_charge(size)
-            size *= self.system.nr_cpus
+    def atomic_gfp(self) -> int:
+        """GFP_ATOMIC | __GFP_NOWARN: sockhash elements, xsk nodes, sock_map links,
+        local storage."""
+        return self.gfp.ATOMIC | self.gfp.NOWARN
+
+    def runtime_gfp(self) -> int:
+        """gfp of non-preallocated runtime elements (LPM, devmap, cgroup storage
+        buffers, no-prealloc hash): GFP_ATOMIC | __GFP_NOWARN, forced over memory.max;
+        GFP_NOWAIT | __GFP_NOWARN with switch runtime_gfp_nowait."""
+        g = self.gfp
+        return (g.NOWAIT if self.bprof.runtime_gfp_nowait else g.ATOMIC) | g.NOWARN
+
+    def struct_alloc(self, size: int) -> int:
+        """The map struct of the families that kzalloc'ed it (GFP_USER | __GFP_ZERO
+        [| __GFP_ACCOUNT]) in the creator's context; bpf_map_area_alloc() with switch
+        struct_area_alloc."""
+        if self.bprof.struct_area_alloc:
+            return int(self.area_alloc(size))
+        return int(self.kzalloc_account(size, self.acct(self.gfp.USER | self.gfp.ZERO)))
+
+    def struct_free(self, addr: int | None) -> None:
+        if addr is None:
+            return
+        if self.bprof.struct_area_alloc:
+            self.area_free(addr)
         else:
-            full = size
-        self._allocs[key] = _Alloc(kind, size, charged, order, full)
+            self.kfree(addr)
 
-    def percpu_charge(self, size: int) -> int:
-        return percpu_charge(size, self.system.nr_cpus,
-                             bool(getattr(self.system.profile, "percpu_ptr_overhead", 0)))
+    def _record(self, key: tuple[str, int], size: int, order: int = 0) -> None:
+        """Book an allocation: `size` is the requested size for slab and per-cpu
+        objects (per cpu), the whole pages otherwise."""
+        self._allocs[key] = _Alloc(_KINDS[key[0]], size, order)
 
     def _enomem(self, what: str, size: int, exc: OSError) -> BpfError:
         return BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
@@ -383,22 +361,18 @@ class BpfMap:
         if size <= 0 or size >= (1 << 63):
             raise BpfError(errno.ENOMEM, f"bpf_map_area_alloc: bad size {size}")
         if not mmapable and size <= page << PAGE_ALLOC_COSTLY_ORDER:
-            gfp = g.USER | g.NORETRY | base
-            charged = self._charged_now(gfp)
             try:
-                addr = self.system.kmalloc(size, gfp)
+                addr = self.system.kmalloc(size, g.USER | g.NORETRY | base)
             except OSError:
                 pass
             else:
-                self._record(("k", addr), "slab", size, charged)
+                self._record(("k", addr), size)
                 return addr
-        gfp = g.KERNEL | g.RETRY_MAYFAIL | base
-        charged = self._charged_now(gfp)
         try:
-            addr = self.system.vmalloc(size, gfp)
+            addr = self.system.vmalloc(size, g.KERNEL | g.RETRY_MAYFAIL | base)
         except OSError as exc:
             raise self._enomem("bpf_map_area_alloc", size, exc) from None
-        self._record(("v", addr), "vmalloc", rup(size, page), charged)
+        self._record(("v", addr), rup(size, page))
         return addr
 
     def area_free(self, addr: int) -> None:
@@ -413,12 +387,11 @@ class BpfMap:
     def kzalloc_account(self, size: int, gfp: int) -> int:
         """A direct kmalloc/kzalloc in the current context (no active memcg switch),
         e.g. kzalloc(sizeof(*htab), GFP_USER | __GFP_ACCOUNT) in map_alloc."""
-        charged = self._charged_now(gfp)
         try:
             addr = self.system.kmalloc(size, gfp)
         except OSError as exc:
             raise self._enomem("kmalloc", size, exc) from None
-        self._record(("k", addr), "slab", size, charged)
+        self._record(("k", addr), size)
         return addr
 
     def map_kmalloc(self, size: int, gfp: int) -> int:
@@ -427,12 +400,11 @@ class BpfMap:
         if self.bprof.account:
             gfp |= self.gfp.ACCOUNT
         with self._map_memcg_active():
-            charged = self._charged_now(gfp)
             try:
                 addr = self.system.kmalloc(size, gfp)
             except OSError as exc:
                 raise self._enomem("bpf_map_kmalloc_node", size, exc) from None
-        self._record(("k", addr), "slab", size, charged)
+        self._record(("k", addr), size)
         return addr
 
     def map_alloc_percpu(self, size: int, align: int, gfp: int) -> int:
@@ -440,22 +412,20 @@ class BpfMap:
         if self.bprof.account:
             gfp |= self.gfp.ACCOUNT
         with self._map_memcg_active():
-            charged = self._charged_now(gfp)
             try:
                 addr = self.system.alloc_percpu(size, align, gfp)
             except OSError as exc:
                 raise self._enomem("bpf_map_alloc_percpu", size, exc) from None
-        self._record(("p", addr), "percpu", size, charged)
+        self._record(("p", addr), size)
         return addr
 
     def plain_alloc_percpu(self, size: int, align: int, gfp: int) -> int:
         """__alloc_percpu_gfp() without the map helpers (unaccounted unless gfp says)."""
-        charged = self._charged_now(gfp)
         try:
             addr = self.system.alloc_percpu(size, align, gfp)
         except OSError as exc:
             raise self._enomem("alloc_percpu", size, exc) from None
-        self._record(("p", addr), "percpu", size, charged)
+        self._record(("p", addr), size)
         return addr
 
     def kfree(self, addr: int) -> None:
@@ -474,12 +444,11 @@ class BpfMap:
             gfp |= self.gfp.ACCOUNT
         else:
             gfp &= ~self.gfp.ACCOUNT
-        charged = self._charged_now(gfp)
         try:
             pfn = self.system.alloc_pages(order, gfp)
         except OSError as exc:
             raise self._enomem("alloc_pages", self.system.page_size << order, exc) from None
-        self._record(("g", pfn), "pages", self.system.page_size << order, charged, order)
+        self._record(("g", pfn), self.system.page_size << order, order)
         return pfn
 
     def free_pages(self, pfn: int) -> None:
@@ -493,11 +462,10 @@ class BpfMap:
         e.g. to a bpf_mem_alloc cache)."""
         self._allocs.pop((kind, addr), None)
 
-    def adopt_alloc(self, kind: str, addr: int, nbytes: int, charged: bool) -> None:
-        """Record an allocation made elsewhere (e.g. by a bpf_mem_alloc cache) on the map;
-        `nbytes` is the requested size for "k" and "p" (the per-cpu unit)."""
-        self._record((kind, addr), {"k": "slab", "v": "vmalloc", "p": "percpu",
-                                    "g": "pages"}[kind], nbytes, charged)
+    def adopt_alloc(self, kind: str, addr: int, size: int) -> None:
+        """Book an allocation made elsewhere (the map's code, another map's books);
+        `size` is the requested size for "k" and "p" (per cpu), whole pages otherwise."""
+        self._record((kind, addr), size)
 
     def free_all(self) -> None:
         """Free every allocation still recorded (ops->map_free fallback)."""
@@ -512,37 +480,48 @@ class BpfMap:
             else:
                 self.system.free_pages(addr, a.order)
 
-    def charged_bytes(self) -> dict[str, int]:
-        """Requested bytes by allocation kind this map holds on a (non-root) memcg
-        (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages)."""
-        out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        for a in self._allocs.values():
-            if a.charged:
-                out[a.kind] += a.nbytes
+    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """What this map holds on a non-root memcg now, by allocation kind: the requested
+        bytes (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages)
+        and the bytes that memcg sees (obj_full_size() of slab objects -- kmalloc_large:
+        its pages --, pcpu_obj_full_size(), whole pages).  Both are asked of the memory
+        layer (memcg_ids_of(), kmalloc_charged_size(), pcpu_obj_full_size()); the
+        bpf_mem_alloc caches' objects are booked in aggregate."""
+        sysm = self.system
+        asked = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
+        seen = dict(asked)
+        root, ncpu = sysm.root.id, sysm.nr_cpus
+        slab_charge: dict[int, int] = {}       # requested kmalloc size -> charged bytes
+        where = np.array([sysm.pfn_to_virt(addr) if k == "g" else addr for k, addr in self._allocs],
+                         dtype=np.uint64)
+        for ((k, addr), a), memcg in zip(self._allocs.items(), sysm.memcg_ids_of(where).tolist()):
+            if memcg < 0 or memcg == root:
+                continue
+            size = a.size
+            if k == "k":
+                full = slab_charge.get(size)
+                if full is None:
+                    full = slab_charge[size] = sysm.kmalloc_charged_size(addr)
+                asked["slab"] += size
+                seen["slab"] += full
+            elif k == "p":
+                asked["percpu"] += size * ncpu
+                seen["percpu"] += sysm.pcpu_obj_full_size(size)
+            else:
+                asked[a.kind] += size
+                seen[a.kind] += size
         for pool in self.pools:
-            if pool.charged:
-                for kind, nbytes, _ in pool.books():
-                    out[kind] += nbytes
-        return out
-
-    def memcg_charged_bytes(self) -> dict[str, int]:
-        """The bytes the memcg actually sees, by kind: kmalloc bucket + 8-byte objcg slot
-        (kmalloc_large: its pages), pcpu_obj_full_size(), whole pages."""
-        out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        for a in self._allocs.values():
-            if a.charged:
-                out[a.kind] += a.memcg_bytes
-        for pool in self.pools:
-            if pool.charged:
-                for kind, _, full in pool.books():
-                    out[kind] += full
-        return out
+            if pool.charged():
+                for kind, nbytes, full in pool.books():
+                    asked[kind] += nbytes
+                    seen[kind] += full
+        return asked, seen
 
     def allocated_bytes(self) -> dict[str, int]:
         """Bytes by allocation kind the map holds, accounted or not."""
         out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
         for a in self._allocs.values():
-            out[a.kind] += a.nbytes
+            out[a.kind] += a.size * self.system.nr_cpus if a.kind == "percpu" else a.size
         for pool in self.pools:
             for kind, nbytes, _ in pool.books():
                 out[kind] += nbytes

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from .._ffi import ffi, lib
-
 LLIST_NODE_SZ = 8
 PCPU_CACHE_OBJ = 16     # per-cpu mode: 16-byte kmalloc object (header + percpu ptr)
 
@@ -35,26 +33,6 @@ class MemCache:
     high: int
     batch: int
     free: list[tuple[int, int]] = field(default_factory=list)  # (kmalloc addr, percpu addr)
-
-
-def kmalloc_until_fail(system: Any, size: int, n: int, gfp: int) -> np.ndarray:
-    """n kmallocs of `size` in the current context that stop at the first failure, as
-    alloc_bulk() does (kernel/bpf/memalloc.c): one C call (bm_memalloc_bulk).  Returns
-    the addresses got (fewer than n after a failure)."""
-    system._require_open()
-    cpu = system._cpu
-    if cpu < 0:
-        system._no_context("bpf_mem_alloc refill")
-    addrs = np.empty(n, dtype=np.uint64)
-    if n == 0:
-        return addrs
-    rc = int(lib.bm_memalloc_bulk(system._sys, cpu, size, n, gfp,
-                                  ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
-    if rc < 0:
-        raise OSError(-rc, f"bm_memalloc_bulk(size={size}, n={n}, gfp={gfp:#x}, cpu={cpu})")
-    if rc < n:
-        system._reap_oom_victim(cpu)
-    return addrs[:rc]
 
 
 def watermarks(unit_size: int, percpu: bool) -> tuple[int, int, int]:
@@ -88,7 +66,8 @@ class BpfMemAlloc:
                        for c in range(self.system.nr_cpus)]
         self.live = 0
         self.nobj = 0          # objects allocated and not yet freed (cached or live)
-        self.charged = False
+        # bytes the memcg was charged per object (asked of the core at the first allocation)
+        self.slab_charge = 0
         owner.pools.append(self)
         self._waiting: list[list[tuple[int, int]]] = []
         g = owner.gfp
@@ -108,14 +87,13 @@ class BpfMemAlloc:
         """Mirrors alloc_bulk(): kmalloc (or percpu) objects under set_active_memcg of the
         cache's objcg; stops at the first failure.  Returns how many were added.
         Non-per-cpu objects come from one C call that stops at the first failure
-        (kmalloc_until_fail)."""
+        (System.kmalloc_until_fail)."""
         sysm = self.system
         cg = self._memcg()
-        self.charged = cg is not sysm.root and bool(gfp & self.owner.gfp.ACCOUNT)
         done = 0
         with sysm.active_memcg(cg):
             if not self.percpu:
-                addrs = kmalloc_until_fail(sysm, self.unit_size, n, gfp)
+                addrs = sysm.kmalloc_until_fail(self.unit_size, n, gfp)
                 done = len(addrs)
                 c.free.extend(zip(addrs.tolist(), repeat(0)))   # (addr, 0) objects
             else:
@@ -131,21 +109,28 @@ class BpfMemAlloc:
                         break      # alloc_bulk() stops quietly; prefill failure is silent too
                     c.free.append((a, p))
                     done += 1
-        self.nobj += done
+        self._added(done, c.free)
         return done
+
+    def _added(self, n: int, objs: list[tuple[int, int]]) -> None:
+        """Count ``n`` new objects; the first one tells what the core charges per object."""
+        self.nobj += n
+        if n and not self.slab_charge:
+            self.slab_charge = self.system.kmalloc_charged_size(objs[-1][0])
+
+    def charged(self) -> bool:
+        """Whether the objects are charged to a non-root memcg: the cache's objcg's memcg
+        now (bpf_mem_alloc charges every object to the objcg captured at init)."""
+        return self.objcg is not None and self._memcg() is not self.system.root
 
     def books(self) -> list[tuple[str, int, int]]:
         """(kind, requested bytes, memcg bytes) of every object this allocator holds
         (cached or handed out): its objects are booked in aggregate, not one by one."""
-        from .map import kmalloc_charge
-        page = self.system.page_size
         if not self.percpu:
-            return [("slab", self.nobj * self.unit_size,
-                     self.nobj * kmalloc_charge(self.unit_size, page))]
-        return [("slab", self.nobj * PCPU_CACHE_OBJ,
-                 self.nobj * kmalloc_charge(PCPU_CACHE_OBJ, page)),
+            return [("slab", self.nobj * self.unit_size, self.nobj * self.slab_charge)]
+        return [("slab", self.nobj * PCPU_CACHE_OBJ, self.nobj * self.slab_charge),
                 ("percpu", self.nobj * self.size * self.system.nr_cpus,
-                 self.nobj * self.owner.percpu_charge(self.size))]
+                 self.nobj * self.system.pcpu_obj_full_size(self.size))]
 
     def _cache(self) -> MemCache:
         cpu = self.system.current_cpu
@@ -165,8 +150,8 @@ class BpfMemAlloc:
     def alloc_addr(self) -> int:
         """alloc() for a non-per-cpu cache in one frame, returning the object's address
         (its object is (addr, 0)); 0 when the cache was empty (after the refill try)."""
-        cpu = self.system._cpu
-        c = self.caches[cpu if cpu >= 0 else 0]
+        cpu = self.system.current_cpu
+        c = self.caches[cpu or 0]
         free = c.free
         addr = free.pop()[0] if free else 0
         if len(free) < c.low:
@@ -226,10 +211,10 @@ class BpfMemAlloc:
         cg = self._memcg()
         pool: list[int] = []
         if refills:
-            self.charged = cg is not sysm.root and bool(gfp & g.ACCOUNT)
             with sysm.active_memcg(cg):
-                pool = kmalloc_until_fail(sysm, self.unit_size, refills * batch, gfp).tolist()
-            self.nobj += len(pool)
+                pool = sysm.kmalloc_until_fail(self.unit_size, refills * batch, gfp).tolist()
+            if pool:
+                self._added(len(pool), [(pool[0], 0)])
         live = len(pool) < refills * batch     # a prefetched refill came up short
         free = [a for a, _ in c.free]
         out = np.empty(k, dtype=np.uint64)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import errno
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (KMALLOC_MAX_SIZE, bpf_error, check_flags_access_ok,
-                                   require_cap, struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .map import KMALLOC_MAX_SIZE, BpfMap, flags_access_ok, register_map
 
 _CREATE_FLAG_MASK = (uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY
                      | uapi.BPF_F_RDONLY_PROG | uapi.BPF_F_WRONLY_PROG)
@@ -29,21 +29,21 @@ class QueueStackMap(BpfMap):
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """Mirrors queue_stack_map_alloc_check()."""
-        require_cap(ctx, "bpf", cls.kind)
+        require_cap(ctx.task, "bpf", cls.kind)
         if (attr.max_entries == 0 or attr.key_size != 0 or attr.value_size == 0
                 or attr.map_flags & ~_CREATE_FLAG_MASK
-                or not check_flags_access_ok(attr.map_flags)):
-            raise bpf_error(errno.EINVAL,
-                            f"{cls.kind}: queue_stack_map_alloc_check: need max_entries > 0 "
-                            f"(got {attr.max_entries}), key_size 0 (got {attr.key_size}), "
-                            f"value_size > 0 (got {attr.value_size}), flags within "
-                            f"{_CREATE_FLAG_MASK:#x} (got {attr.map_flags:#x})")
+                or not flags_access_ok(attr.map_flags)):
+            raise BpfError(errno.EINVAL,
+                           f"{cls.kind}: queue_stack_map_alloc_check: need max_entries > 0 "
+                           f"(got {attr.max_entries}), key_size 0 (got {attr.key_size}), "
+                           f"value_size > 0 (got {attr.value_size}), flags within "
+                           f"{_CREATE_FLAG_MASK:#x} (got {attr.map_flags:#x})")
         if attr.value_size > KMALLOC_MAX_SIZE:
-            raise bpf_error(errno.E2BIG, f"{cls.kind}: value_size {attr.value_size} > "
-                            f"KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}")
+            raise BpfError(errno.E2BIG, f"{cls.kind}: value_size {attr.value_size} > "
+                           f"KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}")
 
     def _area_size(self) -> int:
-        return (struct_size(self, "bpf_queue_stack")
+        return (self.sizes.bpf_queue_stack
                 + (self.attr.max_entries + 1) * self.attr.value_size)
 
     def legacy_cost(self) -> int:
@@ -86,11 +86,11 @@ class QueueStackMap(BpfMap):
     def push_elem(self, value: bytes, flags: int = 0) -> None:
         """Mirrors queue_stack_map_push_elem(): BPF_EXIST overwrites the oldest when full."""
         if flags & uapi.BPF_NOEXIST or flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"{self.kind} push: flags {flags:#x} not BPF_ANY/BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"{self.kind} push: flags {flags:#x} not BPF_ANY/BPF_EXIST")
         if self._full():
             if not flags & uapi.BPF_EXIST:
-                raise bpf_error(errno.E2BIG, f"{self.kind} push: map full "
-                                f"({self.attr.max_entries} of {self.attr.max_entries} elements)")
+                raise BpfError(errno.E2BIG, f"{self.kind} push: map full "
+                               f"({self.attr.max_entries} of {self.attr.max_entries} elements)")
             self._slots.pop(self._tail, None)
             self._tail += 1
             if self._tail >= self._size:
@@ -116,7 +116,7 @@ class QueueStackMap(BpfMap):
 
     def _no_key(self, key: bytes | None, op: str) -> None:
         if key is not None:
-            raise bpf_error(errno.EINVAL, f"{self.kind} {op}: key must be NULL (key_size 0)")
+            raise BpfError(errno.EINVAL, f"{self.kind} {op}: key must be NULL (key_size 0)")
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         """Syscall lookup with a NULL key is a peek (bpf_map_copy_value())."""
@@ -130,15 +130,15 @@ class QueueStackMap(BpfMap):
 
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int = 0) -> None:
         """bpf_map_update_elem() from a program: queue_stack_map_update_elem() -> -EINVAL."""
-        raise bpf_error(errno.EINVAL, f"{self.kind}: map_update_elem is not supported, use push")
+        raise BpfError(errno.EINVAL, f"{self.kind}: map_update_elem is not supported, use push")
 
     def delete_elem(self, key: bytes | None) -> None:
         """Mirrors queue_stack_map_delete_elem()."""
-        raise bpf_error(errno.EINVAL, f"{self.kind}: delete is not supported (queue_stack_map_delete_elem)")
+        raise BpfError(errno.EINVAL, f"{self.kind}: delete is not supported (queue_stack_map_delete_elem)")
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """Mirrors queue_stack_map_get_next_key()."""
-        raise bpf_error(errno.EINVAL, f"{self.kind}: get_next_key is not supported")
+        raise BpfError(errno.EINVAL, f"{self.kind}: get_next_key is not supported")
 
     def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
         """Syscall LOOKUP_AND_DELETE on a queue/stack is a pop."""
@@ -155,7 +155,7 @@ class QueueMap(QueueStackMap):
     def _get(self, delete: bool) -> bytes:
         """Mirrors __queue_map_get(): oldest element at tail."""
         if self._empty():
-            raise bpf_error(errno.ENOENT, "QUEUE: empty")
+            raise BpfError(errno.ENOENT, "QUEUE: empty")
         val = self._slots[self._tail]
         if delete:
             del self._slots[self._tail]
@@ -174,7 +174,7 @@ class StackMap(QueueStackMap):
     def _get(self, delete: bool) -> bytes:
         """Mirrors __stack_map_get(): newest element just below head."""
         if self._empty():
-            raise bpf_error(errno.ENOENT, "STACK: empty")
+            raise BpfError(errno.ENOENT, "STACK: empty")
         index = self._head - 1
         if index < 0:
             index = self._size - 1

@@ -1,90 +1,24 @@
-"""The two accounting regimes of BPF memory, per profile.
+"""The two accounting regimes of BPF memory, and the gfp values BPF code uses.
 
-* 5.10: RLIMIT_MEMLOCK.  Each uid has one `user_struct` whose `locked_vm`
-  counts pages charged by every task of that uid (mirrors
+* Switch ``rlimit`` (v5.10): RLIMIT_MEMLOCK.  Each uid has one `user_struct`
+  whose `locked_vm` counts pages charged by every task of that uid (mirrors
   bpf_charge_memlock() / bpf_map_charge_init() / __bpf_prog_charge(),
   kernel/bpf/syscall.c of v5.10).  The limit is the calling task's soft
   RLIMIT_MEMLOCK.
-* 5.11 / 6.18: memcg.  The map keeps its creator's memcg (v5.11
-  bpf_map_save_memcg(): map->memcg) or objcg (v6.0+: map->objcg) and
-  runtime allocations run under set_active_memcg() of it
-  (bpf_map_kmalloc_node() and friends, kernel/bpf/syscall.c).
+* Switches ``account``, ``map_memcg`` (v5.11), ``map_objcg`` (v6.0): memcg.
+  The map keeps its creator's memcg (bpf_map_save_memcg(): map->memcg) or
+  objcg (map->objcg) and runtime allocations run under set_active_memcg() of
+  it (bpf_map_kmalloc_node() and friends, kernel/bpf/syscall.c); see map.py.
 """
 
 from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import BpfError
 from .uapi import RLIM_INFINITY, U32_MAX
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
-
-@dataclass(frozen=True)
-class BpfProfile:
-    """What the BPF side of a kernel release does (data, not branches)."""
-
-    name: str
-    attr_line: str                 # "5" or "6": CHECK_ATTR last fields / sizeof(bpf_attr)
-    rlimit: bool                   # v5.10 RLIMIT_MEMLOCK charging of maps and progs
-    map_memcg: str                 # "none" (5.10), "memcg" (5.11), "objcg" (6.0+)
-    account: bool                  # BPF allocations carry __GFP_ACCOUNT (5.11+)
-    memlock: str                   # fdinfo memlock: "pages" / "footprint" / "usage"
-    nopre_alloc: str               # no-prealloc hash element: "kmalloc" (<= 6.0) / "memalloc" (6.1+)
-    nopre_gfp: str                 # gfp of runtime element allocations: "atomic" / "nowait"
-    default_memlock: int           # default RLIMIT_MEMLOCK soft = hard, bytes
-    caps_central: bool             # v6.5+: permission checks centralised in map_create()
-    htab_struct_area: bool         # v6.1+: struct bpf_htab from bpf_map_area_alloc
-    htab_lock_term: bool           # map_locked per-cpu ints present (and in mem_usage)
-    map_extra: bool                # v5.16+ map_extra attr
-    prog_alloc_enomem: bool        # bpf_prog_alloc failure -> ENOMEM (else EINVAL)
-    lookup_and_delete_hash: bool   # LOOKUP_AND_DELETE_ELEM on the hash family (5.14+)
-    percpu_value_limit: bool       # per-cpu value_size > PCPU_MIN_UNIT_SIZE -> E2BIG
-    htab_max_2g: bool              # hash max_entries > 2^31 -> E2BIG
-    memalloc_prefill_split: bool   # v6.8+: per-cpu bpf_mem_alloc caches prefill 1
-    unpriv_at_entry: bool          # unprivileged_bpf_disabled tested at syscall entry (< 6.5)
-    batch_retry_eintr: bool        # generic lookup batch retries vanished keys then EINTR (5.10)
-    max_map_type: int
-    max_cmd: int
-
-
-PROFILES: dict[str, BpfProfile] = {
-    "5.10": BpfProfile(
-        name="5.10", attr_line="5", rlimit=True, map_memcg="none", account=False,
-        memlock="pages", nopre_alloc="kmalloc", nopre_gfp="atomic",
-        default_memlock=64 * 1024, caps_central=False, htab_struct_area=False,
-        htab_lock_term=False, map_extra=False, prog_alloc_enomem=True,
-        lookup_and_delete_hash=False, percpu_value_limit=False, htab_max_2g=False,
-        memalloc_prefill_split=False, unpriv_at_entry=True, batch_retry_eintr=True,
-        max_map_type=28, max_cmd=35),
-    "5.11": BpfProfile(
-        name="5.11", attr_line="5", rlimit=False, map_memcg="memcg", account=True,
-        memlock="footprint", nopre_alloc="kmalloc", nopre_gfp="atomic",
-        default_memlock=64 * 1024, caps_central=False, htab_struct_area=False,
-        htab_lock_term=True, map_extra=False, prog_alloc_enomem=True,
-        lookup_and_delete_hash=False, percpu_value_limit=False, htab_max_2g=False,
-        memalloc_prefill_split=False, unpriv_at_entry=True, batch_retry_eintr=True,
-        max_map_type=29, max_cmd=35),
-    "6.18": BpfProfile(
-        name="6.18", attr_line="6", rlimit=False, map_memcg="objcg", account=True,
-        memlock="usage", nopre_alloc="memalloc", nopre_gfp="nowait",
-        default_memlock=8 * 1024 * 1024, caps_central=True, htab_struct_area=True,
-        htab_lock_term=True, map_extra=True, prog_alloc_enomem=False,
-        lookup_and_delete_hash=True, percpu_value_limit=True, htab_max_2g=True,
-        memalloc_prefill_split=True, unpriv_at_entry=False, batch_retry_eintr=False,
-        max_map_type=33, max_cmd=36),
-}
-
-
-def bpf_profile_for(system: Any) -> BpfProfile:
-    name = getattr(system.profile, "name", str(system.profile))
-    if name in PROFILES:
-        return PROFILES[name]
-    return PROFILES["6.18"] if name.split(".")[0] >= "6" else PROFILES["5.11"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +38,7 @@ class Gfp:
 
 
 def gfp_for(system: Any) -> Gfp:
-    """Read the gfp set from the mm layer (`system.gfp`, per profile)."""
+    """The gfp values of the System's profile (``system.gfp`` of the memory layer)."""
     g = system.gfp
 
     def get(name: str) -> int:

@@ -10,9 +10,11 @@ import errno
 import struct
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import Socket, bpf_error, current_task, fd_object, require_cap, struct_size
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .kobjects import Socket, current_task, fd_object
+from .map import BpfMap, register_map
 
 _ARRAY_FLAGS = (uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY
                 | uapi.BPF_F_RDONLY_PROG | uapi.BPF_F_WRONLY_PROG)
@@ -29,16 +31,16 @@ class ReuseportArray(BpfMap):
         """Mirrors reuseport_array_alloc_check() (array_map_alloc_check() + value 4/8)
         and the bpf_capable() test of reuseport_array_alloc()."""
         if attr.value_size not in (4, 8):
-            raise bpf_error(errno.EINVAL, f"REUSEPORT_SOCKARRAY: value_size {attr.value_size} "
-                            f"must be 4 or 8 (a socket fd)")
+            raise BpfError(errno.EINVAL, f"REUSEPORT_SOCKARRAY: value_size {attr.value_size} "
+                           f"must be 4 or 8 (a socket fd)")
         if (attr.max_entries == 0 or attr.key_size != 4 or attr.map_flags & ~_ARRAY_FLAGS):
-            raise bpf_error(errno.EINVAL, f"REUSEPORT_SOCKARRAY: array_map_alloc_check: need "
-                            f"max_entries > 0 (got {attr.max_entries}), key_size 4 (got "
-                            f"{attr.key_size}), flags within {_ARRAY_FLAGS:#x} (got {attr.map_flags:#x})")
-        require_cap(ctx, "bpf", "REUSEPORT_SOCKARRAY")
+            raise BpfError(errno.EINVAL, f"REUSEPORT_SOCKARRAY: array_map_alloc_check: need "
+                           f"max_entries > 0 (got {attr.max_entries}), key_size 4 (got "
+                           f"{attr.key_size}), flags within {_ARRAY_FLAGS:#x} (got {attr.map_flags:#x})")
+        require_cap(ctx.task, "bpf", "REUSEPORT_SOCKARRAY")
 
     def _size(self) -> int:
-        return struct_size(self, "reuseport_array") + self.attr.max_entries * 8
+        return self.sizes.reuseport_array + self.attr.max_entries * 8
 
     def legacy_cost(self) -> int:
         return self._size()
@@ -54,7 +56,7 @@ class ReuseportArray(BpfMap):
 
     def _index(self, key: bytes | None) -> int:
         if key is None or len(key) != 4:
-            raise bpf_error(errno.EINVAL, "REUSEPORT_SOCKARRAY: key must be 4 bytes")
+            raise BpfError(errno.EINVAL, "REUSEPORT_SOCKARRAY: key must be 4 bytes")
         return struct.unpack("<I", key)[0]
 
     def lookup_elem(self, key: bytes | None) -> bytes:
@@ -62,38 +64,38 @@ class ReuseportArray(BpfMap):
         idx = self._index(key)
         sk = self._socks.get(idx) if idx < self.attr.max_entries else None
         if sk is None:
-            raise bpf_error(errno.ENOENT, f"REUSEPORT_SOCKARRAY: index {idx} is empty")
+            raise BpfError(errno.ENOENT, f"REUSEPORT_SOCKARRAY: index {idx} is empty")
         return struct.pack("<Q", sk.ino)[: self.attr.value_size]
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Mirrors bpf_fd_reuseport_array_update_elem(): no allocation."""
         idx = self._index(key)
         if flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"REUSEPORT_SOCKARRAY: flags {flags:#x} > BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"REUSEPORT_SOCKARRAY: flags {flags:#x} > BPF_EXIST")
         if idx >= self.attr.max_entries:
-            raise bpf_error(errno.E2BIG, f"REUSEPORT_SOCKARRAY: index {idx} >= max_entries "
-                            f"{self.attr.max_entries}")
+            raise BpfError(errno.E2BIG, f"REUSEPORT_SOCKARRAY: index {idx} >= max_entries "
+                           f"{self.attr.max_entries}")
         fd = int.from_bytes(value[:4], "little")
         sk = fd_object(current_task(self.system), fd)
         if not isinstance(sk, Socket):
-            raise bpf_error(errno.EINVAL, f"REUSEPORT_SOCKARRAY: fd {fd} is not a socket")
+            raise BpfError(errno.EINVAL, f"REUSEPORT_SOCKARRAY: fd {fd} is not a socket")
         if sk.kind not in ("tcp", "udp"):
-            raise bpf_error(524,
-                            "REUSEPORT_SOCKARRAY: socket type not supported")
+            raise BpfError(524,
+                           "REUSEPORT_SOCKARRAY: socket type not supported")
         old = self._socks.get(idx)
         if old is None and flags == uapi.BPF_EXIST:
-            raise bpf_error(errno.ENOENT, f"REUSEPORT_SOCKARRAY: index {idx} empty with BPF_EXIST")
+            raise BpfError(errno.ENOENT, f"REUSEPORT_SOCKARRAY: index {idx} empty with BPF_EXIST")
         if old is not None and flags == uapi.BPF_NOEXIST:
-            raise bpf_error(errno.EEXIST, f"REUSEPORT_SOCKARRAY: index {idx} in use with BPF_NOEXIST")
+            raise BpfError(errno.EEXIST, f"REUSEPORT_SOCKARRAY: index {idx} in use with BPF_NOEXIST")
         self._socks[idx] = sk
 
     def delete_elem(self, key: bytes | None) -> None:
         """Mirrors reuseport_array_delete_elem()."""
         idx = self._index(key)
         if idx >= self.attr.max_entries:
-            raise bpf_error(errno.E2BIG, f"REUSEPORT_SOCKARRAY: index {idx} >= max_entries")
+            raise BpfError(errno.E2BIG, f"REUSEPORT_SOCKARRAY: index {idx} >= max_entries")
         if self._socks.pop(idx, None) is None:
-            raise bpf_error(errno.ENOENT, f"REUSEPORT_SOCKARRAY: index {idx} is empty")
+            raise BpfError(errno.ENOENT, f"REUSEPORT_SOCKARRAY: index {idx} is empty")
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """Mirrors reuseport_array_get_next_key()."""
@@ -103,5 +105,5 @@ class ReuseportArray(BpfMap):
         if idx >= self.attr.max_entries:
             return struct.pack("<I", 0)
         if idx == self.attr.max_entries - 1:
-            raise bpf_error(errno.ENOENT, "REUSEPORT_SOCKARRAY: last index")
+            raise BpfError(errno.ENOENT, "REUSEPORT_SOCKARRAY: last index")
         return struct.pack("<I", idx + 1)

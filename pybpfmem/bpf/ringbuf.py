@@ -12,10 +12,10 @@ from __future__ import annotations
 import errno
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (ENOTSUPP, acct, bpf_error, rup, struct_alloc,
-                                   struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .errors import BpfError
+from .map import BpfMap, register_map, rup
+from .uapi import ENOTSUPP
 
 RINGBUF_NR_META_PAGES = 3        # header page + consumer page + producer page
 BPF_RINGBUF_HDR_SZ = 8
@@ -36,16 +36,16 @@ class RingbufMap(BpfMap):
         name = "USER_RINGBUF" if attr.map_type == uapi.BPF_MAP_TYPE_USER_RINGBUF else "RINGBUF"
         page = ctx.system.page_size
         if attr.map_flags & ~uapi.BPF_F_NUMA_NODE:
-            raise bpf_error(errno.EINVAL, f"{name}: map_flags {attr.map_flags:#x}: only "
-                            f"BPF_F_NUMA_NODE allowed (ringbuf_map_alloc)")
+            raise BpfError(errno.EINVAL, f"{name}: map_flags {attr.map_flags:#x}: only "
+                           f"BPF_F_NUMA_NODE allowed (ringbuf_map_alloc)")
         n = attr.max_entries
         if attr.key_size or attr.value_size or n == 0 or n & (n - 1) or n % page:
-            raise bpf_error(errno.EINVAL, f"{name}: key_size {attr.key_size} and value_size "
-                            f"{attr.value_size} must be 0, max_entries {n} a power of two and a "
-                            f"multiple of PAGE_SIZE {page} (ringbuf_map_alloc)")
+            raise BpfError(errno.EINVAL, f"{name}: key_size {attr.key_size} and value_size "
+                           f"{attr.value_size} must be 0, max_entries {n} a power of two and a "
+                           f"multiple of PAGE_SIZE {page} (ringbuf_map_alloc)")
         max_data = ((1 << 24) - 2 - 1) * page   # RINGBUF_MAX_DATA_SZ
         if n > max_data:
-            raise bpf_error(errno.E2BIG, f"{name}: max_entries {n} > RINGBUF_MAX_DATA_SZ {max_data}")
+            raise BpfError(errno.E2BIG, f"{name}: max_entries {n} > RINGBUF_MAX_DATA_SZ {max_data}")
 
     @property
     def _data_pages(self) -> int:
@@ -57,7 +57,7 @@ class RingbufMap(BpfMap):
         sizeof(struct bpf_ringbuf) is the meta part up to data[], i.e. 3 pages
         (its consumer/producer positions and data are page aligned).
         """
-        return (struct_size(self, "bpf_ringbuf_map")
+        return (self.sizes.bpf_ringbuf_map
                 + RINGBUF_NR_META_PAGES * self.system.page_size + self.attr.max_entries)
 
     def alloc(self) -> None:
@@ -71,20 +71,20 @@ class RingbufMap(BpfMap):
         self._cons = 0
         # struct bpf_ringbuf_map: v5.10 kzalloc(GFP_USER) (unaccounted), v5.11
         # GFP_USER | __GFP_ACCOUNT, v6.1+ bpf_map_area_alloc
-        struct_alloc(self, struct_size(self, "bpf_ringbuf_map"))
+        self.struct_alloc(self.sizes.bpf_ringbuf_map)
         nr_data = self._data_pages
         array_size = (RINGBUF_NR_META_PAGES + 2 * nr_data) * 8
-        flags = acct(self, g.KERNEL | g.RETRY_MAYFAIL | g.NOWARN | g.ZERO)
-        if self.bprof.htab_struct_area:
+        flags = self.acct(g.KERNEL | g.RETRY_MAYFAIL | g.NOWARN | g.ZERO)
+        if self.bprof.struct_area_alloc:
             self.area_alloc(array_size)             # v6.1+: bpf_map_area_alloc
         elif array_size > page:
             # v5.10/v5.11: vmalloc_node() with plain GFP_KERNEL: not accounted
             try:
                 addr = sys_.vmalloc(array_size, g.KERNEL)
             except OSError as exc:
-                raise bpf_error(errno.ENOMEM, f"RINGBUF: vmalloc of the {array_size}-byte "
-                                f"page array failed: {exc}") from None
-            self.adopt_alloc("v", addr, rup(array_size, page), False)
+                raise BpfError(errno.ENOMEM, f"RINGBUF: vmalloc of the {array_size}-byte "
+                               f"page array failed: {exc}") from None
+            self.adopt_alloc("v", addr, rup(array_size, page))
         else:
             self.kzalloc_account(array_size, flags)  # kmalloc_node(flags)
         for _ in range(RINGBUF_NR_META_PAGES + nr_data):
@@ -100,13 +100,13 @@ class RingbufMap(BpfMap):
     def mem_usage(self) -> int:
         """Mirrors ringbuf_map_mem_usage(): struct + pages + page-pointer array."""
         nr_data = self._data_pages
-        return (struct_size(self, "bpf_ringbuf_map")
+        return (self.sizes.bpf_ringbuf_map
                 + (RINGBUF_NR_META_PAGES + nr_data) * self.system.page_size
                 + (RINGBUF_NR_META_PAGES + 2 * nr_data) * 8)
 
     # -- element syscalls: ringbuf_map_{lookup,update,delete}_elem, get_next_key --
     def _enotsupp(self, op: str) -> Exception:
-        return bpf_error(ENOTSUPP, f"RINGBUF: {op} is not supported (ringbuf_map_{op} -> -ENOTSUPP)")
+        return BpfError(ENOTSUPP, f"RINGBUF: {op} is not supported (ringbuf_map_{op} -> -ENOTSUPP)")
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         raise self._enotsupp("lookup_elem")
@@ -143,7 +143,7 @@ class RingbufMap(BpfMap):
     def _commit(self, rec: int, discard: bool) -> None:
         """Mirrors bpf_ringbuf_commit(): clear the busy bit (and mark discarded)."""
         if rec not in self._records or self._records[rec][1] != 0:
-            raise bpf_error(errno.EINVAL, f"RINGBUF: record {rec} is not a reserved record")
+            raise BpfError(errno.EINVAL, f"RINGBUF: record {rec} is not a reserved record")
         self._records[rec] = (self._records[rec][0], 2 if discard else 1)
 
     def submit(self, rec: int, flags: int = 0) -> None:
@@ -155,10 +155,10 @@ class RingbufMap(BpfMap):
     def output(self, data: bytes, flags: int = 0) -> None:
         """Mirrors bpf_ringbuf_output(): reserve + copy + commit; -EAGAIN when full."""
         if flags & ~(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP):
-            raise bpf_error(errno.EINVAL, f"RINGBUF output: flags {flags:#x}")
+            raise BpfError(errno.EINVAL, f"RINGBUF output: flags {flags:#x}")
         rec = self.reserve(len(data))
         if rec is None:
-            raise bpf_error(errno.EAGAIN, f"RINGBUF output: no room for {len(data)} bytes")
+            raise BpfError(errno.EAGAIN, f"RINGBUF output: no room for {len(data)} bytes")
         self._commit(rec, False)
 
     def consume(self) -> list[int]:

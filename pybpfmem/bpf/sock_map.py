@@ -16,11 +16,12 @@ import errno
 import struct
 from typing import Any, ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (MAX_BPF_STACK, U32_MAX, Socket, atomic_gfp, bpf_error,
-                                   current_task, fd_object, pow2, require_cap, rup,
-                                   struct_alloc, struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .kobjects import Socket, current_task, fd_object
+from .map import BpfMap, pow2, register_map, rup
+from .uapi import MAX_BPF_STACK, U32_MAX
 
 _CREATE_FLAGS = uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY
 
@@ -33,20 +34,20 @@ class _SockMapBase(BpfMap):
         fd = int.from_bytes(value[: self.attr.value_size], "little")
         sk = fd_object(current_task(self.system), fd)
         if not isinstance(sk, Socket):
-            raise bpf_error(errno.ENOTSOCK if not hasattr(sk, "kind") else errno.EOPNOTSUPP,
-                            f"{self.kind}: fd {fd} is not a socket")
+            raise BpfError(errno.ENOTSOCK if not hasattr(sk, "kind") else errno.EOPNOTSUPP,
+                           f"{self.kind}: fd {fd} is not a socket")
         if sk.closed or (sk.kind == "tcp" and not sk.established):
-            raise bpf_error(errno.EOPNOTSUPP, f"{self.kind}: socket state not allowed "
-                            f"(TCP must be established or listening)")
+            raise BpfError(errno.EOPNOTSUPP, f"{self.kind}: socket state not allowed "
+                           f"(TCP must be established or listening)")
         return sk
 
     def _link_alloc(self) -> int:
         """sk_psock_init_link(): the per-(socket, map) link."""
         try:
-            return self.map_kmalloc(struct_size(self, "sk_psock_link"), atomic_gfp(self) | self.gfp.ZERO)
+            return self.map_kmalloc(self.sizes.sk_psock_link, self.atomic_gfp() | self.gfp.ZERO)
         except OSError as exc:
-            raise bpf_error(errno.ENOMEM, f"{self.kind}: sk_psock_link allocation failed: "
-                            f"{exc.strerror or exc}") from None
+            raise BpfError(errno.ENOMEM, f"{self.kind}: sk_psock_link allocation failed: "
+                           f"{exc.strerror or exc}") from None
 
     def _link(self, sk: Socket, key: Any, link: int) -> None:
         """sock_map_link() + sock_map_add_link(): psock on first use, link recorded."""
@@ -75,19 +76,19 @@ class SockMap(_SockMapBase):
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """The checks of sock_map_alloc()."""
-        require_cap(ctx, "net_admin", "SOCKMAP")
+        require_cap(ctx.task, "net_admin", "SOCKMAP")
         if (attr.max_entries == 0 or attr.key_size != 4 or attr.value_size not in (4, 8)
                 or attr.map_flags & ~_CREATE_FLAGS):
-            raise bpf_error(errno.EINVAL, f"SOCKMAP: need max_entries > 0 (got {attr.max_entries}), "
-                            f"key_size 4 (got {attr.key_size}), value_size 4 or 8 (got "
-                            f"{attr.value_size}), flags within {_CREATE_FLAGS:#x} (got {attr.map_flags:#x})")
+            raise BpfError(errno.EINVAL, f"SOCKMAP: need max_entries > 0 (got {attr.max_entries}), "
+                           f"key_size 4 (got {attr.key_size}), value_size 4 or 8 (got "
+                           f"{attr.value_size}), flags within {_CREATE_FLAGS:#x} (got {attr.map_flags:#x})")
 
     def legacy_cost(self) -> int:
         return self.attr.max_entries * 8
 
     def alloc(self) -> None:
         """Mirrors sock_map_alloc()."""
-        struct_alloc(self, struct_size(self, "bpf_stab"))
+        self.struct_alloc(self.sizes.bpf_stab)
         self.area_alloc(self.attr.max_entries * 8)
         self._sks: dict[int, Socket] = {}
 
@@ -99,11 +100,11 @@ class SockMap(_SockMapBase):
 
     def mem_usage(self) -> int:
         """Mirrors sock_map_mem_usage()."""
-        return struct_size(self, "bpf_stab") + self.attr.max_entries * 8
+        return self.sizes.bpf_stab + self.attr.max_entries * 8
 
     def _idx(self, key: bytes | None) -> int:
         if key is None or len(key) != 4:
-            raise bpf_error(errno.EINVAL, "SOCKMAP: key must be 4 bytes")
+            raise BpfError(errno.EINVAL, "SOCKMAP: key must be 4 bytes")
         return struct.unpack("<I", key)[0]
 
     def socket_closed(self, sk: Socket, key: int) -> None:
@@ -116,10 +117,10 @@ class SockMap(_SockMapBase):
         """sock_map_lookup_sys(): the socket cookie; value_size must be 8."""
         idx = self._idx(key)
         if self.attr.value_size != 8:
-            raise bpf_error(errno.ENOSPC, "SOCKMAP lookup: value_size must be 8 for the cookie")
+            raise BpfError(errno.ENOSPC, "SOCKMAP lookup: value_size must be 8 for the cookie")
         sk = self._sks.get(idx)
         if sk is None:
-            raise bpf_error(errno.ENOENT, f"SOCKMAP: index {idx} is empty")
+            raise BpfError(errno.ENOENT, f"SOCKMAP: index {idx} is empty")
         return struct.pack("<Q", sk.ino)
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -127,17 +128,17 @@ class SockMap(_SockMapBase):
         idx = self._idx(key)
         sk = self._socket_from_value(value)
         if flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"SOCKMAP: flags {flags:#x} > BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"SOCKMAP: flags {flags:#x} > BPF_EXIST")
         if idx >= self.attr.max_entries:
-            raise bpf_error(errno.E2BIG, f"SOCKMAP: index {idx} >= max_entries {self.attr.max_entries}")
+            raise BpfError(errno.E2BIG, f"SOCKMAP: index {idx} >= max_entries {self.attr.max_entries}")
         link = self._link_alloc()
         osk = self._sks.get(idx)
         if osk is not None and flags == uapi.BPF_NOEXIST:
             self.kfree(link)
-            raise bpf_error(errno.EEXIST, f"SOCKMAP: index {idx} in use with BPF_NOEXIST")
+            raise BpfError(errno.EEXIST, f"SOCKMAP: index {idx} in use with BPF_NOEXIST")
         if osk is None and flags == uapi.BPF_EXIST:
             self.kfree(link)
-            raise bpf_error(errno.ENOENT, f"SOCKMAP: index {idx} empty with BPF_EXIST")
+            raise BpfError(errno.ENOENT, f"SOCKMAP: index {idx} empty with BPF_EXIST")
         if osk is not None:
             self._unref(osk, idx)
         self._link(sk, idx, link)
@@ -147,10 +148,10 @@ class SockMap(_SockMapBase):
         """Mirrors sock_map_delete_elem() / __sock_map_delete(): empty slot -> -EINVAL."""
         idx = self._idx(key)
         if idx >= self.attr.max_entries:
-            raise bpf_error(errno.EINVAL, f"SOCKMAP: index {idx} >= max_entries")
+            raise BpfError(errno.EINVAL, f"SOCKMAP: index {idx} >= max_entries")
         sk = self._sks.pop(idx, None)
         if sk is None:
-            raise bpf_error(errno.EINVAL, f"SOCKMAP: index {idx} is empty")
+            raise BpfError(errno.EINVAL, f"SOCKMAP: index {idx} is empty")
         self._unref(sk, idx)
 
     def get_next_key(self, key: bytes | None) -> bytes:
@@ -159,7 +160,7 @@ class SockMap(_SockMapBase):
             return struct.pack("<I", 0)
         k = self._idx(key)
         if k == self.attr.max_entries - 1:
-            raise bpf_error(errno.ENOENT, "SOCKMAP: last index")
+            raise BpfError(errno.ENOENT, "SOCKMAP: last index")
         return struct.pack("<I", k + 1)
 
 
@@ -173,17 +174,17 @@ class SockHash(_SockMapBase):
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """The checks of sock_hash_alloc()."""
-        require_cap(ctx, "net_admin", "SOCKHASH")
+        require_cap(ctx.task, "net_admin", "SOCKHASH")
         if (attr.max_entries == 0 or attr.key_size == 0 or attr.value_size not in (4, 8)
                 or attr.map_flags & ~_CREATE_FLAGS):
-            raise bpf_error(errno.EINVAL, f"SOCKHASH: need max_entries > 0 (got {attr.max_entries}), "
-                            f"key_size > 0 (got {attr.key_size}), value_size 4 or 8 (got "
-                            f"{attr.value_size}), flags within {_CREATE_FLAGS:#x} (got {attr.map_flags:#x})")
+            raise BpfError(errno.EINVAL, f"SOCKHASH: need max_entries > 0 (got {attr.max_entries}), "
+                           f"key_size > 0 (got {attr.key_size}), value_size 4 or 8 (got "
+                           f"{attr.value_size}), flags within {_CREATE_FLAGS:#x} (got {attr.map_flags:#x})")
         if attr.key_size > MAX_BPF_STACK:
-            raise bpf_error(errno.E2BIG, f"SOCKHASH: key_size {attr.key_size} > MAX_BPF_STACK {MAX_BPF_STACK}")
+            raise BpfError(errno.E2BIG, f"SOCKHASH: key_size {attr.key_size} > MAX_BPF_STACK {MAX_BPF_STACK}")
         nb = pow2(attr.max_entries)
         if nb > U32_MAX // 16:
-            raise bpf_error(errno.EINVAL, f"SOCKHASH: {nb} buckets overflow")
+            raise BpfError(errno.EINVAL, f"SOCKHASH: {nb} buckets overflow")
 
     @property
     def buckets_num(self) -> int:
@@ -191,21 +192,21 @@ class SockHash(_SockMapBase):
 
     @property
     def elem_size(self) -> int:
-        return struct_size(self, "bpf_shtab_elem") + rup(self.attr.key_size, 8)
+        return self.sizes.bpf_shtab_elem + rup(self.attr.key_size, 8)
 
     def legacy_cost(self) -> int:
         """v5.10 sock_hash_alloc(): buckets + max_entries elements; its own
         cost >= U32_MAX - PAGE_SIZE check returns -EINVAL."""
-        cost = (self.buckets_num * struct_size(self, "bpf_shtab_bucket")
+        cost = (self.buckets_num * self.sizes.bpf_shtab_bucket
                 + self.elem_size * self.attr.max_entries)
         if cost >= U32_MAX - self.system.page_size:
-            raise bpf_error(errno.EINVAL, f"SOCKHASH: cost {cost} >= U32_MAX - PAGE_SIZE")
+            raise BpfError(errno.EINVAL, f"SOCKHASH: cost {cost} >= U32_MAX - PAGE_SIZE")
         return cost
 
     def alloc(self) -> None:
         """Mirrors sock_hash_alloc()."""
-        struct_alloc(self, struct_size(self, "bpf_shtab"))
-        self.area_alloc(self.buckets_num * struct_size(self, "bpf_shtab_bucket"))
+        self.struct_alloc(self.sizes.bpf_shtab)
+        self.area_alloc(self.buckets_num * self.sizes.bpf_shtab_bucket)
         self._elems: dict[bytes, tuple[Socket, int]] = {}    # key -> (socket, elem addr)
 
     def free(self) -> None:
@@ -216,12 +217,12 @@ class SockHash(_SockMapBase):
 
     def mem_usage(self) -> int:
         """Mirrors sock_hash_mem_usage(): struct + buckets + count * elem_size."""
-        return (struct_size(self, "bpf_shtab") + self.buckets_num * struct_size(self, "bpf_shtab_bucket")
+        return (self.sizes.bpf_shtab + self.buckets_num * self.sizes.bpf_shtab_bucket
                 + len(self._elems) * self.elem_size)
 
     def _key(self, key: bytes | None) -> bytes:
         if key is None or len(key) != self.attr.key_size:
-            raise bpf_error(errno.EINVAL, f"SOCKHASH: key must be {self.attr.key_size} bytes")
+            raise BpfError(errno.EINVAL, f"SOCKHASH: key must be {self.attr.key_size} bytes")
         return bytes(key)
 
     def _remove(self, k: bytes) -> None:
@@ -239,10 +240,10 @@ class SockHash(_SockMapBase):
         """sock_hash_lookup_sys(): the socket cookie; value_size must be 8."""
         k = self._key(key)
         if self.attr.value_size != 8:
-            raise bpf_error(errno.ENOSPC, "SOCKHASH lookup: value_size must be 8 for the cookie")
+            raise BpfError(errno.ENOSPC, "SOCKHASH lookup: value_size must be 8 for the cookie")
         e = self._elems.get(k)
         if e is None:
-            raise bpf_error(errno.ENOENT, "SOCKHASH: key not present")
+            raise BpfError(errno.ENOENT, "SOCKHASH: key not present")
         return struct.pack("<Q", e[0].ino)
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -250,25 +251,25 @@ class SockHash(_SockMapBase):
         k = self._key(key)
         sk = self._socket_from_value(value)
         if flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"SOCKHASH: flags {flags:#x} > BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"SOCKHASH: flags {flags:#x} > BPF_EXIST")
         link = self._link_alloc()
         old = self._elems.get(k)
         if old is not None and flags == uapi.BPF_NOEXIST:
             self.kfree(link)
-            raise bpf_error(errno.EEXIST, "SOCKHASH: key exists with BPF_NOEXIST")
+            raise BpfError(errno.EEXIST, "SOCKHASH: key exists with BPF_NOEXIST")
         if old is None and flags == uapi.BPF_EXIST:
             self.kfree(link)
-            raise bpf_error(errno.ENOENT, "SOCKHASH: key missing with BPF_EXIST")
+            raise BpfError(errno.ENOENT, "SOCKHASH: key missing with BPF_EXIST")
         if old is None and len(self._elems) + 1 > self.attr.max_entries:
             self.kfree(link)
-            raise bpf_error(errno.E2BIG, f"SOCKHASH: full ({len(self._elems)} of "
-                            f"{self.attr.max_entries} elements), sock_hash_alloc_elem")
+            raise BpfError(errno.E2BIG, f"SOCKHASH: full ({len(self._elems)} of "
+                           f"{self.attr.max_entries} elements), sock_hash_alloc_elem")
         try:
-            elem = self.map_kmalloc(self.elem_size, atomic_gfp(self))
+            elem = self.map_kmalloc(self.elem_size, self.atomic_gfp())
         except OSError as exc:
             self.kfree(link)
-            raise bpf_error(errno.ENOMEM, f"SOCKHASH: element allocation failed: "
-                            f"{exc.strerror or exc}") from None
+            raise BpfError(errno.ENOMEM, f"SOCKHASH: element allocation failed: "
+                           f"{exc.strerror or exc}") from None
         if old is not None:
             self._remove(k)
         self._link(sk, k, link)
@@ -278,17 +279,17 @@ class SockHash(_SockMapBase):
         """Mirrors sock_hash_delete_elem()."""
         k = self._key(key)
         if k not in self._elems:
-            raise bpf_error(errno.ENOENT, "SOCKHASH: key not present")
+            raise BpfError(errno.ENOENT, "SOCKHASH: key not present")
         self._remove(k)
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """Mirrors sock_hash_get_next_key() (model order: insertion order)."""
         keys = list(self._elems)
         if not keys:
-            raise bpf_error(errno.ENOENT, "SOCKHASH: empty")
+            raise BpfError(errno.ENOENT, "SOCKHASH: empty")
         if key is None or bytes(key) not in self._elems:
             return keys[0]
         i = keys.index(bytes(key))
         if i + 1 >= len(keys):
-            raise bpf_error(errno.ENOENT, "SOCKHASH: last key")
+            raise BpfError(errno.ENOENT, "SOCKHASH: last key")
         return keys[i + 1]

@@ -12,15 +12,17 @@ import struct
 from typing import Any, Callable
 
 from . import uapi as U
+from .caps import bpf_capable, net_admin_capable
 from .errors import BpfError
-from .fd import BpfFile, map_inc, map_put, map_put_with_uref, obj_get, obj_put
+from .fd import BpfFile, KernelObject, map_inc, map_put, map_put_with_uref, obj_get, obj_put
 from .map import BpfMap, CreateCtx, MapAttr, map_class
 from .regime import map_charge_finish, map_charge_init
-from .system_api import BpfState
+from .state import BpfState
 
 _NAME_OK = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 
-# v6.5+ map_create() central permission lists (bpf.md §8.11)
+# map_create()'s central permission lists (switch caps_central, kernel/bpf/syscall.c):
+# the types that need no capability and those that need CAP_NET_ADMIN; all others CAP_BPF
 _CAP_NONE = {U.BPF_MAP_TYPE_ARRAY, U.BPF_MAP_TYPE_PERCPU_ARRAY, U.BPF_MAP_TYPE_PROG_ARRAY,
              U.BPF_MAP_TYPE_PERF_EVENT_ARRAY, U.BPF_MAP_TYPE_CGROUP_ARRAY,
              U.BPF_MAP_TYPE_ARRAY_OF_MAPS, U.BPF_MAP_TYPE_HASH, U.BPF_MAP_TYPE_PERCPU_HASH,
@@ -56,39 +58,30 @@ class Call:
         raise KeyError(fieldname)
 
 
-def bpf_capable(task: Any) -> bool:
-    return task.capable(U.CAP_BPF) or task.capable(U.CAP_SYS_ADMIN)
-
-
 def sys_bpf(task: Any, cmd: int, attr: bytes | bytearray) -> int:
     """Mirrors __sys_bpf(), kernel/bpf/syscall.c."""
     system = task.system
     st: BpfState = system.bpf_state
-    line = st.bprof.attr_line
     if not isinstance(cmd, int):
         raise TypeError("cmd must be an int")
     if not isinstance(attr, (bytes, bytearray, memoryview)):
         raise TypeError("attr must be bytes")
     size = len(attr)
-    # v5.x: sysctl kernel.unprivileged_bpf_disabled checked for every command
-    if st.bprof.unpriv_at_entry and st.unprivileged_bpf_disabled and not bpf_capable(task):
-        raise BpfError(errno.EPERM, f"bpf(): kernel.unprivileged_bpf_disabled="
-                                    f"{st.unprivileged_bpf_disabled} and uid {task.uid} "
-                                    f"lacks CAP_BPF/CAP_SYS_ADMIN")
+    entry_check(task)
     # bpf_check_uarg_tail_zero()
     page = system.page_size
     if size > page:
         raise BpfError(errno.E2BIG, f"bpf(): attr size {size} > PAGE_SIZE {page}")
-    ksize = U.ATTR_SIZE[line]
+    ksize = st.uapi.attr_size
     if size > ksize and any(bytes(attr[ksize:])):
         raise BpfError(errno.E2BIG, f"bpf(): attr has non-zero bytes past "
                                     f"sizeof(union bpf_attr) = {ksize}")
     raw = bytearray(bytes(attr[:ksize]).ljust(ksize, b"\0"))
     handler = _HANDLERS.get(cmd)
-    if handler is None or cmd > st.bprof.max_cmd:
+    if handler is None or cmd > st.uapi.max_cmd:
         raise BpfError(errno.EINVAL, f"bpf(): unknown or unsupported command {cmd}")
     # CHECK_ATTR(cmd): bytes after the command's last field must be zero
-    last = U.LAST_FIELD[line].get(cmd)
+    last = st.last_field.get(cmd)
     if last is not None:
         end = U.field_end(U.LAYOUTS[cmd], last)
         if any(raw[end:]):
@@ -130,7 +123,7 @@ def map_create(c: Call) -> int:
         raise BpfError(errno.EINVAL, "map_create: BPF_F_RDONLY and BPF_F_WRONLY both set")
     if a.map_flags & U.BPF_F_NUMA_NODE and a.numa_node >= 1:
         raise BpfError(errno.EINVAL, f"map_create: numa_node {a.numa_node} >= nr_node_ids 1")
-    cls = map_class(t) if 0 < t <= bp.max_map_type else None
+    cls = map_class(t) if 0 < t <= st.uapi.max_map_type else None
     if cls is None:
         raise BpfError(errno.EINVAL, f"map_create: unknown or unsupported map_type {t}")
     if a.map_ifindex:
@@ -143,7 +136,7 @@ def map_create(c: Call) -> int:
                                             f"{st.unprivileged_bpf_disabled} and uid "
                                             f"{task.uid} lacks CAP_BPF")
         elif t in _CAP_NET_ADMIN:
-            if not (task.capable(U.CAP_NET_ADMIN) or task.capable(U.CAP_SYS_ADMIN)):
+            if not net_admin_capable(task):
                 raise BpfError(errno.EPERM, f"map_create: type {U.MAP_TYPE_NAMES[t]} "
                                             f"needs CAP_NET_ADMIN")
         elif not bpf_capable(task):
@@ -268,10 +261,10 @@ def check_update(f: BpfFile, m: BpfMap, flags: int) -> None:
 
 
 def entry_check(task: Any) -> None:
-    """The command-independent part of __sys_bpf() a libbpf-style fast path must keep:
-    v5.x tests kernel.unprivileged_bpf_disabled for every command."""
+    """The command-independent check of __sys_bpf(): before unpriv_per_command,
+    kernel.unprivileged_bpf_disabled is tested for every command."""
     st: BpfState = task.system.bpf_state
-    if st.bprof.unpriv_at_entry and st.unprivileged_bpf_disabled and not bpf_capable(task):
+    if not st.bprof.unpriv_per_command and st.unprivileged_bpf_disabled and not bpf_capable(task):
         raise BpfError(errno.EPERM, f"bpf(): kernel.unprivileged_bpf_disabled="
                                     f"{st.unprivileged_bpf_disabled} and uid {task.uid} "
                                     f"lacks CAP_BPF/CAP_SYS_ADMIN")
@@ -311,7 +304,7 @@ def map_lookup_and_delete_elem(c: Call) -> int:
 def map_freeze(c: Call) -> int:
     """Mirrors map_freeze(), kernel/bpf/syscall.c."""
     f, m = _map_file(c, c.a["map_fd"])
-    if not c.st.bprof.unpriv_at_entry and not f.writable:
+    if c.st.bprof.unpriv_per_command and not f.writable:
         raise BpfError(errno.EPERM, "map_freeze: fd lacks write permission")
     if m.map_type == U.BPF_MAP_TYPE_STRUCT_OPS:
         raise BpfError(U.ENOTSUPP, "map_freeze: STRUCT_OPS maps cannot be frozen")
@@ -319,7 +312,7 @@ def map_freeze(c: Call) -> int:
         raise BpfError(errno.EBUSY, f"map_freeze: {m.writecnt} writable mmaps active")
     if m.frozen:
         raise BpfError(errno.EBUSY, f"map_freeze: map {m.id} already frozen")
-    if c.st.bprof.unpriv_at_entry and not bpf_capable(c.task):
+    if not c.st.bprof.unpriv_per_command and not bpf_capable(c.task):
         raise BpfError(errno.EPERM, "map_freeze: needs CAP_BPF")
     m.frozen = True
     return 0
@@ -456,6 +449,8 @@ def obj_pin(c: Call) -> int:
         raise BpfError(errno.EINVAL, "obj_pin: file_flags must be 0")
     path = c.umem.read_str(c.a["pathname"])
     f = c.task.bpf_task.fds.get(c.a["bpf_fd"])
+    if isinstance(f.obj, KernelObject):      # bpf_fd_probe_obj(): neither a map nor a program
+        raise BpfError(errno.EINVAL, f"obj_pin: fd {c.a['bpf_fd']} is not a BPF map or program")
     entries = c.st.bpffs.entries
     if path in entries:
         raise BpfError(errno.EEXIST, f"obj_pin: {path} exists")
@@ -534,15 +529,14 @@ def obj_get_info_by_fd(c: Call) -> int:
 
 
 def _map_info(c: Call, m: BpfMap) -> bytes:
-    """struct bpf_map_info (80 bytes up to 5.15, 88 with map_extra)."""
-    size = 88 if c.st.bprof.map_extra else 80
-    buf = bytearray(size)
-    struct.pack_into("<IIIIII", buf, 0, m.map_type, m.id, m.key_size, m.value_size,
-                     m.max_entries, m.map_flags)
-    buf[24:24 + len(m.name)] = m.name.encode()
-    if size == 88:
-        struct.pack_into("<Q", buf, 80, m.attr.map_extra)
-    return bytes(buf)
+    """struct bpf_map_info: 80 bytes, 88 with map_extra (the model fills the fields it has)."""
+    fields: dict[str, int | bytes] = dict(
+        type=m.map_type, id=m.id, key_size=m.key_size, value_size=m.value_size,
+        max_entries=m.max_entries, map_flags=m.map_flags, name=m.name.encode())
+    if c.st.bprof.map_extra:
+        fields["map_extra"] = m.attr.map_extra
+    return U.pack_layout(U.MAP_INFO_LAYOUT, 88 if c.st.bprof.map_extra else 80,
+                         "struct bpf_map_info", **fields)
 
 
 def prog_load(c: Call) -> int:

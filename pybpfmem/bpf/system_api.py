@@ -1,110 +1,59 @@
-"""BPF state of a System and the program-side (helper) calls.
+"""The BPF side of a System: its BPF state, objects, sysctls and the program-side
+(helper) calls.
 
-`System` inherits BpfSystemMixin.  The BPF state lives in one BpfState
-object per System, created on first use (so many Systems never share it).
+The composed ``pybpfmem.System`` inherits BpfSystemMixin next to the memory
+System.  ``BpfSystemMixin.__init__`` creates the System's ``BpfState`` and
+registers the BPF layer's lifecycle hooks with the memory layer: a task's exit
+closes its fds and frees its local storage (exit_files(), free_task() ->
+bpf_task_storage_free()); a cgroup's removal frees its local storage and
+detaches its programs (bpf_cgrp_storage_free(), cgroup_bpf_release()).
 """
 
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
+from ..profiles import StructSizes
+from .cgroup_bpf import cgroup_release
 from .errors import BpfError
-from .fd import Bpffs, IdAllocator, obj_put
+from .fd import obj_put
 from .kobjects import KObjectSystemMixin
 from .map import BPFTOOL_TYPE_NAMES, BpfMap
-from .regime import BpfProfile, Gfp, RlimitState, bpf_profile_for, gfp_for, map_charge_finish
-from .sizes import StructSizes, sizes_for
-
-
-@dataclass
-class BpfState:
-    """Everything BPF a System holds: ids, bpffs, pending work, users, sysctls."""
-
-    system: Any
-    bprof: BpfProfile
-    sizes: StructSizes
-    gfp: Gfp
-    map_ids: IdAllocator = field(default_factory=IdAllocator)
-    prog_ids: IdAllocator = field(default_factory=IdAllocator)
-    bpffs: Bpffs = field(default_factory=Bpffs)
-    rlimit: RlimitState = field(default_factory=RlimitState)
-    pending: list[Callable[[], None]] = field(default_factory=list)
-    settle: bool = True
-    unprivileged_bpf_disabled: int = 2
-    jit_current: int = 0
-    live_maps: dict[int, BpfMap] = field(default_factory=dict)   # python id -> map, until freed
-    live_progs: dict[int, Any] = field(default_factory=dict)
-    # cgroup attachments: (cgroup id, attach type) -> attached programs
-    cgroup_progs: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
-
-    def queue_work(self, fn: Callable[[], None]) -> None:
-        self.pending.append(fn)
-
-    def run_deferred(self) -> int:
-        """Run queued work items (and any they queue); returns how many ran."""
-        n = 0
-        while self.pending:
-            fn = self.pending.pop(0)
-            fn()
-            n += 1
-        return n
-
-    def map_free_deferred(self, m: BpfMap) -> None:
-        """Mirrors bpf_map_free_deferred(), kernel/bpf/syscall.c: release the saved
-        memcg/objcg (before ops->map_free, as the final v5.11 series orders it),
-        ops->map_free, then (v5.10) bpf_map_charge_finish()."""
-        self.release_map_memcg(m)
-        m.free()
-        m.free_all()
-        if self.bprof.rlimit:
-            map_charge_finish(self.rlimit, m.memory)
-        m.freed = True
-        self.live_maps.pop(id(m), None)
-
-    def save_map_memcg(self, m: BpfMap) -> None:
-        """Mirrors bpf_map_save_memcg(): v5.11 get_mem_cgroup_from_mm(current->mm)
-        (css ref); v6.0+ get_obj_cgroup_from_current() (NULL for root)."""
-        sysm = self.system
-        if self.bprof.map_memcg == "memcg":
-            cg = m.creator.cgroup
-            sysm.memcg_get(cg)
-            m.memcg = cg
-        elif self.bprof.map_memcg == "objcg":
-            m.objcg = sysm.get_obj_cgroup_from_current()
-        m.memcg_saved = True
-
-    def release_map_memcg(self, m: BpfMap) -> None:
-        """Mirrors bpf_map_release_memcg()."""
-        if not m.memcg_saved:
-            return
-        if m.memcg is not None:
-            self.system.memcg_put(m.memcg)
-            m.memcg = None
-        if m.objcg is not None:
-            self.system.obj_cgroup_put(m.objcg)
-            m.objcg = None
-        m.memcg_saved = False
-
-    def prog_free_deferred(self, p: Any) -> None:
-        p.free_all()
-        self.live_progs.pop(id(p), None)
+from .regime import gfp_for
+from .services import MemSystem
+from .state import BpfState, memlock_of
 
 
 class BpfSystemMixin(KObjectSystemMixin):
     """Methods a System gets for BPF objects and helpers (and netdevs / optmem_max
-    from KObjectSystemMixin)."""
+    from KObjectSystemMixin).  The class it is mixed into provides the memory
+    services (services.MemSystem)."""
 
-    @property
-    def bpf_state(self) -> BpfState:
-        st = self.__dict__.get("_bpf_state")
-        if st is None:
-            st = BpfState(self, bpf_profile_for(self),
-                          sizes_for(getattr(self.profile, "name", str(self.profile))),
-                          gfp_for(self))
-            self.__dict__["_bpf_state"] = st
-        return st
+    bpf_state: BpfState
+
+    def __init__(self, settle: bool = True) -> None:
+        if not isinstance(settle, bool):
+            raise TypeError(f"settle must be a bool, not {type(settle).__name__}")
+        sysm: MemSystem = self  # type: ignore[assignment]
+        prof = sysm.profile
+        self.bpf_state = BpfState(self, prof.bpf, prof.uapi, prof.sizes, gfp_for(sysm), settle=settle)
+        sysm.hooks.on_task_exit(lambda task: task.bpf_task_exit())
+        sysm.hooks.on_cgroup_offline(self._bpf_cgroup_offline)
+
+    def _bpf_cgroup_offline(self, cgroup: Any) -> None:
+        """The kernel frees a cgroup's local storage (bpf_cgrp_storage_free()) and
+        detaches its programs (cgroup_bpf_release()) when the cgroup is released; the
+        model does both at rmdir (a simplification)."""
+        self.bpf_state.kobjects.free_owner_storage(cgroup)
+        self.bpf_cgroup_release(cgroup)
+
+    def bpf_cgroup_release(self, cgroup: Any) -> None:
+        """cgroup_bpf_release(): programs attached to a removed cgroup are detached
+        (with their cgroup-storage instances).  The model does it at rmdir."""
+        st = self.bpf_state
+        cgroup_release(st, cgroup)
+        st.settle_now()
 
     # --- options / sysctls ----------------------------------------------
     @property
@@ -127,7 +76,7 @@ class BpfSystemMixin(KObjectSystemMixin):
             raise ValueError("unprivileged_bpf_disabled must be 0, 1 or 2")
         st = self.bpf_state
         if st.unprivileged_bpf_disabled == 1 and value != 1:
-            raise OSError(errno.EPERM, "unprivileged_bpf_disabled=1 is sticky until reboot")
+            raise BpfError(errno.EPERM, "unprivileged_bpf_disabled=1 is sticky until reboot")
         st.unprivileged_bpf_disabled = value
 
     @property
@@ -159,18 +108,17 @@ class BpfSystemMixin(KObjectSystemMixin):
         st = self.bpf_state
         obj = st.bpffs.entries.pop(path, None)
         if obj is None:
-            raise OSError(errno.ENOENT, f"bpffs: {path} does not exist")
+            raise BpfError(errno.ENOENT, f"bpffs: {path} does not exist")
         if path in getattr(obj, "pinned", []):
             obj.pinned.remove(path)
         obj_put(st, obj)
-        if st.settle:
-            st.run_deferred()
+        st.settle_now()
 
     # --- objects --------------------------------------------------------
     def bpf_map_by_id(self, map_id: int) -> BpfMap:
         m = self.bpf_state.map_ids.objs.get(map_id)
         if m is None:
-            raise OSError(errno.ENOENT, f"no map with id {map_id}")
+            raise BpfError(errno.ENOENT, f"no map with id {map_id}")
         return m
 
     def _iter_maps(self) -> Iterator[BpfMap]:
@@ -184,14 +132,14 @@ class BpfSystemMixin(KObjectSystemMixin):
         sees for them) and "allocated" (all bytes)."""
         out = []
         for m in self._iter_maps():
+            charged, charged_memcg = m.charged_bytes()
             out.append({
                 "id": m.id, "type": BPFTOOL_TYPE_NAMES.get(m.map_type, str(m.map_type)),
                 "name": m.name, "flags": m.map_flags, "bytes_key": m.key_size,
                 "bytes_value": m.value_size, "max_entries": m.max_entries,
                 "bytes_memlock": memlock_of(self.bpf_state, m),
                 "frozen": int(m.frozen), "pinned": list(m.pinned),
-                "memcg": m.memcg_path(), "charged": m.charged_bytes(),
-                "charged_memcg": m.memcg_charged_bytes(),
+                "memcg": m.memcg_path(), "charged": charged, "charged_memcg": charged_memcg,
                 "allocated": m.allocated_bytes(),
                 "legacy_pages": m.memory.pages,
             })
@@ -209,20 +157,9 @@ class BpfSystemMixin(KObjectSystemMixin):
     # --- program side: helpers ------------------------------------------
     def _helper_map(self, map_id: int) -> BpfMap:
         if self.current_cpu is None:
-            raise OSError(errno.EINVAL, "no current context: run helpers inside "
-                                        "task.running() or system.in_interrupt()")
+            raise BpfError(errno.EINVAL, "no current context: run helpers inside "
+                                         "task.running() or system.in_interrupt()")
         return self.bpf_map_by_id(map_id)
-
-    def bpf_cgroup_release(self, cgroup: Any) -> None:
-        """cgroup_bpf_release(): programs attached to a removed cgroup are detached
-        (with their cgroup-storage instances).  The model does it at rmdir."""
-        from .task_api import cgroup_detach
-
-        st = self.bpf_state
-        for (cid, atype) in [k for k in st.cgroup_progs if k[0] == cgroup.id]:
-            for prog in list(st.cgroup_progs.get((cid, atype), [])):
-                cgroup_detach(st, cgroup, atype, prog)
-        st.run_deferred() if st.settle else None
 
     def helper_map_lookup_elem(self, map_id: int, key: bytes | None) -> bytes | None:
         """bpf_map_lookup_elem() helper: the value or None (NULL)."""
@@ -278,8 +215,8 @@ class BpfSystemMixin(KObjectSystemMixin):
     def _ringbuf(self, map_id: int) -> Any:
         m = self._helper_map(map_id)
         if not hasattr(m, "reserve"):
-            raise OSError(errno.EINVAL, f"map {map_id} is not a ring buffer (the verifier "
-                                        "refuses ringbuf helpers on other maps)")
+            raise BpfError(errno.EINVAL, f"map {map_id} is not a ring buffer (the verifier "
+                                         "refuses ringbuf helpers on other maps)")
         return m
 
     def helper_ringbuf_reserve(self, map_id: int, size: int, flags: int = 0) -> int | None:
@@ -307,8 +244,8 @@ class BpfSystemMixin(KObjectSystemMixin):
         m = self._helper_map(map_id)
         getter = getattr(m, f"helper_{kind}_storage_get", None)
         if getter is None:
-            raise OSError(errno.EINVAL, f"map {map_id} is not a {kind} storage map (the "
-                                        "verifier refuses the helper)")
+            raise BpfError(errno.EINVAL, f"map {map_id} is not a {kind} storage map (the "
+                                         "verifier refuses the helper)")
         return getter(owner, value, flags)
 
     def helper_sk_storage_get(self, map_id: int, sk: Any, value: bytes | None = None,
@@ -336,19 +273,8 @@ class BpfSystemMixin(KObjectSystemMixin):
         """bpf_get_stackid() into a STACK_TRACE map: the stack id or -errno."""
         m = self._helper_map(map_id)
         if not hasattr(m, "get_stackid"):
-            raise OSError(errno.EINVAL, f"map {map_id} is not a stack trace map")
+            raise BpfError(errno.EINVAL, f"map {map_id} is not a stack trace map")
         try:
             return m.get_stackid(frames, flags)
         except BpfError as e:
             return -e.errno
-
-
-def memlock_of(st: BpfState, m: BpfMap) -> int:
-    """fdinfo memlock per profile: 5.10 charged pages x PAGE (bpf_map_show_fdinfo);
-    5.11-6.3 bpf_map_memory_footprint(); 6.4+ ops->map_mem_usage()."""
-    kind = st.bprof.memlock
-    if kind == "pages":
-        return m.memory.pages * st.system.page_size
-    if kind == "footprint":
-        return m.memory_footprint()
-    return m.mem_usage()

@@ -1,8 +1,8 @@
 """bpf() syscall surface of a Task: raw bpf(), libbpf-style calls, fds, rlimits, caps.
 
-`Task` inherits BpfTaskMixin.  Per-task BPF state (fd table, user memory for
-attr pointers, RLIMIT_MEMLOCK, capabilities) lives in one BpfTaskState
-created on first use.
+The composed ``pybpfmem.Task`` inherits BpfTaskMixin next to the memory Task.
+Per-task BPF state (fd table, user memory for attr pointers, RLIMIT_MEMLOCK,
+capabilities) lives in one BpfTaskState made with the task.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from . import uapi as U
+from .cgroup_bpf import cgroup_attach, cgroup_detach
+from .core import BpfProg, build_insns
 from .errors import BpfError
 from .fd import BpfFile, FdTable, UserMemory, obj_get, obj_put
-from .kobjects import KObjectTaskMixin
-from .syscall import check_update, entry_check
+from .kobjects import CgroupFile, KObjectTaskMixin
 from .map import BpfMap
+from .services import MemTask
+from .state import memlock_of
+from .syscall import check_update, entry_check, sys_bpf
 
 ALL_CAPS = frozenset(range(U.CAP_LAST_CAP + 1))
 
@@ -33,18 +37,16 @@ class BpfTaskState:
 
 class BpfTaskMixin(KObjectTaskMixin):
     """Methods a Task gets for the bpf() syscall surface (and, from KObjectTaskMixin,
-    fds of the kernel objects maps hold: sockets, AF_XDP sockets, cgroups, files)."""
+    fds of the kernel objects maps hold: sockets, AF_XDP sockets, cgroups, files).
+    The class it is mixed into provides the memory task (services.MemTask)."""
 
-    # ------------------------------------------------------------ state
-    @property
-    def bpf_task(self) -> BpfTaskState:
-        st = self.__dict__.get("_bpf_task")
-        if st is None:
-            lim = self.system.bpf_state.bprof.default_memlock
-            caps = ALL_CAPS if self.uid == 0 else frozenset()
-            st = BpfTaskState(memlock=(lim, lim), caps=caps)
-            self.__dict__["_bpf_task"] = st
-        return st
+    bpf_task: BpfTaskState
+
+    def __init__(self) -> None:
+        me: MemTask = self  # type: ignore[assignment]
+        lim = self.system.bpf_state.bprof.default_memlock
+        self.bpf_task = BpfTaskState(memlock=(lim, lim),
+                                     caps=ALL_CAPS if me.uid == 0 else frozenset())
 
     @property
     def caps(self) -> frozenset[int]:
@@ -70,11 +72,11 @@ class BpfTaskMixin(KObjectTaskMixin):
         if not (0 <= soft <= U.RLIM_INFINITY and 0 <= hard <= U.RLIM_INFINITY):
             raise ValueError("rlimit values must be in 0..RLIM_INFINITY")
         if soft > hard:
-            raise OSError(errno.EINVAL, f"setrlimit: soft {soft} > hard {hard}")
+            raise BpfError(errno.EINVAL, f"setrlimit: soft {soft} > hard {hard}")
         old_soft, old_hard = self.bpf_task.memlock
         if hard > old_hard and not self.capable(U.CAP_SYS_RESOURCE):
-            raise OSError(errno.EPERM, f"setrlimit: raising hard limit {old_hard} -> {hard} "
-                                       f"needs CAP_SYS_RESOURCE")
+            raise BpfError(errno.EPERM, f"setrlimit: raising hard limit {old_hard} -> {hard} "
+                                        f"needs CAP_SYS_RESOURCE")
         self.bpf_task.memlock = (soft, hard)
 
     def getrlimit(self, resource: int) -> tuple[int, int]:
@@ -88,36 +90,27 @@ class BpfTaskMixin(KObjectTaskMixin):
     def fds(self) -> list[int]:
         return sorted(self.bpf_task.fds.files)
 
-    def perf_event_open(self, cpu: int = -1) -> int:
-        """perf_event_open(): an fd for a (minimal) perf event, the object
-        PERF_EVENT_ARRAY slots hold."""
-        from .arraymap import PerfEventFile
-        if not isinstance(cpu, int) or cpu < -1 or cpu >= self.system.nr_cpus:
-            raise ValueError(f"cpu must be -1 or in 0..{self.system.nr_cpus - 1}")
-        return self.bpf_task.fds.install(BpfFile(PerfEventFile(cpu)))
-
     # ------------------------------------------------------------ raw bpf()
     @contextmanager
     def _in_syscall(self) -> Iterator[None]:
-        sysm = self.system
-        if not getattr(self, "alive", True):
-            raise OSError(errno.ESRCH, f"task {self.pid} has exited")
-        if sysm.current_task is self:
+        """The syscall runs as this task: in its running() context, on cpu 0 if the
+        task is not running already."""
+        me: MemTask = self  # type: ignore[assignment]
+        if not me.alive:
+            raise BpfError(errno.ESRCH, f"task {me.pid} has exited")
+        if self.system.current_task is self:
             yield
         else:
-            with self.running(cpu=0):
+            with me.running(cpu=0):
                 yield
 
     def _settle(self) -> None:
-        st = self.system.bpf_state
-        if st.settle and st.pending:
-            st.run_deferred()
+        self.system.bpf_state.settle_now()
 
     def bpf(self, cmd: int, attr: bytes | bytearray) -> int:
         """The bpf(2) syscall with raw `union bpf_attr` bytes.  Returns the kernel's
         result (fd or 0); raises BpfError(errno, message).  Pass a bytearray to
         receive the fields the kernel writes back (count, next_id, info_len)."""
-        from .syscall import sys_bpf
         try:
             with self._in_syscall():
                 return sys_bpf(self, cmd, attr)
@@ -125,7 +118,8 @@ class BpfTaskMixin(KObjectTaskMixin):
             self._settle()
 
     def close(self, fd: int) -> None:
-        """close(2) of a bpf fd: drops the fd's reference; freeing is deferred."""
+        """close(2): drops the fd's reference (a map's or program's freeing is
+        deferred; the last file of a socket releases it, see kobjects.py)."""
         f = self.bpf_task.fds.remove(fd)
         try:
             obj_put(self.system.bpf_state, f.obj)
@@ -133,15 +127,13 @@ class BpfTaskMixin(KObjectTaskMixin):
             self._settle()
 
     def bpf_task_exit(self) -> None:
-        """Close every fd (exit_files()) and free the task's local storage
-        (bpf_task_storage_free() from free_task()); called from Task.exit()."""
-        from .bpf_local_storage import owner_destroyed
-
+        """exit_files(): close every fd; free_task() -> bpf_task_storage_free().  Run by the
+        memory layer's task-exit hook (registered by BpfSystemMixin)."""
         st = self.system.bpf_state
-        for fd in list(self.bpf_task.fds.files):
-            f = self.bpf_task.fds.files.pop(fd)
-            obj_put(st, f.obj)
-        owner_destroyed(self.system, self)
+        fds = self.bpf_task.fds.files
+        for fd in list(fds):
+            obj_put(st, fds.pop(fd).obj)
+        st.kobjects.free_owner_storage(self)
         self._settle()
 
     def dup_fd_to(self, other: "BpfTaskMixin", fd: int) -> int:
@@ -236,16 +228,15 @@ class BpfTaskMixin(KObjectTaskMixin):
         # (hash maps), a live task, no unprivileged_bpf_disabled entry check to make,
         # flags BPF_ANY/NOEXIST/EXIST, and a context the update may allocate in -- goes
         # straight to the map; fast_update() returns False for input it does not take
-        st = self.__dict__.get("_bpf_task")
-        if st is not None and type(flags) is int and 0 <= flags <= U.BPF_EXIST:
-            f = st.fds.files.get(fd) if type(fd) is int else None
+        me: MemTask = self  # type: ignore[assignment]
+        if type(flags) is int and 0 <= flags <= U.BPF_EXIST:
+            f = self.bpf_task.fds.files.get(fd) if type(fd) is int else None
             fast = getattr(f.obj, "fast_update", None) if f is not None else None
-            if fast is not None and f.writable and self.alive and not f.obj.frozen:
+            if fast is not None and f.writable and me.alive and not f.obj.frozen:
                 sysm = self.system
-                bst = sysm.__dict__["_bpf_state"]
-                if ((sysm._cpu >= 0 and sysm._cpu_task[sysm._cpu] is self)
-                        or not f.obj.update_allocates()) and not (
-                        bst.unprivileged_bpf_disabled and bst.bprof.unpriv_at_entry):
+                bst = sysm.bpf_state
+                if (sysm.current_task is self or not f.obj.update_allocates()) and not (
+                        bst.unprivileged_bpf_disabled and not bst.bprof.unpriv_per_command):
                     try:
                         if fast(key, value, flags):
                             return
@@ -261,8 +252,8 @@ class BpfTaskMixin(KObjectTaskMixin):
         key = self._key(m, key)
         value = self._value(m, value)
         sysm = self.system
-        if not self.alive:
-            raise OSError(errno.ESRCH, f"task {self.pid} has exited")
+        if not me.alive:
+            raise BpfError(errno.ESRCH, f"task {me.pid} has exited")
         try:
             entry_check(self)
             check_update(f, m, flags)
@@ -271,15 +262,10 @@ class BpfTaskMixin(KObjectTaskMixin):
                 # context the syscall runs in cannot matter
                 m.update_elem(key, value, flags)
             else:
-                sysm._enter_task(self, 0)
-                try:
+                with me.running(cpu=0):
                     m.update_elem(key, value, flags)
-                finally:
-                    sysm._exit_task(self, 0)
         finally:
-            st = sysm.__dict__["_bpf_state"]
-            if st.settle and st.pending:
-                st.run_deferred()
+            sysm.bpf_state.settle_now()
 
     def bpf_map_lookup_elem(self, fd: int, key: bytes | None, flags: int = 0) -> bytes:
         m = self._map_of(fd)
@@ -452,11 +438,12 @@ class BpfTaskMixin(KObjectTaskMixin):
             um.free(ip)
         obj = self.fd_object(fd)
         if isinstance(obj, BpfMap):
-            t, i, ks, vs, me, fl = struct.unpack_from("<IIIIII", raw, 0)
-            d: dict[str, Any] = dict(type=t, id=i, key_size=ks, value_size=vs, max_entries=me,
-                                     map_flags=fl, name=raw[24:40].split(b"\0")[0].decode())
-            if n >= 88:
-                d["map_extra"] = struct.unpack_from("<Q", raw, 80)[0]
+            info = U.unpack_layout(U.MAP_INFO_LAYOUT, raw, present_only=True)
+            d: dict[str, Any] = {k: info[k] for k in ("type", "id", "key_size", "value_size",
+                                                      "max_entries", "map_flags")}
+            d["name"] = bytes(info["name"]).split(b"\0")[0].decode()  # type: ignore[arg-type]
+            if "map_extra" in info:
+                d["map_extra"] = info["map_extra"]
             return d
         return obj.decode_info(raw)
 
@@ -465,7 +452,6 @@ class BpfTaskMixin(KObjectTaskMixin):
                       maps: Sequence[int] = (), kern_version: int = 0) -> int:
         """libbpf bpf_prog_load() with `insn_cnt` instructions; `maps` are map fds the
         program references (encoded as BPF_LD_IMM64 BPF_PSEUDO_MAP_FD instructions)."""
-        from .core import build_insns
         if not isinstance(insn_cnt, int) or insn_cnt < 0 or insn_cnt > U.U32_MAX:
             raise ValueError("insn_cnt must be a u32")
         um = self.bpf_task.umem
@@ -485,8 +471,6 @@ class BpfTaskMixin(KObjectTaskMixin):
 
     # ---- cgroup programs (cgroup_bpf_attach / cgroup_bpf_detach)
     def _cgroup_of_fd(self, fd: int) -> Any:
-        from .kobjects import CgroupFile
-
         obj = self.bpf_task.fds.get(fd).obj
         if not isinstance(obj, CgroupFile):
             raise BpfError(errno.EBADF, f"cgroup_get_from_fd: fd {fd} is not a cgroup directory")
@@ -500,9 +484,6 @@ class BpfTaskMixin(KObjectTaskMixin):
         its (cgroup, attach type) instance, allocated by this task
         (bpf_cgroup_storages_alloc(); 5.10: charged to the map's user's
         locked_vm).  A failure leaves nothing allocated."""
-        from .core import BpfProg
-        from .local_storage import CgroupStorageMap
-
         st = self.system.bpf_state
         if flags & ~(U.BPF_F_ALLOW_OVERRIDE | U.BPF_F_ALLOW_MULTI):
             raise BpfError(errno.EINVAL, f"BPF_PROG_ATTACH: unknown attach flags {flags:#x}")
@@ -510,28 +491,8 @@ class BpfTaskMixin(KObjectTaskMixin):
         if not isinstance(prog, BpfProg):
             raise BpfError(errno.EINVAL, f"BPF_PROG_ATTACH: fd {prog_fd} is not a program")
         cg = self._cgroup_of_fd(target_fd)
-        attached = st.cgroup_progs.setdefault((cg.id, attach_type), [])
-        if prog in attached:
-            raise BpfError(errno.EEXIST, "BPF_PROG_ATTACH: the program is already attached "
-                                         "to this cgroup and attach type")
-        if attached and not flags & U.BPF_F_ALLOW_MULTI:
-            raise BpfError(errno.EPERM, "BPF_PROG_ATTACH: a program is already attached and "
-                                        "BPF_F_ALLOW_MULTI was not given")
-        made = []
         with self._in_syscall():
-            try:
-                for m in prog.used_maps:
-                    if isinstance(m, CgroupStorageMap) and (cg.id, attach_type) not in m._storages:
-                        m.attach_storage(cg, attach_type, task=self)
-                        made.append(m)
-            except BaseException:
-                for m in made:
-                    m.detach_storage(cg, attach_type)
-                if not attached:
-                    del st.cgroup_progs[(cg.id, attach_type)]
-                raise
-        obj_get(prog)
-        attached.append(prog)
+            cgroup_attach(st, self, cg, attach_type, prog, flags)
 
     def bpf_prog_detach(self, target_fd: int, attach_type: int, prog_fd: int | None = None) -> None:
         """BPF_PROG_DETACH (cgroup_bpf_detach): drops the program's link and frees
@@ -555,12 +516,11 @@ class BpfTaskMixin(KObjectTaskMixin):
     def fdinfo(self, fd: int) -> dict[str, str]:
         """/proc/<pid>/fdinfo/<fd> for a bpf fd (bpf_map_show_fdinfo /
         bpf_prog_show_fdinfo), keys as the profile's kernel prints them."""
-        from .system_api import memlock_of
         f = self.bpf_task.fds.get(fd)
         st = self.system.bpf_state
         flags = 0o2000000 | (2 if f.readable and f.writable else (0 if f.readable else 1))
         out = {"pos": "0", "flags": f"0{flags:o}", "mnt_id": "15"}
-        if st.bprof.attr_line == "6":
+        if st.bprof.fdinfo_ino:
             out["ino"] = str(1000 + (f.obj.id or 0))
         obj = f.obj
         if isinstance(obj, BpfMap):
@@ -576,20 +536,3 @@ class BpfTaskMixin(KObjectTaskMixin):
             return out
         out.update(obj.fdinfo(st))
         return out
-
-
-def cgroup_detach(st: Any, cg: Any, attach_type: int, prog: Any) -> None:
-    """Unlink ``prog`` from (cg, attach_type); free the cgroup-storage instances of
-    its maps that no remaining program there uses (bpf_cgroup_storages_free())."""
-    from .local_storage import CgroupStorageMap
-
-    key = (cg.id, attach_type)
-    attached = st.cgroup_progs[key]
-    attached.remove(prog)
-    still = {id(m) for p in attached for m in p.used_maps}
-    for m in prog.used_maps:
-        if isinstance(m, CgroupStorageMap) and id(m) not in still and key in m._storages:
-            m.detach_storage(cg, attach_type)
-    if not attached:
-        del st.cgroup_progs[key]
-    obj_put(st, prog)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Mapping
 
+from ..constants import INT_MAX, U16_MAX, U32_MAX  # noqa: F401  (the limits bpf() checks against)
+
 # --- enum bpf_cmd --------------------------------------------------------
 BPF_MAP_CREATE = 0
 BPF_MAP_LOOKUP_ELEM = 1
@@ -174,8 +176,6 @@ ENOTSUPP = 524            # kernel-internal errno leaked by BPF (include/linux/e
 MAX_BPF_STACK = 512
 BPF_MAXINSNS = 4096
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
-U32_MAX = (1 << 32) - 1
-INT_MAX = (1 << 31) - 1
 
 # --- capabilities (include/uapi/linux/capability.h) ----------------------
 CAP_IPC_LOCK = 14
@@ -254,42 +254,15 @@ LAYOUTS: Mapping[int, tuple[Field, ...]] = {
     BPF_MAP_FREEZE: FREEZE_LAYOUT,
 }
 
-# Last field checked by CHECK_ATTR(cmd) per kernel line (kernel/bpf/syscall.c
-# *_LAST_FIELD defines).  "5" covers 5.10 and 5.11, "6" the 6.18 profile.
-# 6.18 values past what this table lists are simplified to the fields above.
-LAST_FIELD: Mapping[str, Mapping[int, str]] = {
-    "5": {
-        BPF_MAP_CREATE: "btf_vmlinux_value_type_id",
-        BPF_MAP_LOOKUP_ELEM: "flags", BPF_MAP_UPDATE_ELEM: "flags",
-        BPF_MAP_DELETE_ELEM: "key", BPF_MAP_GET_NEXT_KEY: "value",
-        BPF_MAP_LOOKUP_AND_DELETE_ELEM: "value",
-        BPF_MAP_LOOKUP_BATCH: "flags", BPF_MAP_LOOKUP_AND_DELETE_BATCH: "flags",
-        BPF_MAP_UPDATE_BATCH: "flags", BPF_MAP_DELETE_BATCH: "flags",
-        BPF_PROG_LOAD: "attach_prog_fd",
-        BPF_OBJ_PIN: "file_flags", BPF_OBJ_GET: "file_flags",
-        BPF_MAP_GET_FD_BY_ID: "open_flags", BPF_PROG_GET_FD_BY_ID: "start_id",
-        BPF_MAP_GET_NEXT_ID: "next_id", BPF_PROG_GET_NEXT_ID: "next_id",
-        BPF_OBJ_GET_INFO_BY_FD: "info", BPF_MAP_FREEZE: "map_fd",
-    },
-    "6": {
-        BPF_MAP_CREATE: "map_token_fd",
-        BPF_MAP_LOOKUP_ELEM: "flags", BPF_MAP_UPDATE_ELEM: "flags",
-        BPF_MAP_DELETE_ELEM: "flags", BPF_MAP_GET_NEXT_KEY: "value",
-        BPF_MAP_LOOKUP_AND_DELETE_ELEM: "flags",
-        BPF_MAP_LOOKUP_BATCH: "flags", BPF_MAP_LOOKUP_AND_DELETE_BATCH: "flags",
-        BPF_MAP_UPDATE_BATCH: "flags", BPF_MAP_DELETE_BATCH: "flags",
-        BPF_PROG_LOAD: "fd_array_cnt",
-        BPF_OBJ_PIN: "path_fd", BPF_OBJ_GET: "path_fd",
-        BPF_MAP_GET_FD_BY_ID: "open_flags", BPF_PROG_GET_FD_BY_ID: "open_flags",
-        BPF_MAP_GET_NEXT_ID: "next_id", BPF_PROG_GET_NEXT_ID: "next_id",
-        BPF_OBJ_GET_INFO_BY_FD: "info", BPF_MAP_FREEZE: "map_fd",
-    },
-}
-
-# sizeof(union bpf_attr): 120 up to 5.11 (PROG_LOAD ends at attach_prog_fd,
-# padded to 8); 152 for the 6.18 profile (estimated from the PROG_LOAD
-# fields listed above, padded to 8).
-ATTR_SIZE: Mapping[str, int] = {"5": 120, "6": 152}
+# struct bpf_map_info (include/uapi/linux/bpf.h), the OBJ_GET_INFO_BY_FD output of a
+# map; the model fills the first 80 bytes, 88 with map_extra (switch map_extra)
+MAP_INFO_LAYOUT: tuple[Field, ...] = (
+    ("type", 0, 4), ("id", 4, 4), ("key_size", 8, 4), ("value_size", 12, 4),
+    ("max_entries", 16, 4), ("map_flags", 20, 4), ("name", 24, 16), ("ifindex", 40, 4),
+    ("btf_vmlinux_value_type_id", 44, 4), ("netns_dev", 48, 8), ("netns_ino", 56, 8),
+    ("btf_id", 64, 4), ("btf_key_type_id", 68, 4), ("btf_value_type_id", 72, 4),
+    ("btf_vmlinux_id", 76, 4), ("map_extra", 80, 8), ("hash", 88, 8), ("hash_size", 96, 4),
+)
 
 _INT_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 
@@ -302,16 +275,17 @@ def field_end(layout: tuple[Field, ...], name: str) -> int:
     raise KeyError(name)
 
 
-def pack_attr(cmd: int, size: int | None = None, **fields: int | bytes) -> bytes:
-    """Build `union bpf_attr` bytes for `cmd` from named fields (others zero)."""
-    layout = LAYOUTS[cmd]
+def pack_layout(layout: tuple[Field, ...], size: int | None = None, what: str = "struct",
+                **fields: int | bytes) -> bytes:
+    """Bytes of a uapi struct from named fields (others zero); ``size`` defaults to the
+    layout's end rounded to 8."""
     end = max(off + sz for _, off, sz in layout)
     n = size if size is not None else (end + 7) // 8 * 8
     buf = bytearray(n)
     by_name = {f: (off, sz) for f, off, sz in layout}
     for name, value in fields.items():
         if name not in by_name:
-            raise TypeError(f"bpf_attr for command {cmd} has no field {name!r}")
+            raise TypeError(f"{what} has no field {name!r}")
         off, sz = by_name[name]
         if off + sz > n:
             raise ValueError(f"field {name} does not fit in {n} bytes")
@@ -326,18 +300,31 @@ def pack_attr(cmd: int, size: int | None = None, **fields: int | bytes) -> bytes
     return bytes(buf)
 
 
-def unpack_attr(cmd: int, data: bytes) -> dict[str, int | bytes]:
-    """Decode the fields of `cmd` from attr bytes (missing bytes read as zero)."""
-    layout = LAYOUTS[cmd]
+def unpack_layout(layout: tuple[Field, ...], data: bytes, *,
+                  present_only: bool = False) -> dict[str, int | bytes]:
+    """Decode a uapi struct's fields; missing bytes read as zero, or with
+    ``present_only`` the fields ``data`` does not fully hold are left out."""
     end = max(off + sz for _, off, sz in layout)
     buf = bytes(data[:end]).ljust(end, b"\0")
     out: dict[str, int | bytes] = {}
     for name, off, sz in layout:
+        if present_only and off + sz > len(data):
+            continue
         if sz in _INT_FMT:
             out[name] = struct.unpack_from(_INT_FMT[sz], buf, off)[0]
         else:
             out[name] = buf[off:off + sz]
     return out
+
+
+def pack_attr(cmd: int, size: int | None = None, **fields: int | bytes) -> bytes:
+    """Build `union bpf_attr` bytes for `cmd` from named fields (others zero)."""
+    return pack_layout(LAYOUTS[cmd], size, f"bpf_attr for command {cmd}", **fields)
+
+
+def unpack_attr(cmd: int, data: bytes) -> dict[str, int | bytes]:
+    """Decode the fields of `cmd` from attr bytes (missing bytes read as zero)."""
+    return unpack_layout(LAYOUTS[cmd], data)
 
 
 def uapi_names() -> list[str]:
@@ -347,5 +334,5 @@ def uapi_names() -> list[str]:
             if k.startswith(prefixes) and isinstance(v, int)] + ["ENOTSUPP"]
 
 
-__all__ = uapi_names() + ["MAP_TYPE_NAMES", "PROG_TYPE_NAMES", "LAYOUTS", "LAST_FIELD",
-                         "ATTR_SIZE", "pack_attr", "unpack_attr", "field_end"]
+__all__ = uapi_names() + ["MAP_TYPE_NAMES", "PROG_TYPE_NAMES", "LAYOUTS", "MAP_INFO_LAYOUT",
+                         "pack_attr", "unpack_attr", "pack_layout", "unpack_layout", "field_end"]

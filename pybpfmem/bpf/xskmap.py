@@ -12,10 +12,11 @@ import errno
 import struct
 from typing import ClassVar
 
-from pybpfmem.bpf import uapi
-from pybpfmem.bpf.kobjects import (XdpSocket, atomic_gfp, bpf_error, current_task, fd_object,
-                                   require_cap, struct_size)
-from pybpfmem.bpf.map import BpfMap, register_map
+from . import uapi
+from .caps import require_cap
+from .errors import BpfError
+from .kobjects import XdpSocket, current_task, fd_object
+from .map import BpfMap, register_map
 
 _CREATE_FLAGS = uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY
 
@@ -29,16 +30,16 @@ class XskMap(BpfMap):
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """The checks of xsk_map_alloc()."""
-        require_cap(ctx, "net_admin", "XSKMAP")
+        require_cap(ctx.task, "net_admin", "XSKMAP")
         if (attr.max_entries == 0 or attr.key_size != 4 or attr.value_size != 4
                 or attr.map_flags & ~_CREATE_FLAGS):
-            raise bpf_error(errno.EINVAL, f"XSKMAP: need max_entries > 0 (got {attr.max_entries}), "
-                            f"key_size 4 (got {attr.key_size}), value_size 4 (got "
-                            f"{attr.value_size}), flags within {_CREATE_FLAGS:#x} (got "
-                            f"{attr.map_flags:#x})")
+            raise BpfError(errno.EINVAL, f"XSKMAP: need max_entries > 0 (got {attr.max_entries}), "
+                           f"key_size 4 (got {attr.key_size}), value_size 4 (got "
+                           f"{attr.value_size}), flags within {_CREATE_FLAGS:#x} (got "
+                           f"{attr.map_flags:#x})")
 
     def _size(self) -> int:
-        return struct_size(self, "xsk_map") + self.attr.max_entries * 8
+        return self.sizes.xsk_map + self.attr.max_entries * 8
 
     def legacy_cost(self) -> int:
         return self._size()
@@ -56,11 +57,11 @@ class XskMap(BpfMap):
 
     def mem_usage(self) -> int:
         """Mirrors xsk_map_mem_usage(): area + count * sizeof(struct xsk_map_node)."""
-        return self._size() + len(self._slots) * struct_size(self, "xsk_map_node")
+        return self._size() + len(self._slots) * self.sizes.xsk_map_node
 
     def _index(self, key: bytes | None) -> int:
         if key is None or len(key) != 4:
-            raise bpf_error(errno.EINVAL, "XSKMAP: key must be 4 bytes")
+            raise BpfError(errno.EINVAL, "XSKMAP: key must be 4 bytes")
         return struct.unpack("<I", key)[0]
 
     def _clear(self, idx: int) -> None:
@@ -71,31 +72,31 @@ class XskMap(BpfMap):
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         """Mirrors xsk_map_lookup_elem_sys(): -EOPNOTSUPP."""
-        raise bpf_error(errno.EOPNOTSUPP, "XSKMAP: lookup from syscall is not supported")
+        raise BpfError(errno.EOPNOTSUPP, "XSKMAP: lookup from syscall is not supported")
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Mirrors xsk_map_update_elem()."""
         idx = self._index(key)
         if flags > uapi.BPF_EXIST:
-            raise bpf_error(errno.EINVAL, f"XSKMAP: flags {flags:#x} > BPF_EXIST")
+            raise BpfError(errno.EINVAL, f"XSKMAP: flags {flags:#x} > BPF_EXIST")
         if idx >= self.attr.max_entries:
-            raise bpf_error(errno.E2BIG, f"XSKMAP: index {idx} >= max_entries {self.attr.max_entries}")
+            raise BpfError(errno.E2BIG, f"XSKMAP: index {idx} >= max_entries {self.attr.max_entries}")
         fd = int.from_bytes(value[:4], "little")
         xs = fd_object(current_task(self.system), fd)
         if not isinstance(xs, XdpSocket):
-            raise bpf_error(errno.EOPNOTSUPP, f"XSKMAP: fd {fd} is not an AF_XDP socket")
+            raise BpfError(errno.EOPNOTSUPP, f"XSKMAP: fd {fd} is not an AF_XDP socket")
         # xsk_map_node_alloc(): bpf_map_kzalloc(GFP_ATOMIC | __GFP_NOWARN)
-        node = self.map_kmalloc(struct_size(self, "xsk_map_node"), atomic_gfp(self) | self.gfp.ZERO)
+        node = self.map_kmalloc(self.sizes.xsk_map_node, self.atomic_gfp() | self.gfp.ZERO)
         old = self._slots.get(idx)
         if old is not None and old[0] is xs:
             self.kfree(node)
             return
         if old is not None and flags == uapi.BPF_NOEXIST:
             self.kfree(node)
-            raise bpf_error(errno.EEXIST, f"XSKMAP: index {idx} in use with BPF_NOEXIST")
+            raise BpfError(errno.EEXIST, f"XSKMAP: index {idx} in use with BPF_NOEXIST")
         if old is None and flags == uapi.BPF_EXIST:
             self.kfree(node)
-            raise bpf_error(errno.ENOENT, f"XSKMAP: index {idx} empty with BPF_EXIST")
+            raise BpfError(errno.ENOENT, f"XSKMAP: index {idx} empty with BPF_EXIST")
         if old is not None:
             self._clear(idx)
         xs.map_nodes.append((self, idx, node))
@@ -105,7 +106,7 @@ class XskMap(BpfMap):
         """Mirrors xsk_map_delete_elem(): clearing an empty slot is not an error."""
         idx = self._index(key)
         if idx >= self.attr.max_entries:
-            raise bpf_error(errno.EINVAL, f"XSKMAP: index {idx} >= max_entries")
+            raise BpfError(errno.EINVAL, f"XSKMAP: index {idx} >= max_entries")
         if idx in self._slots:
             self._clear(idx)
 
@@ -115,7 +116,7 @@ class XskMap(BpfMap):
         if key is None or idx >= self.attr.max_entries:
             return struct.pack("<I", 0)
         if idx == self.attr.max_entries - 1:
-            raise bpf_error(errno.ENOENT, "XSKMAP: last index")
+            raise BpfError(errno.ENOENT, "XSKMAP: last index")
         return struct.pack("<I", idx + 1)
 
     def socket_closed(self, xs: XdpSocket) -> None:

@@ -5,7 +5,7 @@ possible CPUs (/sys/devices/system/cpu/possible, what num_possible_cpus() counts
 and what per-cpu allocations are multiplied by), the page size, the memory-cgroup
 version in use (cgroupfs.detect()) — and builds a ``pybpfmem.System`` with the
 6.18 profile whose BPF struct sizes are replaced by the sizes the running
-kernel's BTF reports (pybpfmem.bpf.sizes' override API:
+kernel's BTF reports (pybpfmem.profiles.StructSizes' override API:
 ``StructSizes.with_overrides``).  Where BTF is missing or lacks a struct, the
 profile's built-in size stays.
 """
@@ -17,12 +17,13 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..bpf.sizes import StructSizes, sizes_for
+from ..profiles import StructSizes, get_profile
+from ..profiles.sizes import COMPUTED_FIELDS
 from .bpf import parse_cpu_list, possible_cpus  # noqa: F401  (re-exported)
 
-#: StructSizes fields that are not sizeof(struct <field name>) and so never
-#: come from BTF (a page count, an offsetof, a helper buffer).
-NOT_FROM_BTF = frozenset({"bpf_ringbuf_meta_pages", "bpf_prog", "bpf_storage_buffer"})
+#: StructSizes fields that are not sizeof(struct <field name>) (a page count, an offsetof):
+#: the profile's figure stays
+NOT_FROM_BTF = COMPUTED_FIELDS
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def host_facts(btf_path: str = "/sys/kernel/btf/vmlinux", profile: str = "6.18")
     sizes: dict[str, int] = {}
     err = None
     try:
-        sizes = host_btf_sizes(sizes_for(profile), btf_path)
+        sizes = host_btf_sizes(get_profile(profile).sizes, btf_path)
     except (OSError, ValueError) as e:  # no BTF: fall back to the profile's sizes
         err = f"{btf_path}: {e}"
     return HostFacts(nr_cpus=possible_cpus(), page_size=os.sysconf("SC_PAGE_SIZE"),

@@ -1,7 +1,7 @@
 """An independent pure-Python model of the memcg accounting core.
 
-Written from the kernel's rules (../shared/reference/memcg.md and the kernel
-source), not from the C core: it is the oracle of the differential tests and
+Written from the kernel's rules (mm/memcontrol.c, mm/page_counter.c, mm/slab.h,
+mm/percpu-internal.h), not from the C core: it is the oracle of the differential tests and
 the performance baseline of the benchmarks.  ``System`` has the public API of
 ``pybpfmem.System`` for the mm layer.
 """

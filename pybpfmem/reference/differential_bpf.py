@@ -11,7 +11,7 @@ operation, once the stocks are drained, leaves no usage or statistic above where
 was (max/oom events may rise).  Teardown: every task exits (closing
 its fds), every pin is unlinked, deferred frees run, every stock is drained; then
 every statistic of every cgroup is 0, every non-root cgroup's usage is at most the
-pages parked in objcg->nr_charged_bytes (memcg.md §10.1 item 13), and every user's
+pages parked in objcg->nr_charged_bytes (returned by obj_cgroup_release()), and every user's
 locked_vm (5.10) is 0.
 
 A failing run prints as a replayable script (``from pybpfmem.reference.differential_bpf

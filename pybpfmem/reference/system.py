@@ -64,6 +64,9 @@ class RefProfile:
     objcg_pins_memcg: bool         # v5.11: a reparented objcg holds a css ref on its memcg
     objcg_pinned_by_orig_memcg: bool   # 6.x: memcg->orig_objcg
     kvmalloc_gfp_kernel_only: bool     # v5.11 kvmalloc_node(): no vmalloc fallback w/o GFP_KERNEL
+    has_gfp_atomic: bool               # __GFP_ATOMIC exists (removed in v6.3)
+    nowait_nowarn: bool                # GFP_NOWAIT includes __GFP_NOWARN (v6.8)
+    has_memory_peak: bool              # cgroup v2 memory.peak (v5.19)
 
 
 _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page_objcg=False,
@@ -72,7 +75,8 @@ _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page
            kmem_limit_enforced=True, percpu_ptr_overhead=False, large_kmalloc_memcg_stat=False,
            stat_kernel=False, stat_vmalloc=False, nospin_no_batch=False,
            sync_high_enforcement=False, objcg_pins_memcg=True, objcg_pinned_by_orig_memcg=False,
-           kvmalloc_gfp_kernel_only=True)
+           kvmalloc_gfp_kernel_only=True, has_gfp_atomic=True, nowait_nowarn=False,
+           has_memory_peak=False)
 PROFILES: dict[str, RefProfile] = {
     # 5.10 means the 5.10.y LTS: 3de7d4f25a74 ("mm: memcg/slab: optimize objcg stock
     # draining", v5.11-rc4, marked for 5.9+ stable) made __memcg_kmem_uncharge() go through
@@ -86,7 +90,8 @@ PROFILES: dict[str, RefProfile] = {
                        kmem_limit_enforced=False, percpu_ptr_overhead=True,
                        large_kmalloc_memcg_stat=True, stat_kernel=True, stat_vmalloc=True,
                        nospin_no_batch=True, sync_high_enforcement=True, objcg_pins_memcg=False,
-                       objcg_pinned_by_orig_memcg=True, kvmalloc_gfp_kernel_only=False),
+                       objcg_pinned_by_orig_memcg=True, kvmalloc_gfp_kernel_only=False,
+                       has_gfp_atomic=False, nowait_nowarn=True, has_memory_peak=True),
 }
 
 
@@ -264,7 +269,7 @@ class MemCgroup:
         if name in ("memory.events", "memory.events.local"):
             ev = self.events() if name == "memory.events" else self.events_local()
             return "".join(f"{k} {v}\n" for k, v in ev.items())
-        if name == "memory.peak" and S.profile.name != "6.18":
+        if name == "memory.peak" and not S.profile.has_memory_peak:
             raise _err(errno.ENOENT, "memory.peak exists since v5.19")
         simple = {"memory.current": c.usage * S.page_size, "memory.peak": c.watermark * S.page_size}
         if name in simple:
@@ -421,8 +426,8 @@ class System:
         self.page_size = page_size
         self.cgroup_version = cgroup
         self.oom_kill = oom_kill
-        self.gfp: GfpFlags = gfp_flags(has_gfp_atomic=profile != "6.18",
-                                       nowait_nowarn=profile == "6.18")
+        self.gfp: GfpFlags = gfp_flags(has_gfp_atomic=self.profile.has_gfp_atomic,
+                                       nowait_nowarn=self.profile.nowait_nowarn)
         self.page_counter_max = ((1 << 63) - 1) // page_size
         self.page_stock = [M.PageStock(self.profile.nr_memcg_stock) for _ in range(nr_cpus)]
         self.obj_stock = [O.ObjStock() for _ in range(nr_cpus)]

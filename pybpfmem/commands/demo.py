@@ -17,8 +17,10 @@ from typing import Any
 
 import pybpfmem
 from pybpfmem import bpf as uapi
+from pybpfmem.bpf.errors import errname
 
-PROFILES = ("5.10", "5.11", "6.18")
+#: the story's three kernels: before the seed series (rlimit), the series, today
+STORY_PROFILES = ("5.10", "5.11", "6.18")
 MiB = 1 << 20
 KiB = 1 << 10
 
@@ -61,10 +63,7 @@ def _errno_of(fn: Callable[[], Any]) -> tuple[Any, OSError | None]:
 def _err(exc: OSError | None) -> dict[str, Any] | None:
     if exc is None:
         return None
-    import errno as errno_mod
-
-    name = errno_mod.errorcode.get(exc.errno or 0, "ENOTSUPP" if exc.errno == 524 else str(exc.errno))
-    return {"errno": exc.errno, "name": name, "message": exc.strerror or str(exc)}
+    return {"errno": exc.errno, "name": errname(exc.errno or 0), "message": exc.strerror or str(exc)}
 
 
 def _system(profile: str) -> pybpfmem.System:
@@ -249,7 +248,7 @@ def act_pinned_dying(profile: str, timeline: Timeline) -> dict[str, Any]:
     return {"states": states}
 
 
-def run(profiles: Sequence[str] = PROFILES) -> dict[str, Any]:
+def run(profiles: Sequence[str] = STORY_PROFILES) -> dict[str, Any]:
     result: dict[str, Any] = {"profiles": list(profiles), "acts": {}, "timelines": {}}
     for profile in profiles:
         timeline = Timeline()
@@ -265,15 +264,20 @@ def run(profiles: Sequence[str] = PROFILES) -> dict[str, Any]:
     return result
 
 
-def main(argv: Sequence[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pybpfmem demo", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="draw memory.current of each cgroup over the steps")
-    parser.add_argument("--profile", action="append", choices=PROFILES, help="run only these profiles")
-    args = parser.parse_args(argv)
-    result = run(tuple(args.profile) if args.profile else PROFILES)
+    parser.add_argument("--profile", action="append", choices=pybpfmem.PROFILE_NAMES,
+                        help=f"run these profiles (default: {', '.join(STORY_PROFILES)})")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    result = run(tuple(args.profile) if args.profile else STORY_PROFILES)
     if args.plot:
-        from pybpfmem.plotting import plot_timelines
+        from pybpfmem.commands.plotting import plot_timelines
 
         rc = plot_timelines(result["timelines"], args.plot)
         if rc:
@@ -282,7 +286,7 @@ def main(argv: Sequence[str]) -> int:
         json.dump(result, sys.stdout, indent=2)
         print()
     else:
-        from pybpfmem.demo_render import render
+        from pybpfmem.commands.demo_render import render
 
         render(result)
     return 0

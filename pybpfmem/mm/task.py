@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._ffi import as_int, check, lib
-from .bpf.task_api import BpfTaskMixin
+from .._ffi import as_int, check, lib
+from .cgroup import MemCgroup
+from .contexts import Running
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cgroup import MemCgroup
     from .system import System
 
 
-class Task(BpfTaskMixin):
+class Task:
     """A process.  It pins its memcg with a css reference (css_set -> css),
     dropped on migrate and exit, like cgroup_migrate / cgroup_exit."""
 
@@ -30,7 +30,6 @@ class Task(BpfTaskMixin):
         self._holds_ref = False
         check(lib.bm_memcg_get(system._sys, cgroup.id), f"bm_memcg_get({cgroup.id})")
         self._holds_ref = True
-        super().__init__()
 
     def __repr__(self) -> str:
         state = "alive" if self.alive else ("killed" if self.killed else "exited")
@@ -43,7 +42,6 @@ class Task(BpfTaskMixin):
 
     def migrate(self, cgroup: MemCgroup) -> None:
         """Move the task (cgroup_attach_task).  Existing charges stay where they are."""
-        from .cgroup import MemCgroup
         if not isinstance(cgroup, MemCgroup):
             raise TypeError(f"cgroup must be a MemCgroup, not {type(cgroup).__name__}")
         if cgroup.system is not self.system:
@@ -71,8 +69,14 @@ class Task(BpfTaskMixin):
         if self.exited:
             raise OSError(errno.ESRCH, f"task {self.pid} has already exited")
         self.alive = False
+        self._do_exit()
+
+    def _do_exit(self) -> None:
+        """The end of do_exit(): the exit hooks of the layers above (exit_files() closes
+        every fd, free_task() frees its local storage), then cgroup_exit() drops the css
+        reference."""
         self.exited = True
-        self.bpf_task_exit()          # exit_files(): close every fd before cgroup_exit
+        self.system.hooks.run_task_exit(self)
         self._drop_ref()
 
     def _drop_ref(self) -> None:
@@ -86,30 +90,13 @@ class Task(BpfTaskMixin):
         self.killed = True
         self.alive = False
         if self._cpu is None:
-            self.exited = True
-            self.bpf_task_exit()
-            self._drop_ref()
+            self._do_exit()
 
-    def running(self, cpu: int | None = None) -> _Running:
+    def running(self, cpu: int | None = None) -> Running:
         """``with task.running(cpu):`` makes this task `current` on ``cpu``
         (default pid % nr_cpus)."""
         if cpu is None:
             cpu = self.pid % self.system.nr_cpus
         else:
             cpu = as_int(cpu, "cpu", 0, self.system.nr_cpus - 1)
-        return _Running(self, cpu)
-
-
-class _Running:
-    __slots__ = ("task", "cpu")
-
-    def __init__(self, task: Task, cpu: int) -> None:
-        self.task = task
-        self.cpu = cpu
-
-    def __enter__(self) -> Task:
-        self.task.system._enter_task(self.task, self.cpu)
-        return self.task
-
-    def __exit__(self, *exc: Any) -> None:
-        self.task.system._exit_task(self.task, self.cpu)
+        return Running(self, cpu)

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help).  Modules are imported only when used.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("pybpfmem.demo", "the seed series' story: one workload under 5.10, 5.11 and 6.18"),
-    "simulate": ("pybpfmem.scenario", "run a TOML scenario file and report per-step charges"),
-    "plan": ("pybpfmem.plan", "capacity planning: predicted memcg charge of a set of maps"),
+    "demo": ("pybpfmem.commands.demo", "the seed series' story: one workload under 5.10, 5.11 and 6.18"),
+    "simulate": ("pybpfmem.commands.scenario", "run a TOML scenario file and report per-step charges"),
+    "plan": ("pybpfmem.commands.plan", "capacity planning: predicted memcg charge of a set of maps"),
     "verify": ("pybpfmem.live.verify", "measure the model against the running kernel"),
-    "fuzz": ("pybpfmem.fuzzcmd", "differential fuzzing of the C core against the reference model"),
-    "bench": ("pybpfmem.bench", "charge-throughput microbenchmarks"),
+    "fuzz": ("pybpfmem.commands.fuzzcmd", "differential fuzzing of the C core against the reference model"),
+    "bench": ("pybpfmem.commands.bench", "charge-throughput microbenchmarks"),
 }
 
 EXIT_USAGE = 2

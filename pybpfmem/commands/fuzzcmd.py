@@ -19,8 +19,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pybpfmem.profiles import PROFILE_NAMES
+
 EXIT_FAIL, EXIT_USAGE = 1, 2
-PROFILE_NAMES = ("5.10", "5.11", "6.18")
 
 
 @dataclass
@@ -42,7 +43,7 @@ def _positive(kind: type) -> object:
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pybpfmem fuzz", description=__doc__.split("\n\n")[0])
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float), help="time budget (default 30 s)")
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as e:      # argparse exits 2 on bad arguments, 0 on --help
@@ -79,7 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     machines: list[tuple[str, type]] = []
     for kind, table in (("memcg", differential.MACHINES), ("bpf", differential_bpf.MACHINES)):
         if args.machine in (kind, "all"):
-            machines += [(f"{kind} {p}", table[p]) for p in profiles]
+            missing = [p for p in profiles if p not in table and args.profile != "all"]
+            if missing:
+                print(f"pybpfmem fuzz: the reference model has no {kind} machine for profile "
+                      f"{missing[0]}", file=sys.stderr)
+                return EXIT_USAGE
+            machines += [(f"{kind} {p}", table[p]) for p in profiles if p in table]
     seconds = args.seconds if args.seconds is not None else (None if args.ops else 30.0)
     total = args.ops if args.ops else seconds
     console = Console(stderr=True)

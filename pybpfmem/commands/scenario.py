@@ -23,6 +23,8 @@ from typing import Any
 
 import pybpfmem
 from pybpfmem.bpf import uapi
+from pybpfmem.bpf.errors import errname
+from pybpfmem.profiles import CURRENT_PROFILE
 
 EXIT_EXPECT_FAILED = 1
 EXIT_BAD_FILE = 2
@@ -89,10 +91,6 @@ def errno_by_name(name: str) -> int:
     return value
 
 
-def errno_name(code: int) -> str:
-    return "ENOTSUPP" if code == 524 else errno_mod.errorcode.get(code, str(code))
-
-
 @dataclass
 class StepResult:
     index: int
@@ -117,7 +115,7 @@ class Scenario:
             self.system = pybpfmem.System(
                 nr_cpus=int(sysconf.get("cpus", 2)),
                 page_size=int(sysconf.get("page_size", 4096)),
-                profile=str(sysconf.get("profile", "6.18")),
+                profile=str(sysconf.get("profile", CURRENT_PROFILE)),
                 cgroup=str(sysconf.get("cgroup", "v2")),
                 ram=str(sysconf.get("ram", "8G")),
             )
@@ -225,7 +223,7 @@ class Scenario:
             getattr(self, "_do_" + action)(step, result)
         except OSError as exc:
             result.ok = False
-            result.error = errno_name(exc.errno or 0)
+            result.error = errname(exc.errno or 0)
             result.explanation = exc.strerror
         except (ValueError, TypeError, KeyError) as exc:
             raise ScenarioError(f"{self._where}: {exc}") from exc
@@ -400,7 +398,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_BAD_FILE
     failed = [r for r in results if r.expect_failed]
     if args.plot:
-        from pybpfmem.plotting import plot_timelines
+        from pybpfmem.commands.plotting import plot_timelines
 
         usage: dict[str, list[int]] = {}
         running: dict[str, int] = {}

@@ -25,11 +25,10 @@ from typing import Any
 
 import pybpfmem
 from pybpfmem.bpf import uapi
-from pybpfmem.profiles import get_profile
-from pybpfmem.scenario import flag_value, map_type_by_name
+from pybpfmem.profiles import CURRENT_PROFILE, PROFILE_NAMES, get_profile
+from pybpfmem.commands.scenario import flag_value, map_type_by_name
 
 FULL_INSERT_CAP = 65536
-PROFILES = ("5.10", "5.11", "6.18")
 EXIT_BAD_INPUT = 2
 # map types whose entries allocate memory when written (the rest allocate at creation)
 GROWING = {
@@ -219,18 +218,22 @@ def plan(specs: list[MapSpec], profile: str, cpus: int, progress: bool = False) 
     }
 
 
-def main(argv: Sequence[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pybpfmem plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--map", action="append", default=[], metavar="TYPE:KEY:VALUE:MAX[:FLAGS]")
     parser.add_argument("--file", help="TOML file with [[map]] tables")
     parser.add_argument("--bpftool", metavar="FILE", help="JSON output of `bpftool -j map show`")
     parser.add_argument("--host", action="store_true",
                         help="the maps of this machine (read-only, needs root), with their holders' cgroups")
-    parser.add_argument("--profile", choices=PROFILES, default="6.18")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=CURRENT_PROFILE)
     parser.add_argument("--cpus", type=int, default=2, help="possible CPUs of the machine to plan for")
     parser.add_argument("--compare-profiles", action="store_true")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
     if not 1 <= args.cpus <= 1024:
         print("pybpfmem plan: --cpus must be 1..1024", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -250,7 +253,7 @@ def main(argv: Sequence[str]) -> int:
     if not specs:
         print("pybpfmem plan: no maps given (use --map, --file or --bpftool)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    profiles = PROFILES if args.compare_profiles else (args.profile,)
+    profiles = PROFILE_NAMES if args.compare_profiles else (args.profile,)
     results = {p: plan(specs, p, args.cpus, progress=not args.json) for p in profiles}
     if args.json:
         json.dump(results if args.compare_profiles else results[args.profile], sys.stdout, indent=2)

@@ -20,25 +20,31 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from ._ffi import as_int, check, ffi, lib
-from .constants import page_counter_max
+from .._ffi import as_int, cdata_to_py, check, lib
+from ..constants import GFP_KERNEL, U32_MAX, U64_MAX, page_counter_max
 
 if TYPE_CHECKING:  # pragma: no cover
     from .system import System
     from .task import Task
 
 _WS = " \t\n\v\f\r"  # isspace() of the kernel's strstrip()
-_U64_MASK = (1 << 64) - 1
+_U64_MASK = U64_MAX
 
-_EVENT_INDEX = {"low": 0, "high": 1, "max": 2, "oom": 3, "oom_kill": 4}
-_STAT = {  # BM_STAT_* indices
-    "anon": 0, "file": 1, "kernel": 2, "slab_reclaimable": 3, "slab_unreclaimable": 4,
-    "percpu": 5, "vmalloc": 6, "sock": 7,
+# memory.events keys -> BM_MEMCG_* event index
+_EVENT_INDEX = {"low": lib.BM_MEMCG_LOW, "high": lib.BM_MEMCG_HIGH, "max": lib.BM_MEMCG_MAX,
+                "oom": lib.BM_MEMCG_OOM, "oom_kill": lib.BM_MEMCG_OOM_KILL}
+# memory.stat keys -> BM_STAT_* index
+_STAT = {
+    "anon": lib.BM_STAT_ANON, "file": lib.BM_STAT_FILE, "kernel": lib.BM_STAT_KERNEL,
+    "slab_reclaimable": lib.BM_STAT_SLAB_RECLAIMABLE_B,
+    "slab_unreclaimable": lib.BM_STAT_SLAB_UNRECLAIMABLE_B, "percpu": lib.BM_STAT_PERCPU_B,
+    "vmalloc": lib.BM_STAT_VMALLOC, "sock": lib.BM_STAT_SOCK,
 }
 _BYTE_STATS = frozenset({"slab_reclaimable", "slab_unreclaimable", "percpu"})
 
 # v2 files of a non-root memcg that hold a page_counter limit, and their BM_WRITE_*
-_V2_LIMITS = {"memory.max": 0, "memory.high": 1, "memory.low": 2, "memory.min": 3}
+_V2_LIMITS = {"memory.max": lib.BM_WRITE_MAX, "memory.high": lib.BM_WRITE_HIGH,
+              "memory.low": lib.BM_WRITE_LOW, "memory.min": lib.BM_WRITE_MIN}
 
 
 def _memparse(buf: str) -> tuple[int, str]:
@@ -204,12 +210,7 @@ class MemCgroup:
         check(lib.bm_memcg_offline(self.system._sys, self.id), f"bm_memcg_offline({self.id})")
         self._removed = True
         del self.parent._children[self.name]
-        # bpf_cgrp_storage_free(): the kernel frees a cgroup's local storage when the
-        # cgroup itself is released; the model does it at rmdir (a simplification)
-        from .bpf.bpf_local_storage import owner_destroyed
-
-        owner_destroyed(self.system, self)
-        self.system.bpf_cgroup_release(self)
+        self.system.hooks.run_cgroup_offline(self)
 
     # ------------------------------------------------------------ tasks
     def tasks(self) -> list[Task]:
@@ -236,7 +237,7 @@ class MemCgroup:
 
     def info(self) -> dict[str, Any]:
         """The raw counters of struct bm_memcg_info as plain data."""
-        return _cdata_to_py(self._fetch())
+        return cdata_to_py(self._fetch())
 
     def try_charge(self, nr_pages: int, gfp: int, cpu: int = 0) -> None:
         """try_charge_memcg() on ``cpu`` (uses that cpu's page stock)."""
@@ -283,7 +284,7 @@ class MemCgroup:
     def charge_user(self, nr_pages: int, gfp: int | None = None, cpu: int = 0, file: bool = False) -> None:
         """Charge anon (or reclaimable file) pages: mem_cgroup_charge() of user folios."""
         if gfp is None:
-            gfp = 0xCC0  # GFP_KERNEL
+            gfp = GFP_KERNEL
         nr_pages, gfp, cpu = _slow_charge_args(nr_pages, gfp, cpu)
         if not isinstance(file, bool):
             raise TypeError("file must be a bool")
@@ -534,20 +535,5 @@ class MemCgroup:
 
 
 def _slow_charge_args(nr_pages: Any, gfp: Any, cpu: Any) -> tuple[int, int, int]:
-    return (as_int(nr_pages, "nr_pages", 0, (1 << 63) - 1), as_int(gfp, "gfp", 0, 0xFFFFFFFF),
-            as_int(cpu, "cpu", 0, 1023))
-
-
-def _cdata_to_py(obj: Any) -> Any:
-    """Convert a cffi struct / array into dicts, lists and ints."""
-    if not isinstance(obj, ffi.CData):
-        return obj
-    t = ffi.typeof(obj)
-    if t.kind == "pointer":
-        return _cdata_to_py(obj[0])
-    if t.kind == "struct":
-        return {name: _cdata_to_py(getattr(obj, name)) for name, _ in t.fields}
-    if t.kind == "array":
-        return [_cdata_to_py(x) for x in obj]
-    return obj
-
+    return (as_int(nr_pages, "nr_pages", 0, (1 << 63) - 1), as_int(gfp, "gfp", 0, U32_MAX),
+            as_int(cpu, "cpu", 0, lib.BM_MAX_CPUS - 1))

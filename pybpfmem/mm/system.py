@@ -1,0 +1,809 @@
+"""The memory System: one simulated machine (cpus, page size, kernel profile,
+cgroup tree, tasks, page frames) on top of one C ``bm_system``.
+
+Contexts (contexts.py).  Every simulated cpu has a `current`: nothing (a
+kworker), a task, an interrupt and an active memcg.  The System keeps the
+stack of the contexts entered from Python; the innermost one decides the cpu
+the allocation calls run on (``current_cpu``).  Allocations with no context
+raise OSError(EINVAL); frees with no context run on cpu 0 as a kworker (a free
+uncharges whoever the object records, so the context matters only for which
+per-cpu stock is used).
+
+The services the BPF layer uses are public and listed in
+``pybpfmem/bpf/services.py``: the allocators (and ``kmalloc_until_fail`` for a
+bulk refill), the contexts (``task.running()``, ``active_memcg()``,
+``current_cpu``, ``current_task``), the objcg calls and the accounting queries
+(``obj_cgroup_of``, ``kmalloc_charged_size``, ``pcpu_obj_full_size``); the
+layers above hook the task and cgroup lifecycle through ``hooks``.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from typing import Any, Iterable
+
+import numpy as np
+
+from .._ffi import as_int, cdata_to_py, check, ffi, lib
+from ..constants import PAGE_OFFSET, U32_MAX, U64_MAX, GfpFlags, page_counter_max
+from ..profiles import CURRENT_PROFILE, Profile, get_profile
+from .cgroup import MemCgroup
+from .contexts import ActiveMemcg, Interrupt
+from .hooks import Hooks
+from .task import Task
+
+__all__ = ["System", "KmemCache", "OP_DTYPE", "parse_size"]
+
+#: numpy mirror of struct bm_op (csrc/bpfmem.h)
+OP_DTYPE = np.dtype([
+    ("op", "u1"), ("pad0", "u1"), ("cpu", "<u2"), ("gfp", "<u4"),
+    ("handle", "<i4"), ("pad1", "<i4"), ("arg", "<u8"),
+])
+
+_U64 = U64_MAX
+_U32 = U32_MAX
+_PAGE_KINDS = {lib.BM_PAGE_FREE: "free", lib.BM_PAGE_KMEM: "kmem", lib.BM_PAGE_SLAB: "slab",
+               lib.BM_PAGE_USER: "user", lib.BM_PAGE_TAIL: "tail"}
+#: sizeof(struct obj_cgroup *): the objcgs-vector slot a slab object is charged for (obj_full_size())
+OBJCG_POINTER_SIZE = 8
+#: PCPU_MIN_ALLOC_SIZE (mm/percpu-internal.h): the percpu allocator's unit
+PCPU_MIN_ALLOC_SIZE = 4
+_SIZE_RE = re.compile(r"\s*(\d+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*")
+
+
+def parse_size(value: int | str, what: str = "ram") -> int:
+    """Bytes from an int or a string with an optional K/M/G/T suffix (powers of 1024)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{what} must be an int or a str like '8G', not {type(value).__name__}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{what} must be >= 0, got {value}")
+        return value
+    m = _SIZE_RE.fullmatch(value)
+    if not m:
+        raise ValueError(f"cannot parse {what}={value!r} (expected e.g. '512M', '8G')")
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[m.group(2).lower()]
+
+
+def _closed_call(*_args: Any) -> int:
+    raise ValueError("operation on a closed System")
+
+
+class System:
+    """One simulated machine.  See the module docstring for contexts."""
+
+    MIN_RAM_PAGES = 16
+    MAX_RAM_BYTES = 1 << 46  # 64 TiB
+    #: the class spawn() makes tasks of (a composed System sets its own Task)
+    task_class: type[Task] = Task
+
+    def __init__(self, nr_cpus: int = 2, page_size: int = 4096,
+                 profile: str | Profile = CURRENT_PROFILE, cgroup: str = "v2",
+                 ram: int | str = "8G", oom_kill: bool = True) -> None:
+        self._closed = True
+        self._sys = ffi.NULL
+        if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
+            raise TypeError(f"nr_cpus must be an int, not {type(nr_cpus).__name__}")
+        if not 1 <= nr_cpus <= lib.BM_MAX_CPUS:
+            raise ValueError(f"nr_cpus must be in 1..{lib.BM_MAX_CPUS}, got {nr_cpus}")
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")
+        if page_size not in (4096, 16384, 65536):
+            raise ValueError(f"page_size must be 4096, 16384 or 65536, got {page_size}")
+        prof = profile if isinstance(profile, Profile) else get_profile(profile)
+        if not isinstance(cgroup, str):
+            raise TypeError(f"cgroup must be 'v1' or 'v2', not {type(cgroup).__name__}")
+        if cgroup not in ("v1", "v2"):
+            raise ValueError(f"cgroup must be 'v1' or 'v2', got {cgroup!r}")
+        ram_bytes = parse_size(ram)
+        if ram_bytes > self.MAX_RAM_BYTES:
+            raise ValueError(f"ram={ram!r} is larger than {self.MAX_RAM_BYTES >> 40}T")
+        if ram_bytes // page_size < self.MIN_RAM_PAGES:
+            raise ValueError(f"ram={ram!r} is below {self.MIN_RAM_PAGES} pages of {page_size} bytes")
+        if not isinstance(oom_kill, bool):
+            raise TypeError(f"oom_kill must be a bool, not {type(oom_kill).__name__}")
+
+        self.nr_cpus = nr_cpus
+        self.page_size = page_size
+        self.profile = prof
+        self.cgroup_version = cgroup
+        self.ram_bytes = ram_bytes
+        self.oom_kill = oom_kill
+        self.gfp: GfpFlags = prof.gfp
+        self._pcmax = page_counter_max(page_size)
+
+        cfg = ffi.new("struct bm_config *")
+        cfg.nr_cpus = nr_cpus
+        cfg.page_size = page_size
+        cfg.cgroup_v1 = 1 if cgroup == "v1" else 0
+        cfg.oom_kill_current = 1 if oom_kill else 0
+        cfg.ram_pages = ram_bytes // page_size
+        cfg.profile = prof.to_cdata(ffi)[0]
+        check(lib.bm_config_check(cfg), "bm_config_check")
+        sp = lib.bm_system_new(cfg)
+        if sp == ffi.NULL:
+            raise MemoryError("bm_system_new failed")
+        self._sys = sp
+        self._closed = False
+
+        self._bind()
+        self._init_contexts()
+
+        # registries (per System, never module level)
+        self._memcgs: dict[int, MemCgroup] = {}
+        self._tasks: dict[int, Task] = {}
+        self._next_pid = 1000
+        self._caches: list[KmemCache] = []
+        #: lifecycle callbacks of the layers above (hooks.py)
+        self.hooks = Hooks()
+
+        self.root = MemCgroup(self, 0, None, "")
+        self._memcgs[0] = self.root
+
+    def _init_contexts(self) -> None:
+        """The state the contexts and the hot paths share: the context stack, each cpu's
+        occupant and the out-parameters the C calls write.  One set per System (one
+        Python thread drives a System)."""
+        n = self.nr_cpus
+        self._frames: list[tuple[str, int, Any]] = []    # the context stack
+        self._cpu = -1                                   # current cpu, -1 = no context
+        self._cpu_task: list[Task | None] = [None] * n   # the task running on each cpu
+        self._irq_depth = [0] * n
+        self._task_active = [-1] * n                     # current->active_memcg of the cpu's task
+        # preallocated out-parameters (the hot paths reuse them)
+        self._info = ffi.new("struct bm_memcg_info *")
+        self._out_u64 = ffi.new("uint64_t *")
+        self._out_i32 = ffi.new("int32_t *")
+        self._out_i32b = ffi.new("int32_t *")
+
+    def _bind(self) -> None:
+        names = ("kmalloc", "kfree", "kvmalloc", "kvfree", "vmalloc", "vfree", "alloc_pages",
+                 "free_pages", "alloc_percpu", "free_percpu", "kmem_cache_alloc", "kmem_cache_free")
+        for n in names:
+            setattr(self, "_c_" + n, _closed_call if self._closed else getattr(lib, "bm_" + n))
+
+    # ------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Free the C system.  Every later call raises ValueError."""
+        if self._closed:
+            return
+        self._closed = True
+        sp, self._sys = self._sys, ffi.NULL
+        self._bind()
+        for cg in getattr(self, "_memcgs", {}).values():
+            cg._sysp = ffi.NULL
+            cg._try_charge = _closed_call
+            cg._uncharge = _closed_call
+        lib.bm_system_free(sp)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __enter__(self) -> System:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise ValueError("operation on a closed System")
+
+    def __repr__(self) -> str:
+        return (f"<System profile={self.profile.name} cgroup={self.cgroup_version} "
+                f"nr_cpus={self.nr_cpus} page_size={self.page_size}{' closed' if self._closed else ''}>")
+
+    # ------------------------------------------------------------ cgroups
+    def _register(self, cg: MemCgroup) -> None:
+        old = self._memcgs.get(cg.id)
+        if old is not None:
+            old._freed = True  # the core reused a freed id
+        self._memcgs[cg.id] = cg
+
+    def memcg_by_id(self, memcg_id: int) -> MemCgroup:
+        """The MemCgroup with this C handle (online or dying); ENOENT otherwise."""
+        memcg_id = as_int(memcg_id, "memcg id", -(1 << 31), (1 << 31) - 1)
+        cg = self._memcgs.get(memcg_id)
+        if cg is None or (cg._removed and not cg.dying):
+            raise OSError(errno.ENOENT, f"memcg_by_id: no memcg with id {memcg_id}")
+        return cg
+
+    def cgroup(self, path: str) -> MemCgroup:
+        """Look a live cgroup up by path ("/a/b")."""
+        cg = self.root
+        for part in [p for p in path.split("/") if p]:
+            try:
+                cg = cg._children[part]
+            except KeyError:
+                raise OSError(errno.ENOENT, f"no cgroup {path!r}") from None
+        return cg
+
+    def _memcg_arg(self, cg: MemCgroup, what: str) -> int:
+        if not isinstance(cg, MemCgroup):
+            raise TypeError(f"{what}: expected a MemCgroup, not {type(cg).__name__}")
+        if cg.system is not self:
+            raise ValueError(f"{what}: cgroup belongs to another System")
+        return cg.id
+
+    @property
+    def dying_cgroups(self) -> int:
+        """Removed memcgs the core still keeps (charges or references left)."""
+        self._require_open()
+        return check(lib.bm_system_nr_dying(self._sys), "bm_system_nr_dying")
+
+    def drain_all_stock(self, cg: MemCgroup | None = None) -> None:
+        """drain_all_stock(root_memcg): return every cpu's cached pages/bytes of cg's subtree."""
+        self._require_open()
+        mid = 0 if cg is None else self._memcg_arg(cg, "drain_all_stock")
+        check(lib.bm_drain_all_stock(self._sys, mid), f"bm_drain_all_stock({mid})")
+
+    def drain_local_stock(self, cpu: int) -> None:
+        self._require_open()
+        cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
+        check(lib.bm_drain_local_stock(self._sys, cpu), f"bm_drain_local_stock({cpu})")
+
+    def stock_info(self, cpu: int) -> dict[str, Any]:
+        """The cpu's page and object stock (struct bm_cpu_stock_info)."""
+        self._require_open()
+        cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
+        out = ffi.new("struct bm_cpu_stock_info *")
+        check(lib.bm_stock_info(self._sys, cpu, out), f"bm_stock_info({cpu})")
+        return cdata_to_py(out)
+
+    def memcg_get(self, cg: MemCgroup) -> None:
+        """css_get()."""
+        self._require_open()
+        mid = self._memcg_arg(cg, "memcg_get")
+        check(lib.bm_memcg_get(self._sys, mid), f"bm_memcg_get({mid})")
+
+    def memcg_put(self, cg: MemCgroup) -> None:
+        """css_put(); the last put of a dying memcg frees it."""
+        self._require_open()
+        mid = self._memcg_arg(cg, "memcg_put")
+        check(lib.bm_memcg_put(self._sys, mid), f"bm_memcg_put({mid})")
+
+    def check(self) -> None:
+        """Verify the core's invariants; AssertionError with the core's message if broken."""
+        self._require_open()
+        buf = ffi.new("char[]", 512)
+        rc = lib.bm_system_check(self._sys, buf, 512)
+        if rc != 0:
+            raise AssertionError(f"bm_system_check: {ffi.string(buf).decode(errors='replace')} (rc={rc})")
+
+    @property
+    def ram_used_pages(self) -> int:
+        self._require_open()
+        return check(int(lib.bm_ram_used_pages(self._sys)), "bm_ram_used_pages")
+
+    # ------------------------------------------------------------ tasks
+    def spawn(self, cgroup: MemCgroup | None = None, uid: int = 0) -> Task:
+        """fork() a task into ``cgroup`` (default root) with ``uid``; pids start at 1000."""
+        self._require_open()
+        cg = self.root if cgroup is None else cgroup
+        self._memcg_arg(cg, "spawn")
+        uid = as_int(uid, "uid", 0, _U32 - 1)
+        if not cg.online:
+            raise OSError(errno.ENODEV, f"spawn: cgroup {cg.path!r} was removed")
+        task = self.task_class(self, self._next_pid, uid, cg)
+        self._next_pid += 1
+        self._tasks[task.pid] = task
+        return task
+
+    @property
+    def tasks(self) -> list[Task]:
+        return [t for t in self._tasks.values() if t.alive]
+
+    # ------------------------------------------------------------ contexts
+    @property
+    def current_cpu(self) -> int | None:
+        return None if self._cpu < 0 else self._cpu
+
+    @property
+    def current_task(self) -> Task | None:
+        return None if self._cpu < 0 else self._cpu_task[self._cpu]
+
+    def _push(self, kind: str, cpu: int, payload: Any) -> None:
+        self._frames.append((kind, cpu, payload))
+        self._cpu = cpu
+
+    def _pop(self, kind: str, cpu: int) -> Any:
+        frames = self._frames
+        for i in range(len(frames) - 1, -1, -1):
+            if frames[i][0] == kind and frames[i][1] == cpu:
+                frame = frames.pop(i)
+                self._cpu = frames[-1][1] if frames else -1
+                if i != len(frames):
+                    raise RuntimeError(f"{kind} context on cpu {cpu} left out of order")
+                return frame[2]
+        raise RuntimeError(f"no {kind} context on cpu {cpu} to leave")  # pragma: no cover
+
+    def _sync_cpu(self, cpu: int) -> None:
+        task = self._cpu_task[cpu]
+        memcg = -1 if task is None else task.cgroup.id
+        check(lib.bm_set_task(self._sys, cpu, memcg, self._task_active[cpu]),
+              f"bm_set_task(cpu={cpu}, memcg={memcg})")
+
+    def _enter_task(self, task: Task, cpu: int) -> None:
+        self._require_open()
+        if not task.alive:
+            raise RuntimeError(f"task {task.pid} cannot run: it was {'killed' if task.killed else 'exited'}")
+        occupant = self._cpu_task[cpu]
+        if occupant is not None and occupant is not task:
+            raise RuntimeError(f"cpu {cpu} is already running task {occupant.pid}")
+        if task._cpu is not None and task._cpu != cpu:
+            raise RuntimeError(f"task {task.pid} is already running on cpu {task._cpu}")
+        if self._irq_depth[cpu]:
+            raise RuntimeError(f"cpu {cpu} is in interrupt context; a task cannot be scheduled in")
+        if occupant is None:
+            check(lib.bm_set_task(self._sys, cpu, task.cgroup.id, -1),
+                  f"bm_set_task(cpu={cpu}, memcg={task.cgroup.id})")
+            self._cpu_task[cpu] = task
+            self._task_active[cpu] = -1
+            task._cpu = cpu
+        task._depth += 1
+        self._push("task", cpu, task)
+
+    def _exit_task(self, task: Task, cpu: int) -> None:
+        try:
+            self._pop("task", cpu)
+        finally:
+            task._depth -= 1
+            if task._depth == 0 and not self._closed:
+                self._reap_oom_victim(cpu)
+                lib.bm_set_task(self._sys, cpu, -1, -1)
+                self._cpu_task[cpu] = None
+                self._task_active[cpu] = -1
+                task._cpu = None
+                if task.killed:
+                    task._do_exit()     # an OOM victim exits once off the cpu
+
+    def _reap_oom_victim(self, cpu: int) -> None:
+        """bm_take_oom_victim: was the task on ``cpu`` chosen by the memcg OOM killer?"""
+        task = self._cpu_task[cpu]
+        if task is None or not self.oom_kill or task.killed:
+            return
+        if lib.bm_take_oom_victim(self._sys, cpu) > 0:
+            task._oom_killed()
+
+    def _charge_failed(self, rc: int, cpu: int, what: str) -> None:
+        """Raise the OSError of a failed charge or allocation (rc < 0) on ``cpu``.  On
+        ENOMEM the task the memcg OOM killer chose is marked first, and the message
+        says which limit refused the charge (explain_enomem)."""
+        detail = ""
+        if rc == -errno.ENOMEM and not self._closed:
+            if 0 <= cpu < self.nr_cpus:
+                self._reap_oom_victim(cpu)
+            detail = self.explain_enomem(cpu)
+        check(rc, what, detail)
+
+    _FAIL_REASONS = {
+        lib.BM_FAIL_NOBLOCK: "the gfp flags cannot reclaim (no __GFP_DIRECT_RECLAIM), so "
+                             "try_charge_memcg gives up at once",
+        lib.BM_FAIL_NORETRY: "__GFP_NORETRY: one reclaim pass and a stock drain did not make room",
+        lib.BM_FAIL_RETRY_MAYFAIL: "__GFP_RETRY_MAYFAIL: reclaim retries exhausted; no OOM kill "
+                                   "for this gfp",
+        lib.BM_FAIL_OOM: "reclaim failed and the memcg OOM killer could not make room",
+        lib.BM_FAIL_COSTLY: "reclaim failed; charges above PAGE_ALLOC_COSTLY_ORDER never invoke "
+                            "the OOM killer",
+        lib.BM_FAIL_KMEM_LIMIT: "the cgroup v1 kmem counter is over memory.kmem.limit_in_bytes",
+    }
+
+    def explain_enomem(self, cpu: int) -> str:
+        """The limit behind the last failed charge on ``cpu``: which cgroup, its limit and
+        usage, and the charge that did not fit (empty if no charge failure was recorded)."""
+        rec = ffi.new("struct bm_charge_failure *")
+        if lib.bm_last_charge_failure(self._sys, cpu, rec) or rec.memcg < 0:
+            return ""
+        cg = self._memcgs.get(rec.memcg)
+        path = cg.path if cg is not None else f"(removed cgroup, memcg id {rec.memcg})"
+        if rec.reason == lib.BM_FAIL_KMEM_LIMIT:
+            limit = "memory.kmem.limit_in_bytes"
+        else:
+            limit = "memory.limit_in_bytes" if self.cgroup_version == "v1" else "memory.max"
+        ps = self.page_size
+        why = self._FAIL_REASONS.get(rec.reason, "")
+        return (f": cgroup {path} is at its {limit} of {rec.max * ps} bytes (usage {rec.usage * ps}) "
+                f"and a charge of {rec.nr_pages * ps} bytes (gfp {rec.gfp:#x}) does not fit; {why}")
+
+    def in_interrupt(self, cpu: int) -> Interrupt:
+        """``with sys.in_interrupt(cpu):`` — hard/soft irq on ``cpu`` (in_interrupt() true)."""
+        cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
+        return Interrupt(self, cpu)
+
+    def active_memcg(self, cg: MemCgroup | None) -> ActiveMemcg:
+        """``with sys.active_memcg(cg):`` — set_active_memcg() in the innermost context."""
+        mid = -1 if cg is None else self._memcg_arg(cg, "active_memcg")
+        return ActiveMemcg(self, mid)
+
+    # ------------------------------------------------------------ allocations
+    def _no_context(self, what: str) -> None:
+        raise OSError(errno.EINVAL, f"{what}: no current context (use task.running(), "
+                                    f"sys.in_interrupt() or run it from a task)")
+
+    def kmalloc(self, size: int, gfp: int) -> int:
+        """kmalloc(size, gfp) in the current context; returns the object's address."""
+        if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
+            size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("kmalloc")
+        out = self._out_u64
+        rc = self._c_kmalloc(self._sys, cpu, size, gfp, out)
+        if rc < 0:
+            self._charge_failed(rc, cpu, f"bm_kmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def kfree(self, addr: int) -> None:
+        """kfree(addr): uncharges the objcg recorded for the object."""
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_kfree(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_kfree(addr={addr:#x})")
+
+    def kvmalloc(self, size: int, gfp: int) -> int:
+        """kvmalloc(): kmalloc below the kernel's threshold, else vmalloc (mm/util.c)."""
+        if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
+            size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("kvmalloc")
+        out = self._out_u64
+        rc = self._c_kvmalloc(self._sys, cpu, size, gfp, out)
+        if rc < 0:
+            self._charge_failed(rc, cpu, f"bm_kvmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def kvfree(self, addr: int) -> None:
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_kvfree(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_kvfree(addr={addr:#x})")
+
+    def vmalloc(self, size: int, gfp: int) -> int:
+        """__vmalloc(size, gfp): each backing page charged as kmem with __GFP_ACCOUNT."""
+        if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
+            size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("vmalloc")
+        out = self._out_u64
+        rc = self._c_vmalloc(self._sys, cpu, size, gfp, out)
+        if rc < 0:
+            self._charge_failed(rc, cpu, f"bm_vmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def vfree(self, addr: int) -> None:
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_vfree(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_vfree(addr={addr:#x})")
+
+    def alloc_pages(self, order: int, gfp: int) -> int:
+        """alloc_pages(gfp, order) (+ __memcg_kmem_charge_page with __GFP_ACCOUNT); returns the pfn."""
+        if type(order) is not int or type(gfp) is not int or order < 0 or order > 63 or gfp < 0 or gfp > _U32:
+            order, gfp = as_int(order, "order", 0, 63), as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("alloc_pages")
+        out = self._out_u64
+        rc = self._c_alloc_pages(self._sys, cpu, order, gfp, out)
+        if rc < 0:
+            self._charge_failed(rc, cpu, f"bm_alloc_pages(order={order}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def free_pages(self, pfn: int, order: int) -> None:
+        if type(pfn) is not int or type(order) is not int or pfn < 0 or pfn > _U64 or order < 0 or order > 63:
+            pfn, order = as_int(pfn, "pfn", 0, _U64), as_int(order, "order", 0, 63)
+        cpu = self._cpu
+        rc = self._c_free_pages(self._sys, cpu if cpu >= 0 else 0, pfn, order)
+        if rc < 0:
+            check(rc, f"bm_free_pages(pfn={pfn}, order={order})")
+
+    def alloc_percpu(self, size: int, align: int, gfp: int) -> int:
+        """__alloc_percpu_gfp(size, align, gfp): charges pcpu_obj_full_size to the objcg."""
+        if type(size) is not int or type(align) is not int or type(gfp) is not int or size < 0 \
+                or size > _U64 or align < 0 or align > _U64 or gfp < 0 or gfp > _U32:
+            size = as_int(size, "size", 0, _U64)
+            align = as_int(align, "align", 0, _U64)
+            gfp = as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("alloc_percpu")
+        out = self._out_u64
+        rc = self._c_alloc_percpu(self._sys, cpu, size, align, gfp, out)
+        if rc < 0:
+            self._charge_failed(rc, cpu, f"bm_alloc_percpu(size={size}, align={align}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def free_percpu(self, addr: int) -> None:
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = self._cpu
+        rc = self._c_free_percpu(self._sys, cpu if cpu >= 0 else 0, addr)
+        if rc < 0:
+            check(rc, f"bm_free_percpu(addr={addr:#x})")
+
+    def ksize(self, addr: int) -> int:
+        self._require_open()
+        addr = as_int(addr, "addr", 0, _U64)
+        out = ffi.new("uint64_t *")
+        check(lib.bm_ksize(self._sys, addr, out), f"bm_ksize(addr={addr:#x})")
+        return int(out[0])
+
+    def kmalloc_charged_size(self, addr: int) -> int:
+        """The bytes an accounted kmalloc'ed object at ``addr`` puts on its memcg, as the core
+        charged them: obj_full_size() (mm/slab.h) — the object's slab size plus its slot in
+        the slab's objcg vector — or, for a large kmalloc, its pages (kmalloc_large())."""
+        size = self.ksize(addr)
+        if self._page_info(self.virt_to_pfn(addr)).kind == lib.BM_PAGE_SLAB:
+            return size + OBJCG_POINTER_SIZE
+        return size
+
+    def pcpu_obj_full_size(self, size: int) -> int:
+        """pcpu_obj_full_size() (mm/percpu-internal.h): what an accounted percpu allocation
+        of ``size`` bytes charges: ALIGN(size, PCPU_MIN_ALLOC_SIZE) on every possible cpu,
+        plus one objcg pointer per PCPU_MIN_ALLOC_SIZE unit where the profile has
+        percpu_ptr_overhead.  (The core has no query for it: this mirrors csrc/percpu.c.)"""
+        size = as_int(size, "size", 0, _U64)
+        units = (size + PCPU_MIN_ALLOC_SIZE - 1) // PCPU_MIN_ALLOC_SIZE
+        extra = units * OBJCG_POINTER_SIZE if self.profile.mm.percpu_ptr_overhead else 0
+        return units * PCPU_MIN_ALLOC_SIZE * self.nr_cpus + extra
+
+    def kmem_cache_create(self, name: str, size: int, flags: int = 0) -> KmemCache:
+        """kmem_cache_create(name, size, 0, flags, NULL); SLAB_ACCOUNT makes objects accounted."""
+        self._require_open()
+        if not isinstance(name, str) or not name:
+            raise TypeError("kmem_cache_create: name must be a non-empty str")
+        size = as_int(size, "size", 0, _U64)
+        flags = as_int(flags, "flags", 0, _U32)
+        out = ffi.new("int32_t *")
+        check(lib.bm_kmem_cache_create(self._sys, size, flags, out),
+              f"bm_kmem_cache_create(name={name!r}, size={size}, flags={flags:#x})")
+        cache = KmemCache(self, int(out[0]), name, size, flags)
+        self._caches.append(cache)
+        return cache
+
+    # ------------------------------------------------------------ inspection
+    def virt_to_pfn(self, addr: int) -> int:
+        """virt_to_pfn() of a direct-map (kmalloc / page) address: (addr - PAGE_OFFSET) >> PAGE_SHIFT."""
+        addr = as_int(addr, "addr", 0, _U64)
+        if addr < PAGE_OFFSET:
+            raise ValueError(f"{addr:#x} is not a direct-map address")
+        return (addr - PAGE_OFFSET) // self.page_size
+
+    def pfn_to_virt(self, pfn: int) -> int:
+        """The direct-map address of a page frame."""
+        return PAGE_OFFSET + as_int(pfn, "pfn", 0, _U64) * self.page_size
+
+    def page_memcg_data(self, pfn: int) -> int:
+        """The raw page->memcg_data word of the frame ``pfn``."""
+        return int(self._page_info(pfn).memcg_data)
+
+    def _page_info(self, pfn: int) -> Any:
+        self._require_open()
+        pfn = as_int(pfn, "pfn", 0, _U64)
+        out = ffi.new("struct bm_page_info *")
+        check(lib.bm_page_info(self._sys, pfn, out), f"bm_page_info(pfn={pfn})")
+        return out
+
+    def page_info(self, pfn: int) -> dict[str, Any]:
+        """struct bm_page_info of the frame as a dict (kind also by name, -1 ids as None)."""
+        d = cdata_to_py(self._page_info(pfn))
+        d.pop("pad", None)
+        d["kind_name"] = _PAGE_KINDS.get(d["kind"], str(d["kind"]))
+        for k in ("memcg", "objcg"):
+            if d[k] < 0:
+                d[k] = None
+        return d
+
+    def obj_cgroup_of(self, addr: int) -> tuple[int | None, MemCgroup | None]:
+        """(objcg id, its current memcg) recorded for the object at ``addr``; (None, memcg)
+        for a v5.x kmem page, which records the memcg itself; (None, None) for an
+        unaccounted object."""
+        self._require_open()
+        addr = as_int(addr, "addr", 0, _U64)
+        o, m = self._out_i32, self._out_i32b
+        check(lib.bm_obj_cgroup_of(self._sys, addr, o, m), f"bm_obj_cgroup_of(addr={addr:#x})")
+        objcg, memcg = int(o[0]), int(m[0])
+        # v5.x kmem pages (kmalloc_large, vmalloc, alloc_pages) record a memcg, not an objcg
+        cg = self._memcgs.get(memcg) if memcg >= 0 else None
+        return (objcg if objcg >= 0 else None), cg
+
+    def memcg_ids_of(self, addrs: Iterable[int] | np.ndarray) -> np.ndarray:
+        """obj_cgroup_of() of many objects at once: the id of the memcg each one's charge is
+        on now (objcg_memcg() of its objcg, or the memcg a v5.x kmem page records), -1 for
+        an unaccounted object.  One C call per object, no per-object argument checks."""
+        self._require_open()
+        a = self._u64_array(addrs, "addrs")
+        o, m, sp, of = self._out_i32, self._out_i32b, self._sys, lib.bm_obj_cgroup_of
+        ids = []
+        for addr in a.tolist():
+            rc = of(sp, addr, o, m)
+            if rc < 0:
+                check(rc, f"bm_obj_cgroup_of(addr={addr:#x})")
+            ids.append(m[0])
+        return np.array(ids, dtype=np.int32)
+
+    def get_obj_cgroup_from_current(self) -> int | None:
+        """get_obj_cgroup_from_current(): the context's objcg with a reference taken, or None."""
+        self._require_open()
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("get_obj_cgroup_from_current")
+        out = self._out_i32
+        check(lib.bm_get_obj_cgroup_from_current(self._sys, cpu, out),
+              f"bm_get_obj_cgroup_from_current(cpu={cpu})")
+        v = int(out[0])
+        return None if v < 0 else v
+
+    def obj_cgroup_get(self, objcg: int) -> None:
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        check(lib.bm_obj_cgroup_get(self._sys, objcg), f"bm_obj_cgroup_get({objcg})")
+
+    def obj_cgroup_put(self, objcg: int) -> None:
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        check(lib.bm_obj_cgroup_put(self._sys, objcg), f"bm_obj_cgroup_put({objcg})")
+
+    def objcg_info(self, objcg: int) -> dict[str, int]:
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        out = ffi.new("struct bm_objcg_info *")
+        check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
+        return cdata_to_py(out)
+
+    def objcg_memcg(self, objcg: int) -> MemCgroup:
+        """obj_cgroup_memcg(): the memcg the objcg charges now (follows reparenting)."""
+        self._require_open()
+        objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
+        out = ffi.new("struct bm_objcg_info *")   # one field read, no dict of the whole struct
+        check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
+        return self.memcg_by_id(int(out.memcg))
+
+    # ------------------------------------------------------------ bulk
+    def replay(self, ops: np.ndarray) -> np.ndarray:
+        """Run an array of struct bm_op (dtype OP_DTYPE) in one C call; per-op results."""
+        self._require_open()
+        if not isinstance(ops, np.ndarray) or ops.dtype != OP_DTYPE or ops.ndim != 1:
+            raise TypeError("replay: ops must be a 1-D numpy array of dtype pybpfmem.system.OP_DTYPE")
+        ops = np.ascontiguousarray(ops)
+        n = len(ops)
+        results = np.empty(n, dtype=np.int64)   # bm_replay writes every slot
+        if n == 0:
+            return results
+        rc = lib.bm_replay(self._sys, ffi.cast("const struct bm_op *", ffi.from_buffer(ops)), n,
+                           ffi.cast("int64_t *", ffi.from_buffer(results)))
+        if rc < 0:
+            check(int(rc), f"bm_replay(n={n})")
+        return results
+
+    @staticmethod
+    def _u64_array(arr: Iterable[int] | np.ndarray, what: str) -> np.ndarray:
+        if not isinstance(arr, np.ndarray):
+            items = list(arr)
+            if all(type(v) is int for v in items) and all(0 <= v <= _U64 for v in items):
+                return np.array(items, dtype=np.uint64)   # addresses above 2**63 included
+        a = np.asarray(arr)
+        if a.ndim != 1:
+            raise ValueError(f"{what} must be 1-D")
+        if a.dtype == np.uint64:
+            return np.ascontiguousarray(a)
+        if a.dtype.kind not in "iu" or a.dtype == np.bool_:
+            if a.size == 0:
+                return np.zeros(0, dtype=np.uint64)
+            raise TypeError(f"{what} must hold integers, not {a.dtype}")
+        if a.dtype.kind == "i" and a.size and a.min() < 0:
+            raise ValueError(f"{what} must not hold negative values")
+        return np.ascontiguousarray(a, dtype=np.uint64)
+
+    def kmalloc_bulk(self, sizes: np.ndarray, gfp: int) -> np.ndarray:
+        """kmalloc every size in one C call; returns the addresses (0 where an op failed)."""
+        self._require_open()
+        s = self._u64_array(sizes, "sizes")
+        gfp = as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("kmalloc_bulk")
+        n = len(s)
+        addrs = np.zeros(n, dtype=np.uint64)
+        if n == 0:
+            return addrs
+        rc = lib.bm_kmalloc_bulk(self._sys, cpu, ffi.cast("const uint64_t *", ffi.from_buffer(s)), n, gfp,
+                                 ffi.cast("uint64_t *", ffi.from_buffer(addrs)))
+        if rc < 0:
+            check(int(rc), f"bm_kmalloc_bulk(n={n}, gfp={gfp:#x}, cpu={cpu})")
+        if rc > 0:
+            self._reap_oom_victim(cpu)
+        return addrs
+
+    def kmalloc_until_fail(self, size: int, n: int, gfp: int) -> np.ndarray:
+        """``n`` kmallocs of ``size`` in the current context that stop at the first failure,
+        in one C call (the refill loop of alloc_bulk(), kernel/bpf/memalloc.c); returns the
+        addresses got, fewer than ``n`` after a failure (which raises nothing)."""
+        self._require_open()
+        size = as_int(size, "size", 0, _U64)
+        n = as_int(n, "n", 0, (1 << 62))
+        gfp = as_int(gfp, "gfp", 0, _U32)
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("kmalloc_until_fail")
+        addrs = np.empty(n, dtype=np.uint64)
+        if n == 0:
+            return addrs
+        rc = int(lib.bm_memalloc_bulk(self._sys, cpu, size, n, gfp,
+                                      ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
+        if rc < 0:
+            check(rc, f"bm_memalloc_bulk(size={size}, n={n}, gfp={gfp:#x}, cpu={cpu})")
+        if rc < n:
+            self._reap_oom_victim(cpu)
+        return addrs[:rc]
+
+    def kfree_bulk(self, addrs: np.ndarray) -> np.ndarray:
+        """kfree every address in one C call; per-op 0 or -errno."""
+        self._require_open()
+        a = self._u64_array(addrs, "addrs")
+        cpu = self._cpu if self._cpu >= 0 else 0
+        n = len(a)
+        results = np.zeros(n, dtype=np.int64)
+        if n == 0:
+            return results
+        rc = lib.bm_kfree_bulk(self._sys, cpu, ffi.cast("const uint64_t *", ffi.from_buffer(a)), n,
+                               ffi.cast("int64_t *", ffi.from_buffer(results)))
+        if rc < 0:
+            check(int(rc), f"bm_kfree_bulk(n={n})")
+        return results
+
+
+class KmemCache:
+    """A kmem_cache (kmem_cache_create); objects are accounted if flags has SLAB_ACCOUNT."""
+
+    __slots__ = ("system", "id", "name", "size", "flags")
+
+    def __init__(self, system: System, cache_id: int, name: str, size: int, flags: int) -> None:
+        self.system = system
+        self.id = cache_id
+        self.name = name
+        self.size = size
+        self.flags = flags
+
+    def __repr__(self) -> str:
+        return f"<KmemCache {self.name} id={self.id} size={self.size} flags={self.flags:#x}>"
+
+    def alloc(self, gfp: int) -> int:
+        """kmem_cache_alloc(cache, gfp) in the current context."""
+        s = self.system
+        if type(gfp) is not int or gfp < 0 or gfp > _U32:
+            gfp = as_int(gfp, "gfp", 0, _U32)
+        cpu = s._cpu
+        if cpu < 0:
+            s._no_context("kmem_cache_alloc")
+        out = s._out_u64
+        rc = s._c_kmem_cache_alloc(s._sys, cpu, self.id, gfp, out)
+        if rc < 0:
+            s._charge_failed(rc, cpu, f"bm_kmem_cache_alloc(cache={self.name}, gfp={gfp:#x}, cpu={cpu})")
+        return out[0]
+
+    def free(self, addr: int) -> None:
+        """kmem_cache_free(cache, addr)."""
+        s = self.system
+        if type(addr) is not int or addr < 0 or addr > _U64:
+            addr = as_int(addr, "addr", 0, _U64)
+        cpu = s._cpu
+        rc = s._c_kmem_cache_free(s._sys, cpu if cpu >= 0 else 0, self.id, addr)
+        if rc < 0:
+            check(rc, f"bm_kmem_cache_free(cache={self.name}, addr={addr:#x})")

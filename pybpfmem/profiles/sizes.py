@@ -1,0 +1,127 @@
+"""Kernel struct sizes of a profile, loaded from ``structs/<profile>.json``.
+
+Each profile's data file records ``sizeof(struct X)`` keyed by the struct name
+and its provenance: ``"btf"`` (read from a real vmlinux BTF by
+``tools/btf_sizes.py``) or ``"derived"`` (worked out from the struct layouts of
+that release, each figure explained under ``"derived"``).  ``StructSizes`` holds
+the figures the model uses; other structs a file may carry (the memcg and
+fd-object structs) stay in the file until the model needs them.
+
+A few fields are not ``sizeof`` of the struct they are named after, and so
+never come from BTF as such: ``bpf_ringbuf_meta_pages`` (RINGBUF_NR_META_PAGES,
+kernel/bpf/ringbuf.c), ``bpf_prog`` (``offsetof(struct bpf_prog, insns)``,
+bpf_prog_size()) and ``bpf_storage_buffer`` (the header of a cgroup storage
+buffer, ``struct bpf_storage_buffer`` without its data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+STRUCTS_DIR = Path(__file__).with_name("structs")
+PROVENANCE_KINDS = ("btf", "derived", "compiled")
+#: fields that are not sizeof(struct <name>): computed from member offsets by tools/btf_sizes.py
+COMPUTED_FIELDS = frozenset({"bpf_prog", "bpf_ringbuf_meta_pages"})
+
+
+@dataclass(frozen=True)
+class StructSizes:
+    """sizeof() of the kernel structs the model allocates (x86_64)."""
+
+    bpf_map: int
+    bpf_array: int
+    bpf_array_aux: int
+    bpf_htab: int
+    htab_elem: int
+    bucket: int
+    bpf_ringbuf_map: int
+    bpf_ringbuf_meta_pages: int     # RINGBUF_NR_META_PAGES (a page count)
+    bpf_prog: int                   # offsetof(struct bpf_prog, insns)
+    bpf_prog_aux: int
+    bpf_prog_stats: int
+    lpm_trie: int
+    lpm_trie_node: int
+    bpf_queue_stack: int
+    bpf_stack_map: int
+    stack_map_bucket: int
+    bpf_dtab: int
+    bpf_dtab_netdev: int
+    bpf_cpu_map: int
+    bpf_cpu_map_entry: int
+    xdp_bulk_queue: int
+    ptr_ring: int
+    xsk_map: int
+    xsk_map_node: int
+    bpf_stab: int
+    bpf_shtab: int
+    bpf_shtab_bucket: int
+    bpf_shtab_elem: int
+    sk_psock_link: int
+    sk_psock: int
+    reuseport_array: int
+    bpf_cgroup_storage_map: int
+    bpf_cgroup_storage: int
+    bpf_storage_buffer: int         # header of struct bpf_storage_buffer
+    bpf_local_storage_map: int
+    bpf_local_storage_map_bucket: int
+    bpf_local_storage_elem: int
+    bpf_local_storage: int
+    bpf_struct_ops_map: int
+    bpf_bloom_filter: int
+    bpf_offloaded_map: int
+
+    def with_overrides(self, **sizes: int) -> StructSizes:
+        """A copy with some sizes replaced (unknown names raise TypeError)."""
+        return dataclasses.replace(self, **sizes)
+
+    def from_btf(self, path: str = "/sys/kernel/btf/vmlinux") -> StructSizes:
+        """A copy with every struct found in the BTF at `path` (raw or an ELF's .BTF)
+        sized from it (pybpfmem.btf.read_struct_sizes)."""
+        from ..btf import read_struct_sizes
+        return self.with_overrides(**read_struct_sizes(path, set(_FIELDS) - COMPUTED_FIELDS))
+
+    @classmethod
+    def from_mapping(cls, sizes: Mapping[str, int], what: str,
+                     absent: Mapping[str, str] | None = None) -> StructSizes:
+        """The sizes of a data file's ``"sizes"`` object.  Every field is required unless
+        the file lists it under ``"absent"`` (the struct does not exist in that release,
+        e.g. ``bpf_bloom_filter`` before v5.16): such a field is None, and the profile's
+        map-type table keeps the model from ever reading it."""
+        absent = absent or {}
+        missing = [n for n in _FIELDS if n not in sizes and n not in absent]
+        if missing:
+            raise ValueError(f"{what}: no size for {', '.join(missing)}")
+        bad = [n for n, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0]
+        if bad:
+            raise ValueError(f"{what}: sizes must be non-negative ints: {', '.join(bad)}")
+        return cls(**{n: sizes.get(n) for n in _FIELDS})  # type: ignore[arg-type]
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StructSizes))
+
+
+def load_struct_sizes(profile: str) -> StructSizes:
+    """The StructSizes of ``structs/<profile>.json`` (ValueError if malformed)."""
+    path = STRUCTS_DIR / f"{profile}.json"
+    data = read_struct_file(path)
+    if data["profile"] != profile:
+        raise ValueError(f"{path}: written for profile {data['profile']!r}, not {profile!r}")
+    return StructSizes.from_mapping(data["sizes"], str(path), data.get("absent"))
+
+
+def read_struct_file(path: Path) -> dict[str, Any]:
+    """A struct-size data file, checked for the keys the format requires."""
+    data = json.loads(path.read_text())
+    for key in ("profile", "provenance", "sizes"):
+        if key not in data:
+            raise ValueError(f"{path}: no {key!r}")
+    kind = data["provenance"].get("kind")
+    if kind not in PROVENANCE_KINDS:
+        raise ValueError(f"{path}: provenance kind {kind!r} not in {PROVENANCE_KINDS}")
+    if kind == "derived" and not data.get("derived"):
+        raise ValueError(f"{path}: a derived file explains its figures under 'derived'")
+    return data
