@@ -13,7 +13,6 @@ BPF_BTF_LOAD attr and the ``struct bpf_map_info`` output layout are local here.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as _errno
 import os
 import platform
@@ -70,7 +69,11 @@ class _Sys:
     """Holds the libc handle; created per call site, no module-level state."""
 
     def __init__(self) -> None:
-        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # dlopen(NULL): the process's own symbols, libc's syscall() among them.  Not
+        # ctypes.util.find_library(), which forks /sbin/ldconfig on every call: the
+        # fork's kernel memory was charged to the live cases' cgroups in the middle
+        # of their measurements (docs/fidelity.md, "What the extra page was").
+        self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.syscall.restype = ctypes.c_long
         self.nr = syscall_number()
 

@@ -156,16 +156,26 @@ class CaseCgroup:
             oc[k] = int(v)
         return {"oom_kill": oc.get("oom_kill", 0), "under_oom": oc.get("under_oom", 0)}
 
-    def drain(self, pause: float = 0.02) -> None:
-        """Flush per-cpu stocks into the counters (v1 force_empty; no-op on v2)."""
+    def force_empty(self) -> None:
+        """One write of v1 memory.force_empty (mem_cgroup_force_empty(),
+        mm/memcontrol-v1.c): lru_add_drain_all(); drain_all_stock(memcg), which
+        drains the writer's cpu at once and only queues work for the other cpus (and
+        does nothing while another drain holds percpu_charge_mutex); then reclaim
+        rounds while usage > 0.  It does not touch obj_cgroup->nr_charged_bytes.
+        No-op on v2."""
         if self.driver.version != 1:
             return
+        try:
+            self.write("memory.force_empty", "0")
+        except OSError as e:  # EINTR from a pending signal, EBUSY: nothing left to do
+            if e.errno not in (errno.EINTR, errno.EBUSY):
+                raise
+
+    def drain(self, pause: float = 0.02) -> None:
+        """Flush per-cpu stocks into the counters: force_empty twice with a pause,
+        so the queued remote drains have run."""
         for _ in range(2):
-            try:
-                self.write("memory.force_empty", "0")
-            except OSError as e:  # EINTR from a pending signal, EBUSY: nothing left to do
-                if e.errno not in (errno.EINTR, errno.EBUSY):
-                    raise
+            self.force_empty()
             time.sleep(pause)
 
     def stock_slack_bytes(self, ncpus: int, page_size: int = 4096) -> int:
@@ -240,9 +250,15 @@ class CgroupDriver:
         return c
 
     def create_case(self, prefix: str = "pybpfmem") -> CaseCgroup:
-        """A fresh case cgroup directly below our own memory cgroup."""
-        name = f"{prefix}-{os.getpid()}-{next(self._seq)}"
-        c = self._mkdir(os.path.join(self.own, name))
+        """A fresh case cgroup ``<prefix>-<our pid>-<n>`` directly below our own memory
+        cgroup (the next free n: several drivers may live in one process)."""
+        while True:
+            name = f"{prefix}-{os.getpid()}-{next(self._seq)}"
+            try:
+                c = self._mkdir(os.path.join(self.own, name))
+                break
+            except FileExistsError:
+                continue
         self.created.append(c)
         return c
 

@@ -53,13 +53,16 @@ def _create(spec: dict[str, Any], name: str = "m") -> dict[str, Any]:
 
 def _shape(name: str, spec: dict[str, Any], quick: bool = False, reps: int = 2,
            pre: list[dict[str, Any]] | None = None, skip: str | None = None) -> Case:
-    """create/close ``reps`` times in one child (the live kmem delta of one
-    create carries up to a page of objcg remainder; two samples tell noise)."""
+    """create/close ``reps`` times, each create in a fresh cgroup A<i> (so its kmem is
+    PAGE_ALIGN of its own objects' bytes: runner.py), pre-steps in their own cgroup P.
+    Two samples tell noise (an unrelated kernel allocation in the window) from the map."""
+    cgroups: dict[str, Any] = {"P": {}} if pre else {}
     steps = list(pre or [])
-    for _ in range(reps):
-        steps += [_create(spec), {"op": "close", "map": "m"}]
-    return Case(name, "shape", {"steps": steps, "cpu": 0}, quick, {"pre": len(pre or [])},
-                skip)
+    for r in range(reps):
+        cgroups[f"A{r}"] = {}
+        steps += [{"op": "move", "cgroup": f"A{r}"}, _create(spec), {"op": "close", "map": "m"}]
+    return Case(name, "shape", {"cgroups": cgroups, "steps": steps, "cpu": 0}, quick,
+                {"pre": len(pre or [])}, skip)
 
 
 K4V64 = {"key": 4, "value": 64, "max": 1000}
@@ -113,13 +116,6 @@ def shape_cases() -> list[Case]:
         _shape("TASK_STORAGE v64", t("TASK_STORAGE", key=4, value=64, max=0, flags=NO_PREALLOC, btf="storage"),
                skip=_STORAGE_SKIP),
     ]
-
-
-#: the baseline create: the smallest map (its model charge is one page: a 320-byte
-#: bpf_array plus the fd's file and dentry).  kernel - model for it is the
-#: per-create offset added to every model "kmem at create" (see verify.py).
-BASELINE = _shape("baseline: ARRAY k4 v4 m1", {"type": "ARRAY", "key": 4, "value": 4, "max": 1},
-                  quick=True, reps=3)
 
 
 def insert_cases() -> list[Case]:
@@ -267,14 +263,14 @@ class ModelCase:
             if spec and spec.get("limit") is not None:
                 self.set_limit(cg, spec["limit"])
             self.cgs[name] = cg
-        start = scn.get("start") or next(iter(self.cgs))
-        self.task = sysm.spawn(cgroup=self.cgs[start], uid=0)
+        self.where = scn.get("start") or next(iter(self.cgs))
+        self.task = sysm.spawn(cgroup=self.cgs[self.where], uid=0)
         self.cpu = 0
         if entry_usage:
             # the live child's own pages at entry (mem_cgroup_charge() of its anon folios)
             try:
                 with self.task.running(self.cpu):
-                    self.cgs[start].charge_user(entry_usage // sysm.page_size, cpu=self.cpu)
+                    self.cgs[self.where].charge_user(entry_usage // sysm.page_size, cpu=self.cpu)
             except OSError:
                 pass
         self.fds: dict[str, tuple[int, list[int]]] = {}
@@ -318,7 +314,8 @@ class ModelCase:
 
     def step(self, st: dict[str, Any], i: int) -> dict[str, Any]:
         op = st["op"]
-        obs: dict[str, Any] = {"i": i, "op": op, "ok": True, "errno": None}
+        obs: dict[str, Any] = {"i": i, "op": op, "cgroup": self.where, "ok": True,
+                               "errno": None}
         t = self.task
         before = self.snapshot()
         try:
@@ -351,6 +348,7 @@ class ModelCase:
                 self.set_limit(self.cgs[st["cgroup"]], st.get("bytes"))
             elif op == "move":
                 t.migrate(self.cgs[st["cgroup"]])
+                self.where = obs["cgroup"] = st["cgroup"]
             elif op not in ("noop", "settle"):
                 raise ValueError(f"unknown op {op!r}")
         except OSError as e:
