@@ -105,7 +105,8 @@ class CaseCgroup:
 
     # -- actions ---------------------------------------------------------------------
     def mkchild(self, name: str) -> "CaseCgroup":
-        c = self.driver._mkdir(os.path.join(self.path, name))
+        c = CaseCgroup(self.driver, os.path.join(self.path, name))
+        self.driver._mkdir(c.path)
         self.children.append(c)
         return c
 
@@ -188,38 +189,46 @@ class CaseCgroup:
         return {"usage": self.usage(), "kmem": self.kmem()}
 
     def remove(self, timeout: float = 5.0) -> None:
-        """rmdir this cgroup and everything we created below it.
+        """rmdir this cgroup and every directory below it, deepest first.
 
+        The tree on disk is walked, not the list of children we made: a clean-up
+        that cut in between a mkdir and its bookkeeping still finds everything.
         Processes still inside (only ever our own forked children) are moved to our
         own cgroup first so the rmdir cannot fail with EBUSY.
         """
         if self.removed:
             return
-        for c in reversed(self.children):
-            c.remove(timeout)
+        self.driver._check_ours(self.path)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                for pid in self.procs():
-                    try:
-                        _write(os.path.join(self.driver.own, "cgroup.procs"), str(pid))
-                    except OSError:
-                        pass  # exited meanwhile
-                os.rmdir(self.path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        for dirpath, _, _ in os.walk(self.path, topdown=False):
+            _rmdir(CaseCgroup(self.driver, dirpath), deadline)
         self.removed = True
+        for c in self.children:
+            c.removed = True
 
     def __enter__(self) -> "CaseCgroup":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def _rmdir(c: CaseCgroup, deadline: float) -> None:
+    while True:
+        try:
+            for pid in c.procs():
+                try:
+                    _write(os.path.join(c.driver.own, "cgroup.procs"), str(pid))
+                except OSError:
+                    pass  # exited meanwhile
+            os.rmdir(c.path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class CgroupDriver:
@@ -237,30 +246,32 @@ class CgroupDriver:
         if not rp.startswith(self.own + os.sep):
             raise PermissionError(errno.EPERM, f"refusing to touch {rp}: not below our cgroup {self.own}")
 
-    def _mkdir(self, path: str) -> CaseCgroup:
+    def _mkdir(self, path: str) -> None:
         self._check_ours(path)
         os.mkdir(path)
-        c = CaseCgroup(self, os.path.realpath(path))
         if self.version == 2:
             # Children of the case need the memory controller delegated to them.
             try:
-                _write(c.file("cgroup.subtree_control"), "+memory")
+                _write(os.path.join(path, "cgroup.subtree_control"), "+memory")
             except OSError:
                 pass
-        return c
 
     def create_case(self, prefix: str = "pybpfmem") -> CaseCgroup:
         """A fresh case cgroup ``<prefix>-<our pid>-<n>`` directly below our own memory
-        cgroup (the next free n: several drivers may live in one process)."""
+        cgroup (the next free n: several drivers may live in one process).  It is
+        listed in ``created`` before the mkdir, so a clean-up that cuts in finds it."""
         while True:
-            name = f"{prefix}-{os.getpid()}-{next(self._seq)}"
+            c = CaseCgroup(self, os.path.join(self.own, f"{prefix}-{os.getpid()}-{next(self._seq)}"))
+            self.created.append(c)
             try:
-                c = self._mkdir(os.path.join(self.own, name))
-                break
-            except FileExistsError:
-                continue
-        self.created.append(c)
-        return c
+                self._mkdir(c.path)
+                return c
+            except FileExistsError:   # another driver of this process made that one
+                self.created.remove(c)
+            except BaseException:
+                if not os.path.isdir(c.path):
+                    self.created.remove(c)
+                raise
 
     def cleanup(self) -> None:
         """Remove every case cgroup this driver created (idempotent)."""

@@ -443,8 +443,6 @@ def run_scenario(scn: Scenario, driver: cgroupfs.CgroupDriver | None = None,
         if probe is not None:
             probe.close(kill=True)
         root.remove()
-        if root in session.cases:
-            session.cases.remove(root)
         drv.created = [c for c in drv.created if c is not root]
 
 

@@ -123,7 +123,6 @@ class LiveSession:
         self.exit_on_signal = exit_on_signal
         self.name = name
         self.children: list[int] = []
-        self.cases: list[cgroupfs.CaseCgroup] = []
         self.swept: list[str] = []
         self._saved: dict[int, Any] | None = None
         self._pending: int | None = None
@@ -136,27 +135,32 @@ class LiveSession:
         return self._driver
 
     def case(self) -> cgroupfs.CaseCgroup:
-        """A fresh scratch cgroup below our own memory cgroup, removed at clean-up."""
-        c = self.driver.create_case(SCRATCH_PREFIX)
-        self.cases.append(c)
-        return c
+        """A fresh scratch cgroup below our own memory cgroup, removed at clean-up
+        (with everything the driver made)."""
+        return self.driver.create_case(SCRATCH_PREFIX)
 
     # -- children ----------------------------------------------------------------------
     def fork(self) -> int:
         """os.fork(); in the child: default SIGINT/SIGTERM actions and death with the
-        parent.  The parent records the child for clean-up."""
-        pid = os.fork()
-        if pid == 0:
-            for s in _SIGNALS:
-                signal.signal(s, signal.SIG_DFL)
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            except (OSError, AttributeError):
-                pass
-            return 0
-        self.children.append(pid)
-        return pid
+        parent.  The parent records the child for clean-up.  Both signals are
+        blocked across the fork, so neither side can be interrupted before that
+        is in place (the child would otherwise run our clean-up code)."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                for s in _SIGNALS:
+                    signal.signal(s, signal.SIG_DFL)
+                try:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                except (OSError, AttributeError):
+                    pass
+                return 0
+            self.children.append(pid)
+            return pid
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def reap(self, pid: int, kill: bool = False) -> int | None:
         """waitpid() a child (SIGKILL first when ``kill``); its wait status, None if gone."""
@@ -175,13 +179,16 @@ class LiveSession:
 
     # -- lifecycle ---------------------------------------------------------------------
     def _raise(self, signum: int, frame: FrameType | None) -> None:
+        # From here on signals are only recorded: the unwinding ``finally`` blocks
+        # and the clean-up run to the end whatever arrives next.
+        self._swap_handlers(self._record)
         raise Interrupted(signum)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self._pending = self._pending or signum
-        if self.exit_on_signal:
-            print(f"{self.name}: {signal.Signals(signum).name} during clean-up: "
-                  "finishing the clean-up first", file=sys.stderr, flush=True)
+        if self.exit_on_signal:   # os.write: a handler must not re-enter sys.stderr
+            os.write(2, f"{self.name}: {signal.Signals(signum).name} during clean-up: "
+                        "finishing the clean-up first\n".encode())
 
     def _swap_handlers(self, handler: Any) -> dict[int, Any] | None:
         if threading.current_thread() is not threading.main_thread():
@@ -206,15 +213,15 @@ class LiveSession:
         """SIGKILL and reap our children, then remove our scratch cgroups."""
         for pid in list(self.children):
             self.reap(pid, kill=True)
+        if self._driver is None:
+            return
         errs: list[OSError] = []
-        for c in reversed(self.cases):
+        for c in reversed(self._driver.created):
             try:
                 c.remove()
             except OSError as e:
                 errs.append(e)
-        if self._driver is not None:
-            self._driver.created = [c for c in self._driver.created if not c.removed]
-        self.cases = [c for c in self.cases if not c.removed]
+        self._driver.created = [c for c in self._driver.created if not c.removed]
         if errs:
             raise errs[0]
 
@@ -227,16 +234,22 @@ class LiveSession:
         try:
             self.cleanup()
         finally:
-            if during is not None:
+            signum = exc.signum if interrupted else self._pending   # type: ignore[union-attr]
+            # A command about to exit keeps recording signals (a late second one
+            # must not turn the orderly exit into a death by signal); otherwise
+            # the handlers from before the session come back.
+            if during is not None and not (signum and self.exit_on_signal):
                 restore = self._saved if self._saved is not None else during
                 for s, h in restore.items():
                     signal.signal(s, h)
-        signum = exc.signum if interrupted else self._pending   # type: ignore[union-attr]
         if signum is None:
             return False
         if self.exit_on_signal:
             print(f"{self.name}: cleaned up after {signal.Signals(signum).name}",
                   file=sys.stderr, flush=True)
+            # ignored, not recorded, from here: interpreter shutdown would put the
+            # default actions back and a late signal would end us by signal
+            self._swap_handlers(signal.SIG_IGN)
             raise SystemExit(128 + signum)
         if not interrupted and exc is None:
             raise Interrupted(signum)

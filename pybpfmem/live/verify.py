@@ -452,7 +452,7 @@ def live_rmdir(n: int, more: int, session: Any = None) -> dict[str, int]:
         if fd >= 0:
             os.close(fd)
         root.remove()
-        session.cases.remove(root)
+        session.driver.created.remove(root)
 
 
 def model_rmdir(sysm: Any, n: int, more: int, fd_sizes: dict[str, int]) -> dict[str, int]:
@@ -634,22 +634,27 @@ def main(argv: list[str] | None = None) -> int:
         msg = f"no case matches {args.case!r}"
         print(json.dumps({"error": msg}) if args.json else f"verify: {msg}", file=sys.stderr)
         return EXIT_USAGE
+    # SIGINT/SIGTERM from here on: clean up (children, scratch cgroups), then exit
+    # 128 + signal number (session.py)
+    from .session import LiveSession
+    with LiveSession(exit_on_signal=True, name="verify") as session:
+        return _run(args, cases, session)
+
+
+def _run(args: argparse.Namespace, cases: list[M.Case], session: Any) -> int:
     from .runner import refusal_reason
     reason = refusal_reason()
     if reason is not None:
         print(json.dumps({"refused": reason}) if args.json else f"verify: kernel refuses: {reason}")
         return EXIT_REFUSED
     try:
-        v = Verifier(full_bisect=not args.quick)
+        v = Verifier(full_bisect=not args.quick, session=session)
         v.model_factory().close()
     except (OSError, ValueError, TypeError) as e:
         msg = f"model System cannot match this host: {e}"
         print(json.dumps({"error": msg}) if args.json else f"verify: {msg}")
         return EXIT_NO_MODEL
-    from .session import LiveSession
-    with LiveSession(exit_on_signal=True, name="verify") as session:
-        v.session = session
-        rows = run_cases(v, cases, progress=not (args.json or args.markdown or args.quick))
+    rows = run_cases(v, cases, progress=not (args.json or args.markdown or args.quick))
     summary = summarize(rows)
     if args.markdown:
         print(to_markdown(rows, summary, v.facts), end="")
