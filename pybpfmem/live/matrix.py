@@ -17,11 +17,20 @@ What the replay adds besides the BPF model itself:
   The model's bpf layer does not allocate them, so the replay charges them as
   two GFP_KERNEL_ACCOUNT objects of the BTF sizes of those structs in the
   creating task's context and frees them at close.  Simplified: kmalloc size
-  classes stand in for the dedicated slab caches' object sizes.
-* The live child's own cost at entry (its copy-on-write user pages, measured
-  by the runner as ``entry``): for limit cases the replay charges that many
-  user pages to the start cgroup first (mem_cgroup_charge() of anon folios), so
-  the model's task starts as close to the limit as the live child did.
+  classes stand in for the dedicated slab caches' object sizes (on 6.18 x86_64
+  both round to 192, as filp's SLAB_HWCACHE_ALIGN and dentry's 192 do; 640 live
+  creates of ARRAY k4 v4 m1 in one cgroup charged PAGE_ALIGN(640 x 920) bytes:
+  file 200 + dentry 200 + the kmalloc-cg-512 bpf_array 520, objcg pointer included).
+* What the live case cgroups held before the first step (``entry``: a few user
+  pages of the child's own Python work during the readings; the child lives in a
+  home cgroup beside them, runner.py): for limit cases the replay charges that
+  many user pages to the start cgroup first (mem_cgroup_charge() of anon folios).
+
+The readings compare like for like: the runner's canonical reading of a cgroup
+is PAGE_ALIGN of its live objects' bytes plus its pages (no remainder of earlier
+activity, no page parked in obj_cgroup->nr_charged_bytes), which is what the
+model's counters show after run_deferred() + drain_all_stock() with every step
+on one cpu.
 """
 from __future__ import annotations
 
