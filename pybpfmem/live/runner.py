@@ -22,12 +22,14 @@ the run with ``{"killed": signal}`` for that step.
 How a step is measured, and why (docs/fidelity.md, "What the extra page was"):
 
 * **Only the step's own kernel objects land in the case cgroups.**  The child
-  lives in a home cgroup beside them; we (the parent) move it into the step's
-  cgroup just for the step's syscalls and back afterwards.  We read the counters,
-  the child never does: our reads' own struct file, seq_file buffer and kernfs
-  dentries/inodes are charged to our cgroup.  fdinfo (memlock, map_id) is read by
-  us through /proc/<child>/fdinfo/<fd>.  The child forks nothing (pybpfmem.live.bpf
-  takes libc from dlopen(NULL): ctypes.util.find_library() forks /sbin/ldconfig).
+  lives in a home cgroup beside them and moves itself into the step's cgroup for
+  the step's syscalls only (_Mover): the Python around them, whose heap growth
+  faults user pages, runs at home.  We read the counters, the child never does:
+  our reads' own struct file, seq_file buffer and kernfs dentries/inodes are
+  charged to our cgroup.  fdinfo (memlock, map_id) is read by us through
+  /proc/<child>/fdinfo/<fd>, so its proc dentries and inodes are ours too.  The
+  child forks nothing (pybpfmem.live.bpf takes libc from dlopen(NULL):
+  ctypes.util.find_library() forks /sbin/ldconfig).
 * **Every reading is canonical** (``Probe.snapshot``).  Slab objects are charged
   by the byte through the object stock, so a cgroup's kmem counter is the bytes of
   its live objects plus a remainder: the current cpu's obj stock bytes and the
@@ -159,14 +161,56 @@ def read_fdinfo(pid: int, fd: int) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ the child
-def _child_main(cmd_fd: int, res_fd: int, cpu: int | None) -> None:
+class _Mover:
+    """The child moves itself: ``enter(procs)`` writes its pid to a cgroup.procs,
+    opened while still at home (that struct file is home's; the one opened to go
+    home again is allocated and freed inside the case cgroup, net zero).  Only
+    the syscalls of a step run in the case cgroup; the Python around them (its
+    heap growth faults user pages) stays at home."""
+
+    def __init__(self, home_procs: str) -> None:
+        self.me = str(os.getpid()).encode()
+        self.home = home_procs
+
+    def enter(self, procs: str | None) -> None:
+        if procs is not None:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, self.me)
+            finally:
+                os.close(fd)
+
+    def leave(self, procs: str | None) -> None:
+        if procs is not None:
+            self.enter(self.home)
+
+
+class _InCgroupSys:
+    """A libc handle for one call whose syscall() runs with the task in a cgroup."""
+
+    def __init__(self, real: Any, mover: _Mover, procs: str | None) -> None:
+        self.real, self.mover, self.procs, self.nr = real, mover, procs, real.nr
+        self.libc = self
+
+    def syscall(self, *args: Any) -> int:
+        self.mover.enter(self.procs)
+        try:
+            return int(self.real.libc.syscall(*args))
+        finally:
+            self.mover.leave(self.procs)
+
+
+def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> None:
     """Body of the forked child: one JSON request per line in, one reply out.
-    Never returns (os._exit)."""
+    ``cg`` in a request is the cgroup.procs to run its syscalls in.  Never
+    returns (os._exit)."""
     import gc
     gc.disable()
     maps: dict[str, _bpf.BpfMap] = {}
     ups: dict[str, _FastUpdater] = {}
     btfs: dict[int, dict[str, int]] = {}
+    mover = _Mover(home_procs)
+    sysh = _bpf._libc()
 
     def touch() -> None:
         # one accounted object allocated and freed: the struct file of /dev/null
@@ -181,14 +225,18 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None) -> None:
             if not line:
                 break
             st = json.loads(line)
-            op = st["op"]
+            op, cg = st["op"], st.get("cg")
             out: dict[str, Any] = {"ok": True, "errno": None}
             try:
                 if op == "touch":
-                    touch()
+                    mover.enter(cg)
+                    try:
+                        touch()
+                    finally:
+                        mover.leave(cg)
                 elif op == "warmup":
                     # the code paths and buffers of a full step, once, at home
-                    m = _bpf.map_create("ARRAY", 4, 8, 1)
+                    m = _bpf.map_create("ARRAY", 4, 8, 1, sys=_InCgroupSys(sysh, mover, None))
                     _FastUpdater(m).update(0, 0)
                     _FastUpdater(m).delete(0)
                     m.lookup(0)
@@ -208,32 +256,46 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None) -> None:
                     if st.get("btf") == "storage":
                         kw.update(btfs[int(st.get("value", 8))])
                     m = _bpf.map_create(st["type"], st.get("key", 4), st.get("value", 8),
-                                        st.get("max", 1), st.get("flags", 0), **kw)
+                                        st.get("max", 1), st.get("flags", 0),
+                                        sys=_InCgroupSys(sysh, mover, cg), **kw)
+                    m._sys = sysh
                     maps[st["map"]] = m
                     ups[st["map"]] = _FastUpdater(m)
                     out["fd"] = m.fd
                 elif op in ("insert", "delete"):
                     u = ups[st["map"]]
-                    n, s0 = st.get("n", 1), st.get("start", 0)
+                    n, s0, fl = st.get("n", 1), st.get("start", 0), st.get("flags", 0)
                     done = 0
-                    for k in range(s0, s0 + n):
-                        err = u.update(k, st.get("flags", 0)) if op == "insert" else u.delete(k)
-                        if err is not None:
-                            out["ok"], out["errno"] = False, err
-                            break
-                        done += 1
+                    mover.enter(cg)
+                    try:
+                        for k in range(s0, s0 + n):
+                            err = u.update(k, fl) if op == "insert" else u.delete(k)
+                            if err is not None:
+                                out["ok"], out["errno"] = False, err
+                                break
+                            done += 1
+                    finally:
+                        mover.leave(cg)
                     out["count"] = done
                     out["fd"] = maps[st["map"]].fd
                 elif op == "close":
                     if st["map"] not in maps:   # its create failed: nothing to close
                         out["ok"], out["skipped"] = False, True
                     else:
-                        maps.pop(st["map"]).close()
+                        m = maps.pop(st["map"])
                         ups.pop(st["map"])
-                elif op == "freeze":
-                    maps[st["map"]].freeze()
-                elif op == "lookup":
-                    maps[st["map"]].lookup(st.get("k", 0))
+                        mover.enter(cg)
+                        try:
+                            m.close()
+                        finally:
+                            mover.leave(cg)
+                elif op in ("freeze", "lookup"):
+                    m = maps[st["map"]]
+                    m._sys = _InCgroupSys(sysh, mover, cg)
+                    try:
+                        m.freeze() if op == "freeze" else m.lookup(st.get("k", 0))
+                    finally:
+                        m._sys = sysh
                 elif op != "noop":
                     raise ValueError(f"unknown op {op!r}")
             except OSError as e:
@@ -278,7 +340,7 @@ class Probe:
         if pid == 0:
             os.close(cmd_w)
             os.close(res_r)
-            _child_main(cmd_r, res_w, cpu)
+            _child_main(cmd_r, res_w, cpu, self.home.file("cgroup.procs"))
         os.close(cmd_r)
         os.close(res_w)
         self.pid, self.cmd_w, self.res_r = pid, cmd_w, res_r
@@ -327,15 +389,8 @@ class Probe:
         return out
 
     def run_in(self, cg: cgroupfs.CaseCgroup, req: dict[str, Any]) -> dict[str, Any]:
-        """The child runs ``req`` with the task in ``cg``, then goes home."""
-        cg.move(self.pid)
-        try:
-            return self.call(req)
-        finally:
-            try:
-                self.home.move(self.pid)
-            except OSError:
-                pass   # the child is gone (killed inside the step)
+        """The child runs ``req`` with the task in ``cg`` for the request's syscalls."""
+        return self.call(dict(req, cg=cg.file("cgroup.procs")))
 
     def counters(self) -> dict[str, dict[str, int]]:
         return {n: c.counters() for n, c in self.cgs.items()}
