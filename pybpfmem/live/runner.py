@@ -50,6 +50,7 @@ import ctypes
 import errno as _errno
 import json
 import os
+import resource
 import select
 import struct
 import time
@@ -162,15 +163,16 @@ def read_fdinfo(pid: int, fd: int) -> dict[str, str]:
 
 # ------------------------------------------------------------------ the child
 class _Mover:
-    """The child moves itself: ``enter(procs)`` writes its pid to a cgroup.procs,
-    opened while still at home (that struct file is home's; the one opened to go
-    home again is allocated and freed inside the case cgroup, net zero).  Only
-    the syscalls of a step run in the case cgroup; the Python around them (its
-    heap growth faults user pages) stays at home."""
+    """The child moves itself: ``enter(procs)`` writes its pid to a cgroup.procs
+    opened while still at home; ``leave()`` writes it to home's cgroup.procs,
+    opened once at the start.  Neither allocates anything in the case cgroup (a
+    struct file opened there could need a page at its limit).  Only the syscalls
+    of a step run in the case cgroup; the Python around them (its heap growth
+    faults user pages) stays at home."""
 
     def __init__(self, home_procs: str) -> None:
         self.me = str(os.getpid()).encode()
-        self.home = home_procs
+        self.home = os.open(home_procs, os.O_WRONLY)
 
     def enter(self, procs: str | None) -> None:
         if procs is not None:
@@ -182,7 +184,7 @@ class _Mover:
 
     def leave(self, procs: str | None) -> None:
         if procs is not None:
-            self.enter(self.home)
+            os.write(self.home, self.me)
 
 
 class _InCgroupSys:
@@ -235,6 +237,11 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> N
                     finally:
                         mover.leave(cg)
                 elif op == "warmup":
+                    # the fd table grows to 256 slots now, at home: a create that needed
+                    # a bigger one (expand_files() -> alloc_fdtable(), GFP_KERNEL_ACCOUNT)
+                    # would charge it to the case cgroup, and it is never given back
+                    lim = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                    os.close(os.dup2(0, min(255, lim - 1)))
                     # the code paths and buffers of a full step, once, at home
                     m = _bpf.map_create("ARRAY", 4, 8, 1, sys=_InCgroupSys(sysh, mover, None))
                     _FastUpdater(m).update(0, 0)
