@@ -583,8 +583,9 @@ def to_markdown(rows: list[Row], summary: dict[str, Any], facts: Any) -> str:
         if "rate" in d:
             return "-" if d["rate"] is None else f"{100 * d['rate']:.1f}% of {d['n']}"
         return "-" if d["max"] is None else f"{100 * d['max']:.2f}% (worst)"
-    out.append(f"Host: kernel {facts.release}, {facts.nr_cpus} possible CPUs, cgroup "
-               f"{facts.cgroup}, page {facts.page_size}.\n")
+    import platform
+    out.append(f"Host: kernel {facts.release} ({platform.version()}), {facts.nr_cpus} possible "
+               f"CPUs, cgroup {facts.cgroup}, page {facts.page_size}.\n")
     out.append("| measure | raw | gated (without explained deviations) | threshold |")
     out.append("|---|---|---|---|")
     thr = {"memlock_exact": "100%", "kmem_create_1page": ">= 95%", "kmem_create_2pages": "100%",
