@@ -8,7 +8,9 @@ difference, verdict, and a "why" for deviations the model knowingly keeps.
 
 Exit codes: 0 agreement at or above the thresholds; 1 below; 2 bad arguments;
 3 the kernel refuses (reason printed: not root, no bpf(), no memory controller,
-unprivileged_bpf_disabled); 4 the model cannot be built on this host.
+unprivileged_bpf_disabled); 4 the model cannot be built on this host; 128 + the
+signal number after SIGINT/SIGTERM, once the run's children and scratch cgroups
+are gone (pybpfmem/live/session.py).
 
 Thresholds (issue 5): memlock equal for every shape; kmem at creation within one
 page for >= 95% of creates and within two pages for all; per-element charge of
