@@ -333,7 +333,8 @@ class ChildGone(Exception):
 
 
 class Probe:
-    """Our side of one scenario's child: moves it, sends it steps, reads counters."""
+    """Our side of one scenario's child: starts it at home, sends it steps, reads
+    the counters."""
 
     def __init__(self, session: LiveSession, root: cgroupfs.CaseCgroup,
                  cgs: dict[str, cgroupfs.CaseCgroup], cpu: int | None,
