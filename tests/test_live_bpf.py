@@ -1,4 +1,5 @@
 """The real bpf() syscall: attr packing, element commands, fdinfo memlock, errnos."""
+import ctypes
 import errno
 import struct
 
@@ -29,6 +30,21 @@ def test_pack_rejects_bad_python_input():
         bpf.map_type_id("NOT_A_TYPE")
     with pytest.raises(TypeError):
         bpf.map_type_id(1.5)  # type: ignore[arg-type]
+
+
+def test_libc_handle_forks_nothing(monkeypatch):
+    # ctypes.util.find_library() runs /sbin/ldconfig in a child process; inside a live
+    # case that fork's kernel memory was charged to the measured cgroup (the "extra
+    # page" of docs/fidelity.md).  The handle must come from dlopen(NULL) instead.
+    import ctypes.util
+    import subprocess
+
+    def no(*a, **k):
+        raise AssertionError("bpf() wrapper started a process")
+    monkeypatch.setattr(ctypes.util, "find_library", no)
+    monkeypatch.setattr(subprocess, "Popen", no)
+    s = bpf._libc()
+    assert s.libc.syscall.restype is ctypes.c_long and s.nr == bpf.syscall_number()
 
 
 def test_syscall_number_table():

@@ -33,18 +33,20 @@ def test_case_cgroup_is_below_own_and_removed():
 
 @live
 def test_runner_array_charge_and_close():
-    # ARRAY k4 v4096 max 256: bpf_map_area_alloc() of sizeof(bpf_array) + 256*4096 bytes,
-    # vmalloc'ed in whole pages -> at least 256 pages of kmem, plus struct file etc.
-    # (docs/live-measurements.md: create - close overhead about 4 pages). Close gives the
-    # map back: at least the 256 value pages return to A.
+    # ARRAY k4 v4096 max 256: bpf_map_area_alloc(sizeof(struct bpf_array) 312 + 256 * 4096
+    # = 1048888) is over PAGE_SIZE << PAGE_ALLOC_COSTLY_ORDER, so vmalloc'ed in whole
+    # pages: 257 pages (its pages[] array is unaccounted: gfp & GFP_RECLAIM_MASK).  The
+    # fd's struct file (filp, 192 + 8 for the objcg pointer) and dentry (192 + 8) are
+    # charged by the byte: 400 bytes in a fresh cgroup's objcg = 1 page.  258 pages =
+    # 1056768, all of it returned by the close.
     r = runner.run_scenario({"steps": [
         {"op": "create", "map": "m", "type": "ARRAY", "key": 4, "value": 4096, "max": 256},
         {"op": "close", "map": "m"}]})
     assert r.error is None and r.killed_by is None
     create, close = r.steps
-    assert create["memlock"] > 256 * 4096
-    assert 256 * 4096 <= create["delta"]["A"]["kmem"] <= 256 * 4096 + 16 * 4096
-    assert -close["delta"]["A"]["kmem"] >= 256 * 4096
+    assert create["memlock"] == 1048888       # array_map_mem_usage()
+    assert create["delta"]["A"]["kmem"] == 1056768
+    assert close["delta"]["A"]["kmem"] == -1056768
     assert r.final["A"]["kmem"] == 0
 
 
@@ -54,13 +56,28 @@ def test_runner_errno_observed_not_raised():
     r = runner.run_scenario({"steps": [dict(bad), dict(bad), dict(bad), {"op": "close", "map": "m"}]})
     for step in r.steps[:3]:
         assert step["ok"] is False and step["errno"] == 22   # htab_map_alloc_check()
-    # map_create() fails in map_alloc_check before allocating anything, so the kernel
-    # charges nothing for the map.  The child's own Python work around each call can add
-    # kmem noise (new slab or page-table pages: single samples of 0 to 12 pages, the
-    # smallest of three 0 to 3 pages while another test run loaded the machine), so take
-    # the smallest of three samples, as verify does for creates; a map would be far more
-    assert 0 <= min(step["delta"]["A"]["kmem"] for step in r.steps[:3]) <= 4 * 4096
+        # map_create() fails in map_alloc_check before allocating anything, and the
+        # child makes no other syscall in A: not one byte of kmem
+        assert step["delta"]["A"]["kmem"] == 0
     assert r.steps[3].get("skipped") is True
+
+
+@live
+def test_fresh_cgroup_reading_is_the_objects_bytes_page_aligned():
+    # ARRAY k4 v4 m1: bpf_array 312 + 8 = 320 bytes -> kmalloc-cg-512 (512 + 8), plus
+    # file 200 and dentry 200: 920 bytes in a fresh objcg -> exactly one page, and
+    # exactly none after the close, in every repetition (the canonical reading of
+    # runner.Probe.snapshot: no remainder of earlier activity, no parked page).
+    steps = []
+    cgroups = {}
+    for r in range(3):
+        cgroups[f"A{r}"] = {}
+        steps += [{"op": "move", "cgroup": f"A{r}"},
+                  {"op": "create", "map": "m", "type": "ARRAY", "key": 4, "value": 4, "max": 1},
+                  {"op": "close", "map": "m"}]
+    res = runner.run_scenario({"cgroups": cgroups, "cpu": 0, "steps": steps})
+    got = [(o["op"], o["delta"][o["cgroup"]]["kmem"]) for o in res.steps if o["op"] != "move"]
+    assert got == [("create", 4096), ("close", -4096)] * 3
 
 
 @live
@@ -84,18 +101,25 @@ def test_cleanup_on_injected_failure(monkeypatch):
 
 
 @live
-def test_cleanup_when_interrupted_while_child_runs(monkeypatch):
+def test_cleanup_when_sigterm_arrives_while_child_runs(monkeypatch):
+    import signal
+    from pybpfmem.live import session as S
     d = cgroupfs.detect()
-    real_waitpid = os.waitpid
-    state = {"n": 0}
+    real_call = runner.Probe.call
+    seen = {}
 
-    def interrupting_waitpid(pid, opts):
-        state["n"] += 1
-        if state["n"] == 1:
-            raise KeyboardInterrupt
-        return real_waitpid(pid, opts)
+    def call_then_sigterm(self, req):
+        out = real_call(self, req)
+        if req["op"] == "create":    # the child is alive and holds a map in A
+            seen["pid"] = self.pid
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
 
-    monkeypatch.setattr(runner.os, "waitpid", interrupting_waitpid)
-    with pytest.raises(KeyboardInterrupt):
-        runner.run_scenario({"steps": [{"op": "noop"}]}, driver=d)
-    assert d.leftovers() == []
+    monkeypatch.setattr(runner.Probe, "call", call_then_sigterm)
+    with pytest.raises(S.Interrupted):
+        runner.run_scenario({"steps": [
+            {"op": "create", "map": "m", "type": "ARRAY", "key": 4, "value": 8, "max": 1},
+            {"op": "noop"}]}, driver=d)
+    assert d.leftovers() == [] and d.created == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(seen["pid"], 0)

@@ -244,7 +244,9 @@ def main(argv: Sequence[str]) -> int:
         if args.bpftool:
             specs += _bpftool_specs(args.bpftool)
         if args.host:
-            specs += _host_specs()
+            from pybpfmem.live.session import LiveSession   # SIGINT/SIGTERM: clean exit
+            with LiveSession(exit_on_signal=True, name="pybpfmem plan"):
+                specs += _host_specs()
         for s in specs:
             map_type_by_name(s.type)
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:

@@ -13,7 +13,6 @@ BPF_BTF_LOAD attr and the ``struct bpf_map_info`` output layout are local here.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as _errno
 import os
 import platform
@@ -70,7 +69,11 @@ class _Sys:
     """Holds the libc handle; created per call site, no module-level state."""
 
     def __init__(self) -> None:
-        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # dlopen(NULL): the process's own symbols, libc's syscall() among them.  Not
+        # ctypes.util.find_library(), which forks /sbin/ldconfig on every call: the
+        # fork's kernel memory was charged to the live cases' cgroups in the middle
+        # of their measurements (docs/fidelity.md, "What the extra page was").
+        self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.syscall.restype = ctypes.c_long
         self.nr = syscall_number()
 
@@ -314,13 +317,14 @@ def map_create(map_type: int | str, key_size: int, value_size: int, max_entries:
                map_flags: int = 0, *, name: str = "", inner_map_fd: int = 0,
                numa_node: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0,
                btf_value_type_id: int = 0, map_extra: int = 0,
-               ncpus: int | None = None) -> BpfMap:
-    """BPF_MAP_CREATE (map_create(), kernel/bpf/syscall.c).  Returns the new map's fd wrapper."""
+               ncpus: int | None = None, sys: _Sys | None = None) -> BpfMap:
+    """BPF_MAP_CREATE (map_create(), kernel/bpf/syscall.c).  Returns the new map's fd
+    wrapper.  ``sys``: the libc handle to make the call with (default: a new one)."""
     t = map_type_id(map_type)
     attr = pack_map_create(t, key_size, value_size, max_entries, map_flags, inner_map_fd,
                            numa_node, name, btf_fd, btf_key_type_id, btf_value_type_id, 0,
                            map_extra)
-    s = _libc()
+    s = sys or _libc()
     fd = sys_bpf(BPF_MAP_CREATE, attr, s)
     io = None
     if t in (MAP_TYPES["PERCPU_HASH"], MAP_TYPES["PERCPU_ARRAY"], MAP_TYPES["LRU_PERCPU_HASH"],

@@ -105,7 +105,8 @@ class CaseCgroup:
 
     # -- actions ---------------------------------------------------------------------
     def mkchild(self, name: str) -> "CaseCgroup":
-        c = self.driver._mkdir(os.path.join(self.path, name))
+        c = CaseCgroup(self.driver, os.path.join(self.path, name))
+        self.driver._mkdir(c.path)
         self.children.append(c)
         return c
 
@@ -156,16 +157,26 @@ class CaseCgroup:
             oc[k] = int(v)
         return {"oom_kill": oc.get("oom_kill", 0), "under_oom": oc.get("under_oom", 0)}
 
-    def drain(self, pause: float = 0.02) -> None:
-        """Flush per-cpu stocks into the counters (v1 force_empty; no-op on v2)."""
+    def force_empty(self) -> None:
+        """One write of v1 memory.force_empty (mem_cgroup_force_empty(),
+        mm/memcontrol-v1.c): lru_add_drain_all(); drain_all_stock(memcg), which
+        drains the writer's cpu at once and only queues work for the other cpus (and
+        does nothing while another drain holds percpu_charge_mutex); then reclaim
+        rounds while usage > 0.  It does not touch obj_cgroup->nr_charged_bytes.
+        No-op on v2."""
         if self.driver.version != 1:
             return
+        try:
+            self.write("memory.force_empty", "0")
+        except OSError as e:  # EINTR from a pending signal, EBUSY: nothing left to do
+            if e.errno not in (errno.EINTR, errno.EBUSY):
+                raise
+
+    def drain(self, pause: float = 0.02) -> None:
+        """Flush per-cpu stocks into the counters: force_empty twice with a pause,
+        so the queued remote drains have run."""
         for _ in range(2):
-            try:
-                self.write("memory.force_empty", "0")
-            except OSError as e:  # EINTR from a pending signal, EBUSY: nothing left to do
-                if e.errno not in (errno.EINTR, errno.EBUSY):
-                    raise
+            self.force_empty()
             time.sleep(pause)
 
     def stock_slack_bytes(self, ncpus: int, page_size: int = 4096) -> int:
@@ -178,38 +189,46 @@ class CaseCgroup:
         return {"usage": self.usage(), "kmem": self.kmem()}
 
     def remove(self, timeout: float = 5.0) -> None:
-        """rmdir this cgroup and everything we created below it.
+        """rmdir this cgroup and every directory below it, deepest first.
 
+        The tree on disk is walked, not the list of children we made: a clean-up
+        that cut in between a mkdir and its bookkeeping still finds everything.
         Processes still inside (only ever our own forked children) are moved to our
         own cgroup first so the rmdir cannot fail with EBUSY.
         """
         if self.removed:
             return
-        for c in reversed(self.children):
-            c.remove(timeout)
+        self.driver._check_ours(self.path)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                for pid in self.procs():
-                    try:
-                        _write(os.path.join(self.driver.own, "cgroup.procs"), str(pid))
-                    except OSError:
-                        pass  # exited meanwhile
-                os.rmdir(self.path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        for dirpath, _, _ in os.walk(self.path, topdown=False):
+            _rmdir(CaseCgroup(self.driver, dirpath), deadline)
         self.removed = True
+        for c in self.children:
+            c.removed = True
 
     def __enter__(self) -> "CaseCgroup":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def _rmdir(c: CaseCgroup, deadline: float) -> None:
+    while True:
+        try:
+            for pid in c.procs():
+                try:
+                    _write(os.path.join(c.driver.own, "cgroup.procs"), str(pid))
+                except OSError:
+                    pass  # exited meanwhile
+            os.rmdir(c.path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class CgroupDriver:
@@ -227,24 +246,32 @@ class CgroupDriver:
         if not rp.startswith(self.own + os.sep):
             raise PermissionError(errno.EPERM, f"refusing to touch {rp}: not below our cgroup {self.own}")
 
-    def _mkdir(self, path: str) -> CaseCgroup:
+    def _mkdir(self, path: str) -> None:
         self._check_ours(path)
         os.mkdir(path)
-        c = CaseCgroup(self, os.path.realpath(path))
         if self.version == 2:
             # Children of the case need the memory controller delegated to them.
             try:
-                _write(c.file("cgroup.subtree_control"), "+memory")
+                _write(os.path.join(path, "cgroup.subtree_control"), "+memory")
             except OSError:
                 pass
-        return c
 
     def create_case(self, prefix: str = "pybpfmem") -> CaseCgroup:
-        """A fresh case cgroup directly below our own memory cgroup."""
-        name = f"{prefix}-{os.getpid()}-{next(self._seq)}"
-        c = self._mkdir(os.path.join(self.own, name))
-        self.created.append(c)
-        return c
+        """A fresh case cgroup ``<prefix>-<our pid>-<n>`` directly below our own memory
+        cgroup (the next free n: several drivers may live in one process).  It is
+        listed in ``created`` before the mkdir, so a clean-up that cuts in finds it."""
+        while True:
+            c = CaseCgroup(self, os.path.join(self.own, f"{prefix}-{os.getpid()}-{next(self._seq)}"))
+            self.created.append(c)
+            try:
+                self._mkdir(c.path)
+                return c
+            except FileExistsError:   # another driver of this process made that one
+                self.created.remove(c)
+            except BaseException:
+                if not os.path.isdir(c.path):
+                    self.created.remove(c)
+                raise
 
     def cleanup(self) -> None:
         """Remove every case cgroup this driver created (idempotent)."""

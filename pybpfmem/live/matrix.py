@@ -17,11 +17,20 @@ What the replay adds besides the BPF model itself:
   The model's bpf layer does not allocate them, so the replay charges them as
   two GFP_KERNEL_ACCOUNT objects of the BTF sizes of those structs in the
   creating task's context and frees them at close.  Simplified: kmalloc size
-  classes stand in for the dedicated slab caches' object sizes.
-* The live child's own cost at entry (its copy-on-write user pages, measured
-  by the runner as ``entry``): for limit cases the replay charges that many
-  user pages to the start cgroup first (mem_cgroup_charge() of anon folios), so
-  the model's task starts as close to the limit as the live child did.
+  classes stand in for the dedicated slab caches' object sizes (on 6.18 x86_64
+  both round to 192, as filp's SLAB_HWCACHE_ALIGN and dentry's 192 do; 640 live
+  creates of ARRAY k4 v4 m1 in one cgroup charged PAGE_ALIGN(640 x 920) bytes:
+  file 200 + dentry 200 + the kmalloc-cg-512 bpf_array 520, objcg pointer included).
+* What the live case cgroups held before the first step (``entry``: a few user
+  pages of the child's own Python work during the readings; the child lives in a
+  home cgroup beside them, runner.py): for limit cases the replay charges that
+  many user pages to the start cgroup first (mem_cgroup_charge() of anon folios).
+
+The readings compare like for like: the runner's canonical reading of a cgroup
+is PAGE_ALIGN of its live objects' bytes plus its pages (no remainder of earlier
+activity, no page parked in obj_cgroup->nr_charged_bytes), which is what the
+model's counters show after run_deferred() + drain_all_stock() with every step
+on one cpu.
 """
 from __future__ import annotations
 
@@ -53,13 +62,16 @@ def _create(spec: dict[str, Any], name: str = "m") -> dict[str, Any]:
 
 def _shape(name: str, spec: dict[str, Any], quick: bool = False, reps: int = 2,
            pre: list[dict[str, Any]] | None = None, skip: str | None = None) -> Case:
-    """create/close ``reps`` times in one child (the live kmem delta of one
-    create carries up to a page of objcg remainder; two samples tell noise)."""
+    """create/close ``reps`` times, each create in a fresh cgroup A<i> (so its kmem is
+    PAGE_ALIGN of its own objects' bytes: runner.py), pre-steps in their own cgroup P.
+    Two samples tell noise (an unrelated kernel allocation in the window) from the map."""
+    cgroups: dict[str, Any] = {"P": {}} if pre else {}
     steps = list(pre or [])
-    for _ in range(reps):
-        steps += [_create(spec), {"op": "close", "map": "m"}]
-    return Case(name, "shape", {"steps": steps, "cpu": 0}, quick, {"pre": len(pre or [])},
-                skip)
+    for r in range(reps):
+        cgroups[f"A{r}"] = {}
+        steps += [{"op": "move", "cgroup": f"A{r}"}, _create(spec), {"op": "close", "map": "m"}]
+    return Case(name, "shape", {"cgroups": cgroups, "steps": steps, "cpu": 0}, quick,
+                {"pre": len(pre or [])}, skip)
 
 
 K4V64 = {"key": 4, "value": 64, "max": 1000}
@@ -113,13 +125,6 @@ def shape_cases() -> list[Case]:
         _shape("TASK_STORAGE v64", t("TASK_STORAGE", key=4, value=64, max=0, flags=NO_PREALLOC, btf="storage"),
                skip=_STORAGE_SKIP),
     ]
-
-
-#: the baseline create: the smallest map (its model charge is one page: a 320-byte
-#: bpf_array plus the fd's file and dentry).  kernel - model for it is the
-#: per-create offset added to every model "kmem at create" (see verify.py).
-BASELINE = _shape("baseline: ARRAY k4 v4 m1", {"type": "ARRAY", "key": 4, "value": 4, "max": 1},
-                  quick=True, reps=3)
 
 
 def insert_cases() -> list[Case]:
@@ -267,14 +272,14 @@ class ModelCase:
             if spec and spec.get("limit") is not None:
                 self.set_limit(cg, spec["limit"])
             self.cgs[name] = cg
-        start = scn.get("start") or next(iter(self.cgs))
-        self.task = sysm.spawn(cgroup=self.cgs[start], uid=0)
+        self.where = scn.get("start") or next(iter(self.cgs))
+        self.task = sysm.spawn(cgroup=self.cgs[self.where], uid=0)
         self.cpu = 0
         if entry_usage:
             # the live child's own pages at entry (mem_cgroup_charge() of its anon folios)
             try:
                 with self.task.running(self.cpu):
-                    self.cgs[start].charge_user(entry_usage // sysm.page_size, cpu=self.cpu)
+                    self.cgs[self.where].charge_user(entry_usage // sysm.page_size, cpu=self.cpu)
             except OSError:
                 pass
         self.fds: dict[str, tuple[int, list[int]]] = {}
@@ -318,7 +323,8 @@ class ModelCase:
 
     def step(self, st: dict[str, Any], i: int) -> dict[str, Any]:
         op = st["op"]
-        obs: dict[str, Any] = {"i": i, "op": op, "ok": True, "errno": None}
+        obs: dict[str, Any] = {"i": i, "op": op, "cgroup": self.where, "ok": True,
+                               "errno": None}
         t = self.task
         before = self.snapshot()
         try:
@@ -351,6 +357,7 @@ class ModelCase:
                 self.set_limit(self.cgs[st["cgroup"]], st.get("bytes"))
             elif op == "move":
                 t.migrate(self.cgs[st["cgroup"]])
+                self.where = obs["cgroup"] = st["cgroup"]
             elif op not in ("noop", "settle"):
                 raise ValueError(f"unknown op {op!r}")
         except OSError as e:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from typing import Any
 
 from . import bpf as _bpf
-from . import cgroupfs
 from .matrix import ERRNO_SPECS
 from .runner import run_scenario
 
@@ -79,35 +77,33 @@ def _rng(xs: list[int]) -> str:
 
 
 def run_shapes(reps: int = 3, out=sys.stdout, only: str = "") -> None:
+    """Each create in a fresh cgroup (matrix._shape), so its kmem is its own."""
+    from .matrix import _shape
     print("| map | memlock | kmem at create (bytes) | kmem freed at close | usage at create | errno |", file=out)
     print("|---|---|---|---|---|---|", file=out)
     for label, spec, pre in shapes():
         if only and only not in label:
             continue
-        steps = list(pre)
-        for _ in range(reps):
-            steps.append({"op": "create", "map": "m", **spec})
-            steps.append({"op": "close", "map": "m"})
-        r = run_scenario({"steps": steps})
-        cr = [s for s in r.steps if s["op"] == "create" and s.get("map_id") is not None and
-              s["i"] >= len(pre)]
-        cl = [s for s in r.steps if s["op"] == "close"]
+        r = run_scenario(_shape(label, spec, reps=reps, pre=pre).scenario)
+        obs = r.steps[len(pre):]
+        cr = [s for s in obs if s["op"] == "create" and s.get("map_id") is not None]
+        cl = [s for s in obs if s["op"] == "close" and s["ok"]]
         errs = sorted({s["errno"] for s in r.steps if s["errno"] is not None})
         mem = sorted({s["memlock"] for s in cr})
         print(f"| {label} | {', '.join(map(str, mem)) or '-'} | "
-              f"{_rng([s['delta']['A']['kmem'] for s in cr])} | "
-              f"{_rng([-s['delta']['A']['kmem'] for s in cl if s['ok']])} | "
-              f"{_rng([s['delta']['A']['usage'] for s in cr])} | "
+              f"{_rng([s['delta'][s['cgroup']]['kmem'] for s in cr])} | "
+              f"{_rng([-s['delta'][s['cgroup']]['kmem'] for s in cl])} | "
+              f"{_rng([s['delta'][s['cgroup']]['usage'] for s in cr])} | "
               f"{','.join(map(str, errs)) or '-'}{' ERR ' + r.error if r.error else ''} |", file=out, flush=True)
 
 
 def run_entry(reps: int = 3, out=sys.stdout) -> None:
     for _ in range(reps):
         r = run_scenario({"steps": [{"op": "noop"}, {"op": "noop"}]})
-        print(f"- entry (fork, move in, warm-up, one tiny ARRAY created+closed): "
-              f"kmem {r.entry['A']['kmem']}, usage {r.entry['A']['usage']}; "
-              f"empty step deltas kmem {[s['delta']['A']['kmem'] for s in r.steps]}; "
-              f"after exit: A {r.final['A']}, root {r.final['_root']}", file=out, flush=True)
+        print(f"- before the first step (the child forked, warmed up at home, one "
+              f"object allocated and freed in A per reading): A {r.entry['A']}; empty "
+              f"step deltas kmem {[s['delta']['A']['kmem'] for s in r.steps]}; after "
+              f"exit: A {r.final['A']}, case root {r.final['_root']}", file=out, flush=True)
 
 
 def run_inserts(out=sys.stdout) -> None:
@@ -192,61 +188,12 @@ def run_shared(out=sys.stdout) -> None:
 
 def _rmdir_case(out) -> None:
     """Map created in A (by a child in A), then held only by our fd; A rmdir'ed."""
-    drv = cgroupfs.detect()
-    root = drv.create_case()
-    try:
-        a = root.mkchild("A")
-        import json, os
-        rfd, wfd = os.pipe()
-        ack_r, ack_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                a.move(os.getpid())
-                m = _bpf.map_create("HASH", 4, 64, 100000, NO_PREALLOC)
-                from .runner import _FastUpdater
-                u = _FastUpdater(m)
-                for k in range(5000):
-                    u.update(k, 0)
-                os.write(wfd, json.dumps({"id": m.info().id}).encode())
-                os.read(ack_r, 1)  # keep the map alive until the parent holds its own fd
-            finally:
-                os._exit(0)
-        os.close(wfd)
-        mid = json.loads(os.read(rfd, 1000))["id"]
-        try:
-            fd = _bpf.map_get_fd_by_id(mid)
-        finally:
-            os.write(ack_w, b"x")
-            os.waitpid(pid, 0)
-        time.sleep(0.2)
-        a.drain(); root.drain()
-        before = {"A": a.counters(), "root": root.counters()}
-        a.remove()
-        time.sleep(0.5)
-        root.drain()
-        after_rm = root.counters()
-        m = _bpf.BpfMap(fd, 4, 64, 1)
-        u_keys = 0
-        from .runner import _FastUpdater
-        u = _FastUpdater(m)
-        for k in range(5000, 6000):
-            if u.update(k, 0) is None:
-                u_keys += 1
-        root.drain()
-        after_ins = root.counters()
-        m.close()
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 3:
-            root.drain()
-            time.sleep(0.1)
-        after_close = root.counters()
-        print(f"- rmdir: map made by a child in A (5000 no-prealloc inserts), fd held by the parent "
-              f"(outside the case), child exited: before rmdir {before}; after rmdir(A) root "
-              f"{after_rm}; after 1000 more inserts by the parent (parent's memcg is outside the case) "
-              f"root {after_ins}; after close+settle root {after_close}", file=out, flush=True)
-    finally:
-        drv.cleanup()
+    from .verify import live_rmdir
+    r = live_rmdir(5000, 1000)
+    print(f"- rmdir: map made by a child in A (5000 no-prealloc inserts), fd held by us "
+          f"(outside the case), child exited, A removed: case root minus A before "
+          f"{r['kept']}; 1000 more inserts by us charge the case root {r['more']}; case "
+          f"root after close {r['after_close']}", file=out, flush=True)
 
 
 # the invalid-attribute cases are the verify matrix's (one list)
@@ -269,6 +216,12 @@ def run_errnos(out=sys.stdout) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from .session import LiveSession
+    with LiveSession(exit_on_signal=True, name="pybpfmem.live.measure"):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     secs = argv or ["entry", "shapes", "inserts", "limits", "shared", "errnos"]
     for s in secs:
         name, _, arg = s.partition(":")

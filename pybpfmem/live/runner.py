@@ -1,26 +1,48 @@
-"""Run a scenario on the live kernel in a forked child inside fresh case cgroups.
+"""Run a scenario on the live kernel: a forked child in fresh case cgroups, measured
+from outside.
 
 A scenario is plain data::
 
     {"cgroups": {"A": {"limit": None}, "B": {}},      # created below one case root
+     "cpu": 0,                                         # pin the child (optional)
      "steps": [{"op": "create", "map": "m", "type": "HASH", "key": 4, "value": 64,
                 "max": 1000, "flags": 1},
                {"op": "insert", "map": "m", "n": 1000},
                {"op": "move", "cgroup": "B"},
                {"op": "close", "map": "m"}]}
 
-The child starts in the first cgroup listed (or ``"start"``), warms up (so its own
-copy-on-write faults and page tables are charged before the first baseline), then for
-every step: drains the stocks of every case cgroup, reads the counters, runs the
-step, drains again and reads again.  Each step's observation is sent to the parent
-as one JSON line as soon as it is known, so a child killed by the OOM killer still
-leaves every completed step plus an observation ``{"killed": 9}`` for the step that
-was running.
+The task "is" in the first cgroup listed (or ``"start"``) until a ``move`` step.
+Ops: create, insert (n, start, flags), delete (n, start), lookup, freeze, close
+(then waits for the deferred free to settle), limit (cgroup, bytes), move (cgroup),
+settle, noop.  Every step yields an observation: i, op, cgroup (where it ran),
+ok/errno, memlock and map_id (fdinfo), count, and per-cgroup deltas
+``{"kmem": bytes, "usage": bytes}``; a child killed inside a step (memcg OOM) ends
+the run with ``{"killed": signal}`` for that step.
 
-Ops: create, insert (n, start, flags, until_error), delete (n, start), lookup,
-close (waits for the deferred free to settle), limit (cgroup, bytes), move (cgroup),
-noop, freeze.  Observations: ok/errno, memlock (fdinfo), map_id, count, and per-cgroup
-deltas {"kmem": bytes, "usage": bytes}.
+How a step is measured, and why (docs/fidelity.md, "What the extra page was"):
+
+* **Only the step's own kernel objects land in the case cgroups.**  The child
+  lives in a home cgroup beside them and moves itself into the step's cgroup for
+  the step's syscalls only (_Mover): the Python around them, whose heap growth
+  faults user pages, runs at home.  We read the counters, the child never does:
+  our reads' own struct file, seq_file buffer and kernfs dentries/inodes are
+  charged to our cgroup.  fdinfo (memlock, map_id) is read by us through
+  /proc/<child>/fdinfo/<fd>, so its proc dentries and inodes are ours too.  The
+  child forks nothing (pybpfmem.live.bpf takes libc from dlopen(NULL):
+  ctypes.util.find_library() forks /sbin/ldconfig).
+* **Every reading is canonical** (``Probe.snapshot``).  Slab objects are charged
+  by the byte through the object stock, so a cgroup's kmem counter is the bytes of
+  its live objects plus a remainder: the current cpu's obj stock bytes and the
+  sub-page leftovers drain_obj_stock() parked in obj_cgroup->nr_charged_bytes.
+  Those leftovers add up across cpus (a map freed by a kworker on the other cpu)
+  to whole pages that stay charged until refill_obj_stock() adopts them.  Before
+  each reading the child, at home, allocates and frees one object (its cpu's stock
+  switches away: drain_obj_stock()), the cgroups are drained (force_empty:
+  drain_all_stock(), the other cpus by queued work), and in each case cgroup the
+  child allocates and frees one object once more (refill_obj_stock() adopts the
+  parked bytes and uncharges their whole pages).  The reading is then
+  PAGE_ALIGN(bytes of live objects) + pages, which depends on nothing but the
+  objects — the model's number for the same steps.
 """
 from __future__ import annotations
 
@@ -28,7 +50,8 @@ import ctypes
 import errno as _errno
 import json
 import os
-import signal
+import resource
+import select
 import struct
 import time
 from dataclasses import dataclass, field
@@ -37,14 +60,21 @@ from typing import Any
 from ..bpf import uapi as _uapi
 from . import bpf as _bpf
 from . import cgroupfs
+from .session import LiveSession
 
 Scenario = dict[str, Any]
+HOME = "_home"
+#: ops the child runs (with the task in the step's cgroup); the rest are ours
+CHILD_OPS = frozenset({"create", "insert", "delete", "lookup", "freeze", "close", "noop"})
+#: the adopt step charges up to a page (plus a page-stock batch) in the case cgroup;
+#: skip it where that could hit the cgroup's limit
+ADOPT_MARGIN = (cgroupfs.MEMCG_CHARGE_BATCH + 2) * 4096
 
 
 @dataclass
 class CaseResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
-    entry: dict[str, dict[str, int]] = field(default_factory=dict)  # cost of the child entering
+    entry: dict[str, dict[str, int]] = field(default_factory=dict)  # before the first step
     exit_status: int | None = None
     killed_by: int | None = None
     final: dict[str, dict[str, int]] = field(default_factory=dict)  # after the child is gone
@@ -94,15 +124,25 @@ class _FastUpdater:
         return self._call(_bpf.BPF_MAP_DELETE_ELEM, k, False, 0)
 
 
-def _settle(cgs: dict[str, cgroupfs.CaseCgroup], timeout: float = 3.0) -> None:
+# ------------------------------------------------------------------ counters
+def drain(cgs: list[cgroupfs.CaseCgroup], pause: float = 0.02) -> None:
+    """memory.force_empty on every cgroup, twice (drain_all_stock() drains the
+    writer's cpu at once and queues the others' drains; the second pass and the
+    pauses let those run).  No-op on v2."""
+    for _ in range(2):
+        for c in cgs:
+            c.force_empty()
+        time.sleep(pause)
+
+
+def settle(cgs: dict[str, cgroupfs.CaseCgroup], timeout: float = 3.0) -> None:
     """Wait until every kmem counter stays put for 3 readings (deferred frees:
-    bpf_map_free_deferred() work, RCU callbacks of bpf_mem_alloc)."""
+    bpf_map_free_deferred() work, RCU callbacks of bpf_mem_alloc and of dentries)."""
     deadline = time.monotonic() + timeout
     last = None
     same = 0
     while time.monotonic() < deadline:
-        for c in cgs.values():
-            c.drain(0.005)
+        drain(list(cgs.values()), 0.005)
         cur = tuple(c.kmem() for c in cgs.values())
         same = same + 1 if cur == last else 0
         if same >= 3:
@@ -111,48 +151,109 @@ def _settle(cgs: dict[str, cgroupfs.CaseCgroup], timeout: float = 3.0) -> None:
         time.sleep(0.05)
 
 
-def _snapshot(cgs: dict[str, cgroupfs.CaseCgroup]) -> dict[str, dict[str, int]]:
-    for c in cgs.values():
-        c.drain(0.01)
-    return {n: c.counters() for n, c in cgs.items()}
-
-
 def _delta(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     return {n: {k: b[n][k] - a[n][k] for k in a[n]} for n in a}
 
 
-def _child(scn: Scenario, cgs: dict[str, cgroupfs.CaseCgroup], wfd: int) -> None:
-    """Body of the forked child; never returns (os._exit)."""
+def read_fdinfo(pid: int, fd: int) -> dict[str, str]:
+    """/proc/<pid>/fdinfo/<fd> read by us (its proc dentries and our struct file are
+    charged to our cgroup, not to the child's)."""
+    return _bpf.fdinfo(fd, pid)
+
+
+# ------------------------------------------------------------------ the child
+class _Mover:
+    """The child moves itself: ``enter(procs)`` writes its pid to a cgroup.procs
+    opened while still at home; ``leave()`` writes it to home's cgroup.procs,
+    opened once at the start.  Neither allocates anything in the case cgroup (a
+    struct file opened there could need a page at its limit).  Only the syscalls
+    of a step run in the case cgroup; the Python around them (its heap growth
+    faults user pages) stays at home."""
+
+    def __init__(self, home_procs: str) -> None:
+        self.me = str(os.getpid()).encode()
+        self.home = os.open(home_procs, os.O_WRONLY)
+
+    def enter(self, procs: str | None) -> None:
+        if procs is not None:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, self.me)
+            finally:
+                os.close(fd)
+
+    def leave(self, procs: str | None) -> None:
+        if procs is not None:
+            os.write(self.home, self.me)
+
+
+class _InCgroupSys:
+    """A libc handle for one call whose syscall() runs with the task in a cgroup."""
+
+    def __init__(self, real: Any, mover: _Mover, procs: str | None) -> None:
+        self.real, self.mover, self.procs, self.nr = real, mover, procs, real.nr
+        self.libc = self
+
+    def syscall(self, *args: Any) -> int:
+        self.mover.enter(self.procs)
+        try:
+            return int(self.real.libc.syscall(*args))
+        finally:
+            self.mover.leave(self.procs)
+
+
+def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> None:
+    """Body of the forked child: one JSON request per line in, one reply out.
+    ``cg`` in a request is the cgroup.procs to run its syscalls in.  Never
+    returns (os._exit)."""
     import gc
     gc.disable()
+    maps: dict[str, _bpf.BpfMap] = {}
+    ups: dict[str, _FastUpdater] = {}
+    btfs: dict[int, dict[str, int]] = {}
+    mover = _Mover(home_procs)
+    sysh = _bpf._libc()
 
-    def send(obj: dict[str, Any]) -> None:
-        os.write(wfd, (json.dumps(obj) + "\n").encode())
+    def touch() -> None:
+        # one accounted object allocated and freed: the struct file of /dev/null
+        os.close(os.open("/dev/null", os.O_RDONLY))
 
     try:
-        if scn.get("cpu") is not None:
-            os.sched_setaffinity(0, {int(scn["cpu"])})
-        start = scn.get("start") or next(iter(cgs))
-        pre = _snapshot(cgs)
-        cgs[start].move(os.getpid())
-        # Warm-up: touch the code paths and buffers of a full step once.
-        m = _bpf.map_create("ARRAY", 4, 8, 1)
-        _FastUpdater(m).update(0, 0)
-        m.memlock
-        m.close()
-        _settle(cgs, 1.0)
-        send({"entry": _delta(pre, _snapshot(cgs))})
-        maps: dict[str, _bpf.BpfMap] = {}
-        ups: dict[str, _FastUpdater] = {}
-        btfs: dict[tuple[str, int], dict[str, int]] = {}
-        for i, st in enumerate(scn["steps"]):
-            op = st["op"]
-            obs: dict[str, Any] = {"i": i, "op": op, "ok": True, "errno": None}
-            send({"begin": i})
-            before = _snapshot(cgs)
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        while True:
+            # one request per write (< PIPE_BUF: atomic), and we wait for each reply
+            line = os.read(cmd_fd, 65536)
+            if not line:
+                break
+            st = json.loads(line)
+            op, cg = st["op"], st.get("cg")
+            out: dict[str, Any] = {"ok": True, "errno": None}
             try:
-                if op == "create":
-                    flags = st.get("flags", 0)
+                if op == "touch":
+                    mover.enter(cg)
+                    try:
+                        touch()
+                    finally:
+                        mover.leave(cg)
+                elif op == "warmup":
+                    # the fd table grows to 256 slots now, at home: a create that needed
+                    # a bigger one (expand_files() -> alloc_fdtable(), GFP_KERNEL_ACCOUNT)
+                    # would charge it to the case cgroup, and it is never given back
+                    lim = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                    os.close(os.dup2(0, min(255, lim - 1)))
+                    # the code paths and buffers of a full step, once, at home
+                    m = _bpf.map_create("ARRAY", 4, 8, 1, sys=_InCgroupSys(sysh, mover, None))
+                    _FastUpdater(m).update(0, 0)
+                    _FastUpdater(m).delete(0)
+                    m.lookup(0)
+                    m.close()
+                    touch()
+                elif op == "btf":
+                    v = int(st["value"])
+                    if v not in btfs:
+                        btfs[v] = _storage_btf(v)
+                elif op == "create":
                     kw: dict[str, Any] = {}
                     if st.get("inner"):
                         kw["inner_map_fd"] = maps[st["inner"]].fd
@@ -160,62 +261,57 @@ def _child(scn: Scenario, cgs: dict[str, cgroupfs.CaseCgroup], wfd: int) -> None
                         if k in st:
                             kw[k] = st[k]
                     if st.get("btf") == "storage":
-                        # one BTF object per child and value size, so repeated creates
-                        # measure the map and not a new BTF load each time
-                        bk = ("btf", st.get("value", 8))
-                        if bk not in btfs:
-                            btfs[bk] = _storage_btf(st.get("value", 8))
-                        kw.update(btfs[bk])
+                        kw.update(btfs[int(st.get("value", 8))])
                     m = _bpf.map_create(st["type"], st.get("key", 4), st.get("value", 8),
-                                        st.get("max", 1), flags, **kw)
+                                        st.get("max", 1), st.get("flags", 0),
+                                        sys=_InCgroupSys(sysh, mover, cg), **kw)
+                    m._sys = sysh
                     maps[st["map"]] = m
                     ups[st["map"]] = _FastUpdater(m)
-                    obs["memlock"] = m.memlock
-                    obs["map_id"] = m.info().id
+                    out["fd"] = m.fd
                 elif op in ("insert", "delete"):
                     u = ups[st["map"]]
-                    n, s0 = st.get("n", 1), st.get("start", 0)
+                    n, s0, fl = st.get("n", 1), st.get("start", 0), st.get("flags", 0)
                     done = 0
-                    err = None
-                    for k in range(s0, s0 + n):
-                        err = u.update(k, st.get("flags", 0)) if op == "insert" else u.delete(k)
-                        if err is not None:
-                            break
-                        done += 1
-                    obs["count"] = done
-                    if err is not None:
-                        obs["ok"], obs["errno"] = False, err
-                    obs["memlock"] = maps[st["map"]].memlock
+                    mover.enter(cg)
+                    try:
+                        for k in range(s0, s0 + n):
+                            err = u.update(k, fl) if op == "insert" else u.delete(k)
+                            if err is not None:
+                                out["ok"], out["errno"] = False, err
+                                break
+                            done += 1
+                    finally:
+                        mover.leave(cg)
+                    out["count"] = done
+                    out["fd"] = maps[st["map"]].fd
                 elif op == "close":
-                    if st["map"] not in maps:  # its create failed: nothing to close
-                        obs["ok"], obs["skipped"] = False, True
+                    if st["map"] not in maps:   # its create failed: nothing to close
+                        out["ok"], out["skipped"] = False, True
                     else:
-                        maps.pop(st["map"]).close()
+                        m = maps.pop(st["map"])
                         ups.pop(st["map"])
-                        _settle(cgs, st.get("wait", 3.0))
-                elif op == "limit":
-                    cgs[st["cgroup"]].set_limit(st.get("bytes"))
-                elif op == "move":
-                    cgs[st["cgroup"]].move(os.getpid())
-                elif op == "freeze":
-                    maps[st["map"]].freeze()
-                elif op == "lookup":
-                    maps[st["map"]].lookup(st.get("k", 0))
-                elif op == "settle":
-                    _settle(cgs, st.get("wait", 3.0))
+                        mover.enter(cg)
+                        try:
+                            m.close()
+                        finally:
+                            mover.leave(cg)
+                elif op in ("freeze", "lookup"):
+                    m = maps[st["map"]]
+                    m._sys = _InCgroupSys(sysh, mover, cg)
+                    try:
+                        m.freeze() if op == "freeze" else m.lookup(st.get("k", 0))
+                    finally:
+                        m._sys = sysh
                 elif op != "noop":
                     raise ValueError(f"unknown op {op!r}")
             except OSError as e:
-                obs["ok"], obs["errno"] = False, e.errno
-            obs["delta"] = _delta(before, _snapshot(cgs))
-            send(obs)
-        for m in maps.values():
-            m.close()
-        os.close(wfd)
+                out["ok"], out["errno"] = False, e.errno
+            os.write(res_fd, (json.dumps(out) + "\n").encode())
         os._exit(0)
     except BaseException as e:  # report, never propagate out of the fork
         try:
-            send({"error": f"{type(e).__name__}: {e}"})
+            os.write(res_fd, (json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n").encode())
         finally:
             os._exit(3)
 
@@ -232,72 +328,185 @@ def _storage_btf(value_size: int) -> dict[str, int]:
     return {"btf_fd": fd, "btf_key_type_id": t_int, "btf_value_type_id": t_val}
 
 
+class ChildGone(Exception):
+    """The child died (memcg OOM kill, a signal) or stopped answering."""
+
+
+class Probe:
+    """Our side of one scenario's child: starts it at home, sends it steps, reads
+    the counters."""
+
+    def __init__(self, session: LiveSession, root: cgroupfs.CaseCgroup,
+                 cgs: dict[str, cgroupfs.CaseCgroup], cpu: int | None,
+                 limits: dict[str, int | None], deadline: float) -> None:
+        self.session, self.root, self.cgs, self.limits = session, root, cgs, limits
+        self.home = root.mkchild(HOME)
+        self.deadline = deadline
+        cmd_r, cmd_w = os.pipe()
+        res_r, res_w = os.pipe()
+        pid = session.fork()
+        if pid == 0:
+            os.close(cmd_w)
+            os.close(res_r)
+            _child_main(cmd_r, res_w, cpu, self.home.file("cgroup.procs"))
+        os.close(cmd_r)
+        os.close(res_w)
+        self.pid, self.cmd_w, self.res_r = pid, cmd_w, res_r
+        self._buf = b""
+        self.home.move(pid)
+
+    def close(self, kill: bool = False) -> int | None:
+        """Ends the child (EOF on its command pipe; SIGKILL when ``kill``) and returns
+        its wait status."""
+        for fd in (self.cmd_w, self.res_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        status = None
+        if kill:
+            return self.session.reap(self.pid, kill=True)
+        if self.pid in self.session.children:
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                p, status = os.waitpid(self.pid, os.WNOHANG)
+                if p:
+                    self.session.children.remove(self.pid)
+                    return status
+                time.sleep(0.01)
+            status = self.session.reap(self.pid, kill=True)
+        return status
+
+    def call(self, req: dict[str, Any]) -> dict[str, Any]:
+        os.write(self.cmd_w, (json.dumps(req) + "\n").encode())
+        while b"\n" not in self._buf:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ChildGone("timeout")
+            r, _, _ = select.select([self.res_r], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(self.res_r, 65536)
+            if not chunk:
+                raise ChildGone("EOF")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(f"live child: {out['error']}")
+        return out
+
+    def run_in(self, cg: cgroupfs.CaseCgroup, req: dict[str, Any]) -> dict[str, Any]:
+        """The child runs ``req`` with the task in ``cg`` for the request's syscalls."""
+        return self.call(dict(req, cg=cg.file("cgroup.procs")))
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        return {n: c.counters() for n, c in self.cgs.items()}
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Canonical counters of every case cgroup (see the module docstring)."""
+        cgs = list(self.cgs.values())
+        self.call({"op": "touch"})              # at home: drain_obj_stock() on its cpu
+        drain(cgs)                              # drain_all_stock(): the other cpus
+        for name, c in self.cgs.items():
+            lim = self.limits.get(name)
+            if lim is not None and c.usage() + ADOPT_MARGIN > lim:
+                continue
+            self.run_in(c, {"op": "touch"})     # refill_obj_stock() adopts nr_charged_bytes
+            self.call({"op": "touch"})          # and parks the new remainder (< a page)
+        drain(cgs)                              # the page stock those charges filled
+        return self.counters()
+
+
 def run_scenario(scn: Scenario, driver: cgroupfs.CgroupDriver | None = None,
-                 timeout: float = 120.0, keep_root: bool = False) -> CaseResult:
-    """Run ``scn`` in a forked child; always removes the case cgroups it created."""
-    drv = driver or cgroupfs.detect()
+                 timeout: float = 120.0, session: LiveSession | None = None) -> CaseResult:
+    """Run ``scn`` in a forked child; its case cgroups are removed again, also when
+    interrupted (a LiveSession of our own unless one is given)."""
+    if session is None:
+        with LiveSession(driver) as s:
+            return run_scenario(scn, timeout=timeout, session=s)
+    drv = session.driver
     res = CaseResult(cgroup_version=drv.version)
-    root = drv.create_case()
-    old_int = signal.getsignal(signal.SIGTERM)
-    pid = -1
+    root = session.case()
+    probe: Probe | None = None
     try:
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         cgs: dict[str, cgroupfs.CaseCgroup] = {}
+        limits: dict[str, int | None] = {}
         for name, spec in (scn.get("cgroups") or {"A": {}}).items():
             c = root.mkchild(name)
-            if spec and spec.get("limit") is not None:
-                c.set_limit(spec["limit"])
+            limits[name] = spec.get("limit") if spec else None
+            if limits[name] is not None:
+                c.set_limit(limits[name])
             cgs[name] = c
-        rfd, wfd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(rfd)
-            _child(scn, cgs, wfd)
-        os.close(wfd)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        with os.fdopen(rfd, "rb") as r:
-            for line in r:
-                buf += line
-                if time.monotonic() > deadline:
-                    break
-        running = None
-        for line in buf.decode().splitlines():
-            o = json.loads(line)
-            if "entry" in o:
-                res.entry = o["entry"]
-            elif "begin" in o:
-                running = o["begin"]
-            elif "error" in o:
-                res.error = o["error"]
-            else:
-                res.steps.append(o)
-                running = None
-        _, status = os.waitpid(pid, 0)
-        pid = -1
-        if os.WIFSIGNALED(status):
-            res.killed_by = os.WTERMSIG(status)
-            if running is not None:
-                st = scn["steps"][running]
-                res.steps.append({"i": running, "op": st["op"], "ok": False, "errno": None,
-                                  "killed": res.killed_by})
-        else:
-            res.exit_status = os.WEXITSTATUS(status)
-        _settle(cgs, 3.0)
+        cpu = scn.get("cpu")
+        probe = Probe(session, root, cgs, None if cpu is None else int(cpu), limits,
+                      time.monotonic() + timeout)
+        probe.call({"op": "warmup"})
+        before = probe.snapshot()
+        res.entry = before   # the cgroups were created empty: all of it came before step 0
+        where = scn.get("start") or next(iter(cgs))
+        for i, st in enumerate(scn["steps"]):
+            op = st["op"]
+            obs: dict[str, Any] = {"i": i, "op": op, "cgroup": where, "ok": True, "errno": None}
+            try:
+                if op in CHILD_OPS:
+                    if op == "create" and st.get("btf") == "storage":
+                        probe.call({"op": "btf", "value": st.get("value", 8)})   # at home
+                    out = probe.run_in(cgs[where], st)
+                    obs.update({k: v for k, v in out.items() if k != "fd"})
+                    if out.get("fd") is not None and op != "close":
+                        info = read_fdinfo(probe.pid, out["fd"])
+                        obs["memlock"] = int(info["memlock"])
+                        if op == "create":
+                            obs["map_id"] = int(info["map_id"])
+                    if op == "close" and not out.get("skipped"):
+                        settle(cgs, st.get("wait", 3.0))
+                elif op == "move":
+                    where = st["cgroup"]
+                    obs["cgroup"] = where
+                elif op == "limit":
+                    limits[st["cgroup"]] = st.get("bytes")
+                    cgs[st["cgroup"]].set_limit(st.get("bytes"))
+                elif op == "settle":
+                    settle(cgs, st.get("wait", 3.0))
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+            except ChildGone:
+                status = probe.close()
+                probe = None
+                if status is not None and os.WIFSIGNALED(status):
+                    res.killed_by = os.WTERMSIG(status)
+                elif status is not None:
+                    res.exit_status = os.WEXITSTATUS(status)
+                obs.update(ok=False, killed=res.killed_by)
+                res.steps.append(obs)
+                break
+            except OSError as e:   # a cgroupfs write of ours (limit)
+                obs["ok"], obs["errno"] = False, e.errno
+            after = probe.snapshot()
+            obs["delta"] = _delta(before, after)
+            before = after
+            res.steps.append(obs)
+        if probe is not None:
+            status = probe.close()
+            probe = None
+            if status is not None:
+                if os.WIFSIGNALED(status):
+                    res.killed_by = os.WTERMSIG(status)
+                else:
+                    res.exit_status = os.WEXITSTATUS(status)
+        settle(cgs, 3.0)
         res.final = {n: c.counters() for n, c in cgs.items()}
         res.final["_root"] = root.counters()
         return res
+    except RuntimeError as e:   # the child reported an exception
+        res.error = str(e)
+        return res
     finally:
-        if pid > 0:  # interrupted while the child runs: stop and reap it
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
-        signal.signal(signal.SIGTERM, old_int)
-        if not keep_root:
-            root.remove()
-            drv.created = [c for c in drv.created if c is not root]
+        if probe is not None:
+            probe.close(kill=True)
+        root.remove()
+        drv.created = [c for c in drv.created if c is not root]
 
 
 def refusal_reason() -> str | None:
