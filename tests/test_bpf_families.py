@@ -1,7 +1,7 @@
 """The BPF map families beyond arrays and hashes: creation charges and memlock,
 validation errnos, per-update charges going to the map's memcg, element semantics,
 and freeing.  Every expected number is derived from the kernel's rules in the
-comment next to it; struct sizes come from pybpfmem.bpf.sizes (the profile's
+comment next to it; struct sizes come from pybpfmem.profiles (the profile's
 StructSizes), never from a run.
 """
 
