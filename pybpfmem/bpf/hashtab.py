@@ -258,7 +258,8 @@ class HashMap(BpfMap):
             if self.percpu:
                 for _ in range(num):
                     self._pptrs.append(pcpu(self.v8, 8, g.USER | g.NOWARN))
-            # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
+            # pcpu_freelist_init() / bpf_lru_init(): alloc_percpu() without __GFP_ACCOUNT
+            # in every release, never charged (not modelled; the LRU lists are in C)
             if not self.percpu and not self.lru:
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
         elif bp.htab_mem_alloc:
