@@ -479,13 +479,13 @@ static bool htab_lru_map_delete_node(void *arg, uint32_t s)
 /* prealloc_init() -> bpf_lru_init() + bpf_lru_populate() for an LRU store */
 int bm_htab_lru_init(bm_htab *h, uint32_t nr_cpus, uint32_t flags)
 {
-    bool percpu = flags & BM_LRU_NO_COMMON;
+    bool percpu = flags & BM_HTAB_LRU_NO_COMMON;
     int rc;
 
-    if (!htab_ok(h) || !(h->mode & BM_HTAB_LRU) || h->lru || (flags & ~(uint32_t)BM_LRU_MASK) ||
+    if (!htab_ok(h) || !(h->mode & BM_HTAB_LRU) || h->lru || (flags & ~(uint32_t)BM_HTAB_LRU_FLAGS_MASK) ||
         nr_cpus == 0 || nr_cpus > BM_MAX_CPUS || h->max_entries == 0 ||
         h->max_entries >= HTAB_MAX_SLOTS || (percpu && h->max_entries % nr_cpus) ||
-        ((flags & BM_LRU_PERCPU_VALUES) && h->value_size % nr_cpus))
+        ((flags & BM_HTAB_LRU_PERCPU_VALUES) && h->value_size % nr_cpus))
         return -EINVAL;
     h->lru = calloc(1, sizeof(*h->lru));
     if (!h->lru)
@@ -496,7 +496,7 @@ int bm_htab_lru_init(bm_htab *h, uint32_t nr_cpus, uint32_t flags)
         h->lru = NULL;
         return rc;
     }
-    bpf_lru_populate(h->lru, (uint32_t)h->max_entries, flags & BM_LRU_TARGET_FREE_CLAMP);
+    bpf_lru_populate(h->lru, (uint32_t)h->max_entries, flags & BM_HTAB_LRU_TARGET_FREE_CLAMP);
     h->lru_flags = flags;
     return 0;
 }
@@ -625,7 +625,7 @@ int bm_htab_lru_update(bm_htab *h, int32_t cpu, const char *key, const char *val
     if ((rc = lru_reserve(h)))
         return rc;
     hv = key_hash(k, h->key_size);
-    if (h->lru_flags & BM_LRU_PERCPU_VALUES)
+    if (h->lru_flags & BM_HTAB_LRU_PERCPU_VALUES)
         return htab_lru_percpu_map_update_elem(h, (uint32_t)cpu, k, hv, value, flags,
                                                onallcpus != 0);
     return htab_lru_map_update_elem(h, (uint32_t)cpu, k, hv, value, flags);

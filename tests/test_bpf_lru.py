@@ -34,8 +34,8 @@ from pybpfmem.bpf.hashtab import percpu_lru_entries
 from bpfutil import current, errno_of, k, setup
 from lru_steps import keys_of, run_model
 
-CLAMP = lib.BM_LRU_TARGET_FREE_CLAMP
-NAMES = {lib.BM_LRU_ACTIVE: "active", lib.BM_LRU_INACTIVE: "inactive", lib.BM_LRU_FREE: "free"}
+CLAMP = lib.BM_HTAB_LRU_TARGET_FREE_CLAMP
+NAMES = {lib.BM_HTAB_LRU_ACTIVE: "active", lib.BM_HTAB_LRU_INACTIVE: "inactive", lib.BM_HTAB_LRU_FREE: "free"}
 
 
 def lru(max_entries: int, flags: int = CLAMP, nr_cpus: int = 2, vs: int = 8):
@@ -65,7 +65,7 @@ def lst(h, cpu: int, t: int):
     """One list: the keys (``"k*"`` when referenced) head to tail; a free list: its length."""
     n = lib.bm_htab_lru_list(h, cpu, t, ffi.NULL, ffi.NULL, 0)
     assert n >= 0
-    if t in (lib.BM_LRU_FREE, lib.BM_LRU_LOCAL_FREE):
+    if t in (lib.BM_HTAB_LRU_FREE, lib.BM_HTAB_LRU_LOCAL_FREE):
         return n
     kb, refs = bytearray(4 * n), bytearray(n)
     assert lib.bm_htab_lru_list(h, cpu, t, ffi.from_buffer(kb), ffi.from_buffer("uint8_t[]", refs),
@@ -78,8 +78,8 @@ def common(h, nr_cpus: int = 2) -> dict:
     """The common LRU's lists and each cpu's local free (length) and pending lists."""
     out = {name: lst(h, 0, t) for t, name in NAMES.items()}
     for c in range(nr_cpus):
-        out[f"free{c}"] = lst(h, c, lib.BM_LRU_LOCAL_FREE)
-        out[f"pending{c}"] = lst(h, c, lib.BM_LRU_LOCAL_PENDING)
+        out[f"free{c}"] = lst(h, c, lib.BM_HTAB_LRU_LOCAL_FREE)
+        out[f"pending{c}"] = lst(h, c, lib.BM_HTAB_LRU_LOCAL_PENDING)
     return out
 
 
@@ -102,7 +102,7 @@ def test_fill_then_refs_protect_and_shrink_frees_target_free():
     assert common(h) == {"active": [], "inactive": [5, 4, 3, 2, 1, 0], "free": 0,
                          "free0": 0, "pending0": [7, 6], "free1": 0, "pending1": []}
     touch(h, 0, 1)
-    assert lst(h, 0, lib.BM_LRU_INACTIVE) == [5, 4, 3, 2, "1*", "0*"]
+    assert lst(h, 0, lib.BM_HTAB_LRU_INACTIVE) == [5, 4, 3, 2, "1*", "0*"]
     # k8: refill: flush k6, k7 -> inactive [7 6 5 4 3 2 1* 0*]; rotation moves the
     # referenced k0, then k1, to active (refs cleared); nothing free, so shrink 2 from
     # the tail of inactive: k2, k3 evicted onto the local free list; k8 takes one
@@ -230,7 +230,7 @@ def test_steal_from_another_cpus_lists():
 # ------------------------------------------------------------------ BPF_F_NO_COMMON_LRU
 def test_no_common_lru_each_cpu_evicts_from_its_own_list():
     # max 8 on 2 cpus: 4 nodes per cpu.  cpu0: k0..k3 -> inactive [3 2 1 0]
-    h = lru(8, flags=lib.BM_LRU_NO_COMMON)
+    h = lru(8, flags=lib.BM_HTAB_LRU_NO_COMMON)
     fill(h, 4)
     assert percpu(h, 0) == {"active": [], "inactive": [3, 2, 1, 0], "free": 0}
     assert percpu(h, 1) == {"active": [], "inactive": [], "free": 4}
@@ -250,13 +250,13 @@ def test_no_common_lru_each_cpu_evicts_from_its_own_list():
 
 def test_no_common_lru_store_needs_a_multiple_of_the_cpus():
     h = ffi.gc(lib.bm_htab_new(4, 8, 0, 7, lib.BM_HTAB_LRU), lib.bm_htab_free)
-    assert lib.bm_htab_lru_init(h, 2, lib.BM_LRU_NO_COMMON) == -errno.EINVAL
+    assert lib.bm_htab_lru_init(h, 2, lib.BM_HTAB_LRU_NO_COMMON) == -errno.EINVAL
     assert lib.bm_htab_lru_init(h, 2, 0) == 0
     assert lib.bm_htab_lru_init(h, 2, 0) == -errno.EINVAL                 # once
     assert lib.bm_htab_lru_update(h, 2, k(1), bytes(8), 0, 1) == -errno.EINVAL   # cpu 2
     assert lib.bm_htab_lru_update(h, 0, k(1), bytes(8), uapi.BPF_F_LOCK, 1) == -errno.EINVAL
     assert lib.bm_htab_lru_list(h, 0, 5, ffi.NULL, ffi.NULL, 0) == -errno.EINVAL
-    assert lib.bm_htab_lru_list(h, 2, lib.BM_LRU_LOCAL_FREE, ffi.NULL, ffi.NULL, 0) == -errno.EINVAL
+    assert lib.bm_htab_lru_list(h, 2, lib.BM_HTAB_LRU_LOCAL_FREE, ffi.NULL, ffi.NULL, 0) == -errno.EINVAL
     assert lib.bm_htab_lru_lookup(h, k(1), ffi.NULL) == -errno.ENOENT
     plain = ffi.gc(lib.bm_htab_new(4, 8, 0, 8, 0), lib.bm_htab_free)
     assert lib.bm_htab_lru_init(plain, 2, 0) == -errno.EINVAL             # not an LRU store
@@ -268,7 +268,7 @@ def test_percpu_values_update_in_place_but_still_pop_a_node():
     # __htab_lru_percpu_map_update_elem(): a node is popped unless flags == BPF_EXIST,
     # even for a key that exists (updated in place, marked referenced; the node goes
     # back).  max 4, target_free 1; values 8 bytes x 2 cpus.
-    h = lru(4, flags=CLAMP | lib.BM_LRU_PERCPU_VALUES, vs=16)
+    h = lru(4, flags=CLAMP | lib.BM_HTAB_LRU_PERCPU_VALUES, vs=16)
     for i in range(4):
         assert upd(h, i, vs=16) == 0          # inactive [2 1 0], pending0 [3]
     # BPF_ANY on k1: the pop's refill flushes k3 and evicts k0; k1 is updated in place
@@ -284,7 +284,7 @@ def test_percpu_values_update_in_place_but_still_pop_a_node():
 
 def test_program_update_of_a_percpu_value_writes_its_cpu_only():
     # onallcpus false (pcpu_copy_value() / pcpu_init_value() from a program)
-    h = lru(4, flags=CLAMP | lib.BM_LRU_PERCPU_VALUES, vs=16)
+    h = lru(4, flags=CLAMP | lib.BM_HTAB_LRU_PERCPU_VALUES, vs=16)
     assert lib.bm_htab_lru_update(h, 1, k(5), b"A" * 16, 0, 0) == 0    # new: cpu0 zeroed
     assert lib.bm_htab_lru_update(h, 0, k(5), b"B" * 16, 0, 0) == 0    # in place: cpu0 only
     v = ffi.new("char[16]")

@@ -160,9 +160,9 @@ class HashMap(BpfMap):
         h = ffi.gc(h, lib.bm_htab_free)
         if self.lru:
             # prealloc_init(): bpf_lru_init() + bpf_lru_populate() of max_entries nodes
-            flags = ((lib.BM_LRU_NO_COMMON if self.attr.map_flags & U.BPF_F_NO_COMMON_LRU else 0)
-                     | (lib.BM_LRU_PERCPU_VALUES if self.percpu else 0)
-                     | (lib.BM_LRU_TARGET_FREE_CLAMP if self.bprof.lru_target_free_clamp else 0))
+            flags = ((lib.BM_HTAB_LRU_NO_COMMON if self.attr.map_flags & U.BPF_F_NO_COMMON_LRU else 0)
+                     | (lib.BM_HTAB_LRU_PERCPU_VALUES if self.percpu else 0)
+                     | (lib.BM_HTAB_LRU_TARGET_FREE_CLAMP if self.bprof.lru_target_free_clamp else 0))
             rc = lib.bm_htab_lru_init(h, self.system.nr_cpus, flags)
             if rc:
                 raise MemoryError(f"bm_htab_lru_init failed ({rc})")
