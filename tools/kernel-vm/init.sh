@@ -3,7 +3,7 @@
 #
 # Mounts what the project's live checks need, sets up the memory cgroup mode
 # named by pbm.cgroup= on the kernel command line, runs /host/cmd (written by
-# the host) from a copy of the source tree, leaves its stdout, stderr and exit
+# the host) from a copy of the source tree (/host/src.tar), leaves its stdout, stderr and exit
 # code in /host/out, and powers the VM off.
 #   pbm.cgroup=v1       v1 memory hierarchy at /sys/fs/cgroup/memory, the command in /vm
 #   pbm.cgroup=v2       cgroup2 at /sys/fs/cgroup, +memory at the root, the command in /vm
@@ -48,7 +48,7 @@ if [ -n "$cg" ]; then
 fi
 
 { uname -r; cat /proc/cmdline; grep cgroup /proc/self/mountinfo; cat /proc/self/cgroup; } > $out/guest.txt
-cp -r /host/src /tmp/src
+mkdir /tmp/src && tar -xf /host/src.tar -C /tmp/src  # one 9p file: far faster than a tree
 # A process list every 30 s, to see where a slow or hung command is.
 (while sleep 30; do ps -eo pid,stat,etime,time,args > $out/ps; done) &
 cd /tmp/src

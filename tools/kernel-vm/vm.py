@@ -16,12 +16,13 @@ Everything is cached under build/kernel-vm/ (gitignored, never committed):
   kernels/<deb>/      vmlinuz, initrd.img, config, release (kernel.sh)
   rootfs.img          ext4 image of the rootfs, booted read-only (-snapshot)
   core/<hash>/        the C core, built in the rootfs by chroot
-  runs/<name>/        the 9p share of one run: src/, cmd, out/
+  runs/<name>/        the 9p share of one run: src.tar, cmd, out/
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import fnmatch
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 from pathlib import Path
@@ -43,8 +45,8 @@ IMAGE = CACHE / "rootfs.img"
 DEB_DIRS = [CACHE / "debs", Path("/tmp/btfapt/deb")]
 APT_SUITES = [("debian", s) for s in ("bullseye", "bookworm", "bookworm-backports",
                                       "trixie", "trixie-backports")]
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "__pycache__", "*.so",
-                                     ".pytest_cache", ".hypothesis", ".benchmarks")
+EXCLUDE = (".git", ".venv", "build", "__pycache__", "*.so", ".pytest_cache", ".hypothesis",
+           ".benchmarks")
 
 
 class Error(Exception):
@@ -260,10 +262,16 @@ def _tail(path: Path, n: int = 25) -> str:
 
 
 def stage(share: Path, tree: Path, command: list[str], core: Path) -> None:
+    """The share: src.tar (the tree without caches and builds, plus the C core), cmd, out/."""
     shutil.rmtree(share, ignore_errors=True)
     (share / "out").mkdir(parents=True)
-    shutil.copytree(tree, share / "src", ignore=COPY_IGNORE)
-    shutil.copy(core, share / "src/pybpfmem")
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        parts = Path(info.name).parts
+        return None if any(fnmatch.fnmatch(p, pat) for p in parts for pat in EXCLUDE) else info
+    with tarfile.open(share / "src.tar", "w") as tar:
+        tar.add(tree, arcname=".", filter=keep)
+        tar.add(core, arcname=f"pybpfmem/{core.name}")
     (share / "cmd").write_text(shlex.join(command) + "\n")
 
 
