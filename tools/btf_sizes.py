@@ -578,25 +578,25 @@ class DwarfBtf:
         self._ids: dict[tuple[str, int], int] = {}
         self._index_type = self.builder.int_("__ARRAY_SIZE_TYPE__", 4)   # as pahole names it
 
-    def add_object(self, path: str, roots: frozenset[str] = _ROOTS) -> int:
-        """Encode every definition of a `roots` struct at file scope in the object's DWARF;
-        returns how many were found."""
+    def add_object(self, path: str, roots: frozenset[str] = _ROOTS) -> None:
+        """Encode every definition of a `roots` struct at file scope in the object's DWARF."""
         try:
+            from elftools.common.exceptions import ELFError
             from elftools.elf.elffile import ELFFile
         except ImportError:
             raise ValueError("reading DWARF needs pyelftools (pip install pyelftools)") from None
-        found = 0
         with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_info") is None:
+            try:
+                elf = ELFFile(f)
+            except ELFError as e:
+                raise ValueError(f"{path}: not an ELF object ({e})") from None
+            if elf.get_section_by_name(".debug_info") is None:
                 raise ValueError(f"{path}: no DWARF (.debug_info); build it with -g")
             for cu in elf.get_dwarf_info().iter_CUs():
                 for die in cu.get_top_DIE().iter_children():
                     if (die.tag == "DW_TAG_structure_type" and _name(die) in roots
                             and "DW_AT_declaration" not in die.attributes):
                         self._type(path, die)
-                        found += 1
-        return found
 
     def build(self) -> bytes:
         return self.builder.build()
@@ -626,7 +626,7 @@ class DwarfBtf:
             union = tag == "DW_TAG_union_type"
             if "DW_AT_declaration" in attrs:
                 return b.fwd(_name(die), union)
-            members = [_member(die_m, self._target(path, die_m), union)
+            members = [_member(die_m, self._target(path, die_m))
                        for die_m in die.iter_children() if die_m.tag == "DW_TAG_member"]
             return b.struct(_name(die), attrs["DW_AT_byte_size"].value, members, union)
         if tag == "DW_TAG_typedef":
@@ -664,13 +664,14 @@ def _nelems(sub) -> int:
     return 0
 
 
-def _member(die, tid: int, union: bool) -> tuple:
+def _member(die, tid: int) -> tuple:
     """A BtfBuilder member (name, type, byte offset) or, for a bitfield, (name, type, bit
     offset, bits).  DWARF 4/5 give a bitfield's DW_AT_data_bit_offset; DWARF 2/3's
     DW_AT_bit_offset counts from the storage unit's most significant bit (little endian:
     from the top of DW_AT_byte_size bytes at DW_AT_data_member_location)."""
     a = die.attributes
     loc = a["DW_AT_data_member_location"].value if "DW_AT_data_member_location" in a else 0
+    # (a union's members have no location: offset 0)
     if not isinstance(loc, int):
         raise ValueError(f"member {_name(die)!r}: DW_AT_data_member_location is an expression, "
                          f"not a constant")
@@ -700,11 +701,10 @@ def sizes_from_objects(paths: list[str], page_size: int = 4096
 # record can be reproduced by hand from its provenance: export, .config, olddefconfig,
 # prepare, the objects.
 
-def _run(cmd: list[str], cwd: str | None, log, env: dict | None = None,
-         check: bool = True) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: str, log, check: bool = True) -> subprocess.CompletedProcess:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
-    r = subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    r = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, check=False)
     if check and r.returncode != 0:
         raise ValueError(f"`{' '.join(cmd)}` failed (exit {r.returncode}); see {log.name}")
     return r
@@ -826,6 +826,12 @@ def _config_text(path: str) -> bytes:
     return gzip.decompress(raw) if raw.startswith(b"\x1f\x8b") else raw
 
 
+def _gcc_version() -> str | None:
+    """make's default compiler, for trees older than CONFIG_CC_VERSION_TEXT (v5.8)."""
+    r = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=False)
+    return r.stdout.splitlines()[0] if r.returncode == 0 and r.stdout else None
+
+
 def compile_tree(args: argparse.Namespace) -> dict:
     """The `compile` command: export the tree, bring the config to it (make olddefconfig),
     `make prepare`, build OBJECTS, read their DWARF."""
@@ -897,7 +903,7 @@ def compile_tree(args: argparse.Namespace) -> dict:
         "config_set": sets,
         "olddefconfig": olddefconfig_changes(before, after),
         "config": {k: after.get(k) for k in CONFIG_FACTS},
-        "compiler": after.get("CONFIG_CC_VERSION_TEXT"),
+        "compiler": after.get("CONFIG_CC_VERSION_TEXT") or _gcc_version(),
         "debug_info": debug,
         "make_vars": make_vars,
         "objects": built,
