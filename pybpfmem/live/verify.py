@@ -614,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     ap.add_argument("--case", metavar="NAME", help="only the cases whose name contains NAME")
     ap.add_argument("--markdown", action="store_true", help="markdown tables (docs/fidelity.md)")
+    from . import semantics
+    semantics.add_arguments(ap)
     try:
         args = ap.parse_args(argv)
     except SystemExit as e:
@@ -637,6 +639,9 @@ def _run(args: argparse.Namespace, cases: list[M.Case], session: Any) -> int:
     if reason is not None:
         print(json.dumps({"refused": reason}) if args.json else f"verify: kernel refuses: {reason}")
         return EXIT_REFUSED
+    if args.semantics or args.replay:
+        from .semantics import main_semantics
+        return main_semantics(args, session)
     try:
         v = Verifier(full_bisect=not args.quick, session=session)
         v.model_factory().close()
