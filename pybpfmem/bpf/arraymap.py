@@ -67,6 +67,8 @@ class ArrayMap(BpfMap):
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
         super().__init__(system, attr, ctx)
         self.percpu = attr.map_type == U.BPF_MAP_TYPE_PERCPU_ARRAY
+        if self.percpu and not ctx.bprof.batch_percpu_array:
+            self.batch_ops = frozenset()      # percpu_array_map_ops had none before v5.13
         self.mmapable = bool(attr.map_flags & U.BPF_F_MMAPABLE)
         self.elem_size = rup(attr.value_size, 8)
         # unprivileged creators get a power-of-two sized array (Spectre v1 index masking)
@@ -336,6 +338,10 @@ class FdArrayMap(ArrayMap):
 
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
         super().__init__(system, attr, ctx)
+        # array_of_maps_map_ops: generic lookup/update batches (switch batch_map_in_map)
+        self.batch_ops = (frozenset({"lookup", "update"}) if attr.map_type ==
+                          U.BPF_MAP_TYPE_ARRAY_OF_MAPS and ctx.bprof.batch_map_in_map
+                          else frozenset())
         self.ptrs: dict[int, Any] = {}
         self.inner_meta: InnerMapMeta | None = None
         self._aux = 0
