@@ -23,7 +23,6 @@ from .kobjects import current_task, fd_object
 from .map import NR_CPUS, BpfMap, register_map
 
 QSIZE_MAX = 16384
-BPF_XDP_CPUMAP = 41        # enum bpf_attach_type
 
 
 @register_map
@@ -153,7 +152,7 @@ class CpuMap(BpfMap):
         except OSError:
             return None
         if (getattr(prog, "prog_type", None) != uapi.BPF_PROG_TYPE_XDP
-                or getattr(prog, "expected_attach_type", None) != BPF_XDP_CPUMAP):
+                or getattr(prog, "expected_attach_type", None) != uapi.BPF_XDP_CPUMAP):
             return None
         return int(prog.id)
 

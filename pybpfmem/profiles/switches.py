@@ -233,6 +233,12 @@ SWITCHES: tuple[Switch, ...] = (
        "v5.19",
        """ARRAY_OF_MAPS has lookup/update batch and HASH_OF_MAPS the four hash batch ops (the
        values are inner map ids out, fds in); before, -ENOTSUPP."""),
+    _s("prog_array_owner_attach_type", "bpf", "4540aed51b12", "bpf: Enforce expected_attach_type for tailcall compatibility",
+       "v6.18",
+       """__bpf_prog_map_compatible(): a prog array's owner also records the first
+       program's expected_attach_type, and a program with another one is -EINVAL (put in
+       the array or loaded using it); before, the program type alone.  Taken into stable
+       lines too (which ones the 5.10/5.11 values do not follow up: not established)."""),
     _s("struct_ops_link", "bpf", "68b04864ca42", "bpf: Create links for BPF struct_ops maps.",
        "v6.4",
        """bpf_struct_ops_map_alloc_check() accepts BPF_F_LINK."""),
