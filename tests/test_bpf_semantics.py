@@ -50,7 +50,8 @@ def test_fixtures_cover_each_class():
     assert {p.stem for p in FIXTURES} == {
         "std_fds", "map_flags_of_the_fd", "lookup_flags_first", "lookup_and_delete_types",
         "freeze_twice", "batch_flags", "hash_batch_buckets", "lpm_prefixlen", "lpm_batch",
-        "map_in_map_batch", "bloom_peek", "stack_trace_ids", "cpumap_entry_prog"}
+        "map_in_map_batch", "bloom_peek", "stack_trace_ids", "cpumap_entry_prog",
+        "sock_map_fds", "prog_array_owner", "devmap_entry_prog"}
     for p in FIXTURES:
         d = load(p)
         assert d["about"] and d["ncpus"] == 2
@@ -191,6 +192,35 @@ def test_jhash_words_and_bytes():
     assert jhash(b"", 5) == 0xDEADBEEF + 5
 
 
+@pytest.mark.xfail(strict=True, reason="simplification (docs/model.md): the live 6.18.44 "
+                   "kernel refuses an unbound UDP socket in a sock map with EOPNOTSUPP (a bound "
+                   "or connected one is fine); no check for it is in the 6.18.35 source read, "
+                   "and the model's sockets have no bound state")
+def test_unbound_udp_socket_in_a_sockmap():
+    s, _, t = setup()
+    fd = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKMAP, 4, 4, 2)
+    udp = t.create_socket("udp")          # socket(AF_INET, SOCK_DGRAM): not bound
+    assert errno_of(t.bpf_map_update_elem, fd, k(0), k(udp)) == errno.EOPNOTSUPP
+
+
+def test_prog_array_owner_per_profile():
+    # __bpf_prog_map_compatible(): the first program owns the array; v6.18
+    # (4540aed51b12) adds its expected_attach_type to what must match
+    for profile, second in (("5.11", None), ("6.18", errno.EINVAL)):
+        s, _, t = setup(profile)
+        xdp = t.bpf_prog_load(U.BPF_PROG_TYPE_XDP, 2)
+        devmap_xdp = t.bpf_prog_load(U.BPF_PROG_TYPE_XDP, 2,
+                                     expected_attach_type=U.BPF_XDP_DEVMAP)
+        sf = t.bpf_prog_load(U.BPF_PROG_TYPE_SOCKET_FILTER, 2)
+        fd = t.bpf_map_create(U.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4)
+        t.bpf_map_update_elem(fd, k(0), k(xdp))
+        assert errno_of(t.bpf_map_update_elem, fd, k(1), k(sf)) == errno.EINVAL
+        if second is None:
+            t.bpf_map_update_elem(fd, k(1), k(devmap_xdp))
+        else:
+            assert errno_of(t.bpf_map_update_elem, fd, k(1), k(devmap_xdp)) == second
+
+
 # ------------------------------------------------------------------ the harness itself
 def test_scripts_are_replayable():
     fams = families(2)
@@ -218,11 +248,14 @@ def test_compare_rules():
     assert [(d.step, d.what) for d in S.compare(scr, ko, mo)] == [(2, "keys"), (4, "keys")]
 
 
-def test_expected_only_after_the_lru_victims_differ():
+def test_expected_only_after_an_lru_update_differs():
     d = [S.Divergence(1, "lookup", "errno", 22, 9), S.Divergence(3, "update", "present", [], ["a"]),
          S.Divergence(5, "lookup", "errno", 2, None)]
     assert S.expected_steps("lru_hash", d) == {3, 5}
     assert S.expected_steps("hash", d) == set()
+    # a BPF_NOEXIST update that the kernel lets through after evicting the key itself
+    d = [S.Divergence(2, "update", "errno", None, 17), S.Divergence(4, "walk", "keys", [], ["a"])]
+    assert S.expected_steps("lru_hash_nocommon", d) == {2, 4}
 
 
 class _Fake:

@@ -194,6 +194,64 @@ CASES: dict[str, tuple[str, list[dict]]] = {
          {"op": "lookup", "map": "c", "key": k(0)},
          {"op": "update", "map": "c", "key": k(1), "value": k(16) + k(0), "flags": 0},
          {"op": "lookup", "map": "c", "key": k(1)}]),
+    "sock_map_fds": (
+        "sock_map_update_elem_sys(): the value is a u64 fd when value_size is 8 and must fit "
+        "in an int (-EINVAL); a file that is no socket is -ENOTSOCK (sockfd_lookup()); a "
+        "TCP socket neither established nor listening is -EOPNOTSUPP; lookups return the "
+        "socket's cookie (value_size 8) or -ENOSPC",
+        [{"op": "socket", "name": "s", "kind": "tcp"},
+         {"op": "socket", "name": "c", "kind": "tcp_new"},
+         {"op": "create", "map": "m", "type": "SOCKMAP", "key": 4, "value": 8, "max": 4},
+         {"op": "update", "map": "m", "key": k(0), "value": "0000008000000000", "flags": 0},
+         {"op": "update", "map": "m", "key": k(0), "value": "fd:m", "flags": 0},
+         {"op": "update", "map": "m", "key": k(0), "value": "fd:c", "flags": 0},
+         {"op": "update", "map": "m", "key": k(1), "value": "fd:s", "flags": 0},
+         {"op": "lookup", "map": "m", "key": k(1)},
+         {"op": "create", "map": "h", "type": "SOCKHASH", "key": 4, "value": 4, "max": 4},
+         {"op": "update", "map": "h", "key": k(9), "value": "fd:s", "flags": 0},
+         {"op": "lookup", "map": "h", "key": k(9)},
+         {"op": "close", "map": "s"},
+         {"op": "lookup", "map": "m", "key": k(1)}]),
+    "prog_array_owner": (
+        "__bpf_prog_map_compatible(): the first program put in a prog array owns it (type "
+        "and, v6.18, expected_attach_type); programs that differ are -EINVAL, also after the "
+        "owner's slot is emptied; lookups return program ids",
+        [{"op": "prog", "name": "p1", "type": "SOCKET_FILTER"},
+         {"op": "prog", "name": "p2", "type": "SOCKET_FILTER"},
+         {"op": "prog", "name": "px", "type": "XDP"},
+         {"op": "prog", "name": "pd", "type": "XDP", "attach": 33},
+         {"op": "create", "map": "a", "type": "PROG_ARRAY", "key": 4, "value": 4, "max": 4},
+         {"op": "update", "map": "a", "key": k(0), "value": "fd:p1", "flags": 0},
+         {"op": "update", "map": "a", "key": k(1), "value": "fd:px", "flags": 0},
+         {"op": "update", "map": "a", "key": k(1), "value": "fd:p2", "flags": 0},
+         {"op": "delete", "map": "a", "key": k(0)},
+         {"op": "delete", "map": "a", "key": k(1)},
+         {"op": "update", "map": "a", "key": k(2), "value": "fd:px", "flags": 0},
+         {"op": "lookup", "map": "a", "key": k(1)},
+         {"op": "create", "map": "b", "type": "PROG_ARRAY", "key": 4, "value": 4, "max": 4},
+         {"op": "update", "map": "b", "key": k(0), "value": "fd:px", "flags": 0},
+         {"op": "update", "map": "b", "key": k(1), "value": "fd:pd", "flags": 0},
+         {"op": "lookup", "map": "b", "key": k(0)}]),
+    "devmap_entry_prog": (
+        "__dev_map_alloc_node(): an entry program must be XDP with expected_attach_type "
+        "BPF_XDP_DEVMAP (33) (-EINVAL), the value then holds its id; "
+        "__dev_map_hash_update_elem() refuses ifindex 0 (-EINVAL) where the array devmap "
+        "empties the slot",
+        [{"op": "prog", "name": "pd", "type": "XDP", "attach": 33},
+         {"op": "prog", "name": "pc", "type": "XDP", "attach": 35},
+         {"op": "create", "map": "d", "type": "DEVMAP", "key": 4, "value": 8, "max": 4},
+         {"op": "update", "map": "d", "key": k(0), "value": k(1) + "|pc", "flags": 0},
+         {"op": "update", "map": "d", "key": k(0), "value": k(1) + "|pd", "flags": 0},
+         {"op": "lookup", "map": "d", "key": k(0)},
+         {"op": "update", "map": "d", "key": k(0), "value": k(0) + k(0), "flags": 0},
+         {"op": "lookup", "map": "d", "key": k(0)},
+         {"op": "create", "map": "h", "type": "DEVMAP_HASH", "key": 4, "value": 8, "max": 4},
+         {"op": "update", "map": "h", "key": k(7), "value": k(1) + k(0), "flags": 0},
+         {"op": "update", "map": "h", "key": k(7), "value": k(0) + k(0), "flags": 1},
+         {"op": "create", "map": "c", "type": "CPUMAP", "key": 4, "value": 8, "max": 2},
+         {"op": "update", "map": "c", "key": k(0), "value": k(16) + "|pc", "flags": 0},
+         {"op": "lookup", "map": "c", "key": k(0)},
+         {"op": "update", "map": "c", "key": k(1), "value": k(16) + "|pd", "flags": 0}]),
 }
 
 

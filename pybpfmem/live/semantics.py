@@ -11,8 +11,10 @@ steps, each one bpf() command on a map named in the script::
                 "flags": 0},
                {"op": "lookup", "map": "m", "key": "08000000c0a80001"}]}
 
-Keys and values are hex; a value ``"fd:NAME"`` is the fd of map NAME on that side
-(map-in-map updates); a map ``"@N"`` is the literal fd N (0..2: the process's
+Keys and values are hex; a value ``"fd:NAME"`` is the fd of map, program or socket
+NAME on that side (map-in-map, prog array and sock map updates), ``"HEX|NAME"`` those
+bytes followed by NAME's fd (a devmap/cpumap entry program); a map ``"@N"`` is the
+literal fd N (0..2: the process's
 standard fds, which are open and not maps; 999: not open).  The same ``Executor``
 runs a script on either side: ``LiveSide`` makes the raw bpf() calls (ctypes, in a
 forked child pinned to cpu 0 inside a scratch cgroup below our own memory cgroup,
@@ -70,6 +72,14 @@ HASH_TOKEN_TYPES = frozenset({U.BPF_MAP_TYPE_HASH, U.BPF_MAP_TYPE_PERCPU_HASH,
 #: with a random seed): walks compare as sets, get_next_key by membership
 UNORDERED_TYPES = HASH_TOKEN_TYPES | {U.BPF_MAP_TYPE_DEVMAP_HASH, U.BPF_MAP_TYPE_SOCKHASH}
 LRU_TYPES = frozenset({U.BPF_MAP_TYPE_LRU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH})
+#: types whose 8-byte value is (u32, program id): struct bpf_devmap_val, bpf_cpumap_val
+PROG_VALUE_TYPES = frozenset({U.BPF_MAP_TYPE_DEVMAP, U.BPF_MAP_TYPE_DEVMAP_HASH,
+                              U.BPF_MAP_TYPE_CPUMAP})
+#: the programs of the scripts: BPF_MOV64_IMM(BPF_REG_0, 0); BPF_EXIT_INSN()
+RET0_INSNS = bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])
+#: sockets a script can make: a connected TCP socket, a listening one, one never
+#: connected (state CLOSE), a bound UDP socket (an unbound one: docs/model.md)
+SOCKET_KINDS = ("tcp", "listen", "tcp_new", "udp")
 WALK_LIMIT = 4096
 
 
@@ -95,6 +105,7 @@ class LiveSide:
         sysh = B._libc()
         self._libc, self._nr = sysh.libc, sysh.nr
         self._bufs: dict[int, ctypes.Array] = {}
+        self._keep: list[Any] = []
 
     def bpf(self, cmd: int, attr: bytearray) -> int:
         buf = ctypes.create_string_buffer(bytes(attr), len(attr))
@@ -122,9 +133,38 @@ class LiveSide:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def map_id(self, fd: int) -> int:
-        from . import bpf as B
-        return B.obj_get_info_by_fd(fd).id
+    def socket(self, kind: str) -> int:
+        """A socket of ``kind`` (SOCKET_KINDS); its fd stays ours until close()."""
+        import socket as so
+        if kind == "udp":
+            s = so.socket(so.AF_INET, so.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+        elif kind == "tcp_new":
+            s = so.socket(so.AF_INET, so.SOCK_STREAM)
+        else:
+            lst = so.socket(so.AF_INET, so.SOCK_STREAM)
+            lst.bind(("127.0.0.1", 0))
+            lst.listen(4)
+            if kind == "listen":
+                return lst.detach()
+            s = so.create_connection(lst.getsockname())
+            peer, _ = lst.accept()
+            self._keep += [lst, peer]       # the other end stays open for the script
+        return s.detach()
+
+    def cookie(self, fd: int) -> int:
+        """The socket's cookie (SO_COOKIE), what a sockmap lookup returns."""
+        import socket as so
+        s = so.socket(fileno=os.dup(fd))
+        try:
+            return int.from_bytes(s.getsockopt(so.SOL_SOCKET, 57, 8), "little")
+        finally:
+            s.close()
+
+    def cleanup(self) -> None:
+        for s in self._keep:
+            s.close()
+        self._keep.clear()
 
 
 class ModelSide:
@@ -158,8 +198,19 @@ class ModelSide:
     def close(self, fd: int) -> None:
         self.task.close(fd)
 
-    def map_id(self, fd: int) -> int:
-        return int(self.task.fd_object(fd).id)
+    def socket(self, kind: str) -> int:
+        """The model's socket of ``kind``: a TCP socket that is not connected (CLOSE)
+        is the one that is neither established nor listening."""
+        fd = int(self.task.create_socket("udp" if kind == "udp" else "tcp"))
+        if kind == "tcp_new":
+            self.task.fd_object(fd).established = False
+        return fd
+
+    def cookie(self, fd: int) -> int:
+        return int(self.task.fd_object(fd).ino)
+
+    def cleanup(self) -> None:
+        pass
 
 
 # ------------------------------------------------------------------ the executor
@@ -182,14 +233,19 @@ class Executor:
     def __init__(self, side: Any) -> None:
         self.side = side
         self.maps: dict[str, _Map] = {}
-        self.names_by_id: dict[int, str] = {}
+        self.objs: dict[str, int] = {}             # programs and sockets: name -> fd
+        self.names_by_id: dict[int, str] = {}      # map ids
+        self.progs_by_id: dict[int, str] = {}
+        self.sockets_by_cookie: dict[int, str] = {}
 
     # -- references
     def _fd(self, ref: Any) -> int:
         if isinstance(ref, str) and ref.startswith("@"):
             return int(ref[1:])
         m = self.maps.get(ref)
-        return m.fd if m is not None else MISSING_FD
+        if m is not None:
+            return m.fd
+        return self.objs.get(ref, MISSING_FD)
 
     def _meta(self, ref: Any) -> _Map:
         m = self.maps.get(ref) if isinstance(ref, str) else None
@@ -198,8 +254,13 @@ class Executor:
         return _Map(str(ref), self._fd(ref), 0, 4, 4, 4, 4)
 
     def _value_bytes(self, m: _Map, v: Any) -> bytes:
-        if isinstance(v, str) and v.startswith("fd:"):
+        """``"fd:NAME"``: the u32 fd of NAME on this side; ``"HEX|NAME"``: the bytes, then
+        NAME's fd (a devmap/cpumap value with an entry program)."""
+        if v.startswith("fd:"):
             return struct.pack("<I", self._fd(v[3:]) & 0xFFFFFFFF)
+        if "|" in v:
+            head, name = v.split("|", 1)
+            return bytes.fromhex(head) + struct.pack("<I", self._fd(name) & 0xFFFFFFFF)
         return bytes.fromhex(v)
 
     def _ptr(self, data: bytes | None, size: int | None = None) -> int:
@@ -231,7 +292,18 @@ class Executor:
         return "id:" + self.names_by_id.get(mid, "?")
 
     def _value_out(self, m: _Map, raw: bytes) -> str:
-        return self._id_name(raw) if m.type in ID_VALUE_TYPES else raw.hex()
+        """A value as both sides can agree on it: ids and cookies by the name of what
+        they identify (the numbers differ between the kernel and the model)."""
+        if m.type == U.BPF_MAP_TYPE_PROG_ARRAY:
+            return "prog:" + self.progs_by_id.get(struct.unpack("<I", raw[:4])[0], "?")
+        if m.type in ID_VALUE_TYPES:
+            return self._id_name(raw)
+        if m.type in (U.BPF_MAP_TYPE_SOCKMAP, U.BPF_MAP_TYPE_SOCKHASH) and len(raw) == 8:
+            return "sk:" + self.sockets_by_cookie.get(int.from_bytes(raw, "little"), "?")
+        if m.type in PROG_VALUE_TYPES and len(raw) == 8:
+            pid = struct.unpack("<I", raw[4:8])[0]
+            return raw[:4].hex() + ("|prog:" + self.progs_by_id.get(pid, "?") if pid else "")
+        return raw.hex()
 
     # -- running
     def run(self, steps: Iterable[Step]) -> list[Obs]:
@@ -244,12 +316,14 @@ class Executor:
         return out
 
     def close_all(self) -> None:
-        for m in list(self.maps.values()):
+        for fd in [m.fd for m in self.maps.values()] + list(self.objs.values()):
             try:
-                self.side.close(m.fd)
+                self.side.close(fd)
             except OSError:
                 pass
         self.maps.clear()
+        self.objs.clear()
+        self.side.cleanup()
 
     def step(self, st: Step) -> Obs:
         try:
@@ -306,9 +380,34 @@ class Executor:
 
     def _op_close(self, st: Step) -> Obs:
         m = self.maps.pop(st["map"], None)
-        if m is None:
+        fd = m.fd if m is not None else self.objs.pop(st["map"], None)
+        if fd is None:
             return {"errno": _errno.EBADF}
-        self.side.close(m.fd)
+        self.side.close(fd)
+        return {"errno": None}
+
+    def _op_prog(self, st: Step) -> Obs:
+        """BPF_PROG_LOAD of "r0 = 0; exit" (GPL) of a program type and expected attach type."""
+        insns = self._ptr(RET0_INSNS)
+        lic = self._ptr(b"GPL\0")
+        err, fd, _ = self._call(U.BPF_PROG_LOAD, prog_type=getattr(U, "BPF_PROG_TYPE_" + st["type"]),
+                                insn_cnt=len(RET0_INSNS) // 8, insns=insns, license=lic,
+                                expected_attach_type=st.get("attach", 0))
+        if err is not None:
+            return {"errno": err}
+        self.objs[st["name"]] = fd
+        out = self.side.buf(16)
+        e2, _, _ = self._call(U.BPF_OBJ_GET_INFO_BY_FD, bpf_fd=fd, info_len=16, info=out)
+        if e2 is not None:
+            raise OSError(e2, "OBJ_GET_INFO_BY_FD of a program")
+        self.progs_by_id[struct.unpack("<I", self.side.read(out, 8)[4:8])[0]] = st["name"]
+        return {"errno": None}
+
+    def _op_socket(self, st: Step) -> Obs:
+        """A socket (SOCKET_KINDS) for the sock maps; lookups return its cookie."""
+        fd = self.side.socket(st["kind"])
+        self.objs[st["name"]] = fd
+        self.sockets_by_cookie[self.side.cookie(fd)] = st["name"]
         return {"errno": None}
 
     # -- element commands
@@ -677,11 +776,14 @@ EXPECTED: dict[str, str] = {
 
 def expected_steps(family: str, divs: list[Divergence]) -> set[int]:
     """The divergent steps held as expected: in a family of EXPECTED, from the first
-    step whose LRU victims differ on (what follows depends on which keys survived);
-    anything that differs before that is a finding like any other."""
+    update whose outcome differs -- its LRU victims, or its errno, since
+    htab_lru_map_update_elem() takes a node (evicting, maybe the key itself) before it
+    checks the flags -- on (what follows depends on which keys survived); anything
+    that differs before that is a finding like any other."""
     if family not in EXPECTED:
         return set()
-    first = min((d.step for d in divs if d.what == "present"), default=None)
+    first = min((d.step for d in divs
+                 if d.what == "present" or d.op in ("update", "update_batch")), default=None)
     return set() if first is None else {d.step for d in divs if d.step >= first}
 
 

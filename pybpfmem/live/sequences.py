@@ -488,6 +488,10 @@ def _devmap(hashed: bool, netdevs: tuple[int, ...]) -> Callable[[Gen], None]:
         progs = (0, 0, 0, 0xFFFFFFFF, 999)
         g.values = [(i.to_bytes(4, "little") + (p.to_bytes(4, "little") if vs == 8 else b"")).hex()
                     for i in ifs for p in progs]
+        if vs == 8 and rng.random() < 0.5:      # entry programs: the right kind and others
+            _progs(g)
+            g.values += [i.to_bytes(4, "little").hex() + "|" + p
+                         for i in ifs[:2] for p in ("pd", "px", "p1")]
         valid = {"op": "create", "map": "m", "type": t, "key": 4, "value": vs, "max": mx,
                  "flags": flags}
         g.bad_creates(valid, [{"key": 8}, {"value": 12}, {"value": 2}, {"max": 0},
@@ -512,6 +516,10 @@ def _cpumap(g: Gen) -> None:
     qs = (0, 1, 8, 64, 16384, 16385)
     g.values = [(q.to_bytes(4, "little") + (p.to_bytes(4, "little") if vs == 8 else b"")).hex()
                 for q in qs for p in (0, 0, 0xFFFFFFFF, 999)]
+    if vs == 8 and rng.random() < 0.5:
+        _progs(g)
+        g.values += [q.to_bytes(4, "little").hex() + "|" + p for q in (8, 64)
+                     for p in ("pc", "px", "pd")]
     valid = {"op": "create", "map": "m", "type": "CPUMAP", "key": 4, "value": vs, "max": mx,
              "flags": rng.choice((0, 0, 0, RDONLY, WRONLY))}
     g.bad_creates(valid, [{"key": 8}, {"value": 12}, {"value": 2}, {"max": 0},
@@ -542,6 +550,81 @@ def _stack_trace(g: Gen) -> None:
           rng.randint(10, 20))
     if rng.random() < 0.3:
         g.op_freeze()
+
+
+# ------------------------------------------------------------------ programs and sockets
+
+
+def _progs(g: Gen) -> None:
+    """Programs a script's maps can hold: two socket filters, an XDP program and the
+    XDP programs a devmap / cpumap entry may run."""
+    g.add(op="prog", name="p1", type="SOCKET_FILTER")
+    g.add(op="prog", name="p2", type="SOCKET_FILTER")
+    g.add(op="prog", name="px", type="XDP")
+    g.add(op="prog", name="pd", type="XDP", attach=U.BPF_XDP_DEVMAP)
+    g.add(op="prog", name="pc", type="XDP", attach=U.BPF_XDP_CPUMAP)
+
+
+def _prog_array(g: Gen) -> None:
+    rng = g.rng
+    _progs(g)
+    mx = rng.randint(1, 6)
+    g.keys = [i.to_bytes(4, "little").hex() for i in range(mx + 2)]
+    g.values = ["fd:p1", "fd:p2", "fd:px", "fd:pd", "fd:@0", "fd:@999", "fd:m"]
+    valid = {"op": "create", "map": "m", "type": "PROG_ARRAY", "key": 4, "value": 4, "max": mx,
+             "flags": rng.choice((0, 0, 0, RDONLY, WRONLY))}
+    g.bad_creates(valid, [{"value": 8}, {"key": 8}, {"max": 0},
+                          {"flags": U.BPF_F_RDONLY_PROG}, {"flags": NO_PREALLOC}],
+                  rng.randint(1, 3))
+    g.add(**valid)
+
+    def close_prog() -> None:
+        g.add(op="close", map=rng.choice(("p2", "px")))
+
+    g.mix({g.op_update: 20, g.op_lookup: 15, g.op_delete: 8, lambda: g.op_next(True): 5,
+           g.op_walk: 3, g.op_lookup_and_delete: 2, g.op_update_batch: 2,
+           g.op_lookup_batch: 2, close_prog: 1, g.std_fd_op: 1}, rng.randint(15, 35))
+    if rng.random() < 0.3:
+        g.op_freeze()
+    g.op_walk()
+
+
+def _sock_map(hashed: bool) -> Callable[[Gen], None]:
+    t = "SOCKHASH" if hashed else "SOCKMAP"
+
+    def make(g: Gen) -> None:
+        rng = g.rng
+        names = []
+        for i, kind in enumerate(("tcp", "tcp", "listen", "udp", "tcp_new")):
+            g.add(op="socket", name=f"s{i}", kind=kind)
+            names.append(f"s{i}")
+        vs = rng.choice((4, 8))
+        ks = rng.choice((4, 8, 12)) if hashed else 4
+        mx = rng.randint(1, 6)
+        g.key_size, g.value_io = ks, vs
+        if hashed:
+            g.keys = sorted({g.rand_bytes(ks) for _ in range(mx * 2 + 2)})
+        else:
+            g.keys = [i.to_bytes(4, "little").hex() for i in range(mx + 2)]
+        g.values = ["fd:" + n for n in names] + ["fd:@0", "fd:@999", "fd:m"] + (
+            ["00000080" + "00" * (vs - 4)] if vs == 8 else [])
+        valid = {"op": "create", "map": "m", "type": t, "key": ks, "value": vs, "max": mx,
+                 "flags": rng.choice((0, 0, 0, RDONLY, WRONLY))}
+        g.bad_creates(valid, [{"value": 2}, {"value": 12}, {"max": 0}, {"flags": NO_PREALLOC}]
+                      + ([{"key": 8}] if not hashed else [{"key": 0}]), rng.randint(1, 3))
+        g.add(**valid)
+
+        def close_sock() -> None:
+            g.add(op="close", map=rng.choice(names[:2]))
+
+        g.mix({g.op_update: 20, g.op_lookup: 15, g.op_delete: 8,
+               lambda: g.op_next(not hashed): 5, g.op_walk: 3, g.op_lookup_and_delete: 2,
+               g.op_update_batch: 2, g.op_lookup_batch: 2, close_sock: 1, g.std_fd_op: 1},
+              rng.randint(15, 35))
+        if rng.random() < 0.3:
+            g.op_freeze()
+        g.op_walk()
+    return make
 
 
 # ------------------------------------------------------------------ fds
@@ -588,6 +671,9 @@ def families(ncpus: int, netdevs: tuple[int, ...] = (1,)) -> dict[str, Family]:
         Family("arena", "ARENA", _arena,
                {"op": "create", "map": "m", "type": "ARENA", "key": 0, "value": 0, "max": 1,
                 "flags": U.BPF_F_MMAPABLE}),
+        Family("prog_array", "PROG_ARRAY", _prog_array),
+        Family("sockmap", "SOCKMAP", _sock_map(False)),
+        Family("sockhash", "SOCKHASH", _sock_map(True)),
         Family("fds", "fds that are not maps", _fds),
     ]
     return {f.name: f for f in fams}
