@@ -55,6 +55,9 @@ Obs = dict[str, Any]
 
 #: a literal fd no process of ours has open (an fd map update with a closed map)
 MISSING_FD = 999
+#: a key or value ``"bad"`` is a pointer to this address, which no process maps (the
+#: kernel's copy_from_user() faults: EFAULT; the model's user memory starts above it)
+BAD_PTR, BAD_ADDR = "bad", 8
 #: types whose syscall value is a u32 fd on update and an id on lookup
 ID_VALUE_TYPES = frozenset({U.BPF_MAP_TYPE_ARRAY_OF_MAPS, U.BPF_MAP_TYPE_HASH_OF_MAPS,
                             U.BPF_MAP_TYPE_PROG_ARRAY})
@@ -96,8 +99,6 @@ def _hex(b: bytes | None) -> str | None:
 # ------------------------------------------------------------------ sides
 class LiveSide:
     """Raw bpf() on the running kernel (the process we run in: the forked child)."""
-
-    name = "kernel"
 
     def __init__(self, ncpus: int) -> None:
         from . import bpf as B
@@ -170,8 +171,6 @@ class LiveSide:
 class ModelSide:
     """The same calls on a model Task (raw bpf() through Task.bpf(), user buffers in
     its simulated user memory)."""
-
-    name = "model"
 
     def __init__(self, task: Any) -> None:
         self.task = task
@@ -264,18 +263,18 @@ class Executor:
         return bytes.fromhex(v)
 
     def _ptr(self, data: bytes | None, size: int | None = None) -> int:
-        """A user buffer holding ``data`` (at least ``size`` bytes), 0 for None;
-        ``"bad"`` pointers are unmapped addresses (copy_from_user() faults)."""
+        """A user buffer holding ``data`` (at least ``size`` bytes), 0 for None."""
         if data is None:
             return 0
         n = max(len(data), size or 0)
         return self.side.buf(bytes(data).ljust(n, b"\0"))
 
     def _key_ptr(self, m: _Map, key: Any) -> int:
+        """NULL for None; ``"bad"``: an unmapped address (copy_from_user() faults)."""
         if key is None:
             return 0
-        if key == "bad":
-            return 8
+        if key == BAD_PTR:
+            return BAD_ADDR
         return self._ptr(bytes.fromhex(key), m.key_size)
 
     def _call(self, cmd: int, **fields: int | bytes) -> tuple[int | None, int, bytearray]:
@@ -424,8 +423,8 @@ class Executor:
     def _op_update(self, st: Step) -> Obs:
         m = self._meta(st["map"])
         v = st.get("value")
-        vp = 8 if v == "bad" else self._ptr(None if v is None else self._value_bytes(m, v),
-                                           m.io_size)
+        vp = BAD_ADDR if v == BAD_PTR else self._ptr(
+            None if v is None else self._value_bytes(m, v), m.io_size)
         err, _ = self._elem(U.BPF_MAP_UPDATE_ELEM, m, st.get("key"), vp, st.get("flags", 0))
         out: Obs = {"errno": err}
         if m.type in LRU_TYPES:
@@ -914,7 +913,6 @@ def run_semantics(live: Any, model: Any, fams: dict[str, Any], budget: int, base
     per_family = max(1, budget // max(1, len(fams)))
     seen: set[tuple[str, str, str]] = set()
     t0 = time.monotonic()
-    n = 0
     while any(t.steps < per_family for t in rep.tallies.values()):
         for name, fam in fams.items():
             tally = rep.tallies[name]
@@ -945,7 +943,6 @@ def run_semantics(live: Any, model: Any, fams: dict[str, Any], budget: int, base
                         with open(f.path, "w") as fh:
                             json.dump(small, fh, indent=1)
                     rep.findings.append(f)
-            n += 1
             if progress is not None:
                 progress(name, rep.steps, budget)
     rep.seconds = time.monotonic() - t0

@@ -159,6 +159,15 @@ class Gen:
                  in_batch=in_batch, delete=delete,
                  elem_flags=self.flag((0, 0, 0, 0, 0, LOCK, 2)), flags=self.flag((0,) * 6 + (1,)))
 
+    def op_bad_pointer(self) -> None:
+        """A key or value pointer nothing maps: EFAULT where the command copies it."""
+        if self.rng.random() < 0.5:
+            self.add(op=self.rng.choice(("lookup", "delete", "next", "lookup_and_delete")),
+                     map=self.map, key="bad")
+        else:
+            self.add(op="update", map=self.map, key=self.rng.choice((self.key(), "bad")),
+                     value="bad", flags=0)
+
     def op_freeze(self) -> None:
         """Freeze, then what a frozen map still allows (reads) and refuses (writes,
         a second freeze)."""
@@ -220,7 +229,7 @@ def _hash(kind: str) -> Callable[[Gen], None]:
                lambda: g.op_next(False): 6, g.op_walk: 4, g.op_lookup_and_delete: 5,
                g.op_update_batch: 5, g.op_delete_batch: 3,
                lambda: g.op_lookup_batch(full_only=not exact_batches): 6,
-               g.std_fd_op: 1}, rng.randint(25, 50))
+               g.std_fd_op: 1, g.op_bad_pointer: 1}, rng.randint(25, 50))
         if rng.random() < 0.3:
             g.op_freeze()
         g.op_walk()
@@ -249,8 +258,8 @@ def _array(percpu: bool) -> Callable[[Gen], None]:
         g.add(**valid)
         g.mix({g.op_update: 25, g.op_lookup: 15, g.op_delete: 4, lambda: g.op_next(True): 8,
                g.op_walk: 3, g.op_lookup_and_delete: 3, g.op_update_batch: 6,
-               g.op_delete_batch: 2, g.op_lookup_batch: 8, g.std_fd_op: 1},
-              rng.randint(25, 45))
+               g.op_delete_batch: 2, g.op_lookup_batch: 8, g.std_fd_op: 1,
+               g.op_bad_pointer: 1}, rng.randint(25, 45))
         if rng.random() < 0.3:
             g.op_freeze()
         g.op_walk()
@@ -283,7 +292,8 @@ def _lpm(g: Gen) -> None:
     g.add(**valid)
     g.mix({g.op_update: 30, g.op_lookup: 20, g.op_delete: 8, lambda: g.op_next(True): 8,
            g.op_walk: 4, g.op_lookup_and_delete: 2, g.op_update_batch: 5,
-           g.op_delete_batch: 3, g.op_lookup_batch: 6, g.std_fd_op: 1}, rng.randint(25, 50))
+           g.op_delete_batch: 3, g.op_lookup_batch: 6, g.std_fd_op: 1, g.op_bad_pointer: 1},
+          rng.randint(25, 50))
     if rng.random() < 0.3:
         g.op_freeze()
     g.op_walk()
