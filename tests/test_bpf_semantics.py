@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import pybpfmem
 from pybpfmem.bpf import uapi as U
 from pybpfmem.bpf.jhash import jhash, jhash2, jhash_any
 from pybpfmem.live import semantics as S

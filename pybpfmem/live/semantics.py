@@ -92,10 +92,6 @@ def map_type_id(name: str | int) -> int:
     return getattr(U, "BPF_MAP_TYPE_" + name.upper().removeprefix("BPF_MAP_TYPE_"))
 
 
-def _hex(b: bytes | None) -> str | None:
-    return None if b is None else bytes(b).hex()
-
-
 # ------------------------------------------------------------------ sides
 class LiveSide:
     """Raw bpf() on the running kernel (the process we run in: the forked child)."""
