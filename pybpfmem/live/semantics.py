@@ -980,8 +980,11 @@ def render_report(rep: Report, out: Any = None) -> None:
         w(f"\n{tag}: {f.family} seed {f.seed}: step {d.step} {d.op}: {d.what}: "
           f"kernel {_show(d.kernel)}, model {_show(d.model)}\n")
         w(f"  shrunk to {len(f.script['steps'])} steps"
-          + (f", saved as {f.path} (verify --semantics --replay {f.path})" if f.path else "")
+          + (f", saved as {f.path} (verify --semantics --replay {f.path})" if f.path else
+             "; the script (save it to a file for verify --semantics --replay FILE):")
           + "\n")
+        if f.path is None:
+            w("  " + json.dumps(f.script) + "\n")
         for st in f.script["steps"]:
             w("    " + json.dumps(st) + "\n")
 
