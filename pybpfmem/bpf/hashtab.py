@@ -6,17 +6,16 @@ decisions of htab_map_update_elem() made in C; every simulated allocation is
 still made here through the mm layer.  LRU maps keep the kernel's LRU lists in C
 (csrc/bpf_lru_list.c): victims are exactly the kernel's, per simulated cpu (the
 cpu of the calling context).  Simplifications (documented): iteration
-(get_next_key) follows insertion order, not bucket order; the bucket of a key
-for batch lookups is crc32(key) & (n_buckets - 1) (the kernel uses jhash with a
-random seed); freed no-prealloc elements of v5.x are kfree'd at once (the
-kernel waits an RCU grace period).
+(get_next_key) follows insertion order, not bucket order; batch lookups go
+bucket by bucket with the kernel's jhash (exact for BPF_F_ZERO_SEED maps; the
+kernel seeds other maps at random, the model with 0); freed no-prealloc
+elements of v5.x are kfree'd at once (the kernel waits an RCU grace period).
 """
 
 from __future__ import annotations
 
 import errno
 import struct
-import zlib
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from .._ffi import ffi, lib
 from . import uapi as U
 from .caps import bpf_capable
 from .errors import BpfError
+from .jhash import jhash_any
 from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr, pow2,
                   register_map, rup)
 from .memalloc import LLIST_NODE_SZ, BpfMemAlloc
@@ -570,7 +570,15 @@ class HashMap(BpfMap):
         return ffi.unpack(out, self.key_size)
 
     def bucket_of(self, key: bytes) -> int:
-        return zlib.crc32(key) & (self.n_buckets - 1)
+        """__select_bucket(htab, htab_map_hash(key, key_size, hashrnd)): jhash2 for keys of
+        whole words, jhash otherwise.  hashrnd is 0 with BPF_F_ZERO_SEED, as in the
+        kernel; without it the kernel draws a random seed and the model keeps 0 (a
+        simplification: which keys share a bucket then differs, nothing else does)."""
+        return jhash_any(key, 0) & (self.n_buckets - 1)
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        """The value a lookup batch copies out for an element (fd htabs: the inner map's id)."""
+        return stored
 
     def lookup_batch(self, c: Any, delete: bool) -> int:
         """Mirrors __htab_map_lookup_and_delete_batch(): bucket by bucket from the
@@ -607,7 +615,7 @@ class HashMap(BpfMap):
                 break
             for k in bucket:
                 c.umem.write(a["keys"] + total * ks, k)
-                c.umem.write(a["values"] + total * vs, elems[k])
+                c.umem.write(a["values"] + total * vs, self._batch_value(k, elems[k]))
                 total += 1
                 if delete:
                     self.delete_elem(k)
@@ -643,6 +651,8 @@ class HashOfMaps(HashMap):
 
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
         super().__init__(system, attr, ctx)
+        if ctx.bprof.batch_map_in_map:       # htab_of_maps_map_ops: BATCH_OPS(htab)
+            self.batch_ops = HashMap.batch_ops
         self.ptrs: dict[bytes, Any] = {}
         self.inner_meta: Any = None
 
@@ -658,6 +668,10 @@ class HashOfMaps(HashMap):
         for key in list(self.ptrs):
             fd_put_ptr(self, self.ptrs.pop(key))
         super().free()
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        from .arraymap import fd_sys_lookup
+        return fd_sys_lookup(self, self.ptrs[key])
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         """bpf_fd_htab_map_lookup_elem(): the inner map's id."""

@@ -63,6 +63,12 @@ class LpmTrieMap(BpfMap):
 
     map_types: ClassVar[tuple[int, ...]] = (uapi.BPF_MAP_TYPE_LPM_TRIE,)
 
+    def __init__(self, system, attr, ctx) -> None:
+        super().__init__(system, attr, ctx)
+        # trie_map_ops: the generic lookup/update/delete batches (switch batch_lpm)
+        if ctx.bprof.batch_lpm:
+            self.batch_ops = frozenset({"lookup", "update", "delete"})
+
     @classmethod
     def alloc_check(cls, attr, ctx) -> None:
         """The checks of trie_alloc()."""
@@ -157,13 +163,15 @@ class LpmTrieMap(BpfMap):
 
     # -- element ops --
     def lookup_elem(self, key: bytes | None) -> bytes:
-        """Mirrors trie_lookup_elem(): the value of the longest matching prefix."""
+        """Mirrors trie_lookup_elem(): the value of the longest prefix that matches the
+        key's first prefixlen bits -- a prefix longer than the key's own never matches
+        (longest_prefix_match() stops at the shorter of the two prefix lengths)."""
         plen, data = self._key(key)
         if plen > self.max_prefixlen:
             raise BpfError(errno.ENOENT, f"LPM_TRIE: prefixlen {plen} > {self.max_prefixlen}")
         node, found = self.root, None
         while node is not None:
-            m = _match(node, data, self.max_prefixlen)
+            m = _match(node, data, plen)
             if m == self.max_prefixlen:
                 found = node
                 break
@@ -302,26 +310,55 @@ class LpmTrieMap(BpfMap):
         self._node_free(node.addr)
 
     def get_next_key(self, key: bytes | None) -> bytes:
-        """Mirrors trie_get_next_key(): post-order walk of the non-intermediate nodes."""
-        order: list[_Node] = []
-
-        def walk(n: _Node | None) -> None:
-            if n is None:
-                return
-            walk(n.child[0])
-            walk(n.child[1])
-            if not n.flags & FLAG_IM:
-                order.append(n)
-
-        walk(self.root)
-        if not order:
+        """Mirrors trie_get_next_key(): post-order (more specific prefixes first).  The
+        key is looked up along its path as an update would place it; not found (or
+        NULL, or a prefixlen past max_prefixlen) -> the leftmost node of the trie;
+        found -> the leftmost node of the next right subtree up the path, or the first
+        non-intermediate ancestor; none -> -ENOENT."""
+        if self.root is None:
             raise BpfError(errno.ENOENT, "LPM_TRIE: empty")
-        idx = 0
+        search_root: _Node | None = self.root
         if key is not None:
             plen, data = self._key(key)
-            pos = [i for i, n in enumerate(order) if n.prefixlen == plen and n.data == data]
-            idx = pos[0] + 1 if pos else 0
-        if idx >= len(order):
-            raise BpfError(errno.ENOENT, "LPM_TRIE: last key")
-        n = order[idx]
+            if plen <= self.max_prefixlen:
+                stack: list[_Node] = []
+                node: _Node | None = self.root
+                m = 0
+                while node is not None:
+                    stack.append(node)
+                    m = _match(node, data, plen)
+                    if node.prefixlen != m or node.prefixlen == plen:
+                        break
+                    node = node.child[_bit(data, node.prefixlen)]
+                if node is not None and node.prefixlen == m and not node.flags & FLAG_IM:
+                    search_root = None
+                    while len(stack) > 1:
+                        parent = stack[-2]
+                        if parent.child[0] is node and parent.child[1] is not None:
+                            search_root = parent.child[1]
+                            break
+                        if not parent.flags & FLAG_IM:
+                            return self._key_of(parent)
+                        stack.pop()
+                        node = parent
+                    if search_root is None:
+                        raise BpfError(errno.ENOENT, "LPM_TRIE: last key")
+        return self._key_of(self._leftmost(search_root))
+
+    @staticmethod
+    def _leftmost(node: _Node | None) -> _Node:
+        """The leftmost non-intermediate node below ``node`` (intermediate nodes have
+        two children, so there is one)."""
+        found = None
+        while node is not None:
+            if node.flags & FLAG_IM:
+                node = node.child[0]
+            else:
+                found = node
+                node = node.child[0] if node.child[0] is not None else found.child[1]
+        assert found is not None
+        return found
+
+    @staticmethod
+    def _key_of(n: _Node) -> bytes:
         return n.prefixlen.to_bytes(4, "little") + n.data

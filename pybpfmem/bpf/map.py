@@ -131,7 +131,7 @@ _REGISTRY: dict[int, type["BpfMap"]] = {}
 FAMILY_MODULES = ("arraymap", "hashtab", "lpm_trie", "queue_stack_maps", "ringbuf",
                   "stackmap", "devmap", "cpumap", "xskmap", "sock_map",
                   "reuseport_array", "local_storage", "bpf_local_storage",
-                  "bpf_struct_ops", "bloom_filter")
+                  "bpf_struct_ops", "bloom_filter", "arena")
 
 
 def _load_families() -> None:
@@ -183,7 +183,9 @@ class BpfMap:
         self.key_size = attr.key_size
         self.value_size = attr.value_size
         self.max_entries = attr.max_entries
-        self.map_flags = attr.map_flags
+        # bpf_map_flags_retain_permanent(): BPF_F_RDONLY/WRONLY belong to the fd, not
+        # the map (bpf_map_init_from_attr())
+        self.map_flags = attr.map_flags & ~(uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY)
         self.name = attr.name
         self.id = 0
         self.memcg: Any = None          # v5.11 map->memcg (MemCgroup, css ref held)
