@@ -154,7 +154,7 @@ def _name(value: Any, where: str) -> str:
     return value
 
 
-def _cgroup(value: Any, where: str) -> str:
+def cgroup_path(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError(f"{where}: cgroup must be an absolute path like \"/agent\", not {value!r}")
     parts = [p for p in value.split("/") if p]
@@ -230,7 +230,7 @@ def _table_spec(m: Any, where: str, index: int, keys: tuple[str, ...] | None = N
     if "numa_node" in m:
         spec.numa_node = _uint(m["numa_node"], "numa_node", where)
     if "cgroup" in m:
-        spec.cgroup = _cgroup(m["cgroup"], where)
+        spec.cgroup = cgroup_path(m["cgroup"], where)
     if "uid" in m:
         spec.uid = _uint(m["uid"], "uid", where)
     if "owners" in m:

@@ -386,8 +386,6 @@ class _Planner:
         m = self._map(i)
         r.entries_when_full = bpffill.capacity(m) if s.type in bpffill.FILLABLE else None
         if r.growth == STATIC:
-            if s.type in _LRU:
-                r.note = "preallocated: an update of a full LRU map evicts, never allocates"
             return
         task, cg = self.task(s.cgroup, s.uid), self.cgroup(s.cgroup)
         n = r.entries_when_full or 0
@@ -467,7 +465,12 @@ def probe_at_limit(spec: MapSpec, opts: PlanOptions) -> tuple[str, str]:
     """On a scratch machine: the map with a few entries, memory.max set to what its cgroup
     holds, then new entries one by one: the first error, or the first charge past the
     limit."""
-    planner = _Planner([dataclasses.replace(spec, cgroup="/probe", uid=0)], opts)
+    # the update path does not depend on max_entries: room for the probe's updates
+    room = max(spec.max_entries, PROBE_FILL + PROBE_TRIES)
+    if spec.type == uapi.BPF_MAP_TYPE_DEVMAP:
+        room = spec.max_entries
+    planner = _Planner([dataclasses.replace(spec, cgroup="/probe", uid=0, max_entries=room,
+                                            init_slots=())], opts)
     try:
         task, cg = planner.task("/probe", 0), planner.cgroup("/probe")
         with task.running(cpu=0):
