@@ -164,13 +164,12 @@ class PlanResult:
 
     @property
     def recommended_memory_max(self) -> int | None:
-        if self.failed:
+        """For one cgroup above all the plan's cgroups: their charges and one stock slack
+        (None where a map fails, or where maps are not charged to memory cgroups)."""
+        if self.failed or not get_profile(self.options.profile).bpf.account:
             return None
         total = sum(c.charged_when_full + c.churn_peak for c in self.cgroups.values())
-        return _round_mib(total + self.cgroups_slack())
-
-    def cgroups_slack(self) -> int:
-        return stock_slack(self.options)
+        return _round_mib(total + stock_slack(self.options))
 
     def as_dict(self) -> dict[str, Any]:
         o = self.options
@@ -239,6 +238,9 @@ class _Planner:
         t = self.tasks.get((path, uid))
         if t is None:
             t = self.system.spawn(cgroup=self.cgroup(path), uid=uid)
+            # a loader with root's capabilities; its uid says whose locked_vm pays (5.10),
+            # and no RLIMIT_MEMLOCK stops it: the plan says what the limit must be
+            t.caps = range(uapi.CAP_LAST_CAP + 1)
             t.setrlimit(pybpfmem.RLIMIT_MEMLOCK, U64_MAX, U64_MAX)
             self.tasks[(path, uid)] = t
         return t
@@ -277,7 +279,8 @@ class _Planner:
             if r.status == "planned":
                 self.at_limit(r, probes)
         rlimit = None
-        if get_profile(self.opts.profile).bpf.rlimit:
+        prof = get_profile(self.opts.profile)
+        if prof.bpf.rlimit:
             rlimit = {uid: self.system.locked_vm(uid) * self.page
                       for uid in sorted({r.spec.uid for r in self.results})}
         slack = stock_slack(self.opts)
@@ -290,10 +293,11 @@ class _Planner:
             cgroups[p] = c
         failed = [r for r in self.results if r.status == "failed"]
         for c in cgroups.values():
-            if not any(r.spec.cgroup == c.path for r in failed):
+            if prof.bpf.account and not any(r.spec.cgroup == c.path for r in failed):
                 c.recommended_memory_max = _round_mib(c.charged_when_full + c.churn_peak + slack)
-        complete = all(r.status == "planned" and r.charged_when_full is not None
-                       for r in self.results)
+        complete = not any(r.status == "not_planned" or (r.status == "planned" and
+                                                         r.charged_when_full is None)
+                           for r in self.results)
         return PlanResult(self.opts, self.results, cgroups, rlimit,
                           stock_slack_rule(self.opts), complete, failed)
 
@@ -324,6 +328,8 @@ class _Planner:
             if exc.errno == errno.ENOMEM:
                 r.error += (f" (the plan sets no memory.max: this fails at any limit on a "
                             f"machine of {self.opts.ram >> 30} GiB)")
+            elif "nr_node_ids" in r.error:
+                r.error += " (the planned machine has one NUMA node)"
             return
         r.charged_at_creation = self.usage(cg) - before
         r.memlock_empty = int(task.fdinfo(fd)["memlock"])
