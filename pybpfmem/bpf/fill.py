@@ -119,10 +119,12 @@ def fill(task: Any, fd: int, n: int, *, spare: int = 0, value: bytes | None = No
         keys = [i.to_bytes(4, "little") for i in range(n)]
         _loop(task, fd, keys, value)
         return keys[:spare]
-    kb = _hash_keys(m.key_size, len(m) if isinstance(m, HashMap) else 0, n)
+    first = len(m) if isinstance(m, HashMap) else 0
+    kb = _hash_keys(m.key_size, first, n)
     keys_of = m.key_size
+    # counter keys are distinct; into an empty map they are new
     if not (bulk and value == bytes(vs) and isinstance(m, HashMap) and n
-            and _bulk(task, fd, m, lambda: m.bulk_fill(kb, n))):
+            and _bulk(task, fd, m, lambda: m.bulk_fill(kb, n, distinct_new=first == 0))):
         _loop(task, fd, [kb[i * keys_of:(i + 1) * keys_of] for i in range(n)], value)
     return [kb[i * keys_of:(i + 1) * keys_of] for i in range(spare)]
 

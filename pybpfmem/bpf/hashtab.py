@@ -472,7 +472,7 @@ class HashMap(BpfMap):
             raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
         return done, err
 
-    def bulk_fill(self, kb: bytes, n: int) -> bool:
+    def bulk_fill(self, kb: bytes, n: int, *, distinct_new: bool = False) -> bool:
         """n syscall updates (BPF_ANY, zero values) of the new, distinct keys in ``kb`` on
         the current cpu, in a few C calls (bpf/fill.py): the same allocations in the same
         order and context as the loop (a no-prealloc element: bpf_mem_cache_alloc() on
@@ -480,9 +480,12 @@ class HashMap(BpfMap):
         before), the same element state, and the same first error (E2BIG at max_entries,
         ENOMEM when an allocation fails) after the updates before it.  Returns False,
         having done nothing, where the loop must run instead (LRU maps, a per-cpu
-        bpf_mem_alloc pair, a key already in the map)."""
+        bpf_mem_alloc pair, a key already in the map).  ``distinct_new``: the caller knows
+        the keys are distinct and the map empty (perf: no check)."""
         if (type(self) is not HashMap or self.lru or self.pcpu_ma is not None
-                or len(kb) != self.key_size * n or lib.bm_htab_all_new(self._store, kb, n) != 1):
+                or len(kb) != self.key_size * n):
+            return False
+        if not (distinct_new and not len(self)) and lib.bm_htab_all_new(self._store, kb, n) != 1:
             return False
         done = min(n, self.max_entries - len(self))
         err: BpfError | None = None

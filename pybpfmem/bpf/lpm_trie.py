@@ -372,26 +372,26 @@ class LpmTrieMap(BpfMap):
         # empty trie); an insert whose node fails gives its leaf back
         done, partial = (got // 2, got % 2) if top_im else ((got + 1) // 2, got and not got % 2)
         if partial:
-            self._node_free(self._obj(objs[-1]))
+            self._node_free(self._obj(int(objs[-1])))
             objs = objs[:-1]
         if done:
             first = 1 if top_im else 0
-            leaf0 = objs[0]
+            leaf0 = int(objs[0])
             if done == 1:
                 sub = _Node(bits, bytes(ds), bytes(self.attr.value_size), self._obj(leaf0))
             else:
                 b = (done - 1).bit_length()     # keys 0 .. done-1 first differ at bit bits-b
-                sub = _Node(bits - b, bytes(ds), None, self._obj(objs[2 * (1 << (b - 1)) + first]))
+                sub = _Node(bits - b, bytes(ds), None, self._obj(int(objs[2 * (1 << (b - 1)) + first])))
                 sub.flags = FLAG_IM
             if top_im:
                 assert self.root is not None
-                im = _Node(0, self.root.data, None, self._obj(objs[1]))
+                im = _Node(0, self.root.data, None, self._obj(int(objs[1])))
                 im.flags = FLAG_IM
                 im.child = [sub, self.root]
                 self.root = im
             else:
                 self.root = sub
-            stream = [leaf0] + objs[1 + first:]
+            stream = np.concatenate((objs[:1], objs[1 + first:]))
             self._bulk = _BulkLeaves(sub, done, stream)
             self.n_entries += done
         if done < n:
@@ -408,11 +408,11 @@ class LpmTrieMap(BpfMap):
         address."""
         return (addr, 0) if self.ma is not None else addr
 
-    def _alloc_nodes(self, count: int, top_im: bool) -> list[int]:
+    def _alloc_nodes(self, count: int, top_im: bool) -> np.ndarray:
         """The nodes of the bulk fill, leaf and intermediate sizes alternating as the
         inserts ask for them, up to the first allocation that fails."""
         if self.ma is not None:
-            return self.ma.alloc_many_addrs(count).tolist()   # objects (addr, 0), by address
+            return self.ma.alloc_many_addrs(count)     # objects (addr, 0), by address
         leaf = self.sizes.lpm_trie_node + self.data_size + self.attr.value_size
         sizes = np.full(count, self.sizes.lpm_trie_node + self.data_size, dtype=np.uint64)
         sizes[0 if top_im else 1::2] = leaf    # each insert's leaf comes first
@@ -423,7 +423,7 @@ class LpmTrieMap(BpfMap):
         is_leaf = sizes[:len(got)] == leaf
         self.record_many("k", got[is_leaf], leaf)
         self.record_many("k", got[~is_leaf], self.sizes.lpm_trie_node + self.data_size)
-        return got.tolist()
+        return got
 
     def _link_bulk(self) -> None:
         """Build the nodes of the bulk-written keys: their inserts again, in order, on a
@@ -433,7 +433,7 @@ class LpmTrieMap(BpfMap):
             return
         saved = self.root, self.n_entries
         self.root, self.n_entries = None, 0
-        self._addr_stream = iter([self._obj(a) for a in bulk.nodes])
+        self._addr_stream = iter([self._obj(a) for a in bulk.nodes.tolist()])
         zero = bytes(self.attr.value_size)
         try:
             for j in range(bulk.n):
@@ -455,4 +455,4 @@ class _BulkLeaves:
 
     top: _Node
     n: int
-    nodes: list[int]
+    nodes: np.ndarray

@@ -263,12 +263,25 @@ class BpfMemAlloc:
         stack[:top] = [a for a, _ in c.free]
         out = np.empty(k, dtype=np.uint64)
         pos = pi = 0
+        steady = False      # the last refill left the cache at low - 1 + batch
         while pos < k:
+            if steady and k - pos >= batch:
+                # each run pops the batch the refill before it pushed (in reverse), then a
+                # refill pushes the next one: m such runs at once
+                m = (k - pos) // batch
+                seg = pool[pi - batch:pi + (m - 1) * batch]
+                out[pos:pos + m * batch] = seg.reshape(m, batch)[:, ::-1].ravel()
+                pos += m * batch
+                pi += m * batch
+                stack[low - 1:low - 1 + batch] = pool[pi - batch:pi]
+                continue
             run = min(top - low + 1 if top >= low else 1, k - pos)
             out[pos:pos + run] = stack[top - run:top][::-1]     # pop() order
             top -= run
             pos += run
+            steady = False
             if top < low:
+                steady = top == low - 1
                 stack[top:top + batch] = pool[pi:pi + batch]
                 top += batch
                 pi += batch
