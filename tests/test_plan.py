@@ -371,3 +371,23 @@ def test_compare_profiles(capsys):
             if p in ("5.10", "5.11", "6.18")} == {"5.10": 65_536, "5.11": 73_728, "6.18": 64_312}
     rc, out, _ = run(capsys, "--map", "cfg=array:4:64:1000", "--compare-profiles")
     assert "│ 6.18    │      64 │        64 │       0 │   3,592 │       4,096 │ -" in out
+
+
+def test_local_storage_is_planned_per_owner(capsys):
+    # SK_STORAGE 4/64 on 6.18: struct bpf_local_storage_map (480, bpf_map_area_alloc ->
+    # kmalloc-cg-512 + 8 = 520 B; its buckets are kvcalloc'ed before the objcg is saved:
+    # root).  Each socket: its element (offsetof(selem, sdata.data) 72 + 64 = 136 ->
+    # kmalloc-cg-192 + 8 = 200 B) and, with its first element, its struct
+    # bpf_local_storage (176 -> 192 + 8 = 200 B).  2000 sockets: 520 + 800,000 bytes
+    # = 196 pages
+    rc, doc, _ = run_json(capsys, "--map", "sk=sk_storage:4:64:0:no_prealloc", "--owners", "sk=2000")
+    m = doc["maps"][0]
+    assert (m["charged_at_creation"], m["charged_when_full"]) == (PAGE, 196 * PAGE)
+    assert m["entries_when_full"] == 2000 and m["growth"] == "owners"
+    # without a count the map is in the totals at creation only, and the plan says so
+    rc, doc, _ = run_json(capsys, "--map", "sk=sk_storage:4:64:0:no_prealloc")
+    m = doc["maps"][0]
+    assert m["charged_when_full"] is None and doc["complete"] is False
+    assert "give their number (--owners sk=N, or owners = N in a [[map]])" in m["note"]
+    rc, _, err = run(capsys, "--map", "sk=sk_storage:4:64:0:no_prealloc", "--owners", "nosuch=3")
+    assert rc == 2 and "--owners 'nosuch=3': no map named 'nosuch'" in err

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                    dest="overrides",
                    help="for OBJECT maps, as libbpf's bpf_map__set_*(): max_entries, map_flags, "
                         "numa_node, map_extra, autocreate (e.g. cilium_ct4_global.max_entries=65536)")
+    p.add_argument("--owners", action="append", default=[], metavar="NAME=N",
+                   help="a local storage map's owners (sockets, tasks, inodes, cgroups) that "
+                        "hold an element")
     p.add_argument("--cgroup", default=inputs.DEFAULT_CGROUP, metavar="PATH",
                    help="the memory cgroup that creates the OBJECT and --map maps (default "
                         f"{inputs.DEFAULT_CGROUP})")
@@ -117,6 +120,17 @@ def _read_specs(args: argparse.Namespace) -> list[inputs.MapSpec]:
         from pybpfmem.live.session import LiveSession   # SIGINT/SIGTERM: clean exit
         with LiveSession(exit_on_signal=True, name="pybpfmem plan"):
             specs += inputs.host_specs()
+    for text in args.owners:
+        name, eq, count = text.partition("=")
+        where = f"--owners {text!r}"
+        if not eq:
+            raise ValueError(f"{where}: expected NAME=N, e.g. sk_flows=10000")
+        n = inputs.uint(count, "N", where)
+        named = [s for s in specs if s.name == name]
+        if not named:
+            raise ValueError(f"{where}: no map named {name!r}")
+        for s in named:
+            s.owners = n
     return specs
 
 

@@ -95,7 +95,7 @@ def _where(source: str, name: str) -> str:
     return f"{source} ({name!r})" if name else source
 
 
-def _uint(value: Any, what: str, where: str, limit: int = U32_MAX) -> int:
+def uint(value: Any, what: str, where: str, limit: int = U32_MAX) -> int:
     """A non-negative integer up to limit, from an int or a decimal/0x string."""
     if isinstance(value, str):
         try:
@@ -140,12 +140,12 @@ def map_flags(value: Any, where: str) -> int:
             key = key[len("bpf_f_"):] if key.startswith("bpf_f_") else key
             if key not in MAP_FLAGS:
                 if key.startswith(("0x", "0")) or key.isdigit():
-                    total |= _uint(key, "flags", where)
+                    total |= uint(key, "flags", where)
                     continue
                 raise ValueError(f"{where}: unknown map flag {v!r} (one of {', '.join(MAP_FLAGS)})")
             total |= MAP_FLAGS[key]
         return total
-    return _uint(value, "flags", where)
+    return uint(value, "flags", where)
 
 
 def _name(value: Any, where: str) -> str:
@@ -180,8 +180,8 @@ def cli_spec(text: str, index: int, cgroup: str = DEFAULT_CGROUP) -> MapSpec:
                          "e.g. flows=hash:4:64:1000:no_prealloc")
     return MapSpec(
         name=name.strip() or f"map{index}", type=map_type(parts[0], where),
-        key_size=_uint(parts[1], "key size", where), value_size=_uint(parts[2], "value size", where),
-        max_entries=_uint(parts[3], "max_entries", where),
+        key_size=uint(parts[1], "key size", where), value_size=uint(parts[2], "value size", where),
+        max_entries=uint(parts[3], "max_entries", where),
         flags=map_flags(parts[4], where) if len(parts) == 5 else 0,
         cgroup=cgroup, source=f"--map #{index}")
 
@@ -221,20 +221,20 @@ def _table_spec(m: Any, where: str, index: int, keys: tuple[str, ...] | None = N
             raise ValueError(f"{where}: {k} is missing")
     spec = MapSpec(
         name=name or f"map{index}", type=map_type(m["type"], where),
-        key_size=_uint(m["key_size"], "key_size", where),
-        value_size=_uint(m["value_size"], "value_size", where),
-        max_entries=_uint(m["max_entries"], "max_entries", where),
+        key_size=uint(m["key_size"], "key_size", where),
+        value_size=uint(m["value_size"], "value_size", where),
+        max_entries=uint(m["max_entries"], "max_entries", where),
         flags=map_flags(m.get("flags", 0), where),
-        map_extra=_uint(m.get("map_extra", 0), "map_extra", where, U64_MAX),
+        map_extra=uint(m.get("map_extra", 0), "map_extra", where, U64_MAX),
         source=where)
     if "numa_node" in m:
-        spec.numa_node = _uint(m["numa_node"], "numa_node", where)
+        spec.numa_node = uint(m["numa_node"], "numa_node", where)
     if "cgroup" in m:
         spec.cgroup = cgroup_path(m["cgroup"], where)
     if "uid" in m:
-        spec.uid = _uint(m["uid"], "uid", where)
+        spec.uid = uint(m["uid"], "uid", where)
     if "owners" in m:
-        spec.owners = _uint(m["owners"], "owners", where)
+        spec.owners = uint(m["owners"], "owners", where)
     if "inner" in m:
         if spec.type not in _MAP_IN_MAP:
             raise ValueError(f"{where}: inner is only for array_of_maps and hash_of_maps")
@@ -291,13 +291,13 @@ def bpftool_specs(path: str) -> list[MapSpec]:
                 raise ValueError(f"{where}: key {k!r} is missing")
         specs.append(MapSpec(
             name=name or f"map{i}", type=map_type(m["type"], where),
-            key_size=_uint(m["bytes_key"], "bytes_key", where),
-            value_size=_uint(m["bytes_value"], "bytes_value", where),
-            max_entries=_uint(m["max_entries"], "max_entries", where),
-            flags=_uint(m.get("flags", 0), "flags", where),
-            map_extra=_uint(m.get("map_extra", 0), "map_extra", where, U64_MAX),
-            id=_uint(m["id"], "id", where) if "id" in m else None,
-            input_memlock=_uint(m["bytes_memlock"], "bytes_memlock", where, U64_MAX)
+            key_size=uint(m["bytes_key"], "bytes_key", where),
+            value_size=uint(m["bytes_value"], "bytes_value", where),
+            max_entries=uint(m["max_entries"], "max_entries", where),
+            flags=uint(m.get("flags", 0), "flags", where),
+            map_extra=uint(m.get("map_extra", 0), "map_extra", where, U64_MAX),
+            id=uint(m["id"], "id", where) if "id" in m else None,
+            input_memlock=uint(m["bytes_memlock"], "bytes_memlock", where, U64_MAX)
             if "bytes_memlock" in m else None,
             pinned=bool(m.get("pinned")), source=where))
     return specs

@@ -54,9 +54,11 @@ _OBJECT_ENTRIES = {
     uapi.BPF_MAP_TYPE_XSKMAP: "AF_XDP sockets", uapi.BPF_MAP_TYPE_CPUMAP: "per-cpu queues "
     "of the size each update writes", uapi.BPF_MAP_TYPE_ARENA: "pages the program faults in",
 }
-_OWNER_TYPES = (uapi.BPF_MAP_TYPE_SK_STORAGE, uapi.BPF_MAP_TYPE_INODE_STORAGE,
-                uapi.BPF_MAP_TYPE_TASK_STORAGE, uapi.BPF_MAP_TYPE_CGRP_STORAGE,
-                uapi.BPF_MAP_TYPE_CGROUP_STORAGE, uapi.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)
+# local storage: an element per owner object, written with the owner's fd as the key
+_OWNERS = {uapi.BPF_MAP_TYPE_SK_STORAGE: "sockets", uapi.BPF_MAP_TYPE_INODE_STORAGE: "inodes",
+           uapi.BPF_MAP_TYPE_TASK_STORAGE: "tasks", uapi.BPF_MAP_TYPE_CGRP_STORAGE: "cgroups"}
+_OWNER_TYPES = (*_OWNERS, uapi.BPF_MAP_TYPE_CGROUP_STORAGE,
+                uapi.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)
 _GROWING = (uapi.BPF_MAP_TYPE_HASH, uapi.BPF_MAP_TYPE_PERCPU_HASH,
             uapi.BPF_MAP_TYPE_HASH_OF_MAPS)
 _LRU = (uapi.BPF_MAP_TYPE_LRU_HASH, uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH)
@@ -113,7 +115,7 @@ class MapResult:
     charged_at_creation: int | None = None  # growth of its cgroup's memory.current
     charged_when_full: int | None = None    # ... at creation plus when filled
     churn_peak: int | None = None           # peak growth over full under churn
-    at_memory_max: str | None = None        # ENOMEM | force-charged | no allocation | not charged
+    at_memory_max: str | None = None        # ENOMEM | force-charged | no allocation | not charged | fits
     at_memory_max_detail: str | None = None
     note: str | None = None
 
@@ -218,6 +220,7 @@ class _Planner:
         self.fds: dict[int, int] = {}           # result index -> fd
         self.by_name: dict[str, int] = {}       # map name -> fd (init_slots)
         self.spare: dict[int, list[bytes]] = {}  # result index -> keys the churn rewrites
+        self._owners = 0                         # local storage owners made so far
         self._scratch: Any = None
 
     # -- machine
@@ -380,9 +383,7 @@ class _Planner:
         r.charged_when_full = r.charged_at_creation
         r.memlock_full = r.memlock_empty
         if r.growth == OWNERS:
-            r.note = ("an element per owner (socket, task, inode, cgroup) that a program gives "
-                      "one: not in the totals")
-            r.charged_when_full = None
+            self.fill_owners(i, r)
             return
         if r.growth == OBJECTS:
             r.note = (f"entries hold {_OBJECT_ENTRIES[s.type]}: their charge is not planned "
@@ -408,9 +409,62 @@ class _Planner:
         r.charged_when_full = r.charged_at_creation + self.usage(cg) - before
         r.memlock_full = int(task.fdinfo(self.fds[i])["memlock"])
 
+    def owner_keys(self, mtype: int, task: Any, n: int) -> list[bytes]:
+        """n new owners of a local storage (sockets, tasks, inodes or cgroups), made in the
+        scratch cgroup (their own memory is not the plan's), as fds of ``task``: the keys a
+        syscall update of the storage takes."""
+        scratch = self.scratch_task()
+        home = scratch.cgroup
+        keys = []
+        for _ in range(n):
+            self._owners += 1
+            j = self._owners
+            if mtype == uapi.BPF_MAP_TYPE_SK_STORAGE:
+                fd = scratch.create_socket()
+            elif mtype == uapi.BPF_MAP_TYPE_TASK_STORAGE:
+                fd = scratch.pidfd_open(self.system.spawn(cgroup=home))
+            elif mtype == uapi.BPF_MAP_TYPE_INODE_STORAGE:
+                fd = scratch.open_file(f"/plan/owner{j}")
+            else:
+                fd = scratch.open_cgroup(home.mkdir(f"owner{j}"))
+            keys.append(scratch.dup_fd_to(task, fd).to_bytes(4, "little"))
+        return keys
+
+    def fill_owners(self, i: int, r: MapResult) -> None:
+        """A local storage when every owner it is given has its element: one syscall
+        update per owner (bpf_local_storage_update(): the element, and the owner's
+        struct bpf_local_storage with its first element)."""
+        s = r.spec
+        if s.type not in _OWNERS:
+            r.note = ("its storage is allocated per cgroup a program using it is attached to: "
+                      "not planned (creation only)")
+            r.charged_when_full = None
+            return
+        if s.owners is None:
+            r.note = (f"an element per owner ({_OWNERS[s.type]}): not in the totals; give their "
+                      f"number (--owners {s.name}=N, or owners = N in a [[map]])")
+            r.charged_when_full = None
+            return
+        task, cg = self.task(s.cgroup, s.uid), self.cgroup(s.cgroup)
+        before = self.usage(cg)
+        keys = self.owner_keys(s.type, task, s.owners)
+        value = bytes(s.value_size)
+        try:
+            with task.running(cpu=0):
+                for k in keys:
+                    task.bpf_map_update_elem(self.fds[i], k, value)
+        except BpfError as exc:
+            r.status, r.errno = "failed", errname(exc.errno)
+            r.error = f"giving {s.owners:,} owners an element: {exc.strerror or exc}"
+            return
+        r.entries_when_full = s.owners
+        r.charged_when_full = r.charged_at_creation + self.usage(cg) - before
+        r.memlock_full = int(task.fdinfo(self.fds[i])["memlock"])
+        self.spare[i] = keys[:self.opts.churn]
+
     def churn(self, i: int, r: MapResult) -> None:
         s = r.spec
-        if r.growth != ENTRIES or r.charged_when_full is None:
+        if r.growth not in (ENTRIES, OWNERS) or r.charged_when_full is None:
             r.churn_peak = 0 if r.charged_when_full is not None else None
             return
         keys = self.spare.get(i, [])
@@ -459,11 +513,14 @@ class _Planner:
             r.at_memory_max = "not charged"
             r.at_memory_max_detail = "5.10 charges map memory to RLIMIT_MEMLOCK at creation"
             return
-        if r.growth != ENTRIES:
+        if r.growth not in (ENTRIES, OWNERS) or r.charged_when_full is None:
             return
         key = (s.type, s.key_size, s.value_size, s.flags, s.inner.shape if s.inner else None)
         if key not in probes:
-            probes[key] = probe_at_limit(s, self.opts)
+            try:
+                probes[key] = probe_at_limit(s, self.opts)
+            except BpfError as exc:     # pragma: no cover - the map was made once already
+                probes[key] = (None, f"the probe failed: {errname(exc.errno)}: {exc.strerror}")
         r.at_memory_max, r.at_memory_max_detail = probes[key]
 
 
@@ -473,7 +530,7 @@ def probe_at_limit(spec: MapSpec, opts: PlanOptions) -> tuple[str, str]:
     limit."""
     # the update path does not depend on max_entries: room for the probe's updates
     room = max(spec.max_entries, PROBE_FILL + PROBE_TRIES)
-    if spec.type == uapi.BPF_MAP_TYPE_DEVMAP:
+    if spec.type == uapi.BPF_MAP_TYPE_DEVMAP or spec.type in _OWNERS:
         room = spec.max_entries
     planner = _Planner([dataclasses.replace(spec, cgroup="/probe", uid=0, max_entries=room,
                                             init_slots=())], opts)
@@ -482,10 +539,17 @@ def probe_at_limit(spec: MapSpec, opts: PlanOptions) -> tuple[str, str]:
         with task.running(cpu=0):
             fd = planner.fds[0] = planner._create(task, planner.results[0].spec)
         m = planner._map(0)
-        cap = bpffill.capacity(m)
+        owners = spec.type in _OWNERS
+        cap = PROBE_FILL + PROBE_TRIES if owners else bpffill.capacity(m)
         value = planner._value(0)
         first = min(PROBE_FILL, cap // 2)
-        bpffill.fill(task, fd, first, value=value)
+        if owners:
+            keys = planner.owner_keys(spec.type, task, cap)
+            with task.running(cpu=0):
+                for k in keys[:first]:
+                    task.bpf_map_update_elem(fd, k, bytes(spec.value_size))
+        else:
+            bpffill.fill(task, fd, first, value=value)
         limit = planner.usage(cg)
         cg.write("memory.max", str(limit))
         value = value if value is not None else bytes(m.syscall_value_size())
@@ -493,7 +557,8 @@ def probe_at_limit(spec: MapSpec, opts: PlanOptions) -> tuple[str, str]:
         for j in range(first, last):
             try:
                 with task.running(cpu=0):
-                    task.bpf_map_update_elem(fd, bpffill.key_at(m, j), value)
+                    task.bpf_map_update_elem(fd, keys[j] if owners else bpffill.key_at(m, j),
+                                             value)
             except BpfError as exc:
                 return (errname(exc.errno), f"an update fails once its allocation needs "
                         f"memory past memory.max: {exc.strerror}")
