@@ -391,3 +391,17 @@ def test_local_storage_is_planned_per_owner(capsys):
     assert "give their number (--owners sk=N, or owners = N in a [[map]])" in m["note"]
     rc, _, err = run(capsys, "--map", "sk=sk_storage:4:64:0:no_prealloc", "--owners", "nosuch=3")
     assert rc == 2 and "--owners 'nosuch=3': no map named 'nosuch'" in err
+
+
+def test_a_parent_cgroup_counts_its_subtree(capsys, tmp_path):
+    # memory.current of /a counts /a/b's maps too: two ARRAY 4/64 x1000, 16 pages each
+    f = tmp_path / "p.toml"
+    f.write_text('[[map]]\ntype = "array"\nkey_size = 4\nvalue_size = 64\nmax_entries = 1000\n'
+                 'cgroup = "/a"\n\n[[map]]\ntype = "array"\nkey_size = 4\nvalue_size = 64\n'
+                 'max_entries = 1000\ncgroup = "/a/b"\n')
+    rc, doc, _ = run_json(capsys, "--file", str(f))
+    assert {p: c["charged_when_full"] for p, c in doc["cgroups"].items()} == {
+        "/a": 32 * PAGE, "/a/b": 16 * PAGE}
+    # the plan's own recommendation counts /a once
+    slack = doc["cgroups"]["/a"]["stock_slack"]
+    assert doc["recommended_memory_max"] == -(-(32 * PAGE + slack) // (1 << 20)) * (1 << 20)

@@ -27,7 +27,6 @@ import numpy as np
 from . import uapi as U
 from .errors import BpfError
 from .hashtab import HashMap
-from .lpm_trie import LpmTrieMap
 from .map import BpfMap
 
 # map types without a key (BPF_MAP_UPDATE_ELEM pushes the value)

@@ -170,7 +170,9 @@ class PlanResult:
         (None where a map fails, or where maps are not charged to memory cgroups)."""
         if self.failed or not get_profile(self.options.profile).bpf.account:
             return None
-        total = sum(c.charged_when_full + c.churn_peak for c in self.cgroups.values())
+        top = [c for p, c in self.cgroups.items()
+               if not any(q != p and _within(p, q) for q in self.cgroups)]
+        total = sum(c.charged_when_full + c.churn_peak for c in top)
         return _round_mib(total + stock_slack(self.options))
 
     def as_dict(self) -> dict[str, Any]:
@@ -201,6 +203,11 @@ def stock_slack_rule(opts: PlanOptions) -> str:
     mm = get_profile(opts.profile).mm
     return (f"{opts.cpus} cpus x ({mm.charge_batch} pages x {mm.nr_memcg_stock} stock "
             f"slot{'s' if mm.nr_memcg_stock > 1 else ''} + 1 page of object stock)")
+
+
+def _within(path: str, ancestor: str) -> bool:
+    """Whether cgroup ``path`` is ``ancestor`` or below it."""
+    return path == ancestor or ancestor == "/" or path.startswith(ancestor + "/")
 
 
 def _round_mib(n: int) -> int:
@@ -288,16 +295,17 @@ class _Planner:
                       for uid in sorted({r.spec.uid for r in self.results})}
         slack = stock_slack(self.opts)
         cgroups: dict[str, CgroupResult] = {}
+        failed = [r for r in self.results if r.status == "failed"]
         for p in self.cgroups:
             if p not in {r.spec.cgroup for r in self.results}:
                 continue
+            # memory.current of a cgroup counts its subtree: so do its churn and failures
+            mine = [r for r in self.results if _within(r.spec.cgroup, p)]
             c = CgroupResult(p, created[p] - base[p], full[p] - base[p], stock_slack=slack)
-            c.churn_peak = sum(r.churn_peak or 0 for r in self.results if r.spec.cgroup == p)
-            cgroups[p] = c
-        failed = [r for r in self.results if r.status == "failed"]
-        for c in cgroups.values():
-            if prof.bpf.account and not any(r.spec.cgroup == c.path for r in failed):
+            c.churn_peak = sum(r.churn_peak or 0 for r in mine)
+            if prof.bpf.account and not any(r.status == "failed" for r in mine):
                 c.recommended_memory_max = _round_mib(c.charged_when_full + c.churn_peak + slack)
+            cgroups[p] = c
         complete = not any(r.status == "not_planned" or (r.status == "planned" and
                                                          r.charged_when_full is None)
                            for r in self.results)
