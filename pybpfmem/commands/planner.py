@@ -475,6 +475,9 @@ class _Planner:
         if r.growth not in (ENTRIES, OWNERS) or r.charged_when_full is None:
             r.churn_peak = 0 if r.charged_when_full is not None else None
             return
+        if not get_profile(self.opts.profile).bpf.account:
+            r.churn_peak = 0            # 5.10: map memory is not charged to memory cgroups
+            return
         keys = self.spare.get(i, [])
         task, cg = self.task(s.cgroup, s.uid), self.cgroup(s.cgroup)
         fd = self.fds[i]
