@@ -1,4 +1,4 @@
-"""``pybpfmem plan``: the memory.max a cgroup needs for its BPF maps, before deployment.
+"""pybpfmem plan: the memory.max a cgroup needs for its BPF maps, before deployment.
 
 The maps come from compiled BPF objects (``OBJECT.bpf.o``, read as libbpf reads them),
 ``--map`` rows, a ``--file`` of ``[[map]]`` tables, ``bpftool -j map show`` output or
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a local storage map's owners (sockets, tasks, inodes, cgroups) that "
                         "hold an element")
     p.add_argument("--cgroup", default=inputs.DEFAULT_CGROUP, metavar="PATH",
-                   help="the memory cgroup that creates the OBJECT and --map maps (default "
+                   help="the memory cgroup that creates the OBJECT, --map and --bpftool maps (default "
                         f"{inputs.DEFAULT_CGROUP})")
     p.add_argument("--profile", choices=PROFILE_NAMES, default=CURRENT_PROFILE,
                    help=f"the kernel to plan for (default {CURRENT_PROFILE})")
@@ -320,7 +320,8 @@ def render_comparison(console: Any, results: list[PlanResult]) -> None:
     """Every profile side by side: per cgroup, its totals and recommendation."""
     from rich.table import Table
 
-    console.print(f"pybpfmem plan: {len(results[0].maps)} maps, {results[0].options.cpus} "
+    n = len(results[0].maps)
+    console.print(f"pybpfmem plan: {n} map{'s' if n != 1 else ''}, {results[0].options.cpus} "
                   f"possible CPUs, {results[0].options.page_size}-byte pages, every profile")
     paths = list(dict.fromkeys(p for r in results for p in r.cgroups))
     for path in paths:
