@@ -405,3 +405,20 @@ def test_a_parent_cgroup_counts_its_subtree(capsys, tmp_path):
     # the plan's own recommendation counts /a once
     slack = doc["cgroups"]["/a"]["stock_slack"]
     assert doc["recommended_memory_max"] == -(-(32 * PAGE + slack) // (1 << 20)) * (1 << 20)
+
+
+def test_maps_whose_values_reference_objects(capsys, tmp_path):
+    # a devmap's values are net devices, a hash of maps' values inner maps: the plan makes
+    # one of each (outside the plan's cgroups) and writes it into every entry
+    f = tmp_path / "p.toml"
+    f.write_text('[[map]]\nname = "d"\ntype = "devmap_hash"\nkey_size = 4\nvalue_size = 4\n'
+                 'max_entries = 1000\n\n[[map]]\nname = "o"\ntype = "hash_of_maps"\nkey_size = 4\n'
+                 'value_size = 4\nmax_entries = 1000\nflags = ["no_prealloc"]\n'
+                 'inner = { type = "array", key_size = 4, value_size = 8, max_entries = 16 }\n')
+    rc, doc, _ = run_json(capsys, "--file", str(f))
+    assert rc == 0
+    for m in doc["maps"]:
+        assert m["status"] == "planned" and m["entries_when_full"] == 1000
+        assert m["charged_when_full"] > m["charged_at_creation"]
+    rc, _, err = run(capsys, "--map", "o=hash_of_maps:4:4:100")
+    assert rc == 2 and "a map-in-map needs its inner map template" in err

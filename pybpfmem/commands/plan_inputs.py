@@ -178,8 +178,12 @@ def cli_spec(text: str, index: int, cgroup: str = DEFAULT_CGROUP) -> MapSpec:
     if len(parts) not in (4, 5):
         raise ValueError(f"{where}: expected [NAME=]TYPE:KEY:VALUE:MAX[:FLAGS], "
                          "e.g. flows=hash:4:64:1000:no_prealloc")
+    mtype = map_type(parts[0], where)
+    if mtype in _MAP_IN_MAP:
+        raise ValueError(f"{where}: a map-in-map needs its inner map template: give it in a "
+                         "--file [[map]] (inner = { ... }) or plan the BPF object")
     return MapSpec(
-        name=name.strip() or f"map{index}", type=map_type(parts[0], where),
+        name=name.strip() or f"map{index}", type=mtype,
         key_size=uint(parts[1], "key size", where), value_size=uint(parts[2], "value size", where),
         max_entries=uint(parts[3], "max_entries", where),
         flags=map_flags(parts[4], where) if len(parts) == 5 else 0,

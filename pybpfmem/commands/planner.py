@@ -227,6 +227,7 @@ class _Planner:
         self.fds: dict[int, int] = {}           # result index -> fd
         self.by_name: dict[str, int] = {}       # map name -> fd (init_slots)
         self.spare: dict[int, list[bytes]] = {}  # result index -> keys the churn rewrites
+        self.values: dict[int, bytes | None] = {}  # result index -> the value fills write
         self._owners = 0                         # local storage owners made so far
         self._scratch: Any = None
 
@@ -371,9 +372,13 @@ class _Planner:
 
     def _value(self, i: int) -> bytes | None:
         """The value a fill writes: a reference to an inner map of the template's shape,
-        a net device's ifindex; None for zeros."""
-        r = self.results[i]
-        s = r.spec
+        a net device's ifindex; None for zeros.  Made once per map."""
+        if i not in self.values:
+            self.values[i] = self._make_value(i)
+        return self.values[i]
+
+    def _make_value(self, i: int) -> bytes | None:
+        s = self.results[i].spec
         if s.type == uapi.BPF_MAP_TYPE_HASH_OF_MAPS:
             assert s.inner is not None
             scratch = self.scratch_task()
