@@ -319,6 +319,10 @@ class _Planner:
             r.status, r.error = "not_planned", s.unplannable
             return
         max_type = get_profile(self.opts.profile).uapi.max_map_type
+        if s.type == uapi.BPF_MAP_TYPE_STRUCT_OPS and s.type <= max_type:
+            r.status, r.error = "not_planned", ("struct_ops map: its value is a struct "
+                                                "bpf_struct_ops_* of the kernel's BTF")
+            return
         if s.type <= max_type and map_class(s.type) is None:
             r.status, r.error = "not_planned", f"the model has no {s.type_name} map"
             return
