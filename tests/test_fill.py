@@ -19,7 +19,7 @@ from pybpfmem.bpf.lpm_trie import LpmTrieMap
 from pybpfmem.profiles import PROFILE_NAMES
 
 NP = U.BPF_F_NO_PREALLOC
-SIZES = (1, 2, 37, 600)
+SIZES = (1, 2, 37, 400)
 
 # (name, type, key_size, value_size, max_entries, flags, what a value references)
 FILLED = [
