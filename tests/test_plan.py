@@ -422,3 +422,29 @@ def test_maps_whose_values_reference_objects(capsys, tmp_path):
         assert m["charged_when_full"] > m["charged_at_creation"]
     rc, _, err = run(capsys, "--map", "o=hash_of_maps:4:4:100")
     assert rc == 2 and "a map-in-map needs its inner map template" in err
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[{"type": "hash", "bytes_value": 8, "max_entries": 10}]', "map #0: key 'bytes_key' is missing"),
+    ('[{"name": "x", "type": "hash", "bytes_key": "two", "bytes_value": 8, "max_entries": 10}]',
+     "map #0 ('x'): bytes_key 'two' is not an integer"),
+    ('{"not": "a list"}', "expected the JSON list of `bpftool -j map show`"),
+    ('[{"type": "hash",', "not valid JSON"),
+])
+def test_bpftool_errors_are_one_line(capsys, tmp_path, content, message):
+    f = tmp_path / "maps.json"
+    f.write_text(content)
+    rc, out, err = run(capsys, "--bpftool", str(f))
+    assert rc == 2 and out == "" and err.startswith(f"pybpfmem plan: {f}: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--cpus", "0"), "--cpus must be 1..1024, got 0"),
+    (("--ram", "lots"), "--ram 'lots'"),
+    (("--churn", "-1"), "--churn must not be negative"),
+    ((), "no maps given"),
+])
+def test_machine_options_are_checked(capsys, argv, message):
+    rc, _, err = run(capsys, *(("--map", "a=array:4:4:1") if argv else ()), *argv)
+    assert rc == 2 and message in err
