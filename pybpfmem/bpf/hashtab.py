@@ -8,8 +8,7 @@ still made here through the mm layer.  LRU maps keep the kernel's LRU lists in C
 cpu of the calling context).  Simplifications (documented): iteration
 (get_next_key) follows insertion order, not bucket order; batch lookups go
 bucket by bucket with the kernel's jhash (exact for BPF_F_ZERO_SEED maps; the
-kernel seeds other maps at random, the model with 0); freed no-prealloc
-elements of v5.x are kfree'd at once (the kernel waits an RCU grace period).
+kernel seeds other maps at random, the model with 0).
 """
 
 from __future__ import annotations
@@ -256,8 +255,9 @@ class HashMap(BpfMap):
             num = self._num_prealloc()
             self._elems_area = self.area_alloc(self.elem_size * num)
             if self.percpu:
-                for _ in range(num):
-                    self._pptrs.append(pcpu(self.v8, 8, g.USER | g.NOWARN))
+                # one bpf_map_alloc_percpu() per element, in one C call
+                self._pptrs = self.map_alloc_percpu_many(num, self.v8, g.USER | g.NOWARN,
+                                                         account=bool(bp.account))
             # pcpu_freelist_init() / bpf_lru_init(): alloc_percpu() without __GFP_ACCOUNT
             # in every release, never charged (not modelled; the LRU lists are in C)
             if not self.percpu and not self.lru:
@@ -347,6 +347,16 @@ class HashMap(BpfMap):
             self.kfree(a)
             if p:
                 self.free_percpu(p)
+
+    def _free_obj_rcu(self, obj: Any) -> None:
+        """free_htab_elem() of a deleted or replaced element: bpf_mem_cache_free() at once
+        (v6.1+: the cache reuses it, holding back only what is above its high watermark),
+        or call_rcu(htab_elem_free_rcu) on v5.x: the element and its per-cpu value stay
+        allocated, and charged, until an RCU grace period (the model's deferred work)."""
+        if obj[0] == "ma":
+            self._free_obj(obj)
+        else:
+            self.system.bpf_state.queue_work(lambda: self._free_obj(obj))
 
     # --- element ops
     def _norm_value(self, value: bytes) -> bytes:
@@ -446,7 +456,7 @@ class HashMap(BpfMap):
             self._free_obj(obj)
             raise MemoryError("bm_htab_commit failed")
         if rc == 1:
-            self._free_obj(self._aux_obj(self._old))
+            self._free_obj_rcu(self._aux_obj(self._old))
 
     def _update_error(self, err: int, flags: int) -> BpfError:
         if err == errno.EINVAL:
@@ -505,6 +515,68 @@ class HashMap(BpfMap):
             raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
         return done, err
 
+    def bulk_fill(self, kb: bytes, n: int, *, distinct_new: bool = False) -> bool:
+        """n syscall updates (BPF_ANY, zero values) of the new, distinct keys in ``kb`` on
+        the current cpu, in a few C calls (bpf/fill.py): the same allocations in the same
+        order and context as the loop (a no-prealloc element: bpf_mem_cache_alloc() on
+        v6.1+, bpf_map_kmalloc_node() [+ bpf_map_alloc_percpu()] under the map's memcg
+        before), the same element state, and the same first error (E2BIG at max_entries,
+        ENOMEM when an allocation fails) after the updates before it.  Returns False,
+        having done nothing, where the loop must run instead (LRU maps, a per-cpu
+        bpf_mem_alloc pair, a key already in the map).  ``distinct_new``: the caller knows
+        the keys are distinct and the map empty (perf: no check)."""
+        if (type(self) is not HashMap or self.lru or self.pcpu_ma is not None
+                or len(kb) != self.key_size * n):
+            return False
+        if not (distinct_new and not len(self)) and lib.bm_htab_all_new(self._store, kb, n) != 1:
+            return False
+        done = min(n, self.max_entries - len(self))
+        err: BpfError | None = None
+        if done < n:
+            err = BpfError(errno.E2BIG, f"htab update: map full ({self.max_entries} of "
+                                        f"max_entries {self.max_entries})")
+        aux: np.ndarray | None = None
+        if self.ma is not None:
+            aux = self.ma.alloc_many_addrs(done)
+            if len(aux) < done:
+                done, err = len(aux), self._cache_enomem()
+        elif not self.prealloc:
+            aux, done, err = self._kmalloc_elems(done, err)
+        vb = bytes(self._vsize * done)
+        ptr = ffi.NULL if aux is None else ffi.cast("uint64_t *", ffi.from_buffer(aux))
+        if done and lib.bm_htab_insert_bulk(self._store, kb, vb, ptr, done) != done:
+            raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
+        if err is not None:
+            raise err
+        return True
+
+    def _kmalloc_elems(self, n: int, err: BpfError | None) -> tuple[np.ndarray, int, BpfError | None]:
+        """_alloc_obj()'s v5.x allocations of n elements in one C call that stops at the
+        first failure: the element under the map's memcg, then its per-cpu value; an
+        element whose per-cpu value fails gives its element back.  Returns the aux words
+        (addr, percpu addr) of the elements made, their number and the error."""
+        gfp = self.acct(self.runtime_gfp())
+        kinds = "kp" if self.percpu else "k"
+        sizes = np.tile(np.array([self.elem_size, self.v8][:len(kinds)], dtype=np.uint64), n)
+        with self._map_memcg_active():
+            got = self.system.allocs_until_fail(kinds * n, sizes, gfp)
+        done = len(got) // len(kinds)
+        if done < n:
+            what, size = ("bpf_map_alloc_percpu", self.v8) if len(got) % len(kinds) else \
+                ("bpf_map_kmalloc_node", self.elem_size)
+            if len(got) % len(kinds):
+                self.system.kfree(int(got[-1]))
+            err = BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
+                                         f"failed: cannot allocate memory")
+        got = got[:done * len(kinds)]
+        aux = np.zeros((done, 2), dtype=np.uint64)
+        aux[:, 0] = got[0::len(kinds)]
+        self.record_many("k", aux[:, 0], self.elem_size)
+        if self.percpu:
+            aux[:, 1] = got[1::2]
+            self.record_many("p", aux[:, 1], self.v8)
+        return aux.reshape(-1), done, err
+
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Program side: per-cpu maps write the current cpu's copy only."""
         if not self.percpu:
@@ -549,7 +621,7 @@ class HashMap(BpfMap):
         if lib.bm_htab_delete(self._store, bytes(key), self._old):
             raise BpfError(errno.ENOENT, "htab delete: no such key")
         if self._naux:
-            self._free_obj(self._aux_obj(self._old))
+            self._free_obj_rcu(self._aux_obj(self._old))
 
     def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
         if not self.bprof.lookup_and_delete_hash:
