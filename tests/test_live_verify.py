@@ -13,6 +13,7 @@ import pybpfmem
 from pybpfmem.live import host as H
 from pybpfmem.live import matrix as M
 from pybpfmem.live import runner as R
+from pybpfmem.commands import verify as C
 from pybpfmem.live import verify as V
 
 FD_SIZES = {"file": 184, "dentry": 192}
@@ -26,7 +27,7 @@ def model_system():
 def run_main(argv):
     out = io.StringIO()
     with redirect_stdout(out):
-        rc = V.main(argv)
+        rc = C.main(argv)
     return rc, out.getvalue()
 
 
@@ -239,7 +240,7 @@ REFUSALS = [
 def test_refusal_exit_code_and_message(monkeypatch, reason, as_json):
     monkeypatch.setattr(R, "refusal_reason", lambda: reason)
     rc, out = run_main(["--quick"] + (["--json"] if as_json else []))
-    assert rc == V.EXIT_REFUSED
+    assert rc == C.EXIT_REFUSED
     if as_json:
         assert json.loads(out) == {"refused": reason}
     else:
@@ -257,8 +258,13 @@ def test_refusal_reason_probes(monkeypatch):
     monkeypatch.setattr(R.cgroupfs, "detect", no_memcg)
     assert R.refusal_reason() == ("no memory controller: no mounted cgroup v1 hierarchy "
                                   "with the memory controller")
-    monkeypatch.setattr(R.cgroupfs, "detect", lambda: SimpleNamespace(own="/"))
+    busy = "cgroup2 at /x: it holds other processes (1), so ..."
+    monkeypatch.setattr(R.cgroupfs, "detect", lambda: SimpleNamespace(
+        own="/x", delegation_problem=lambda: busy))
     monkeypatch.setattr(R.os, "access", lambda p, m: True)
+    assert R.refusal_reason() == busy
+    monkeypatch.setattr(R.cgroupfs, "detect", lambda: SimpleNamespace(
+        own="/", delegation_problem=lambda: None))
     for e, want in ((errno.ENOSYS, "no bpf()"), (errno.EPERM, "refused with EPERM")):
         def fail(*a, _e=e, **k):
             raise OSError(_e, "x")
@@ -267,9 +273,9 @@ def test_refusal_reason_probes(monkeypatch):
 
 
 def test_bad_arguments():
-    assert run_main(["--bogus"])[0] == V.EXIT_USAGE
+    assert run_main(["--bogus"])[0] == C.EXIT_USAGE
     rc, _ = run_main(["--case", "no such case at all"])
-    assert rc == V.EXIT_USAGE
+    assert rc == C.EXIT_USAGE
 
 
 def test_model_unavailable_exit_code(monkeypatch):
@@ -279,7 +285,7 @@ def test_model_unavailable_exit_code(monkeypatch):
         raise ValueError("nr_cpus must be in 1..64, got 512")
     monkeypatch.setattr(H, "host_system", broken)
     rc, out = run_main(["--quick", "--json"])
-    assert rc == V.EXIT_NO_MODEL
+    assert rc == C.EXIT_NO_MODEL
     assert "nr_cpus" in json.loads(out)["error"]
 
 
@@ -306,7 +312,7 @@ def quick_run():
     # pages in both samples of one create while a compiler ran).  One retry of a
     # run below the thresholds tells such noise from a model error, which repeats.
     rc, out = run_main(["--quick", "--json"])
-    if rc == V.EXIT_BELOW:
+    if rc == C.EXIT_BELOW:
         print("verify --quick below thresholds on the first run; measuring again:",
               json.loads(out)["summary"]["failed"])
         rc, out = run_main(["--quick", "--json"])
@@ -316,7 +322,7 @@ def quick_run():
 def test_live_quick_agreement(quick_run):
     rc, d = quick_run
     bad = [r for r in d["rows"] if r["verdict"] == "FAIL"]
-    assert rc == V.EXIT_OK, (d["summary"]["failed"], bad)
+    assert rc == C.EXIT_OK, (d["summary"]["failed"], bad)
     g = d["summary"]["gated"]
     assert g["memlock_exact"]["rate"] == 1.0 and g["memlock_exact"]["n"] >= 5
     assert g["kmem_create_1page"]["rate"] >= 0.95

@@ -25,6 +25,11 @@ What the replay adds besides the BPF model itself:
   pages of the child's own Python work during the readings; the child lives in a
   home cgroup beside them, runner.py): for limit cases the replay charges that
   many user pages to the start cgroup first (mem_cgroup_charge() of anon folios).
+* The live child's RLIMIT_MEMLOCK (runner.bump_memlock_rlimit(): raised as libbpf
+  does), given to the model's task, which matters where maps are charged to it
+  (the 5.10 profile's ``rlimit`` switch).
+* A step that names a map whose create failed is skipped on both sides
+  (``skipped``), as the live child does.
 
 The readings compare like for like: the runner's canonical reading of a cgroup
 is PAGE_ALIGN of its live objects' bytes plus its pages (no remainder of earlier
@@ -262,7 +267,7 @@ class ModelCase:
     counterpart: a case root below the root memcg, the named cgroups below it)."""
 
     def __init__(self, sysm: Any, scn: dict[str, Any], entry_usage: int = 0,
-                 fd_sizes: dict[str, int] | None = None) -> None:
+                 fd_sizes: dict[str, int] | None = None, memlock: int | None = None) -> None:
         self.sys = sysm
         self.fd_sizes = fd_sizes or FD_OBJECT_FALLBACK
         self.root = sysm.root.mkdir(f"case{len(sysm.root.children)}")
@@ -274,6 +279,8 @@ class ModelCase:
             self.cgs[name] = cg
         self.where = scn.get("start") or next(iter(self.cgs))
         self.task = sysm.spawn(cgroup=self.cgs[self.where], uid=0)
+        if memlock is not None:
+            self.task.setrlimit(U.RLIMIT_MEMLOCK, memlock, memlock)
         self.cpu = 0
         if entry_usage:
             # the live child's own pages at entry (mem_cgroup_charge() of its anon folios)
@@ -290,24 +297,27 @@ class ModelCase:
         else:
             cg.write("memory.max", "max" if limit is None else str(limit))
 
-    def counters(self, cg: Any) -> dict[str, int]:
+    def counters(self, cg: Any) -> dict[str, int | None]:
+        """What the live runner reads: v1 kmem and usage; v2 memory.stat ``kernel``
+        (None where the profile prints none: before v5.18) and memory.current."""
         if self.sys.cgroup_version == "v1":
             return {"kmem": int(cg.read("memory.kmem.usage_in_bytes")),
                     "usage": int(cg.read("memory.usage_in_bytes"))}
-        return {"kmem": cg.stat().get("kernel", 0), "usage": int(cg.read("memory.current"))}
+        return {"kmem": cg.stat().get("kernel"), "usage": int(cg.read("memory.current"))}
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
+    def snapshot(self) -> dict[str, dict[str, int | None]]:
         self.sys.run_deferred()
         self.sys.drain_all_stock()
         out = {n: self.counters(c) for n, c in self.cgs.items()}
         out["_root"] = self.counters(self.root)
         return out
 
-    def counters_root(self) -> int:
-        """kmem of the case root after running deferred work and draining stocks."""
+    def counters_root(self, key: str = "kmem") -> int | None:
+        """kmem (or ``key``) of the case root after running deferred work and
+        draining stocks."""
         self.sys.run_deferred()
         self.sys.drain_all_stock()
-        return self.counters(self.root)["kmem"]
+        return self.counters(self.root)[key]
 
     # -- the fd's anon-inode file (see the module docstring)
     def _fd_objects(self) -> list[int]:
@@ -343,16 +353,16 @@ class ModelCase:
                                           st.get("flags", 0), **kw)
                 self.fds[st["map"]] = (fd, self._fd_objects())
                 obs["memlock"] = int(t.fdinfo(fd)["memlock"])
+            elif op in ("insert", "delete", "close", "lookup", "freeze") \
+                    and st["map"] not in self.fds:    # its create failed
+                obs.update(ok=False, skipped=True)
             elif op in ("insert", "delete"):
                 obs.update(self._elems(st, op))
             elif op == "close":
-                if st["map"] not in self.fds:
-                    obs.update(ok=False, skipped=True)
-                else:
-                    fd, objs = self.fds.pop(st["map"])
-                    with t.running(self.cpu):
-                        t.close(fd)
-                    self._free(objs)
+                fd, objs = self.fds.pop(st["map"])
+                with t.running(self.cpu):
+                    t.close(fd)
+                self._free(objs)
             elif op == "limit":
                 self.set_limit(self.cgs[st["cgroup"]], st.get("bytes"))
             elif op == "move":
@@ -366,7 +376,8 @@ class ModelCase:
             if not t.alive and t.killed:
                 obs.update(ok=False, killed=9)
             after = self.snapshot()
-            obs["delta"] = {n: {k: after[n][k] - before[n][k] for k in before[n]}
+            obs["delta"] = {n: {k: None if after[n][k] is None or before[n][k] is None
+                                else after[n][k] - before[n][k] for k in before[n]}
                             for n in before}
         return obs
 
@@ -410,9 +421,10 @@ def fd_object_sizes(facts: Any = None) -> dict[str, int]:
 
 
 def replay_model(scn: dict[str, Any], sysm: Any, entry_usage: int = 0,
-                 fd_sizes: dict[str, int] | None = None) -> list[dict[str, Any]]:
+                 fd_sizes: dict[str, int] | None = None, memlock: int | None = None
+                 ) -> list[dict[str, Any]]:
     """The scenario's steps on the model; observations like the live runner's."""
-    mc = ModelCase(sysm, scn, entry_usage, fd_sizes)
+    mc = ModelCase(sysm, scn, entry_usage, fd_sizes, memlock)
     return [mc.step(st, i) for i, st in enumerate(scn["steps"])]
 
 

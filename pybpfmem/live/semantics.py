@@ -1001,12 +1001,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--save", metavar="DIR", help="save each shrunk divergence as a script")
 
 
-def main_semantics(args: argparse.Namespace, session: Any) -> int:
-    """The --semantics part of ``pybpfmem verify`` (exit codes as verify's)."""
+def main_semantics(args: argparse.Namespace, session: Any, facts: Any = None) -> int:
+    """The --semantics part of ``pybpfmem verify`` (exit codes as verify's); ``facts``:
+    the host facts and profile of the model side (default: host_facts())."""
     from .bpf import possible_cpus
     from .sequences import families
     ncpus = possible_cpus()
-    model = ModelRunner()
+    model = ModelRunner(facts=facts)
     netdevs = tuple(i for i, _ in model.netdevs) or (1,)
     fams = families(ncpus, netdevs)
     if args.family:

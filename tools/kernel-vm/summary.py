@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -32,10 +31,10 @@ def main(argv: list[str]) -> int:
         meta = _load(meta_path) or {}
         prefix = str(meta_path)[: -len(".meta.json")]
         err = Path(prefix + ".err").read_text(errors="replace") if Path(prefix + ".err").exists() else ""
-        m = re.search(r"kernel-vm: profile (\S+)", err)
         t = meta.get("guest_times_s", {})
         vt = round(t["done_s"] - t["setup_s"], 1) if "done_s" in t and "setup_s" in t else ""
         out = _load(Path(prefix + ".out"))
+        profile = (out or {}).get("host", {}).get("profile", "")
         if meta.get("setup_error"):
             result = "setup: " + meta["setup_error"]
         elif out is None:
@@ -48,7 +47,7 @@ def main(argv: list[str]) -> int:
                 f"; {s['fails']} FAIL, {s['deviations']} deviation, {s['skipped']} skipped rows")
             details += [(meta.get("kernel"), meta.get("cgroup"), r) for r in out["rows"]
                         if r["verdict"] not in ("ok", "info")]
-        print(f"| {meta.get('kernel')} | {meta.get('cgroup')} | {m.group(1) if m else ''} "
+        print(f"| {meta.get('kernel')} | {meta.get('cgroup')} | {profile} "
               f"| {meta.get('rc')} | {meta.get('wall_s')} | {t.get('boot_s', '')} | {vt} "
               f"| {result} |")
     if show_rows and details:

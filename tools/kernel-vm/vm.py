@@ -272,7 +272,8 @@ def stage(share: Path, tree: Path, command: list[str], core: Path) -> None:
     with tarfile.open(share / "src.tar", "w") as tar:
         tar.add(tree, arcname=".", filter=keep)
         tar.add(core, arcname=f"pybpfmem/{core.name}")
-    (share / "cmd").write_text(shlex.join(command) + "\n")
+    # one exec: no shell stays behind in the command's cgroup (init.sh)
+    (share / "cmd").write_text("exec " + shlex.join(command) + "\n")
 
 
 def main(argv: list[str]) -> int:
