@@ -252,8 +252,8 @@ class CaseCgroup:
 
         The tree on disk is walked, not the list of children we made: a clean-up
         that cut in between a mkdir and its bookkeeping still finds everything.
-        Processes still inside (only ever our own forked children) are moved to the
-        cgroup this process is in first, so the rmdir cannot fail with EBUSY.
+        Processes still inside (only ever our own forked children) are moved out
+        first (``CgroupDriver.parking()``), so the rmdir cannot fail with EBUSY.
         """
         if self.removed:
             return
@@ -265,7 +265,7 @@ class CaseCgroup:
 
     def _move_out(self, pid: int) -> None:
         try:
-            _write(os.path.join(self.driver.here(), "cgroup.procs"), str(pid))
+            _write(os.path.join(self.driver.parking(), "cgroup.procs"), str(pid))
         except OSError:
             pass  # exited meanwhile
 
@@ -321,9 +321,10 @@ class CgroupDriver:
     def self_leaf(self) -> str:
         return os.path.join(self.own, f"pybpfmem-{os.getpid()}-{SELF_LEAF}")
 
-    def here(self) -> str:
-        """The cgroup this process is in: the own cgroup, or (v2) its self leaf."""
-        return os.path.realpath(os.path.join(self.mount, own_memory_cgroup()[1].lstrip("/")))
+    def parking(self) -> str:
+        """Where a process leaving our cgroups goes: the v2 self leaf when we made one
+        (the own cgroup then delegates and may hold none), else the own cgroup."""
+        return self.self_leaf if os.path.isdir(self.self_leaf) else self.own
 
     # -- v2 delegation -----------------------------------------------------------------
     def _memory_delegated(self, path: str) -> bool:
