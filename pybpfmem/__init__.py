@@ -6,6 +6,7 @@ values of another profile are on ``System.gfp`` (e.g. ``System(profile="5.11").g
 is 0xA20, with ``__GFP_ATOMIC``).
 """
 
+from ._version import __version__
 from .constants import (
     GFP_ATOMIC,
     GFP_KERNEL,
@@ -45,6 +46,7 @@ from .bpf import *  # noqa: F401,F403  (uapi constants by kernel name, BpfError)
 from .bpf import __all__ as _bpf_all
 
 __all__ = [
+    "__version__",
     "System", "MemCgroup", "Task", "KmemCache", "Profile", "GfpFlags", "OP_DTYPE",
     "PROFILES", "PROFILE_NAMES", "get_profile", "list_profiles", "page_counter_memparse",
     "page_counter_max",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-EXIT_NO_PLOT = 3
-INSTALL_HINT = "plotting needs matplotlib: pip install 'pybpfmem[plot]' (or pip install matplotlib)"
+from pybpfmem.commands.common import EXIT_NO_PLOT, INSTALL_HINT
+
+__all__ = ["EXIT_NO_PLOT", "INSTALL_HINT", "plot_bench", "plot_timelines"]
 
 
 def _pyplot() -> Any:
