@@ -203,3 +203,60 @@ def test_demo_timeline_leaves_gaps_between_acts(demo):
     assert all(len(series) == steps for series in tl["memory.current"].values())
     agent_a = tl["memory.current"]["/agent-a"]
     assert agent_a[0] is not None and agent_a[-1] is None
+
+
+# ---------------------------------------------------------------- bench
+def fake_workloads(full):
+    from pybpfmem.commands.bench import Measurement
+
+    # ratios 1.5 (target 2: met), 3.0 (target 1.5: missed), 1/250 vs a 1/200 target (met:
+    # 250x faster), the thread pair (1 thread 20 ns, 2 threads 12.5 ns: 1.6x throughput,
+    # target 1.7x: missed), and a note on a row without a target
+    yield lambda: Measurement("hit", 3.0, "plain add", 2.0, 2.0)
+    yield lambda: Measurement("miss", 30.0, "2 atomic adds", 10.0, 1.5, "a note on miss")
+    yield lambda: Measurement("vs reference", 4.0, "reference model", 1000.0, 1 / 200)
+    yield lambda: Measurement("1 thread(s), per-cpu stock", 20.0)
+    yield lambda: Measurement("2 thread(s), per-cpu stock", 12.5, note="a note on threads")
+
+
+def test_bench_says_met_or_missed_per_target(capsys, monkeypatch):
+    from pybpfmem.commands import bench
+
+    monkeypatch.setattr(bench, "workloads", fake_workloads)
+    monkeypatch.setattr(bench, "machine", lambda: {"cpu": "cpu", "cpus": "2", "kernel": "6.18"})
+    monkeypatch.setenv("COLUMNS", "120")
+    rc, out, _ = run(capsys, "bench")
+    assert rc == 0
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in out.splitlines() if line.startswith("│")}
+    # ns/op, Mops/s, ratio, vs, target, met
+    assert rows["hit"] == ["3.0", "333.33", "1.50x", "plain add", "<= 2x", "yes"]
+    assert rows["miss [1]"] == ["30.0", "33.33", "3.00x", "2 atomic adds", "<= 1.5x", "no"]
+    assert rows["vs reference"] == ["4.0", "250.00", "250x faster", "reference model", ">= 200x faster", "yes"]
+    assert rows["1 thread(s), per-cpu stock"] == ["20.0", "50.00", "-", "", "-", ""]
+    assert rows["2 thread(s), per-cpu stock [2]"] == ["12.5", "80.00", "1.60x throughput", "1 thread",
+                                                      ">= 1.7x throughput", "no"]
+    lines = out.splitlines()
+    assert "[1] a note on miss" in lines and "[2] a note on threads" in lines
+    assert lines[-1] == ("targets met: 2 of 4; missed: miss; 2 thread(s), per-cpu stock "
+                         "(what bounds each target: docs/performance.md)")
+    rc, _, _ = run(capsys, "bench", "--check")
+    assert rc == 1
+
+
+def test_bench_checks_output_paths_before_running(capsys, monkeypatch, tmp_path):
+    from pybpfmem.commands import bench
+
+    def never(full):
+        raise AssertionError("the benchmarks ran before the output paths were checked")
+
+    monkeypatch.setattr(bench, "workloads", never)
+    missing = tmp_path / "no" / "such"
+    for argv, message in (
+            (["--output", f"{missing}/b.json"], f"--output {missing}/b.json: directory {missing} does not exist"),
+            (["--svg", f"{missing}/b.svg"], f"--svg {missing}/b.svg: directory {missing} does not exist"),
+            (["--plot", f"{missing}/b.png"], f"--plot {missing}/b.png: directory {missing} does not exist"),
+            (["--plot", "x.txt"], "--plot x.txt: the file name must end in .png, .svg or .pdf"),
+            (["--output", str(tmp_path)], f"--output {tmp_path}: is a directory")):
+        rc, out, err = run(capsys, "bench", *argv)
+        assert (rc, out, err) == (2, "", f"pybpfmem bench: {message}\n")

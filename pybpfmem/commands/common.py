@@ -25,7 +25,8 @@ def check_output_path(option: str, path: str, suffixes: tuple[str, ...] = ()) ->
     """`path` can be written: its directory exists and is writable, it is not a
     directory, and its name ends in one of `suffixes` (when given)."""
     if suffixes and not path.lower().endswith(suffixes):
-        raise CommandError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
+        listed = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+        raise CommandError(f"{option} {path}: the file name must end in {listed}")
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         raise CommandError(f"{option} {path}: directory {directory} does not exist")

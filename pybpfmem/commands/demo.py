@@ -18,6 +18,7 @@ from typing import Any
 import pybpfmem
 from pybpfmem import bpf as uapi
 from pybpfmem.bpf.errors import errname
+from pybpfmem.commands.common import CommandError, check_plot_path
 
 #: the story's three kernels: before the seed series (rlimit), the series, today
 STORY_PROFILES = ("5.10", "5.11", "6.18")
@@ -275,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.plot:
+        try:
+            check_plot_path("--plot", args.plot)
+        except CommandError as exc:
+            print(f"pybpfmem demo: {exc}", file=sys.stderr)
+            return exc.exit_code
     result = run(tuple(args.profile) if args.profile else STORY_PROFILES)
     if args.plot:
         from pybpfmem.commands.plotting import plot_timelines
