@@ -20,12 +20,11 @@ import errno
 
 import pytest
 
-import pybpfmem
 from pybpfmem.bpf import (BPF_ANY, BPF_EXIST, BPF_F_MMAPABLE, BPF_MAP_TYPE_ARRAY,
                           BPF_MAP_TYPE_PERCPU_ARRAY, BPF_NOEXIST, RLIM_INFINITY,
                           RLIMIT_MEMLOCK)
 
-from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
+from bpfutil import PAGE, current, errno_of, k, setup
 
 
 # (value_size, max_entries) -> memory.current of the creator's cgroup after creation

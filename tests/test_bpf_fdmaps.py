@@ -6,14 +6,13 @@ import errno
 
 import pytest
 
-import pybpfmem
 from pybpfmem.bpf import (BPF_EXIST, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY,
                           BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_CGROUP_ARRAY,
                           BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_HASH_OF_MAPS, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
                           BPF_MAP_TYPE_PROG_ARRAY, BPF_NOEXIST, BPF_PROG_TYPE_SOCKET_FILTER,
-                          BPF_PROG_TYPE_XDP, ENOTSUPP, RLIM_INFINITY, RLIMIT_MEMLOCK)
+                          BPF_PROG_TYPE_XDP, ENOTSUPP)
 
-from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
+from bpfutil import current, errno_of, k, setup
 
 
 def fdv(fd):

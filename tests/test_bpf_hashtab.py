@@ -17,12 +17,11 @@ import errno
 
 import pytest
 
-import pybpfmem
 from pybpfmem.bpf import (BPF_EXIST, BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH,
                           BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_NOEXIST,
                           ENOTSUPP, RLIM_INFINITY, RLIMIT_MEMLOCK)
 
-from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
+from bpfutil import PAGE, current, errno_of, k, setup
 
 
 def slab_b(s, cg) -> int:

@@ -18,7 +18,7 @@ import pybpfmem
 from pybpfmem.bpf import (BPF_MAP_TYPE_ARRAY, BPF_PROG_TYPE_SOCKET_FILTER,
                           BPF_PROG_TYPE_XDP, RLIM_INFINITY, RLIMIT_MEMLOCK)
 
-from bpfutil import PAGE, current, errno_of  # noqa: F401
+from bpfutil import PAGE, current, errno_of
 
 
 def setup(profile, uid=0, **kw):

@@ -6,7 +6,7 @@ import pytest
 
 import pybpfmem
 from pybpfmem.bpf import (BPF_F_NO_PREALLOC, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH,
-                          BPF_MAP_TYPE_PERCPU_ARRAY, BpfError)
+                          BPF_MAP_TYPE_PERCPU_ARRAY)
 
 
 def mk(profile):

@@ -156,7 +156,8 @@ class BpfSystemMixin(KObjectSystemMixin):
 
     # --- program side: helpers ------------------------------------------
     def _helper_map(self, map_id: int) -> BpfMap:
-        if self.current_cpu is None:
+        sysm: MemSystem = self  # type: ignore[assignment]
+        if sysm.current_cpu is None:
             raise BpfError(errno.EINVAL, "no current context: run helpers inside "
                                          "task.running() or system.in_interrupt()")
         return self.bpf_map_by_id(map_id)
@@ -204,9 +205,13 @@ class BpfSystemMixin(KObjectSystemMixin):
         """bpf_map_peek_elem(): queue/stack head; for a bloom filter, ``value`` is
         tested for membership (0 or -ENOENT)."""
         m = self._helper_map(map_id)
+        peek = getattr(m, "peek_elem", None)
+        if value is not None and peek is None:
+            raise BpfError(errno.EINVAL, f"map {map_id} is not a bloom filter (the verifier refuses "
+                                         "a value for bpf_map_peek_elem on other maps)")
         try:
-            if value is not None:
-                m.peek_elem(value)
+            if peek is not None and value is not None:
+                peek(value)
                 return 0
             return m.lookup_elem(None)
         except BpfError as e:

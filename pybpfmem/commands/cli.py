@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc.code, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\npybpfmem {name}: interrupted", file=sys.stderr)
+        # on a terminal, off the line ^C and a progress bar were on
+        print(f"{chr(10) if sys.stderr.isatty() else ''}pybpfmem {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (`pybpfmem demo | head`): nothing more to say, and

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pybpfmem.profiles import PROFILE_NAMES
@@ -31,8 +31,9 @@ class Tally:
     seconds: float = 0.0
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> float | int:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: `kind` (int or float) of the text, above 0."""
+    def parse(text: str) -> float:
         try:
             v = kind(text)
         except ValueError:
@@ -44,15 +45,22 @@ def _positive(kind: type) -> object:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pybpfmem fuzz", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="pybpfmem fuzz",
+        description="Run the differential state machines for a time or an operation budget. A "
+                    "divergence prints a replayable Python script and exits 1.")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float), help="time budget (default 30 s)")
     budget.add_argument("--ops", type=_positive(int), help="operation (rule step) budget")
-    p.add_argument("--profile", choices=PROFILE_NAMES + ("all",), default="all")
-    p.add_argument("--machine", choices=("memcg", "bpf", "all"), default="all")
+    p.add_argument("--profile", choices=PROFILE_NAMES + ("all",), default="all",
+                   help="the kernel profile to fuzz (default: every one)")
+    p.add_argument("--machine", choices=("memcg", "bpf", "all"), default="all",
+                   help="memcg: the C core against the reference model; bpf: the BPF layer's "
+                        "invariants (default: both)")
     p.add_argument("--steps", type=_positive(int), default=50, help="steps per example")
     p.add_argument("--batch", type=_positive(int), default=25, help="examples per round")
-    p.add_argument("--shrink-seconds", type=float, default=30.0)
+    p.add_argument("--shrink-seconds", type=float, default=30.0,
+                   help="time allowed to shrink a failing example (default 30; 0: no shrinking)")
     p.add_argument("--derandomize", action="store_true", help="same examples every run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -86,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{missing[0]}", file=sys.stderr)
                 return EXIT_USAGE
             machines += [(f"{kind} {p}", table[p]) for p in profiles if p in table]
-    seconds = args.seconds if args.seconds is not None else (None if args.ops else 30.0)
-    total = args.ops if args.ops else seconds
+    seconds: float | None = args.seconds if args.seconds is not None else (None if args.ops else 30.0)
+    total: float = args.ops if args.ops else (seconds or 30.0)
     console = Console(stderr=True)
     tallies = {name: Tally() for name, _ in machines}
     settings = machine_settings(args.batch, args.steps, shrink=args.shrink_seconds > 0,

@@ -186,7 +186,7 @@ def _key(mtype: int, key_size: int, i: int) -> bytes:
 
 def recommend(total_full: int, cpus: int, profile: str, page_size: int = 4096) -> int:
     """memory.max headroom: the full charge plus the per-cpu stock slack, rounded up to a MiB."""
-    batch = get_profile(profile).charge_batch
+    batch: int = get_profile(profile).charge_batch
     slack = cpus * (batch * page_size + page_size)
     mib = 1 << 20
     return -(-(total_full + slack) // mib) * mib
@@ -219,16 +219,19 @@ def plan(specs: list[MapSpec], profile: str, cpus: int, progress: bool = False) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pybpfmem plan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--map", action="append", default=[], metavar="TYPE:KEY:VALUE:MAX[:FLAGS]")
+    parser = argparse.ArgumentParser(prog="pybpfmem plan",
+                                     description="Capacity planning of memory.max for a set of BPF maps.")
+    parser.add_argument("--map", action="append", default=[], metavar="TYPE:KEY:VALUE:MAX[:FLAGS]",
+                        help="a map, e.g. hash:4:64:1000:no_prealloc (repeatable)")
     parser.add_argument("--file", help="TOML file with [[map]] tables")
     parser.add_argument("--bpftool", metavar="FILE", help="JSON output of `bpftool -j map show`")
     parser.add_argument("--host", action="store_true",
                         help="the maps of this machine (read-only, needs root), with their holders' cgroups")
-    parser.add_argument("--profile", choices=PROFILE_NAMES, default=CURRENT_PROFILE)
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=CURRENT_PROFILE,
+                        help=f"the kernel to plan for (default {CURRENT_PROFILE})")
     parser.add_argument("--cpus", type=int, default=2, help="possible CPUs of the machine to plan for")
-    parser.add_argument("--compare-profiles", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--compare-profiles", action="store_true", help="plan for every profile")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     return parser
 
 

@@ -303,10 +303,13 @@ class Scenario:
                 result.expect_failed = (f"{v['cgroup']} {v['file']} = {got}, a number; "
                                         f"{kind} {show(raw)} is not one")
                 return
-            if isinstance(got, str) and kind != "equals":
+            if kind == "equals":
+                ok = got == want
+            elif isinstance(got, int) and isinstance(want, int):
+                ok = got >= want if kind == "at_least" else got <= want
+            else:
                 result.expect_failed = f"{v['cgroup']} {v['file']} = {got!r}, not a number: {kind} cannot compare it"
                 return
-            ok = got == want if kind == "equals" else (got >= want if kind == "at_least" else got <= want)
             if not ok:
                 result.expect_failed = f"{v['cgroup']} {v['file']} = {got}, expected {kind.replace('_', ' ')} {want}"
                 return

@@ -425,8 +425,8 @@ def load(path: str) -> ScenarioFile:
     try:
         source = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ScenarioError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+        bad_line = raw[:exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}:{bad_line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
     try:
         doc = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
