@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pybpfmem
 from pybpfmem import bpf as uapi
@@ -55,7 +55,8 @@ class Timeline:
             for series in table.values():
                 series.extend([None] * (n - len(series)))
         self.locked_vm.append(system.locked_vm(0) * system.page_size)
-        soft = min((t.getrlimit(pybpfmem.RLIMIT_MEMLOCK)[0] for t in system.tasks if t.uid == 0),
+        tasks = [cast(pybpfmem.Task, t) for t in system.tasks if t.uid == 0]
+        soft = min((t.getrlimit(pybpfmem.RLIMIT_MEMLOCK)[0] for t in tasks),
                    default=pybpfmem.RLIM_INFINITY)
         self.rlimit_memlock.append(None if soft == pybpfmem.RLIM_INFINITY else soft)
 
