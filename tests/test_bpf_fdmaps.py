@@ -90,7 +90,7 @@ def test_perf_event_and_cgroup_arrays_lookup_enotsupp():
     assert errno_of(t.bpf_map_lookup_elem, pe, k(0)) == ENOTSUPP
     assert errno_of(t.bpf_map_lookup_elem, cga, k(1)) == ENOTSUPP
     # the bpf_event_entry (40 bytes) is a plain kzalloc: never charged
-    assert s.bpf_maps()[0]["charged_memcg"]["slab"] == 520     # 312 + 16 -> kmalloc-512 + 8
+    assert s.bpf_maps()[0]["charged"]["slab"] == 520     # 312 + 16 -> kmalloc-512 + 8
     t.bpf_map_delete_elem(pe, k(0))
     t.bpf_map_delete_elem(cga, k(1))
     assert errno_of(t.bpf_map_delete_elem, cga, k(1)) == errno.ENOENT

@@ -69,7 +69,7 @@ def test_hash_creation_charge(profile, ty, flags, want, slab, pcpu):
     assert current(s, a) == want
     st = a.stat()
     assert st["slab_unreclaimable"] == slab and st["percpu"] == pcpu
-    assert s.bpf_maps()[0]["charged_memcg"]["percpu"] == pcpu
+    assert s.bpf_maps()[0]["charged"]["percpu"] == pcpu
 
 
 def test_hash_510_legacy_cost():
