@@ -3,8 +3,9 @@ carries @pytest.mark.live, so `pytest -m live` runs exactly those and `-m "not l
 none of them.  Where the kernel refuses (not root, no memory controller, no bpf():
 pybpfmem.live.runner.refusal_reason), every live test is skipped with that reason;
 ``@pytest.mark.live(privileged=False)`` marks one that only reads the kernel and
-runs anyway.  A test without the marker that reaches bpf() or cgroupfs fails,
-naming the marker, so none can be forgotten."""
+runs anyway.  A test without the marker that calls bpf() or makes a scratch cgroup
+fails, naming the marker, so none can be forgotten.  (Opening a LiveSession as root
+sweeps the scratch cgroups of dead runs: a clean-up, not a use of the kernel.)"""
 
 from __future__ import annotations
 
@@ -35,5 +36,6 @@ def _live_kernel_needs_the_marker(request: pytest.FixtureRequest, monkeypatch: p
                                "@pytest.mark.live")
         return call
 
-    monkeypatch.setattr(bpf._Sys, "__init__", refuse("the bpf() syscall"))
-    monkeypatch.setattr(cgroupfs, "detect", refuse("cgroupfs"))
+    monkeypatch.setattr(bpf, "sys_bpf", refuse("the bpf() syscall"))
+    monkeypatch.setattr(bpf, "_sys_bpf_buf", refuse("the bpf() syscall"))
+    monkeypatch.setattr(cgroupfs.CgroupDriver, "create_case", refuse("a scratch cgroup"))

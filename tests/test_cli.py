@@ -353,3 +353,26 @@ def test_top_level_help_and_version(capsys):
     assert rc == 0 and "--version" in out and "`pybpfmem COMMAND --help`" in out
     rc, _, err = run(capsys)
     assert rc == 2 and err.startswith("usage: pybpfmem")
+
+
+# ---------------------------------------------------------------- plan's input files
+# (plan's own checks of --map are the plan command's tests; these are the messages of
+# the first-hour issue: Python internals and decode errors without the file name)
+PLAN_BAD_INPUT = [
+    ("--bpftool", "b.json", b'[{"id": 1, "type": "hash"}]', "b.json: map #0: missing key 'bytes_key'"),
+    ("--bpftool", "b.json", b"{bad", "b.json:1: not JSON: Expecting property name enclosed in double quotes"),
+    ("--bpftool", "b.json", b"\xff", "b.json: not UTF-8 text (byte 0xff at offset 0)"),
+    ("--file", "p.toml", b'[[map]]\ntype = "hash"\n', "p.toml: [[map]] #1: missing key 'max_entries'"),
+    ("--file", "p.toml", b'[[map]]\ntype = "hash"\nmax_entries = "two"\n', "p.toml: [[map]] #1: not an integer: 'two'"),
+    ("--file", "p.toml", b"\xff", "p.toml: not UTF-8 text (byte 0xff at offset 0)"),
+    ("--file", "missing.toml", None, "missing.toml: cannot read: No such file or directory"),
+]
+
+
+@pytest.mark.parametrize("option,name,content,message", PLAN_BAD_INPUT, ids=range(len(PLAN_BAD_INPUT)))
+def test_plan_input_files_are_one_line_errors(capsys, tmp_path, monkeypatch, option, name, content, message):
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    rc, out, err = run(capsys, "plan", option, name)
+    assert (rc, out, err) == (2, "", f"pybpfmem plan: {message}\n")

@@ -64,11 +64,33 @@ class MapPlan:
     error: str | None = None
 
 
+def _read(path: str, parse: Any) -> Any:
+    """parse(text of path); every way it can fail is a ValueError naming the file."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8")
+        return parse(text)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _problem(exc: Exception) -> str:
+    """A KeyError, TypeError or ValueError from reading one map, as a user reads it."""
+    if isinstance(exc, KeyError):
+        return f"missing key {exc.args[0]!r}"
+    return str(exc).replace("invalid literal for int() with base 10: ", "not an integer: ")
+
+
 def _bpftool_specs(path: str) -> list[MapSpec]:
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = _read(path, json.loads)
     if not isinstance(data, list):
-        raise ValueError("bpftool -j map show output must be a JSON list")
+        raise ValueError(f"{path}: bpftool -j map show output must be a JSON list")
     specs = []
     for i, m in enumerate(data):
         try:
@@ -79,13 +101,12 @@ def _bpftool_specs(path: str) -> list[MapSpec]:
                 memcg=m.get("memcg"), input_memlock=int(m["bytes_memlock"]) if "bytes_memlock" in m else None,
             ))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: map #{i}: {exc!r}") from exc
+            raise ValueError(f"{path}: map #{i}: {_problem(exc)}") from None
     return specs
 
 
 def _toml_specs(path: str) -> list[MapSpec]:
-    with open(path, "rb") as fh:
-        doc = tomllib.load(fh)
+    doc = _read(path, tomllib.loads)
     specs = []
     for i, m in enumerate(doc.get("map", [])):
         try:
@@ -95,7 +116,7 @@ def _toml_specs(path: str) -> list[MapSpec]:
                 memcg=m.get("cgroup"),
             ))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: [[map]] #{i + 1}: {exc!r}") from exc
+            raise ValueError(f"{path}: [[map]] #{i + 1}: {_problem(exc)}") from None
     return specs
 
 
