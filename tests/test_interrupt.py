@@ -62,3 +62,18 @@ def test_ctrl_c_during_verify(tmp_path):
     assert rc == 130
     assert "Traceback" not in err
     assert err.splitlines()[-1] == "verify: cleaned up after SIGINT"
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["demo", "--json"]], ids=["table", "json"])
+def test_a_closed_pipe_ends_quietly(tmp_path, argv):
+    # `pybpfmem demo | head -1`: the reader goes away; the command stops without a
+    # BrokenPipeError traceback: rich's tables exit 1 (rich's Console.on_broken_pipe),
+    # plain writes 128 + SIGPIPE (cli.main), as a shell reports a command killed by it
+    proc = subprocess.Popen([sys.executable, "-m", "pybpfmem", *argv], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    rc = proc.wait(timeout=120)
+    assert (rc, err) == ((1 if argv == ["demo"] else 128 + signal.SIGPIPE), b"")

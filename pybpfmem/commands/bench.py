@@ -585,8 +585,8 @@ def render(m: dict[str, str], results: list[Measurement]) -> None:
     from rich.table import Table
 
     table = Table(title=f"pybpfmem bench — {m['cpu']}, {m['cpus']} cpus, Linux {m['kernel']}")
-    for col in ("workload", "ns/op", "ratio", "vs", "target", "met"):
-        table.add_column(col, justify="left" if col in ("workload", "vs") else "right")
+    for col in ("workload", "ns/op", "ratio", "vs", "target", "met"):   # names wrap, never cut
+        table.add_column(col, justify="left" if col in ("workload", "vs") else "right", overflow="fold")
     notes = [r for r in results if r.note]
     for r in results:
         name = f"{r.name} [{notes.index(r) + 1}]" if r.note else r.name

@@ -27,8 +27,9 @@ from typing import Any
 import pybpfmem
 from pybpfmem.bpf.errors import errname
 from pybpfmem.commands.common import CommandError, check_plot_path
-from pybpfmem.commands.scenario_file import (  # noqa: F401  (flag_value, map_type_by_name: plan uses them from here)
+from pybpfmem.commands.scenario_file import (  # flag_value, map_type_by_name: plan uses them from here
     ACTIONS,
+    DEFAULT_CPUS,
     Entry,
     ScenarioError,
     ScenarioFile,
@@ -172,6 +173,8 @@ class Scenario:
             result.ok, result.error, result.explanation = False, SKIPPED, str(exc)
         except OSError as exc:
             result.ok, result.error, result.explanation = False, errname(exc.errno or 0), exc.strerror or str(exc)
+        except (ValueError, TypeError) as exc:     # an argument the model refuses, as EINVAL
+            result.ok, result.error, result.explanation = False, "EINVAL", str(exc)
         self.system.run_deferred()
         after = self._usage()
         result.deltas = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(set(before) | set(after))
@@ -333,7 +336,7 @@ class Scenario:
 def _system(sf: ScenarioFile) -> pybpfmem.System:
     v = sf.system.values
     try:
-        return pybpfmem.System(nr_cpus=v.get("cpus", 2), page_size=v.get("page_size", 4096),
+        return pybpfmem.System(nr_cpus=v.get("cpus", DEFAULT_CPUS), page_size=v.get("page_size", 4096),
                                profile=v.get("profile", CURRENT_PROFILE), cgroup=v.get("cgroup", "v2"),
                                ram=v.get("ram", "8G"))
     except (TypeError, ValueError) as exc:

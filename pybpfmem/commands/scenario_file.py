@@ -28,6 +28,8 @@ from pybpfmem.constants import U32_MAX, U64_MAX
 from pybpfmem.mm.system import parse_size as _parse_size
 from pybpfmem.profiles import PROFILE_NAMES
 
+#: [system] cpus when the file does not say
+DEFAULT_CPUS = 2
 #: how many keys one update/delete/lookup step may touch
 MAX_COUNT = 10_000_000
 #: ENOTSUPP (include/linux/errno.h): the kernel-internal errno bpf() can return
@@ -282,7 +284,7 @@ def opt(check: Check) -> Key:
 U32 = integer(0, U32_MAX)
 _KEYS = {"count": opt(integer(0, MAX_COUNT)), "start": opt(integer(0, U32_MAX)),
          "key_pattern": opt(choice("seq", "random")), "seed": opt(integer(0, U64_MAX))}
-_TASK = {"name": req(text), "cgroup": opt(cgroup_path), "uid": opt(U32),
+_TASK = {"name": req(text), "cgroup": opt(cgroup_path), "uid": opt(integer(0, U32_MAX - 1)),  # -1: no uid
          "rlimit_memlock": opt(memlock_limit)}
 
 SYSTEM: dict[str, Key] = {
@@ -387,7 +389,8 @@ class Entry:
         if self.table == "system":
             return "[system]"
         label = f"[[{self.table}]] #{self.index + 1}"
-        if self.table == "step" and self.values.get("action") in ACTIONS:
+        action = self.values.get("action")
+        if self.table == "step" and isinstance(action, str) and action in ACTIONS:
             label += f" ({self.values['action']})"
         return label
 
@@ -470,7 +473,7 @@ def check(path: str, doc: dict[str, Any], lines: KeyLines) -> ScenarioFile:
         action = e.values.get("action")
         if action is None:
             raise sf.error(e, "missing key 'action'")
-        if action not in ACTIONS:
+        if not isinstance(action, str) or action not in ACTIONS:
             raise sf.error(e, f"unknown action {show(action)}{did_you_mean(str(action), ACTIONS)} "
                               f"(one of {', '.join(ACTIONS)})", "action")
         _check_keys(sf, e, {**STEP_COMMON, **ACTIONS[action]})
@@ -533,8 +536,11 @@ def _check_names(sf: ScenarioFile) -> None:
                 prev = sf.steps[sf.map_creators[name]]
                 raise sf.error(s, f"a map named {name!r} is already created by {first(prev)}; map names are unique", "name")
             sf.map_creators[name] = s.index
+    cpus = sf.system.values.get("cpus", DEFAULT_CPUS)
     for e in [*sf.tasks, *sf.steps]:
         v = e.values
+        if "context" in v and v["context"] >= cpus:
+            raise sf.error(e, f"irq:{v['context']}: the system has cpus 0..{cpus - 1} ([system] cpus)", "context")
         if "task" in v and v["task"] not in tasks:
             raise sf.error(e, f"no task {v['task']!r}: name it in a [[task]] table or a spawn step"
                               f"{did_you_mean(v['task'], tasks)}", "task")
