@@ -26,6 +26,7 @@ from typing import Any
 
 import pybpfmem
 from pybpfmem.bpf.errors import errname
+from pybpfmem.commands import scenario_file
 from pybpfmem.commands.common import CommandError, check_plot_path
 from pybpfmem.commands.scenario_file import (  # flag_value, map_type_by_name: plan uses them from here
     ACTIONS,
@@ -35,7 +36,6 @@ from pybpfmem.commands.scenario_file import (  # flag_value, map_type_by_name: p
     ScenarioFile,
     did_you_mean,
     flag_value,
-    load,
     map_type_by_name,
     parse_size,
     show,
@@ -346,6 +346,12 @@ def _system(sf: ScenarioFile) -> pybpfmem.System:
         raise sf.error(sf.system, str(exc), key) from None
 
 
+def load(path: str) -> Scenario:
+    """Read and check a scenario file and make its System, cgroups and tasks
+    (ScenarioError: one line, file:line: where: what)."""
+    return Scenario(scenario_file.load(path))
+
+
 def _oserror(exc: OSError) -> str:
     return f"{errname(exc.errno or 0)} ({exc.strerror or exc})"
 
@@ -386,7 +392,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"pybpfmem simulate: {exc}", file=sys.stderr)
         return exc.exit_code
     try:
-        scenario = Scenario(load(args.file))
+        scenario = load(args.file)
     except ScenarioError as exc:
         print(f"pybpfmem simulate: {exc}", file=sys.stderr)
         return EXIT_BAD_FILE
