@@ -9,7 +9,8 @@ mean 'value_size'?)``).  tomllib gives no line numbers, so ``KeyLines`` finds
 them in the source text: a small scan of table headers and ``key =`` lines
 (keys written inside inline tables or multi-line arrays fall back to their
 table's line).  The format is documented key by key in docs/scenarios.md;
-``SCHEMA`` below is the one place that lists the keys.
+The tables under "the schema" below (SYSTEM, CGROUP, TASK, STEP_COMMON, ACTIONS)
+are the one place that lists the keys.
 """
 
 from __future__ import annotations
