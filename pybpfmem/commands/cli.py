@@ -65,8 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{chr(10) if sys.stderr.isatty() else ''}pybpfmem {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # the reader went away (`pybpfmem demo | head`): nothing more to say, and
-        # Python must not complain again when it flushes stdout at exit
+        # the reader went away (`pybpfmem demo --json | head`): nothing more to say, and
+        # Python must not complain again when it flushes stdout at exit.  (SIGPIPE stays
+        # ignored: verify's parent must see a dead child's pipe as an error, not die.
+        # rich's tables handle it themselves: Console.on_broken_pipe() exits 1.)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
