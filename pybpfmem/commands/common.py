@@ -5,6 +5,9 @@ end because its output directory does not exist)."""
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType, TracebackType
+from typing import Any
 
 EXIT_USAGE = 2
 #: a plot was asked for and matplotlib (the ``plot`` extra) is missing
@@ -43,3 +46,29 @@ def check_plot_path(option: str, path: str) -> None:
 
     if _pyplot() is None:
         raise CommandError(INSTALL_HINT, EXIT_NO_PLOT)
+
+
+class DeferredInterrupt:
+    """``with DeferredInterrupt() as stop:`` -- a first Ctrl-C (SIGINT) only sets
+    ``stop.requested``, so the work stops at a point where its state is whole (a fuzz
+    round: a KeyboardInterrupt inside a step would leave the C core and the reference
+    model half updated, a divergence that is not one); a second raises
+    KeyboardInterrupt at once.  The caller raises KeyboardInterrupt itself when it has
+    stopped (cli.main turns it into exit 130)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._saved: Any = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> DeferredInterrupt:
+        self._saved = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        signal.signal(signal.SIGINT, self._saved)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pybpfmem.commands.common import DeferredInterrupt
 from pybpfmem.profiles import PROFILE_NAMES
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
@@ -103,12 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     failure: tuple[str, str] | None = None
     done_ops = 0
-    with Progress(TextColumn("[bold]fuzz[/] {task.description}"), BarColumn(),
-                  TextColumn("{task.fields[ops]} ops, {task.fields[rate]} ops/s"),
-                  TimeElapsedColumn(), console=console, disable=args.quiet) as bar:
+    # Ctrl-C stops after the round in progress: interrupted inside a step, the core and
+    # the reference would differ by half a step, a divergence that is not one
+    with DeferredInterrupt() as stop, \
+            Progress(TextColumn("[bold]fuzz[/] {task.description}"), BarColumn(),
+                     TextColumn("{task.fields[ops]} ops, {task.fields[rate]} ops/s"),
+                     TimeElapsedColumn(), console=console, disable=args.quiet) as bar:
         task = bar.add_task("", total=total, ops=0, rate=0)
         rnd = 0
-        while failure is None:
+        while failure is None and not stop.requested:
             elapsed = time.perf_counter() - t0
             if (args.ops and done_ops >= args.ops) or (seconds and elapsed >= seconds):
                 break
@@ -134,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{t.ops / max(t.seconds, 1e-9):8.0f} ops/s")
     out.print(f"{'total':>10}: {done_ops:>8} ops in {elapsed:.1f} s, "
               f"{done_ops / max(elapsed, 1e-9):.0f} ops/s")
+    if stop.requested and failure is None:
+        raise KeyboardInterrupt      # after the counts: cli.main says "interrupted", exit 130
     if failure is not None:
         name, script = failure
         out.print(f"[bold red]FAILED[/] {name}; replay with this script:", highlight=False)
