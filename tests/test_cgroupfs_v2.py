@@ -127,6 +127,9 @@ class FakeCgroup2:
 
 
 REAL_MKDIR, REAL_RMDIR = os.mkdir, os.rmdir
+#: taken at import, before conftest's guard replaces it: on the fake tree making a
+#: scratch cgroup does not reach the live kernel, so the guard is lifted there
+REAL_CREATE_CASE = cgroupfs.CgroupDriver.create_case
 
 
 @pytest.fixture
@@ -138,6 +141,7 @@ def fake(tmp_path, monkeypatch):
         monkeypatch.setattr(cgroupfs, "find_mount", lambda version: f.root)
         monkeypatch.setattr(os, "mkdir", f.mkdir)
         monkeypatch.setattr(os, "rmdir", f.rmdir)
+        monkeypatch.setattr(cgroupfs.CgroupDriver, "create_case", REAL_CREATE_CASE)
         return f
     return make
 
@@ -255,7 +259,7 @@ def test_v2_drain_writes_memory_high_zero_then_puts_it_back(fake, monkeypatch):
 
 
 def test_sweep_takes_a_dead_run_s_self_leaf(fake):
-    f = fake("/vm")
+    fake("/vm")
     d = cgroupfs.detect()
     dead = 999_999_999          # no such pid
     for name in (f"pybpfmem-{dead}-self", f"pybpfmem-{dead}-3", f"pybpfmem-{ME}-self"):

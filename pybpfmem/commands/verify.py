@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     # 128 + signal number (session.py)
     from pybpfmem.live.session import LiveSession
     with LiveSession(exit_on_signal=True, name="verify") as session:
-        return _run(args, cases, session)
+        rc = _run(args, cases, session)
+    return rc
 
 
 def _error(args: argparse.Namespace, key: str, msg: str) -> None:
