@@ -744,6 +744,8 @@ class ModelRunner:
         for ifindex, name in self.netdevs:
             sysm.create_netdev(name, ifindex=ifindex)
         task = sysm.spawn(cgroup=sysm.root.mkdir("semantics"), uid=0)
+        # the live children inherit verify's RLIMIT_MEMLOCK (runner.bump_memlock_rlimit())
+        task.setrlimit(U.RLIMIT_MEMLOCK, self.facts.memlock, self.facts.memlock)
         return sysm, task
 
     def run(self, script: Script) -> list[Obs]:

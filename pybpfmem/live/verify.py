@@ -398,7 +398,8 @@ class Verifier:
         sysm = self.model_factory()
         try:
             def model_fits(n: int) -> bool:
-                o = M.replay_model(self._array_scn(case, n, True), sysm, entry, self.fd_sizes)
+                o = M.replay_model(self._array_scn(case, n, True), sysm, entry, self.fd_sizes,
+                                   self.facts.memlock)
                 return bool(o[0]["ok"])
             pred = _bisect(model_fits, 0, hi_max)
         finally:

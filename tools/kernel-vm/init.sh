@@ -18,6 +18,8 @@ mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mkdir -p /host
+# the loopback device up: the live checks make TCP and UDP sockets on 127.0.0.1
+busybox ip link set lo up 2>/dev/null || busybox ifconfig lo 127.0.0.1 up
 modprobe 9pnet_virtio && modprobe 9p &&
     mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 host /host
 
