@@ -93,6 +93,34 @@ def test_replay_errno_and_entry_usage():
     assert o["delta"]["A"] == {"kmem": 0, "usage": 0}
 
 
+@pytest.mark.parametrize("profile", ["5.10", "6.18"])
+def test_replay_rlimit_case_by_hand(profile):
+    # The rlimit case's array: sizeof(struct bpf_array) (5.10: 320, 6.18: 312) +
+    # 128 * 4096 = 524608 / 524600 bytes.  5.10 (switch rlimit): bpf_map_charge_init()
+    # charges round_up(cost, PAGE_SIZE) = 129 pages to uid 0's locked_vm against the
+    # 1 MiB soft limit (256 pages): m1 129 fits; m2 would make 258 > 256 -> EPERM and
+    # is not charged; closing m1 gives its 129 back (bpf_map_charge_finish() in the
+    # deferred free), so m3 fits.  fdinfo memlock there is the charged pages:
+    # 129 * 4096 = 528384.  6.18 (switch account): no rlimit charge, all three made;
+    # memlock is array_map_mem_usage(): 524600.
+    case = [c for c in M.all_cases() if c.kind == "rlimit"][0]
+    s = pybpfmem.System(nr_cpus=2, page_size=4096, profile=profile, cgroup="v1")
+    try:
+        obs = M.replay_model(case.scenario, s, 0, FD_SIZES, pybpfmem.RLIM_INFINITY)
+    finally:
+        s.close()
+    creates = [o for st, o in zip(case.scenario["steps"], obs) if st["op"] == "create"]
+    if profile == "5.10":
+        assert [o["errno"] for o in creates] == [None, errno.EPERM, None]
+        assert creates[0]["memlock"] == creates[2]["memlock"] == 528384
+    else:
+        assert [o["errno"] for o in creates] == [None, None, None]
+        assert {o["memlock"] for o in creates} == {524600}
+    rows = V.compare_rlimit(case, obs, obs)
+    assert [r.verdict for r in rows] == ["ok"] * len(rows)
+    assert len(rows) == (5 if profile == "5.10" else 6)
+
+
 # ------------------------------------------------------------------ comparisons
 def _fake_shape(memlock, kmems, closes):
     """Live observations of a shape case: each create in its own cgroup A<r>."""
@@ -293,7 +321,7 @@ def test_matrix_selection():
     cases = M.all_cases()
     quick = M.select(cases, quick=True)
     assert {c.kind for c in quick} >= {"shape", "insert", "array_limit", "insert_limit",
-                                        "shared", "rmdir", "errno"}
+                                        "rlimit", "shared", "rmdir", "errno"}
     assert all(c.quick for c in quick)
     assert [c.name for c in M.select(cases, False, "ringbuf 1mib")] == ["RINGBUF 1MiB"]
     # every errno label is in exactly one position of the full errno case

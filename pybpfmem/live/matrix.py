@@ -53,7 +53,7 @@ FD_OBJECT_FALLBACK = {"file": 184, "dentry": 192}
 @dataclass
 class Case:
     name: str
-    kind: str                    # shape, insert, array_limit, insert_limit, shared, rmdir, errno
+    kind: str     # shape, insert, array_limit, insert_limit, rlimit, shared, rmdir, errno
     scenario: dict[str, Any] = field(default_factory=dict)
     quick: bool = False
     params: dict[str, Any] = field(default_factory=dict)
@@ -187,6 +187,30 @@ def shared_cases() -> list[Case]:
     ]
 
 
+#: the rlimit case's map: sizeof(struct bpf_array) + 128 * 4096 bytes, 129 pages under
+#: 5.10's rule (bpf_map_charge_init() rounds the cost up to pages); two of them are
+#: 258 pages, over a 1 MiB (256-page) RLIMIT_MEMLOCK, one is well under it
+RLIMIT_ARRAY = {"type": "ARRAY", "key": 4, "value": 4096, "max": 128}
+RLIMIT_BYTES = 1 << 20
+
+
+def rlimit_cases() -> list[Case]:
+    """RLIMIT_MEMLOCK as the limit (the 5.10 profile's ``rlimit`` switch): the child
+    lowers it to 1 MiB, makes one array that fits and one that takes the uid's
+    locked_vm over it (bpf_charge_memlock(): EPERM), closes the first, waits for its
+    deferred free (bpf_map_free_deferred() -> bpf_map_charge_finish() gives the pages
+    back) and makes a third, which fits again.  From 5.11 on maps are charged to the
+    memcg only and all three creates succeed.  The uid's locked_vm is shared by every
+    process of that uid (``user_struct``): another root process holding memlock-charged
+    maps on a 5.10 host shifts the boundary, which shows as an errno row."""
+    return [Case("RLIMIT_MEMLOCK 1 MiB: two ARRAY v4096 m128, close one, a third",
+                 "rlimit", {"cpu": 0, "steps": [
+                     {"op": "rlimit", "bytes": RLIMIT_BYTES},
+                     _create(RLIMIT_ARRAY, "m1"), _create(RLIMIT_ARRAY, "m2"),
+                     {"op": "close", "map": "m1"}, {"op": "settle"},
+                     _create(RLIMIT_ARRAY, "m3")]}, True)]
+
+
 #: (label, create spec) -> the kernel's errno; the expected side is the live kernel
 ERRNO_SPECS: list[tuple[str, dict[str, Any]]] = [
     ("HASH key_size 0", {"type": "HASH", "key": 0, "value": 8, "max": 10}),
@@ -230,7 +254,8 @@ def errno_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return shape_cases() + insert_cases() + limit_cases() + shared_cases() + errno_cases()
+    return (shape_cases() + insert_cases() + limit_cases() + rlimit_cases() + shared_cases()
+            + errno_cases())
 
 
 def select(cases: list[Case], quick: bool, name: str | None = None) -> list[Case]:
@@ -365,6 +390,8 @@ class ModelCase:
                 self._free(objs)
             elif op == "limit":
                 self.set_limit(self.cgs[st["cgroup"]], st.get("bytes"))
+            elif op == "rlimit":
+                t.setrlimit(U.RLIMIT_MEMLOCK, int(st["bytes"]), int(st["bytes"]))
             elif op == "move":
                 t.migrate(self.cgs[st["cgroup"]])
                 self.where = obs["cgroup"] = st["cgroup"]

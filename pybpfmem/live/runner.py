@@ -13,8 +13,8 @@ A scenario is plain data::
 
 The task "is" in the first cgroup listed (or ``"start"``) until a ``move`` step.
 Ops: create, insert (n, start, flags), delete (n, start), lookup, freeze, close
-(then waits for the deferred free to settle), limit (cgroup, bytes), move (cgroup),
-settle, noop.  Every step yields an observation: i, op, cgroup (where it ran),
+(then waits for the deferred free to settle), limit (cgroup, bytes), rlimit (bytes:
+the child's soft RLIMIT_MEMLOCK), move (cgroup), settle, noop.  Every step yields an observation: i, op, cgroup (where it ran),
 ok/errno, memlock and map_id (fdinfo), count, and per-cgroup deltas
 ``{"kmem": bytes, "usage": bytes}``; a child killed inside a step (memcg OOM) ends
 the run with ``{"killed": signal}`` for that step.
@@ -86,7 +86,8 @@ from .session import LiveSession
 Scenario = dict[str, Any]
 HOME = "_home"
 #: ops the child runs (with the task in the step's cgroup); the rest are ours
-CHILD_OPS = frozenset({"create", "insert", "delete", "lookup", "freeze", "close", "noop"})
+CHILD_OPS = frozenset({"create", "insert", "delete", "lookup", "freeze", "close", "rlimit",
+                       "noop"})
 #: the adopt step charges up to a page (plus a page-stock batch) in the case cgroup;
 #: skip it where that could hit the cgroup's limit
 ADOPT_MARGIN = (cgroupfs.MEMCG_CHARGE_BATCH + 2) * 4096
@@ -408,6 +409,10 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> N
                         m.close()
                     finally:
                         mover.leave(cg)
+                elif op == "rlimit":
+                    # the soft RLIMIT_MEMLOCK that bpf_charge_memlock() (5.10) checks
+                    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+                    resource.setrlimit(resource.RLIMIT_MEMLOCK, (int(st["bytes"]), hard))
                 elif op in ("freeze", "lookup"):
                     m = maps[st["map"]]
                     m._sys = _InCgroupSys(sysh, mover, cg)

@@ -221,6 +221,28 @@ def compare_errnos(case: M.Case, live: list[dict[str, Any]],
     return rows
 
 
+def compare_rlimit(case: M.Case, live: list[dict[str, Any]],
+                   model: list[dict[str, Any]]) -> list[Row]:
+    """Each create's outcome (ok or errno) and, where made, its fdinfo memlock."""
+    steps = case.scenario["steps"]
+    if len(live) < len(steps) or len(model) < len(steps):
+        return [Row(case.name, "observations", len(model), len(live), None, "FAIL",
+                    "behaviour", "a side stopped early")]
+    rows = []
+    for st, lo, mo in zip(steps, live, model):
+        if st["op"] == "rlimit" and not (lo["ok"] and mo["ok"]):
+            return [_row(case.name, "setrlimit", _errname(mo["errno"]), _errname(lo["errno"]),
+                         False, "behaviour")]
+        if st["op"] != "create":
+            continue
+        rows.append(_row(case.name, f"create {st['map']}", _errname(mo["errno"]),
+                         _errname(lo["errno"]), lo["errno"] == mo["errno"], "errno"))
+        if lo["ok"] and mo["ok"]:
+            rows.append(_row(case.name, f"memlock of {st['map']}", mo["memlock"],
+                             lo["memlock"], mo["memlock"] == lo["memlock"], "memlock"))
+    return rows
+
+
 def compare_shared(case: M.Case, live: list[dict[str, Any]], model: list[dict[str, Any]],
                    page: int, key: str = "kmem") -> list[Row]:
     """The map's memcg (A) pays for inserts made by a task in B (set_active_memcg()
@@ -346,6 +368,10 @@ class Verifier:
     def _case_errno(self, case: M.Case) -> list[Row]:
         r, mo, _, bad = self._both(case)
         return bad or compare_errnos(case, r.steps, mo)
+
+    def _case_rlimit(self, case: M.Case) -> list[Row]:
+        r, mo, _, bad = self._both(case)
+        return bad or compare_rlimit(case, r.steps, mo)
 
     def _case_shared(self, case: M.Case) -> list[Row]:
         r, mo, key, bad = self._both(case)
