@@ -29,8 +29,9 @@ percpu_charge_mutex); so ``drain()`` runs twice with a pause.
 * v1: a write of ``memory.force_empty`` (mem_cgroup_force_empty(),
   mm/memcontrol-v1.c): lru_add_drain_all(), drain_all_stock(memcg), then reclaim
   rounds while usage > 0.
-* v2 has no force_empty.  memory_high_write() (mm/memcontrol.c, the same in 5.10,
-  6.1 and 6.18) sets the new high and, while usage is above it, calls
+* v2 has no force_empty.  memory_high_write() (mm/memcontrol.c; since v5.8,
+  8c8c383c04f6 "mm: memcontrol: try harder to set a new memory.high", so in 5.10,
+  6.1, 6.12 and 6.18) sets the new high and, while usage is above it, calls
   drain_all_stock(memcg) once and then reclaims up to MAX_RECLAIM_RETRIES rounds
   that free nothing.  Writing ``memory.high`` = 0 and then back to what it was is
   therefore v1's force_empty without lru_add_drain_all(): the same drain, the same
