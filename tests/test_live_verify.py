@@ -254,6 +254,18 @@ def test_verifier_with_fake_live_runs_shape_case():
     assert not hasattr(v, "offset") and not hasattr(V.Verifier, "calibrate")
 
 
+def test_memcg_limit_case_is_skipped_where_maps_are_not_memcg_charged():
+    # 5.10 (no switch account): a memory.max bounds no map, so the largest-array case has
+    # nothing to compare; it is reported skipped with the reason, and nothing runs.
+    def no_live(scn):
+        raise AssertionError("the case must not run")
+    facts = SimpleNamespace(profile="5.10", page_size=4096, memlock=pybpfmem.RLIM_INFINITY)
+    v = V.Verifier(model_factory=model_system, run_live=no_live, facts=facts)
+    case = [c for c in M.all_cases() if c.kind == "array_limit"][0]
+    (row,) = V.run_cases(v, [case])
+    assert (row.verdict, row.why) == ("skip", V.NO_MEMCG_MAPS)
+
+
 # ------------------------------------------------------------------ CLI: refusals, args
 REFUSALS = [
     "not root: live cases need CAP_SYS_ADMIN/CAP_BPF and cgroupfs write access (euid 1000)",

@@ -3,6 +3,8 @@
 
     tools/kernel-vm/summary.py build/kernel-vm/results [--rows]
 
+Columns: the run (kernel, cgroup mode, profile, exit code, times), the rows verify compared
+(every row but skipped ones), how many agree (verdict ok or info), and verify's summary.
 --rows also lists every verify row that is not "ok" or "info".
 """
 from __future__ import annotations
@@ -24,8 +26,9 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     results, show_rows = Path(argv[0]), "--rows" in argv
-    print("| kernel | cgroup | profile | exit | VM wall s | guest boot s | verify s | result |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| kernel | cgroup | profile | exit | VM wall s | guest boot s | verify s "
+          "| rows compared | agree | result |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     details = []
     for meta_path in sorted(results.glob("*.meta.json")):
         meta = _load(meta_path) or {}
@@ -35,6 +38,9 @@ def main(argv: list[str]) -> int:
         vt = round(t["done_s"] - t["setup_s"], 1) if "done_s" in t and "setup_s" in t else ""
         out = _load(Path(prefix + ".out"))
         profile = (out or {}).get("host", {}).get("profile", "")
+        rows = (out or {}).get("rows") or []
+        compared = [r for r in rows if r.get("verdict") != "skip"]
+        agree = sum(1 for r in compared if r.get("verdict") in ("ok", "info"))
         if meta.get("setup_error"):
             result = "setup: " + meta["setup_error"]
         elif out is None:
@@ -49,7 +55,7 @@ def main(argv: list[str]) -> int:
                         if r["verdict"] not in ("ok", "info")]
         print(f"| {meta.get('kernel')} | {meta.get('cgroup')} | {profile} "
               f"| {meta.get('rc')} | {meta.get('wall_s')} | {t.get('boot_s', '')} | {vt} "
-              f"| {result} |")
+              f"| {len(compared) if rows else ''} | {agree if rows else ''} | {result} |")
     if show_rows and details:
         print("\n| kernel | cgroup | case | quantity | model | kernel value | verdict | why |")
         print("|---|---|---|---|---|---|---|---|")
