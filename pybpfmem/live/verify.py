@@ -442,7 +442,7 @@ class Verifier:
         finally:
             sysm.close()
         delta = max(1, int(0.02 * pred))
-        lo, hi = max(pred - delta, 0), pred + delta
+        lo, hi = max(pred - delta, 0), min(pred + delta, hi_max - 1)   # inside the bisect's range
         lo_fits = self._live_fits(case, lo, entries)
         hi_fits = self._live_fits(case, hi, entries)
         note = ""
