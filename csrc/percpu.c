@@ -67,7 +67,7 @@ int __alloc_percpu(struct bm_system *sys, int cpu, uint64_t size, uint64_t align
         if (objcg) {
             full = pcpu_obj_full_size(sys, size);
             if (obj_cgroup_charge(sys, cpu, objcg, gfp, full)) {
-                obj_cgroup_put(objcg);
+                obj_cgroup_put_cpu(objcg, cpu);
                 return -ENOMEM;
             }
         }
@@ -77,7 +77,7 @@ int __alloc_percpu(struct bm_system *sys, int cpu, uint64_t size, uint64_t align
         free(pa);
         if (objcg) {                           /* post hook, failed allocation */
             obj_cgroup_uncharge(sys, cpu, objcg, full);
-            obj_cgroup_put(objcg);
+            obj_cgroup_put_cpu(objcg, cpu);
         }
         return -ENOMEM;
     }
@@ -108,7 +108,7 @@ int __free_percpu(struct bm_system *sys, int cpu, uint64_t addr)
     if (pa->objcg) {
         obj_cgroup_uncharge(sys, cpu, pa->objcg, pa->charged);
         mod_memcg_state(obj_cgroup_memcg(pa->objcg), BM_STAT_PERCPU_B, -(long)pa->charged);
-        obj_cgroup_put(pa->objcg);
+        obj_cgroup_put_cpu(pa->objcg, cpu);
     }
     free(pa);
     return 0;

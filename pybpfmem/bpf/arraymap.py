@@ -56,7 +56,8 @@ class ArrayMap(BpfMap):
         if attr.value_size > limit:
             raise BpfError(errno.E2BIG, f"array_map_alloc_check: value_size "
                                         f"{attr.value_size} > {limit}")
-        if percpu and rup(attr.value_size, 8) > PCPU_MIN_UNIT_SIZE:
+        if ctx.bprof.percpu_value_limit and percpu and rup(attr.value_size, 8) > \
+                PCPU_MIN_UNIT_SIZE:
             raise BpfError(errno.E2BIG, f"array_map_alloc_check: per-cpu value "
                                         f"{rup(attr.value_size, 8)} > PCPU_MIN_UNIT_SIZE "
                                         f"{PCPU_MIN_UNIT_SIZE}")
@@ -74,6 +75,13 @@ class ArrayMap(BpfMap):
         self.values: dict[int, bytes] = {}
         self.pptrs: list[int] = []
         self.area = 0
+
+    def supported_batch_ops(self) -> frozenset[str]:
+        """percpu_array_map_ops has the generic lookup/update batch ops from v5.13 (switch
+        batch_percpu_array); array_map_ops in every release."""
+        if self.percpu and not self.bprof.batch_percpu_array:
+            return frozenset()
+        return self.batch_ops
 
     def update_allocates(self) -> bool:
         return False       # in-place copies (fd arrays override below)
@@ -323,6 +331,13 @@ class FdArrayMap(ArrayMap):
     map_types = (U.BPF_MAP_TYPE_PROG_ARRAY, U.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
                  U.BPF_MAP_TYPE_CGROUP_ARRAY, U.BPF_MAP_TYPE_ARRAY_OF_MAPS)
     batch_ops = frozenset()
+
+    def supported_batch_ops(self) -> frozenset[str]:
+        """array_of_maps_map_ops has the generic lookup/update batch ops from v5.19 (switch
+        batch_map_in_map); the other fd arrays have none."""
+        if self.map_type == U.BPF_MAP_TYPE_ARRAY_OF_MAPS and self.bprof.batch_map_in_map:
+            return frozenset({"lookup", "update"})
+        return self.batch_ops
 
     @classmethod
     def alloc_check(cls, attr: MapAttr, ctx: CreateCtx) -> None:

@@ -86,7 +86,7 @@ class HashMap(BpfMap):
         elif attr.value_size >= KMALLOC_MAX_SIZE - U.MAX_BPF_STACK - he:
             raise BpfError(errno.E2BIG, f"htab_map_alloc_check: value_size {attr.value_size}"
                                         f" >= KMALLOC_MAX_SIZE - 512 - {he}")
-        if ctx.bprof.htab_percpu_value_limit and percpu and rup(attr.value_size, 8) > \
+        if ctx.bprof.percpu_value_limit and percpu and rup(attr.value_size, 8) > \
                 PCPU_MIN_UNIT_SIZE:
             raise BpfError(errno.E2BIG, "htab_map_alloc_check: per-cpu value > "
                                         "PCPU_MIN_UNIT_SIZE")
@@ -202,11 +202,17 @@ class HashMap(BpfMap):
         return not self.prealloc or type(self) is not HashMap
 
     # --- creation
+    def _has_extra_elems(self) -> bool:
+        """htab_has_extra_elems(): not per-cpu, not LRU, and (switch fd_htab_extra_elems
+        off: v6.16+) not an fd hash (HASH_OF_MAPS)."""
+        if self.percpu or self.lru:
+            return False
+        return self.bprof.fd_htab_extra_elems or self.attr.map_type != U.BPF_MAP_TYPE_HASH_OF_MAPS
+
     def _num_prealloc(self) -> int:
-        """htab_has_extra_elems(): plain HASH gets one extra element per possible cpu
-        (per-cpu, LRU and fd (HASH_OF_MAPS) hash maps get none)."""
-        extra = not (self.percpu or self.lru or self.attr.map_type == U.BPF_MAP_TYPE_HASH_OF_MAPS)
-        return self.max_entries + (self.system.nr_cpus if extra else 0)
+        """prealloc_init(): max_entries, plus one extra element per possible cpu where
+        htab_has_extra_elems()."""
+        return self.max_entries + (self.system.nr_cpus if self._has_extra_elems() else 0)
 
     def legacy_cost(self) -> int:
         """v5.10 htab_map_alloc() cost (same for prealloc and no-prealloc)."""
@@ -219,8 +225,9 @@ class HashMap(BpfMap):
         return cost
 
     def alloc(self) -> None:
-        """Mirrors htab_map_alloc(): struct, buckets, map_locked per-cpu ints, then
-        prealloc_init() (+ alloc_extra_elems()) or bpf_mem_alloc_init()."""
+        """Mirrors htab_map_alloc(): struct, buckets, map_locked per-cpu ints (switch
+        htab_map_locked), then prealloc_init() (+ alloc_extra_elems()) or
+        bpf_mem_alloc_init()."""
         g, bp = self.gfp, self.bprof
         if bp.struct_area_alloc:
             self._struct = self.area_alloc(self.sizes.bpf_htab)
@@ -228,7 +235,7 @@ class HashMap(BpfMap):
             acct = g.ACCOUNT if bp.account else 0
             self._struct = self.kzalloc_account(self.sizes.bpf_htab, g.USER | g.ZERO | acct)
         self._buckets = self.area_alloc(self.n_buckets * self.sizes.bucket)
-        for _ in range(HASHTAB_MAP_LOCK_COUNT):
+        for _ in range(HASHTAB_MAP_LOCK_COUNT if bp.htab_map_locked else 0):
             if bp.account:
                 self._locked.append(self.map_alloc_percpu(4, 4, g.USER))
             else:
@@ -241,7 +248,7 @@ class HashMap(BpfMap):
                 for _ in range(num):
                     self._pptrs.append(pcpu(self.v8, 8, g.USER | g.NOWARN))
             # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
-            if not self.percpu and not self.lru:
+            if self._has_extra_elems():
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
         elif bp.htab_mem_alloc:
             self.ma = BpfMemAlloc(self, self.elem_size, False)
@@ -265,11 +272,13 @@ class HashMap(BpfMap):
         self.free_all()
 
     def mem_usage(self) -> int:
-        """Mirrors htab_map_mem_usage()."""
+        """Mirrors htab_map_mem_usage() (v6.4+): the map_locked counters and the extra_elems
+        pointers of every non-LRU, non-per-cpu preallocated map are counted in every
+        release that has it, also where they are no longer allocated (6.18: no map_locked
+        counters, no extra elements for HASH_OF_MAPS)."""
         p = self.system.nr_cpus
         usage = self.sizes.bpf_htab + self.sizes.bucket * self.n_buckets
-        if self.bprof.htab_map_locked:
-            usage += 4 * p * HASHTAB_MAP_LOCK_COUNT
+        usage += 4 * p * HASHTAB_MAP_LOCK_COUNT
         if self.prealloc:
             num = self._num_prealloc()
             usage += self.elem_size * num
@@ -513,6 +522,10 @@ class HashMap(BpfMap):
                            else "htab get_next_key: last key")
         return ffi.unpack(out, self.key_size)
 
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        """The value a batch lookup copies out for a stored element."""
+        return stored
+
     def bucket_of(self, key: bytes) -> int:
         return zlib.crc32(key) & (self.n_buckets - 1)
 
@@ -551,7 +564,7 @@ class HashMap(BpfMap):
                 break
             for k in bucket:
                 c.umem.write(a["keys"] + total * ks, k)
-                c.umem.write(a["values"] + total * vs, elems[k])
+                c.umem.write(a["values"] + total * vs, self._batch_value(k, elems[k]))
                 total += 1
                 if delete:
                     self.delete_elem(k)
@@ -575,7 +588,17 @@ class HashOfMaps(HashMap):
     (update) or map id (lookup)."""
 
     map_types = (U.BPF_MAP_TYPE_HASH_OF_MAPS,)
-    batch_ops = frozenset()
+
+    def supported_batch_ops(self) -> frozenset[str]:
+        """htab_of_maps_map_ops has the hash batch ops from v5.19 (switch batch_map_in_map,
+        BATCH_OPS(htab) in 9263dddc7b6f)."""
+        return HashMap.batch_ops if self.bprof.batch_map_in_map else frozenset()
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        """__htab_map_lookup_and_delete_batch() of an fd hash: the inner map's id
+        (map_fd_sys_lookup_elem()), not the stored pointer."""
+        from .arraymap import fd_sys_lookup
+        return fd_sys_lookup(self, self.ptrs[key])
 
     @classmethod
     def alloc_check(cls, attr: MapAttr, ctx: CreateCtx) -> None:

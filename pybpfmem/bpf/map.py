@@ -222,6 +222,11 @@ class BpfMap:
         """ops->map_mem_usage (6.4+ fdinfo memlock)."""
         return 0
 
+    def supported_batch_ops(self) -> frozenset[str]:
+        """The batch ops the type's ops table has in the running release (``batch_ops``;
+        a family whose table grew over the releases narrows it by its switches)."""
+        return self.batch_ops
+
     def syscall_value_size(self) -> int:
         """bpf_map_value_size(): per-cpu v8 x possible cpus, fd maps 4."""
         if self.map_type in PERCPU_TYPES:

@@ -129,6 +129,18 @@ class StackTraceMap(BpfMap):
         if self._buckets.pop(idx, None) is None:
             raise BpfError(errno.ENOENT, f"STACK_TRACE: no trace with id {idx}")
 
+    def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
+        """Mirrors stack_map_lookup_and_delete_elem() -> bpf_stackmap_extract(delete=true)
+        (switch lookup_and_delete_stack_trace; -ENOTSUPP before): the trace, then its
+        bucket back to the freelist; an id >= n_buckets is -ENOENT."""
+        if not self.bprof.lookup_and_delete_stack_trace:
+            return super().lookup_and_delete_elem(key)
+        idx = self._id(key)
+        tr = self._buckets.pop(idx, None) if idx < self.n_buckets else None
+        if tr is None:
+            raise BpfError(errno.ENOENT, f"STACK_TRACE: no trace with id {idx}")
+        return tr + bytes(self.attr.value_size - len(tr))
+
     def get_next_key(self, key: bytes | None) -> bytes:
         """Mirrors stack_map_get_next_key()."""
         start = 0

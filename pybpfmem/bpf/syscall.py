@@ -67,7 +67,7 @@ def sys_bpf(task: Any, cmd: int, attr: bytes | bytearray) -> int:
     if not isinstance(attr, (bytes, bytearray, memoryview)):
         raise TypeError("attr must be bytes")
     size = len(attr)
-    entry_check(task)
+    entry_check(task, cmd)
     # bpf_check_uarg_tail_zero()
     page = system.page_size
     if size > page:
@@ -260,14 +260,20 @@ def check_update(f: BpfFile, m: BpfMap, flags: int) -> None:
                                      "bpf_spin_lock (the model has no BTF)")
 
 
-def entry_check(task: Any) -> None:
-    """The command-independent check of __sys_bpf(): before unpriv_per_command,
-    kernel.unprivileged_bpf_disabled is tested for every command."""
+def entry_check(task: Any, cmd: int) -> None:
+    """The kernel.unprivileged_bpf_disabled test at __sys_bpf() entry, for a task without
+    CAP_BPF: every command is refused (v5.x), only BPF_MAP_CREATE and BPF_PROG_LOAD
+    (switch unpriv_entry_create_only), or none (switch unpriv_per_command: map_create()
+    and bpf_prog_load() test it themselves)."""
     st: BpfState = task.system.bpf_state
-    if not st.bprof.unpriv_per_command and st.unprivileged_bpf_disabled and not bpf_capable(task):
-        raise BpfError(errno.EPERM, f"bpf(): kernel.unprivileged_bpf_disabled="
-                                    f"{st.unprivileged_bpf_disabled} and uid {task.uid} "
-                                    f"lacks CAP_BPF/CAP_SYS_ADMIN")
+    bp = st.bprof
+    if bp.unpriv_per_command or not st.unprivileged_bpf_disabled or bpf_capable(task):
+        return
+    if bp.unpriv_entry_create_only and cmd not in (U.BPF_MAP_CREATE, U.BPF_PROG_LOAD):
+        return
+    raise BpfError(errno.EPERM, f"bpf(): kernel.unprivileged_bpf_disabled="
+                                f"{st.unprivileged_bpf_disabled} and uid {task.uid} "
+                                f"lacks CAP_BPF/CAP_SYS_ADMIN")
 
 
 def map_delete_elem(c: Call) -> int:
@@ -302,9 +308,10 @@ def map_lookup_and_delete_elem(c: Call) -> int:
 
 
 def map_freeze(c: Call) -> int:
-    """Mirrors map_freeze(), kernel/bpf/syscall.c."""
+    """Mirrors map_freeze(), kernel/bpf/syscall.c: a writable fd (switch
+    freeze_needs_write) or CAP_BPF (before it, checked after the -EBUSY tests)."""
     f, m = _map_file(c, c.a["map_fd"])
-    if c.st.bprof.unpriv_per_command and not f.writable:
+    if c.st.bprof.freeze_needs_write and not f.writable:
         raise BpfError(errno.EPERM, "map_freeze: fd lacks write permission")
     if m.map_type == U.BPF_MAP_TYPE_STRUCT_OPS:
         raise BpfError(U.ENOTSUPP, "map_freeze: STRUCT_OPS maps cannot be frozen")
@@ -312,7 +319,7 @@ def map_freeze(c: Call) -> int:
         raise BpfError(errno.EBUSY, f"map_freeze: {m.writecnt} writable mmaps active")
     if m.frozen:
         raise BpfError(errno.EBUSY, f"map_freeze: map {m.id} already frozen")
-    if not c.st.bprof.unpriv_per_command and not bpf_capable(c.task):
+    if not c.st.bprof.freeze_needs_write and not bpf_capable(c.task):
         raise BpfError(errno.EPERM, "map_freeze: needs CAP_BPF")
     m.frozen = True
     return 0
@@ -333,7 +340,7 @@ def map_batch(c: Call) -> int:
         _need_read(f, m, f"map_{op}_batch")
     if op != "lookup":
         _need_write(f, m, f"map_{op}_batch")
-    if op not in m.batch_ops:
+    if op not in m.supported_batch_ops():
         raise BpfError(U.ENOTSUPP, f"map_{op}_batch: not supported by map type "
                                    f"{U.MAP_TYPE_NAMES.get(m.map_type)}")
     if c.a["elem_flags"] & ~U.BPF_F_LOCK or c.a["flags"]:

@@ -79,14 +79,15 @@ class BpfMachine(RuleBasedStateMachine):
         out: dict[int, dict[str, int]] = {}
         for cpu in range(self.sys.nr_cpus):
             info = self.sys.stock_info(cpu)
-            if info["cached_objcg"] < 0:
-                continue
-            m = self.sys.objcg_memcg(info["cached_objcg"])
-            while m is not None:
-                d = out.setdefault(m.id, {"slab_reclaimable": 0, "slab_unreclaimable": 0})
-                d["slab_reclaimable"] += info["nr_slab_reclaimable_b"]
-                d["slab_unreclaimable"] += info["nr_slab_unreclaimable_b"]
-                m = m.parent
+            for pre in ("", "irq_"):        # the task and (v5.14-v5.17) interrupt stocks
+                if info[pre + "cached_objcg"] < 0:
+                    continue
+                m = self.sys.objcg_memcg(info[pre + "cached_objcg"])
+                while m is not None:
+                    d = out.setdefault(m.id, {"slab_reclaimable": 0, "slab_unreclaimable": 0})
+                    d["slab_reclaimable"] += info[pre + "nr_slab_reclaimable_b"]
+                    d["slab_unreclaimable"] += info[pre + "nr_slab_unreclaimable_b"]
+                    m = m.parent
         return out
 
     def snapshot(self) -> list[Any]:
