@@ -25,7 +25,8 @@ from typing import Any
 
 import pybpfmem
 from pybpfmem.bpf import uapi
-from pybpfmem.profiles import CURRENT_PROFILE, PROFILE_NAMES, get_profile
+from pybpfmem.profiles import CURRENT_PROFILE, PROFILE_NAMES, Profile, get_profile
+from pybpfmem.commands.btfopt import add_btf_argument, sized_profiles
 from pybpfmem.commands.scenario import flag_value, map_type_by_name
 
 FULL_INSERT_CAP = 65536
@@ -137,7 +138,7 @@ def _cli_spec(text: str) -> MapSpec:
     return MapSpec(parts[0], int(parts[1]), int(parts[2]), int(parts[3]), flags)
 
 
-def plan_map(spec: MapSpec, profile: str, cpus: int) -> MapPlan:
+def plan_map(spec: MapSpec, profile: str | Profile, cpus: int) -> MapPlan:
     """Create one map on a fresh System and measure what memory.current shows."""
     system = pybpfmem.System(nr_cpus=cpus, profile=profile, cgroup="v2", ram="64G")
     cg = system.root.mkdir("plan")
@@ -184,19 +185,20 @@ def _key(mtype: int, key_size: int, i: int) -> bytes:
     return i.to_bytes(key_size, "little")
 
 
-def recommend(total_full: int, cpus: int, profile: str, page_size: int = 4096) -> int:
+def recommend(total_full: int, cpus: int, profile: str | Profile, page_size: int = 4096) -> int:
     """memory.max headroom: the full charge plus the per-cpu stock slack, rounded up to a MiB."""
-    batch = get_profile(profile).charge_batch
+    batch = (profile if isinstance(profile, Profile) else get_profile(profile)).charge_batch
     slack = cpus * (batch * page_size + page_size)
     mib = 1 << 20
     return -(-(total_full + slack) // mib) * mib
 
 
-def plan(specs: list[MapSpec], profile: str, cpus: int, progress: bool = False) -> dict[str, Any]:
+def plan(specs: list[MapSpec], profile: str | Profile, cpus: int, progress: bool = False) -> dict[str, Any]:
     from rich.progress import Progress
 
+    name = profile.name if isinstance(profile, Profile) else profile
     with Progress(transient=True, disable=not (progress and sys.stderr.isatty())) as bar:
-        task = bar.add_task(f"planning on {profile}", total=len(specs))
+        task = bar.add_task(f"planning on {name}", total=len(specs))
         maps = []
         for s in specs:
             maps.append(plan_map(s, profile, cpus))
@@ -211,7 +213,7 @@ def plan(specs: list[MapSpec], profile: str, cpus: int, progress: bool = False) 
         c["recommended_memory_max"] = recommend(c["charged_when_full"], cpus, profile)
     total = sum(c["charged_when_full"] for c in cgroups.values())
     return {
-        "profile": profile, "cpus": cpus,
+        "profile": name, "cpus": cpus,
         "maps": [asdict(m) | {"bytes_memlock_input": m.input_bytes_memlock} for m in maps],
         "cgroups": cgroups,
         "recommended_memory_max": recommend(total, cpus, profile),
@@ -229,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpus", type=int, default=2, help="possible CPUs of the machine to plan for")
     parser.add_argument("--compare-profiles", action="store_true")
     parser.add_argument("--json", action="store_true")
+    add_btf_argument(parser)
     return parser
 
 
@@ -249,14 +252,15 @@ def main(argv: Sequence[str]) -> int:
                 specs += _host_specs()
         for s in specs:
             map_type_by_name(s.type)
+        profiles = PROFILE_NAMES if args.compare_profiles else (args.profile,)
+        sized = sized_profiles(profiles, args.btf, "pybpfmem plan")
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"pybpfmem plan: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not specs:
         print("pybpfmem plan: no maps given (use --map, --file or --bpftool)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    profiles = PROFILE_NAMES if args.compare_profiles else (args.profile,)
-    results = {p: plan(specs, p, args.cpus, progress=not args.json) for p in profiles}
+    results = {p: plan(specs, sized[p], args.cpus, progress=not args.json) for p in profiles}
     if args.json:
         json.dump(results if args.compare_profiles else results[args.profile], sys.stdout, indent=2)
         print()

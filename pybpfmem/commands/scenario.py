@@ -24,7 +24,8 @@ from typing import Any
 import pybpfmem
 from pybpfmem.bpf import uapi
 from pybpfmem.bpf.errors import errname
-from pybpfmem.profiles import CURRENT_PROFILE
+from pybpfmem.commands.btfopt import add_btf_argument, btf_warnings
+from pybpfmem.profiles import CURRENT_PROFILE, Profile, get_profile, profile_with_btf
 
 EXIT_EXPECT_FAILED = 1
 EXIT_BAD_FILE = 2
@@ -105,17 +106,26 @@ class StepResult:
 class Scenario:
     """A parsed scenario bound to a fresh System."""
 
-    def __init__(self, doc: dict[str, Any], text: str = ""):
+    def __init__(self, doc: dict[str, Any], text: str = "", btf: str | None = None):
         self.doc = doc
         self.step_lines = [i + 1 for i, line in enumerate(text.splitlines()) if line.strip() == "[[step]]"]
         sysconf = doc.get("system", {})
         if not isinstance(sysconf, dict):
             raise ScenarioError("[system] must be a table")
         try:
+            page_size = int(sysconf.get("page_size", 4096))
+            profile: str | Profile = str(sysconf.get("profile", CURRENT_PROFILE))
+            if btf is not None:       # --btf: that kernel's struct sizes, the profile's rules
+                base = get_profile(profile)
+                try:
+                    profile, _ = profile_with_btf(base, btf, page_size)
+                except (OSError, ValueError) as exc:
+                    raise ScenarioError(f"--btf {btf}: {getattr(exc, 'strerror', None) or exc}"
+                                        ) from exc
             self.system = pybpfmem.System(
                 nr_cpus=int(sysconf.get("cpus", 2)),
-                page_size=int(sysconf.get("page_size", 4096)),
-                profile=str(sysconf.get("profile", CURRENT_PROFILE)),
+                page_size=page_size,
+                profile=profile,
                 cgroup=str(sysconf.get("cgroup", "v2")),
                 ram=str(sysconf.get("ram", "8G")),
             )
@@ -354,7 +364,8 @@ class Scenario:
                 result.expect_failed = f"{cg.path} {what} = {got}, expected {kind.replace('_', ' ')} {want}"
 
 
-def load(path: str) -> Scenario:
+def load(path: str, btf: str | None = None) -> Scenario:
+    """The scenario file at ``path``; ``btf``: struct sizes from that vmlinux BTF."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -365,7 +376,7 @@ def load(path: str) -> Scenario:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: {exc}") from exc
-    return Scenario(doc, text)
+    return Scenario(doc, text, btf)
 
 
 def run(scenario: Scenario, progress: bool = False) -> list[StepResult]:
@@ -389,9 +400,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("file")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", metavar="FILE.png")
+    add_btf_argument(parser)
     args = parser.parse_args(argv)
     try:
-        scenario = load(args.file)
+        with btf_warnings("pybpfmem simulate"):
+            scenario = load(args.file, args.btf)
         results = run(scenario, progress=not args.json)
     except ScenarioError as exc:
         print(f"pybpfmem simulate: {exc}", file=sys.stderr)
