@@ -410,3 +410,23 @@ def test_mem_cache_refill_reuses_waiting_objects(profile, nobj, waiting):
     assert sum(len(objs) for _, objs in ma._waiting) == waiting
     s.bpf_state.run_deferred()          # the grace period: both end with 115 objects
     assert ma.nobj == 115
+
+
+@pytest.mark.parametrize("profile", ["5.10", "6.18"])
+def test_no_common_lru_rounds_down_when_rounding_up_wraps(profile):
+    # htab_map_alloc() (every release since v4.10): max_entries = roundup(attr, possible
+    # cpus) in u32; if that came out smaller (it wrapped), rounddown() instead.  3 cpus:
+    # 10 -> 12; 0xFFFFFFFF + 2 wraps to 1, 1 / 3 * 3 = 0 < 0xFFFFFFFF -> 0xFFFFFFFF / 3 * 3
+    # = 0xFFFFFFFF (a multiple of 3 already).  No -E2BIG for the rounding itself: that huge
+    # map fails on its bucket count (pow2 -> 2^32 > U32_MAX / 16), E2BIG either way.
+    from pybpfmem.bpf.hashtab import percpu_lru_entries
+    assert percpu_lru_entries(10, 3) == 12
+    assert percpu_lru_entries(0xFFFFFFFF, 3) == 0xFFFFFFFF
+    assert percpu_lru_entries(0xFFFFFFFE, 4) == 0xFFFFFFFC         # (+3 wraps to 1) -> down
+    s = pybpfmem.System(nr_cpus=3, profile=profile)
+    t = s.spawn(cgroup=s.root.mkdir("a"))
+    t.setrlimit(U.RLIMIT_MEMLOCK, U.RLIM_INFINITY, U.RLIM_INFINITY)
+    fd = t.bpf_map_create(U.BPF_MAP_TYPE_LRU_HASH, 4, 8, 10, U.BPF_F_NO_COMMON_LRU)
+    assert _map(s, t, fd).max_entries == 12
+    assert errno_of(t.bpf_map_create, U.BPF_MAP_TYPE_LRU_HASH, 4, 8, 0xFFFFFFFF,
+                    U.BPF_F_NO_COMMON_LRU) == errno.E2BIG

@@ -37,6 +37,14 @@ PERCPU_TYPES = (U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 LRU_TYPES = (U.BPF_MAP_TYPE_LRU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 
 
+def percpu_lru_entries(max_entries: int, cpus: int) -> int:
+    """htab_map_alloc() with BPF_F_NO_COMMON_LRU: max_entries rounded up to a multiple of the
+    possible cpus in u32 arithmetic; where that wraps (comes out smaller), rounded down
+    instead.  The same in every release (since v4.10)."""
+    up = ((max_entries + cpus - 1) & U.U32_MAX) // cpus * cpus     # roundup() on a u32
+    return up if up >= max_entries else max_entries // cpus * cpus   # rounddown()
+
+
 @register_map
 class HashMap(BpfMap):
     map_types = (U.BPF_MAP_TYPE_HASH, U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_HASH,
@@ -92,10 +100,7 @@ class HashMap(BpfMap):
                                         "PCPU_MIN_UNIT_SIZE")
         max_e = attr.max_entries
         if percpu_lru:
-            max_e = rup(max_e, ctx.system.nr_cpus)
-            if max_e > U.U32_MAX:
-                raise BpfError(errno.E2BIG, "htab_map_alloc: max_entries rounded to a "
-                                            "multiple of the cpus overflows")
+            max_e = percpu_lru_entries(max_e, ctx.system.nr_cpus)
         if ctx.bprof.htab_max_2g and max_e > 1 << 31:
             raise BpfError(errno.E2BIG, f"htab_map_alloc: max_entries {max_e} > 2^31")
         nb = pow2(max_e)
@@ -110,7 +115,7 @@ class HashMap(BpfMap):
         self.lru = t in LRU_TYPES
         self.prealloc = not attr.map_flags & U.BPF_F_NO_PREALLOC
         if attr.map_flags & U.BPF_F_NO_COMMON_LRU:
-            self.max_entries = rup(self.max_entries, system.nr_cpus)
+            self.max_entries = percpu_lru_entries(self.max_entries, system.nr_cpus)
         self.n_buckets = pow2(self.max_entries)
         self.elem_size = ctx.sizes.htab_elem + rup(self.key_size, 8) + (
             8 if self.percpu else rup(self.value_size, 8))

@@ -123,7 +123,8 @@ def map_create(c: Call) -> int:
         raise BpfError(errno.EINVAL, "map_create: BPF_F_RDONLY and BPF_F_WRONLY both set")
     if a.map_flags & U.BPF_F_NUMA_NODE and a.numa_node >= 1:
         raise BpfError(errno.EINVAL, f"map_create: numa_node {a.numa_node} >= nr_node_ids 1")
-    cls = map_class(t) if 0 < t <= st.uapi.max_map_type else None
+    # the release's enum bpf_map_type (profile data): a type it does not have is -EINVAL
+    cls = map_class(t) if st.uapi.has_map_type(t) else None
     if cls is None:
         raise BpfError(errno.EINVAL, f"map_create: unknown or unsupported map_type {t}")
     if a.map_ifindex:

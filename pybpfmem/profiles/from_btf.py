@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kernels import profile_for_release
+from .kernels import PROFILES, profile_for_release
 from .profile import Profile
 from .sizes import extract_sizes, model_fields
 
@@ -79,13 +79,20 @@ def read_btf_source(path: str | os.PathLike[str], page_size: int = 4096) -> BtfS
                      last_map_type=_last_map_type(btf), warnings=())
 
 
+def _rules(p: Profile) -> tuple[object, ...]:
+    """What a profile says about a kernel besides its struct sizes."""
+    return (p.mm, p.bpf, p.uapi, p.has_gfp_atomic, p.nowait_nowarn, p.has_memory_peak,
+            p.memory_peak_write, p.stat_keys_v2, p.stat_keys_v1, p.event_keys)
+
+
 def check_btf_source(profile: Profile, src: BtfSource) -> tuple[str, ...]:
     """Why the BTF may come from another kernel line than ``profile`` (empty: it matches
     as far as the file tells)."""
     out = []
     if src.release is not None:
         line = profile_for_release(src.release)
-        if line != profile.name:
+        # the rules of the BTF's line against the profile's: the switches and uapi, not names
+        if line is None or _rules(PROFILES[line]) != _rules(profile):
             which = f"profile {line}" if line else "no profile of this project"
             out.append(f"{src.path}: the BTF is of kernel {src.release} ({which}), used with "
                        f"profile {profile.name}: the struct sizes are that kernel's, the "
