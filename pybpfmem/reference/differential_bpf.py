@@ -392,8 +392,19 @@ class Bpf_5_11(BpfMachine):
     PROFILE = "5.11"
 
 
+class Bpf_6_1(BpfMachine):
+    """bpf_mem_alloc hash elements with the pre-6.8 per-cpu watermarks, no reuse."""
+    PROFILE = "6.1"
+
+
+class Bpf_6_6(BpfMachine):
+    """map_mem_usage memlock; bpf_mem_alloc refills that reuse RCU-waiting objects."""
+    PROFILE = "6.6"
+
+
 class Bpf_6_18(BpfMachine):
     PROFILE = "6.18"
 
 
-MACHINES: dict[str, type[BpfMachine]] = {"5.10": Bpf_5_10, "5.11": Bpf_5_11, "6.18": Bpf_6_18}
+MACHINES: dict[str, type[BpfMachine]] = {m.PROFILE: m for m in (
+    Bpf_5_10, Bpf_5_11, Bpf_6_1, Bpf_6_6, Bpf_6_18)}
