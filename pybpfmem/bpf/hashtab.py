@@ -3,12 +3,13 @@
 Elements live in a C element store (csrc/htab_store.c, `bm_htab_*`): key, value
 and the simulated addresses of the element's allocations, with the update
 decisions of htab_map_update_elem() made in C; every simulated allocation is
-still made here through the mm layer.  Simplifications (documented):
-iteration (get_next_key) follows insertion order, not bucket order; the
-bucket of a key for batch lookups is crc32(key) & (n_buckets - 1) (the kernel
-uses jhash with a random seed); LRU eviction takes the oldest inserted key;
-freed no-prealloc elements of v5.x are kfree'd at once (the kernel waits an
-RCU grace period).
+still made here through the mm layer.  LRU maps keep the kernel's LRU lists in C
+(csrc/bpf_lru_list.c): victims are exactly the kernel's, per simulated cpu (the
+cpu of the calling context).  Simplifications (documented): iteration
+(get_next_key) follows insertion order, not bucket order; the bucket of a key
+for batch lookups is crc32(key) & (n_buckets - 1) (the kernel uses jhash with a
+random seed); freed no-prealloc elements of v5.x are kfree'd at once (the
+kernel waits an RCU grace period).
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ PERCPU_TYPES = (U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 LRU_TYPES = (U.BPF_MAP_TYPE_LRU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 
 
-def percpu_lru_entries(max_entries: int, cpus: int) -> int:
-    """htab_map_alloc() with BPF_F_NO_COMMON_LRU: max_entries rounded up to a multiple of the
-    possible cpus in u32 arithmetic; where that wraps (comes out smaller), rounded down
-    instead.  The same in every release (since v4.10)."""
-    up = ((max_entries + cpus - 1) & U.U32_MAX) // cpus * cpus     # roundup() on a u32
-    return up if up >= max_entries else max_entries // cpus * cpus   # rounddown()
+def percpu_lru_entries(max_entries: int, nr_cpus: int) -> int:
+    """htab_map_alloc() with BPF_F_NO_COMMON_LRU: max_entries rounded up to a multiple
+    of the possible cpus, so each cpu's LRU list gets max_entries / nr_cpus nodes; the
+    kernel's roundup() computes in u32, and where that wrapped it rounds down instead
+    (the 2^31 / n_buckets checks then refuse the map).  The same in every release
+    (since v4.10)."""
+    up = ((max_entries + nr_cpus - 1) & U.U32_MAX) // nr_cpus * nr_cpus
+    return up if up >= max_entries else max_entries - max_entries % nr_cpus
 
 
 @register_map
@@ -155,7 +158,16 @@ class HashMap(BpfMap):
         h = lib.bm_htab_new(self.key_size, self._vsize, self._naux, self.max_entries, self._mode)
         if h == ffi.NULL:
             raise MemoryError("bm_htab_new failed")
-        return ffi.gc(h, lib.bm_htab_free)
+        h = ffi.gc(h, lib.bm_htab_free)
+        if self.lru:
+            # prealloc_init(): bpf_lru_init() + bpf_lru_populate() of max_entries nodes
+            flags = ((lib.BM_HTAB_LRU_NO_COMMON if self.attr.map_flags & U.BPF_F_NO_COMMON_LRU else 0)
+                     | (lib.BM_HTAB_LRU_PERCPU_VALUES if self.percpu else 0)
+                     | (lib.BM_HTAB_LRU_TARGET_FREE_CLAMP if self.bprof.lru_target_free_clamp else 0))
+            rc = lib.bm_htab_lru_init(h, self.system.nr_cpus, flags)
+            if rc:
+                raise MemoryError(f"bm_htab_lru_init failed ({rc})")
+        return h
 
     def __len__(self) -> int:
         return int(lib.bm_htab_count(self._store))
@@ -204,7 +216,9 @@ class HashMap(BpfMap):
         return ffi.unpack(self._vbuf, self._vsize)
 
     def update_allocates(self) -> bool:
-        return not self.prealloc or type(self) is not HashMap
+        # LRU maps allocate nothing, but their update takes a node from the calling
+        # cpu's lists, so it runs in the syscall's context too
+        return not self.prealloc or self.lru or type(self) is not HashMap
 
     # --- creation
     def _has_extra_elems(self) -> bool:
@@ -252,7 +266,8 @@ class HashMap(BpfMap):
             if self.percpu:
                 for _ in range(num):
                     self._pptrs.append(pcpu(self.v8, 8, g.USER | g.NOWARN))
-            # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
+            # pcpu_freelist_init() / bpf_lru_init(): alloc_percpu() without __GFP_ACCOUNT
+            # in every release, never charged (not modelled; the LRU lists are in C)
             if self._has_extra_elems():
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
         elif bp.htab_mem_alloc:
@@ -356,16 +371,23 @@ class HashMap(BpfMap):
             raise BpfError(errno.ENOENT, "htab lookup: no such key")
         return ffi.unpack(self._vbuf, self._vsize)
 
-    def _update(self, key: bytes, value: bytes, flags: int) -> None:
-        """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem() /
-        htab_lru_map_update_elem(): the store decides (check_flags(), -EEXIST/-ENOENT,
-        -E2BIG when full, LRU eviction of the oldest); a no-prealloc element is
-        allocated here between the decision and the commit, as alloc_htab_elem()
-        does, and a replaced element is freed after its replacement exists."""
+    def _update(self, key: bytes, value: bytes, flags: int, onallcpus: bool = True) -> None:
+        """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem(): the store
+        decides (check_flags(), -EEXIST/-ENOENT, -E2BIG when full); a no-prealloc
+        element is allocated here between the decision and the commit, as
+        alloc_htab_elem() does, and a replaced element is freed after its replacement
+        exists.  LRU maps: htab_lru_map_update_elem() / __htab_lru_percpu_map_update_elem()
+        on the calling cpu (onallcpus False: a program's update of a per-cpu value)."""
         if len(value) != self._vsize:
             raise ValueError(f"value must be {self._vsize} bytes, got {len(value)}")
         if not 0 <= flags < 1 << 64:
             raise BpfError(errno.EINVAL, f"htab update: flags {flags:#x} > BPF_EXIST")
+        if self.lru:
+            rc = lib.bm_htab_lru_update(self._store, self.system.current_cpu or 0, key, value,
+                                        flags, onallcpus)
+            if rc:
+                raise self._update_error(-rc, flags)
+            return
         rc = lib.bm_htab_update(self._store, key, value, flags)
         if rc:
             self._update_rest(rc, key, value, flags)
@@ -379,6 +401,19 @@ class HashMap(BpfMap):
         is rebuilt when the store is (free())."""
         store, ks, vs = self._store, self.key_size, self._vsize
         update, rest = lib.bm_htab_update, self._update_rest
+        if self.lru:
+            # htab_lru_map_update_elem() on the calling cpu's LRU lists
+            lru_update, system, error = lib.bm_htab_lru_update, self.system, self._update_error
+
+            def fast_update_lru(key: Any, value: Any, flags: int) -> bool:
+                if type(key) is not bytes or len(key) != ks or type(value) is not bytes \
+                        or len(value) != vs:
+                    return False
+                rc = lru_update(store, system.current_cpu or 0, key, value, flags, 1)
+                if rc:
+                    raise error(-rc, flags)
+                return True
+            return fast_update_lru
         ma = self.ma if self.pcpu_ma is None and self._naux == 1 else None
         if ma is None:
             def fast_update(key: Any, value: Any, flags: int) -> bool:
@@ -433,6 +468,9 @@ class HashMap(BpfMap):
         if err == errno.E2BIG:
             return BpfError(err, f"htab update: map full ({len(self)} of max_entries "
                                  f"{self.max_entries})")
+        if err == errno.ENOMEM and self.lru:
+            return BpfError(err, "htab_lru_map_update_elem: bpf_lru_pop_free() found no "
+                                 "free node")
         return BpfError(err, f"htab update: element store error {err}")  # pragma: no cover
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -486,15 +524,29 @@ class HashMap(BpfMap):
         if len(value) != self.value_size:
             raise ValueError(f"helper value must be {self.value_size} bytes")
         cpu = self.system.current_cpu or 0
+        if self.lru:
+            # pcpu_copy_value() / pcpu_init_value() with onallcpus false: only this
+            # cpu's copy; the store writes it (a new element zeroes the others)
+            cur = bytearray(self._vsize)
+            cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
+            self._update(bytes(key), bytes(cur), flags, onallcpus=False)
+            return None
         cur = bytearray(self._get(key) or bytes(self.v8 * self.system.nr_cpus))
         cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
         self._update(key, bytes(cur), flags)
         return None
 
     def helper_lookup_elem(self, key: bytes | None) -> bytes | None:
+        """Program side: LRU maps mark the element referenced
+        (htab_lru_map_lookup_elem(), htab_lru_percpu_map_lookup_elem())."""
         self.check_key(key)
         assert key is not None
-        v = self._get(key)
+        if self.lru:
+            if lib.bm_htab_lru_lookup(self._store, bytes(key), self._vbuf):
+                return None
+            v: bytes | None = ffi.unpack(self._vbuf, self._vsize)
+        else:
+            v = self._get(key)
         if v is None or not self.percpu:
             return v
         cpu = self.system.current_cpu or 0
