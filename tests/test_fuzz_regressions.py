@@ -111,6 +111,40 @@ def test_root_kmem_uncharge_via_stock(profile: str) -> None:
     assert s.root.usage_pages == 0
 
 
+@pytest.mark.parametrize("impl", ["core", "reference"])
+def test_failed_charge_flushes_cached_slab_stats(impl: str) -> None:
+    """Diff_6_12 (failed op changed /: slab 16 -> 0): not a model error but a gap in the
+    machine's invariant "a failed charge changes no statistic": the retry's stock drain
+    flushes the slab bytes the object stock caches (v5.14+, switch obj_stock_slab_stats),
+    as it gives back the stocked pages.  The invariant now leaves `slab*` out where the
+    profile caches them; here both sides give the kernel's numbers.
+
+    6.12, c1: kmalloc(1) charges obj_full_size 16 bytes: a batch of 64 pages (63 to cpu 0's
+    page stock, 4080 bytes to the object stock), the +16 slab delta cached.  memory.max = 0:
+    memory_max_write() drains the stocks first (drain_all_stock(c1)): the 4080 bytes go to
+    objcg->nr_charged_bytes, the +16 to memory.stat, the 63 pages back: usage 1.  kfree():
+    refill_obj_stock() adopts the objcg, 4080 + 16 = 4096 bytes (not above PAGE_SIZE, so
+    kept), the -16 delta cached.  try_charge(c1, 1): over max, so drain_all_stock(c1):
+    drain_obj_stock() flushes -16 and hands the whole page to __refill_stock(), which
+    drain_stock() uncharges: usage 0, slab 0; the retries and the OOM path (no killer) fail
+    the charge with -ENOMEM.
+    """
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=4096, profile="6.12", cgroup="v2", oom_kill=False)
+    c1 = s.root.mkdir("c1")
+    with s.in_interrupt(cpu=0), s.active_memcg(c1):
+        x = s.kmalloc(1, K.GFP_KERNEL | K.__GFP_ACCOUNT)
+    assert (c1.usage_pages, c1.stat()["slab_unreclaimable"]) == (64, 0)
+    c1.write("memory.max", "0")
+    assert (c1.usage_pages, c1.stat()["slab_unreclaimable"]) == (1, 16)
+    s.kfree(x)
+    assert (c1.usage_pages, c1.stat()["slab_unreclaimable"]) == (1, 16)
+    with pytest.raises(OSError):
+        c1.try_charge(1, K.GFP_KERNEL, cpu=0)
+    assert (c1.usage_pages, c1.stat()["slab_unreclaimable"], c1.stat()["slab"]) == (0, 0, 0)
+    assert (s.root.usage_pages, s.root.stat()["slab"]) == (0, 0)
+
+
 @pytest.mark.xfail(strict=True, reason="core simplification: csrc/vmalloc.c __kvmalloc() keeps the "
                    "v5.11 kvmalloc_node() rules (__GFP_NORETRY) on every profile; current "
                    "kmalloc_gfp_adjust() clears __GFP_DIRECT_RECLAIM for the kmalloc attempt")
