@@ -95,7 +95,7 @@ def test_plan_btf_option(raw_btf: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert plan.main(["--map", "array:4:64:10", "--profile", "6.18", "--json",
                       "--btf", str(raw_btf)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["maps"][0]["bytes_memlock"] == BPF_ARRAY + 640
+    assert out["maps"][0]["memlock_empty"] == BPF_ARRAY + 640
     # another line: planned all the same, with the warning on stderr
     assert plan.main(["--map", "array:4:64:10", "--profile", "6.1", "--json",
                       "--btf", str(raw_btf)]) == 0

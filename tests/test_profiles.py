@@ -96,7 +96,8 @@ def test_derived_profiles_differ_only_where_named() -> None:
     assert _changed(c.mm, d.mm) == set()
     assert _changed(c.bpf, d.bpf) == {
         "memalloc_prefill_split", "perf_event_entry_kernel_gfp", "percpu_value_limit",
-        "htab_max_2g", "lpm_exist_flags", "lpm_full_inplace", "lru_target_free_clamp"}
+        "htab_max_2g", "lpm_exist_flags", "lpm_full_inplace", "lru_target_free_clamp",
+        "prog_array_owner_attach_type"}
     assert (c.nowait_nowarn, d.nowait_nowarn) == (False, True)
 
 
@@ -112,6 +113,8 @@ def test_lts_profiles_follow_their_stable_backports() -> None:
     assert not p["5.10"].dying_task_forces and not p["5.15"].dying_task_forces
     assert p["6.6"].lru_target_free_clamp and p["6.12"].lru_target_free_clamp   # 6.6.99, 6.12.39
     assert not p["6.1"].lru_target_free_clamp and not p["6.8"].lru_target_free_clamp
+    assert p["6.1"].prog_array_owner_attach_type and not p["6.8"].prog_array_owner_attach_type
+    assert not p["5.15"].prog_array_owner_attach_type           # 6.1.156, 6.6.112, 6.12.53
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))

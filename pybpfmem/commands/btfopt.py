@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from pybpfmem.profiles import BtfProfileWarning, Profile, get_profile
+from pybpfmem.profiles import BtfProfileWarning, get_profile
 from pybpfmem.profiles.from_btf import check_btf_source, read_btf_source
 
 HELP = ("a vmlinux BTF (/sys/kernel/btf/vmlinux copied from a node, or its vmlinux, vmlinuz "
@@ -26,23 +26,18 @@ def add_btf_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--btf", metavar="FILE", help=HELP)
 
 
-def sized_profiles(names: Iterable[str], btf: str | None, prog: str,
-                   err: TextIO | None = None) -> dict[str, Profile]:
-    """Each named profile, with the struct sizes of ``btf`` when one is given (the file is
-    read once).  Mismatches are printed to ``err`` as ``prog: warning: ...``.  OSError /
-    ValueError when the file cannot be read or holds no BTF."""
-    names = list(names)
+def read_btf_sizes(names: Iterable[str], btf: str | None, prog: str,
+                   err: TextIO | None = None) -> tuple[tuple[str, int], ...] | None:
+    """The struct sizes of ``btf`` (read once; None without one), for the named profiles:
+    where the file's kernel line is not a profile's, ``prog: warning: ...`` on ``err``.
+    OSError / ValueError when the file cannot be read or holds no BTF."""
     if btf is None:
-        return {n: get_profile(n) for n in names}
-    import dataclasses
+        return None
     src = read_btf_source(btf)
-    out = {}
     for n in names:
-        p = get_profile(n)
-        for w in check_btf_source(p, src):
+        for w in check_btf_source(get_profile(n), src):
             print(f"{prog}: warning: {w}", file=err or sys.stderr)
-        out[n] = dataclasses.replace(p, sizes=p.sizes.with_overrides(**src.sizes))
-    return out
+    return tuple(sorted(src.sizes.items()))
 
 
 @contextmanager

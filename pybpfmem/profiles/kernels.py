@@ -201,7 +201,8 @@ _5_10 = Profile(
         cgroup_storage_large_value=False,
         local_storage_kvcalloc=False, selem_compact=False, lpm_trie_mem_alloc=False,
         lpm_exist_flags=True, lpm_full_inplace=False, batch_percpu_array=False,
-        batch_lpm=False, batch_map_in_map=False, struct_ops_link=False,
+        batch_lpm=False, batch_map_in_map=False, prog_array_owner_attach_type=False,
+        struct_ops_link=False,
         struct_ops_vtype_btf_obj_fd=False, fdinfo_ino=False,
         prog_fdinfo_recursion_misses=False, prog_fdinfo_verified_insns=False,
         lru_target_free_clamp=False),
@@ -241,7 +242,8 @@ _5_15 = derive(
 
 # 6.1.y LTS (6.1.166; Debian 12, Amazon Linux 2023): batch 64, __GFP_HIGH forces,
 # map->objcg, bpf_mem_alloc hash elements, GFP_NOWAIT runtime allocations, 8 MiB
-# MLOCK_LIMIT; 6.1.100 took the v6.3 local storage changes, 6.1.120 the LPM fixes.
+# MLOCK_LIMIT; 6.1.100 took the v6.3 local storage changes, 6.1.120 the LPM fixes,
+# 6.1.156 the prog array attach-type check.
 _6_1 = derive(
     _5_15, "6.1", "6.1.y LTS (Debian 12, Amazon Linux 2023): batch 64, map objcg, bpf_mem_alloc "
     "hash elements, GFP_NOWAIT runtime allocations",
@@ -252,7 +254,8 @@ _6_1 = derive(
              default_memlock=8 * 1024 * 1024, unpriv_entry_create_only=True,
              struct_area_alloc=True, map_extra=True, array_value_int_max=True,
              local_storage_kvcalloc=True, selem_compact=True, lpm_full_inplace=True,
-             batch_map_in_map=True, prog_fdinfo_verified_insns=True),
+             batch_map_in_map=True, prog_array_owner_attach_type=True,
+             prog_fdinfo_verified_insns=True),
     uapi=_UAPI_6_1,
     has_memory_peak=True,
     stat_keys_v2=_V2_STAT_6_1, stat_keys_v1=_V1_LOCAL_6_1, event_keys=_EVENTS_6_1,
@@ -280,7 +283,7 @@ _6_8 = derive(
     "GFP_NOWAIT with __GFP_NOWARN",
     bpf=dict(percpu_value_limit=False, htab_max_2g=False, memalloc_prefill_split=True,
              perf_event_entry_kernel_gfp=True, lpm_exist_flags=False, lpm_full_inplace=False,
-             lru_target_free_clamp=False),
+             lru_target_free_clamp=False, prog_array_owner_attach_type=False),
     uapi=_UAPI_6_8,
     nowait_nowarn=True,
     stat_keys_v1=_V1_LOCAL_6_8,
@@ -292,7 +295,7 @@ _6_12 = derive(
     _6_8, "6.12", "6.12.y LTS (Debian 13): BPF tokens, arena, writable memory.peak",
     bpf=dict(prog_alloc_enomem=False, percpu_value_limit=True, htab_max_2g=True,
              lpm_exist_flags=True, lpm_full_inplace=True, struct_ops_vtype_btf_obj_fd=True,
-             lru_target_free_clamp=True),
+             lru_target_free_clamp=True, prog_array_owner_attach_type=True),
     uapi=_UAPI_6_12,
     memory_peak_write=True,
     stat_keys_v2=_V2_STAT_6_12,

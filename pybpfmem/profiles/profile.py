@@ -92,6 +92,7 @@ class BpfSwitches:
     batch_percpu_array: bool
     batch_lpm: bool
     batch_map_in_map: bool
+    prog_array_owner_attach_type: bool
     struct_ops_link: bool
     struct_ops_vtype_btf_obj_fd: bool
     fdinfo_ino: bool

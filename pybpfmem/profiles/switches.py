@@ -194,7 +194,9 @@ SWITCHES: tuple[Switch, ...] = (
        entry."""),
     _s("freeze_needs_write", "bpf", "c4c84f6fb2c4", "bpf: drop unnecessary bpf_capable() check in BPF_MAP_FREEZE command",
        "v6.5",
-       """map_freeze() needs a writable map fd (-EPERM otherwise), no longer CAP_BPF."""),
+       """map_freeze() needs a writable map fd (-EPERM otherwise), no longer CAP_BPF.  The check
+       comes before the -EBUSY ones and map_get_sys_perms() takes write access away from a
+       frozen map, so freezing it again is -EPERM (before: -EBUSY)."""),
     _s("struct_area_alloc", "bpf", "73cf09a36bf7", "bpf: use bpf_map_area_alloc consistently on bpf map creation",
        "v6.1",
        """The map structs that were kzalloc'ed (htab, LPM trie, sock maps, local storage, ...)
@@ -303,6 +305,13 @@ SWITCHES: tuple[Switch, ...] = (
        "v5.19",
        """ARRAY_OF_MAPS has lookup/update batch and HASH_OF_MAPS the four hash batch ops (the
        values are inner map ids out, fds in); before, -ENOTSUPP."""),
+    _s("prog_array_owner_attach_type", "bpf", "4540aed51b12", "bpf: Enforce expected_attach_type for tailcall compatibility",
+       "v6.18",
+       """__bpf_prog_map_compatible(): a prog array's owner also records the first
+       program's expected_attach_type, and a program with another one is -EINVAL (put in
+       the array or loaded using it); before, the program type alone (5.10.265, 5.15.215
+       and 6.8.0 still so).""",
+       "6.1.156, 6.6.112, 6.12.53"),
     _s("struct_ops_link", "bpf", "68b04864ca42", "bpf: Create links for BPF struct_ops maps.",
        "v6.4",
        """bpf_struct_ops_map_alloc_check() accepts BPF_F_LINK."""),
