@@ -161,6 +161,9 @@ struct bm_profile {
                                           context and one for interrupts (get_obj_stock()) */
     uint32_t objcg_release_via_stock;  /* <= v6.15: obj_cgroup_release() returns the parked
                                           pages through the releasing cpu's page stock */
+    uint32_t objcg_put_after_stock_drain; /* v5.19+: drain_local_stock() drops the drained
+                                             objcg after drain_stock(); before, drain_obj_stock()
+                                             dropped it before the page stock was drained */
 };
 
 struct bm_config {

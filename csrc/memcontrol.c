@@ -724,6 +724,24 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
 /* drains                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Before v5.19 (objcg_put_after_stock_drain off) drain_obj_stock() itself drops
+   the drained objcgs, before drain_local_stock() / the drain work drains the page
+   stock: a release that refills the stock (objcg_release_via_stock) is drained
+   right after.  Since v5.19 the puts come after the page drain (outside the
+   stock lock), so such pages stay in the stock.  Called with c's stock locked;
+   leaves it locked, the puts done and the pointers cleared. */
+static void put_before_stock_drain(struct bm_system *sys, struct bm_cpu *c, int cpu,
+                                   struct obj_cgroup **a, struct obj_cgroup **b)
+{
+    if (sys->cfg.profile.objcg_put_after_stock_drain || (!*a && !*b))
+        return;
+    stock_unlock(c);
+    obj_cgroup_put_cpu(*a, cpu);
+    obj_cgroup_put_cpu(*b, cpu);
+    *a = *b = NULL;
+    stock_lock(sys, c, false);
+}
+
 /* mirrors drain_local_stock(): the object stock (v5.14-v5.17: irq_obj, and
    task_obj unless in an interrupt), then every page slot */
 void drain_local_stock(struct bm_system *sys, int cpu)
@@ -736,6 +754,7 @@ void drain_local_stock(struct bm_system *sys, int cpu)
         irq = __drain_obj_stock(sys, cpu, &c->stock.obj[OBJ_STOCK_IRQ]);
     o = c->in_interrupt && sys->cfg.profile.obj_stock_task_irq_split ? NULL
         : __drain_obj_stock(sys, cpu, &c->stock.obj[OBJ_STOCK_TASK]);
+    put_before_stock_drain(sys, c, cpu, &irq, &o);
     drain_stock_all_slots(sys, &c->stock);
     stock_unlock(c);
     obj_cgroup_put_cpu(o, cpu);
@@ -775,6 +794,7 @@ void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root)
             /* the drain work runs in a task on that cpu: both object stocks */
             o[0] = __drain_obj_stock(sys, (int)cpu, &c->stock.obj[OBJ_STOCK_TASK]);
             o[1] = __drain_obj_stock(sys, (int)cpu, &c->stock.obj[OBJ_STOCK_IRQ]);
+            put_before_stock_drain(sys, c, (int)cpu, &o[0], &o[1]);
         }
         if (page_flush)
             drain_stock_all_slots(sys, &c->stock);

@@ -38,6 +38,7 @@ class MmSwitches:
     obj_stock_slab_stats: int
     obj_stock_task_irq_split: int
     objcg_release_via_stock: int
+    objcg_put_after_stock_drain: int
 
     def to_cdata(self, ffi: Any) -> Any:
         """A new ``struct bm_profile *`` filled from these switches."""

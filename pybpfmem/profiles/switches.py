@@ -136,6 +136,13 @@ SWITCHES: tuple[Switch, ...] = (
        releasing cpu's page stock (__memcg_kmem_uncharge() / obj_cgroup_uncharge_pages() ->
        refill_stock()), so they stay charged in that stock until it drains.  The switch is true
        in the releases before its commit, which uncharges them directly."""),
+    _s("objcg_put_after_stock_drain", "mm", "56751146238723",
+       "mm/memcg: protect memcg_stock with a local_lock_t", "v5.19",
+       """drain_local_stock() (the work of drain_all_stock()) drops the reference of the objcg
+       it drained from the object stock after drain_stock(), outside the stock lock; before,
+       drain_obj_stock() dropped it itself, before the page stock was drained.  With
+       objcg_release_via_stock, the pages a last put releases through refill_stock() are then
+       drained at once (before) or stay charged in that cpu's stock (after)."""),
     # ---------------------------------------------------------------- mm: Python-level facts
     _s("has_gfp_atomic", "mm", "2973d8229b78", "mm: discard __GFP_ATOMIC", "v6.3",
        """__GFP_ATOMIC exists (GFP_ATOMIC = 0xa20).  The switch is true in the releases before its

@@ -246,14 +246,18 @@ def drain_all_stock(S: System, root: MemCgroupState) -> None:
     drain_local_stock() empties both the object and the page stock; since 6.16 the
     two stocks are flushed independently.
     """
-    from .objcg import drain_obj_stocks, obj_stock_flush_required
+    from .objcg import drain_obj_stocks, obj_cgroup_put, obj_stock_flush_required
     for cpu in range(S.nr_cpus):
         page_needed = page_stock_needs_drain(S, cpu, root)
         obj_needed = obj_stock_flush_required(S, cpu, root)
         if S.profile.nr_memcg_stock == 1:
             if page_needed or obj_needed:
-                drain_obj_stocks(S, cpu)
+                # v5.19+: the drained objcgs are put after the page stock is drained
+                late = S.profile.objcg_put_after_stock_drain
+                olds = drain_obj_stocks(S, cpu, put=not late)
                 drain_local_page_stock(S, cpu)
+                for o in olds:
+                    obj_cgroup_put(S, o, cpu)
         else:
             if page_needed:
                 drain_local_page_stock(S, cpu)

@@ -66,7 +66,7 @@ def obj_cgroup_release(S: System, o: ObjCgroup, cpu: int | None) -> None:
     nr_pages = o.nr_charged_bytes // S.page_size
     S.release_warnings += o.nr_charged_bytes % S.page_size != 0
     if nr_pages:
-        via = cpu is not None and S.profile.objcg_release_via_stock and not o.memcg.is_root
+        via = cpu is not None and S.profile.objcg_release_via_stock
         uncharge_pages(S, o.memcg, nr_pages, cpu if cpu is not None else 0, via_stock=via)
     o.nr_charged_bytes = 0
     o.released = True
@@ -147,14 +147,16 @@ def obj_stock(S: System, cpu: int) -> ObjStock:
     return S.obj_stock[cpu]
 
 
-def drain_obj_stock(S: System, cpu: int, st: ObjStock | None = None) -> None:
+def drain_obj_stock(S: System, cpu: int, st: ObjStock | None = None,
+                    put: bool = True) -> ObjCgroup | None:
     """mirrors drain_obj_stock(): whole pages back to the memcg, the rest to nr_charged_bytes.
-    st: one of cpu's object stocks (default: the current context's)."""
+    st: one of cpu's object stocks (default: the current context's).  put=False: the
+    drained objcg is returned for the caller to put (v5.19+ drain_local_stock())."""
     if st is None:
         st = obj_stock(S, cpu)
     old = st.cached
     if old is None:
-        return
+        return None
     if st.nr_bytes:
         pages, rem = divmod(st.nr_bytes, S.page_size)
         if pages:
@@ -164,7 +166,10 @@ def drain_obj_stock(S: System, cpu: int, st: ObjStock | None = None) -> None:
         st.nr_bytes = 0
     _flush_stat_cache(S, st)
     st.cached = None
+    if not put:
+        return old
     obj_cgroup_put(S, old, cpu)
+    return None
 
 
 def consume_obj_stock(S: System, o: ObjCgroup, n: int, cpu: int, stat: str | None) -> bool:
@@ -211,10 +216,12 @@ def obj_stock_flush_required(S: System, cpu: int, root: MemCgroupState) -> bool:
                for st in (S.obj_stock[cpu], S.irq_obj_stock[cpu]))
 
 
-def drain_obj_stocks(S: System, cpu: int) -> None:
-    """The object part of drain_local_stock() run by the drain work (a task): both."""
-    drain_obj_stock(S, cpu, S.obj_stock[cpu])
-    drain_obj_stock(S, cpu, S.irq_obj_stock[cpu])
+def drain_obj_stocks(S: System, cpu: int, put: bool = True) -> list[ObjCgroup]:
+    """The object part of drain_local_stock() run by the drain work (a task): both.
+    put=False: the drained objcgs are returned, to be put after the page stock drain."""
+    olds = [drain_obj_stock(S, cpu, S.obj_stock[cpu], put),
+            drain_obj_stock(S, cpu, S.irq_obj_stock[cpu], put)]
+    return [o for o in olds if o is not None]
 
 
 def obj_cgroup_charge(S: System, o: ObjCgroup, gfp: int, size: int, cpu: int,

@@ -64,6 +64,7 @@ class RefProfile:
     kmem_uncharge_skips_root: bool  # v6.15+: kmem uncharges leave root's counter alone
     obj_stock_task_irq_split: bool  # v5.14-v5.17: task_obj / irq_obj per cpu
     objcg_release_via_stock: bool   # <= v6.15: obj_cgroup_release() -> refill_stock()
+    objcg_put_after_stock_drain: bool  # v5.19+: drain_local_stock() puts after drain_stock()
     sync_high_enforcement: bool
     objcg_pins_memcg: bool         # v5.11: a reparented objcg holds a css ref on its memcg
     objcg_pinned_by_orig_memcg: bool   # 6.8+: memcg->orig_objcg
@@ -80,7 +81,7 @@ _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page
            kmem_limit_enforced=True, percpu_ptr_overhead=False, large_kmalloc_memcg_stat=True,
            stat_kernel=False, stat_vmalloc=False, nospin_no_batch=False,
            kmem_uncharge_skips_root=False, obj_stock_task_irq_split=False,
-           objcg_release_via_stock=True,
+           objcg_release_via_stock=True, objcg_put_after_stock_drain=False,
            sync_high_enforcement=False, objcg_pins_memcg=True, objcg_pinned_by_orig_memcg=False,
            kvmalloc_gfp_kernel_only=True, has_gfp_atomic=True, nowait_nowarn=False,
            has_memory_peak=False)
@@ -92,6 +93,7 @@ _R515 = replace(_R510, name="5.15", obj_stock_current=True, kmem_page_objcg=True
 _R61 = replace(_R515, name="6.1", charge_batch=64, gfp_atomic_forces=False, gfp_high_forces=True,
                max_event_on_force=True, kmem_limit_enforced=False, percpu_ptr_overhead=True,
                stat_kernel=True, stat_vmalloc=True, obj_stock_task_irq_split=False,
+               objcg_put_after_stock_drain=True,
                sync_high_enforcement=True, kvmalloc_gfp_kernel_only=False, has_memory_peak=True)
 _R66 = replace(_R61, name="6.6", has_gfp_atomic=False)
 _R68 = replace(_R66, name="6.8", objcg_pinned_by_orig_memcg=True, nowait_nowarn=True)
