@@ -22,7 +22,10 @@
  *      * bm_system_free() runs after every other call on the system returned;
  *      * a bm_htab is used by one thread at a time.
  *    Charge paths on different cpus scale (per-cpu stocks, atomic counters);
- *    allocator calls and cgroup lifecycle calls serialise on one mutex.
+ *    allocator calls and cgroup lifecycle calls serialise on one mutex.  A
+ *    freed memcg or objcg goes back to the host after a grace period (every
+ *    call is an RCU read-side section, internal.h), and its id is reused with
+ *    a new generation: a system's host memory stays flat over cgroup churn.
  */
 #ifndef BPFMEM_H
 #define BPFMEM_H
@@ -264,8 +267,8 @@ struct bm_op {
  * -errno for what.  Common to all and not repeated: -EINVAL for a NULL system
  * or a NULL out-pointer, a cpu outside 0..nr_cpus-1, a negative handle where a
  * handle is required, or gfp bits outside BM_GFP_VALID_MASK; -ENOENT for a
- * memcg or objcg handle that names nothing (never created, or freed: handles
- * are never reused).  "pages" are counts of 1..PAGE_COUNTER_MAX
+ * memcg or objcg handle that names nothing (never created, or freed: a handle
+ * is an id slot and a generation, so a freed one is never renamed).  "pages" are counts of 1..PAGE_COUNTER_MAX
  * (LONG_MAX / page_size); anything else is -EINVAL.
  */
 
@@ -280,6 +283,14 @@ bm_system *bm_system_new(const struct bm_config *cfg);
 void bm_system_free(bm_system *sys);
 /* removed memcgs not yet freed (>= 0) */
 int bm_system_nr_dying(bm_system *sys);
+/* Test-only fault injection (the kernel's failslab / fail_page_alloc): with
+   n > 0 the nth accounted allocation from now on fails with -ENOMEM, once (an
+   allocator call whose gfp has __GFP_ACCOUNT or whose cache is SLAB_ACCOUNT:
+   kmalloc, kmem_cache_alloc, vmalloc, alloc_pages, alloc_percpu, each of the
+   two tries of kvmalloc, each element of a bulk call or replay); n = 0 turns
+   it off.  Returns how many were still to go before the failure (0: it fired,
+   or it was off); -EINVAL for n < 0. */
+int64_t bm_fail_nth_alloc(bm_system *sys, int64_t n);
 /* 0 when every invariant holds; -EUCLEAN with the first broken one in msg
    (msg may be NULL) */
 int bm_system_check(bm_system *sys, char *msg, size_t msglen);

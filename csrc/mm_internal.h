@@ -171,6 +171,21 @@ static inline bool mm_args_ok(const struct bm_system *sys, int32_t cpu, uint32_t
     return sys && sys->mm && bm_cpu_valid(sys, cpu) && bm_gfp_valid(gfp);
 }
 
+/* The test-only fault injector (bm_fail_nth_alloc, the model's failslab /
+   fail_page_alloc: should_failslab(), should_fail_alloc_page()): true when
+   this accounted allocation is the one to fail.  A relaxed load when off. */
+static inline bool should_fail_alloc(struct bm_system *sys, bool accounted)
+{
+    int64_t v;
+
+    if (!accounted)
+        return false;
+    v = atomic_load_explicit(&sys->fail_nth, memory_order_relaxed);
+    while (v > 0 && !atomic_compare_exchange_weak(&sys->fail_nth, &v, v - 1))
+        ;
+    return v == 1;
+}
+
 /* page_alloc.c, sys->lock held */
 struct page *__alloc_pages(struct bm_system *sys, int cpu, int order, uint32_t gfp, int *err);
 void __free_pages_ok(struct bm_system *sys, int cpu, struct page *page, int order);

@@ -268,11 +268,14 @@ struct page *alloc_pages_head(struct bm_system *sys, uint64_t pfn, int64_t order
 
 int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uint64_t *pfn)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct page *page;
     int err = 0;
 
     if (!mm_args_ok(sys, cpu, gfp) || !pfn || order < 0)
         return -EINVAL;
+    if (should_fail_alloc(sys, gfp & __GFP_ACCOUNT))
+        return -ENOMEM;
     pthread_mutex_lock(&sys->lock);
     page = __alloc_pages(sys, cpu, order, gfp, &err);
     if (page)
@@ -283,6 +286,7 @@ int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uin
 
 int bm_free_pages(bm_system *sys, int32_t cpu, uint64_t pfn, int32_t order)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct page *page;
 
     if (!mm_args_ok(sys, cpu, 0))

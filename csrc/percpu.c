@@ -59,7 +59,7 @@ int __alloc_percpu(struct bm_system *sys, int cpu, uint64_t size, uint64_t align
     if (!size || align > mm->page_size || (align & (align - 1)))
         return -EINVAL;
     base = (mm->pcpu_next + align - 1) & ~(align - 1);
-    if (base + size > BM_PERCPU_END || base < mm->pcpu_next)
+    if (base + size > BM_PERCPU_END || base < mm->pcpu_next || should_fail_alloc(sys, gfp & __GFP_ACCOUNT))
         return -ENOMEM;
 
     if (gfp & __GFP_ACCOUNT) {                 /* pcpu_memcg_pre_alloc_hook() */
@@ -138,6 +138,7 @@ void mm_percpu_destroy(struct mm_state *mm)
 
 int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -150,6 +151,7 @@ int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, 
 
 int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, 0))

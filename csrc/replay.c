@@ -88,7 +88,7 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
     case BM_OP_ALLOC_PAGES: {
         struct page *page;
         int err = 0;
-        if (op->arg > BM_MAX_ORDER) {
+        if (op->arg > BM_MAX_ORDER || should_fail_alloc(sys, op->gfp & __GFP_ACCOUNT)) {
             ret = -ENOMEM;      /* as bm_alloc_pages: order >= MAX_ORDER fails */
             break;
         }
@@ -197,6 +197,7 @@ static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op, 
    sys->lock is taken. */
 int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *results)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     int64_t i, failed = 0;
 
     if (!sys || !sys->mm || n < 0 || (n > 0 && (!ops || !results)))
@@ -261,6 +262,7 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
    for a failed one.  Returns the number of failures. */
 int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int64_t n, uint32_t gfp, uint64_t *addrs)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int64_t i, failed = 0;
 
     if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && (!sizes || !addrs)))
@@ -281,6 +283,7 @@ int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int6
 /* kfree_bulk(): results may be NULL.  Returns the number of failures. */
 int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_t n, int64_t *results)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int64_t i, failed = 0;
 
     if (!mm_args_ok(sys, cpu, 0) || n < 0 || (n > 0 && !addrs))
