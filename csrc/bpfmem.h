@@ -40,6 +40,10 @@ extern "C" {
 /* BEGIN CDEF */
 
 #define BM_MAX_CPUS 1024
+/* simulated RAM: frame numbers fit 32 bits, and the direct map is 64 TiB
+   (the frame array is reserved, not committed: host memory follows use) */
+#define BM_MAX_RAM_PAGES 4294967295
+#define BM_MAX_RAM_BYTES 70368744177664
 
 /* memcg_data flag bits (include/linux/memcontrol.h, enum memcg_data_flags) */
 #define BM_MEMCG_DATA_OBJCGS 1
@@ -284,12 +288,11 @@ void bm_system_free(bm_system *sys);
 /* removed memcgs not yet freed (>= 0) */
 int bm_system_nr_dying(bm_system *sys);
 /* Test-only fault injection (the kernel's failslab / fail_page_alloc): with
-   n > 0 the nth accounted allocation from now on fails with -ENOMEM, once (an
-   allocator call whose gfp has __GFP_ACCOUNT or whose cache is SLAB_ACCOUNT:
-   kmalloc, kmem_cache_alloc, vmalloc, alloc_pages, alloc_percpu, each of the
-   two tries of kvmalloc, each element of a bulk call or replay); n = 0 turns
-   it off.  Returns how many were still to go before the failure (0: it fired,
-   or it was off); -EINVAL for n < 0. */
+   n > 0 the nth allocation from now on fails with -ENOMEM, once (an allocator
+   call, accounted or not: kmalloc, kmem_cache_alloc, vmalloc, alloc_pages,
+   alloc_percpu, each of the two tries of kvmalloc, each element of a bulk
+   call or replay); n = 0 turns it off.  Returns how many were still to go
+   before the failure (0: it fired, or it was off); -EINVAL for n < 0. */
 int64_t bm_fail_nth_alloc(bm_system *sys, int64_t n);
 /* 0 when every invariant holds; -EUCLEAN with the first broken one in msg
    (msg may be NULL) */
@@ -392,7 +395,14 @@ int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64
 int bm_kvfree(bm_system *sys, int32_t cpu, uint64_t addr);
 /* -EINVAL for size 0 or above 32 KiB, align above PAGE_SIZE or not a power of two */
 int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr);
-/* an address bm_alloc_percpu returned */
+/* n (>= 1, else -EINVAL) areas of size bytes at *addr + i * ALIGN(size, align),
+   charged and accounted as n bm_alloc_percpu calls (all or none: -ENOMEM gives
+   back what was taken) but one allocation record: a BPF map's preallocated
+   per-cpu values, whose host memory does not grow with n.  bm_free_percpu(*addr)
+   frees them all. */
+int bm_alloc_percpu_array(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp,
+                          int64_t n, uint64_t *addr);
+/* an address bm_alloc_percpu or bm_alloc_percpu_array returned */
 int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr);
 
 /* inspection */

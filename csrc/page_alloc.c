@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "mm_internal.h"
 
@@ -205,9 +206,15 @@ int mm_page_alloc_init(struct mm_state *mm)
     uint64_t first_end = nr < block ? nr : block, pfn;
     struct page *zero;
 
-    mm->pages = calloc(nr, sizeof(struct page));
-    if (!mm->pages)
+    /* reserved, not committed (MAP_NORESERVE): the host backs the frames as they
+       are first touched, so a large simulated RAM costs only what is used */
+    mm->pages_bytes = nr * sizeof(struct page);
+    mm->pages = mmap(NULL, mm->pages_bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mm->pages == MAP_FAILED) {
+        mm->pages = NULL;
         return -ENOMEM;
+    }
     zero = &mm->pages[0];
     zero->kind = BM_PAGE_KMEM;
     zero->flags = PG_head | PG_reserved;
@@ -239,7 +246,8 @@ void mm_page_alloc_destroy(struct mm_state *mm)
 {
     for (int o = 0; o <= BM_MAX_ORDER; o++)
         free(mm->free_area[o].pfns);
-    free(mm->pages);
+    if (mm->pages)
+        munmap(mm->pages, mm->pages_bytes);
 }
 
 struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn)
@@ -274,7 +282,7 @@ int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uin
 
     if (!mm_args_ok(sys, cpu, gfp) || !pfn || order < 0)
         return -EINVAL;
-    if (should_fail_alloc(sys, gfp & __GFP_ACCOUNT))
+    if (should_fail_alloc(sys))
         return -ENOMEM;
     pthread_mutex_lock(&sys->lock);
     page = __alloc_pages(sys, cpu, order, gfp, &err);

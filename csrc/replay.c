@@ -88,7 +88,7 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
     case BM_OP_ALLOC_PAGES: {
         struct page *page;
         int err = 0;
-        if (op->arg > BM_MAX_ORDER || should_fail_alloc(sys, op->gfp & __GFP_ACCOUNT)) {
+        if (op->arg > BM_MAX_ORDER || should_fail_alloc(sys)) {
             ret = -ENOMEM;      /* as bm_alloc_pages: order >= MAX_ORDER fails */
             break;
         }

@@ -264,7 +264,7 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     uint64_t full = obj_full_size(s);
     int ret;
 
-    if (should_fail_alloc(sys, (gfp & __GFP_ACCOUNT) || (s->flags & BM_SLAB_ACCOUNT)))
+    if (should_fail_alloc(sys))
         return -ENOMEM;
     /* the slab statistic is accounted with the charge (current kernels:
        obj_cgroup_charge_account() in the post-alloc hook); with the charge
@@ -397,7 +397,7 @@ static int kmalloc_large(struct bm_system *sys, int cpu, uint64_t size, uint32_t
     int order, err = 0;
     struct page *page;
 
-    if (size > mm->kmalloc_max_size || should_fail_alloc(sys, gfp & __GFP_ACCOUNT))
+    if (size > mm->kmalloc_max_size || should_fail_alloc(sys))
         return -ENOMEM;   /* the page allocator WARNs and returns NULL */
     order = get_order(mm, size);
     page = __alloc_pages(sys, cpu, order, gfp | __GFP_COMP, &err);

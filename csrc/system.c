@@ -32,7 +32,7 @@ int bm_config_check(const struct bm_config *cfg)
     if (cfg->ram_pages < 1)
         return -EINVAL;
     /* page_alloc.c: frame numbers fit 32 bits and the direct map is 64 TiB */
-    if (cfg->ram_pages > UINT32_MAX || cfg->ram_pages > BM_DIRECT_MAP_SIZE / cfg->page_size)
+    if (cfg->ram_pages > BM_MAX_RAM_PAGES || cfg->ram_pages > BM_DIRECT_MAP_SIZE / cfg->page_size)
         return -EINVAL;
     return 0;
 }

@@ -51,7 +51,7 @@ int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint6
     uint64_t nr, i, span;
 
     /* !size or more than totalram_pages(): the kernel fails with NULL */
-    if (size == 0 || (size >> mm->page_shift) > mm->nr_pages || should_fail_alloc(sys, gfp & __GFP_ACCOUNT))
+    if (size == 0 || (size >> mm->page_shift) > mm->nr_pages || should_fail_alloc(sys))
         return -ENOMEM;
     nr = (size + mm->page_size - 1) >> mm->page_shift;
     span = (nr + 1) << mm->page_shift;                 /* + guard page */

@@ -135,6 +135,7 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_kvmalloc": lambda: (lib.bm_kvmalloc(sp, -1, 8, gfp, u64), True),
         "bm_kvfree": lambda: (lib.bm_kvfree(sp, 0, BAD), True),
         "bm_alloc_percpu": lambda: (lib.bm_alloc_percpu(sp, -1, 8, 8, gfp, u64), True),
+        "bm_alloc_percpu_array": lambda: (lib.bm_alloc_percpu_array(sp, 0, 8, 8, gfp, 0, u64), True),
         "bm_free_percpu": lambda: (lib.bm_free_percpu(sp, 0, BAD), True),
         "bm_page_info": lambda: (lib.bm_page_info(sp, 1 << 62, ffi.new("struct bm_page_info *")), True),
         "bm_obj_cgroup_of": lambda: (lib.bm_obj_cgroup_of(sp, BAD, i32, i32b), True),

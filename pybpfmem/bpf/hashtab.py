@@ -141,7 +141,7 @@ class HashMap(BpfMap):
         self._buckets = 0
         self._locked: list[int] = []
         self._elems_area = 0
-        self._pptrs: list[int] = []
+        self._pptrs = 0                 # the preallocated per-cpu values (one array)
         self._extra = 0
         self.ma: BpfMemAlloc | None = None
         self.pcpu_ma: BpfMemAlloc | None = None
@@ -238,8 +238,9 @@ class HashMap(BpfMap):
             num = self._num_prealloc()
             self._elems_area = self.area_alloc(self.elem_size * num)
             if self.percpu:
-                for _ in range(num):
-                    self._pptrs.append(pcpu(self.v8, 8, g.USER | g.NOWARN))
+                # prealloc_init(): bpf_map_alloc_percpu() per element, as one array
+                self._pptrs = self.map_alloc_percpu_array(self.v8, 8, g.USER | g.NOWARN, num,
+                                                          accounted=bp.account)
             # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
             if not self.percpu and not self.lru:
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()

@@ -96,13 +96,13 @@ class LpmTrieMap(BpfMap):
     def alloc(self) -> None:
         """Mirrors trie_alloc()."""
         g = self.gfp
+        self.root: _Node | None = None
+        self.n_entries = 0
+        self.ma: BpfMemAlloc | None = None
         if self.bprof.struct_area_alloc:
             self.area_alloc(self.sizes.lpm_trie)
         else:
             self.kzalloc_account(self.sizes.lpm_trie, self.acct(g.USER | g.NOWARN | g.ZERO))
-        self.root: _Node | None = None
-        self.n_entries = 0
-        self.ma: BpfMemAlloc | None = None
         if self.bprof.lpm_trie_mem_alloc:
             # bpf_mem_alloc_init(&trie->ma, leaf_size, false) inside map_alloc
             self.ma = BpfMemAlloc(self, self._leaf_size(), False)

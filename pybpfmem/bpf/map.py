@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import numpy as np
 
+from .._ffi import NoCopy
 from ..profiles import BpfSwitches, StructSizes
 from . import uapi
 from .errors import BpfError
@@ -160,9 +161,10 @@ class _Alloc:
     kind: str          # "slab", "vmalloc", "percpu", "pages"
     size: int          # requested bytes (per cpu for percpu; whole pages for vmalloc/pages)
     order: int = 0     # alloc_pages() order
+    count: int = 1     # equal objects in the allocation (alloc_percpu_array())
 
 
-class BpfMap:
+class BpfMap(NoCopy):
     """struct bpf_map and its ops.  Subclasses override the hooks below."""
 
     map_types: ClassVar[tuple[int, ...]] = ()
@@ -341,10 +343,10 @@ class BpfMap:
         else:
             self.kfree(addr)
 
-    def _record(self, key: tuple[str, int], size: int, order: int = 0) -> None:
+    def _record(self, key: tuple[str, int], size: int, order: int = 0, count: int = 1) -> None:
         """Book an allocation: `size` is the requested size for slab and per-cpu
-        objects (per cpu), the whole pages otherwise."""
-        self._allocs[key] = _Alloc(_KINDS[key[0]], size, order)
+        objects (per cpu; `count` of them), the whole pages otherwise."""
+        self._allocs[key] = _Alloc(_KINDS[key[0]], size, order, count)
 
     def _enomem(self, what: str, size: int, exc: OSError) -> BpfError:
         return BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
@@ -417,6 +419,23 @@ class BpfMap:
             except OSError as exc:
                 raise self._enomem("bpf_map_alloc_percpu", size, exc) from None
         self._record(("p", addr), size)
+        return addr
+
+    def map_alloc_percpu_array(self, size: int, align: int, gfp: int, n: int,
+                               accounted: bool = True) -> int:
+        """``n`` bpf_map_alloc_percpu() (``accounted``) or __alloc_percpu_gfp() calls in a
+        row, the per-element loop of a preallocated per-cpu map (prealloc_init(),
+        bpf_array_alloc_percpu()): booked as one allocation of n areas
+        (alloc_percpu_array(), whose host memory does not grow with n); area i is at
+        the returned address + i * ALIGN(size, align)."""
+        if accounted and self.bprof.account:
+            gfp |= self.gfp.ACCOUNT
+        with self._map_memcg_active() if accounted else nullcontext():
+            try:
+                addr = self.system.alloc_percpu_array(size, align, gfp, n)
+            except OSError as exc:
+                raise self._enomem("bpf_map_alloc_percpu", size, exc) from None
+        self._record(("p", addr), size, count=n)
         return addr
 
     def plain_alloc_percpu(self, size: int, align: int, gfp: int) -> int:
@@ -505,8 +524,8 @@ class BpfMap:
                 asked["slab"] += size
                 seen["slab"] += full
             elif k == "p":
-                asked["percpu"] += size * ncpu
-                seen["percpu"] += sysm.pcpu_obj_full_size(size)
+                asked["percpu"] += size * ncpu * a.count
+                seen["percpu"] += sysm.pcpu_obj_full_size(size) * a.count
             else:
                 asked[a.kind] += size
                 seen[a.kind] += size
@@ -521,7 +540,7 @@ class BpfMap:
         """Bytes by allocation kind the map holds, accounted or not."""
         out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
         for a in self._allocs.values():
-            out[a.kind] += a.size * self.system.nr_cpus if a.kind == "percpu" else a.size
+            out[a.kind] += a.size * self.system.nr_cpus * a.count if a.kind == "percpu" else a.size
         for pool in self.pools:
             for kind, nbytes, _ in pool.books():
                 out[kind] += nbytes

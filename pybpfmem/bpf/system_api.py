@@ -19,12 +19,14 @@ from .cgroup_bpf import cgroup_release
 from .errors import BpfError
 from .fd import obj_put
 from .kobjects import KObjectSystemMixin
+from .locking import serialised
 from .map import BPFTOOL_TYPE_NAMES, BpfMap
 from .regime import gfp_for
 from .services import MemSystem
 from .state import BpfState, memlock_of
 
 
+@serialised(lambda system: system.lock)
 class BpfSystemMixin(KObjectSystemMixin):
     """Methods a System gets for BPF objects and helpers (and netdevs / optmem_max
     from KObjectSystemMixin).  The class it is mixed into provides the memory
