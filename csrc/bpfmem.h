@@ -17,8 +17,12 @@
  *  - Threads: every call may run concurrently with any other on the same
  *    system, from any thread (the core's locks are described at struct
  *    bm_system in internal.h), given that
- *      * calls naming the same cpu come from one thread at a time: that
- *        thread is the cpu, as kernel code runs with preemption off;
+ *      * a cpu's context (bm_set_task, bm_set_interrupt, bm_set_active_memcg)
+ *        is set by one thread at a time: the thread acting as that cpu, as
+ *        kernel code runs with preemption off.  Other calls may name any cpu
+ *        from any thread (a free, a drain, an explicit-cpu charge): the stocks
+ *        take the cpu's lock and the context is read atomically, so such a
+ *        charge runs in whatever context the cpu has;
  *      * bm_system_free() runs after every other call on the system returned;
  *      * a bm_htab is used by one thread at a time.
  *    Charge paths on different cpus scale (per-cpu stocks, atomic counters);

@@ -7,16 +7,31 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
 #define NR_SLOTS (MEM_CGROUP_ID_MAX + 1)
 
+void *bm_table_alloc(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void bm_table_free(void *table, size_t bytes)
+{
+    if (table)
+        munmap(table, bytes);
+}
+
 int bm_ids_init(struct bm_ids *ids)
 {
     memset(ids, 0, sizeof(*ids));
-    ids->ring = calloc(NR_SLOTS, sizeof(*ids->ring));
-    ids->gen = calloc(NR_SLOTS, sizeof(*ids->gen));
+    ids->ring = bm_table_alloc(NR_SLOTS * sizeof(*ids->ring));
+    ids->gen = bm_table_alloc(NR_SLOTS * sizeof(*ids->gen));
     if (!ids->ring || !ids->gen) {
         bm_ids_destroy(ids);
         return -ENOMEM;
@@ -26,8 +41,8 @@ int bm_ids_init(struct bm_ids *ids)
 
 void bm_ids_destroy(struct bm_ids *ids)
 {
-    free(ids->ring);
-    free(ids->gen);
+    bm_table_free(ids->ring, NR_SLOTS * sizeof(*ids->ring));
+    bm_table_free(ids->gen, NR_SLOTS * sizeof(*ids->gen));
     ids->ring = NULL;
     ids->gen = NULL;
 }

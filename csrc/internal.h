@@ -46,6 +46,12 @@
 
 struct bm_system;
 
+/* a large zeroed table, reserved from the host (MAP_NORESERVE) and backed as it
+   is first touched: its cost follows use, and making one costs no memset (the
+   id tables, the page frames); NULL when the host refuses (handles.c) */
+void *bm_table_alloc(size_t bytes);
+void bm_table_free(void *table, size_t bytes);
+
 /* ---- handles.c: the lifetime of memcg and objcg handles ----
  *
  * A handle is a slot of the id table (its low 16 bits) and that slot's

@@ -74,7 +74,7 @@ struct addr_map {
 struct kmem_cache;
 
 struct mm_state {
-    struct page *pages;           /* mmap'ed MAP_NORESERVE: untouched frames cost no host memory */
+    struct page *pages;           /* bm_table_alloc(): untouched frames cost no host memory */
     size_t pages_bytes;
     uint64_t nr_pages;
     uint64_t top;                 /* frames >= top were never handed out (carved lazily) */

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "mm_internal.h"
 
@@ -209,12 +208,9 @@ int mm_page_alloc_init(struct mm_state *mm)
     /* reserved, not committed (MAP_NORESERVE): the host backs the frames as they
        are first touched, so a large simulated RAM costs only what is used */
     mm->pages_bytes = nr * sizeof(struct page);
-    mm->pages = mmap(NULL, mm->pages_bytes, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mm->pages == MAP_FAILED) {
-        mm->pages = NULL;
+    mm->pages = bm_table_alloc(mm->pages_bytes);
+    if (!mm->pages)
         return -ENOMEM;
-    }
     zero = &mm->pages[0];
     zero->kind = BM_PAGE_KMEM;
     zero->flags = PG_head | PG_reserved;
@@ -246,8 +242,7 @@ void mm_page_alloc_destroy(struct mm_state *mm)
 {
     for (int o = 0; o <= BM_MAX_ORDER; o++)
         free(mm->free_area[o].pfns);
-    if (mm->pages)
-        munmap(mm->pages, mm->pages_bytes);
+    bm_table_free(mm->pages, mm->pages_bytes);
 }
 
 struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn)

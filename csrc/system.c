@@ -37,6 +37,8 @@ int bm_config_check(const struct bm_config *cfg)
     return 0;
 }
 
+#define ID_TABLE_BYTES ((MEM_CGROUP_ID_MAX + 1) * sizeof(void *))
+
 static unsigned int ilog2_u32(uint32_t v)
 {
     unsigned int s = 0;
@@ -51,12 +53,12 @@ static void system_free_tables(struct bm_system *sys)
     if (sys->memcgs) {
         for (int32_t i = 0; i < sys->memcg_ids.nr_fresh; i++)
             free(sys->memcgs[i]);
-        free(sys->memcgs);
+        bm_table_free(sys->memcgs, ID_TABLE_BYTES);
     }
     if (sys->objcgs) {
         for (int32_t i = 0; i < sys->objcg_ids.nr_fresh; i++)
             free(sys->objcgs[i]);
-        free(sys->objcgs);
+        bm_table_free(sys->objcgs, ID_TABLE_BYTES);
     }
     rcu_barrier_free(sys);
     bm_ids_destroy(&sys->memcg_ids);
@@ -80,8 +82,8 @@ bm_system *bm_system_new(const struct bm_config *cfg)
     sys->page_shift = ilog2_u32(cfg->page_size);
     sys->page_counter_max = page_counter_max_pages(cfg->page_size);
     sys->cpus = aligned_alloc(64, sizeof(struct bm_cpu) * cfg->nr_cpus);
-    sys->memcgs = calloc(MEM_CGROUP_ID_MAX + 1, sizeof(*sys->memcgs));
-    sys->objcgs = calloc(MEM_CGROUP_ID_MAX + 1, sizeof(*sys->objcgs));
+    sys->memcgs = bm_table_alloc(ID_TABLE_BYTES);
+    sys->objcgs = bm_table_alloc(ID_TABLE_BYTES);
     sys->rcu.wait = calloc(cfg->nr_cpus + 1, 1);
     if (!sys->cpus || !sys->memcgs || !sys->objcgs || !sys->rcu.wait ||
         bm_ids_init(&sys->memcg_ids) || bm_ids_init(&sys->objcg_ids)) {
