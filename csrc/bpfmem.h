@@ -316,6 +316,9 @@ int bm_memcg_get(bm_system *sys, int32_t memcg);
 int bm_memcg_put(bm_system *sys, int32_t memcg);
 /* 0 with *out filled (a removed but not yet freed memcg too) */
 int bm_memcg_info(bm_system *sys, int32_t memcg, struct bm_memcg_info *out);
+/* BM_MEMCG_ONLINE or BM_MEMCG_DYING; -ENOENT for a handle naming nothing (a freed
+   memcg's), -EINVAL for a NULL system or a negative handle: the cheap question */
+int bm_memcg_state(bm_system *sys, int32_t memcg);
 /* 0; -EINVAL for an unknown `what`, limit pages outside 0..PAGE_COUNTER_MAX,
    a v1-only file on v2, root's limits or force_empty; -ENOENT also for a
    removed memcg; -EBUSY (v1) for a limit below a usage reclaim cannot lower */

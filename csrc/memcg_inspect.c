@@ -79,6 +79,15 @@ int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
     return 0;
 }
 
+int bm_memcg_state(bm_system *sys, int32_t id)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    struct mem_cgroup *memcg;
+    int ret = bm_memcg_arg(sys, id, &memcg);
+
+    return ret ? ret : atomic_load(&memcg->state);
+}
+
 int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
 {
     BM_RCU_READ_SECTION(sys, -1);

@@ -147,8 +147,8 @@ struct hit_cache {
    / the common refill_stock() into the memcg's own slot, with this cpu's
    ledger share (as charge_api.c does).  Perf: when the op names the handle of the last
    hit and that slot still caches its memcg, the handle lookup and the slot
-   scan are skipped: the slot's css reference keeps the memcg alive and ids
-   are never reused, so the handle still names it. */
+   scan are skipped: the slot's css reference keeps the memcg alive and a
+   handle names one memcg only (its slot's generation), so it still names it. */
 static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op, struct hit_cache *hc)
 {
     struct memcg_stock_pcp *stock = &sys->cpus[op->cpu].stock;

@@ -96,6 +96,7 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_system_free": None,                 # exercised by the fixture's close()
         "bm_system_nr_dying": lambda: (lib.bm_system_nr_dying(sp), False),
         "bm_fail_nth_alloc": lambda: (lib.bm_fail_nth_alloc(sp, -1), True),
+        "bm_memcg_state": lambda: (lib.bm_memcg_state(sp, BAD), True),
         "bm_system_check": lambda: (lib.bm_system_check(sp, msg, 256), False),
         "bm_memcg_create": lambda: (lib.bm_memcg_create(sp, BAD), True),
         "bm_memcg_offline": lambda: (lib.bm_memcg_offline(sp, BAD), True),

@@ -105,8 +105,9 @@ def test_each_thread_has_its_own_context():
 
 def test_a_cpu_is_driven_by_one_thread_at_a_time():
     """A cpu runs one context at a time: a second thread entering a cpu that another thread
-    drives gets RuntimeError (a task, an interrupt or a kworker free alike); it may enter once
-    the first thread left, and any other cpu at any time."""
+    drives gets RuntimeError (a task or an interrupt alike); it may enter once the first
+    thread left, and any other cpu at any time.  A free needs no context: it runs as a
+    kworker on cpu 0 even while another thread drives cpu 0 (the core's stock lock)."""
     system = pybpfmem.System(nr_cpus=2)
     a = system.spawn(cgroup=system.root.mkdir("a"))
     b = system.spawn(cgroup=system.root.mkdir("b"))
@@ -130,7 +131,7 @@ def test_a_cpu_is_driven_by_one_thread_at_a_time():
             pass
     with b.running(cpu=1):                  # the other cpu is free
         addr = system.kmalloc(64, GFP_KERNEL_ACCOUNT)
-    system.kfree(addr)                      # no context: a free cpu serves as the kworker
+    system.kfree(addr)                      # no context: a kworker on cpu 0
     leave.set()
     t.join()
     with b.running(cpu=0):                  # free again once the thread left

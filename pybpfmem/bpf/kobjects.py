@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import itertools
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from .._ffi import NoCopy
@@ -192,7 +193,7 @@ def current_task(system: Any) -> Any:
 # mixins (the BPF layer mixes these into BpfSystemMixin / BpfTaskMixin)
 # ---------------------------------------------------------------------------
 
-@serialised(lambda system: system.lock)
+@serialised(attrgetter("lock"))
 class KObjectSystemMixin:
     """System-side creation of kernel objects that are not per task."""
 
@@ -220,7 +221,7 @@ class KObjectSystemMixin:
         return registry(self).optmem_max
 
 
-@serialised(lambda task: task.system.lock)
+@serialised(attrgetter("system.lock"))
 class KObjectTaskMixin:
     """Task-side creation of fds for kernel objects."""
 

@@ -12,6 +12,7 @@ detaches its programs (bpf_cgrp_storage_free(), cgroup_bpf_release()).
 from __future__ import annotations
 
 import errno
+from operator import attrgetter
 from typing import Any, Iterator
 
 from ..profiles import StructSizes
@@ -26,7 +27,7 @@ from .services import MemSystem
 from .state import BpfState, memlock_of
 
 
-@serialised(lambda system: system.lock)
+@serialised(attrgetter("lock"))
 class BpfSystemMixin(KObjectSystemMixin):
     """Methods a System gets for BPF objects and helpers (and netdevs / optmem_max
     from KObjectSystemMixin).  The class it is mixed into provides the memory

@@ -11,6 +11,7 @@ import errno
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Iterator, Sequence
 
 from . import uapi as U
@@ -36,7 +37,7 @@ class BpfTaskState:
     caps: frozenset[int] = ALL_CAPS
 
 
-@serialised(lambda task: task.system.lock)
+@serialised(attrgetter("system.lock"))
 class BpfTaskMixin(KObjectTaskMixin):
     """Methods a Task gets for the bpf() syscall surface (and, from KObjectTaskMixin,
     fds of the kernel objects maps hold: sockets, AF_XDP sockets, cgroups, files).

@@ -162,11 +162,10 @@ class MemCgroup(NoCopy):
         if not self._removed or self._freed:
             return False
         self.system._require_open()
-        info = ffi.new("struct bm_memcg_info *")
-        rc = lib.bm_memcg_info(self.system._sys, self.id, info)
+        rc = lib.bm_memcg_state(self.system._sys, self.id)
         if rc == -errno.EINVAL:
-            self.system._failed(rc, f"bm_memcg_info({self.id})")   # closed meanwhile
-        if rc < 0 or info.state != lib.BM_MEMCG_DYING:
+            self.system._failed(rc, f"bm_memcg_state({self.id})")   # closed meanwhile
+        if rc != lib.BM_MEMCG_DYING:
             self._freed = True
             return False
         return True

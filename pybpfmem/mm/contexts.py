@@ -93,7 +93,7 @@ class ActiveMemcg:
         old = s._outs32[cpu]
         s._check(lib.bm_set_active_memcg(s._sys, cpu, self.memcg, old),
                  f"bm_set_active_memcg(cpu={cpu}, memcg={self.memcg})")
-        s._claim_cpu(cpu)       # this thread drives cpu already: one more context there
+        s._cpu_frames[cpu] += 1  # cpu is this thread's current one: it drives it already
         self.cpu, self.old = cpu, int(old[0])
         # set_active_memcg() writes current->active_memcg in task context,
         # the per-cpu int_active_memcg in interrupt context

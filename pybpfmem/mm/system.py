@@ -176,8 +176,8 @@ class System(NoCopy):
         state is touched only by the thread driving it)."""
         n = self.nr_cpus
         self._tls = _ThreadContexts()
-        self._ctx_lock = threading.Lock()                # taking and freeing cpus
-        self._cpu_owner = [0] * n                        # the driving thread's ident, 0 = none
+        self._drivers: dict[int, int] = {}               # cpu -> the ident of the thread driving it
+        self._running: dict[int, int] = {}               # task pid -> the cpu it runs on
         self._cpu_frames = [0] * n                       # contexts its thread has on the cpu
         self._cpu_task: list[Task | None] = [None] * n   # the task running on each cpu
         self._irq_depth = [0] * n
@@ -383,21 +383,22 @@ class System(NoCopy):
     def _claim_cpu(self, cpu: int) -> None:
         """This thread enters a context on cpu: it drives the cpu from its first context
         there to its last; another thread driving it is a RuntimeError (a cpu runs one
-        context at a time, and interrupts nest on the cpu's own thread)."""
+        context at a time, and interrupts nest on the cpu's own thread).  The claim is a
+        dict.setdefault, atomic in CPython: no lock on the way in or out."""
         me = threading.get_ident()
-        if self._cpu_owner[cpu] != me:
-            with self._ctx_lock:
-                if self._cpu_owner[cpu]:
-                    raise RuntimeError(f"cpu {cpu} is driven by another thread (a cpu runs one "
-                                       f"context at a time: enter a cpu of this thread's own)")
-                self._cpu_owner[cpu] = me
+        if self._drivers.setdefault(cpu, me) != me:
+            raise RuntimeError(f"cpu {cpu} is driven by another thread (a cpu runs one "
+                               f"context at a time: enter a cpu of this thread's own)")
         self._cpu_frames[cpu] += 1
 
     def _release_cpu(self, cpu: int) -> None:
         self._cpu_frames[cpu] -= 1
         if not self._cpu_frames[cpu]:
-            with self._ctx_lock:
-                self._cpu_owner[cpu] = 0
+            del self._drivers[cpu]
+
+    def _drives(self, cpu: int) -> bool:
+        """Whether this thread drives cpu (has a context there)."""
+        return self._drivers.get(cpu) == threading.get_ident()
 
     def _push(self, kind: str, cpu: int, payload: Any) -> None:
         tls = self._tls
@@ -429,20 +430,22 @@ class System(NoCopy):
             raise RuntimeError(f"task {task.pid} cannot run: it was {'killed' if task.killed else 'exited'}")
         self._claim_cpu(cpu)
         try:
-            with self._ctx_lock:          # a task runs on one cpu: threads race for the task
-                occupant = self._cpu_task[cpu]
-                if occupant is not None and occupant is not task:
-                    raise RuntimeError(f"cpu {cpu} is already running task {occupant.pid}")
-                if task._cpu is not None and task._cpu != cpu:
-                    raise RuntimeError(f"task {task.pid} is already running on cpu {task._cpu}")
-                if self._irq_depth[cpu]:
-                    raise RuntimeError(f"cpu {cpu} is in interrupt context; a task cannot be "
-                                       f"scheduled in")
-                task._cpu = cpu
+            occupant = self._cpu_task[cpu]        # this thread's cpu now: no one else writes it
+            if occupant is not None and occupant is not task:
+                raise RuntimeError(f"cpu {cpu} is already running task {occupant.pid}")
+            if self._irq_depth[cpu]:
+                raise RuntimeError(f"cpu {cpu} is in interrupt context; a task cannot be "
+                                   f"scheduled in")
             if occupant is None:
+                # a task runs on one cpu: threads on two cpus race for it (atomic setdefault)
+                where = self._running.setdefault(task.pid, cpu)
+                if where != cpu:
+                    raise RuntimeError(f"task {task.pid} is already running on cpu {where}")
+                task._cpu = cpu
                 rc = lib.bm_set_task(self._sys, cpu, task.cgroup.id, -1)
                 if rc < 0:
                     task._cpu = None
+                    del self._running[task.pid]
                     self._failed(rc, f"bm_set_task(cpu={cpu}, memcg={task.cgroup.id})")
                 self._cpu_task[cpu] = task
                 self._task_active[cpu] = -1
@@ -464,6 +467,7 @@ class System(NoCopy):
                 self._cpu_task[cpu] = None
                 self._task_active[cpu] = -1
                 task._cpu = None
+                self._running.pop(task.pid, None)
             self._release_cpu(cpu)
             if task._depth == 0 and task.killed and not task.exited and not self._closed:
                 task._do_exit()     # an OOM victim exits once off the cpu
@@ -472,8 +476,7 @@ class System(NoCopy):
         """bm_take_oom_victim: was the task on ``cpu``, a cpu this thread drives, chosen
         by the memcg OOM killer?"""
         task = self._cpu_task[cpu]
-        if (task is None or not self.oom_kill or task.killed
-                or self._cpu_owner[cpu] != threading.get_ident()):
+        if task is None or not self.oom_kill or task.killed or not self._drives(cpu):
             return
         if lib.bm_take_oom_victim(self._sys, cpu) > 0:
             task._oom_killed()

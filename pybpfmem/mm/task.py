@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import threading
 from typing import TYPE_CHECKING
 
 from .._ffi import NoCopy, as_int, lib
@@ -57,7 +56,7 @@ class Task(NoCopy):
             if cgroup is self.cgroup:
                 return
             cpu = self._cpu
-            if cpu is not None and sysobj._cpu_owner[cpu] != threading.get_ident():
+            if cpu is not None and not sysobj._drives(cpu):
                 raise RuntimeError(f"task {self.pid} is running on cpu {cpu}, driven by another "
                                    f"thread: migrate it from that thread or once it left the cpu")
             sp = sysobj._sys
