@@ -162,6 +162,10 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_htab_insert_bulk": lambda: (lib.bm_htab_insert_bulk(ffi.NULL, b"k", b"v", ffi.NULL, 1), True),
         "bm_htab_dump": lambda: (lib.bm_htab_dump(ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 1), True),
         "bm_htab_host_bytes": lambda: (lib.bm_htab_host_bytes(ffi.NULL), True),
+        "bm_htab_lru_init": lambda: (lib.bm_htab_lru_init(ffi.NULL, 2, 0), True),
+        "bm_htab_lru_update": lambda: (lib.bm_htab_lru_update(ffi.NULL, 0, b"k", b"v", 0, 1), True),
+        "bm_htab_lru_lookup": lambda: (lib.bm_htab_lru_lookup(ffi.NULL, b"k", ffi.NULL), True),
+        "bm_htab_lru_list": lambda: (lib.bm_htab_lru_list(ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 1), True),
         "bm_memalloc_bulk": lambda: (lib.bm_memalloc_bulk(sp, -1, 8, 1, gfp, u64), True),
         "bm_kfree_bulk": lambda: (
             -1 if lib.bm_kfree_bulk(sp, 0, ffi.cast("const uint64_t *", ffi.from_buffer(addrs)), 1,

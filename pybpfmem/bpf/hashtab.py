@@ -3,12 +3,13 @@
 Elements live in a C element store (csrc/htab_store.c, `bm_htab_*`): key, value
 and the simulated addresses of the element's allocations, with the update
 decisions of htab_map_update_elem() made in C; every simulated allocation is
-still made here through the mm layer.  Simplifications (documented):
-iteration (get_next_key) follows insertion order, not bucket order; the
-bucket of a key for batch lookups is crc32(key) & (n_buckets - 1) (the kernel
-uses jhash with a random seed); LRU eviction takes the oldest inserted key;
-freed no-prealloc elements of v5.x are kfree'd at once (the kernel waits an
-RCU grace period).
+still made here through the mm layer.  LRU maps keep the kernel's LRU lists in C
+(csrc/bpf_lru_list.c): victims are exactly the kernel's, per simulated cpu (the
+cpu of the calling context).  Simplifications (documented): iteration
+(get_next_key) follows insertion order, not bucket order; the bucket of a key
+for batch lookups is crc32(key) & (n_buckets - 1) (the kernel uses jhash with a
+random seed); freed no-prealloc elements of v5.x are kfree'd at once (the
+kernel waits an RCU grace period).
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ HTAB_CREATE_FLAG_MASK = (U.BPF_F_NO_PREALLOC | U.BPF_F_NO_COMMON_LRU | U.BPF_F_N
 HASHTAB_MAP_LOCK_COUNT = 8
 PERCPU_TYPES = (U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 LRU_TYPES = (U.BPF_MAP_TYPE_LRU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+
+
+def percpu_lru_entries(max_entries: int, nr_cpus: int) -> int:
+    """htab_map_alloc() with BPF_F_NO_COMMON_LRU: max_entries rounded up to a multiple
+    of the possible cpus, so each cpu's LRU list gets max_entries / nr_cpus nodes; the
+    kernel's roundup() computes in u32, and where that wrapped it rounds down instead
+    (the 2^31 / n_buckets checks then refuse the map)."""
+    up = ((max_entries + nr_cpus - 1) & U.U32_MAX) // nr_cpus * nr_cpus
+    return up if up >= max_entries else max_entries - max_entries % nr_cpus
 
 
 @register_map
@@ -92,10 +102,7 @@ class HashMap(BpfMap):
                                         "PCPU_MIN_UNIT_SIZE")
         max_e = attr.max_entries
         if percpu_lru:
-            max_e = rup(max_e, ctx.system.nr_cpus)
-            if max_e > U.U32_MAX:
-                raise BpfError(errno.E2BIG, "htab_map_alloc: max_entries rounded to a "
-                                            "multiple of the cpus overflows")
+            max_e = percpu_lru_entries(max_e, ctx.system.nr_cpus)
         if ctx.bprof.htab_max_2g and max_e > 1 << 31:
             raise BpfError(errno.E2BIG, f"htab_map_alloc: max_entries {max_e} > 2^31")
         nb = pow2(max_e)
@@ -110,7 +117,7 @@ class HashMap(BpfMap):
         self.lru = t in LRU_TYPES
         self.prealloc = not attr.map_flags & U.BPF_F_NO_PREALLOC
         if attr.map_flags & U.BPF_F_NO_COMMON_LRU:
-            self.max_entries = rup(self.max_entries, system.nr_cpus)
+            self.max_entries = percpu_lru_entries(self.max_entries, system.nr_cpus)
         self.n_buckets = pow2(self.max_entries)
         self.elem_size = ctx.sizes.htab_elem + rup(self.key_size, 8) + (
             8 if self.percpu else rup(self.value_size, 8))
@@ -150,7 +157,16 @@ class HashMap(BpfMap):
         h = lib.bm_htab_new(self.key_size, self._vsize, self._naux, self.max_entries, self._mode)
         if h == ffi.NULL:
             raise MemoryError("bm_htab_new failed")
-        return ffi.gc(h, lib.bm_htab_free)
+        h = ffi.gc(h, lib.bm_htab_free)
+        if self.lru:
+            # prealloc_init(): bpf_lru_init() + bpf_lru_populate() of max_entries nodes
+            flags = ((lib.BM_HTAB_LRU_NO_COMMON if self.attr.map_flags & U.BPF_F_NO_COMMON_LRU else 0)
+                     | (lib.BM_HTAB_LRU_PERCPU_VALUES if self.percpu else 0)
+                     | (lib.BM_HTAB_LRU_TARGET_FREE_CLAMP if self.bprof.lru_target_free_clamp else 0))
+            rc = lib.bm_htab_lru_init(h, self.system.nr_cpus, flags)
+            if rc:
+                raise MemoryError(f"bm_htab_lru_init failed ({rc})")
+        return h
 
     def __len__(self) -> int:
         return int(lib.bm_htab_count(self._store))
@@ -199,7 +215,9 @@ class HashMap(BpfMap):
         return ffi.unpack(self._vbuf, self._vsize)
 
     def update_allocates(self) -> bool:
-        return not self.prealloc or type(self) is not HashMap
+        # LRU maps allocate nothing, but their update takes a node from the calling
+        # cpu's lists, so it runs in the syscall's context too
+        return not self.prealloc or self.lru or type(self) is not HashMap
 
     # --- creation
     def _num_prealloc(self) -> int:
@@ -241,7 +259,8 @@ class HashMap(BpfMap):
                 # prealloc_init(): bpf_map_alloc_percpu() per element, as one array
                 self._pptrs = self.map_alloc_percpu_array(self.v8, 8, g.USER | g.NOWARN, num,
                                                           accounted=bp.account)
-            # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
+            # pcpu_freelist_init() / bpf_lru_init(): alloc_percpu() without __GFP_ACCOUNT
+            # in every release, never charged (not modelled; the LRU lists are in C)
             if not self.percpu and not self.lru:
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
         elif bp.htab_mem_alloc:
@@ -343,16 +362,23 @@ class HashMap(BpfMap):
             raise BpfError(errno.ENOENT, "htab lookup: no such key")
         return ffi.unpack(self._vbuf, self._vsize)
 
-    def _update(self, key: bytes, value: bytes, flags: int) -> None:
-        """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem() /
-        htab_lru_map_update_elem(): the store decides (check_flags(), -EEXIST/-ENOENT,
-        -E2BIG when full, LRU eviction of the oldest); a no-prealloc element is
-        allocated here between the decision and the commit, as alloc_htab_elem()
-        does, and a replaced element is freed after its replacement exists."""
+    def _update(self, key: bytes, value: bytes, flags: int, onallcpus: bool = True) -> None:
+        """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem(): the store
+        decides (check_flags(), -EEXIST/-ENOENT, -E2BIG when full); a no-prealloc
+        element is allocated here between the decision and the commit, as
+        alloc_htab_elem() does, and a replaced element is freed after its replacement
+        exists.  LRU maps: htab_lru_map_update_elem() / __htab_lru_percpu_map_update_elem()
+        on the calling cpu (onallcpus False: a program's update of a per-cpu value)."""
         if len(value) != self._vsize:
             raise ValueError(f"value must be {self._vsize} bytes, got {len(value)}")
         if not 0 <= flags < 1 << 64:
             raise BpfError(errno.EINVAL, f"htab update: flags {flags:#x} > BPF_EXIST")
+        if self.lru:
+            rc = lib.bm_htab_lru_update(self._store, self.system.current_cpu or 0, key, value,
+                                        flags, onallcpus)
+            if rc:
+                raise self._update_error(-rc, flags)
+            return
         rc = lib.bm_htab_update(self._store, key, value, flags)
         if rc:
             self._update_rest(rc, key, value, flags)
@@ -366,6 +392,19 @@ class HashMap(BpfMap):
         is rebuilt when the store is (free())."""
         store, ks, vs = self._store, self.key_size, self._vsize
         update, rest = lib.bm_htab_update, self._update_rest
+        if self.lru:
+            # htab_lru_map_update_elem() on the calling cpu's LRU lists
+            lru_update, system, error = lib.bm_htab_lru_update, self.system, self._update_error
+
+            def fast_update_lru(key: Any, value: Any, flags: int) -> bool:
+                if type(key) is not bytes or len(key) != ks or type(value) is not bytes \
+                        or len(value) != vs:
+                    return False
+                rc = lru_update(store, system.current_cpu or 0, key, value, flags, 1)
+                if rc:
+                    raise error(-rc, flags)
+                return True
+            return fast_update_lru
         ma = self.ma if self.pcpu_ma is None and self._naux == 1 else None
         if ma is None:
             def fast_update(key: Any, value: Any, flags: int) -> bool:
@@ -420,6 +459,9 @@ class HashMap(BpfMap):
         if err == errno.E2BIG:
             return BpfError(err, f"htab update: map full ({len(self)} of max_entries "
                                  f"{self.max_entries})")
+        if err == errno.ENOMEM and self.lru:
+            return BpfError(err, "htab_lru_map_update_elem: bpf_lru_pop_free() found no "
+                                 "free node")
         return BpfError(err, f"htab update: element store error {err}")  # pragma: no cover
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -473,15 +515,29 @@ class HashMap(BpfMap):
         if len(value) != self.value_size:
             raise ValueError(f"helper value must be {self.value_size} bytes")
         cpu = self.system.current_cpu or 0
+        if self.lru:
+            # pcpu_copy_value() / pcpu_init_value() with onallcpus false: only this
+            # cpu's copy; the store writes it (a new element zeroes the others)
+            cur = bytearray(self._vsize)
+            cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
+            self._update(bytes(key), bytes(cur), flags, onallcpus=False)
+            return None
         cur = bytearray(self._get(key) or bytes(self.v8 * self.system.nr_cpus))
         cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
         self._update(key, bytes(cur), flags)
         return None
 
     def helper_lookup_elem(self, key: bytes | None) -> bytes | None:
+        """Program side: LRU maps mark the element referenced
+        (htab_lru_map_lookup_elem(), htab_lru_percpu_map_lookup_elem())."""
         self.check_key(key)
         assert key is not None
-        v = self._get(key)
+        if self.lru:
+            if lib.bm_htab_lru_lookup(self._store, bytes(key), self._vbuf):
+                return None
+            v: bytes | None = ffi.unpack(self._vbuf, self._vsize)
+        else:
+            v = self._get(key)
         if v is None or not self.percpu:
             return v
         cpu = self.system.current_cpu or 0

@@ -85,6 +85,7 @@ class BpfSwitches:
     fdinfo_ino: bool
     prog_fdinfo_recursion_misses: bool
     prog_fdinfo_verified_insns: bool
+    lru_target_free_clamp: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,12 @@ SWITCHES: tuple[Switch, ...] = (
     _s("prog_fdinfo_verified_insns", "bpf", "aba64c7da983", "bpf: Add verified_insns to bpf_prog_info and fdinfo",
        "v5.16",
        """bpf_prog_show_fdinfo() prints verified_insns."""),
+    _s("lru_target_free_clamp", "bpf", "d4adf1c9ee77",
+       "bpf: Adjust free target to avoid global starvation of LRU map", "v6.16",
+       """bpf_lru_list_pop_free_to_local() (kernel/bpf/bpf_lru_list.c) refills a cpu's local
+       free list of a common-LRU map with target_free = clamp(max_entries / possible cpus / 2,
+       1, LOCAL_FREE_TARGET) nodes instead of LOCAL_FREE_TARGET (128), which decides the LRU
+       victims; backported to 6.6.99 and 6.12.39."""),
 )
 
 BY_NAME: dict[str, Switch] = {s.name: s for s in SWITCHES}
