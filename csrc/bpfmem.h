@@ -433,6 +433,12 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
 int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int64_t n, uint32_t gfp, uint64_t *addrs);
 /* results[i] = bm_kfree's return (results may be NULL) */
 int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_t n, int64_t *results);
+/* kinds[i] 'k': kmalloc(sizes[i], gfp); 'p': alloc_percpu(sizes[i], 8, gfp); in
+   order on cpu up to the first that fails: how many succeeded (addrs[0..ret-1]);
+   -EINVAL for a bad cpu or gfp, a kind other than 'k'/'p' (nothing done), n < 0 or
+   NULL arrays with n > 0 */
+int64_t bm_allocs_until_fail(bm_system *sys, int32_t cpu, const uint8_t *kinds, const uint64_t *sizes,
+                             int64_t n, uint32_t gfp, uint64_t *addrs);
 
 /* benchmark floors and thread scaling (csrc/bench.c); *ns_per_op gets the result.
    kind 0: plain per-cpu add; 1: uncontended atomic add; 2: `depth` atomic adds (a

@@ -199,6 +199,36 @@ static int grow_slots(bm_htab *h)
     return 0;
 }
 
+/* room for `want` slots in one reallocation per array (bulk inserts) */
+static int reserve_slots(bm_htab *h, uint64_t want)
+{
+    uint64_t cap = h->cap ? h->cap : 16;
+    void *p;
+
+    if (want <= h->cap)
+        return 0;
+    while (cap < want)
+        cap *= 2;
+    if (cap > HTAB_MAX_SLOTS)
+        return -ENOMEM;
+#define RESERVE(field, per)                                                   \
+    do {                                                                      \
+        p = realloc(h->field, (size_t)cap * (per));                           \
+        if (!p)                                                               \
+            return -ENOMEM;                                                   \
+        h->field = p;                                                         \
+    } while (0)
+    RESERVE(next, sizeof(uint32_t));
+    RESERVE(prev, sizeof(uint32_t));
+    RESERVE(keys, h->key_size);
+    RESERVE(vals, h->value_size);
+    if (h->naux)
+        RESERVE(aux, sizeof(uint64_t) * h->naux);
+#undef RESERVE
+    h->cap = (uint32_t)cap;
+    return 0;
+}
+
 /* slot s (free) holds a new element at the tail of the insertion order; the
    index has room and the key is absent */
 static void place_new(bm_htab *h, uint32_t s, const uint8_t *key, uint32_t hv,
@@ -743,9 +773,8 @@ int64_t bm_htab_insert_bulk(bm_htab *h, const char *keys, const char *values,
         return 0;
     if ((rc = grow_index(h, h->count + (uint32_t)n)))
         return rc;
-    while ((uint64_t)h->cap < (uint64_t)h->count + (uint64_t)n)
-        if ((rc = grow_slots(h)))
-            return rc;
+    if ((rc = reserve_slots(h, (uint64_t)h->used + (uint64_t)n)))
+        return rc;
     for (b = 0; b < n; b += PF_BLOCK) {
         int64_t m = n - b < PF_BLOCK ? n - b : PF_BLOCK;
         for (i = 0; i < m; i++) {

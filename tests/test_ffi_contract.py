@@ -146,6 +146,10 @@ def _calls(sp, nr_cpus: int) -> dict:
             -1 if lib.bm_replay(sp, ffi.from_buffer("struct bm_op[]", ops), 1,
                                 ffi.cast("int64_t *", ffi.from_buffer(results))) != 0 and results[0] < 0 else 0,
             True),
+        # an unknown kind is refused before anything is allocated
+        "bm_allocs_until_fail": lambda: (
+            lib.bm_allocs_until_fail(sp, 0, b"x", ffi.cast("const uint64_t *", ffi.from_buffer(sizes)), 1,
+                                     gfp, u64), True),
         "bm_kmalloc_bulk": lambda: (
             lib.bm_kmalloc_bulk(sp, -1, ffi.cast("const uint64_t *", ffi.from_buffer(sizes)), 1, gfp,
                                 ffi.cast("uint64_t *", ffi.from_buffer(addrs.copy()))), True),

@@ -56,13 +56,14 @@ def test_open_cgroup_takes_only_this_systems_cgroups(system):
     """Issue 15 repro 4: open_cgroup(None / "x" / 3 / another System's cgroup) made a
     cgroup fd of a non-cgroup."""
     task = system.spawn()
+    fds = dict(task.bpf_task.fds.files)          # the standard fds 0-2
     other = pybpfmem.System(nr_cpus=2, profile="6.18")
     for bad in (None, "x", 3):
         with pytest.raises(TypeError, match="MemCgroup"):
             task.open_cgroup(bad)
     with pytest.raises(ValueError, match="another System"):
         task.open_cgroup(other.root.mkdir("foreign"))
-    assert task.bpf_task.fds.files == {}
+    assert task.bpf_task.fds.files == fds        # no fd was made
 
 
 def test_dup_fd_to_takes_only_this_systems_tasks(system):

@@ -85,6 +85,7 @@ _SHAPES = [
     (U.BPF_MAP_TYPE_CGROUP_ARRAY, 4, 4, 16, 0, {}, "5.10"),
     (U.BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 16, 0, {"inner_map_fd": "inner"}, "5.10"),
     (U.BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 16, 0, {"inner_map_fd": "inner"}, "5.10"),
+    (U.BPF_MAP_TYPE_ARENA, 0, 0, 1 << 20, U.BPF_F_MMAPABLE, {}, "6.18"),
 ]
 
 

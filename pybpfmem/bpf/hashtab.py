@@ -6,17 +6,15 @@ decisions of htab_map_update_elem() made in C; every simulated allocation is
 still made here through the mm layer.  LRU maps keep the kernel's LRU lists in C
 (csrc/bpf_lru_list.c): victims are exactly the kernel's, per simulated cpu (the
 cpu of the calling context).  Simplifications (documented): iteration
-(get_next_key) follows insertion order, not bucket order; the bucket of a key
-for batch lookups is crc32(key) & (n_buckets - 1) (the kernel uses jhash with a
-random seed); freed no-prealloc elements of v5.x are kfree'd at once (the
-kernel waits an RCU grace period).
+(get_next_key) follows insertion order, not bucket order; batch lookups go
+bucket by bucket with the kernel's jhash (exact for BPF_F_ZERO_SEED maps; the
+kernel seeds other maps at random, the model with 0).
 """
 
 from __future__ import annotations
 
 import errno
 import struct
-import zlib
 from typing import Any
 
 import numpy as np
@@ -26,6 +24,7 @@ from .._ffi import ffi, lib
 from . import uapi as U
 from .caps import bpf_capable
 from .errors import BpfError
+from .jhash import jhash_any
 from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr, pow2,
                   register_map, rup)
 from .memalloc import LLIST_NODE_SZ, BpfMemAlloc
@@ -349,6 +348,16 @@ class HashMap(BpfMap):
             if p:
                 self.free_percpu(p)
 
+    def _free_obj_rcu(self, obj: Any) -> None:
+        """free_htab_elem() of a deleted or replaced element: bpf_mem_cache_free() at once
+        (v6.1+: the cache reuses it, holding back only what is above its high watermark),
+        or call_rcu(htab_elem_free_rcu) on v5.x: the element and its per-cpu value stay
+        allocated, and charged, until an RCU grace period (the model's deferred work)."""
+        if obj[0] == "ma":
+            self._free_obj(obj)
+        else:
+            self.system.bpf_state.queue_work(lambda: self._free_obj(obj))
+
     # --- element ops
     def _norm_value(self, value: bytes) -> bytes:
         # per-cpu: pcpu_copy_value() copies round_up(value_size, 8) per cpu, padding included
@@ -447,7 +456,7 @@ class HashMap(BpfMap):
             self._free_obj(obj)
             raise MemoryError("bm_htab_commit failed")
         if rc == 1:
-            self._free_obj(self._aux_obj(self._old))
+            self._free_obj_rcu(self._aux_obj(self._old))
 
     def _update_error(self, err: int, flags: int) -> BpfError:
         if err == errno.EINVAL:
@@ -506,6 +515,68 @@ class HashMap(BpfMap):
             raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
         return done, err
 
+    def bulk_fill(self, kb: bytes, n: int, *, distinct_new: bool = False) -> bool:
+        """n syscall updates (BPF_ANY, zero values) of the new, distinct keys in ``kb`` on
+        the current cpu, in a few C calls (bpf/fill.py): the same allocations in the same
+        order and context as the loop (a no-prealloc element: bpf_mem_cache_alloc() on
+        v6.1+, bpf_map_kmalloc_node() [+ bpf_map_alloc_percpu()] under the map's memcg
+        before), the same element state, and the same first error (E2BIG at max_entries,
+        ENOMEM when an allocation fails) after the updates before it.  Returns False,
+        having done nothing, where the loop must run instead (LRU maps, a per-cpu
+        bpf_mem_alloc pair, a key already in the map).  ``distinct_new``: the caller knows
+        the keys are distinct and the map empty (perf: no check)."""
+        if (type(self) is not HashMap or self.lru or self.pcpu_ma is not None
+                or len(kb) != self.key_size * n):
+            return False
+        if not (distinct_new and not len(self)) and lib.bm_htab_all_new(self._store, kb, n) != 1:
+            return False
+        done = min(n, self.max_entries - len(self))
+        err: BpfError | None = None
+        if done < n:
+            err = BpfError(errno.E2BIG, f"htab update: map full ({self.max_entries} of "
+                                        f"max_entries {self.max_entries})")
+        aux: np.ndarray | None = None
+        if self.ma is not None:
+            aux = self.ma.alloc_many_addrs(done)
+            if len(aux) < done:
+                done, err = len(aux), self._cache_enomem()
+        elif not self.prealloc:
+            aux, done, err = self._kmalloc_elems(done, err)
+        vb = bytes(self._vsize * done)
+        ptr = ffi.NULL if aux is None else ffi.cast("uint64_t *", ffi.from_buffer(aux))
+        if done and lib.bm_htab_insert_bulk(self._store, kb, vb, ptr, done) != done:
+            raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
+        if err is not None:
+            raise err
+        return True
+
+    def _kmalloc_elems(self, n: int, err: BpfError | None) -> tuple[np.ndarray, int, BpfError | None]:
+        """_alloc_obj()'s v5.x allocations of n elements in one C call that stops at the
+        first failure: the element under the map's memcg, then its per-cpu value; an
+        element whose per-cpu value fails gives its element back.  Returns the aux words
+        (addr, percpu addr) of the elements made, their number and the error."""
+        gfp = self.acct(self.runtime_gfp())
+        kinds = "kp" if self.percpu else "k"
+        sizes = np.tile(np.array([self.elem_size, self.v8][:len(kinds)], dtype=np.uint64), n)
+        with self._map_memcg_active():
+            got = self.system.allocs_until_fail(kinds * n, sizes, gfp)
+        done = len(got) // len(kinds)
+        if done < n:
+            what, size = ("bpf_map_alloc_percpu", self.v8) if len(got) % len(kinds) else \
+                ("bpf_map_kmalloc_node", self.elem_size)
+            if len(got) % len(kinds):
+                self.system.kfree(int(got[-1]))
+            err = BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
+                                         f"failed: cannot allocate memory")
+        got = got[:done * len(kinds)]
+        aux = np.zeros((done, 2), dtype=np.uint64)
+        aux[:, 0] = got[0::len(kinds)]
+        self.record_many("k", aux[:, 0], self.elem_size)
+        if self.percpu:
+            aux[:, 1] = got[1::2]
+            self.record_many("p", aux[:, 1], self.v8)
+        return aux.reshape(-1), done, err
+
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Program side: per-cpu maps write the current cpu's copy only."""
         if not self.percpu:
@@ -550,7 +621,7 @@ class HashMap(BpfMap):
         if lib.bm_htab_delete(self._store, bytes(key), self._old):
             raise BpfError(errno.ENOENT, "htab delete: no such key")
         if self._naux:
-            self._free_obj(self._aux_obj(self._old))
+            self._free_obj_rcu(self._aux_obj(self._old))
 
     def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
         if not self.bprof.lookup_and_delete_hash:
@@ -571,7 +642,15 @@ class HashMap(BpfMap):
         return ffi.unpack(out, self.key_size)
 
     def bucket_of(self, key: bytes) -> int:
-        return zlib.crc32(key) & (self.n_buckets - 1)
+        """__select_bucket(htab, htab_map_hash(key, key_size, hashrnd)): jhash2 for keys of
+        whole words, jhash otherwise.  hashrnd is 0 with BPF_F_ZERO_SEED, as in the
+        kernel; without it the kernel draws a random seed and the model keeps 0 (a
+        simplification: which keys share a bucket then differs, nothing else does)."""
+        return jhash_any(key, 0) & (self.n_buckets - 1)
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        """The value a lookup batch copies out for an element (fd htabs: the inner map's id)."""
+        return stored
 
     def lookup_batch(self, c: Any, delete: bool) -> int:
         """Mirrors __htab_map_lookup_and_delete_batch(): bucket by bucket from the
@@ -608,7 +687,7 @@ class HashMap(BpfMap):
                 break
             for k in bucket:
                 c.umem.write(a["keys"] + total * ks, k)
-                c.umem.write(a["values"] + total * vs, elems[k])
+                c.umem.write(a["values"] + total * vs, self._batch_value(k, elems[k]))
                 total += 1
                 if delete:
                     self.delete_elem(k)
@@ -644,6 +723,8 @@ class HashOfMaps(HashMap):
 
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
         super().__init__(system, attr, ctx)
+        if ctx.bprof.batch_map_in_map:       # htab_of_maps_map_ops: BATCH_OPS(htab)
+            self.batch_ops = HashMap.batch_ops
         self.ptrs: dict[bytes, Any] = {}
         self.inner_meta: Any = None
 
@@ -659,6 +740,10 @@ class HashOfMaps(HashMap):
         for key in list(self.ptrs):
             fd_put_ptr(self, self.ptrs.pop(key))
         super().free()
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        from .arraymap import fd_sys_lookup
+        return fd_sys_lookup(self, self.ptrs[key])
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         """bpf_fd_htab_map_lookup_elem(): the inner map's id."""
