@@ -92,6 +92,13 @@ class System(NoCopy):
     """One simulated machine.  See the module docstring for contexts and threads."""
 
     MIN_RAM_PAGES = 16
+
+    @staticmethod
+    def max_ram_bytes(page_size: int) -> int:
+        """The most simulated RAM with ``page_size``-byte pages: the core's limits
+        (bm_config_check): BM_MAX_RAM_PAGES frames (their numbers fit 32 bits) and a
+        BM_MAX_RAM_BYTES (64 TiB) direct map."""
+        return min(lib.BM_MAX_RAM_PAGES * page_size, lib.BM_MAX_RAM_BYTES)
     #: the class spawn() makes tasks of (a composed System sets its own Task)
     task_class: type[Task] = Task
 
@@ -114,8 +121,7 @@ class System(NoCopy):
         if cgroup not in ("v1", "v2"):
             raise ValueError(f"cgroup must be 'v1' or 'v2', got {cgroup!r}")
         ram_bytes = parse_size(ram)
-        # the core's limits (bm_config_check): frame numbers fit 32 bits, a 64 TiB direct map
-        max_ram = min(lib.BM_MAX_RAM_PAGES * page_size, lib.BM_MAX_RAM_BYTES)
+        max_ram = self.max_ram_bytes(page_size)
         if ram_bytes > max_ram:
             raise ValueError(f"ram={ram!r} is larger than the model's {max_ram} bytes with "
                              f"{page_size}-byte pages (at most {lib.BM_MAX_RAM_PAGES} page "
