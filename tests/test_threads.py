@@ -210,3 +210,24 @@ def test_close_with_calls_in_flight():
                        text=True, timeout=600)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert r.stdout.strip() == "ok"
+
+
+def test_every_core_entry_point_is_a_read_side_section():
+    """csrc/handles.c frees a memcg or objcg once every reader counter was seen at zero:
+    that is safe only if every bm_* call that can meet one is a read-side section
+    (BM_RCU_READ_SECTION).  The few that touch no memcg, or run alone, are listed."""
+    import re
+    from pathlib import Path
+
+    alone = {"bm_system_new", "bm_system_free", "bm_config_check", "bm_system_nr_dying",
+             "bm_fail_nth_alloc", "bm_mm_init", "bm_mm_destroy"}
+    missing = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "csrc").glob("*.c")):
+        src = path.read_text()
+        for m in re.finditer(r"^(?:int|int32_t|int64_t)\s+(bm_\w+)\(([^)]*)\)\s*\n\{\n(.*)", src,
+                             re.M):
+            name, params, first = m.groups()
+            if "bm_system *sys" in params and name not in alone and \
+                    "BM_RCU_READ_SECTION" not in first:
+                missing.append(f"{path.name}: {name}")
+    assert missing == []
