@@ -9,6 +9,8 @@ and uses only its public services (pybpfmem.bpf.services).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import mm
 from .bpf.system_api import BpfSystemMixin
 from .bpf.task_api import BpfTaskMixin
@@ -39,3 +41,6 @@ class System(mm.System, BpfSystemMixin):
                  ram: int | str = "8G", oom_kill: bool = True, settle: bool = True) -> None:
         mm.System.__init__(self, nr_cpus, page_size, profile, cgroup, ram, oom_kill)
         BpfSystemMixin.__init__(self, settle)
+
+    if TYPE_CHECKING:   # spawn() makes a task_class, this Task: say so to type checkers
+        def spawn(self, cgroup: MemCgroup | None = None, uid: int = 0) -> Task: ...

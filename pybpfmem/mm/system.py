@@ -101,6 +101,19 @@ class System(NoCopy):
         return min(lib.BM_MAX_RAM_PAGES * page_size, lib.BM_MAX_RAM_BYTES)
     #: the class spawn() makes tasks of (a composed System sets its own Task)
     task_class: type[Task] = Task
+    # the hot paths' C calls, bound by _bind() (lib.bm_kmalloc, ...)
+    _c_kmalloc: Any
+    _c_kfree: Any
+    _c_kvmalloc: Any
+    _c_kvfree: Any
+    _c_vmalloc: Any
+    _c_vfree: Any
+    _c_alloc_pages: Any
+    _c_free_pages: Any
+    _c_alloc_percpu: Any
+    _c_free_percpu: Any
+    _c_kmem_cache_alloc: Any
+    _c_kmem_cache_free: Any
 
     def __init__(self, nr_cpus: int = 2, page_size: int = 4096,
                  profile: str | Profile = CURRENT_PROFILE, cgroup: str = "v2",
