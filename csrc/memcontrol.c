@@ -89,32 +89,33 @@ static bool mem_cgroup_is_descendant(struct mem_cgroup *memcg, struct mem_cgroup
 /* ------------------------------------------------------------------ */
 
 /* mirrors mem_cgroup_css_free()/__mem_cgroup_free(): the last css reference
-   of an offlined memcg went.  Under tree_lock it leaves the id table and its
-   parent's children, its local stats and own charges fold into the parent
-   (so the parent's recursive sums stay right, and a reader holding the lock
-   sees either the child or its folded counts, never both or neither), and
-   the struct goes to the graveyard (lock-free readers stay safe); then the
-   parent's pin is dropped. */
+   of an offlined memcg went.  Under tree_lock it leaves the id table (its id
+   is free again: mem_cgroup_id_remove()) and its parent's children, its
+   local stats and own charges fold into the parent (so the parent's recursive
+   sums stay right, and a reader holding the lock sees either the child or its
+   folded counts, never both or neither), and the struct is freed after a
+   grace period (handles.c: lock-free readers stay safe); then the parent's
+   pin is dropped. */
 static void mem_cgroup_free(struct mem_cgroup *memcg)
 {
     struct bm_system *sys = memcg->sys;
     struct mem_cgroup *parent = memcg->parent;
 
     pthread_mutex_lock(&sys->tree_lock);
-    __atomic_store_n(&sys->memcgs[memcg->id], NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&sys->memcgs[BM_HANDLE_SLOT(memcg->id)], NULL, __ATOMIC_SEQ_CST);
+    bm_ids_free(&sys->memcg_ids, memcg->id);
     if (parent) {
         struct mem_cgroup **pp = &parent->first_child;
         while (*pp && *pp != memcg)
             pp = &(*pp)->next_sibling;
         if (*pp)
-            __atomic_store_n(pp, memcg->next_sibling, __ATOMIC_RELEASE);
+            __atomic_store_n(pp, memcg->next_sibling, __ATOMIC_SEQ_CST);
         for (int i = 0; i < BM_NR_STATS; i++)
             atomic_fetch_add(&parent->stat[i], atomic_load(&memcg->stat[i]));
         atomic_fetch_add(&parent->own_pages, atomic_load(&memcg->own_pages));
         atomic_fetch_add(&parent->own_kmem_pages, atomic_load(&memcg->own_kmem_pages));
     }
-    memcg->graveyard_next = sys->graveyard;
-    sys->graveyard = memcg;
+    call_rcu_free(sys, &memcg->rcu, memcg);
     atomic_fetch_sub(&sys->nr_dying, 1);
     pthread_mutex_unlock(&sys->tree_lock);
     if (parent)
@@ -450,7 +451,8 @@ static void obj_cgroup_get(struct obj_cgroup *objcg)
    objcg goes, on the cpu that dropped it: the parked whole pages leave the
    objcg's current memcg (KERNEL stat, v1 kmem counter, memory counter), a
    warning is recorded if the remainder is not page aligned, the objcg leaves
-   its memcg's list and drops its css reference.  objcg_release_via_stock
+   its memcg's list and the id table, is freed after a grace period
+   (kfree_rcu()) and drops its css reference.  objcg_release_via_stock
    (<= v6.15: __memcg_kmem_uncharge() / obj_cgroup_uncharge_pages()): the
    memory counter through cpu's page stock; v6.16+ uncharges it directly.
    cpu < 0 (a put with no cpu context, e.g. bm_obj_cgroup_put()): directly. */
@@ -483,6 +485,9 @@ static void obj_cgroup_release(struct obj_cgroup *objcg, int cpu)
     }
     objcg->list_next = NULL;
     atomic_store(&objcg->released, true);
+    __atomic_store_n(&sys->objcgs[BM_HANDLE_SLOT(objcg->id)], NULL, __ATOMIC_SEQ_CST);
+    bm_ids_free(&sys->objcg_ids, objcg->id);
+    call_rcu_free(sys, &objcg->rcu, objcg);
     pthread_mutex_unlock(&sys->tree_lock);
     if (via_stock)
         refill_stock(sys, cpu, memcg, nr_pages);   /* memcg pinned by our css ref */
@@ -923,15 +928,17 @@ static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg
 static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
-    long nr_pages = c->memcg_nr_pages_over_high;
-    struct mem_cgroup *memcg = c->task_memcg;
+    struct mem_cgroup *memcg = atomic_load_explicit(&c->task_memcg, memory_order_relaxed);
     int nr_retries = MAX_RECLAIM_RETRIES;
     bool in_retry = false;
-    long penalty;
+    long nr_pages, penalty;
 
-    if (!nr_pages || !memcg || c->in_interrupt)
+    if (!memcg || atomic_load_explicit(&c->in_interrupt, memory_order_relaxed) ||
+        !atomic_load_explicit(&c->memcg_nr_pages_over_high, memory_order_relaxed))
         return;
-    __atomic_store_n(&c->memcg_nr_pages_over_high, 0, __ATOMIC_RELAXED);
+    nr_pages = atomic_exchange_explicit(&c->memcg_nr_pages_over_high, 0, memory_order_relaxed);
+    if (!nr_pages)
+        return;
     for (;;) {
         long reclaimed = reclaim_high(sys, memcg,
                                       in_retry ? SWAP_CLUSTER_MAX : (unsigned long)nr_pages);
@@ -953,10 +960,23 @@ static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 static inline bool gfpflags_allow_blocking(uint32_t gfp) { return (gfp & __GFP_DIRECT_RECLAIM) != 0; }
 static inline bool gfpflags_allow_spinning(uint32_t gfp) { return (gfp & __GFP_RECLAIM) != 0; }
 
-static inline bool current_is_task(struct bm_cpu *c) { return !c->in_interrupt && c->task_memcg; }
+static inline bool cpu_in_interrupt(struct bm_cpu *c)
+{
+    return atomic_load_explicit(&c->in_interrupt, memory_order_relaxed) != 0;
+}
+
+static inline struct mem_cgroup *cpu_task_memcg(struct bm_cpu *c)
+{
+    return atomic_load_explicit(&c->task_memcg, memory_order_relaxed);
+}
+
+static inline bool current_is_task(struct bm_cpu *c) { return !cpu_in_interrupt(c) && cpu_task_memcg(c); }
 
 /* tsk_is_oom_victim(current) etc.: only a task can be dying */
-static inline bool current_dying(struct bm_cpu *c) { return current_is_task(c) && c->oom_victim; }
+static inline bool current_dying(struct bm_cpu *c)
+{
+    return current_is_task(c) && atomic_load_explicit(&c->oom_victim, memory_order_relaxed);
+}
 
 static int get_order_pages(unsigned long nr)
 {
@@ -982,10 +1002,8 @@ static int mem_cgroup_oom(struct bm_system *sys, int cpu, struct mem_cgroup *mem
     memcg_memory_event(sys, memcg, BM_MEMCG_OOM);
     if (!sys->cfg.oom_kill_current || !current_is_task(c))
         return 0;
-    if (!c->oom_victim) {
-        memcg_memory_event(sys, c->task_memcg, BM_MEMCG_OOM_KILL);
-        c->oom_victim = 1;
-    }
+    if (!atomic_exchange_explicit(&c->oom_victim, 1, memory_order_relaxed))
+        memcg_memory_event(sys, cpu_task_memcg(c), BM_MEMCG_OOM_KILL);
     return 1;
 }
 
@@ -994,7 +1012,7 @@ static int mem_cgroup_oom(struct bm_system *sys, int cpu, struct mem_cgroup *mem
 static void record_charge_failure(struct bm_cpu *c, struct mem_cgroup *over, struct page_counter *counter,
                                   int reason, unsigned long nr_pages, uint32_t gfp)
 {
-    c->last_failure = (struct bm_charge_failure){
+    struct bm_charge_failure rec = {
         .memcg = over ? over->id : -1,
         .reason = reason,
         .nr_pages = (int64_t)nr_pages,
@@ -1002,6 +1020,10 @@ static void record_charge_failure(struct bm_cpu *c, struct mem_cgroup *over, str
         .max = atomic_load(&counter->max),
         .gfp = gfp,
     };
+
+    bm_cpu_lock(c);
+    c->last_failure = rec;
+    bm_cpu_unlock(c);
 }
 
 /* mirrors try_charge_memcg() (v5.11 try_charge) step by step; see memcg.md
@@ -1113,7 +1135,7 @@ done_restock:
     /* the memory.high walk, up to and including root */
     for (struct mem_cgroup *m = memcg; m; m = parent_mem_cgroup(m)) {
         bool mem_high = atomic_load(&m->memory.usage) > atomic_load(&m->memory.high);
-        if (c->in_interrupt) {
+        if (cpu_in_interrupt(c)) {
             if (mem_high) {
                 /* schedule_work(&high_work): high_work_func runs reclaim_high */
                 reclaim_high(sys, m, charge_batch(sys));
@@ -1122,8 +1144,7 @@ done_restock:
             continue;
         }
         if (mem_high) {
-            __atomic_store_n(&c->memcg_nr_pages_over_high, c->memcg_nr_pages_over_high + (long)batch,
-                             __ATOMIC_RELAXED);
+            atomic_fetch_add_explicit(&c->memcg_nr_pages_over_high, (long)batch, memory_order_relaxed);
             break;
         }
     }
@@ -1442,7 +1463,8 @@ struct mem_cgroup *page_memcg_check(struct bm_system *sys, const struct page *pa
 /* active_memcg(): int_active_memcg in interrupt context, else current's */
 static struct mem_cgroup *active_memcg(struct bm_cpu *c)
 {
-    return c->in_interrupt ? c->int_active_memcg : c->task_active_memcg;
+    return atomic_load_explicit(cpu_in_interrupt(c) ? &c->int_active_memcg : &c->task_active_memcg,
+                                memory_order_relaxed);
 }
 
 /* memcg_kmem_bypass() + the memcg choice: the active memcg wins in any
@@ -1453,9 +1475,9 @@ static struct mem_cgroup *current_charge_memcg(struct bm_cpu *c)
 
     if (memcg)
         return memcg;
-    if (c->in_interrupt)
+    if (cpu_in_interrupt(c))
         return NULL;
-    return c->task_memcg;
+    return cpu_task_memcg(c);
 }
 
 /* mirrors get_obj_cgroup_from_current(): walk up to the first non-root level
@@ -1532,10 +1554,10 @@ static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgr
 
 /* mirrors mem_cgroup_css_alloc() + mem_cgroup_css_online(): a memcg under
    parent, online, with its objcg pinning it (memcg_online_kmem(); root,
-   parent NULL, gets none).  The ids (idr_alloc() up to MEM_CGROUP_ID_MAX),
-   the link into the parent's children and the id-table slots are made under
-   tree_lock, the slots last, with release stores, so a lock-free lookup that
-   finds the memcg finds it whole.  0, -ENOMEM or -ENOSPC (ids exhausted). */
+   parent NULL, gets none).  The ids (idr_alloc() up to MEM_CGROUP_ID_MAX,
+   handles.c), the link into the parent's children and the id-table slots are
+   made under tree_lock, the slots last, so a lock-free lookup that finds the
+   memcg finds it whole.  0, -ENOMEM or -ENOSPC (ids exhausted). */
 int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, struct mem_cgroup **out)
 {
     struct mem_cgroup *memcg = mem_cgroup_alloc(sys, parent);
@@ -1548,23 +1570,30 @@ int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, stru
         return -ENOMEM;
     }
     pthread_mutex_lock(&sys->tree_lock);
-    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX || (objcg && sys->nr_objcg_ids > MEM_CGROUP_ID_MAX)) {
-        ret = -ENOSPC;
+    memcg->id = bm_ids_alloc(&sys->memcg_ids);
+    if (memcg->id < 0) {
+        ret = memcg->id;
         goto out;
     }
-    memcg->id = sys->nr_memcg_ids++;
+    if (objcg) {
+        objcg->id = bm_ids_alloc(&sys->objcg_ids);
+        if (objcg->id < 0) {
+            ret = objcg->id;
+            bm_ids_free(&sys->memcg_ids, memcg->id);
+            goto out;
+        }
+    }
     if (parent) {
         css_get(parent);
         memcg->next_sibling = parent->first_child;
-        __atomic_store_n(&parent->first_child, memcg, __ATOMIC_RELEASE);
+        __atomic_store_n(&parent->first_child, memcg, __ATOMIC_SEQ_CST);
     }
     if (objcg) {
-        objcg->id = sys->nr_objcg_ids++;
         css_get(memcg);
         atomic_store(&memcg->objcg, objcg);
-        __atomic_store_n(&sys->objcgs[objcg->id], objcg, __ATOMIC_RELEASE);
+        __atomic_store_n(&sys->objcgs[BM_HANDLE_SLOT(objcg->id)], objcg, __ATOMIC_SEQ_CST);
     }
-    __atomic_store_n(&sys->memcgs[memcg->id], memcg, __ATOMIC_RELEASE);
+    __atomic_store_n(&sys->memcgs[BM_HANDLE_SLOT(memcg->id)], memcg, __ATOMIC_SEQ_CST);
 out:
     pthread_mutex_unlock(&sys->tree_lock);
     if (ret) {

@@ -10,6 +10,7 @@ and uses only its public services (pybpfmem.bpf.services).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from . import mm
 from .bpf.system_api import BpfSystemMixin
@@ -54,3 +55,6 @@ class System(mm.System, BpfSystemMixin):
                 page_size, int) and not isinstance(page_size, bool) else 4096)
         mm.System.__init__(self, nr_cpus, page_size, profile, cgroup, ram, oom_kill)
         BpfSystemMixin.__init__(self, settle)
+
+    if TYPE_CHECKING:   # spawn() makes a task_class, this Task: say so to type checkers
+        def spawn(self, cgroup: MemCgroup | None = None, uid: int = 0) -> Task: ...

@@ -55,7 +55,7 @@ def test_btf_sizes_flow_into_a_maps_memlock(raw_btf: Path) -> None:
     fd = t.bpf_map_create(U.BPF_MAP_TYPE_ARRAY, 4, 64, 10)
     assert t.fdinfo(fd)["memlock"] == str(BPF_ARRAY + 640)
     # the area: kmalloc(1640) -> kmalloc-2k, charged 2048 + 8 bytes
-    assert s.bpf_maps()[0]["charged_memcg"]["slab"] == 2048 + 8
+    assert s.bpf_maps()[0]["charged"]["slab"] == 2048 + 8
     plain = pybpfmem.System(profile="6.18")
     tp = plain.spawn(cgroup=plain.root.mkdir("a"))
     assert tp.fdinfo(tp.bpf_map_create(U.BPF_MAP_TYPE_ARRAY, 4, 64, 10))["memlock"] == "952"

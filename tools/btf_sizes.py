@@ -51,7 +51,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pybpfmem.profiles.sizes import StructSizes  # noqa: E402  (the one list of model sizes)
 from pybpfmem.btf import Btf, BtfBuilder, BtfError, offsetof  # noqa: E402,F401  (the project's BTF parser)
 # what a BTF gives the model: shared with System(btf=...)
 from pybpfmem.profiles.sizes import (  # noqa: E402,F401

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import numpy as np
 
+from .._ffi import NoCopy
 from ..profiles import BpfSwitches, StructSizes
 from . import uapi
 from .errors import BpfError
@@ -151,6 +152,22 @@ def map_class(map_type: int) -> type["BpfMap"] | None:
 
 
 _KINDS = {"k": "slab", "v": "vmalloc", "p": "percpu", "g": "pages"}
+#: the kinds a BPF object's memory is attributed by, named for where memory.stat shows
+#: them: slab (slab_unreclaimable), percpu, vmalloc (v5.14+) -- and pages (the page
+#: allocator's: no entry of their own; "kernel" counts every kind of them from v5.18)
+CHARGE_KINDS = ("slab", "vmalloc", "percpu", "pages")
+
+
+def kmalloc_stat_kind(sysm: Any, full: int) -> str:
+    """Where memory.stat counts an accounted kmalloc that charged `full` bytes
+    (kmalloc_charged_size()).  A slab object's obj_full_size() -- its bucket plus the
+    8-byte objcg slot, never a whole number of pages -- is in slab_unreclaimable; a
+    kmalloc_large() block (whole pages) is there too where the kernel counts it
+    (mod_lruvec_page_state() in kmalloc_large(): switch large_kmalloc_memcg_stat, v5.12+),
+    and in no entry before ("pages")."""
+    if full % sysm.page_size or sysm.profile.large_kmalloc_memcg_stat:
+        return "slab"
+    return "pages"
 
 
 @dataclass
@@ -160,6 +177,7 @@ class _Alloc:
     kind: str          # "slab", "vmalloc", "percpu", "pages"
     size: int          # requested bytes (per cpu for percpu; whole pages for vmalloc/pages)
     order: int = 0     # alloc_pages() order
+    count: int = 1     # equal objects in the allocation (alloc_percpu_array())
 
 
 class _BulkBooks:
@@ -185,7 +203,7 @@ class _BulkBooks:
         return self.addrs[self.held]
 
 
-class BpfMap:
+class BpfMap(NoCopy):
     """struct bpf_map and its ops.  Subclasses override the hooks below."""
 
     map_types: ClassVar[tuple[int, ...]] = ()
@@ -367,10 +385,10 @@ class BpfMap:
         else:
             self.kfree(addr)
 
-    def _record(self, key: tuple[str, int], size: int, order: int = 0) -> None:
+    def _record(self, key: tuple[str, int], size: int, order: int = 0, count: int = 1) -> None:
         """Book an allocation: `size` is the requested size for slab and per-cpu
-        objects (per cpu), the whole pages otherwise."""
-        self._allocs[key] = _Alloc(_KINDS[key[0]], size, order)
+        objects (per cpu; `count` of them), the whole pages otherwise."""
+        self._allocs[key] = _Alloc(_KINDS[key[0]], size, order, count)
 
     def record_many(self, kind: str, addrs: np.ndarray, size: int) -> None:
         """Book many allocations of one kind (``"k"`` slab, ``"p"`` percpu) and requested
@@ -459,21 +477,22 @@ class BpfMap:
         self._record(("p", addr), size)
         return addr
 
-    def map_alloc_percpu_many(self, n: int, size: int, gfp: int, *, account: bool = True) -> list[int]:
-        """n map_alloc_percpu(size, 8, gfp) (``account`` False: plain_alloc_percpu()) in one
-        C call that stops at the first failure, as the loop of them stops (raising
-        ENOMEM after booking what it got, as the loop does)."""
-        if account and self.bprof.account:
+    def map_alloc_percpu_array(self, size: int, align: int, gfp: int, n: int,
+                               accounted: bool = True) -> int:
+        """``n`` bpf_map_alloc_percpu() (``accounted``) or __alloc_percpu_gfp() calls in a
+        row, the per-element loop of a preallocated per-cpu map (prealloc_init(),
+        bpf_array_alloc_percpu()): booked as one allocation of n areas
+        (alloc_percpu_array(), whose host memory does not grow with n); area i is at
+        the returned address + i * ALIGN(size, align)."""
+        if accounted and self.bprof.account:
             gfp |= self.gfp.ACCOUNT
-        ctx = self._map_memcg_active() if account else nullcontext()
-        with ctx:
-            got = self.system.allocs_until_fail("p" * n, np.full(n, size, dtype=np.uint64), gfp)
-        self.record_many("p", got, size)
-        if len(got) < n:
-            what = "bpf_map_alloc_percpu" if account else "alloc_percpu"
-            raise BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
-                                         f"failed: cannot allocate memory")
-        return got.tolist()
+        with self._map_memcg_active() if accounted else nullcontext():
+            try:
+                addr = self.system.alloc_percpu_array(size, align, gfp, n)
+            except OSError as exc:
+                raise self._enomem("bpf_map_alloc_percpu", size, exc) from None
+        self._record(("p", addr), size, count=n)
+        return addr
 
     def plain_alloc_percpu(self, size: int, align: int, gfp: int) -> int:
         """__alloc_percpu_gfp() without the map helpers (unaccounted unless gfp says)."""
@@ -545,16 +564,16 @@ class BpfMap:
                 for addr in addrs.tolist():
                     self.system.free_percpu(addr)
 
-    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
-        """What this map holds on a non-root memcg now, by allocation kind: the requested
-        bytes (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages)
-        and the bytes that memcg sees (obj_full_size() of slab objects -- kmalloc_large:
-        its pages --, pcpu_obj_full_size(), whole pages).  Both are asked of the memory
-        layer (memcg_ids_of(), kmalloc_charged_size(), pcpu_obj_full_size()); the
-        bpf_mem_alloc caches' objects are booked in aggregate."""
+    def charges(self) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+        """What this map holds on non-root memcgs now: the requested bytes by allocation
+        kind (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages),
+        and per memcg id the bytes that memcg sees, by CHARGE_KINDS (obj_full_size() of
+        slab objects, a kmalloc_large()'s pages, pcpu_obj_full_size(), whole pages).  Both
+        are asked of the memory layer (memcg_ids_of(), kmalloc_charged_size(),
+        pcpu_obj_full_size()); the bpf_mem_alloc caches' objects are booked in aggregate."""
         sysm = self.system
-        asked = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        seen = dict(asked)
+        asked = dict.fromkeys(CHARGE_KINDS, 0)
+        by_memcg: dict[int, dict[str, int]] = {}
         root, ncpu = sysm.root.id, sysm.nr_cpus
         slab_charge: dict[int, int] = {}       # requested kmalloc size -> charged bytes
         where = np.array([sysm.pfn_to_virt(addr) if k == "g" else addr for k, addr in self._allocs],
@@ -562,16 +581,17 @@ class BpfMap:
         for ((k, addr), a), memcg in zip(self._allocs.items(), sysm.memcg_ids_of(where).tolist()):
             if memcg < 0 or memcg == root:
                 continue
+            seen = by_memcg.setdefault(memcg, dict.fromkeys(CHARGE_KINDS, 0))
             size = a.size
             if k == "k":
                 full = slab_charge.get(size)
                 if full is None:
                     full = slab_charge[size] = sysm.kmalloc_charged_size(addr)
                 asked["slab"] += size
-                seen["slab"] += full
+                seen[kmalloc_stat_kind(sysm, full)] += full
             elif k == "p":
-                asked["percpu"] += size * ncpu
-                seen["percpu"] += sysm.pcpu_obj_full_size(size)
+                asked["percpu"] += size * ncpu * a.count
+                seen["percpu"] += sysm.pcpu_obj_full_size(size) * a.count
             else:
                 asked[a.kind] += size
                 seen[a.kind] += size
@@ -593,16 +613,39 @@ class BpfMap:
             seen[kind] += n * full
         for pool in self.pools:
             if pool.charged():
+                memcg = sysm.objcg_memcg(pool.objcg).id
+                seen = by_memcg.setdefault(memcg, dict.fromkeys(CHARGE_KINDS, 0))
                 for kind, nbytes, full in pool.books():
                     asked[kind] += nbytes
                     seen[kind] += full
+        return asked, by_memcg
+
+    def objcgs(self) -> set[int]:
+        """The obj_cgroups this map's objects are charged through (the objcg each slab or
+        percpu object records, the saved map->objcg, its caches'): obj_cgroup_of()."""
+        sysm = self.system
+        out = {o for o in (self.objcg, *(p.objcg for p in self.pools)) if o is not None}
+        for k, addr in self._allocs:
+            if k in "kp":
+                objcg = sysm.obj_cgroup_of(addr)[0]
+                if objcg is not None:
+                    out.add(objcg)
+        return out
+
+    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """charges() summed over the memcgs: (requested, seen by the memcgs) by kind."""
+        asked, by_memcg = self.charges()
+        seen = dict.fromkeys(CHARGE_KINDS, 0)
+        for kinds in by_memcg.values():
+            for kind, n in kinds.items():
+                seen[kind] += n
         return asked, seen
 
     def allocated_bytes(self) -> dict[str, int]:
         """Bytes by allocation kind the map holds, accounted or not."""
         out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
         for a in self._allocs.values():
-            out[a.kind] += a.size * self.system.nr_cpus if a.kind == "percpu" else a.size
+            out[a.kind] += a.size * self.system.nr_cpus * a.count if a.kind == "percpu" else a.size
         for b in self._bulk_books:
             out[_KINDS[b.kind]] += b.n_held * b.size * (self.system.nr_cpus if b.kind == "p" else 1)
         for pool in self.pools:

@@ -24,6 +24,11 @@ class MemCgroupRef(Protocol):
     @property
     def path(self) -> str: ...
 
+    @property
+    def children(self) -> list[Any]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
 
 class MemTask(Protocol):
     """A task (pybpfmem.mm.Task): its identity, cgroup and `current` context."""
@@ -53,6 +58,15 @@ class MemSystem(Protocol):
     gfp: GfpFlags
     root: MemCgroupRef
     hooks: Hooks
+    #: the System lock (re-entrant): the BPF layer's state is one per System and every
+    #: public BPF call runs under it (state.serialised)
+    lock: ContextManager[Any]
+
+    # the boundary: an object of this System, else TypeError (another kind) or
+    # ValueError (another System's)
+    def own_cgroup(self, cg: Any, what: str) -> Any: ...
+
+    def own_task(self, task: Any, what: str) -> Any: ...
 
     # contexts
     @property
@@ -88,6 +102,8 @@ class MemSystem(Protocol):
 
     def alloc_percpu(self, size: int, align: int, gfp: int) -> int: ...
 
+    def alloc_percpu_array(self, size: int, align: int, gfp: int, n: int) -> int: ...
+
     def free_percpu(self, addr: int) -> None: ...
 
     # memcg and objcg references
@@ -101,6 +117,8 @@ class MemSystem(Protocol):
 
     def objcg_memcg(self, objcg: int) -> Any: ...
 
+    def memcg_by_id(self, memcg_id: int) -> Any: ...
+
     # accounting queries: what the core charged, and to whom
     def pfn_to_virt(self, pfn: int) -> int: ...
 
@@ -111,3 +129,8 @@ class MemSystem(Protocol):
     def kmalloc_charged_size(self, addr: int) -> int: ...
 
     def pcpu_obj_full_size(self, size: int) -> int: ...
+
+    # what is charged but held by no object: per-cpu stocks, objcg remainders
+    def objcg_info(self, objcg: int) -> dict[str, int]: ...
+
+    def stock_info(self, cpu: int) -> dict[str, Any]: ...

@@ -121,14 +121,6 @@ class StackTraceMap(BpfMap):
         """Mirrors stack_map_update_elem(): -EINVAL."""
         raise BpfError(errno.EINVAL, "STACK_TRACE: update from syscall is not supported")
 
-    def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
-        """Mirrors stack_map_lookup_and_delete_elem() -> bpf_stackmap_extract(delete):
-        the trace, and its bucket emptied (switch lookup_and_delete_stack_trace; the
-        syscall refuses the command on older profiles)."""
-        value = self.lookup_elem(key)
-        del self._buckets[self._id(key)]
-        return value
-
     def delete_elem(self, key: bytes | None) -> None:
         """Mirrors stack_map_delete_elem(): an id past the buckets is -E2BIG, an empty
         bucket -ENOENT."""

@@ -233,7 +233,11 @@ def gather(root: str | Path = "/", probe: Probe = probe_regime, release: str | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pybpfmem doctor", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="pybpfmem doctor",
+        description="Which rule charges BPF memory on this host (memcg accounting or "
+                    "RLIMIT_MEMLOCK), what a limit returns, and the profile that matches the "
+                    "kernel.  Read-only.")
     parser.add_argument("--json", action="store_true", help="the report as JSON")
     return parser
 

@@ -112,7 +112,6 @@ class DiffBase(RuleBasedStateMachine):
         return stacks[0], stacks[1]
 
     def snapshot(self, side: int) -> list[Any]:
-        sysx = (self.real, self.ref)[side]
         out = []
         for pair in self.cgs:
             cg = pair[side]
