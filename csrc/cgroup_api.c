@@ -9,6 +9,7 @@
 
 int bm_memcg_create(bm_system *sys, int32_t parent_id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *parent, *memcg;
     int ret;
 
@@ -36,6 +37,7 @@ out:
    memcg is dying until its last reference goes. */
 int bm_memcg_offline(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -72,6 +74,7 @@ out:
 
 int bm_memcg_get(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -84,6 +87,7 @@ int bm_memcg_get(bm_system *sys, int32_t id)
 
 int bm_memcg_put(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
     int v;
@@ -106,6 +110,7 @@ int bm_memcg_put(bm_system *sys, int32_t id)
    page count the counter can hold, the memcg is not removed. */
 int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     bool v1;
     int ret;
@@ -137,6 +142,7 @@ int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
 
 int bm_obj_cgroup_get(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct obj_cgroup *objcg;
 
     if (!sys || id < 0)
@@ -150,6 +156,7 @@ int bm_obj_cgroup_get(bm_system *sys, int32_t id)
 
 int bm_obj_cgroup_put(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct obj_cgroup *objcg;
     long v;
 

@@ -30,6 +30,7 @@ static void fill_counter_info(const struct page_counter *c, struct bm_page_count
 
 int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     struct obj_cgroup *objcg;
     int ret;
@@ -70,15 +71,26 @@ int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
                 out->stock_pages += c->stock.nr_pages[i];
         bm_cpu_unlock(c);
         /* the cpu's context, written by its own thread with relaxed stores */
-        if (__atomic_load_n(&c->task_memcg, __ATOMIC_RELAXED) == memcg)
-            out->nr_pages_over_high += __atomic_load_n(&c->memcg_nr_pages_over_high, __ATOMIC_RELAXED);
+        if (atomic_load_explicit(&c->task_memcg, memory_order_relaxed) == memcg)
+            out->nr_pages_over_high += atomic_load_explicit(&c->memcg_nr_pages_over_high,
+                                                            memory_order_relaxed);
     }
     out->file_pages = atomic_load(&memcg->file_pages);
     return 0;
 }
 
+int bm_memcg_state(bm_system *sys, int32_t id)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    struct mem_cgroup *memcg;
+    int ret = bm_memcg_arg(sys, id, &memcg);
+
+    return ret ? ret : atomic_load(&memcg->state);
+}
+
 int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct obj_cgroup *objcg;
     long refcnt;
 
@@ -98,9 +110,12 @@ int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
     for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
         struct bm_cpu *c = cpu_of(sys, (int)cpu);
         bm_cpu_lock(c);
-        if (c->stock.cached_objcg == objcg) {
-            refcnt -= (long)c->stock.nr_objcg_refs;
-            out->stock_bytes += c->stock.nr_bytes;
+        for (int k = 0; k < 2; k++) {
+            struct obj_stock_pcp *os = &c->stock.obj[k];
+            if (os->cached_objcg == objcg) {
+                refcnt -= (long)os->nr_objcg_refs;
+                out->stock_bytes += os->nr_bytes;
+            }
         }
         bm_cpu_unlock(c);
     }
@@ -110,6 +125,7 @@ int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
 
 int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct memcg_stock_pcp *stock;
 
     if (!sys || !out || !bm_cpu_valid(sys, cpu))
@@ -121,10 +137,17 @@ int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out)
         out->cached[i] = used ? stock->cached[i]->id : -1;
         out->nr_pages[i] = used ? (int32_t)stock->nr_pages[i] : 0;
     }
-    out->cached_objcg = stock->cached_objcg ? stock->cached_objcg->id : -1;
-    out->nr_bytes = (int32_t)stock->nr_bytes;
-    out->nr_slab_reclaimable_b = stock->nr_slab_reclaimable_b;
-    out->nr_slab_unreclaimable_b = stock->nr_slab_unreclaimable_b;
+    {
+        struct obj_stock_pcp *task = &stock->obj[OBJ_STOCK_TASK], *irq = &stock->obj[OBJ_STOCK_IRQ];
+        out->cached_objcg = task->cached_objcg ? task->cached_objcg->id : -1;
+        out->nr_bytes = (int32_t)task->nr_bytes;
+        out->nr_slab_reclaimable_b = task->nr_slab_reclaimable_b;
+        out->nr_slab_unreclaimable_b = task->nr_slab_unreclaimable_b;
+        out->irq_cached_objcg = irq->cached_objcg ? irq->cached_objcg->id : -1;
+        out->irq_nr_bytes = (int32_t)irq->nr_bytes;
+        out->irq_nr_slab_reclaimable_b = irq->nr_slab_reclaimable_b;
+        out->irq_nr_slab_unreclaimable_b = irq->nr_slab_unreclaimable_b;
+    }
     bm_cpu_unlock(cpu_of(sys, cpu));
     return 0;
 }
@@ -142,14 +165,15 @@ static int check_memcgs(struct bm_system *sys, char *buf, size_t len)
 {
     int32_t nr_live = 0, nr_linked = 0;
 
-    for (int32_t id = 0; id < sys->nr_memcg_ids; id++) {
-        struct mem_cgroup *m = bm_memcg_lookup(sys, id);
+    for (int32_t slot = 0; slot < sys->memcg_ids.nr_fresh; slot++) {
+        struct mem_cgroup *m = sys->memcgs[slot];
+        int32_t id = m ? m->id : -1;
         long sum = 0, ksum = 0;
         if (!m)
             continue;
         nr_live++;
-        if (m->id != id || (m->parent && bm_memcg_lookup(sys, m->parent->id) != m->parent))
-            BAD("memcg %d: in slot %d, or its parent is freed", m->id, id);
+        if (BM_HANDLE_SLOT(id) != slot || (m->parent && bm_memcg_lookup(sys, m->parent->id) != m->parent))
+            BAD("memcg %d: in slot %d, or its parent is freed", id, slot);
         for (struct mem_cgroup *ch = m->first_child; ch; ch = ch->next_sibling) {
             if (ch->parent != m || bm_memcg_lookup(sys, ch->id) != ch)
                 BAD("memcg %d: child %d is freed or not its own", id, ch->id);
@@ -176,11 +200,12 @@ static int check_memcgs(struct bm_system *sys, char *buf, size_t len)
     if (nr_linked != nr_live - 1)
         BAD("memcg tree links %d children, the id table has %d live memcgs besides root",
             nr_linked, nr_live - 1);
-    for (int32_t id = 0; id < sys->nr_objcg_ids; id++) {
-        struct obj_cgroup *o = bm_objcg_lookup(sys, id);
-        if (o && (atomic_load(&o->nr_charged_bytes) < 0 || atomic_load(&o->refcnt) <= 0))
-            BAD("objcg %d: nr_charged_bytes %ld refcnt %ld", id, atomic_load(&o->nr_charged_bytes),
-                atomic_load(&o->refcnt));
+    for (int32_t slot = 0; slot < sys->objcg_ids.nr_fresh; slot++) {
+        struct obj_cgroup *o = sys->objcgs[slot];
+        if (o && (BM_HANDLE_SLOT(o->id) != slot || atomic_load(&o->nr_charged_bytes) < 0 ||
+                  atomic_load(&o->refcnt) <= 0))
+            BAD("objcg %d (slot %d): nr_charged_bytes %ld refcnt %ld", o->id, slot,
+                atomic_load(&o->nr_charged_bytes), atomic_load(&o->refcnt));
     }
     return 0;
 }
@@ -193,7 +218,9 @@ static int check_stock(struct bm_system *sys, uint32_t cpu, char *buf, size_t le
     unsigned long page = (unsigned long)page_size_of(sys);
 
     for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
-        if (st->cached[i] && mem_cgroup_is_root(st->cached[i]))
+        /* root only before v6.15, through refill_stock(root) of kernel memory */
+        if (st->cached[i] && mem_cgroup_is_root(st->cached[i]) &&
+            (sys->cfg.profile.kmem_uncharge_skips_root || sys->cfg.profile.nr_memcg_stock > 1))
             BAD("cpu %u: page stock caches root", cpu);
         if (st->nr_pages[i] > batch || (!st->cached[i] && st->nr_pages[i]))
             BAD("cpu %u slot %u: %u pages (batch %lu)", cpu, i, st->nr_pages[i], batch);
@@ -204,8 +231,13 @@ static int check_stock(struct bm_system *sys, uint32_t cpu, char *buf, size_t le
        pcpu_obj_full_size(PCPU_MIN_UNIT_SIZE = 32 KiB) */
     unsigned long max_charge = 32768ul * sys->cfg.nr_cpus + 32768ul / 4 * 8;
     unsigned long bound = sys->cfg.profile.obj_stock_split_pages ? page + max_charge : page;
-    if (st->nr_bytes > bound || (!st->cached_objcg && st->nr_bytes))
-        BAD("cpu %u: object stock holds %u bytes", cpu, st->nr_bytes);
+    for (int k = 0; k < 2; k++) {
+        const struct obj_stock_pcp *os = &st->obj[k];
+        if (os->nr_bytes > bound || (!os->cached_objcg && os->nr_bytes))
+            BAD("cpu %u: object stock %d holds %u bytes", cpu, k, os->nr_bytes);
+        if (k == OBJ_STOCK_IRQ && !sys->cfg.profile.obj_stock_task_irq_split && os->cached_objcg)
+            BAD("cpu %u: irq object stock used without obj_stock_task_irq_split", cpu);
+    }
     return 0;
 }
 

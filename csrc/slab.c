@@ -264,6 +264,8 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     uint64_t full = obj_full_size(s);
     int ret;
 
+    if (should_fail_alloc(sys))
+        return -ENOMEM;
     /* the slab statistic is accounted with the charge (current kernels:
        obj_cgroup_charge_account() in the post-alloc hook); with the charge
        taken before the object here, a failed allocation takes both back */
@@ -395,7 +397,7 @@ static int kmalloc_large(struct bm_system *sys, int cpu, uint64_t size, uint32_t
     int order, err = 0;
     struct page *page;
 
-    if (size > mm->kmalloc_max_size)
+    if (size > mm->kmalloc_max_size || should_fail_alloc(sys))
         return -ENOMEM;   /* the page allocator WARNs and returns NULL */
     order = get_order(mm, size);
     page = __alloc_pages(sys, cpu, order, gfp | __GFP_COMP, &err);
@@ -525,6 +527,7 @@ void mm_slab_destroy(struct mm_state *mm)
 
 int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -537,6 +540,7 @@ int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_
 
 int bm_kfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, 0))
@@ -551,6 +555,7 @@ int bm_kfree(bm_system *sys, int32_t cpu, uint64_t addr)
    large kmalloc's page_size << order; 0 for NULL and ZERO_SIZE_PTR */
 int bm_ksize(bm_system *sys, uint64_t addr, uint64_t *size)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mm_state *mm;
     struct slab *slab;
     uint32_t idx;
@@ -588,6 +593,7 @@ int bm_ksize(bm_system *sys, uint64_t addr, uint64_t *size)
    accepted and rounded up to 8 as a non-DEBUG_VM kernel does. */
 int bm_kmem_cache_create(bm_system *sys, uint64_t size, uint32_t flags, int32_t *cache)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mm_state *mm;
     struct kmem_cache *s;
     int ret = 0;
@@ -636,6 +642,7 @@ static struct kmem_cache *cache_lookup(struct mm_state *mm, int32_t id)
 
 int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct kmem_cache *s;
     int ret;
 
@@ -652,6 +659,7 @@ int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp
    warns "Wrong slab cache"; we refuse with -EINVAL) */
 int bm_kmem_cache_free(bm_system *sys, int32_t cpu, int32_t cache, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct kmem_cache *s;
     struct slab *slab;
     uint32_t idx;

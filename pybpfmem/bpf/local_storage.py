@@ -86,8 +86,8 @@ class CgroupStorageMap(BpfMap):
     def alloc(self) -> None:
         """Mirrors cgroup_storage_map_alloc(): kmalloc_node(GFP_USER | __GFP_ZERO [| ACCOUNT])."""
         g = self.gfp
-        self.kzalloc_account(self.sizes.bpf_cgroup_storage_map, self.acct(g.USER | g.ZERO))
         self._storages: dict[tuple[int, int], CgroupStorage] = {}
+        self.kzalloc_account(self.sizes.bpf_cgroup_storage_map, self.acct(g.USER | g.ZERO))
 
     def free(self) -> None:
         """Mirrors cgroup_storage_map_free(): storages still attached are freed with it."""
@@ -137,14 +137,11 @@ class CgroupStorageMap(BpfMap):
         gfp = g.USER | g.ZERO
         storage = buf = None
         try:
-            if self.bprof.cgroup_storage_map_memcg:
-                storage = self.map_kmalloc(self.sizes.bpf_cgroup_storage, gfp)
-                buf = (self.map_alloc_percpu(size, 8, gfp) if self.percpu
-                       else self.map_kmalloc(size, gfp))
-            else:
-                storage = self.kzalloc_account(self.sizes.bpf_cgroup_storage, self.acct(gfp))
-                buf = (self.plain_alloc_percpu(size, 8, self.acct(gfp)) if self.percpu
-                       else self.kzalloc_account(size, self.acct(gfp)))
+            # bpf_map_kmalloc_node() / bpf_map_alloc_percpu(): the map's memcg (v5.11,
+            # 3a61c7c58b30, with the rest of switch account); v5.10: plain, unaccounted
+            storage = self.map_kmalloc(self.sizes.bpf_cgroup_storage, gfp)
+            buf = (self.map_alloc_percpu(size, 8, gfp) if self.percpu
+                   else self.map_kmalloc(size, gfp))
         except OSError as exc:
             if storage is not None:
                 self.kfree(storage)

@@ -6,8 +6,9 @@ and what per-cpu allocations are multiplied by), the page size, the memory-cgrou
 version in use (cgroupfs.detect()), the RLIMIT_MEMLOCK in force — and builds a
 ``pybpfmem.System`` with the profile of the running kernel whose BPF struct sizes
 are replaced by the sizes the running kernel's BTF reports
-(pybpfmem.profiles.StructSizes' override API: ``StructSizes.with_overrides``).
-Where BTF is missing or lacks a struct, the profile's built-in size stays.
+(pybpfmem.profiles.sizes.extract_sizes(): sizeof() of each struct, and the two
+figures computed from member offsets).  Where BTF is missing or lacks a struct, the
+profile's built-in size stays.
 
 The profile is the one named by the caller, else the profile registry's entry for
 the running release (``pybpfmem.profiles.profile_for_release(uname -r)``, a lookup
@@ -25,12 +26,7 @@ from typing import Any
 
 from ..bpf.uapi import RLIM_INFINITY
 from ..profiles import PROFILE_NAMES, StructSizes, get_profile, profile_for_release
-from ..profiles.sizes import COMPUTED_FIELDS
 from .bpf import parse_cpu_list, possible_cpus  # noqa: F401  (re-exported)
-
-#: StructSizes fields that are not sizeof(struct <field name>) (a page count, an offsetof):
-#: the profile's figure stays
-NOT_FROM_BTF = COMPUTED_FIELDS
 
 
 class NoProfile(ValueError):
@@ -58,10 +54,14 @@ class HostFacts:
 
 def host_btf_sizes(base: StructSizes, path: str = "/sys/kernel/btf/vmlinux"
                    ) -> dict[str, int]:
-    """sizeof() from host BTF for every StructSizes field that names a struct."""
-    from ..btf import read_struct_sizes as host_struct_sizes
-    names = tuple(f.name for f in dataclasses.fields(base) if f.name not in NOT_FROM_BTF)
-    return host_struct_sizes(path, names)
+    """Every StructSizes figure the host BTF gives (extract_sizes(): the struct sizes and
+    the two computed from member offsets), at the host's page size."""
+    from .. import kimage
+    from ..btf import Btf
+    from ..profiles.sizes import extract_sizes
+    found, _, _ = extract_sizes(Btf(kimage.read(path).btf), os.sysconf("SC_PAGE_SIZE"))
+    names = {f.name for f in dataclasses.fields(base)}
+    return {k: v for k, v in found.items() if k in names}
 
 
 def host_profile(release: str | None = None) -> str:

@@ -14,10 +14,15 @@
  * cgroup, charge them, rmdir them and hand the charge over to another
  * thread, whose uncharge (and local drain) drops a removed child's last
  * reference and so frees it while other threads mkdir its siblings; others
- * look up, pin and charge random (live, dying or freed) ids.  This is the
- * mkdir-against-free race of the memcg tree: every removed child must end
- * up freed (no dying memcg left) and the tree must still agree with the id
- * table (bm_system_check).
+ * look up, pin and charge recent (live, dying or freed) handles and stale
+ * generations of them.  This is the mkdir-against-free race of the memcg
+ * tree: every removed child must end up freed (no dying memcg left) and the
+ * tree must still agree with the id table (bm_system_check).  A freed
+ * memcg's struct goes back to the host after a grace period while the other
+ * threads read (the RCU of handles.c) and its id slot is reused: a last
+ * phase makes more children than there are ids (MEM_CGROUP_ID_MAX) from
+ * every thread at once, each charged, removed and uncharged, with lookups of
+ * recent handles in between.
  *
  * usage: stress_threads [nr_threads (1..64, default 4)] [iterations (default 20000)]
  */
@@ -34,11 +39,14 @@
 #define GFP_NOWAIT 0x800u
 #define NR_CG 3
 #define NR_HANDOFF 64
+#define NR_RECENT 256
+#define ID_SLOTS 65536                /* MEM_CGROUP_ID_MAX + 1 */
 
 /* the tree churn shared by every thread of a run */
 struct churn {
     int32_t parent;                   /* the middle cgroup: its children come and go */
-    _Atomic int32_t max_id;           /* the highest id created so far */
+    _Atomic int32_t recent[NR_RECENT]; /* handles of recent children (live, dying or freed) */
+    _Atomic unsigned nr_made;
     _Atomic long handoff[NR_HANDOFF]; /* removed child's id * 16 + pages still charged; 0 = empty */
 };
 
@@ -76,9 +84,8 @@ static int churn_mkdir(struct worker *w, int64_t nr)
     if (id < 0)
         return id;
     w->mkdirs++;
-    seen = atomic_load(&ch->max_id);
-    while (seen < id && !atomic_compare_exchange_weak(&ch->max_id, &seen, id))
-        ;
+    seen = (int32_t)atomic_fetch_add(&ch->nr_made, 1);
+    atomic_store(&ch->recent[(uint32_t)seen % NR_RECENT], id);
     rc = bm_try_charge(w->sys, id, nr, GFP_KERNEL | BM_GFP_NORETRY, w->cpu);
     if (rc && rc != -ENOMEM)
         return rc;
@@ -111,17 +118,24 @@ static int churn_uncharge(struct worker *w, uint64_t r)
     return 0;
 }
 
-/* a random id of the churn (live, dying or freed): inspect it, pin it,
-   charge it; -ENOENT is the only refusal a freed one may give */
+/* a recent handle of the churn (live, dying or freed), or another
+   generation of it: inspect it, pin it, charge it; -ENOENT is the only
+   refusal a freed one may give, and what it names must be itself */
 static int churn_lookup(struct worker *w, uint64_t r)
 {
     struct bm_memcg_info info;
-    int32_t max = atomic_load(&w->churn->max_id);
-    int32_t id = (int32_t)(r % (uint64_t)max) + 1;
-    int rc = bm_memcg_info(w->sys, id, &info);
+    int32_t id = atomic_load(&w->churn->recent[r % NR_RECENT]);
+    int rc;
 
+    if (id <= 0)
+        return 0;
+    if ((r >> 12) & 1)
+        id ^= 1 << 16;                 /* a neighbouring generation of the slot */
+    rc = bm_memcg_info(w->sys, id, &info);
     if (rc && rc != -ENOENT)
         return rc;
+    if (!rc && info.id != id)
+        return -EUCLEAN;
     rc = bm_memcg_get(w->sys, id);
     if (!rc)
         rc = bm_memcg_put(w->sys, id);
@@ -131,6 +145,44 @@ static int churn_lookup(struct worker *w, uint64_t r)
     if (!rc)
         return bm_uncharge(w->sys, id, 1, w->cpu);
     return rc == -ENOENT || rc == -ENOMEM ? 0 : rc;
+}
+
+/* more children than ids, from every thread at once: mkdir, charge, rmdir,
+   uncharge (the last reference: the child is freed, its id free again),
+   lookups of recent handles between */
+static void *reuse_main(void *arg)
+{
+    struct worker *w = arg;
+    uint64_t rng = 0x2545f4914f6cdd1dULL * ((uint64_t)w->cpu + 1u);
+
+    for (long i = 0; i < w->iters && !w->error; i++) {
+        uint64_t r = next_rand(&rng);
+        int32_t id = bm_memcg_create(w->sys, w->churn->parent);
+        unsigned seq;
+        int rc;
+
+        if (id < 0) {
+            w->error = id;
+            break;
+        }
+        w->mkdirs++;
+        seq = atomic_fetch_add(&w->churn->nr_made, 1);
+        atomic_store(&w->churn->recent[seq % NR_RECENT], id);
+        rc = bm_try_charge(w->sys, id, 1, GFP_KERNEL | BM_GFP_NORETRY, w->cpu);
+        if (rc && rc != -ENOMEM)
+            w->error = rc;
+        else if (bm_memcg_offline(w->sys, id))
+            w->error = -EIO;
+        else if (!rc && (rc = bm_uncharge(w->sys, id, 1, w->cpu)))
+            w->error = rc;
+        else if (!(r & 3))
+            w->error = bm_drain_local_stock(w->sys, w->cpu);
+        if (!w->error)
+            w->error = churn_lookup(w, r >> 8);
+    }
+    if (!w->error)
+        w->error = bm_drain_local_stock(w->sys, w->cpu);
+    return NULL;
 }
 
 static void *worker_main(void *arg)
@@ -241,7 +293,9 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         return 1;
     }
     churn.parent = a;
-    atomic_init(&churn.max_id, cg[2]);
+    atomic_init(&churn.nr_made, 0);
+    for (int i = 0; i < NR_RECENT; i++)
+        atomic_init(&churn.recent[i], 0);
     for (int i = 0; i < NR_HANDOFF; i++)
         atomic_init(&churn.handoff[i], 0);
     for (int t = 0; t < nthreads; t++) {
@@ -304,6 +358,27 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         fprintf(stderr, "%s: bm_system_check: %s\n", name, msg);
         return 1;
     }
+    /* id reuse: more children than ids in all, made by every thread at once */
+    for (int t = 0; t < nthreads; t++) {
+        w[t].iters = ID_SLOTS / nthreads + 1024;
+        w[t].mkdirs = 0;
+        if (pthread_create(&th[t], NULL, reuse_main, &w[t])) {
+            fprintf(stderr, "%s: pthread_create failed\n", name);
+            return 1;
+        }
+    }
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        mkdirs += w[t].mkdirs;
+        if (w[t].error) {
+            fprintf(stderr, "%s: id reuse, cpu %d: error %d\n", name, t, w[t].error);
+            return 1;
+        }
+    }
+    if (bm_system_nr_dying(sys) != 0 || bm_system_check(sys, msg, sizeof(msg))) {
+        fprintf(stderr, "%s: after id reuse: %d dying, check: %s\n", name, bm_system_nr_dying(sys), msg);
+        return 1;
+    }
     bm_memcg_offline(sys, cg[1]);
     bm_memcg_offline(sys, cg[2]);
     bm_memcg_offline(sys, a);
@@ -322,16 +397,34 @@ static void profile_511(struct bm_config *c)
     memset(c, 0, sizeof(*c));
     c->profile.charge_batch = 32;
     c->profile.nr_memcg_stock = 1;
-    c->profile.kmem_uncharge_via_stock = 1;
     c->profile.gfp_atomic_forces = 1;
+    c->profile.dying_task_forces = 1;
+    c->profile.nofail_forces_before_oom = 1;
     c->profile.kmem_limit_enforced = 1;
+    c->profile.objcg_release_via_stock = 1;
+}
+
+/* 5.15: objcg KMEM pages with the v5.14-v5.17 task/irq object stocks */
+static void profile_515(struct bm_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->profile = (struct bm_profile){
+        .charge_batch = 32, .nr_memcg_stock = 1, .obj_stock_split_pages = 1,
+        .kmem_page_objcg = 1, .clamp_underflow = 1, .gfp_atomic_forces = 1,
+        .kmem_limit_enforced = 1, .kmalloc_cg_caches = 1, .large_kmalloc_memcg_stat = 1,
+        .obj_stock_slab_stats = 1, .obj_stock_task_irq_split = 1, .objcg_release_via_stock = 1};
 }
 
 static void profile_618(struct bm_config *c)
 {
     memset(c, 0, sizeof(*c));
-    struct bm_profile p = {64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-    c->profile = p;
+    c->profile = (struct bm_profile){
+        .charge_batch = 64, .nr_memcg_stock = 7, .obj_stock_split_pages = 1,
+        .kmem_page_objcg = 1, .drain_obj_stock_direct = 1, .failcnt_v1_only = 1,
+        .clamp_underflow = 1, .gfp_high_forces = 1, .max_event_on_force = 1,
+        .kmalloc_cg_caches = 1, .percpu_ptr_overhead = 1, .large_kmalloc_memcg_stat = 1,
+        .stat_kernel = 1, .stat_vmalloc = 1, .nospin_no_batch = 1,
+        .kmem_uncharge_skips_root = 1, .obj_stock_slab_stats = 1};
 }
 
 int main(int argc, char **argv)
@@ -345,19 +438,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [nr_threads 1..64] [iterations]\n", argv[0]);
         return 2;
     }
+    static const struct { const char *name; void (*fill)(struct bm_config *); } profiles[] = {
+        {"5.11", profile_511}, {"5.15", profile_515}, {"6.18", profile_618},
+    };
     for (int v1 = 0; v1 <= 1; v1++) {
-        profile_511(&cfg);
-        cfg.nr_cpus = (uint32_t)nthreads;
-        cfg.page_size = 4096;
-        cfg.cgroup_v1 = (uint32_t)v1;
-        cfg.ram_pages = 1 << 18;
-        rc |= run(v1 ? "5.11/v1" : "5.11/v2", &cfg, nthreads, iters);
-        profile_618(&cfg);
-        cfg.nr_cpus = (uint32_t)nthreads;
-        cfg.page_size = 4096;
-        cfg.cgroup_v1 = (uint32_t)v1;
-        cfg.ram_pages = 1 << 18;
-        rc |= run(v1 ? "6.18/v1" : "6.18/v2", &cfg, nthreads, iters);
+        for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+            char name[16];
+            profiles[i].fill(&cfg);
+            cfg.nr_cpus = (uint32_t)nthreads;
+            cfg.page_size = 4096;
+            cfg.cgroup_v1 = (uint32_t)v1;
+            cfg.ram_pages = 1 << 18;
+            snprintf(name, sizeof(name), "%s/%s", profiles[i].name, v1 ? "v1" : "v2");
+            rc |= run(name, &cfg, nthreads, iters);
+        }
     }
     return rc;
 }
