@@ -36,6 +36,8 @@ class System(mm.System, BpfSystemMixin):
 
     def __init__(self, nr_cpus: int = 2, page_size: int = 4096,
                  profile: str | Profile = CURRENT_PROFILE, cgroup: str = "v2",
-                 ram: int | str = "8G", oom_kill: bool = True, settle: bool = True) -> None:
-        mm.System.__init__(self, nr_cpus, page_size, profile, cgroup, ram, oom_kill)
+                 ram: int | str = "8G", oom_kill: bool = True, settle: bool = True,
+                 memory_recursiveprot: bool = False) -> None:
+        mm.System.__init__(self, nr_cpus, page_size, profile, cgroup, ram, oom_kill,
+                           memory_recursiveprot)
         BpfSystemMixin.__init__(self, settle)

@@ -72,7 +72,8 @@ def test_memory_high_retry_loop_events(impl: str) -> None:
     mod = pybpfmem if impl == "core" else reference
     s = mod.System(nr_cpus=2, page_size=4096, profile="5.11", cgroup="v2", oom_kill=False)
     c1 = s.root.mkdir("c1")
-    t = s.spawn(cgroup=c1)
+    t = s.spawn()              # forked in root: its kernel stack is charged nowhere ...
+    t.migrate(c1)              # ... and stays so when it moves
     c1.write("memory.high", "0")
     with t.running(cpu=0):
         x = s.kmalloc(1, K.GFP_KERNEL | K.__GFP_ACCOUNT)
@@ -148,7 +149,8 @@ def test_memory_high_zero_overage_of_one_page(impl: str) -> None:
     mod = pybpfmem if impl == "core" else reference
     s = mod.System(nr_cpus=2, page_size=4096, profile="6.18", cgroup="v2", oom_kill=False)
     c1 = s.root.mkdir("c1")
-    t = s.spawn(cgroup=c1)
+    t = s.spawn()              # forked in root: its kernel stack is not in c1
+    t.migrate(c1)
     c1.write("memory.max", "4096")
     c1.write("memory.high", "0")
     with t.running(cpu=0):

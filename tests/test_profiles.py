@@ -29,6 +29,9 @@ COMMIT_PENDING = frozenset({
     "has_memory_peak", "map_objcg", "prog_alloc_enomem", "memalloc_prefill_split",
     "array_value_int_max", "cgroup_storage_large_value", "local_storage_kvcalloc",
     "selem_compact", "lpm_trie_update_flags", "struct_ops_vtype_btf_obj_fd", "fdinfo_ino",
+    # the mainline hashes of these were not established (only rebased mm/linux-next ones)
+    "reclaim_partial_walk", "memcg_reclaim_counts_slab", "sb_scan_exact_total",
+    "kpagecgroup_folio",
 })
 FIRST_PENDING = frozenset({"drain_obj_stock_direct", "nospin_no_batch", "kmem_uncharge_skips_root"})
 

@@ -32,6 +32,7 @@ EXIT_BAD_FILE = 2
 ACTIONS = (
     "create_map", "update", "delete", "lookup", "close", "pin", "unpin", "load_prog",
     "migrate", "exit", "spawn", "mkdir", "rmdir", "set", "expect", "settle", "drain",
+    "dentries", "thread", "drop_caches",
 )
 
 
@@ -118,6 +119,7 @@ class Scenario:
                 profile=str(sysconf.get("profile", CURRENT_PROFILE)),
                 cgroup=str(sysconf.get("cgroup", "v2")),
                 ram=str(sysconf.get("ram", "8G")),
+                memory_recursiveprot=bool(sysconf.get("memory_recursiveprot", False)),
             )
         except (TypeError, ValueError) as exc:
             raise ScenarioError(f"[system]: {exc}") from exc
@@ -257,6 +259,24 @@ class Scenario:
 
     def _do_exit(self, step: dict[str, Any], result: StepResult) -> None:
         self._task(step).exit()
+
+    def _do_dentries(self, step: dict[str, Any], result: StepResult) -> None:
+        """Lookups of `count` names that do not exist, by `task`: negative dentries that
+        stay unused on the LRU of the task's cgroup (reclaim shrinks them)."""
+        count = int(step.get("count", 1))
+        if count < 0 or count > 10_000_000:
+            raise ScenarioError(f"{self._where}: count must be 0..10000000")
+        with self._task(step).running():
+            made = len(self.system.create_dentries(count))
+        if made < count:
+            raise OSError(errno_mod.ENOMEM, f"d_alloc: {made} of {count} dentries, then ENOMEM")
+
+    def _do_thread(self, step: dict[str, Any], result: StepResult) -> None:
+        """clone(CLONE_THREAD) of `task`, known as `name` afterwards: a kernel stack more."""
+        self.tasks[str(self._req(step, "name"))] = self._task(step).clone_thread()
+
+    def _do_drop_caches(self, step: dict[str, Any], result: StepResult) -> None:
+        self.system.drop_slab()
 
     def _do_settle(self, step: dict[str, Any], result: StepResult) -> None:
         self.system.run_deferred()

@@ -39,8 +39,13 @@ _STAT = {
     "slab_reclaimable": lib.BM_STAT_SLAB_RECLAIMABLE_B,
     "slab_unreclaimable": lib.BM_STAT_SLAB_UNRECLAIMABLE_B, "percpu": lib.BM_STAT_PERCPU_B,
     "vmalloc": lib.BM_STAT_VMALLOC, "sock": lib.BM_STAT_SOCK,
+    "kernel_stack": lib.BM_STAT_KERNEL_STACK_B,
 }
-_BYTE_STATS = frozenset({"slab_reclaimable", "slab_unreclaimable", "percpu"})
+_BYTE_STATS = frozenset({"slab_reclaimable", "slab_unreclaimable", "percpu", "kernel_stack"})
+# event counters memory.stat prints as counts: reclaim is direct in the model (no kswapd,
+# no proactive memory.reclaim), so pgscan (the sum of pgscan_*) equals pgscan_direct
+_EVENT_STATS = {"pgscan": lib.BM_STAT_PGSCAN, "pgsteal": lib.BM_STAT_PGSTEAL,
+                "pgscan_direct": lib.BM_STAT_PGSCAN, "pgsteal_direct": lib.BM_STAT_PGSTEAL}
 
 # v2 files of a non-root memcg that hold a page_counter limit, and their BM_WRITE_*
 _V2_LIMITS = {"memory.max": lib.BM_WRITE_MAX, "memory.high": lib.BM_WRITE_HIGH,
@@ -187,8 +192,12 @@ class MemCgroup:
         if name in self._children:
             raise OSError(errno.EEXIST, f"mkdir {self._join(name)!r}: File exists")
         self.system._require_open()
-        rc = lib.bm_memcg_create(self.system._sys, self.id)
-        check(rc, f"bm_memcg_create(parent={self.id})")
+        # the mkdir runs in the current context (cpu 0 without one): mem_cgroup_alloc()'s
+        # accounted structures are charged to this cgroup through that cpu's stocks
+        cpu = self.system.current_cpu or 0
+        rc = lib.bm_memcg_create(self.system._sys, self.id, cpu)
+        if rc < 0:
+            self.system._charge_failed(rc, cpu, f"bm_memcg_create(parent={self.id}, cpu={cpu})")
         child = MemCgroup(self.system, rc, self, name)
         self._children[name] = child
         self.system._register(child)
@@ -347,7 +356,8 @@ class MemCgroup:
         return f"{self._bytes(pages)}\n"
 
     def _procs(self) -> str:
-        return "".join(f"{t.pid}\n" for t in sorted(self.tasks(), key=lambda t: t.pid))
+        """cgroup.procs lists thread-group leaders (tgids), not threads"""
+        return "".join(f"{t.pid}\n" for t in sorted(self.tasks(), key=lambda t: t.pid) if t.leader is None)
 
     # v2 ------------------------------------------------------------
     def _read_v2(self, name: str) -> str:
@@ -434,7 +444,9 @@ class MemCgroup:
 
     def _stat_values(self, st: Any) -> dict[str, int]:
         ps = self.system.page_size
-        return {k: int(st[i]) if k in _BYTE_STATS else int(st[i]) * ps for k, i in _STAT.items()}
+        out = {k: int(st[i]) if k in _BYTE_STATS else int(st[i]) * ps for k, i in _STAT.items()}
+        out.update((k, int(st[i])) for k, i in _EVENT_STATS.items())
+        return out
 
     # v1 ------------------------------------------------------------
     def _read_v1(self, name: str) -> str:

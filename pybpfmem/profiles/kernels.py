@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any
 
 from .profile import BpfSwitches, BpfUapi, MmSwitches, Profile
-from .sizes import load_struct_sizes
+from .sizes import load_mm_structs, load_struct_sizes
 
 # ---------------------------------------------------------------------------
 # memory.stat key lists (v2).  Each list is the kernel's print order of
@@ -132,11 +132,22 @@ _UAPI_6_18 = BpfUapi(
 def derive(base: Profile, name: str, description: str, *, mm: dict[str, Any] | None = None,
            bpf: dict[str, Any] | None = None, **fields: Any) -> Profile:
     """``base`` with a new name, its struct sizes and the switches and facts that changed."""
+    fields.setdefault("mm_structs", load_mm_structs(name))
     return dataclasses.replace(
         base, name=name, description=description,
         mm=dataclasses.replace(base.mm, **(mm or {})),
         bpf=dataclasses.replace(base.bpf, **(bpf or {})),
         sizes=load_struct_sizes(name), **fields)
+
+
+# sizeof(struct lruvec_stat) of 5.10 (NR_VM_NODE_STAT_ITEMS longs), which structs/5.10.json
+# does not carry: read with pybpfmem.btf from the BTF of the same Debian 11 package
+# (linux-image-5.10.0-46-amd64 5.10.262-1).
+_LRUVEC_STAT_5_10 = 296
+# sizeof(struct memcg1_events_percpu) of 6.18 (nr_page_events + MEM_CGROUP_NTARGETS = 2
+# targets, unsigned longs), which structs/6.18.json does not carry: read from the BTF of the
+# same kernel (6.18.44-fc-v1300, CONFIG_MEMCG_V1=y).
+_MEMCG1_EVENTS_PERCPU_6_18 = 24
 
 
 # ---------------------------------------------------------------------------
@@ -152,7 +163,9 @@ _5_10 = Profile(
         clamp_underflow=0, gfp_atomic_forces=1, gfp_high_forces=0, max_event_on_force=0,
         kmem_limit_enforced=1, kmalloc_cg_caches=0, percpu_ptr_overhead=0,
         large_kmalloc_memcg_stat=0, stat_kernel=0, stat_vmalloc=0, high_set_before_reclaim=0,
-        nospin_no_batch=0, kmem_uncharge_skips_root=0, obj_stock_slab_stats=0),
+        nospin_no_batch=0, kmem_uncharge_skips_root=0, obj_stock_slab_stats=0,
+        reclaim_target_unprotected=0, reclaim_partial_walk=0, memcg_reclaim_counts_slab=1,
+        shrinker_deferred_per_memcg=0, sb_scan_exact_total=0, kpagecgroup_folio=0),
     bpf=BpfSwitches(
         rlimit=True, account=False, map_memcg=False, map_objcg=False, map_mem_usage=False,
         htab_mem_alloc=False, runtime_gfp_nowait=False, default_memlock=64 * 1024,
@@ -169,6 +182,8 @@ _5_10 = Profile(
     sizes=load_struct_sizes("5.10"),
     has_gfp_atomic=True, nowait_nowarn=False, has_memory_peak=False,
     stat_keys_v2=_V2_STAT_5_11, stat_keys_v1=_V1_LOCAL_5_11, event_keys=_EVENTS_5_11,
+    memcg_stat_local_copies=True, memcg_vmstats_accounted=False,
+    mm_structs=load_mm_structs("5.10", lruvec_stat=_LRUVEC_STAT_5_10),
 )
 
 # v5.11: the seed series, memcg-based accounting of BPF memory.
@@ -176,6 +191,7 @@ _5_11 = derive(
     _5_10, "5.11", "seed series: memcg-based BPF accounting (__GFP_ACCOUNT, map->memcg)",
     bpf=dict(rlimit=False, account=True, map_memcg=True, htab_map_locked=True),
     uapi=_UAPI_5_11,
+    mm_structs=load_mm_structs("5.11", lruvec_stat=_LRUVEC_STAT_5_10),
 )
 
 # v6.18: the current kernel.
@@ -187,7 +203,9 @@ _6_18 = derive(
             kmem_limit_enforced=0, kmalloc_cg_caches=1, percpu_ptr_overhead=1,
             large_kmalloc_memcg_stat=1, stat_kernel=1, stat_vmalloc=1,
             high_set_before_reclaim=1, nospin_no_batch=1, kmem_uncharge_skips_root=1,
-            obj_stock_slab_stats=1),
+            obj_stock_slab_stats=1, reclaim_target_unprotected=1, reclaim_partial_walk=1,
+            memcg_reclaim_counts_slab=0, shrinker_deferred_per_memcg=1, sb_scan_exact_total=1,
+            kpagecgroup_folio=1),
     bpf=dict(map_objcg=True, map_mem_usage=True, htab_mem_alloc=True, runtime_gfp_nowait=True,
              default_memlock=8 * 1024 * 1024, caps_central=True, unpriv_per_command=True,
              struct_area_alloc=True, map_extra=True, prog_alloc_enomem=False,
@@ -201,6 +219,8 @@ _6_18 = derive(
     uapi=_UAPI_6_18,
     has_gfp_atomic=False, nowait_nowarn=True, has_memory_peak=True,
     stat_keys_v2=_V2_STAT_6_18, stat_keys_v1=_V1_LOCAL_6_18, event_keys=_EVENTS_6_18,
+    memcg_stat_local_copies=False, memcg_vmstats_accounted=True,
+    mm_structs=load_mm_structs("6.18", memcg1_events_percpu=_MEMCG1_EVENTS_PERCPU_6_18),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_5_10, _5_11, _6_18)}

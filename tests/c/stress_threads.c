@@ -69,7 +69,7 @@ static uint64_t next_rand(uint64_t *s)
 static int churn_mkdir(struct worker *w, int64_t nr)
 {
     struct churn *ch = w->churn;
-    int32_t id = bm_memcg_create(w->sys, ch->parent);
+    int32_t id = bm_memcg_create(w->sys, ch->parent, w->cpu);
     int32_t seen;
     int rc;
 
@@ -231,10 +231,10 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         fprintf(stderr, "%s: bm_system_new failed\n", name);
         return 1;
     }
-    a = bm_memcg_create(sys, 0);
+    a = bm_memcg_create(sys, 0, 0);
     cg[0] = a;
-    cg[1] = bm_memcg_create(sys, a);
-    cg[2] = bm_memcg_create(sys, a);
+    cg[1] = bm_memcg_create(sys, a, 0);
+    cg[2] = bm_memcg_create(sys, a, 0);
     /* tight enough that charges fail, reclaim and drain_all_stock run */
     if (bm_memcg_write(sys, a, BM_WRITE_MAX, (int64_t)cfg->profile.charge_batch * nthreads + 64)) {
         fprintf(stderr, "%s: memory.max write failed\n", name);
@@ -330,7 +330,8 @@ static void profile_511(struct bm_config *c)
 static void profile_618(struct bm_config *c)
 {
     memset(c, 0, sizeof(*c));
-    struct bm_profile p = {64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    struct bm_profile p = {64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                           1, 1, 0, 1, 1, 1};
     c->profile = p;
 }
 
