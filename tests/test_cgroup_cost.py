@@ -1,0 +1,108 @@
+"""What a cgroup costs its parent: mem_cgroup_css_alloc() runs mem_cgroup_alloc() under
+set_active_memcg(parent), so its GFP_KERNEL_ACCOUNT allocations are charged to the parent
+(nothing for a child of root: the objcg walk stops at root), and stay until the memcg is
+freed (__mem_cgroup_free()), dying or not.  struct mem_cgroup, mem_cgroup_per_node and the
+objcg are GFP_KERNEL: never charged.
+
+Per child, from the profiles' struct sizes (one node, 2 possible cpus):
+- 6.18: kzalloc(memcg_vmstats 1712) -> kmalloc-cg-2048 + 8 = 2056; percpu
+  memcg_vmstats_percpu 1216 x 2 + 1216 / 4 x 8 = 4864; percpu memcg1_events_percpu
+  24 x 2 + 6 x 8 = 96; kzalloc(lruvec_stats 792) -> kmalloc-cg-1024 + 8 = 1032; percpu
+  lruvec_stats_percpu 528 x 2 + 132 x 8 = 2112: 10160 bytes (7072 percpu, 3088 slab).
+  The live 6.18.44 kernel charges 10,162,176 bytes for 1000 children: 2481 pages,
+  10,160,000 rounded up (tests/test_live_memcg.py).
+- 5.10 / 5.11: two percpu memcg_vmstats_percpu (1112) and two percpu lruvec_stat (296),
+  no pointer overhead: (1112 + 1112 + 296 + 296) x 2 = 5632 bytes, all percpu.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+import pybpfmem
+from pybpfmem import reference
+from pybpfmem.constants import GFP_KERNEL, GFP_KERNEL_ACCOUNT
+
+PS = 4096
+COST = {"6.18": (7072, 3088), "5.11": (5632, 0), "5.10": (5632, 0)}   # (percpu, slab) bytes
+
+
+@pytest.mark.parametrize("profile", sorted(COST))
+def test_profile_allocations(profile: str) -> None:
+    want = {"6.18": (("memcg_vmstats", "kmalloc", 1712), ("memcg_vmstats_percpu", "percpu", 1216),
+                     ("memcg1_events_percpu", "percpu", 24), ("lruvec_stats", "kmalloc", 792),
+                     ("lruvec_stats_percpu", "percpu", 528)),
+            "5.11": (("memcg_vmstats_percpu", "percpu", 1112),) * 2 + (("lruvec_stat", "percpu", 296),) * 2}
+    want["5.10"] = want["5.11"]
+    assert pybpfmem.profiles.get_profile(profile).memcg_allocs() == want[profile]
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
+@pytest.mark.parametrize("profile", sorted(COST))
+def test_1000_children_cost_their_parent(impl: str, profile: str) -> None:
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=PS, profile=profile, cgroup="v2", oom_kill=False)
+    p = s.root.mkdir("p")
+    assert s.root.stat()["percpu"] == 0              # a child of root costs root nothing
+    kids = [p.mkdir(f"c{i}") for i in range(1000)]
+    s.drain_all_stock()
+    percpu, slab = COST[profile]
+    st = p.stat()
+    assert (st["percpu"], st["slab_unreclaimable"]) == (1000 * percpu, 1000 * slab)
+    # whole pages: the objcg's sub-page rest stays parked in nr_charged_bytes
+    assert p.usage_pages == -(-1000 * (percpu + slab) // PS)
+    for c in kids:
+        c.rmdir()
+    s.drain_all_stock()
+    assert p.usage_pages == 0 and p.stat()["percpu"] == p.stat()["slab_unreclaimable"] == 0
+
+
+def test_v1_kmem_counter_and_usage() -> None:
+    s = pybpfmem.System(nr_cpus=2, page_size=PS, profile="6.18", cgroup="v1")
+    p = s.root.mkdir("p")
+    for i in range(1000):
+        p.mkdir(f"c{i}")
+    s.drain_all_stock()
+    assert p.read("memory.kmem.usage_in_bytes") == p.read("memory.usage_in_bytes") == "10162176\n"
+
+
+def test_a_dying_cgroup_keeps_costing() -> None:
+    # a removed cgroup pinned by a page charged to it stays dying: its structures stay
+    # charged to the parent until its last reference goes; they are freed at the next
+    # flush point of the deferred __mem_cgroup_free() (here the drain)
+    s = pybpfmem.System(nr_cpus=2, profile="6.18", oom_kill=False)
+    p = s.root.mkdir("p")
+    c = p.mkdir("c")
+    c.charge_user(1, GFP_KERNEL)                  # an anon page: pins c
+    c.rmdir()
+    s.drain_all_stock()
+    assert s.dying_cgroups == 1
+    assert p.stat()["percpu"] == 7072 and p.usage_pages == 1 + 3   # c's page + 10160 bytes
+    c.uncharge_user(1)                            # uncharge_batch(): c's last reference
+    assert s.dying_cgroups == 0 and p.stat()["percpu"] == 7072     # freed, not yet flushed
+    s.drain_all_stock()
+    assert p.stat()["percpu"] == 0 and p.usage_pages == 0
+
+
+def test_mkdir_fails_when_the_parent_cannot_pay() -> None:
+    # the parent at its limit with nothing to reclaim: the first structure's charge fails
+    # (GFP_KERNEL: reclaim, retries, memcg OOM without a victim -> -ENOMEM), mkdir returns
+    # ENOMEM, and nothing it allocated stays charged
+    s = pybpfmem.System(nr_cpus=2, profile="6.18", oom_kill=False)
+    p = s.root.mkdir("p")
+    t = s.spawn()
+    t.migrate(p)
+    with t.running(cpu=0):
+        x = s.kmalloc(4000, GFP_KERNEL_ACCOUNT)
+    s.drain_all_stock()
+    p.write("memory.max", str(p.usage_pages * PS))
+    before = (p.usage_pages, p.stat())
+    with pytest.raises(OSError) as e:
+        p.mkdir("c")
+    assert e.value.errno == errno.ENOMEM and "memory.max" in str(e.value)
+    s.drain_all_stock()
+    assert (p.usage_pages, p.stat()) == before and p.children == []
+    s.kfree(x)
+    s.check()
