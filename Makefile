@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 BUILD ?= build/dev
 JOBS ?= 2
 
-.PHONY: run test ext bench fuzz fixtures test-asan test-tsan clean
+.PHONY: run test ext bench fuzz fixtures test-asan test-tsan clean kernel-vm
 
 $(STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -70,6 +70,20 @@ fixtures: $(BPF_FIXTURES)
 tests/fixtures/bpf/%.bpf.o: tests/fixtures/bpf/%.bpf.c
 	$(BPF_CLANG) -target bpf -g -O2 -fdebug-prefix-map=$(CURDIR)=. \
 	  -I/usr/include/$$(gcc -print-multiarch) -c $< -o $@
+
+# Boot a real Debian kernel package in QEMU and run `verify --quick --json` in it, once
+# per cgroup mode (tools/kernel-vm/, docs/kernel-vm.md).  KVER: a version ("5.10",
+# "6.1", "6.18.15") or a linux-image .deb.  JSON and logs: build/kernel-vm/results/.
+KVER ?= 6.18.15
+CGROUPS ?= v1 v2
+KVM_TIMEOUT ?= 1800
+kernel-vm:
+	@rc=0; for m in $(CGROUPS); do \
+	  python3 tools/kernel-vm/vm.py --kernel $(KVER) --cgroup $$m --timeout $(KVM_TIMEOUT) \
+	    --save build/kernel-vm/results/$(notdir $(KVER))-$$m -- env PYTHONPATH=. \
+	    /opt/venv/bin/python tools/kernel-vm/guest_verify.py --quick --json \
+	  || { r=$$?; [ $$r -ge 128 ] && exit $$r; rc=1; }; \
+	done; python3 tools/kernel-vm/summary.py build/kernel-vm/results; exit $$rc
 
 clean:
 	rm -rf build pybpfmem/_core*.so

@@ -469,6 +469,12 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
 int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int64_t n, uint32_t gfp, uint64_t *addrs);
 /* results[i] = bm_kfree's return (results may be NULL) */
 int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_t n, int64_t *results);
+/* kinds[i] 'k': kmalloc(sizes[i], gfp); 'p': alloc_percpu(sizes[i], 8, gfp); in
+   order on cpu up to the first that fails: how many succeeded (addrs[0..ret-1]);
+   -EINVAL for a bad cpu or gfp, a kind other than 'k'/'p' (nothing done), n < 0 or
+   NULL arrays with n > 0 */
+int64_t bm_allocs_until_fail(bm_system *sys, int32_t cpu, const uint8_t *kinds, const uint64_t *sizes,
+                             int64_t n, uint32_t gfp, uint64_t *addrs);
 
 /* benchmark floors and thread scaling (csrc/bench.c); *ns_per_op gets the result.
    kind 0: plain per-cpu add; 1: uncontended atomic add; 2: `depth` atomic adds (a
@@ -522,6 +528,41 @@ int64_t bm_htab_insert_bulk(bm_htab *h, const char *keys, const char *values, co
 int64_t bm_htab_dump(const bm_htab *h, char *keys, char *values, uint64_t *aux, int64_t n);
 /* host bytes the store holds */
 int64_t bm_htab_host_bytes(const bm_htab *h);
+/* LRU maps (mode BM_HTAB_LRU; csrc/bpf_lru_list.c): bm_htab_lru_init() sets up
+   the LRU lists with max_entries free nodes (prealloc_init()); updates go
+   through bm_htab_lru_update() (bm_htab_update(), _commit() and _insert_bulk()
+   are -EINVAL on an LRU store), deletes through bm_htab_delete(). */
+#define BM_HTAB_LRU_NO_COMMON 1          /* BPF_F_NO_COMMON_LRU: one LRU list per cpu */
+#define BM_HTAB_LRU_PERCPU_VALUES 2      /* LRU_PERCPU_HASH: values of value_size / nr_cpus per cpu */
+#define BM_HTAB_LRU_TARGET_FREE_CLAMP 4  /* switch lru_target_free_clamp */
+#define BM_HTAB_LRU_FLAGS_MASK 7
+/* enum bpf_lru_list_type (kernel/bpf/bpf_lru_list.h) */
+#define BM_HTAB_LRU_ACTIVE 0
+#define BM_HTAB_LRU_INACTIVE 1
+#define BM_HTAB_LRU_FREE 2
+#define BM_HTAB_LRU_LOCAL_FREE 3
+#define BM_HTAB_LRU_LOCAL_PENDING 4
+/* 0; -EINVAL for a store without BM_HTAB_LRU or already set up, unknown flags,
+   nr_cpus outside 1..BM_MAX_CPUS, max_entries 0 or >= 2^31, with
+   BM_HTAB_LRU_NO_COMMON max_entries not a multiple of nr_cpus, with
+   BM_HTAB_LRU_PERCPU_VALUES value_size not a multiple of nr_cpus */
+int bm_htab_lru_init(bm_htab *h, uint32_t nr_cpus, uint32_t flags);
+/* htab_lru_map_update_elem() / __htab_lru_percpu_map_update_elem() on cpu:
+   0; -EINVAL for an LRU store not set up, a bad cpu or flags > BPF_EXIST,
+   -EEXIST (BPF_NOEXIST), -ENOENT (BPF_EXIST), -ENOMEM when no node is free.
+   The node is taken before the flags are checked, so a failed update may
+   still have evicted an element.  onallcpus 0 (a program's update of a
+   per-cpu map) writes only cpu's part of the value. */
+int bm_htab_lru_update(bm_htab *h, int32_t cpu, const char *key, const char *value, uint64_t flags, int32_t onallcpus);
+/* a program's lookup: as bm_htab_lookup() (value may be NULL), and the
+   element's node is marked referenced; -ENOENT */
+int bm_htab_lru_lookup(bm_htab *h, const char *key, char *value);
+/* the length of one LRU list: type BM_HTAB_LRU_ACTIVE / _INACTIVE / _FREE of the
+   common list (cpu ignored) or, with BM_HTAB_LRU_NO_COMMON, of cpu's list, or
+   BM_HTAB_LRU_LOCAL_FREE / _PENDING of cpu's local lists; the keys and ref bits of
+   up to n of its nodes from head to tail in keys / refs (either may be NULL;
+   free nodes write nothing); -EINVAL for a store not set up, a bad cpu or type */
+int64_t bm_htab_lru_list(const bm_htab *h, int32_t cpu, int32_t type, char *keys, uint8_t *refs, int64_t n);
 /* alloc_bulk() of kernel/bpf/memalloc.c: up to n kmallocs of size that stop
    at the first failure; how many succeeded (addrs[0..ret-1]), or -EINVAL for
    n < 0 or a NULL addrs with n > 0 */

@@ -13,9 +13,15 @@
  *  - the update decisions of htab_map_update_elem() / htab_lru_map_update_elem()
  *    / __htab_percpu_map_update_elem() (kernel/bpf/hashtab.c): check_flags(),
  *    -EEXIST / -ENOENT, and the max_entries test of alloc_htab_elem() (-E2BIG);
+ *  - LRU maps (BM_HTAB_LRU, set up by bm_htab_lru_init()): the updates of
+ *    htab_lru_map_update_elem() / __htab_lru_percpu_map_update_elem(), which
+ *    take a node from the LRU lists of bpf_lru_list.c (evicting if they must)
+ *    before they check the flags; program lookups set the node's reference
+ *    bit; deletes return the node with bpf_lru_push_free().  Slot i of the
+ *    store is LRU node i;
  *  - iteration order (htab_map_get_next_key()) is insertion order, not bucket
- *    order (simplified, as the Python model always did); LRU eviction takes the
- *    oldest inserted element (simplified from bpf_lru_pop_free());
+ *    order (simplified, as the Python model always did); an LRU update that
+ *    replaces a key puts the new element in the old one's place;
  *  - the table is open addressing with linear probing and backward-shift
  *    deletion, keyed by a seeded 64-bit multiply-xor hash (the kernel: jhash
  *    buckets with per-bucket locks; nothing observable depends on this).
@@ -28,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpf_lru_list.h"
 #include "bpfmem.h"
 #include "mm_internal.h"
 
@@ -57,6 +64,8 @@ struct bm_htab {
     uint32_t *next, *prev;  /* per slot: insertion order links */
     uint8_t *keys, *vals;   /* per slot: key_size / value_size bytes */
     uint64_t *aux;          /* per slot: naux words */
+    struct bpf_lru *lru;    /* LRU maps, once bm_htab_lru_init() ran: node i = slot i */
+    uint32_t lru_flags;     /* BM_LRU_* */
 };
 
 static bool htab_ok(const bm_htab *h)
@@ -190,26 +199,41 @@ static int grow_slots(bm_htab *h)
     return 0;
 }
 
-/* a new element at the tail of the insertion order; caller checked absence */
-static int insert_new(bm_htab *h, const uint8_t *key, uint32_t hv, const uint8_t *value,
-                      const uint64_t *aux)
+/* room for `want` slots in one reallocation per array (bulk inserts) */
+static int reserve_slots(bm_htab *h, uint64_t want)
 {
-    uint32_t s;
-    int rc;
+    uint64_t cap = h->cap ? h->cap : 16;
+    void *p;
 
-    if (h->count >= HTAB_MAX_SLOTS - 1)
+    if (want <= h->cap)
+        return 0;
+    while (cap < want)
+        cap *= 2;
+    if (cap > HTAB_MAX_SLOTS)
         return -ENOMEM;
-    rc = grow_index(h, h->count + 1);
-    if (rc)
-        return rc;
-    if (h->free_head != NONE) {
-        s = h->free_head;
-        h->free_head = h->next[s];
-    } else {
-        if (h->used == h->cap && (rc = grow_slots(h)))
-            return rc;
-        s = h->used++;
-    }
+#define RESERVE(field, per)                                                   \
+    do {                                                                      \
+        p = realloc(h->field, (size_t)cap * (per));                           \
+        if (!p)                                                               \
+            return -ENOMEM;                                                   \
+        h->field = p;                                                         \
+    } while (0)
+    RESERVE(next, sizeof(uint32_t));
+    RESERVE(prev, sizeof(uint32_t));
+    RESERVE(keys, h->key_size);
+    RESERVE(vals, h->value_size);
+    if (h->naux)
+        RESERVE(aux, sizeof(uint64_t) * h->naux);
+#undef RESERVE
+    h->cap = (uint32_t)cap;
+    return 0;
+}
+
+/* slot s (free) holds a new element at the tail of the insertion order; the
+   index has room and the key is absent */
+static void place_new(bm_htab *h, uint32_t s, const uint8_t *key, uint32_t hv,
+                      const uint8_t *value, const uint64_t *aux)
+{
     h->idx[empty_pos(h, hv)] = MK_E(hv, s);
     memcpy(slot_key(h, s), key, h->key_size);
     if (value)
@@ -230,11 +254,35 @@ static int insert_new(bm_htab *h, const uint8_t *key, uint32_t hv, const uint8_t
         h->head = s;
     h->tail = s;
     h->count++;
+}
+
+/* a new element at the tail of the insertion order; caller checked absence */
+static int insert_new(bm_htab *h, const uint8_t *key, uint32_t hv, const uint8_t *value,
+                      const uint64_t *aux)
+{
+    uint32_t s;
+    int rc;
+
+    if (h->count >= HTAB_MAX_SLOTS - 1)
+        return -ENOMEM;
+    rc = grow_index(h, h->count + 1);
+    if (rc)
+        return rc;
+    if (h->free_head != NONE) {
+        s = h->free_head;
+        h->free_head = h->next[s];
+    } else {
+        if (h->used == h->cap && (rc = grow_slots(h)))
+            return rc;
+        s = h->used++;
+    }
+    place_new(h, s, key, hv, value, aux);
     return 0;
 }
 
-/* remove the element in slot s found at index position pos (backward shift) */
-static void remove_at(bm_htab *h, uint32_t pos, uint32_t s)
+/* take the element in slot s found at index position pos out of the index
+   (backward shift) and the insertion order */
+static void unlink_at(bm_htab *h, uint32_t pos, uint32_t s)
 {
     uint32_t mask = h->idx_mask, hole = pos, j = pos;
 
@@ -261,9 +309,15 @@ static void remove_at(bm_htab *h, uint32_t pos, uint32_t s)
         h->prev[h->next[s]] = h->prev[s];
     else
         h->tail = h->prev[s];
+    h->count--;
+}
+
+/* remove the element in slot s found at index position pos; the slot is free */
+static void remove_at(bm_htab *h, uint32_t pos, uint32_t s)
+{
+    unlink_at(h, pos, s);
     h->next[s] = h->free_head;
     h->free_head = s;
-    h->count--;
 }
 
 static void copy_aux(const bm_htab *h, uint32_t s, uint64_t *out)
@@ -299,6 +353,10 @@ void bm_htab_free(bm_htab *h)
     if (!htab_ok(h))
         return;
     h->magic = 0;
+    if (h->lru) {
+        bpf_lru_destroy(h->lru);
+        free(h->lru);
+    }
     free(h->idx);
     free(h->next);
     free(h->prev);
@@ -329,25 +387,25 @@ int bm_htab_lookup(const bm_htab *h, const char *key, char *value, uint64_t *aux
 }
 
 /* The decision part of htab_map_update_elem() and friends, kernel/bpf/hashtab.c:
-   check_flags(), then replace in place, LRU eviction, or a new element (-E2BIG
+   check_flags(), then replace in place or a new element (-E2BIG
    at max_entries, as alloc_htab_elem()).  Returns 1 without changing anything
    when the caller must allocate the element first (mode says when) and then
    call bm_htab_commit().  max_entries and the mode were given to bm_htab_new().
-   (An LRU eviction drops the oldest element's aux words: LRU maps preallocate.) */
+   LRU stores update through bm_htab_lru_update() (-EINVAL here). */
 int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flags)
 {
     const uint8_t *k = (const uint8_t *)key;
-    uint32_t s, pos, hv, mode;
+    uint32_t s, hv, mode;
     uint64_t max_entries;
 
-    if (!htab_ok(h) || !key || !value)
+    if (!htab_ok(h) || !key || !value || (h->mode & BM_HTAB_LRU))
         return -EINVAL;
     mode = h->mode;
     max_entries = h->max_entries;
     if ((flags & ~(uint64_t)BPF_F_LOCK) > BPF_EXIST)
         return -EINVAL;
     hv = key_hash(k, h->key_size);
-    pos = find(h, k, hv, &s);
+    find(h, k, hv, &s);
     if (s != NONE) {
         if (flags & BPF_NOEXIST)
             return -EEXIST;
@@ -358,16 +416,6 @@ int bm_htab_update(bm_htab *h, const char *key, const char *value, uint64_t flag
     }
     if (flags & BPF_EXIST)
         return -ENOENT;
-    if (mode & BM_HTAB_LRU) {
-        if (h->count >= max_entries && h->head != NONE) {
-            /* bpf_lru_pop_free(): the map is full, the oldest element makes room */
-            uint32_t old = h->head, opos, chk;
-            opos = find(h, slot_key(h, old), key_hash(slot_key(h, old), h->key_size), &chk);
-            remove_at(h, opos, old);
-        }
-        (void)pos;
-        return insert_new(h, k, hv, (const uint8_t *)value, NULL);
-    }
     if (h->count >= max_entries)
         return -E2BIG;
     if (mode & BM_HTAB_ALLOC_NEW)
@@ -383,7 +431,7 @@ int bm_htab_commit(bm_htab *h, const char *key, const char *value, const uint64_
     const uint8_t *k = (const uint8_t *)key;
     uint32_t s, hv;
 
-    if (!htab_ok(h) || !key || !value)
+    if (!htab_ok(h) || !key || !value || (h->mode & BM_HTAB_LRU))
         return -EINVAL;
     hv = key_hash(k, h->key_size);
     find(h, k, hv, &s);
@@ -401,17 +449,23 @@ int bm_htab_commit(bm_htab *h, const char *key, const char *value, const uint64_
     return insert_new(h, k, hv, (const uint8_t *)value, aux);
 }
 
-/* htab_map_delete_elem()'s unlink: the element's aux words go to aux. */
+/* htab_map_delete_elem()'s unlink: the element's aux words go to aux.  An LRU
+   store's node goes back with bpf_lru_push_free() (htab_lru_map_delete_elem()). */
 int bm_htab_delete(bm_htab *h, const char *key, uint64_t *aux)
 {
     uint32_t s, pos;
 
-    if (!htab_ok(h) || !key)
+    if (!htab_ok(h) || !key || ((h->mode & BM_HTAB_LRU) && !h->lru))
         return -EINVAL;
     pos = find(h, (const uint8_t *)key, key_hash((const uint8_t *)key, h->key_size), &s);
     if (s == NONE)
         return -ENOENT;
     copy_aux(h, s, aux);
+    if (h->lru) {
+        unlink_at(h, pos, s);
+        bpf_lru_push_free(h->lru, s);
+        return 0;
+    }
     remove_at(h, pos, s);
     return 0;
 }
@@ -434,6 +488,220 @@ int bm_htab_next_key(const bm_htab *h, const char *key, char *next)
         return -ENOENT;
     memcpy(next, slot_key(h, s), h->key_size);
     return 0;
+}
+
+/* ---- LRU maps: kernel/bpf/hashtab.c over bpf_lru_list.c ---- */
+
+/* htab_lru_map_delete_node(): the LRU evicts node s; true if its element was
+   in the table (and is now out of it) */
+static bool htab_lru_map_delete_node(void *arg, uint32_t s)
+{
+    bm_htab *h = arg;
+    uint32_t pos, found;
+
+    pos = find(h, slot_key(h, s), key_hash(slot_key(h, s), h->key_size), &found);
+    if (found != s)
+        return false;
+    unlink_at(h, pos, s);
+    return true;
+}
+
+/* prealloc_init() -> bpf_lru_init() + bpf_lru_populate() for an LRU store */
+int bm_htab_lru_init(bm_htab *h, uint32_t nr_cpus, uint32_t flags)
+{
+    bool percpu = flags & BM_HTAB_LRU_NO_COMMON;
+    int rc;
+
+    if (!htab_ok(h) || !(h->mode & BM_HTAB_LRU) || h->lru || (flags & ~(uint32_t)BM_HTAB_LRU_FLAGS_MASK) ||
+        nr_cpus == 0 || nr_cpus > BM_MAX_CPUS || h->max_entries == 0 ||
+        h->max_entries >= HTAB_MAX_SLOTS || (percpu && h->max_entries % nr_cpus) ||
+        ((flags & BM_HTAB_LRU_PERCPU_VALUES) && h->value_size % nr_cpus))
+        return -EINVAL;
+    h->lru = calloc(1, sizeof(*h->lru));
+    if (!h->lru)
+        return -ENOMEM;
+    rc = bpf_lru_init(h->lru, percpu, nr_cpus, htab_lru_map_delete_node, h);
+    if (rc) {
+        free(h->lru);
+        h->lru = NULL;
+        return rc;
+    }
+    bpf_lru_populate(h->lru, (uint32_t)h->max_entries, flags & BM_HTAB_LRU_TARGET_FREE_CLAMP);
+    h->lru_flags = flags;
+    return 0;
+}
+
+/* Room for the nodes the next pop may make (slots and LRU entries) and for
+   one more element in the index, so an update fails before it changes
+   anything when the host runs out. */
+static int lru_reserve(bm_htab *h)
+{
+    uint32_t want = bpf_lru_reserve(h->lru);
+    int rc;
+
+    if (want == BPF_LRU_NONE)
+        return -ENOMEM;
+    while (h->cap < want)
+        if ((rc = grow_slots(h)))
+            return rc;
+    return grow_index(h, h->count + 1);
+}
+
+/* prealloc_lru_pop(): a free node (an eviction when it must) for key */
+static uint32_t prealloc_lru_pop(bm_htab *h, uint32_t cpu, const uint8_t *key)
+{
+    uint32_t s = bpf_lru_pop_free(h->lru, cpu);
+
+    if (s != BPF_LRU_NONE)
+        memcpy(slot_key(h, s), key, h->key_size);
+    return s;
+}
+
+/* pcpu_copy_value(): all of value into slot s, or (a program's update,
+   onallcpus false) only cpu's part of it */
+static void lru_copy_value(bm_htab *h, uint32_t s, const char *value, uint32_t cpu,
+                           bool onallcpus)
+{
+    size_t part = h->value_size / h->lru->nr_cpus;
+
+    if (onallcpus)
+        memcpy(slot_val(h, s), value, h->value_size);
+    else
+        memcpy(slot_val(h, s) + part * cpu, value + part * cpu, part);
+}
+
+/* htab_lru_map_update_elem(): the node first, then check_flags(); a failed
+   check returns the node, a replace marks the new node referenced and frees
+   the old one. */
+static int htab_lru_map_update_elem(bm_htab *h, uint32_t cpu, const uint8_t *key, uint32_t hv,
+                                    const char *value, uint64_t flags)
+{
+    uint32_t s, old, pos;
+
+    s = prealloc_lru_pop(h, cpu, key);
+    if (s == BPF_LRU_NONE)
+        return -ENOMEM;
+    pos = find(h, key, hv, &old);
+    if ((old != NONE && (flags & BPF_NOEXIST)) || (old == NONE && (flags & BPF_EXIST))) {
+        bpf_lru_push_free(h->lru, s);
+        return old != NONE ? -EEXIST : -ENOENT;
+    }
+    if (old == NONE) {
+        place_new(h, s, key, hv, (const uint8_t *)value, NULL);
+        return 0;
+    }
+    /* the new element takes the old one's index entry and place in the order */
+    memcpy(slot_val(h, s), value, h->value_size);
+    h->idx[pos] = MK_E(hv, s);
+    h->prev[s] = h->prev[old];
+    h->next[s] = h->next[old];
+    if (h->prev[old] != NONE)
+        h->next[h->prev[old]] = s;
+    else
+        h->head = s;
+    if (h->next[old] != NONE)
+        h->prev[h->next[old]] = s;
+    else
+        h->tail = s;
+    bpf_lru_node_set_ref(h->lru, s);
+    bpf_lru_push_free(h->lru, old);
+    return 0;
+}
+
+/* __htab_lru_percpu_map_update_elem(): a node unless flags is exactly
+   BPF_EXIST; an existing element is marked referenced and updated in place,
+   and the node goes back. */
+static int htab_lru_percpu_map_update_elem(bm_htab *h, uint32_t cpu, const uint8_t *key,
+                                           uint32_t hv, const char *value, uint64_t flags,
+                                           bool onallcpus)
+{
+    uint32_t s = BPF_LRU_NONE, old;
+    int ret = 0;
+
+    if (flags != BPF_EXIST) {
+        s = prealloc_lru_pop(h, cpu, key);
+        if (s == BPF_LRU_NONE)
+            return -ENOMEM;
+    }
+    find(h, key, hv, &old);
+    if (old != NONE && (flags & BPF_NOEXIST)) {
+        ret = -EEXIST;
+    } else if (old == NONE && (flags & BPF_EXIST)) {
+        ret = -ENOENT;
+    } else if (old != NONE) {
+        bpf_lru_node_set_ref(h->lru, old);
+        lru_copy_value(h, old, value, cpu, onallcpus);
+    } else {
+        place_new(h, s, key, hv, NULL, NULL);   /* pcpu_init_value(): zeroed, then ours */
+        lru_copy_value(h, s, value, cpu, onallcpus);
+        s = BPF_LRU_NONE;
+    }
+    if (s != BPF_LRU_NONE)
+        bpf_lru_push_free(h->lru, s);
+    return ret;
+}
+
+int bm_htab_lru_update(bm_htab *h, int32_t cpu, const char *key, const char *value,
+                       uint64_t flags, int32_t onallcpus)
+{
+    const uint8_t *k = (const uint8_t *)key;
+    uint32_t hv;
+    int rc;
+
+    if (!htab_ok(h) || !h->lru || !key || !value || cpu < 0 || (uint32_t)cpu >= h->lru->nr_cpus)
+        return -EINVAL;
+    if (flags > BPF_EXIST)
+        return -EINVAL;     /* unknown flags, BPF_F_LOCK included */
+    if ((rc = lru_reserve(h)))
+        return rc;
+    hv = key_hash(k, h->key_size);
+    if (h->lru_flags & BM_HTAB_LRU_PERCPU_VALUES)
+        return htab_lru_percpu_map_update_elem(h, (uint32_t)cpu, k, hv, value, flags,
+                                               onallcpus != 0);
+    return htab_lru_map_update_elem(h, (uint32_t)cpu, k, hv, value, flags);
+}
+
+/* htab_lru_map_lookup_elem() / htab_lru_percpu_map_lookup_elem(): a program's
+   lookup marks the node referenced (the syscall's does not: bm_htab_lookup()) */
+int bm_htab_lru_lookup(bm_htab *h, const char *key, char *value)
+{
+    uint32_t s;
+
+    if (!htab_ok(h) || !h->lru || !key)
+        return -EINVAL;
+    find(h, (const uint8_t *)key, key_hash((const uint8_t *)key, h->key_size), &s);
+    if (s == NONE)
+        return -ENOENT;
+    bpf_lru_node_set_ref(h->lru, s);
+    if (value)
+        memcpy(value, slot_val(h, s), h->value_size);
+    return 0;
+}
+
+int64_t bm_htab_lru_list(const bm_htab *h, int32_t cpu, int32_t type, char *keys,
+                         uint8_t *refs, int64_t n)
+{
+    const struct bpf_lru *lru;
+    uint32_t head, fresh, e;
+    int64_t len = 0;
+
+    if (!htab_ok(h) || !h->lru || cpu < 0 || type < 0 || n < 0)
+        return -EINVAL;
+    lru = h->lru;
+    head = bpf_lru_list_head(lru, (uint32_t)cpu, (uint32_t)type, &fresh);
+    if (head == BPF_LRU_NONE)
+        return -EINVAL;
+    for (e = lru->e[head].next; e != head; e = lru->e[e].next, len++) {
+        bool is_free = lru->e[e].type == BPF_LRU_LIST_T_FREE ||
+                       lru->e[e].type == BPF_LRU_LOCAL_LIST_T_FREE;
+        if (len >= n || is_free)
+            continue;
+        if (keys)
+            memcpy(keys + (size_t)len * h->key_size, slot_key(h, e - lru->nr_heads), h->key_size);
+        if (refs)
+            refs[len] = lru->e[e].ref;
+    }
+    return len + fresh;
 }
 
 #define PF_BLOCK 16
@@ -499,15 +767,14 @@ int64_t bm_htab_insert_bulk(bm_htab *h, const char *keys, const char *values,
     int rc;
 
     if (!htab_ok(h) || n < 0 || (n > 0 && (!keys || !values)) ||
-        (uint64_t)n + h->count >= HTAB_MAX_SLOTS)
+        (uint64_t)n + h->count >= HTAB_MAX_SLOTS || (h->mode & BM_HTAB_LRU))
         return -EINVAL;
     if (n == 0)
         return 0;
     if ((rc = grow_index(h, h->count + (uint32_t)n)))
         return rc;
-    while ((uint64_t)h->cap < (uint64_t)h->count + (uint64_t)n)
-        if ((rc = grow_slots(h)))
-            return rc;
+    if ((rc = reserve_slots(h, (uint64_t)h->used + (uint64_t)n)))
+        return rc;
     for (b = 0; b < n; b += PF_BLOCK) {
         int64_t m = n - b < PF_BLOCK ? n - b : PF_BLOCK;
         for (i = 0; i < m; i++) {
@@ -556,7 +823,8 @@ int64_t bm_htab_host_bytes(const bm_htab *h)
     if (!htab_ok(h))
         return -EINVAL;
     return (int64_t)(sizeof(*h) + (h->idx_mask ? ((size_t)h->idx_mask + 1) * 8 : 0) +
-                     (size_t)h->cap * (8 + h->key_size + h->value_size + 8 * h->naux));
+                     (size_t)h->cap * (8 + h->key_size + h->value_size + 8 * h->naux) +
+                     (h->lru ? sizeof(*h->lru) + (size_t)h->lru->cap * sizeof(*h->lru->e) : 0));
 }
 
 /* Mirrors alloc_bulk(), kernel/bpf/memalloc.c: n kmallocs of `size` on `cpu`

@@ -296,3 +296,42 @@ int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_
     pthread_mutex_unlock(&sys->lock);
     return failed;
 }
+
+/* kinds[i] 'k': kmalloc(sizes[i], gfp), 'p': alloc_percpu(sizes[i], 8, gfp) -- the
+   alignment BPF code asks for -- in order on one cpu, stopping at the first one
+   that fails: the element loops the bulk fills of pybpfmem/bpf/fill.py stand for
+   stop there (an update that cannot allocate returns -ENOMEM and the next one is
+   never made).  sys->lock is dropped every REPLAY_LOCK_BATCH allocations. */
+int64_t bm_allocs_until_fail(bm_system *sys, int32_t cpu, const uint8_t *kinds, const uint64_t *sizes,
+                             int64_t n, uint32_t gfp, uint64_t *addrs)
+{
+    int64_t i;
+    int held = 0;
+
+    if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && (!kinds || !sizes || !addrs)))
+        return -EINVAL;
+    for (i = 0; i < n; i++)
+        if (kinds[i] != 'k' && kinds[i] != 'p')
+            return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    for (i = 0; i < n; i++) {
+        uint64_t a = 0;
+        int ret;
+
+        if (held == REPLAY_LOCK_BATCH) {    /* let another thread's allocations in */
+            pthread_mutex_unlock(&sys->lock);
+            pthread_mutex_lock(&sys->lock);
+            held = 0;
+        }
+        held++;
+        if (kinds[i] == 'k')
+            ret = __kmalloc(sys, cpu, sizes[i], gfp, &a);
+        else
+            ret = __alloc_percpu(sys, cpu, sizes[i], 8, gfp, &a);
+        if (ret)
+            break;
+        addrs[i] = a;
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return i;
+}

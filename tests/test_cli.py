@@ -147,19 +147,20 @@ def test_plan_bpftool_fixture(capsys):
     maps = {m["name"]: m for m in doc["maps"]}
     # ARRAY 4/64 x1000 on 6.18: one vmalloc'd area of 312 + 64000 bytes = 16 pages
     assert maps["cfg"]["charged_at_creation"] == 16 * 4096
-    assert maps["cfg"]["bytes_memlock"] == 64312
+    assert maps["cfg"]["memlock_empty"] == 64312
     # the input's memlock (from a 5.11-6.3 kernel: the footprint) is shown, not copied
-    assert maps["cfg"]["bytes_memlock_input"] == 73728
+    assert maps["cfg"]["input_memlock"] == 73728
     # HASH 4/64 x1000 prealloc: bpf_htab (832 -> kmalloc-1k, 1032 B with the objcg
     # slot: one page through the object stock), buckets 1024 * 16 = 16 KiB (kmalloc_large:
     # 4 pages), elements 120 * 1002 = 120240 B (vmalloc: 30 pages); the per-cpu
     # allocations happen before the objcg is saved and are not charged: 35 pages
     assert maps["flows"]["charged_at_creation"] == 35 * 4096
     assert maps["flows"]["charged_when_full"] == maps["flows"]["charged_at_creation"]
-    assert maps["flows"]["bytes_memlock"] == 137536
-    # memory.max recommendation: everything when full + 2 cpus x (64 stock pages + 1 page)
-    total = sum(m["charged_when_full"] for m in doc["maps"])
-    slack = 2 * (64 * 4096 + 4096)
+    assert maps["flows"]["memlock_empty"] == 137536
+    # memory.max recommendation: everything when full and churned + 2 cpus x (64 stock
+    # pages x 7 slots + 1 page)
+    total = sum(m["charged_when_full"] + m["churn_peak"] for m in doc["maps"])
+    slack = 2 * (64 * 7 * 4096 + 4096)
     assert doc["recommended_memory_max"] == -(-(total + slack) // (1 << 20)) * (1 << 20)
 
 
@@ -184,7 +185,7 @@ def test_plan_compare_profiles(capsys):
     doc = json.loads(out)
     # 5.10 memlock: the estimate 312 + 64000 rounded up to pages (16 pages);
     # 5.11: the footprint 73728; 6.18: map_mem_usage 64312
-    assert [doc[p]["maps"][0]["bytes_memlock"] for p in ("5.10", "5.11", "6.18")] == [65536, 73728, 64312]
+    assert [doc[p]["maps"][0]["memlock_empty"] for p in ("5.10", "5.11", "6.18")] == [65536, 73728, 64312]
 
 
 def test_plan_host_reads_the_live_maps(capsys):
@@ -205,12 +206,12 @@ def test_plan_host_reads_the_live_maps(capsys):
     rows = [r for r in doc["maps"] if r["id"] == map_id]
     assert len(rows) == 1 and rows[0]["type"] == "array"
     # the live kernel's fdinfo memlock (array_map_mem_usage(): 312 + 1000 * 64) is shown beside
-    assert rows[0]["bytes_memlock_input"] == 64312
+    assert rows[0]["input_memlock"] == 64312
     # the model's 6.18 prediction for the same shape equals the live fdinfo figure
-    assert rows[0]["bytes_memlock"] == 64312
+    assert rows[0]["memlock_empty"] == 64312
     import os
 
-    assert rows[0]["memcg"] == live.memory_cgroup_of(os.getpid())
+    assert rows[0]["cgroup"] == live.memory_cgroup_of(os.getpid())
 
 
 def test_demo_plot_draws_a_png(capsys, tmp_path):

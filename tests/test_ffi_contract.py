@@ -143,6 +143,10 @@ def _calls(sp, nr_cpus: int) -> dict:
             -1 if lib.bm_replay(sp, ffi.from_buffer("struct bm_op[]", ops), 1,
                                 ffi.cast("int64_t *", ffi.from_buffer(results))) != 0 and results[0] < 0 else 0,
             True),
+        # an unknown kind is refused before anything is allocated
+        "bm_allocs_until_fail": lambda: (
+            lib.bm_allocs_until_fail(sp, 0, b"x", ffi.cast("const uint64_t *", ffi.from_buffer(sizes)), 1,
+                                     gfp, u64), True),
         "bm_kmalloc_bulk": lambda: (
             lib.bm_kmalloc_bulk(sp, -1, ffi.cast("const uint64_t *", ffi.from_buffer(sizes)), 1, gfp,
                                 ffi.cast("uint64_t *", ffi.from_buffer(addrs.copy()))), True),
@@ -159,6 +163,10 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_htab_insert_bulk": lambda: (lib.bm_htab_insert_bulk(ffi.NULL, b"k", b"v", ffi.NULL, 1), True),
         "bm_htab_dump": lambda: (lib.bm_htab_dump(ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 1), True),
         "bm_htab_host_bytes": lambda: (lib.bm_htab_host_bytes(ffi.NULL), True),
+        "bm_htab_lru_init": lambda: (lib.bm_htab_lru_init(ffi.NULL, 2, 0), True),
+        "bm_htab_lru_update": lambda: (lib.bm_htab_lru_update(ffi.NULL, 0, b"k", b"v", 0, 1), True),
+        "bm_htab_lru_lookup": lambda: (lib.bm_htab_lru_lookup(ffi.NULL, b"k", ffi.NULL), True),
+        "bm_htab_lru_list": lambda: (lib.bm_htab_lru_list(ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 1), True),
         "bm_memalloc_bulk": lambda: (lib.bm_memalloc_bulk(sp, -1, 8, 1, gfp, u64), True),
         "bm_task_stack_alloc": lambda: (lib.bm_task_stack_alloc(sp, 0, BAD, u64), True),
         "bm_task_stack_free": lambda: (lib.bm_task_stack_free(sp, 0, BAD), True),

@@ -59,12 +59,18 @@ def test_alloc_modes_ask_first_and_commit_returns_the_old_aux() -> None:
     assert lib.bm_htab_delete(h, _k(7), old) == -errno.ENOENT
 
 
-def test_lru_full_evicts_the_oldest_inserted() -> None:
-    # max_entries 3, keys 1 2 3 then 4: key 1 (the oldest) goes, order 2 3 4
-    h, old = _store(naux=0, max_entries=3, mode=lib.BM_HTAB_LRU), ffi.new("uint64_t[4]")
-    for i in (1, 2, 3, 4):
-        assert lib.bm_htab_update(h, _k(i), bytes(8), 0) == 0
-    assert _keys(h) == [_k(2), _k(3), _k(4)]
+def test_lru_store_takes_updates_only_through_the_lru() -> None:
+    # an LRU store's nodes are the LRU lists' (tests/test_bpf_lru.py): the plain update,
+    # commit and bulk insert would bypass them, so they refuse it
+    h = _store(naux=0, max_entries=3, mode=lib.BM_HTAB_LRU)
+    assert lib.bm_htab_update(h, _k(1), bytes(8), 0) == -errno.EINVAL
+    assert lib.bm_htab_commit(h, _k(1), bytes(8), ffi.NULL, ffi.NULL) == -errno.EINVAL
+    assert lib.bm_htab_insert_bulk(h, _k(1), bytes(8), ffi.NULL, 1) == -errno.EINVAL
+    assert lib.bm_htab_delete(h, _k(1), ffi.NULL) == -errno.EINVAL      # lists not set up
+    assert lib.bm_htab_lru_init(h, 2, 0) == 0
+    assert lib.bm_htab_lru_update(h, 1, _k(1), bytes(8), 0, 1) == 0
+    assert _keys(h) == [_k(1)]
+    assert lib.bm_htab_delete(h, _k(1), ffi.NULL) == 0 and _keys(h) == []
 
 
 def test_next_key_follows_insertion_order_across_deletes() -> None:

@@ -67,6 +67,8 @@ class ArrayMap(BpfMap):
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
         super().__init__(system, attr, ctx)
         self.percpu = attr.map_type == U.BPF_MAP_TYPE_PERCPU_ARRAY
+        if self.percpu and not ctx.bprof.batch_percpu_array:
+            self.batch_ops = frozenset()      # percpu_array_map_ops had none before v5.13
         self.mmapable = bool(attr.map_flags & U.BPF_F_MMAPABLE)
         self.elem_size = rup(attr.value_size, 8)
         # unprivileged creators get a power-of-two sized array (Spectre v1 index masking)
@@ -253,7 +255,7 @@ def fd_get_ptr(m: BpfMap, ufd: int) -> Any:
     """ops->map_fd_get_ptr for the calling task's fd `ufd`: prog_fd_array_get_ptr(),
     perf_event_fd_array_get_ptr(), cgroup_fd_array_get_ptr(), bpf_map_fd_get_ptr().
     Returns the referenced object (reference taken) or raises."""
-    from .core import BpfProg
+    from .core import BpfProg, prog_map_compatible
     task = m.system.current_task
     if task is None:
         raise BpfError(errno.EINVAL, "fd map update needs a task context")
@@ -262,10 +264,10 @@ def fd_get_ptr(m: BpfMap, ufd: int) -> Any:
     if t == U.BPF_MAP_TYPE_PROG_ARRAY:
         if not isinstance(obj, BpfProg):
             raise BpfError(errno.EINVAL, f"prog_fd_array_get_ptr: fd {ufd} is not a program")
-        owner = getattr(m, "owner_prog_type", None)
-        if owner is not None and owner != obj.prog_type:
-            raise BpfError(errno.EINVAL, f"bpf_prog_map_compatible: prog type "
-                                         f"{obj.prog_type} != owner type {owner}")
+        if not prog_map_compatible(m, obj):
+            raise BpfError(errno.EINVAL, f"bpf_prog_map_compatible: program (type "
+                                         f"{obj.prog_type}, attach {obj.expected_attach_type}) "
+                                         f"differs from the array's owner {m.owner}")
         obj.refcnt += 1
         return obj
     if t == U.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
@@ -336,10 +338,14 @@ class FdArrayMap(ArrayMap):
 
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
         super().__init__(system, attr, ctx)
+        # array_of_maps_map_ops: generic lookup/update batches (switch batch_map_in_map)
+        self.batch_ops = (frozenset({"lookup", "update"}) if attr.map_type ==
+                          U.BPF_MAP_TYPE_ARRAY_OF_MAPS and ctx.bprof.batch_map_in_map
+                          else frozenset())
         self.ptrs: dict[int, Any] = {}
         self.inner_meta: InnerMapMeta | None = None
         self._aux = 0
-        self.owner_prog_type: int | None = None
+        self.owner: tuple[int, int] | None = None     # map->owner: (type, attach type)
 
     def alloc(self) -> None:
         """array_of_map_alloc(): inner map metadata first; prog_array_map_alloc(): the

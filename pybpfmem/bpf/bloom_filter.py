@@ -1,20 +1,22 @@
 """BLOOM_FILTER map (kernel/bpf/bloom_filter.c, v5.16+; absent from the 5.10/5.11 profiles).
 
 One bpf_map_area_alloc of sizeof(struct bpf_bloom_filter) + the bitset at
-creation; push/peek never allocate.  The hash is jhash in the kernel; the model
-uses a deterministic keyed blake2b (simplification: which bits get set differs,
-the memory does not).
+creation; push/peek never allocate.  The bits are the kernel's: jhash2 (jhash for
+values that are not whole words) seeded with hash_seed + i for hash function i.
+hash_seed is 0 with BPF_F_ZERO_SEED, as in the kernel; otherwise the kernel draws
+a random seed and the model keeps 0 (a simplification: which values collide then
+differs, nothing else does).
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 from typing import ClassVar
 
 from . import uapi
 from .caps import require_cap
 from .errors import BpfError
+from .jhash import jhash_any
 from .map import KMALLOC_MAX_SIZE, BpfMap, flags_access_ok, pow2, register_map, rup
 from .uapi import U32_MAX
 
@@ -70,7 +72,7 @@ class BloomFilterMap(BpfMap):
         self.nr_hash_funcs, self.bitset_mask, nbytes = self._geometry()
         self.area_alloc(self.sizes.bpf_bloom_filter + nbytes)
         self._bits: set[int] = set()
-        self._seed = 0 if self.attr.map_flags & uapi.BPF_F_ZERO_SEED else (id(self) & 0xFFFFFFFF)
+        self._seed = 0     # bloom->hash_seed (the kernel's is random without BPF_F_ZERO_SEED)
 
     def mem_usage(self) -> int:
         """Mirrors bloom_map_mem_usage(): struct + bitset bytes (rounded to longs)."""
@@ -78,8 +80,8 @@ class BloomFilterMap(BpfMap):
         return self.sizes.bpf_bloom_filter + rup((mask + 1 + 7) // 8, 8)
 
     def _hash(self, value: bytes, i: int) -> int:
-        h = hashlib.blake2b(value, digest_size=4, key=(self._seed + i).to_bytes(8, "little"))
-        return int.from_bytes(h.digest(), "little") & self.bitset_mask
+        """hash(): jhash2/jhash of the value seeded with hash_seed + index, masked."""
+        return jhash_any(value, (self._seed + i) & 0xFFFFFFFF) & self.bitset_mask
 
     def push_elem(self, value: bytes, flags: int = 0) -> None:
         """Mirrors bloom_map_push_elem(): only BPF_ANY."""

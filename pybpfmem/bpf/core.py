@@ -46,6 +46,7 @@ class BpfProg:
     def __init__(self, system: Any, prog_type: int, insn_cnt: int, name: str) -> None:
         self.system = system
         self.prog_type = prog_type
+        self.expected_attach_type = 0
         self.insn_cnt = insn_cnt
         self.name = name
         self.id = 0
@@ -140,6 +141,20 @@ class BpfProg:
         return {"type": t, "id": i, "xlated_prog_len": xl}
 
 
+def prog_map_compatible(m: Any, prog: Any) -> bool:
+    """Mirrors __bpf_prog_map_compatible() for a prog array (tail calls): the first
+    program put in the array or loaded using it makes it the owner (its type and, with
+    switch prog_array_owner_attach_type, its expected attach type); later programs must
+    match.  The owner stays when the programs go.  (jited, xdp_has_frags and the cgroup
+    storage cookies agree for every program the model loads.)"""
+    mine = (prog.prog_type, prog.expected_attach_type if m.bprof.prog_array_owner_attach_type
+            else 0)
+    if m.owner is None:
+        m.owner = mine
+        return True
+    return bool(m.owner == mine)
+
+
 def bpf_prog_load(c: Any) -> int:
     """Mirrors bpf_prog_load(), kernel/bpf/syscall.c (checks, allocation, v5.10
     rlimit charge, map references, id, fd)."""
@@ -165,6 +180,7 @@ def bpf_prog_load(c: Any) -> int:
         raise BpfError(errno.EINVAL, "bpf_prog_load: prog_name not NUL-terminated")
     p = BpfProg(sysm, a["prog_type"], n, name_raw.split(b"\0")[0].decode("latin-1"))
     p.license = license  # type: ignore[attr-defined]
+    p.expected_attach_type = a["expected_attach_type"]
     # bpf_prog_alloc(bpf_prog_size(insn_cnt), GFP_USER) -> bpf_prog_alloc_no_stats()
     page = sysm.page_size
     size = rup(max(st.sizes.bpf_prog, st.sizes.bpf_prog + 8 * n), page)
@@ -208,6 +224,13 @@ def bpf_prog_load(c: Any) -> int:
                 i += 2
             else:
                 i += 1
+        # bpf_check_tail_call(): every prog array the program uses must accept it as
+        # a tail call target (the first program makes itself the owner)
+        p.expected_attach_type = a["expected_attach_type"]
+        for m in p.used_maps:
+            if m.map_type == U.BPF_MAP_TYPE_PROG_ARRAY and not prog_map_compatible(m, p):
+                raise BpfError(errno.EINVAL, f"bpf_prog_load: program incompatible with "
+                                             f"prog array {m.id}'s owner {m.owner}")
     except BaseException:
         p.free_all()
         raise

@@ -19,6 +19,7 @@ from typing import ClassVar
 from . import uapi
 from .caps import require_cap
 from .errors import BpfError
+from .kobjects import current_task, fd_object
 from .map import NR_CPUS, BpfMap, register_map
 
 QSIZE_MAX = 16384
@@ -120,17 +121,40 @@ class CpuMap(BpfMap):
         if cpu >= self.system.nr_cpus:
             raise BpfError(errno.ENODEV, f"CPUMAP: cpu {cpu} is not possible "
                            f"(nr_cpus {self.system.nr_cpus})")
-        if len(value) >= 8 and int.from_bytes(value[4:8], "little", signed=True) > 0:
-            # attaching a program to the entry is not modelled
-            raise BpfError(errno.EINVAL, "CPUMAP: entry programs are not modelled")
         if qsize == 0:
             if cpu in self._entries:
                 self._drop(cpu)
             return
         allocs = self._entry_alloc(qsize)
+        prog_fd = int.from_bytes(value[4:8], "little", signed=True) if len(value) >= 8 else 0
+        prog_id = 0
+        if prog_fd > 0:
+            prog_id = self._entry_prog(prog_fd)
+            if prog_id is None:
+                # __cpu_map_load_bpf_program() failed: __cpu_map_entry_alloc() frees the
+                # entry and returns NULL, which the update reports as -ENOMEM
+                self._free_entry(allocs)
+                raise BpfError(errno.ENOMEM, f"CPUMAP: fd {prog_fd} is no XDP program for "
+                                             f"cpumap (the entry allocation fails)")
         if cpu in self._entries:
             self._drop(cpu)                  # __cpu_map_entry_replace()
-        self._entries[cpu] = (allocs, bytes(value[: self.attr.value_size]))
+        # the entry's bpf_cpumap_val: qsize and the program's id (not the fd given)
+        val = struct.pack("<I", qsize) + (struct.pack("<I", prog_id)
+                                          if self.attr.value_size >= 8 else b"")
+        self._entries[cpu] = (allocs, val)
+
+    def _entry_prog(self, fd: int) -> int | None:
+        """__cpu_map_load_bpf_program(): the id of the XDP program at ``fd`` with expected
+        attach type BPF_XDP_CPUMAP, None when there is none (simplified: the program's
+        kthread-side run is not modelled, nor a reference held)."""
+        try:
+            prog = fd_object(current_task(self.system), fd)
+        except OSError:
+            return None
+        if (getattr(prog, "prog_type", None) != uapi.BPF_PROG_TYPE_XDP
+                or getattr(prog, "expected_attach_type", None) != uapi.BPF_XDP_CPUMAP):
+            return None
+        return int(prog.id)
 
     def delete_elem(self, key: bytes | None) -> None:
         """Mirrors cpu_map_delete_elem()."""

@@ -22,7 +22,7 @@ from .kobjects import current_task, fd_object, registry
 from .map import BpfMap, pow2, register_map
 
 _CREATE_FLAGS = (uapi.BPF_F_NUMA_NODE | uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY)
-BPF_XDP_DEVMAP = 29        # enum bpf_attach_type
+BPF_XDP_DEVMAP = uapi.BPF_XDP_DEVMAP
 
 
 @register_map
@@ -111,7 +111,7 @@ class DevMap(BpfMap):
             except OSError:
                 pass
             if (prog is None or getattr(prog, "prog_type", None) != uapi.BPF_PROG_TYPE_XDP
-                    or getattr(prog, "expected_attach_type", BPF_XDP_DEVMAP) != BPF_XDP_DEVMAP):
+                    or getattr(prog, "expected_attach_type", None) != BPF_XDP_DEVMAP):
                 self.kfree(node)
                 raise BpfError(errno.EINVAL, f"DEVMAP: fd {prog_fd} is not an XDP program for devmap")
             prog_id = int(getattr(prog, "id", 0))
@@ -149,6 +149,8 @@ class DevMap(BpfMap):
                 self._drop(k)
             self._entries[k] = new
             return
+        if ifindex == 0:          # __dev_map_hash_update_elem(): no "ifindex 0 deletes" here
+            raise BpfError(errno.EINVAL, "DEVMAP_HASH: ifindex 0")
         old = self._entries.get(k)
         if old is not None and flags & uapi.BPF_NOEXIST:
             raise BpfError(errno.EEXIST, f"DEVMAP_HASH: key {k} exists with BPF_NOEXIST")

@@ -19,7 +19,7 @@ from typing import Any
 from .errors import BpfError
 from .uapi import INT_MAX
 
-FIRST_FD = 3          # 0, 1, 2 are the task's stdio
+STDIO_FDS = (0, 1, 2)
 
 
 @dataclass(eq=False)
@@ -35,6 +35,16 @@ class KernelObject:
         """What the kernel does when the object's last file is released (default: nothing)."""
 
 
+@dataclass(eq=False)
+class StdioFile(KernelObject):
+    """What a process's fds 0, 1 and 2 refer to (a terminal, a pipe, /dev/null): open
+    files that are no BPF object, so bpf() given one of them finds no map or program
+    (__bpf_map_get(): -EINVAL for a file that is not a map), where a closed fd would
+    be -EBADF."""
+
+    fd: int = 0
+
+
 @dataclass
 class BpfFile:
     """An open file of an anon inode ("bpf-map" / "bpf-prog") or a bpffs object."""
@@ -44,22 +54,28 @@ class BpfFile:
     writable: bool = True
 
 
+def _stdio() -> dict[int, BpfFile]:
+    return {fd: BpfFile(StdioFile(fd=fd, files=1)) for fd in STDIO_FDS}
+
+
 @dataclass
 class FdTable:
-    """A task's files_struct (only the bpf files are modelled)."""
+    """A task's files_struct: the standard fds 0-2 every process starts with (no
+    BPF objects) and the files the task opened since."""
 
-    files: dict[int, BpfFile] = field(default_factory=dict)
+    files: dict[int, BpfFile] = field(default_factory=_stdio)
 
     def install(self, f: BpfFile) -> int:
-        """get_unused_fd_flags() + fd_install(): the lowest free fd >= 3."""
-        fd = FIRST_FD
+        """get_unused_fd_flags() + fd_install(): the lowest free fd (3 while 0-2
+        stay open)."""
+        fd = 0
         while fd in self.files:
             fd += 1
         self.files[fd] = f
         return fd
 
     def get(self, fd: int) -> BpfFile:
-        f = self.files.get(fd) if isinstance(fd, int) else None
+        f = self.files.get(fd) if type(fd) is int else None    # (a bool is no fd)
         if f is None:
             raise BpfError(errno.EBADF, f"fd {fd} is not open")
         return f

@@ -3,19 +3,18 @@
 Elements live in a C element store (csrc/htab_store.c, `bm_htab_*`): key, value
 and the simulated addresses of the element's allocations, with the update
 decisions of htab_map_update_elem() made in C; every simulated allocation is
-still made here through the mm layer.  Simplifications (documented):
-iteration (get_next_key) follows insertion order, not bucket order; the
-bucket of a key for batch lookups is crc32(key) & (n_buckets - 1) (the kernel
-uses jhash with a random seed); LRU eviction takes the oldest inserted key;
-freed no-prealloc elements of v5.x are kfree'd at once (the kernel waits an
-RCU grace period).
+still made here through the mm layer.  LRU maps keep the kernel's LRU lists in C
+(csrc/bpf_lru_list.c): victims are exactly the kernel's, per simulated cpu (the
+cpu of the calling context).  Simplifications (documented): iteration
+(get_next_key) follows insertion order, not bucket order; batch lookups go
+bucket by bucket with the kernel's jhash (exact for BPF_F_ZERO_SEED maps; the
+kernel seeds other maps at random, the model with 0).
 """
 
 from __future__ import annotations
 
 import errno
 import struct
-import zlib
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from .._ffi import ffi, lib
 from . import uapi as U
 from .caps import bpf_capable
 from .errors import BpfError
+from .jhash import jhash_any
 from .map import (KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, CreateCtx, MapAttr, pow2,
                   register_map, rup)
 from .memalloc import LLIST_NODE_SZ, BpfMemAlloc
@@ -35,6 +35,15 @@ HTAB_CREATE_FLAG_MASK = (U.BPF_F_NO_PREALLOC | U.BPF_F_NO_COMMON_LRU | U.BPF_F_N
 HASHTAB_MAP_LOCK_COUNT = 8
 PERCPU_TYPES = (U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 LRU_TYPES = (U.BPF_MAP_TYPE_LRU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+
+
+def percpu_lru_entries(max_entries: int, nr_cpus: int) -> int:
+    """htab_map_alloc() with BPF_F_NO_COMMON_LRU: max_entries rounded up to a multiple
+    of the possible cpus, so each cpu's LRU list gets max_entries / nr_cpus nodes; the
+    kernel's roundup() computes in u32, and where that wrapped it rounds down instead
+    (the 2^31 / n_buckets checks then refuse the map)."""
+    up = ((max_entries + nr_cpus - 1) & U.U32_MAX) // nr_cpus * nr_cpus
+    return up if up >= max_entries else max_entries - max_entries % nr_cpus
 
 
 @register_map
@@ -92,10 +101,7 @@ class HashMap(BpfMap):
                                         "PCPU_MIN_UNIT_SIZE")
         max_e = attr.max_entries
         if percpu_lru:
-            max_e = rup(max_e, ctx.system.nr_cpus)
-            if max_e > U.U32_MAX:
-                raise BpfError(errno.E2BIG, "htab_map_alloc: max_entries rounded to a "
-                                            "multiple of the cpus overflows")
+            max_e = percpu_lru_entries(max_e, ctx.system.nr_cpus)
         if ctx.bprof.htab_max_2g and max_e > 1 << 31:
             raise BpfError(errno.E2BIG, f"htab_map_alloc: max_entries {max_e} > 2^31")
         nb = pow2(max_e)
@@ -110,7 +116,7 @@ class HashMap(BpfMap):
         self.lru = t in LRU_TYPES
         self.prealloc = not attr.map_flags & U.BPF_F_NO_PREALLOC
         if attr.map_flags & U.BPF_F_NO_COMMON_LRU:
-            self.max_entries = rup(self.max_entries, system.nr_cpus)
+            self.max_entries = percpu_lru_entries(self.max_entries, system.nr_cpus)
         self.n_buckets = pow2(self.max_entries)
         self.elem_size = ctx.sizes.htab_elem + rup(self.key_size, 8) + (
             8 if self.percpu else rup(self.value_size, 8))
@@ -150,7 +156,16 @@ class HashMap(BpfMap):
         h = lib.bm_htab_new(self.key_size, self._vsize, self._naux, self.max_entries, self._mode)
         if h == ffi.NULL:
             raise MemoryError("bm_htab_new failed")
-        return ffi.gc(h, lib.bm_htab_free)
+        h = ffi.gc(h, lib.bm_htab_free)
+        if self.lru:
+            # prealloc_init(): bpf_lru_init() + bpf_lru_populate() of max_entries nodes
+            flags = ((lib.BM_HTAB_LRU_NO_COMMON if self.attr.map_flags & U.BPF_F_NO_COMMON_LRU else 0)
+                     | (lib.BM_HTAB_LRU_PERCPU_VALUES if self.percpu else 0)
+                     | (lib.BM_HTAB_LRU_TARGET_FREE_CLAMP if self.bprof.lru_target_free_clamp else 0))
+            rc = lib.bm_htab_lru_init(h, self.system.nr_cpus, flags)
+            if rc:
+                raise MemoryError(f"bm_htab_lru_init failed ({rc})")
+        return h
 
     def __len__(self) -> int:
         return int(lib.bm_htab_count(self._store))
@@ -199,7 +214,9 @@ class HashMap(BpfMap):
         return ffi.unpack(self._vbuf, self._vsize)
 
     def update_allocates(self) -> bool:
-        return not self.prealloc or type(self) is not HashMap
+        # LRU maps allocate nothing, but their update takes a node from the calling
+        # cpu's lists, so it runs in the syscall's context too
+        return not self.prealloc or self.lru or type(self) is not HashMap
 
     # --- creation
     def _num_prealloc(self) -> int:
@@ -238,9 +255,11 @@ class HashMap(BpfMap):
             num = self._num_prealloc()
             self._elems_area = self.area_alloc(self.elem_size * num)
             if self.percpu:
-                for _ in range(num):
-                    self._pptrs.append(pcpu(self.v8, 8, g.USER | g.NOWARN))
-            # freelist / LRU lists: plain alloc_percpu, not accounted (not modelled)
+                # one bpf_map_alloc_percpu() per element, in one C call
+                self._pptrs = self.map_alloc_percpu_many(num, self.v8, g.USER | g.NOWARN,
+                                                         account=bool(bp.account))
+            # pcpu_freelist_init() / bpf_lru_init(): alloc_percpu() without __GFP_ACCOUNT
+            # in every release, never charged (not modelled; the LRU lists are in C)
             if not self.percpu and not self.lru:
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
         elif bp.htab_mem_alloc:
@@ -329,6 +348,16 @@ class HashMap(BpfMap):
             if p:
                 self.free_percpu(p)
 
+    def _free_obj_rcu(self, obj: Any) -> None:
+        """free_htab_elem() of a deleted or replaced element: bpf_mem_cache_free() at once
+        (v6.1+: the cache reuses it, holding back only what is above its high watermark),
+        or call_rcu(htab_elem_free_rcu) on v5.x: the element and its per-cpu value stay
+        allocated, and charged, until an RCU grace period (the model's deferred work)."""
+        if obj[0] == "ma":
+            self._free_obj(obj)
+        else:
+            self.system.bpf_state.queue_work(lambda: self._free_obj(obj))
+
     # --- element ops
     def _norm_value(self, value: bytes) -> bytes:
         # per-cpu: pcpu_copy_value() copies round_up(value_size, 8) per cpu, padding included
@@ -342,16 +371,23 @@ class HashMap(BpfMap):
             raise BpfError(errno.ENOENT, "htab lookup: no such key")
         return ffi.unpack(self._vbuf, self._vsize)
 
-    def _update(self, key: bytes, value: bytes, flags: int) -> None:
-        """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem() /
-        htab_lru_map_update_elem(): the store decides (check_flags(), -EEXIST/-ENOENT,
-        -E2BIG when full, LRU eviction of the oldest); a no-prealloc element is
-        allocated here between the decision and the commit, as alloc_htab_elem()
-        does, and a replaced element is freed after its replacement exists."""
+    def _update(self, key: bytes, value: bytes, flags: int, onallcpus: bool = True) -> None:
+        """Mirrors htab_map_update_elem() / htab_percpu_map_update_elem(): the store
+        decides (check_flags(), -EEXIST/-ENOENT, -E2BIG when full); a no-prealloc
+        element is allocated here between the decision and the commit, as
+        alloc_htab_elem() does, and a replaced element is freed after its replacement
+        exists.  LRU maps: htab_lru_map_update_elem() / __htab_lru_percpu_map_update_elem()
+        on the calling cpu (onallcpus False: a program's update of a per-cpu value)."""
         if len(value) != self._vsize:
             raise ValueError(f"value must be {self._vsize} bytes, got {len(value)}")
         if not 0 <= flags < 1 << 64:
             raise BpfError(errno.EINVAL, f"htab update: flags {flags:#x} > BPF_EXIST")
+        if self.lru:
+            rc = lib.bm_htab_lru_update(self._store, self.system.current_cpu or 0, key, value,
+                                        flags, onallcpus)
+            if rc:
+                raise self._update_error(-rc, flags)
+            return
         rc = lib.bm_htab_update(self._store, key, value, flags)
         if rc:
             self._update_rest(rc, key, value, flags)
@@ -365,6 +401,19 @@ class HashMap(BpfMap):
         is rebuilt when the store is (free())."""
         store, ks, vs = self._store, self.key_size, self._vsize
         update, rest = lib.bm_htab_update, self._update_rest
+        if self.lru:
+            # htab_lru_map_update_elem() on the calling cpu's LRU lists
+            lru_update, system, error = lib.bm_htab_lru_update, self.system, self._update_error
+
+            def fast_update_lru(key: Any, value: Any, flags: int) -> bool:
+                if type(key) is not bytes or len(key) != ks or type(value) is not bytes \
+                        or len(value) != vs:
+                    return False
+                rc = lru_update(store, system.current_cpu or 0, key, value, flags, 1)
+                if rc:
+                    raise error(-rc, flags)
+                return True
+            return fast_update_lru
         ma = self.ma if self.pcpu_ma is None and self._naux == 1 else None
         if ma is None:
             def fast_update(key: Any, value: Any, flags: int) -> bool:
@@ -407,7 +456,7 @@ class HashMap(BpfMap):
             self._free_obj(obj)
             raise MemoryError("bm_htab_commit failed")
         if rc == 1:
-            self._free_obj(self._aux_obj(self._old))
+            self._free_obj_rcu(self._aux_obj(self._old))
 
     def _update_error(self, err: int, flags: int) -> BpfError:
         if err == errno.EINVAL:
@@ -419,6 +468,9 @@ class HashMap(BpfMap):
         if err == errno.E2BIG:
             return BpfError(err, f"htab update: map full ({len(self)} of max_entries "
                                  f"{self.max_entries})")
+        if err == errno.ENOMEM and self.lru:
+            return BpfError(err, "htab_lru_map_update_elem: bpf_lru_pop_free() found no "
+                                 "free node")
         return BpfError(err, f"htab update: element store error {err}")  # pragma: no cover
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
@@ -463,6 +515,68 @@ class HashMap(BpfMap):
             raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
         return done, err
 
+    def bulk_fill(self, kb: bytes, n: int, *, distinct_new: bool = False) -> bool:
+        """n syscall updates (BPF_ANY, zero values) of the new, distinct keys in ``kb`` on
+        the current cpu, in a few C calls (bpf/fill.py): the same allocations in the same
+        order and context as the loop (a no-prealloc element: bpf_mem_cache_alloc() on
+        v6.1+, bpf_map_kmalloc_node() [+ bpf_map_alloc_percpu()] under the map's memcg
+        before), the same element state, and the same first error (E2BIG at max_entries,
+        ENOMEM when an allocation fails) after the updates before it.  Returns False,
+        having done nothing, where the loop must run instead (LRU maps, a per-cpu
+        bpf_mem_alloc pair, a key already in the map).  ``distinct_new``: the caller knows
+        the keys are distinct and the map empty (perf: no check)."""
+        if (type(self) is not HashMap or self.lru or self.pcpu_ma is not None
+                or len(kb) != self.key_size * n):
+            return False
+        if not (distinct_new and not len(self)) and lib.bm_htab_all_new(self._store, kb, n) != 1:
+            return False
+        done = min(n, self.max_entries - len(self))
+        err: BpfError | None = None
+        if done < n:
+            err = BpfError(errno.E2BIG, f"htab update: map full ({self.max_entries} of "
+                                        f"max_entries {self.max_entries})")
+        aux: np.ndarray | None = None
+        if self.ma is not None:
+            aux = self.ma.alloc_many_addrs(done)
+            if len(aux) < done:
+                done, err = len(aux), self._cache_enomem()
+        elif not self.prealloc:
+            aux, done, err = self._kmalloc_elems(done, err)
+        vb = bytes(self._vsize * done)
+        ptr = ffi.NULL if aux is None else ffi.cast("uint64_t *", ffi.from_buffer(aux))
+        if done and lib.bm_htab_insert_bulk(self._store, kb, vb, ptr, done) != done:
+            raise MemoryError("bm_htab_insert_bulk failed")   # pragma: no cover
+        if err is not None:
+            raise err
+        return True
+
+    def _kmalloc_elems(self, n: int, err: BpfError | None) -> tuple[np.ndarray, int, BpfError | None]:
+        """_alloc_obj()'s v5.x allocations of n elements in one C call that stops at the
+        first failure: the element under the map's memcg, then its per-cpu value; an
+        element whose per-cpu value fails gives its element back.  Returns the aux words
+        (addr, percpu addr) of the elements made, their number and the error."""
+        gfp = self.acct(self.runtime_gfp())
+        kinds = "kp" if self.percpu else "k"
+        sizes = np.tile(np.array([self.elem_size, self.v8][:len(kinds)], dtype=np.uint64), n)
+        with self._map_memcg_active():
+            got = self.system.allocs_until_fail(kinds * n, sizes, gfp)
+        done = len(got) // len(kinds)
+        if done < n:
+            what, size = ("bpf_map_alloc_percpu", self.v8) if len(got) % len(kinds) else \
+                ("bpf_map_kmalloc_node", self.elem_size)
+            if len(got) % len(kinds):
+                self.system.kfree(int(got[-1]))
+            err = BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
+                                         f"failed: cannot allocate memory")
+        got = got[:done * len(kinds)]
+        aux = np.zeros((done, 2), dtype=np.uint64)
+        aux[:, 0] = got[0::len(kinds)]
+        self.record_many("k", aux[:, 0], self.elem_size)
+        if self.percpu:
+            aux[:, 1] = got[1::2]
+            self.record_many("p", aux[:, 1], self.v8)
+        return aux.reshape(-1), done, err
+
     def helper_update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
         """Program side: per-cpu maps write the current cpu's copy only."""
         if not self.percpu:
@@ -472,15 +586,29 @@ class HashMap(BpfMap):
         if len(value) != self.value_size:
             raise ValueError(f"helper value must be {self.value_size} bytes")
         cpu = self.system.current_cpu or 0
+        if self.lru:
+            # pcpu_copy_value() / pcpu_init_value() with onallcpus false: only this
+            # cpu's copy; the store writes it (a new element zeroes the others)
+            cur = bytearray(self._vsize)
+            cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
+            self._update(bytes(key), bytes(cur), flags, onallcpus=False)
+            return None
         cur = bytearray(self._get(key) or bytes(self.v8 * self.system.nr_cpus))
         cur[cpu * self.v8:cpu * self.v8 + self.value_size] = value
         self._update(key, bytes(cur), flags)
         return None
 
     def helper_lookup_elem(self, key: bytes | None) -> bytes | None:
+        """Program side: LRU maps mark the element referenced
+        (htab_lru_map_lookup_elem(), htab_lru_percpu_map_lookup_elem())."""
         self.check_key(key)
         assert key is not None
-        v = self._get(key)
+        if self.lru:
+            if lib.bm_htab_lru_lookup(self._store, bytes(key), self._vbuf):
+                return None
+            v: bytes | None = ffi.unpack(self._vbuf, self._vsize)
+        else:
+            v = self._get(key)
         if v is None or not self.percpu:
             return v
         cpu = self.system.current_cpu or 0
@@ -493,7 +621,7 @@ class HashMap(BpfMap):
         if lib.bm_htab_delete(self._store, bytes(key), self._old):
             raise BpfError(errno.ENOENT, "htab delete: no such key")
         if self._naux:
-            self._free_obj(self._aux_obj(self._old))
+            self._free_obj_rcu(self._aux_obj(self._old))
 
     def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
         if not self.bprof.lookup_and_delete_hash:
@@ -514,7 +642,15 @@ class HashMap(BpfMap):
         return ffi.unpack(out, self.key_size)
 
     def bucket_of(self, key: bytes) -> int:
-        return zlib.crc32(key) & (self.n_buckets - 1)
+        """__select_bucket(htab, htab_map_hash(key, key_size, hashrnd)): jhash2 for keys of
+        whole words, jhash otherwise.  hashrnd is 0 with BPF_F_ZERO_SEED, as in the
+        kernel; without it the kernel draws a random seed and the model keeps 0 (a
+        simplification: which keys share a bucket then differs, nothing else does)."""
+        return jhash_any(key, 0) & (self.n_buckets - 1)
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        """The value a lookup batch copies out for an element (fd htabs: the inner map's id)."""
+        return stored
 
     def lookup_batch(self, c: Any, delete: bool) -> int:
         """Mirrors __htab_map_lookup_and_delete_batch(): bucket by bucket from the
@@ -551,7 +687,7 @@ class HashMap(BpfMap):
                 break
             for k in bucket:
                 c.umem.write(a["keys"] + total * ks, k)
-                c.umem.write(a["values"] + total * vs, elems[k])
+                c.umem.write(a["values"] + total * vs, self._batch_value(k, elems[k]))
                 total += 1
                 if delete:
                     self.delete_elem(k)
@@ -587,6 +723,8 @@ class HashOfMaps(HashMap):
 
     def __init__(self, system: Any, attr: MapAttr, ctx: CreateCtx) -> None:
         super().__init__(system, attr, ctx)
+        if ctx.bprof.batch_map_in_map:       # htab_of_maps_map_ops: BATCH_OPS(htab)
+            self.batch_ops = HashMap.batch_ops
         self.ptrs: dict[bytes, Any] = {}
         self.inner_meta: Any = None
 
@@ -602,6 +740,10 @@ class HashOfMaps(HashMap):
         for key in list(self.ptrs):
             fd_put_ptr(self, self.ptrs.pop(key))
         super().free()
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        from .arraymap import fd_sys_lookup
+        return fd_sys_lookup(self, self.ptrs[key])
 
     def lookup_elem(self, key: bytes | None) -> bytes:
         """bpf_fd_htab_map_lookup_elem(): the inner map's id."""

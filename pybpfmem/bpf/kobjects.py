@@ -192,12 +192,21 @@ def current_task(system: Any) -> Any:
 class KObjectSystemMixin:
     """System-side creation of kernel objects that are not per task."""
 
-    def create_netdev(self, name: str) -> NetDevice:
-        """register_netdevice(): a net device with the next free ifindex."""
+    def create_netdev(self, name: str, ifindex: int | None = None) -> NetDevice:
+        """register_netdevice(): a net device with ``ifindex`` (a host's own numbering,
+        e.g. lo = 1) or the next free one."""
         reg = registry(self)
         if any(d.name == name for d in reg.netdevs.values()):
             raise BpfError(errno.EEXIST, f"netdev {name!r} already exists")
-        dev = NetDevice(name=name, ifindex=next(reg._ifindex))
+        if ifindex is None:
+            ifindex = next(reg._ifindex)
+            while ifindex in reg.netdevs:
+                ifindex = next(reg._ifindex)
+        elif not isinstance(ifindex, int) or isinstance(ifindex, bool) or not 0 < ifindex <= 0x7FFFFFFF:
+            raise ValueError(f"ifindex must be a positive int, got {ifindex!r}")
+        elif ifindex in reg.netdevs:
+            raise BpfError(errno.EEXIST, f"ifindex {ifindex} is taken")
+        dev = NetDevice(name=name, ifindex=ifindex)
         reg.netdevs[dev.ifindex] = dev
         return dev
 

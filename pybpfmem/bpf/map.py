@@ -131,7 +131,7 @@ _REGISTRY: dict[int, type["BpfMap"]] = {}
 FAMILY_MODULES = ("arraymap", "hashtab", "lpm_trie", "queue_stack_maps", "ringbuf",
                   "stackmap", "devmap", "cpumap", "xskmap", "sock_map",
                   "reuseport_array", "local_storage", "bpf_local_storage",
-                  "bpf_struct_ops", "bloom_filter")
+                  "bpf_struct_ops", "bloom_filter", "arena")
 
 
 def _load_families() -> None:
@@ -162,6 +162,29 @@ class _Alloc:
     order: int = 0     # alloc_pages() order
 
 
+class _BulkBooks:
+    """Allocations of one kind and requested size booked at once by a bulk path (a map
+    filled with a million elements): their sorted addresses and which are still held."""
+
+    def __init__(self, kind: str, size: int, addrs: np.ndarray) -> None:
+        self.kind, self.size = kind, size
+        self.addrs = np.sort(np.asarray(addrs, dtype=np.uint64))
+        self.held = np.ones(len(self.addrs), dtype=bool)
+        self.n_held = len(self.addrs)
+
+    def take(self, addr: int) -> bool:
+        """Drop ``addr`` from the books (False if it is not held here)."""
+        i = int(np.searchsorted(self.addrs, np.uint64(addr)))
+        if i < len(self.addrs) and int(self.addrs[i]) == addr and self.held[i]:
+            self.held[i] = False
+            self.n_held -= 1
+            return True
+        return False
+
+    def held_addrs(self) -> np.ndarray:
+        return self.addrs[self.held]
+
+
 class BpfMap:
     """struct bpf_map and its ops.  Subclasses override the hooks below."""
 
@@ -183,7 +206,9 @@ class BpfMap:
         self.key_size = attr.key_size
         self.value_size = attr.value_size
         self.max_entries = attr.max_entries
-        self.map_flags = attr.map_flags
+        # bpf_map_flags_retain_permanent(): BPF_F_RDONLY/WRONLY belong to the fd, not
+        # the map (bpf_map_init_from_attr())
+        self.map_flags = attr.map_flags & ~(uapi.BPF_F_RDONLY | uapi.BPF_F_WRONLY)
         self.name = attr.name
         self.id = 0
         self.memcg: Any = None          # v5.11 map->memcg (MemCgroup, css ref held)
@@ -197,6 +222,7 @@ class BpfMap:
         self.pinned: list[str] = []
         self.freed = False
         self._allocs: dict[tuple[str, int], _Alloc] = {}
+        self._bulk_books: list[_BulkBooks] = []     # record_many()
         self.pools: list[Any] = []      # bpf_mem_alloc caches booked in aggregate
 
     # ----------------------------------------------------------- ops hooks
@@ -346,6 +372,20 @@ class BpfMap:
         objects (per cpu), the whole pages otherwise."""
         self._allocs[key] = _Alloc(_KINDS[key[0]], size, order)
 
+    def record_many(self, kind: str, addrs: np.ndarray, size: int) -> None:
+        """Book many allocations of one kind (``"k"`` slab, ``"p"`` percpu) and requested
+        size at once (bulk paths), in aggregate: kfree()/free_percpu() find them there."""
+        if kind not in ("k", "p"):
+            raise ValueError(f"record_many: kind {kind!r} is not 'k' or 'p'")
+        if len(addrs):
+            self._bulk_books.append(_BulkBooks(kind, size, addrs))
+
+    def _take_bulk(self, kind: str, addr: int) -> bool:
+        for b in self._bulk_books:
+            if b.kind == kind and b.n_held and b.take(addr):
+                return True
+        return False
+
     def _enomem(self, what: str, size: int, exc: OSError) -> BpfError:
         return BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
                                       f"failed: {exc.strerror or exc}")
@@ -419,6 +459,22 @@ class BpfMap:
         self._record(("p", addr), size)
         return addr
 
+    def map_alloc_percpu_many(self, n: int, size: int, gfp: int, *, account: bool = True) -> list[int]:
+        """n map_alloc_percpu(size, 8, gfp) (``account`` False: plain_alloc_percpu()) in one
+        C call that stops at the first failure, as the loop of them stops (raising
+        ENOMEM after booking what it got, as the loop does)."""
+        if account and self.bprof.account:
+            gfp |= self.gfp.ACCOUNT
+        ctx = self._map_memcg_active() if account else nullcontext()
+        with ctx:
+            got = self.system.allocs_until_fail("p" * n, np.full(n, size, dtype=np.uint64), gfp)
+        self.record_many("p", got, size)
+        if len(got) < n:
+            what = "bpf_map_alloc_percpu" if account else "alloc_percpu"
+            raise BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
+                                         f"failed: cannot allocate memory")
+        return got.tolist()
+
     def plain_alloc_percpu(self, size: int, align: int, gfp: int) -> int:
         """__alloc_percpu_gfp() without the map helpers (unaccounted unless gfp says)."""
         try:
@@ -429,12 +485,12 @@ class BpfMap:
         return addr
 
     def kfree(self, addr: int) -> None:
-        if self._allocs.pop(("k", addr), None) is None:
+        if self._allocs.pop(("k", addr), None) is None and not self._take_bulk("k", addr):
             raise ValueError(f"kfree: {addr:#x} not allocated by map {self.id}")
         self.system.kfree(addr)
 
     def free_percpu(self, addr: int) -> None:
-        if self._allocs.pop(("p", addr), None) is None:
+        if self._allocs.pop(("p", addr), None) is None and not self._take_bulk("p", addr):
             raise ValueError(f"free_percpu: {addr:#x} not allocated by map {self.id}")
         self.system.free_percpu(addr)
 
@@ -460,7 +516,8 @@ class BpfMap:
     def forget_alloc(self, kind: str, addr: int) -> None:
         """Drop an allocation from the map's books without freeing it (ownership moved,
         e.g. to a bpf_mem_alloc cache)."""
-        self._allocs.pop((kind, addr), None)
+        if self._allocs.pop((kind, addr), None) is None:
+            self._take_bulk(kind, addr)
 
     def adopt_alloc(self, kind: str, addr: int, size: int) -> None:
         """Book an allocation made elsewhere (the map's code, another map's books);
@@ -479,6 +536,14 @@ class BpfMap:
                 self.system.free_percpu(addr)
             else:
                 self.system.free_pages(addr, a.order)
+        books, self._bulk_books = self._bulk_books, []
+        for b in books:
+            addrs = b.held_addrs()
+            if b.kind == "k":
+                self.system.kfree_bulk(addrs)
+            else:
+                for addr in addrs.tolist():
+                    self.system.free_percpu(addr)
 
     def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
         """What this map holds on a non-root memcg now, by allocation kind: the requested
@@ -510,6 +575,22 @@ class BpfMap:
             else:
                 asked[a.kind] += size
                 seen[a.kind] += size
+        for b in self._bulk_books:
+            addrs = b.held_addrs()
+            if not len(addrs):
+                continue
+            ids = sysm.memcg_ids_of(addrs)
+            n = int(np.count_nonzero((ids >= 0) & (ids != root)))
+            if not n:
+                continue
+            kind = _KINDS[b.kind]
+            if b.kind == "k":
+                full = slab_charge.get(b.size) or sysm.kmalloc_charged_size(int(addrs[0]))
+                asked[kind] += n * b.size
+            else:
+                full = sysm.pcpu_obj_full_size(b.size)
+                asked[kind] += n * b.size * ncpu
+            seen[kind] += n * full
         for pool in self.pools:
             if pool.charged():
                 for kind, nbytes, full in pool.books():
@@ -522,6 +603,8 @@ class BpfMap:
         out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
         for a in self._allocs.values():
             out[a.kind] += a.size * self.system.nr_cpus if a.kind == "percpu" else a.size
+        for b in self._bulk_books:
+            out[_KINDS[b.kind]] += b.n_held * b.size * (self.system.nr_cpus if b.kind == "p" else 1)
         for pool in self.pools:
             for kind, nbytes, _ in pool.books():
                 out[kind] += nbytes

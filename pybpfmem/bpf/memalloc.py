@@ -209,13 +209,16 @@ class BpfMemAlloc:
         gfp = g.NOWAIT | g.NOWARN | g.ACCOUNT | g.ZERO
         sysm = self.system
         cg = self._memcg()
-        pool: list[int] = []
+        pool_arr = np.zeros(0, dtype=np.uint64)
         if refills:
             with sysm.active_memcg(cg):
-                pool = sysm.kmalloc_until_fail(self.unit_size, refills * batch, gfp).tolist()
-            if pool:
-                self._added(len(pool), [(pool[0], 0)])
-        live = len(pool) < refills * batch     # a prefetched refill came up short
+                pool_arr = sysm.kmalloc_until_fail(self.unit_size, refills * batch, gfp)
+            if len(pool_arr):
+                self._added(len(pool_arr), [(int(pool_arr[0]), 0)])
+        live = len(pool_arr) < refills * batch     # a prefetched refill came up short
+        if not live and (c.free or not k):
+            return self._pop_all(c, k, pool_arr)
+        pool: list[int] = pool_arr.tolist()
         free = [a for a, _ in c.free]
         out = np.empty(k, dtype=np.uint64)
         pos = pi = 0
@@ -250,6 +253,43 @@ class BpfMemAlloc:
         assert pi == len(pool)
         return out[:pos]
 
+    def _pop_all(self, c: MemCache, k: int, pool: np.ndarray) -> np.ndarray:
+        """alloc_many_addrs() when every refill it counted was made: the cache as a stack
+        of addresses, k pops a run at a time, each refill pushed where the cache drops
+        below low (perf: array slices, not lists, for a million pops)."""
+        low, batch = c.low, c.batch
+        stack = np.empty(len(c.free) + batch + low, dtype=np.uint64)
+        top = len(c.free)
+        stack[:top] = [a for a, _ in c.free]
+        out = np.empty(k, dtype=np.uint64)
+        pos = pi = 0
+        steady = False      # the last refill left the cache at low - 1 + batch
+        while pos < k:
+            if steady and k - pos >= batch:
+                # each run pops the batch the refill before it pushed (in reverse), then a
+                # refill pushes the next one: m such runs at once
+                m = (k - pos) // batch
+                seg = pool[pi - batch:pi + (m - 1) * batch]
+                out[pos:pos + m * batch] = seg.reshape(m, batch)[:, ::-1].ravel()
+                pos += m * batch
+                pi += m * batch
+                stack[low - 1:low - 1 + batch] = pool[pi - batch:pi]
+                continue
+            run = min(top - low + 1 if top >= low else 1, k - pos)
+            out[pos:pos + run] = stack[top - run:top][::-1]     # pop() order
+            top -= run
+            pos += run
+            steady = False
+            if top < low:
+                steady = top == low - 1
+                stack[top:top + batch] = pool[pi:pi + batch]
+                top += batch
+                pi += batch
+        assert pi == len(pool)
+        self.live += k
+        c.free = list(zip(stack[:top].tolist(), repeat(0)))
+        return out
+
     def free(self, obj: tuple[int, int]) -> None:
         """Mirrors bpf_mem_cache_free() -> unit_free(): back to the current cpu's cache;
         above high, the excess down to (high+low)/2 waits for an RCU grace period."""
@@ -263,6 +303,16 @@ class BpfMemAlloc:
             # free_by_rcu: released by deferred work, or by destroy() if the map goes first
             self._waiting.append(excess)
             self.system.bpf_state.queue_work(lambda: self._release_waiting(excess))
+
+    def free_rcu(self, obj: tuple[int, int]) -> None:
+        """Mirrors bpf_mem_cache_free_rcu() -> unit_free_rcu(): the object is not reused
+        before an RCU grace period; then check_free_by_rcu()/__free_by_rcu() pass it on to
+        be freed (simplified: freed when the deferred work runs; the kernel frees it after
+        a further RCU tasks trace grace period, and a refill may take it back before)."""
+        self.live -= 1
+        batch = [obj]
+        self._waiting.append(batch)
+        self.system.bpf_state.queue_work(lambda: self._release_waiting(batch))
 
     def _release_waiting(self, excess: list[tuple[int, int]]) -> None:
         for i, w in enumerate(self._waiting):

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from . import uapi
 from .caps import require_cap
 from .errors import BpfError
-from .kobjects import Socket, current_task, fd_object
+from .kobjects import Socket, XdpSocket, current_task, fd_object
 from .map import BpfMap, pow2, register_map, rup
 from .uapi import MAX_BPF_STACK, U32_MAX
 
@@ -30,12 +30,18 @@ class _SockMapBase(BpfMap):
     kind: ClassVar[str] = ""
 
     def _socket_from_value(self, value: bytes) -> Socket:
-        """sockfd_lookup() + sock_map_sk_is_suitable() + sock_map_sk_state_allowed()."""
+        """sock_map_update_elem_sys(): the fd (a u64 or a u32, as the value size says) must
+        fit in an int (-EINVAL), then sockfd_lookup() + sock_map_sk_is_suitable() +
+        sock_map_sk_state_allowed()."""
         fd = int.from_bytes(value[: self.attr.value_size], "little")
+        if fd > 0x7FFFFFFF:
+            raise BpfError(errno.EINVAL, f"{self.kind}: fd {fd} > S32_MAX")
         sk = fd_object(current_task(self.system), fd)
         if not isinstance(sk, Socket):
-            raise BpfError(errno.ENOTSOCK if not hasattr(sk, "kind") else errno.EOPNOTSUPP,
-                           f"{self.kind}: fd {fd} is not a socket")
+            # sockfd_lookup(): a file that is no socket is -ENOTSOCK; a socket of a
+            # family sock maps cannot hold (AF_XDP) fails sock_map_sk_is_suitable()
+            raise BpfError(errno.EOPNOTSUPP if isinstance(sk, XdpSocket) else errno.ENOTSOCK,
+                           f"{self.kind}: fd {fd} is not a socket a sock map can hold")
         if sk.closed or (sk.kind == "tcp" and not sk.established):
             raise BpfError(errno.EOPNOTSUPP, f"{self.kind}: socket state not allowed "
                            f"(TCP must be established or listening)")

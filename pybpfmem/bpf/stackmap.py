@@ -121,20 +121,30 @@ class StackTraceMap(BpfMap):
         """Mirrors stack_map_update_elem(): -EINVAL."""
         raise BpfError(errno.EINVAL, "STACK_TRACE: update from syscall is not supported")
 
+    def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
+        """Mirrors stack_map_lookup_and_delete_elem() -> bpf_stackmap_extract(delete):
+        the trace, and its bucket emptied (switch lookup_and_delete_stack_trace; the
+        syscall refuses the command on older profiles)."""
+        value = self.lookup_elem(key)
+        del self._buckets[self._id(key)]
+        return value
+
     def delete_elem(self, key: bytes | None) -> None:
-        """Mirrors stack_map_delete_elem()."""
+        """Mirrors stack_map_delete_elem(): an id past the buckets is -E2BIG, an empty
+        bucket -ENOENT."""
         idx = self._id(key)
         if idx >= self.n_buckets:
-            raise BpfError(errno.EINVAL, f"STACK_TRACE: id {idx} >= n_buckets {self.n_buckets}")
+            raise BpfError(errno.E2BIG, f"STACK_TRACE: id {idx} >= n_buckets {self.n_buckets}")
         if self._buckets.pop(idx, None) is None:
             raise BpfError(errno.ENOENT, f"STACK_TRACE: no trace with id {idx}")
 
     def get_next_key(self, key: bytes | None) -> bytes:
-        """Mirrors stack_map_get_next_key()."""
+        """Mirrors stack_map_get_next_key(): the next id with a trace after the key's;
+        from the start when the key is past the buckets or its bucket is empty."""
         start = 0
         if key is not None:
             idx = self._id(key)
-            start = 0 if idx >= self.n_buckets else idx + 1
+            start = 0 if idx >= self.n_buckets or idx not in self._buckets else idx + 1
         nxt = [i for i in self._buckets if i >= start]
         if not nxt:
             raise BpfError(errno.ENOENT, "STACK_TRACE: no further trace")

@@ -232,10 +232,20 @@ def _check_elem_flags(flags: int, what: str) -> None:
 
 
 def map_lookup_elem(c: Call) -> int:
+    """Mirrors map_lookup_elem(): flags other than BPF_F_LOCK (-EINVAL) before the fd,
+    then read access, then BPF_F_LOCK without a bpf_spin_lock (-EINVAL)."""
+    flags = c.a["flags"]
+    if flags & ~U.BPF_F_LOCK:
+        raise BpfError(errno.EINVAL, f"map_lookup_elem: flags {flags:#x} other than BPF_F_LOCK")
     f, m = _map_file(c, c.a["map_fd"])
-    _check_elem_flags(c.a["flags"], "map_lookup_elem")
     _need_read(f, m, "map_lookup_elem")
+    _check_elem_flags(flags, "map_lookup_elem")
     key = _copy_key(c, m, c.a["key"])
+    if m.map_type == U.BPF_MAP_TYPE_BLOOM_FILTER:
+        # the value buffer is the input: bloom_map_peek_elem() of the user's value,
+        # nothing is copied back
+        m.lookup_elem(key, c.umem.read(c.a["value"], m.syscall_value_size()))
+        return 0
     val = m.lookup_elem(key)
     c.umem.write(c.a["value"], val)
     return 0
@@ -288,31 +298,59 @@ def map_get_next_key(c: Call) -> int:
     return 0
 
 
+_QUEUE_STACK = (U.BPF_MAP_TYPE_QUEUE, U.BPF_MAP_TYPE_STACK)
+_HASHES = (U.BPF_MAP_TYPE_HASH, U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_HASH,
+           U.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+
+
 def map_lookup_and_delete_elem(c: Call) -> int:
-    f, m = _map_file(c, c.a["map_fd"])
+    """Mirrors map_lookup_and_delete_elem().  With switch lookup_and_delete_hash (v5.14,
+    which gave the command its flags): flags other than BPF_F_LOCK are -EINVAL before the
+    fd, read and write access are needed, a queue/stack with any flag and BPF_F_LOCK
+    without a bpf_spin_lock are -EINVAL; then the key is copied and only queue/stack
+    (pop), the hash family and, with switch lookup_and_delete_stack_trace, STACK_TRACE
+    have the operation: every other type is -ENOTSUPP."""
+    bp = c.st.bprof
     flags = c.a["flags"]
-    if flags & ~U.BPF_F_LOCK:
-        raise BpfError(errno.EINVAL, f"map_lookup_and_delete_elem: invalid flags {flags:#x}")
+    if bp.lookup_and_delete_hash and flags & ~U.BPF_F_LOCK:
+        raise BpfError(errno.EINVAL, f"map_lookup_and_delete_elem: flags {flags:#x} other "
+                                     f"than BPF_F_LOCK")
+    f, m = _map_file(c, c.a["map_fd"])
     _need_read(f, m, "map_lookup_and_delete_elem")
     _need_write(f, m, "map_lookup_and_delete_elem")
+    if flags and m.map_type in _QUEUE_STACK:
+        raise BpfError(errno.EINVAL, "map_lookup_and_delete_elem: flags on a queue/stack")
+    _check_elem_flags(flags, "map_lookup_and_delete_elem")
     key = _copy_key(c, m, c.a["key"])
+    types = _QUEUE_STACK
+    if bp.lookup_and_delete_hash:
+        types += _HASHES
+    if bp.lookup_and_delete_stack_trace:
+        types += (U.BPF_MAP_TYPE_STACK_TRACE,)
+    if m.map_type not in types:
+        raise BpfError(U.ENOTSUPP, f"map_lookup_and_delete_elem: not supported by map type "
+                                   f"{U.MAP_TYPE_NAMES.get(m.map_type)}")
     val = m.lookup_and_delete_elem(key)
     c.umem.write(c.a["value"], val)
     return 0
 
 
 def map_freeze(c: Call) -> int:
-    """Mirrors map_freeze(), kernel/bpf/syscall.c."""
+    """Mirrors map_freeze(), kernel/bpf/syscall.c: STRUCT_OPS is -ENOTSUPP; with switch
+    freeze_needs_write the fd must be writable as map_get_sys_perms() sees it -- which a
+    frozen map never is, so a second freeze is -EPERM -- before the -EBUSY checks (active
+    writable mmaps, already frozen); before it, CAP_BPF is checked after them."""
     f, m = _map_file(c, c.a["map_fd"])
-    if c.st.bprof.unpriv_per_command and not f.writable:
-        raise BpfError(errno.EPERM, "map_freeze: fd lacks write permission")
     if m.map_type == U.BPF_MAP_TYPE_STRUCT_OPS:
         raise BpfError(U.ENOTSUPP, "map_freeze: STRUCT_OPS maps cannot be frozen")
+    if c.st.bprof.freeze_needs_write and (not f.writable or m.frozen):
+        raise BpfError(errno.EPERM, "map_freeze: no write access (read-only fd or the map "
+                                    "is frozen already)")
     if m.writecnt:
         raise BpfError(errno.EBUSY, f"map_freeze: {m.writecnt} writable mmaps active")
     if m.frozen:
         raise BpfError(errno.EBUSY, f"map_freeze: map {m.id} already frozen")
-    if not c.st.bprof.unpriv_per_command and not bpf_capable(c.task):
+    if not c.st.bprof.freeze_needs_write and not bpf_capable(c.task):
         raise BpfError(errno.EPERM, "map_freeze: needs CAP_BPF")
     m.frozen = True
     return 0
@@ -326,7 +364,12 @@ _BATCH_OPS = {U.BPF_MAP_LOOKUP_BATCH: "lookup", U.BPF_MAP_LOOKUP_AND_DELETE_BATC
 
 
 def map_batch(c: Call) -> int:
-    """Mirrors bpf_map_do_batch(), kernel/bpf/syscall.c."""
+    """Mirrors bpf_map_do_batch(), kernel/bpf/syscall.c: read access for the lookups,
+    write access for the others, -ENOTSUPP where the type has no such batch op; then
+    the op's own checks: elem_flags other than BPF_F_LOCK, or BPF_F_LOCK without a
+    bpf_spin_lock, are -EINVAL (generic_map_*_batch(); the hash family's lookups also
+    refuse any ``flags``, the generic ones ignore it), a count of 0 returns 0 at once,
+    and the count the kernel writes back starts at 0."""
     op = _BATCH_OPS[c.cmd]
     f, m = _map_file(c, c.a["map_fd"])
     if op in ("lookup", "lookup_and_delete"):
@@ -336,17 +379,21 @@ def map_batch(c: Call) -> int:
     if op not in m.batch_ops:
         raise BpfError(U.ENOTSUPP, f"map_{op}_batch: not supported by map type "
                                    f"{U.MAP_TYPE_NAMES.get(m.map_type)}")
-    if c.a["elem_flags"] & ~U.BPF_F_LOCK or c.a["flags"]:
-        raise BpfError(errno.EINVAL, f"map_{op}_batch: invalid elem_flags/flags")
+    special = getattr(m, "lookup_batch", None) if op in ("lookup", "lookup_and_delete") else None
+    if c.a["elem_flags"] & ~U.BPF_F_LOCK:
+        raise BpfError(errno.EINVAL, f"map_{op}_batch: elem_flags {c.a['elem_flags']:#x} "
+                                     f"other than BPF_F_LOCK")
     if c.a["elem_flags"] & U.BPF_F_LOCK:
         raise BpfError(errno.EINVAL, f"map_{op}_batch: BPF_F_LOCK without bpf_spin_lock")
+    if special is not None and c.a["flags"]:
+        raise BpfError(errno.EINVAL, f"map_{op}_batch: flags {c.a['flags']:#x} must be 0")
     if c.a["count"] == 0:
         return 0
+    c.write_back("count", 0)     # put_user(0, &uattr->batch.count)
     if op == "update":
         return generic_map_update_batch(c, m)
     if op == "delete":
         return generic_map_delete_batch(c, m)
-    special = getattr(m, "lookup_batch", None)
     if special is not None:
         return int(special(c, op == "lookup_and_delete"))
     return generic_map_lookup_batch(c, m)
@@ -513,8 +560,13 @@ def _get_next_id(c: Call, ids: Any) -> int:
 
 
 def obj_get_info_by_fd(c: Call) -> int:
-    """Mirrors bpf_obj_get_info_by_fd(): fills struct bpf_map_info / bpf_prog_info."""
-    f = c.task.bpf_task.fds.get(c.a["bpf_fd"])
+    """Mirrors bpf_obj_get_info_by_fd(): fills struct bpf_map_info / bpf_prog_info; a
+    closed fd is -EBADFD (not -EBADF), a file of another kind -EINVAL."""
+    f = c.task.bpf_task.fds.files.get(c.a["bpf_fd"])
+    if f is None:
+        raise BpfError(errno.EBADFD, f"obj_get_info_by_fd: fd {c.a['bpf_fd']} is not open")
+    if isinstance(f.obj, KernelObject):
+        raise BpfError(errno.EINVAL, f"obj_get_info_by_fd: fd {c.a['bpf_fd']} is no BPF object")
     info = f.obj.info_bytes(c.st.bprof) if hasattr(f.obj, "info_bytes") else _map_info(c, f.obj)
     ulen = c.a["info_len"]
     if ulen > len(info):

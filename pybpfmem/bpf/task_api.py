@@ -17,7 +17,7 @@ from . import uapi as U
 from .cgroup_bpf import cgroup_attach, cgroup_detach
 from .core import BpfProg, build_insns
 from .errors import BpfError
-from .fd import BpfFile, FdTable, UserMemory, obj_get, obj_put
+from .fd import BpfFile, FdTable, KernelObject, UserMemory, obj_get, obj_put
 from .kobjects import CgroupFile, KObjectTaskMixin
 from .map import BpfMap
 from .services import MemTask
@@ -515,14 +515,19 @@ class BpfTaskMixin(KObjectTaskMixin):
     # ---- fdinfo
     def fdinfo(self, fd: int) -> dict[str, str]:
         """/proc/<pid>/fdinfo/<fd> for a bpf fd (bpf_map_show_fdinfo /
-        bpf_prog_show_fdinfo), keys as the profile's kernel prints them."""
+        bpf_prog_show_fdinfo), keys as the profile's kernel prints them; for any
+        other file (a socket, the standard fds) the lines every file has (seq_show())."""
         f = self.bpf_task.fds.get(fd)
         st = self.system.bpf_state
         flags = 0o2000000 | (2 if f.readable and f.writable else (0 if f.readable else 1))
         out = {"pos": "0", "flags": f"0{flags:o}", "mnt_id": "15"}
-        if st.bprof.fdinfo_ino:
-            out["ino"] = str(1000 + (f.obj.id or 0))
         obj = f.obj
+        if isinstance(obj, KernelObject):
+            if st.bprof.fdinfo_ino and hasattr(obj, "ino"):
+                out["ino"] = str(obj.ino)
+            return out
+        if st.bprof.fdinfo_ino:
+            out["ino"] = str(1000 + (obj.id or 0))
         if isinstance(obj, BpfMap):
             out.update({"map_type": str(obj.map_type), "key_size": str(obj.key_size),
                         "value_size": str(obj.value_size),

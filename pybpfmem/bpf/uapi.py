@@ -60,6 +60,8 @@ BPF_CGROUP_INET_SOCK_CREATE = 2
 BPF_CGROUP_SOCK_OPS = 3
 BPF_CGROUP_DEVICE = 6
 BPF_CGROUP_SYSCTL = 18
+BPF_XDP_DEVMAP = 33           # programs a devmap / cpumap entry runs
+BPF_XDP_CPUMAP = 35
 # attach flags
 BPF_F_ALLOW_OVERRIDE = 1 << 0
 BPF_F_ALLOW_MULTI = 1 << 1

@@ -255,10 +255,15 @@ def threads(n: int, nthreads: int, direct: bool) -> Measurement:
                        cpu_ns)
 
 
-def cpu_seconds() -> float:
-    """User + system cpu time of this process, every thread included."""
+def cpu_seconds(children: bool = False) -> float:
+    """User + system cpu time of this process, every thread included (and of its ended
+    child processes)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    total = ru.ru_utime + ru.ru_stime
+    if children:
+        rc = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += rc.ru_utime + rc.ru_stime
+    return total
 
 
 def real_update_ns(n: int, map_flags: int) -> tuple[float, float] | None:
@@ -361,6 +366,60 @@ def bpf_update_batch(n: int) -> Measurement:
                        f"for the {n:.0e}-element map (target < 200 MB)")
 
 
+CILIUM_MAPS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "cilium-default-maps.json")
+
+
+def fill_ns(n: int, bulk: bool, profile: str = CURRENT_PROFILE) -> float:
+    """ns per entry of filling a no-prealloc HASH 12/8 and an LPM trie 8/8 (n entries each)
+    with bpf.fill(): in bulk, or by the element loop (one syscall update per entry)."""
+    from pybpfmem import bpf
+    from pybpfmem.bpf.fill import fill
+
+    system = new_system(profile)
+    task = system.spawn(cgroup=chain(system, 1))
+    fds = [task.bpf_map_create(bpf.BPF_MAP_TYPE_HASH, 12, 8, n, bpf.BPF_F_NO_PREALLOC),
+           task.bpf_map_create(bpf.BPF_MAP_TYPE_LPM_TRIE, 8, 8, n, bpf.BPF_F_NO_PREALLOC)]
+    t0 = time.perf_counter_ns()
+    for fd in fds:
+        fill(task, fd, n, bulk=bulk)
+    return (time.perf_counter_ns() - t0) / (2 * n)
+
+
+def bulk_fill(n: int) -> Measurement:
+    bulk = min(fill_ns(n, True) for _ in range(3))
+    loop = fill_ns(n, False)
+    return Measurement(f"plan's bulk fill, hash + LPM, {n:,} entries each", bulk,
+                       "the element loop (a syscall update per entry)", loop, None,
+                       "the same memory.current, memory.stat and elements (tests/test_fill.py)")
+
+
+def plan_cilium(compare: bool, loop_ns: float) -> Measurement:
+    """`pybpfmem plan` of the Cilium default maps (examples/cilium-default-maps.json): one
+    profile, or every profile (in parallel processes, as --compare-profiles runs)."""
+    from pybpfmem.commands.plan import run_plans
+    from pybpfmem.commands.plan_inputs import bpftool_specs
+    from pybpfmem.commands.planner import PlanOptions
+    from pybpfmem.profiles import PROFILE_NAMES
+
+    specs = bpftool_specs(CILIUM_MAPS)
+    profiles = PROFILE_NAMES if compare else (CURRENT_PROFILE,)
+    c0 = cpu_seconds(children=True)
+    t0 = time.perf_counter_ns()
+    results = run_plans(specs, [PlanOptions(profile=p) for p in profiles])
+    ns = time.perf_counter_ns() - t0
+    cpu = cpu_seconds(children=True) - c0
+    entries = sum(m.entries_when_full or 0 for m in results[-1].maps)
+    grown = sum(m.entries_when_full or 0 for m in results[-1].maps if m.growth == "entries")
+    what = f"every profile ({len(profiles)})" if compare else f"profile {CURRENT_PROFILE}"
+    target = "< 3 s" if compare else "< 1 s"
+    return Measurement(
+        f"plan, Cilium default maps, {what}", ns / (len(profiles) * grown),
+        "the element loop, per entry", loop_ns, None,
+        f"total {ns / 1e9:.2f} s, cpu {cpu:.2f} s (target {target}); {entries:,} entries when "
+        f"full, {grown:,} of them written (the rest are preallocated); the element loop would take "
+        f"{len(profiles) * grown * loop_ns / 1e9:.0f} s for those")
+
+
 def workloads(full: bool) -> Iterator[Callable[[], Measurement]]:
     big = 2_000_000 if full else 400_000
     yield lambda: stock_hit(big)
@@ -381,6 +440,14 @@ def workloads(full: bool) -> Iterator[Callable[[], Measurement]]:
         yield lambda prealloc=prealloc: bpf_update_elem(100_000 if full else 20_000, prealloc)
     if full:
         yield lambda: bpf_update_batch(1_000_000)
+    fills: list[Measurement] = []      # the plan rows quote the element loop of this row
+
+    def fill_job() -> Measurement:
+        fills.append(bulk_fill(20_000 if full else 5_000))
+        return fills[0]
+    yield fill_job
+    for compare in (False, True):
+        yield lambda compare=compare: plan_cilium(compare, fills[0].baseline_ns or 0.0)
 
 
 def write_svg(doc: dict, path: str) -> None:

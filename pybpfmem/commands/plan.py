@@ -1,282 +1,362 @@
-"""``pybpfmem plan``: capacity planning of memory.max for a set of BPF maps.
+"""pybpfmem plan: the memory.max a cgroup needs for its BPF maps, before deployment.
 
-Each map is created on a fresh simulated machine of the chosen kernel and
-size (``--profile``, ``--cpus``), in a cgroup of its own, and measured the way
-memory.current would show it: at creation, and when full (every entry
-written; for maps above ``FULL_INSERT_CAP`` entries the per-entry cost is
-measured on that many inserts and extrapolated linearly, which is said in
-the output).  The recommended memory.max of a cgroup adds the per-cpu stock
-slack: every possible cpu may hold up to MEMCG_CHARGE_BATCH pre-charged pages
-in its page stock and up to a page of bytes in its object stock.
+The maps come from compiled BPF objects (``OBJECT.bpf.o``, read as libbpf reads them),
+``--map`` rows, a ``--file`` of ``[[map]]`` tables, ``bpftool -j map show`` output or
+the maps of this host (``--host``).  For each kernel profile they are created together
+in one simulated machine, in their memory cgroups, filled, churned and pushed against
+memory.max (commands/planner.py); the output gives per map and per cgroup the charge at
+creation, when full and under churn, the fdinfo memlock empty and full, what an update
+does at memory.max, and the recommended memory.max with the per-cpu stock slack.
+
+Exit codes: 0 the plan is made; 1 a map cannot be created (or filled) on a profile:
+the kernel would refuse it at any memory.max (no memory.max is recommended); 2 bad
+input.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import json
-import math
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-import pybpfmem
-from pybpfmem.bpf import uapi
 from pybpfmem.profiles import CURRENT_PROFILE, PROFILE_NAMES, get_profile
-from pybpfmem.commands.scenario import flag_value, map_type_by_name
 
-FULL_INSERT_CAP = 65536
+from . import plan_inputs as inputs
+from .planner import CHURN, MIB, PlanOptions, PlanResult, plan
+
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-# map types whose entries allocate memory when written (the rest allocate at creation)
-GROWING = {
-    uapi.BPF_MAP_TYPE_HASH, uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_LPM_TRIE,
-    uapi.BPF_MAP_TYPE_HASH_OF_MAPS,
+_MAX_CPUS = 1024
+_PAGE_SIZES = (4096, 16384, 65536)
+# what the "at memory.max" column says, and what each word means
+AT_MAX_LEGEND = {
+    "ENOMEM": "an update that needs new memory fails (GFP_NOWAIT allocations, bpf_mem_alloc "
+              "refills: the charge is not forced)",
+    "forced": "an update's allocation is charged past memory.max (GFP_ATOMIC: the charge "
+              "is forced)",
+    "no alloc": "updates allocate nothing (preallocated)",
+    "evicts": "updates allocate nothing: a full LRU map evicts its least recently used "
+              "entry (preallocated)",
+    "not charged": "the map's memory is not charged to the memory cgroup (5.10: "
+                   "RLIMIT_MEMLOCK at creation)",
+    "fits": "updates at memory.max needed no new memory within the probe",
 }
-
-
-@dataclass
-class MapSpec:
-    type: str
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: int = 0
-    name: str = ""
-    id: int | None = None
-    memcg: str | None = None
-    input_memlock: int | None = None   # bytes_memlock of the input (another kernel's figure)
-
-
-@dataclass
-class MapPlan:
-    id: int | None
-    type: str
-    name: str
-    bytes_memlock: int | None
-    input_bytes_memlock: int | None
-    charged_at_creation: int | None
-    charged_when_full: int | None
-    extrapolated: bool
-    memcg: str | None
-    error: str | None = None
-
-
-def _bpftool_specs(path: str) -> list[MapSpec]:
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    if not isinstance(data, list):
-        raise ValueError("bpftool -j map show output must be a JSON list")
-    specs = []
-    for i, m in enumerate(data):
-        try:
-            specs.append(MapSpec(
-                type=str(m["type"]), key_size=int(m["bytes_key"]), value_size=int(m["bytes_value"]),
-                max_entries=int(m["max_entries"]), flags=int(str(m.get("flags", 0)), 0),
-                name=str(m.get("name", "")), id=int(m["id"]) if "id" in m else None,
-                memcg=m.get("memcg"), input_memlock=int(m["bytes_memlock"]) if "bytes_memlock" in m else None,
-            ))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: map #{i}: {exc!r}") from exc
-    return specs
-
-
-def _toml_specs(path: str) -> list[MapSpec]:
-    with open(path, "rb") as fh:
-        doc = tomllib.load(fh)
-    specs = []
-    for i, m in enumerate(doc.get("map", [])):
-        try:
-            specs.append(MapSpec(
-                type=str(m["type"]), key_size=int(m.get("key_size", 4)), value_size=int(m.get("value_size", 8)),
-                max_entries=int(m["max_entries"]), flags=flag_value(m.get("flags", 0)), name=str(m.get("name", "")),
-                memcg=m.get("cgroup"),
-            ))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: [[map]] #{i + 1}: {exc!r}") from exc
-    return specs
-
-
-def _host_specs() -> list[MapSpec]:
-    """The maps of the running machine, read-only: every map id, its shape and fdinfo
-    memlock, and the memory cgroup of a process holding an fd on it (needs CAP_SYS_ADMIN
-    for BPF_MAP_GET_FD_BY_ID)."""
-    from pybpfmem.live import bpf as live
-
-    holders = live.map_holders()
-    specs = []
-    for mid in live.map_ids():
-        try:
-            fd = live.map_get_fd_by_id(mid)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:      # freed since it was listed
-                continue
-            raise
-        try:
-            info = live.obj_get_info_by_fd(fd)
-            memlock = int(live.fdinfo(fd).get("memlock", "0"))
-        finally:
-            live.close(fd)
-        pids = [p for p in holders.get(mid, []) if p != os.getpid()] or holders.get(mid, [])
-        specs.append(MapSpec(
-            type=uapi.MAP_TYPE_NAMES[info.type].lower(), key_size=info.key_size,
-            value_size=info.value_size, max_entries=info.max_entries, flags=info.map_flags,
-            name=info.name, id=mid, memcg=live.memory_cgroup_of(pids[0]) if pids else None,
-            input_memlock=memlock))
-    return specs
-
-
-def _cli_spec(text: str) -> MapSpec:
-    """TYPE:KEY:VALUE:MAX[:FLAG,FLAG] e.g. hash:4:64:1000:no_prealloc"""
-    parts = text.split(":")
-    if len(parts) not in (4, 5):
-        raise ValueError(f"--map {text!r}: expected TYPE:KEY:VALUE:MAX[:FLAGS]")
-    flags = flag_value(parts[4].split(",")) if len(parts) == 5 and parts[4] else 0
-    return MapSpec(parts[0], int(parts[1]), int(parts[2]), int(parts[3]), flags)
-
-
-def plan_map(spec: MapSpec, profile: str, cpus: int) -> MapPlan:
-    """Create one map on a fresh System and measure what memory.current shows."""
-    system = pybpfmem.System(nr_cpus=cpus, profile=profile, cgroup="v2", ram="64G")
-    cg = system.root.mkdir("plan")
-    task = system.spawn(cgroup=cg)
-    task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, 1 << 62, 1 << 62)
-    result = MapPlan(spec.id, spec.type, spec.name, None, spec.input_memlock, None, None, False, spec.memcg)
-    mtype = map_type_by_name(spec.type)
-
-    def usage() -> int:
-        system.run_deferred()
-        system.drain_all_stock()
-        return cg.usage_pages * system.page_size
-
-    try:
-        base = usage()
-        with task.running(cpu=0):
-            fd = task.bpf_map_create(mtype, spec.key_size, spec.value_size, spec.max_entries, spec.flags,
-                                     map_name=spec.name[:15])
-        created = usage()
-        result.charged_at_creation = created - base
-        result.charged_when_full = result.charged_at_creation
-        if mtype in GROWING:
-            n = min(spec.max_entries, FULL_INSERT_CAP)
-            result.extrapolated = n < spec.max_entries
-            value = bytes(spec.value_size if mtype not in (uapi.BPF_MAP_TYPE_PERCPU_HASH,) else
-                          ((spec.value_size + 7) // 8 * 8) * cpus)
-            with task.running(cpu=0):
-                for i in range(n):
-                    key = _key(mtype, spec.key_size, i)
-                    task.bpf_map_update_elem(fd, key, value)
-            per_entry = (usage() - created) / n if n else 0
-            result.charged_when_full = created - base + math.ceil(per_entry * spec.max_entries)
-        result.bytes_memlock = int(task.fdinfo(fd)["memlock"])
-    except OSError as exc:
-        result.error = f"{exc.strerror}"
-    return result
-
-
-def _key(mtype: int, key_size: int, i: int) -> bytes:
-    if mtype == uapi.BPF_MAP_TYPE_LPM_TRIE:
-        # full-length prefixes: every key is a distinct leaf
-        data_len = key_size - 4
-        return (8 * data_len).to_bytes(4, "little") + i.to_bytes(data_len, "big")
-    return i.to_bytes(key_size, "little")
-
-
-def recommend(total_full: int, cpus: int, profile: str, page_size: int = 4096) -> int:
-    """memory.max headroom: the full charge plus the per-cpu stock slack, rounded up to a MiB."""
-    batch = get_profile(profile).charge_batch
-    slack = cpus * (batch * page_size + page_size)
-    mib = 1 << 20
-    return -(-(total_full + slack) // mib) * mib
-
-
-def plan(specs: list[MapSpec], profile: str, cpus: int, progress: bool = False) -> dict[str, Any]:
-    from rich.progress import Progress
-
-    with Progress(transient=True, disable=not (progress and sys.stderr.isatty())) as bar:
-        task = bar.add_task(f"planning on {profile}", total=len(specs))
-        maps = []
-        for s in specs:
-            maps.append(plan_map(s, profile, cpus))
-            bar.advance(task)
-    cgroups: dict[str, dict[str, int]] = {}
-    for m in maps:
-        key = m.memcg or "/"
-        c = cgroups.setdefault(key, {"charged_at_creation": 0, "charged_when_full": 0})
-        c["charged_at_creation"] += m.charged_at_creation or 0
-        c["charged_when_full"] += m.charged_when_full or 0
-    for c in cgroups.values():
-        c["recommended_memory_max"] = recommend(c["charged_when_full"], cpus, profile)
-    total = sum(c["charged_when_full"] for c in cgroups.values())
-    return {
-        "profile": profile, "cpus": cpus,
-        "maps": [asdict(m) | {"bytes_memlock_input": m.input_bytes_memlock} for m in maps],
-        "cgroups": cgroups,
-        "recommended_memory_max": recommend(total, cpus, profile),
-    }
+_AT_MAX_WORD = {"force-charged": "forced", "no allocation": "no alloc"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pybpfmem plan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--map", action="append", default=[], metavar="TYPE:KEY:VALUE:MAX[:FLAGS]")
-    parser.add_argument("--file", help="TOML file with [[map]] tables")
-    parser.add_argument("--bpftool", metavar="FILE", help="JSON output of `bpftool -j map show`")
-    parser.add_argument("--host", action="store_true",
-                        help="the maps of this machine (read-only, needs root), with their holders' cgroups")
-    parser.add_argument("--profile", choices=PROFILE_NAMES, default=CURRENT_PROFILE)
-    parser.add_argument("--cpus", type=int, default=2, help="possible CPUs of the machine to plan for")
-    parser.add_argument("--compare-profiles", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    return parser
+    p = argparse.ArgumentParser(
+        prog="pybpfmem plan", description=__doc__.split("\n\n")[0],
+        epilog="The --file format, key by key, and the output's columns: docs/guide.md (plan).")
+    p.add_argument("objects", nargs="*", metavar="OBJECT.bpf.o",
+                   help="compiled BPF objects: their maps as libbpf creates them")
+    p.add_argument("--map", action="append", default=[], metavar="[NAME=]TYPE:KEY:VALUE:MAX[:FLAGS]",
+                   help="a map, e.g. flows=hash:4:64:1000:no_prealloc (FLAGS: comma-separated "
+                        "names or a number)")
+    p.add_argument("--file", action="append", default=[], metavar="FILE.toml",
+                   help="a TOML file of [[map]] tables")
+    p.add_argument("--bpftool", action="append", default=[], metavar="FILE",
+                   help="the JSON output of `bpftool -j map show` (its bytes_memlock is shown "
+                        "as the input's, never used)")
+    p.add_argument("--host", action="store_true",
+                   help="the maps of this machine (read-only, needs root), with their holders' "
+                        "memory cgroups")
+    p.add_argument("--set", action="append", default=[], metavar="NAME.FIELD=VALUE",
+                   dest="overrides",
+                   help="for OBJECT maps, as libbpf's bpf_map__set_*(): max_entries, map_flags, "
+                        "numa_node, map_extra, autocreate (e.g. cilium_ct4_global.max_entries=65536)")
+    p.add_argument("--owners", action="append", default=[], metavar="NAME=N",
+                   help="a local storage map's owners (sockets, tasks, inodes, cgroups) that "
+                        "hold an element")
+    p.add_argument("--cgroup", default=inputs.DEFAULT_CGROUP, metavar="PATH",
+                   help="the memory cgroup that creates the OBJECT, --map and --bpftool maps (default "
+                        f"{inputs.DEFAULT_CGROUP})")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default=CURRENT_PROFILE,
+                   help=f"the kernel to plan for (default {CURRENT_PROFILE})")
+    p.add_argument("--compare-profiles", action="store_true", help="plan for every profile")
+    p.add_argument("--cpus", type=int, default=2, metavar="N",
+                   help="possible CPUs of the machine to plan for (default 2)")
+    p.add_argument("--page-size", type=int, default=4096, choices=_PAGE_SIZES,
+                   help="its page size (default 4096)")
+    p.add_argument("--ram", default="64G", metavar="SIZE",
+                   help="its memory: a map that does not fit fails with ENOMEM (default 64G)")
+    p.add_argument("--churn", type=int, default=CHURN, metavar="N",
+                   help=f"entries of each dynamic map that every possible CPU replaces within "
+                        f"one RCU grace period (default {CHURN})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _read_specs(args: argparse.Namespace) -> list[inputs.MapSpec]:
+    cgroup = inputs.cgroup_path(args.cgroup, "--cgroup")
+    specs: list[inputs.MapSpec] = []
+    unused: set[str] = set(args.overrides)
+    for path in args.objects:
+        try:
+            got, left = inputs.object_specs(path, args.overrides, possible_cpus=args.cpus,
+                                            page_size=args.page_size, cgroup=cgroup)
+        except OSError as exc:
+            raise ValueError(f"{path}: {exc.strerror}") from None
+        specs += got
+        unused &= set(left)
+    if args.overrides and not args.objects:
+        raise ValueError("--set applies to the maps of OBJECT.bpf.o files; none given")
+    if unused:
+        text = sorted(unused)[0]
+        raise ValueError(f"--set {text!r}: no map of that name in "
+                         f"{', '.join(os.path.basename(o) for o in args.objects)}")
+    specs += [inputs.cli_spec(text, i + 1, cgroup) for i, text in enumerate(args.map)]
+    for path in args.file:
+        specs += inputs.file_specs(path)
+    for path in args.bpftool:
+        got = inputs.bpftool_specs(path)
+        for s in got:
+            s.cgroup = cgroup
+        specs += got
+    if args.host:
+        from pybpfmem.live.session import LiveSession   # SIGINT/SIGTERM: clean exit
+        with LiveSession(exit_on_signal=True, name="pybpfmem plan"):
+            specs += inputs.host_specs()
+    for text in args.owners:
+        name, eq, count = text.partition("=")
+        where = f"--owners {text!r}"
+        if not eq:
+            raise ValueError(f"{where}: expected NAME=N, e.g. sk_flows=10000")
+        n = inputs.uint(count, "N", where)
+        named = [s for s in specs if s.name == name]
+        if not named:
+            raise ValueError(f"{where}: no map named {name!r}")
+        for s in named:
+            s.owners = n
+    return specs
+
+
+def _options(args: argparse.Namespace, profile: str) -> PlanOptions:
+    from pybpfmem.mm.system import parse_size
+
+    return PlanOptions(profile=profile, cpus=args.cpus, page_size=args.page_size,
+                       ram=parse_size(args.ram), churn=args.churn)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from pybpfmem.mm.system import System, parse_size
+
+    if not 1 <= args.cpus <= _MAX_CPUS:
+        raise ValueError(f"--cpus must be 1..{_MAX_CPUS}, got {args.cpus}")
+    if args.churn < 0:
+        raise ValueError(f"--churn must not be negative, got {args.churn}")
+    try:
+        ram = parse_size(args.ram)
+    except ValueError as exc:
+        raise ValueError(f"--ram {args.ram!r}: {exc}") from None
+    if not 16 * args.page_size <= ram <= System.MAX_RAM_BYTES:
+        raise ValueError(f"--ram {args.ram!r} must be 16 pages .. {System.MAX_RAM_BYTES >> 40}T")
+
+
+def run_plans(specs: list[inputs.MapSpec], options: list[PlanOptions]) -> list[PlanResult]:
+    """One plan per profile; several run in parallel processes (one per cpu)."""
+    if len(options) == 1 or (os.cpu_count() or 1) < 2:
+        return [plan(specs, o) for o in options]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:                                  # pragma: no cover - no fork here
+        return [plan(specs, o) for o in options]
+    workers = min(len(options), os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(pool.map(plan, [specs] * len(options), options))
 
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    if not 1 <= args.cpus <= 1024:
-        print("pybpfmem plan: --cpus must be 1..1024", file=sys.stderr)
-        return EXIT_BAD_INPUT
     try:
-        specs = [_cli_spec(m) for m in args.map]
-        if args.file:
-            specs += _toml_specs(args.file)
-        if args.bpftool:
-            specs += _bpftool_specs(args.bpftool)
-        if args.host:
-            from pybpfmem.live.session import LiveSession   # SIGINT/SIGTERM: clean exit
-            with LiveSession(exit_on_signal=True, name="pybpfmem plan"):
-                specs += _host_specs()
-        for s in specs:
-            map_type_by_name(s.type)
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        _check_args(args)
+        specs = _read_specs(args)
+    except (OSError, ValueError) as exc:
         print(f"pybpfmem plan: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not specs:
-        print("pybpfmem plan: no maps given (use --map, --file or --bpftool)", file=sys.stderr)
+        print("pybpfmem plan: no maps given (OBJECT.bpf.o, --map, --file, --bpftool or --host)",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     profiles = PROFILE_NAMES if args.compare_profiles else (args.profile,)
-    results = {p: plan(specs, p, args.cpus, progress=not args.json) for p in profiles}
+    results = run_plans(specs, [_options(args, p) for p in profiles])
     if args.json:
-        json.dump(results if args.compare_profiles else results[args.profile], sys.stdout, indent=2)
+        docs = {r.options.profile: r.as_dict() for r in results}
+        json.dump(docs if args.compare_profiles else docs[args.profile], sys.stdout, indent=2)
         print()
-        return 0
-    from rich.console import Console
+    else:
+        from rich.console import Console
+
+        console = Console(highlight=False)
+        if args.compare_profiles:
+            render_comparison(console, results)
+        else:
+            render(console, results[0])
+    return EXIT_FAILED if any(r.failed for r in results) else 0
+
+
+# --------------------------------------------------------------------------- text
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n // 1024:,}"
+
+
+def _b(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _at_max(m: Any) -> str:
+    word = m.at_memory_max
+    if word == "no allocation" and m.spec.type_name.startswith("lru_"):
+        return "evicts"
+    return "-" if word is None else _AT_MAX_WORD.get(word, word)
+
+
+def _header(res: PlanResult) -> str:
+    o = res.options
+    n = len(res.maps)
+    return (f"{n} map{'s' if n != 1 else ''} on {o.profile}, {o.cpus} possible CPUs, "
+            f"{o.page_size}-byte pages")
+
+
+def render(console: Any, res: PlanResult) -> None:
+    """The text report of one profile."""
     from rich.table import Table
 
-    console = Console()
-    for p, res in results.items():
-        t = Table(title=f"profile {p}, {args.cpus} possible cpus")
-        for col in ("map", "memlock", "input memlock", "at creation", "when full", "memcg"):
-            t.add_column(col, justify="left" if col in ("map", "memcg") else "right")
-        for m in res["maps"]:
-            full = f"{m['charged_when_full']:,}" + ("*" if m["extrapolated"] else "") if m["charged_when_full"] is not None else m["error"]
-            t.add_row(f"{m['type']} {m['name']}".strip(), f"{m['bytes_memlock']:,}" if m["bytes_memlock"] is not None else "-",
-                      f"{m['input_bytes_memlock']:,}" if m["input_bytes_memlock"] is not None else "-",
-                      f"{m['charged_at_creation']:,}" if m["charged_at_creation"] is not None else "-", full, m["memcg"] or "-")
+    console.print(f"pybpfmem plan: {_header(res)}")
+    planned = [m for m in res.maps if m.status == "planned"]
+    many_cgroups = len({m.spec.cgroup for m in res.maps}) > 1
+    if planned:
+        t = Table(title="charge (growth of memory.current, KiB)", title_justify="left")
+        t.add_column("map", overflow="fold")
+        if many_cgroups:
+            t.add_column("cgroup", overflow="fold")
+        for col in ("created", "when full", "churn +"):
+            t.add_column(col, justify="right")
+        t.add_column("at memory.max")
+        for m in planned:
+            row = [f"{m.spec.name}\n{m.spec.shape}"]
+            if many_cgroups:
+                row.append(m.spec.cgroup)
+            row += [_kib(m.charged_at_creation), _kib(m.charged_when_full), _kib(m.churn_peak),
+                    _at_max(m)]
+            t.add_row(*row)
         console.print(t)
-        for path, c in res["cgroups"].items():
-            console.print(f"cgroup {path}: full {c['charged_when_full']:,} bytes -> memory.max >= {c['recommended_memory_max']:,}")
-        console.print(f"recommended memory.max for all maps: {res['recommended_memory_max']:,} bytes"
-                      + ("  (* = extrapolated from the first 65536 inserts)" if any(m["extrapolated"] for m in res["maps"]) else ""))
-    return 0
+        t = Table(title="fdinfo memlock (bytes)", title_justify="left")
+        t.add_column("map", overflow="fold")
+        for col in ("empty", "full"):
+            t.add_column(col, justify="right")
+        if any(m.spec.input_memlock is not None for m in planned):
+            t.add_column("input's", justify="right")
+        for m in planned:
+            row = [m.spec.name, _b(m.memlock_empty), _b(m.memlock_full)]
+            if len(t.columns) == 4:
+                row.append(_b(m.spec.input_memlock))
+            t.add_row(*row)
+        console.print(t)
+    _render_notes(console, res)
+    _render_totals(console, res)
+
+
+def _render_notes(console: Any, res: PlanResult) -> None:
+    words = sorted({_at_max(m) for m in res.maps if m.at_memory_max})
+    for w in words:
+        if w in AT_MAX_LEGEND:
+            console.print(f"at memory.max, {w}: {AT_MAX_LEGEND[w]}")
+    for m in res.maps:
+        if m.status == "planned" and m.note:
+            console.print(f"note: {m.spec.name}: {m.note}")
+    for m in res.maps:
+        if m.status == "not_planned":
+            console.print(f"NOT PLANNED: {m.spec.name} ({m.spec.shape}): {m.error}")
+    for m in res.failed:
+        console.print(f"FAILED on {res.options.profile}: {m.spec.name} ({m.spec.shape}): "
+                      f"{m.errno}: {m.error}")
+
+
+def _render_totals(console: Any, res: PlanResult) -> None:
+    from rich.table import Table
+
+    o = res.options
+    account = get_profile(o.profile).bpf.account
+    for path, c in res.cgroups.items():
+        t = Table(title=f"cgroup {path}" + (" (the root cgroup: no limit applies)"
+                                            if path == "/" else ""),
+                  title_justify="left", box=None, show_header=False, pad_edge=False)
+        t.add_column("what", no_wrap=True)
+        t.add_column("bytes", justify="right", no_wrap=True)
+        t.add_column("how", overflow="fold")
+        t.add_row("at creation", _b(c.charged_at_creation), "")
+        t.add_row("when full", _b(c.charged_when_full), "")
+        t.add_row("+ churn", _b(c.churn_peak), f"every possible CPU replaces {o.churn} "
+                  "entries of each dynamic map within one RCU grace period")
+        t.add_row("+ stock slack", _b(c.stock_slack), f"per-cpu stocks: {res.stock_slack_rule}")
+        if not account:
+            t.add_row("memory.max", "-", f"maps are not charged to memory cgroups on "
+                      f"{o.profile}: RLIMIT_MEMLOCK is their limit")
+        elif c.recommended_memory_max is None:
+            t.add_row("memory.max", "-", "none recommended: a map of this cgroup cannot be "
+                      "created (FAILED above)")
+        else:
+            t.add_row("memory.max >=", _b(c.recommended_memory_max),
+                      f"{c.recommended_memory_max // MIB:,} MiB, for the maps alone")
+        console.print(t)
+    if res.rlimit_memlock is not None:
+        default = get_profile(o.profile).bpf.default_memlock
+        for uid, need in res.rlimit_memlock.items():
+            console.print(f"RLIMIT_MEMLOCK: uid {uid} needs >= {need:,} bytes on {o.profile} "
+                          f"(shared by every process of the uid; the default is {default:,})")
+    if not res.complete:
+        console.print("INCOMPLETE: the totals leave out what NOT PLANNED and the notes name")
+
+
+def render_comparison(console: Any, results: list[PlanResult]) -> None:
+    """Every profile side by side: per cgroup, its totals and recommendation."""
+    from rich.table import Table
+
+    n = len(results[0].maps)
+    console.print(f"pybpfmem plan: {n} map{'s' if n != 1 else ''}, {results[0].options.cpus} "
+                  f"possible CPUs, {results[0].options.page_size}-byte pages, every profile")
+    paths = list(dict.fromkeys(p for r in results for p in r.cgroups))
+    for path in paths:
+        t = Table(title=f"cgroup {path} (KiB)", title_justify="left")
+        t.add_column("profile")
+        for col in ("created", "when full", "churn +", "slack +", "memory.max >="):
+            t.add_column(col, justify="right")
+        t.add_column("at memory.max")
+        for r in results:
+            c = r.cgroups.get(path)
+            if c is None:
+                continue
+            words = sorted({_at_max(m) for m in r.maps
+                            if m.spec.cgroup == path and m.at_memory_max
+                            and m.at_memory_max != "no allocation"})
+            rec = c.recommended_memory_max if get_profile(r.options.profile).bpf.account else None
+            t.add_row(r.options.profile, _kib(c.charged_at_creation), _kib(c.charged_when_full),
+                      _kib(c.churn_peak), _kib(c.stock_slack), _kib(rec), ", ".join(words) or "-")
+        console.print(t)
+    for r in results:
+        if r.rlimit_memlock is not None:
+            for uid, need in r.rlimit_memlock.items():
+                console.print(f"{r.options.profile}: maps are not charged to memory cgroups; "
+                              f"uid {uid} needs RLIMIT_MEMLOCK >= {need:,} bytes")
+        for m in r.failed:
+            console.print(f"FAILED on {r.options.profile}: {m.spec.name} ({m.spec.shape}): "
+                          f"{m.errno}: {m.error}")
+    words = sorted({_at_max(m) for r in results for m in r.maps if m.at_memory_max})
+    for w in words:
+        if w in AT_MAX_LEGEND and w not in ("no alloc", "evicts"):
+            console.print(f"at memory.max, {w}: {AT_MAX_LEGEND[w]}")
+    console.print(f"slack: the per-cpu stock slack of each profile ({results[-1].stock_slack_rule} "
+                  f"on {results[-1].options.profile}); churn: every possible CPU replaces "
+                  f"{results[0].options.churn} entries of each dynamic map within one RCU grace "
+                  "period")
+    if not all(r.complete for r in results):
+        console.print("INCOMPLETE: some maps' charges when full are not planned (run one "
+                      "profile for the notes)")

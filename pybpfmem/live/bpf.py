@@ -353,6 +353,64 @@ def btf_load(blob: bytes, log_size: int = 0) -> int:
         raise
 
 
+# -- programs: just enough to run map helpers from a program (BPF_PROG_TEST_RUN) ------
+BPF_PSEUDO_MAP_FD = 1
+BPF_FUNC_map_lookup_elem = 1
+# struct bpf_prog_test_run attr (include/uapi/linux/bpf.h): prog_fd, retval, data_size_in,
+# data_size_out, data_in, data_out, repeat, duration
+_TEST_RUN_FMT = "<IIIIQQII"
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One struct bpf_insn (code, dst_reg:4 | src_reg:4, off, imm)."""
+    return struct.pack("<BBhi", code, dst | (src << 4), off, imm)
+
+
+def lookup_program(map_fd: int, keys: list[int]) -> bytes:
+    """Instructions that call bpf_map_lookup_elem(map, &key) for each u32 key in turn and
+    return 0: a program's lookup, which marks an LRU element referenced
+    (htab_lru_map_lookup_elem()), where a syscall lookup does not."""
+    insns = b""
+    for k in keys:
+        insns += _insn(0x62, dst=10, off=-4, imm=struct.unpack("<i", struct.pack("<I", k))[0])
+        insns += _insn(0xbf, dst=2, src=10)                      # r2 = r10
+        insns += _insn(0x07, dst=2, imm=-4)                      # r2 += -4
+        insns += _insn(0x18, dst=1, src=BPF_PSEUDO_MAP_FD, imm=map_fd) + _insn(0)  # r1 = map
+        insns += _insn(0x85, imm=BPF_FUNC_map_lookup_elem)       # call
+    return insns + _insn(0xb7, dst=0, imm=0) + _insn(0x95)      # r0 = 0; exit
+
+
+def prog_load(prog_type: int, insns: bytes, license: str = "GPL", log_size: int = 65536) -> int:
+    """BPF_PROG_LOAD (bpf_prog_load(), kernel/bpf/syscall.c).  Returns the program fd; a
+    verifier refusal raises OSError with the verifier log."""
+    s = _libc()
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(log_size)
+    attr = _uapi.pack_attr(_uapi.BPF_PROG_LOAD, prog_type=prog_type, insn_cnt=len(insns) // 8,
+                           insns=_addr(code), license=_addr(lic), log_level=1,
+                           log_size=log_size, log_buf=_addr(log))
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    try:
+        return _sys_bpf_buf(_uapi.BPF_PROG_LOAD, buf, s)
+    except OSError as e:
+        raise OSError(e.errno, f"bpf(BPF_PROG_LOAD): {e.strerror}; log: "
+                      f"{log.value.decode(errors='replace').strip()[-2000:]}") from None
+
+
+def prog_test_run(prog_fd: int, data: bytes = bytes(64)) -> int:
+    """BPF_PROG_TEST_RUN once on the calling cpu with ``data`` as the packet; the
+    program's return value."""
+    s = _libc()
+    din = ctypes.create_string_buffer(data, len(data))
+    dout = ctypes.create_string_buffer(len(data) + 512)
+    attr = struct.pack(_TEST_RUN_FMT, prog_fd, 0, len(data), len(dout), _addr(din), _addr(dout),
+                       1, 0)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _sys_bpf_buf(_uapi.BPF_PROG_TEST_RUN, buf, s)
+    return int(struct.unpack_from("<I", buf.raw, 4)[0])
+
+
 def obj_get_info_by_fd(fd: int, sys: _Sys | None = None) -> MapInfo:
     """BPF_OBJ_GET_INFO_BY_FD for a map fd (bpf_map_get_info_by_fd())."""
     s = sys or _libc()

@@ -30,7 +30,7 @@ import itertools
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 MEMCG_CHARGE_BATCH = 64  # pages, include/linux/memcontrol.h
 
@@ -199,12 +199,16 @@ class CaseCgroup:
         if self.removed:
             return
         self.driver._check_ours(self.path)
-        deadline = time.monotonic() + timeout
-        for dirpath, _, _ in os.walk(self.path, topdown=False):
-            _rmdir(CaseCgroup(self.driver, dirpath), deadline)
+        remove_tree(self.driver, self.path, self._move_out, timeout)
         self.removed = True
         for c in self.children:
             c.removed = True
+
+    def _move_out(self, pid: int) -> None:
+        try:
+            _write(os.path.join(self.driver.own, "cgroup.procs"), str(pid))
+        except OSError:
+            pass  # exited meanwhile
 
     def __enter__(self) -> "CaseCgroup":
         return self
@@ -213,22 +217,26 @@ class CaseCgroup:
         self.remove()
 
 
-def _rmdir(c: CaseCgroup, deadline: float) -> None:
-    while True:
-        try:
-            for pid in c.procs():
-                try:
-                    _write(os.path.join(c.driver.own, "cgroup.procs"), str(pid))
-                except OSError:
-                    pass  # exited meanwhile
-            os.rmdir(c.path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+def remove_tree(driver: "CgroupDriver", path: str, evict: "Callable[[int], None]",
+                timeout: float) -> None:
+    """rmdir a cgroup directory and everything below it, deepest first.  Each
+    directory's processes are handed to ``evict`` first (move them out, or kill
+    them); rmdir's EBUSY (a process still leaving, a dying memcg's css still
+    going offline) is retried until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    for dirpath, _, _ in os.walk(path, topdown=False):
+        while True:
+            try:
+                for pid in CaseCgroup(driver, dirpath).procs():
+                    evict(pid)
+                os.rmdir(dirpath)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
 
 class CgroupDriver:

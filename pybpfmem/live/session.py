@@ -25,13 +25,11 @@ campaign) runs inside a ``LiveSession``:
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import re
 import signal
 import sys
 import threading
-import time
 from types import FrameType
 from typing import Any
 
@@ -77,6 +75,13 @@ def stale_scratch(driver: cgroupfs.CgroupDriver) -> list[str]:
     return out
 
 
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def sweep(driver: cgroupfs.CgroupDriver, timeout: float = 5.0) -> list[str]:
     """Remove the stale scratch cgroups of dead runs; returns the paths removed.
 
@@ -86,24 +91,8 @@ def sweep(driver: cgroupfs.CgroupDriver, timeout: float = 5.0) -> list[str]:
     left for the next run."""
     removed = []
     for path in stale_scratch(driver):
-        deadline = time.monotonic() + timeout
         try:
-            for dirpath, _, _ in os.walk(path, topdown=False):
-                while True:
-                    try:
-                        for pid in cgroupfs.CaseCgroup(driver, dirpath).procs():
-                            try:
-                                os.kill(pid, signal.SIGKILL)
-                            except ProcessLookupError:
-                                pass
-                        os.rmdir(dirpath)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError as e:
-                        if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.02)
+            cgroupfs.remove_tree(driver, path, _kill, timeout)
             removed.append(path)
         except OSError:
             pass

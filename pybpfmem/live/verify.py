@@ -33,7 +33,10 @@ EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_MODEL = 0, 1, 2, 3, 4
 
 #: thresholds of issue 5
 THRESHOLDS = {"memlock_exact": 1.0, "kmem_create_1page": 0.95, "kmem_create_2pages": 1.0,
-              "insert_err": 0.02, "limit_err": 0.02, "errno": 1.0, "behaviour": 1.0}
+              "insert_err": 0.02, "limit_err": 0.02, "errno": 1.0, "behaviour": 1.0,
+              "semantics": 1.0}
+#: steps of the map-command comparison (semantics.py) that --quick runs
+QUICK_SEMANTICS_STEPS = 1200
 
 
 @dataclass
@@ -507,6 +510,7 @@ def summarize(rows: list[Row]) -> dict[str, Any]:
             "kmem_close_1page": rate("kmem_close", within(1), gated),
             "errno": rate("errno", lambda r: r.verdict == "ok", gated),
             "behaviour": rate("behaviour", lambda r: r.verdict == "ok", gated),
+            "semantics": rate("semantics", lambda r: r.verdict == "ok", gated),
         }
         d: dict[str, Any] = {k: {"rate": v[0], "n": v[1]} for k, v in s.items()}
         d["insert_err"] = {"max": worst("insert_err", gated)}
@@ -514,7 +518,8 @@ def summarize(rows: list[Row]) -> dict[str, Any]:
         out[key] = d
     g = out["gated"]
     failed = []
-    for k in ("memlock_exact", "kmem_create_1page", "kmem_create_2pages", "errno", "behaviour"):
+    for k in ("memlock_exact", "kmem_create_1page", "kmem_create_2pages", "errno", "behaviour",
+              "semantics"):
         if g[k]["rate"] is not None and g[k]["rate"] < THRESHOLDS[k]:
             failed.append(k)
     for k in ("insert_err", "limit_err"):
@@ -537,13 +542,24 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+#: rows of these case prefixes share one table
+_GROUPS = {"errno: ": "errnos", "semantics: ": "semantics (the map commands, step by step)"}
+
+
+def _group(case: str) -> str:
+    for prefix, title in _GROUPS.items():
+        if case.startswith(prefix):
+            return title
+    return case
+
+
 def render(rows: list[Row], summary: dict[str, Any], facts: Any, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
     con = console or Console()
     by_case: dict[str, list[Row]] = {}
     for r in rows:
-        by_case.setdefault(r.case if not r.case.startswith("errno: ") else "errnos", []).append(r)
+        by_case.setdefault(_group(r.case), []).append(r)
     style = {"ok": "green", "FAIL": "bold red", "deviation": "yellow", "info": "dim",
              "skip": "dim"}
     for case, rs in by_case.items():
@@ -551,7 +567,8 @@ def render(rows: list[Row], summary: dict[str, Any], facts: Any, console: Any = 
         for col in ("quantity", "model", "kernel", "difference", "verdict", "why"):
             t.add_column(col, overflow="fold")
         for r in rs:
-            q = r.quantity if case != "errnos" else r.case[len("errno: "):]
+            q = r.quantity if case == r.case else r.case.split(": ", 1)[1] + (
+                "" if case == "errnos" else f": {r.quantity}")
             t.add_row(q, _fmt(r.model), _fmt(r.kernel), _fmt(r.diff),
                       f"[{style.get(r.verdict, '')}]{r.verdict}[/]", r.why)
         con.print(t)
@@ -561,7 +578,7 @@ def render(rows: list[Row], summary: dict[str, Any], facts: Any, console: Any = 
         s.add_column(col)
     thr = {"memlock_exact": "100%", "kmem_create_1page": ">= 95%", "kmem_create_2pages": "100%",
            "kmem_close_1page": "(info)", "errno": "100%", "behaviour": "100%",
-           "insert_err": "<= 2%", "limit_err": "<= 2%"}
+           "semantics": "100%", "insert_err": "<= 2%", "limit_err": "<= 2%"}
     for k, t_ in thr.items():
         def cell(d: dict[str, Any]) -> str:
             if "rate" in d:
@@ -592,7 +609,7 @@ def to_markdown(rows: list[Row], summary: dict[str, Any], facts: Any) -> str:
     out.append("|---|---|---|---|")
     thr = {"memlock_exact": "100%", "kmem_create_1page": ">= 95%", "kmem_create_2pages": "100%",
            "kmem_close_1page": "(info)", "errno": "100%", "behaviour": "100%",
-           "insert_err": "<= 2%", "limit_err": "<= 2%"}
+           "semantics": "100%", "insert_err": "<= 2%", "limit_err": "<= 2%"}
     for k, t in thr.items():
         out.append(f"| {k} | {fmt(r[k])} | {fmt(g[k])} | {t} |")
     out.append(f"\nResult: {'PASS' if summary['pass'] else 'BELOW ' + str(summary['failed'])}; "
@@ -610,10 +627,12 @@ def to_markdown(rows: list[Row], summary: dict[str, Any], facts: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pybpfmem verify",
                                  description="measure the model against the running kernel")
-    ap.add_argument("--quick", action="store_true", help="a subset that runs in under a minute")
+    ap.add_argument("--quick", action="store_true", help="a subset that runs in under a minute (with a small budget of --semantics)")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     ap.add_argument("--case", metavar="NAME", help="only the cases whose name contains NAME")
     ap.add_argument("--markdown", action="store_true", help="markdown tables (docs/fidelity.md)")
+    from . import semantics
+    semantics.add_arguments(ap)
     try:
         args = ap.parse_args(argv)
     except SystemExit as e:
@@ -637,6 +656,9 @@ def _run(args: argparse.Namespace, cases: list[M.Case], session: Any) -> int:
     if reason is not None:
         print(json.dumps({"refused": reason}) if args.json else f"verify: kernel refuses: {reason}")
         return EXIT_REFUSED
+    if args.semantics or args.replay:
+        from .semantics import main_semantics
+        return main_semantics(args, session)
     try:
         v = Verifier(full_bisect=not args.quick, session=session)
         v.model_factory().close()
@@ -645,6 +667,8 @@ def _run(args: argparse.Namespace, cases: list[M.Case], session: Any) -> int:
         print(json.dumps({"error": msg}) if args.json else f"verify: {msg}")
         return EXIT_NO_MODEL
     rows = run_cases(v, cases, progress=not (args.json or args.markdown or args.quick))
+    if args.quick and not args.case:
+        rows += semantics_rows(session, QUICK_SEMANTICS_STEPS, str(args.seed))
     summary = summarize(rows)
     if args.markdown:
         print(to_markdown(rows, summary, v.facts), end="")
@@ -654,6 +678,29 @@ def _run(args: argparse.Namespace, cases: list[M.Case], session: Any) -> int:
     else:
         render(rows, summary, v.facts)
     return EXIT_OK if summary["pass"] else EXIT_BELOW
+
+
+def semantics_rows(session: Any, steps: int, seed: str) -> list[Row]:
+    """One row per map family of the step-by-step comparison of the map commands
+    (semantics.py): ok when every step agreed, ``deviation`` when the only differences
+    are the expected ones (LRU victims), FAIL otherwise, skip when the kernel refuses."""
+    from . import semantics as S
+    from .bpf import possible_cpus
+    from .sequences import families
+    ncpus = possible_cpus()
+    model = S.ModelRunner()
+    fams = families(ncpus, tuple(i for i, _ in model.netdevs) or (1,))
+    with S.LiveRunner(session, ncpus) as live:
+        rep = S.run_semantics(live, model, fams, steps, seed, ncpus, shrink_runs=0)
+    rows = []
+    for name, t in rep.tallies.items():
+        verdict = "FAIL" if t.diverged else ("deviation" if t.expected else "ok")
+        rows.append(Row(f"semantics: {name}", f"steps agreeing of {t.steps}", t.agree, t.steps,
+                        t.agree - t.steps, verdict, "semantics",
+                        S.EXPECTED.get(name, "") if verdict == "deviation" else ""))
+    for name, why in rep.skipped.items():
+        rows.append(Row(f"semantics: {name}", "-", None, None, None, "skip", "skip", why))
+    return rows
 
 
 def run_cases(v: Verifier, cases: list[M.Case], progress: bool = False) -> list[Row]:

@@ -814,6 +814,38 @@ class System:
             self._reap_oom_victim(cpu)
         return addrs[:rc]
 
+    def allocs_until_fail(self, kinds: str, sizes: np.ndarray, gfp: int) -> np.ndarray:
+        """A sequence of allocations in the current context, in order, in one C call that
+        stops at the first failure (as a loop of element updates stops at the first one
+        that cannot allocate): ``kinds[i]`` is ``"k"`` for ``kmalloc(sizes[i], gfp)`` or
+        ``"p"`` for ``alloc_percpu(sizes[i], 8, gfp)`` (the alignment BPF code asks for).
+        Returns the addresses got, fewer than ``len(kinds)`` after a failure (which raises
+        nothing)."""
+        self._require_open()
+        if not isinstance(kinds, str):
+            raise TypeError(f"kinds must be a str of 'k' and 'p', not {type(kinds).__name__}")
+        s = self._u64_array(sizes, "sizes")
+        gfp = as_int(gfp, "gfp", 0, _U32)
+        n = len(kinds)
+        if len(s) != n:
+            raise ValueError(f"{n} kinds but {len(s)} sizes")
+        kb = kinds.encode("ascii", "replace")
+        if kb.strip(b"kp"):
+            raise ValueError("kinds must hold only 'k' (kmalloc) and 'p' (alloc_percpu)")
+        cpu = self._cpu
+        if cpu < 0:
+            self._no_context("allocs_until_fail")
+        addrs = np.empty(n, dtype=np.uint64)
+        if n == 0:
+            return addrs
+        done = int(lib.bm_allocs_until_fail(self._sys, cpu, kb, ffi.cast("const uint64_t *", ffi.from_buffer(s)),
+                                            n, gfp, ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
+        if done < 0:
+            check(done, f"bm_allocs_until_fail(n={n}, gfp={gfp:#x}, cpu={cpu})")
+        if done < n:
+            self._reap_oom_victim(cpu)
+        return addrs[:done]
+
     def kfree_bulk(self, addrs: np.ndarray) -> np.ndarray:
         """kfree every address in one C call; per-op 0 or -errno."""
         self._require_open()

@@ -69,11 +69,13 @@ class BpfSwitches:
     default_memlock: int               # bytes
     caps_central: bool
     unpriv_per_command: bool
+    freeze_needs_write: bool
     struct_area_alloc: bool
     htab_map_locked: bool
     map_extra: bool
     prog_alloc_enomem: bool
     lookup_and_delete_hash: bool
+    lookup_and_delete_stack_trace: bool
     htab_percpu_value_limit: bool
     htab_max_2g: bool
     memalloc_prefill_split: bool
@@ -85,12 +87,17 @@ class BpfSwitches:
     selem_compact: bool
     lpm_trie_mem_alloc: bool
     lpm_trie_update_flags: bool
+    batch_percpu_array: bool
+    batch_lpm: bool
+    batch_map_in_map: bool
+    prog_array_owner_attach_type: bool
     struct_ops_link: bool
     struct_ops_vtype_btf_obj_fd: bool
     cgroup_storage_map_memcg: bool
     fdinfo_ino: bool
     prog_fdinfo_recursion_misses: bool
     prog_fdinfo_verified_insns: bool
+    lru_target_free_clamp: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,12 @@ SWITCHES: tuple[Switch, ...] = (
     _s("unpriv_per_command", "bpf", "1d28635abcf1", "bpf: move unprivileged checks into map_create() and bpf_prog_load()",
        "v6.5",
        """kernel.unprivileged_bpf_disabled is tested by map_create() and bpf_prog_load(), no longer
-       for every command at __sys_bpf() entry; map_freeze() needs write access, not CAP_BPF."""),
+       for every command at __sys_bpf() entry."""),
+    _s("freeze_needs_write", "bpf", "c4c84f6fb2c4", "bpf: drop unnecessary bpf_capable() check in BPF_MAP_FREEZE command",
+       "v6.5",
+       """map_freeze() needs a writable map fd (-EPERM otherwise), no longer CAP_BPF.  The check
+       comes before the -EBUSY ones and map_get_sys_perms() takes write access away from a
+       frozen map, so freezing it again is -EPERM (before: -EBUSY)."""),
     _s("struct_area_alloc", "bpf", "73cf09a36bf7", "bpf: use bpf_map_area_alloc consistently on bpf map creation",
        "v6.1",
        """The map structs that were kzalloc'ed (htab, LPM trie, sock maps, local storage, ...)
@@ -211,6 +216,10 @@ SWITCHES: tuple[Switch, ...] = (
        "v5.14",
        """BPF_MAP_LOOKUP_AND_DELETE_ELEM works on the hash family
        (htab_map_lookup_and_delete_elem())."""),
+    _s("lookup_and_delete_stack_trace", "bpf", "17f0d1f6321c", "bpf: Add lookup_and_delete_elem for BPF_MAP_STACK_TRACE",
+       "v6.18",
+       """BPF_MAP_LOOKUP_AND_DELETE_ELEM works on STACK_TRACE maps (bpf_stackmap_extract());
+       before, -ENOTSUPP."""),
     _s("htab_percpu_value_limit", "bpf", "1d244784be6b", "bpf: Check percpu map value size first",
        "v6.12",
        """htab_map_alloc_check(): a per-cpu value above PCPU_MIN_UNIT_SIZE is -E2BIG at create."""),
@@ -252,6 +261,24 @@ SWITCHES: tuple[Switch, ...] = (
        "v6.13",
        """trie_update_elem() honours BPF_NOEXIST/BPF_EXIST, allocates the node before the walk and
        is -ENOSPC only for a new key in a full trie."""),
+    _s("batch_percpu_array", "bpf", "f008d732ab18", "bpf: Add batched ops support for percpu array",
+       "v5.13",
+       """PERCPU_ARRAY has BPF_MAP_LOOKUP_BATCH / BPF_MAP_UPDATE_BATCH (generic_map_*_batch());
+       before, -ENOTSUPP."""),
+    _s("batch_lpm", "bpf", "f56387c534cc", "bpf: Add support for batched ops in LPM trie maps",
+       "v5.13",
+       """LPM_TRIE has BPF_MAP_LOOKUP_BATCH / UPDATE_BATCH / DELETE_BATCH (generic_map_*_batch());
+       before, -ENOTSUPP."""),
+    _s("batch_map_in_map", "bpf", "9263dddc7b6f", "bpf: Extend batch operations for map-in-map bpf-maps",
+       "v5.19",
+       """ARRAY_OF_MAPS has lookup/update batch and HASH_OF_MAPS the four hash batch ops (the
+       values are inner map ids out, fds in); before, -ENOTSUPP."""),
+    _s("prog_array_owner_attach_type", "bpf", "4540aed51b12", "bpf: Enforce expected_attach_type for tailcall compatibility",
+       "v6.18",
+       """__bpf_prog_map_compatible(): a prog array's owner also records the first
+       program's expected_attach_type, and a program with another one is -EINVAL (put in
+       the array or loaded using it); before, the program type alone.  Taken into stable
+       lines too (which ones the 5.10/5.11 values do not follow up: not established)."""),
     _s("struct_ops_link", "bpf", "68b04864ca42", "bpf: Create links for BPF struct_ops maps.",
        "v6.4",
        """bpf_struct_ops_map_alloc_check() accepts BPF_F_LINK."""),
@@ -267,6 +294,12 @@ SWITCHES: tuple[Switch, ...] = (
     _s("prog_fdinfo_verified_insns", "bpf", "aba64c7da983", "bpf: Add verified_insns to bpf_prog_info and fdinfo",
        "v5.16",
        """bpf_prog_show_fdinfo() prints verified_insns."""),
+    _s("lru_target_free_clamp", "bpf", "d4adf1c9ee77",
+       "bpf: Adjust free target to avoid global starvation of LRU map", "v6.16",
+       """bpf_lru_list_pop_free_to_local() (kernel/bpf/bpf_lru_list.c) refills a cpu's local
+       free list of a common-LRU map with target_free = clamp(max_entries / possible cpus / 2,
+       1, LOCAL_FREE_TARGET) nodes instead of LOCAL_FREE_TARGET (128), which decides the LRU
+       victims; backported to 6.6.99 and 6.12.39."""),
 )
 
 BY_NAME: dict[str, Switch] = {s.name: s for s in SWITCHES}
