@@ -246,6 +246,7 @@ int bm_drain_local_stock(bm_system *sys, int32_t cpu)
     if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
     drain_local_stock(sys, cpu);
+    css_free_flush(sys, 0);     /* the css puts may have freed memcgs */
     return 0;
 }
 

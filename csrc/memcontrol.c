@@ -16,7 +16,7 @@
  *  - __mem_cgroup_free(), which the kernel runs from a workqueue after an
  *    RCU grace period, frees the memcg's accounted structures at the next
  *    flush point (css_free_work(): a cgroup operation, a memcg or objcg put,
- *    drain_all_stock), on cpu 0.
+ *    drain_all_stock, drain_local_stock), on cpu 0.
  *  - drain_all_stock() is synchronous for every cpu (the kernel's remote
  *    drains are queued work); its percpu_charge_mutex trylock is kept.
  *  - No swap / memsw / tcpmem counters.

@@ -161,8 +161,8 @@ def test_memory_max_write_below_usage() -> None:
 def test_watermark_and_hierarchy() -> None:
     S, a, t = mk("5.11")
     b = a.mkdir("b")
-    # mkdir b charges a with b's structures (5.11: 2 percpu memcg_vmstats_percpu of 1112 and
-    # 2 percpu lruvec_stat of 296, on 2 cpus: 5632 bytes): a's objcg takes 2 pages, through
+    # mkdir b charges a with b's structures (5.11: 2 percpu memcg_vmstats_percpu of 1120 and
+    # 2 percpu lruvec_stat of 304, on 2 cpus: 5696 bytes): a's objcg takes 2 pages, through
     # a batch of 32 that leaves 30 in cpu 0's page stock
     assert a.usage_pages == 32
     b.try_charge(40, GFP_KERNEL)

@@ -144,6 +144,10 @@ def derive(base: Profile, name: str, description: str, *, mm: dict[str, Any] | N
 # does not carry: read with pybpfmem.btf from the BTF of the same Debian 11 package
 # (linux-image-5.10.0-46-amd64 5.10.262-1).
 _LRUVEC_STAT_5_10 = 296
+# the same for 5.11, which structs/5.11.json does not carry either: 38 node_stat_items (v5.11
+# moved NR_PAGETABLE to the node counters, f0c0c115fb81), counted in include/linux/mmzone.h of
+# the tree tools/recipes/5.11.json compiles (no CONFIG_SHADOW_CALL_STACK on x86_64).
+_LRUVEC_STAT_5_11 = 304
 # sizeof(struct memcg1_events_percpu) of 6.18 (nr_page_events + MEM_CGROUP_NTARGETS = 2
 # targets, unsigned longs), which structs/6.18.json does not carry: read from the BTF of the
 # same kernel (6.18.44-fc-v1300, CONFIG_MEMCG_V1=y).
@@ -195,7 +199,7 @@ _5_11 = derive(
     _5_10, "5.11", "seed series: memcg-based BPF accounting (__GFP_ACCOUNT, map->memcg)",
     bpf=dict(rlimit=False, account=True, map_memcg=True, htab_map_locked=True),
     uapi=_UAPI_5_11,
-    mm_structs=load_mm_structs("5.11", lruvec_stat=_LRUVEC_STAT_5_10),
+    mm_structs=load_mm_structs("5.11", lruvec_stat=_LRUVEC_STAT_5_11),
 )
 
 # v6.18: the current kernel.
