@@ -17,7 +17,15 @@
  * look up, pin and charge random (live, dying or freed) ids.  This is the
  * mkdir-against-free race of the memcg tree: every removed child must end
  * up freed (no dying memcg left) and the tree must still agree with the id
- * table (bm_system_check).
+ * table (bm_system_check).  A mkdir charges its memcg's structures to the
+ * middle cgroup (mem_cgroup_alloc() under set_active_memcg(parent)), and
+ * they are freed when the child is (the deferred __mem_cgroup_free()).
+ *
+ * Shrinkers and kernel stacks run at the same time too: threads allocate
+ * negative dentries (objects of a SLAB_RECLAIM_ACCOUNT cache left on its
+ * memcg-aware list_lru) that the reclaim of other threads' failing charges
+ * frees, and allocate and free kernel stacks (vmalloc, per-page kmem
+ * charges).  At the end drop_slab() frees the dentries left.
  *
  * usage: stress_threads [nr_threads (1..64, default 4)] [iterations (default 20000)]
  */
@@ -45,6 +53,7 @@ struct churn {
 struct worker {
     bm_system *sys;
     struct churn *churn;
+    int32_t dentry_cache;     /* SLAB_RECLAIM_ACCOUNT cache with a list_lru */
     int cpu;
     long iters;
     int32_t cg[NR_CG];
@@ -54,6 +63,8 @@ struct worker {
     long failures;
     long mkdirs;              /* children made and removed */
     long handovers;           /* removed children's charges taken over from another thread */
+    long dentries;            /* objects put on the LRU */
+    long stacks;              /* kernel stacks allocated and freed */
     int error;
 };
 
@@ -73,6 +84,10 @@ static int churn_mkdir(struct worker *w, int64_t nr)
     int32_t seen;
     int rc;
 
+    if (id == -ENOMEM) {        /* the parent could not take the structures' charge */
+        w->failures++;
+        return 0;
+    }
     if (id < 0)
         return id;
     w->mkdirs++;
@@ -111,6 +126,43 @@ static int churn_uncharge(struct worker *w, uint64_t r)
     return 0;
 }
 
+/* negative dentries in cgroup k: current is a task there; reclaim (of this
+   charge or another thread's) may free them at any time, so they are never
+   freed here */
+static int lru_objects(struct worker *w, int k, int64_t nr, uint32_t gfp)
+{
+    uint64_t addrs[8];
+    int64_t got;
+    int rc = bm_set_task(w->sys, w->cpu, w->cg[k], -1);
+
+    if (rc)
+        return rc;
+    got = bm_kmem_cache_alloc_lru_bulk(w->sys, w->cpu, w->dentry_cache, gfp, nr, addrs);
+    rc = bm_set_task(w->sys, w->cpu, -1, -1);
+    if (got < 0)
+        return (int)got;
+    w->dentries += got;
+    if (got < nr)
+        w->failures++;
+    return rc;
+}
+
+/* a kernel stack charged to cgroup k, freed at once */
+static int task_stack(struct worker *w, int k)
+{
+    uint64_t addr;
+    int rc = bm_task_stack_alloc(w->sys, w->cpu, w->cg[k], &addr);
+
+    if (rc == -ENOMEM) {
+        w->failures++;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    w->stacks++;
+    return bm_task_stack_free(w->sys, w->cpu, addr);
+}
+
 /* a random id of the churn (live, dying or freed): inspect it, pin it,
    charge it; -ENOENT is the only refusal a freed one may give */
 static int churn_lookup(struct worker *w, uint64_t r)
@@ -141,7 +193,7 @@ static void *worker_main(void *arg)
     for (long i = 0; i < w->iters && !w->error; i++) {
         uint64_t r = next_rand(&rng);
         int k = (int)(r % NR_CG);
-        int op = (int)((r >> 8) % 20);
+        int op = (int)((r >> 8) % 22);
         int64_t nr = (int64_t)((r >> 16) % 8) + 1;
         uint32_t gfp = (r >> 24) & 1 ? GFP_KERNEL | BM_GFP_NORETRY : GFP_NOWAIT;
         int rc;
@@ -198,6 +250,10 @@ static void *worker_main(void *arg)
             w->error = churn_mkdir(w, nr);
         } else if (op == 17) {
             w->error = churn_uncharge(w, r >> 32);
+        } else if (op == 18) {
+            w->error = lru_objects(w, k, nr, gfp);
+        } else if (op == 19) {
+            w->error = task_stack(w, k);
         } else {
             w->error = churn_lookup(w, r >> 32);
         }
@@ -216,6 +272,19 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* the bytes parked (nr_charged_bytes) on the objcgs memcg now holds: its own
+   and those reparented to it (objcg ids 0..max_id: one per memcg) */
+static int64_t parked_bytes(bm_system *sys, int32_t memcg, int32_t max_id)
+{
+    struct bm_objcg_info o;
+    int64_t sum = 0;
+
+    for (int32_t id = 0; id <= max_id + 1; id++)
+        if (!bm_objcg_info(sys, id, &o) && o.memcg == memcg)
+            sum += o.nr_charged_bytes;
+    return sum;
+}
+
 static int run(const char *name, struct bm_config *cfg, int nthreads, long iters)
 {
     struct bm_memcg_info info;
@@ -225,10 +294,16 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
     int32_t a, cg[NR_CG];
     bm_system *sys = bm_system_new(cfg);
     struct churn churn;
-    long failures = 0, mkdirs = 0, handovers = 0;
+    long failures = 0, mkdirs = 0, handovers = 0, dentries = 0, stacks = 0;
+    int32_t dentry_cache;
+    int64_t dropped;
 
     if (!sys) {
         fprintf(stderr, "%s: bm_system_new failed\n", name);
+        return 1;
+    }
+    if (bm_kmem_cache_create(sys, 192, BM_SLAB_ACCOUNT | BM_SLAB_RECLAIM_ACCOUNT, &dentry_cache)) {
+        fprintf(stderr, "%s: kmem_cache_create failed\n", name);
         return 1;
     }
     a = bm_memcg_create(sys, 0, 0);
@@ -248,6 +323,7 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         memset(&w[t], 0, sizeof(w[t]));
         w[t].sys = sys;
         w[t].churn = &churn;
+        w[t].dentry_cache = dentry_cache;
         w[t].cpu = t;
         w[t].iters = iters;
         w[t].batch = cfg->profile.charge_batch;
@@ -262,6 +338,8 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         failures += w[t].failures;
         mkdirs += w[t].mkdirs;
         handovers += w[t].handovers;
+        dentries += w[t].dentries;
+        stacks += w[t].stacks;
         if (w[t].error) {
             fprintf(stderr, "%s: cpu %d: error %d\n", name, t, w[t].error);
             return 1;
@@ -284,36 +362,66 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
             return 1;
         }
     }
+    /* the dentries reclaim left */
+    dropped = bm_drop_slab(sys, 0);
+    if (dropped < 0) {
+        fprintf(stderr, "%s: drop_slab failed\n", name);
+        return 1;
+    }
     bm_drain_all_stock(sys, 0);
     for (int k = 0; k < NR_CG; k++) {
+        int64_t kbytes;
         if (bm_memcg_info(sys, cg[k], &info))
             return 1;
-        if (info.memory.usage != 0 || info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
+        /* a holds the structures of its children cg[1] and cg[2] (the churn's are
+           freed): objcg charges in whole pages, the rest parked on its objcgs */
+        kbytes = info.stat[BM_STAT_PERCPU_B] + info.stat[BM_STAT_SLAB_UNRECLAIMABLE_B];
+        if (info.memory.usage * 4096 != kbytes + parked_bytes(sys, cg[k], atomic_load(&churn.max_id)) ||
+            (k != 0 && kbytes) || (k == 0 && cfg->nr_memcg_allocs && !kbytes) ||
+            info.stat[BM_STAT_SLAB_RECLAIMABLE_B] || info.stat[BM_STAT_KERNEL_STACK_B] ||
+            info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
             info.refcnt != (k == 0 ? 4 : 2)) {   /* base ref + the objcg's (+ a child's pin each) */
-            fprintf(stderr, "%s: memcg %d: usage %lld anon %lld file %lld refcnt %d\n", name,
-                    cg[k], (long long)info.memory.usage, (long long)info.stat[BM_STAT_ANON],
+            fprintf(stderr, "%s: memcg %d: usage %lld kmem bytes %lld reclaimable %lld stack %lld "
+                    "anon %lld file %lld refcnt %d\n", name, cg[k], (long long)info.memory.usage,
+                    (long long)kbytes, (long long)info.stat[BM_STAT_SLAB_RECLAIMABLE_B],
+                    (long long)info.stat[BM_STAT_KERNEL_STACK_B], (long long)info.stat[BM_STAT_ANON],
                     (long long)info.stat[BM_STAT_FILE], info.refcnt);
             return 1;
         }
     }
-    if (bm_memcg_info(sys, 0, &info) || info.memory.usage != 0) {
-        fprintf(stderr, "%s: root usage %lld\n", name, (long long)info.memory.usage);
-        return 1;
+    bm_memcg_offline(sys, cg[1]);
+    bm_memcg_offline(sys, cg[2]);
+    bm_drain_all_stock(sys, 0);
+    {   /* their structures gone: a keeps only whole parked pages */
+        int64_t parked = parked_bytes(sys, a, atomic_load(&churn.max_id));
+        int64_t a_usage;
+        if (bm_memcg_info(sys, a, &info) || info.stat[BM_STAT_PERCPU_B] ||
+            info.stat[BM_STAT_SLAB_UNRECLAIMABLE_B] || parked % 4096 ||
+            info.memory.usage * 4096 != parked) {
+            fprintf(stderr, "%s: a keeps %lld pages (%lld parked bytes) after its children went\n",
+                    name, (long long)info.memory.usage, (long long)parked);
+            return 1;
+        }
+        a_usage = info.memory.usage;
+        if (bm_memcg_info(sys, 0, &info) || info.memory.usage != a_usage) {
+            fprintf(stderr, "%s: root usage %lld, a's %lld\n", name, (long long)info.memory.usage,
+                    (long long)a_usage);
+            return 1;
+        }
     }
     if (bm_system_check(sys, msg, sizeof(msg))) {
         fprintf(stderr, "%s: bm_system_check: %s\n", name, msg);
         return 1;
     }
-    bm_memcg_offline(sys, cg[1]);
-    bm_memcg_offline(sys, cg[2]);
     bm_memcg_offline(sys, a);
     if (bm_system_nr_dying(sys) != 0) {
         fprintf(stderr, "%s: %d dying memcgs left\n", name, bm_system_nr_dying(sys));
         return 1;
     }
     bm_system_free(sys);
-    printf("%s: %d threads x %ld ops ok (%ld ENOMEM, %ld children made and removed, %ld handed over)\n",
-           name, nthreads, iters, failures, mkdirs, handovers);
+    printf("%s: %d threads x %ld ops ok (%ld ENOMEM, %ld children made and removed, %ld handed over, "
+           "%ld dentries, %lld left to drop_slab, %ld stacks)\n",
+           name, nthreads, iters, failures, mkdirs, handovers, dentries, (long long)dropped, stacks);
     return 0;
 }
 
@@ -352,12 +460,24 @@ int main(int argc, char **argv)
         cfg.page_size = 4096;
         cfg.cgroup_v1 = (uint32_t)v1;
         cfg.ram_pages = 1 << 18;
+        /* mem_cgroup_alloc()'s accounted structures of 5.11 */
+        cfg.nr_memcg_allocs = 4;
+        cfg.memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
+        cfg.memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
+        cfg.memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
+        cfg.memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
         rc |= run(v1 ? "5.11/v1" : "5.11/v2", &cfg, nthreads, iters);
         profile_618(&cfg);
         cfg.nr_cpus = (uint32_t)nthreads;
         cfg.page_size = 4096;
         cfg.cgroup_v1 = (uint32_t)v1;
         cfg.ram_pages = 1 << 18;
+        cfg.nr_memcg_allocs = 5;    /* and of 6.18 */
+        cfg.memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 1712};
+        cfg.memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1216};
+        cfg.memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 24};
+        cfg.memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 792};
+        cfg.memcg_allocs[4] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 528};
         rc |= run(v1 ? "6.18/v1" : "6.18/v2", &cfg, nthreads, iters);
     }
     return rc;
