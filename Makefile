@@ -1,29 +1,47 @@
 # Quick start: `make run` (the demo) and `make test` (the whole suite).
-# Both create a project-local virtual environment and build the C core.
+# Both create a project-local virtual environment, install the project into it
+# (editable: .venv/bin/pybpfmem, `import pybpfmem` from anywhere in the venv) and
+# build the C core in place.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
+INSTALLED := $(VENV)/.install-stamp
 BUILD ?= build/dev
 JOBS ?= 2
 
-.PHONY: run test ext bench fuzz fixtures test-asan test-tsan clean kernel-vm
+.PHONY: run test ext lint bench fuzz fixtures test-asan test-tsan clean kernel-vm
 
 $(STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-ext: $(STAMP)
+# An editable install of the Python package and its `pybpfmem` command; the C core is
+# not built by pip (wheel.cmake=false) but by `make ext` below, in place, so a change
+# in csrc/ is rebuilt by the next make run/test.  (`pip install .` builds a real wheel
+# with the core.)  Redone when pyproject.toml changes (the version, the entry point).
+$(INSTALLED): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+	  -C wheel.cmake=false -C editable.mode=inplace -e .
+	touch $@
+
+ext: $(INSTALLED)
 	@mkdir -p build
 	flock build/.lock $(VENV)/bin/cmake -S . -B $(BUILD) -G Ninja -DBM_INPLACE=ON \
 	  -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
 	flock build/.lock $(VENV)/bin/cmake --build $(BUILD) -j $(JOBS)
 
 run: ext
-	$(PY) -m pybpfmem demo
+	$(VENV)/bin/pybpfmem demo
 
 test: ext
 	$(PY) -m pytest -q
+
+# CI's static checks: pyflakes' rules (ruff) on the code, tests and tools, and mypy
+# --strict on the public API and on a user's script of it ([tool.mypy] in pyproject.toml)
+lint: ext
+	$(VENV)/bin/ruff check --quiet pybpfmem tests tools benchmarks fuzz
+	$(VENV)/bin/mypy
 
 bench: ext
 	$(PY) -m pybpfmem bench --full --output build/bench.json --plot build/bench.png
@@ -32,6 +50,9 @@ bench: ext
 # The whole suite against a core built with ASan + UBSan (runtime preloaded into Python).
 # The live-kernel tests are left out: they drive no C-core code, and the preloaded
 # runtime inflates the forked children's own memory, which those tests measure.
+# The package is a copy with the ASan core, imported first: `python -S` skips the
+# venv's .pth files, whose editable-install finder would import the source tree's
+# pybpfmem instead; the venv's packages come by PYTHONPATH.
 ASAN_SITE := build/asan/site
 test-asan: $(STAMP)
 	@mkdir -p build
@@ -43,7 +64,8 @@ test-asan: $(STAMP)
 	cp build/asan/_core*.so $(ASAN_SITE)/pybpfmem/
 	cd $(ASAN_SITE) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  PYBPFMEM_SANITIZED=1 $(abspath $(PY)) -m pytest -q -p no:cacheprovider $(abspath tests) -m "not live" --ignore-glob='$(abspath tests)/test_live_*.py'
+	  PYTHONPATH="$$($(abspath $(PY)) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+	  PYBPFMEM_SANITIZED=1 $(abspath $(PY)) -S -m pytest -q -p no:cacheprovider $(abspath tests) -m "not live" --ignore-glob='$(abspath tests)/test_live_*.py'
 
 # The C multi-thread stress test under ThreadSanitizer.
 test-tsan: $(STAMP)

@@ -230,6 +230,8 @@ struct bm_memcg_info {
     int64_t stock_pages;            /* pages of this memcg cached in per-cpu page stocks */
     int64_t nr_pages_over_high;     /* throttle debt (memcg_nr_pages_over_high) not yet paid */
     int64_t file_pages;             /* own reclaimable pages */
+    uint64_t struct_addrs[8];       /* mem_cgroup_alloc()'s accounted objects, in the order of
+                                       bm_config.memcg_allocs (0: none, or freed) */
 };
 
 struct bm_objcg_info {

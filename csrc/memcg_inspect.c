@@ -74,6 +74,8 @@ int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
             out->nr_pages_over_high += __atomic_load_n(&c->memcg_nr_pages_over_high, __ATOMIC_RELAXED);
     }
     out->file_pages = atomic_load(&memcg->file_pages);
+    for (unsigned i = 0; i < BM_MEMCG_ALLOC_MAX; i++)   /* css_free_work() clears them */
+        out->struct_addrs[i] = __atomic_load_n(&memcg->alloc_addrs[i], __ATOMIC_RELAXED);
     return 0;
 }
 

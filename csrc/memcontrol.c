@@ -1619,7 +1619,7 @@ void css_free_work(struct bm_system *sys, int cpu)
         for (struct mem_cgroup *m = list; m; m = m->css_free_next) {
             for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++) {
                 memcg_free_struct(sys, cpu, i, m->alloc_addrs[i]);
-                m->alloc_addrs[i] = 0;
+                __atomic_store_n(&m->alloc_addrs[i], 0, __ATOMIC_RELAXED);   /* bm_memcg_info reads it */
             }
         }
     }

@@ -6,6 +6,7 @@ values of another profile are on ``System.gfp`` (e.g. ``System(profile="5.11").g
 is 0xA20, with ``__GFP_ATOMIC``).
 """
 
+from ._version import __version__
 from .constants import (
     GFP_ATOMIC,
     GFP_KERNEL,
@@ -17,7 +18,6 @@ from .constants import (
     MEMCG_DATA_FLAGS_MASK,
     MEMCG_DATA_KMEM,
     MEMCG_DATA_OBJCGS,
-    RLIMIT_MEMLOCK,
     SLAB_ACCOUNT,
     SLAB_RECLAIM_ACCOUNT,
     GfpFlags,
@@ -41,10 +41,12 @@ from .constants import (
 from .profiles import PROFILE_NAMES, PROFILES, Profile, get_profile, list_profiles
 from .mm import page_counter_memparse
 from .system import OP_DTYPE, KmemCache, MemCgroup, System, Task
-from .bpf import *  # noqa: F401,F403  (uapi constants by kernel name, BpfError)
-from .bpf import __all__ as _bpf_all
+from .bpf import BpfError
+from .bpf import uapi as _uapi
+from .bpf.uapi import *  # noqa: F403  (the uapi constants by their kernel names)
 
 __all__ = [
+    "__version__",
     "System", "MemCgroup", "Task", "KmemCache", "Profile", "GfpFlags", "OP_DTYPE",
     "PROFILES", "PROFILE_NAMES", "get_profile", "list_profiles", "page_counter_memparse",
     "page_counter_max",
@@ -53,6 +55,6 @@ __all__ = [
     "__GFP_IO", "__GFP_KSWAPD_RECLAIM", "__GFP_NOFAIL", "__GFP_NORETRY", "__GFP_NOWARN",
     "__GFP_RECLAIM", "__GFP_RECLAIMABLE", "__GFP_RETRY_MAYFAIL", "__GFP_ZERO",
     "MEMCG_DATA_OBJCGS", "MEMCG_DATA_KMEM", "MEMCG_DATA_FLAGS_MASK",
-    "SLAB_ACCOUNT", "SLAB_RECLAIM_ACCOUNT", "RLIMIT_MEMLOCK",
+    "SLAB_ACCOUNT", "SLAB_RECLAIM_ACCOUNT", "BpfError",
 ]
-__all__ += _bpf_all
+__all__ += _uapi.__all__    # RLIMIT_MEMLOCK among them

@@ -9,6 +9,8 @@ and uses only its public services (pybpfmem.bpf.services).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import mm
 from .bpf.system_api import BpfSystemMixin
 from .bpf.task_api import BpfTaskMixin
@@ -41,3 +43,6 @@ class System(mm.System, BpfSystemMixin):
         mm.System.__init__(self, nr_cpus, page_size, profile, cgroup, ram, oom_kill,
                            memory_recursiveprot)
         BpfSystemMixin.__init__(self, settle)
+
+    if TYPE_CHECKING:   # spawn() makes a task_class, this Task: say so to type checkers
+        def spawn(self, cgroup: MemCgroup | None = None, uid: int = 0) -> Task: ...

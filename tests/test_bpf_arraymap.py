@@ -20,12 +20,11 @@ import errno
 
 import pytest
 
-import pybpfmem
 from pybpfmem.bpf import (BPF_ANY, BPF_EXIST, BPF_F_MMAPABLE, BPF_MAP_TYPE_ARRAY,
                           BPF_MAP_TYPE_PERCPU_ARRAY, BPF_NOEXIST, RLIM_INFINITY,
                           RLIMIT_MEMLOCK)
 
-from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
+from bpfutil import PAGE, current, errno_of, k, setup
 
 
 # (value_size, max_entries) -> memory.current of the creator's cgroup after creation
@@ -43,9 +42,9 @@ def test_array_creation_charge(profile, vs, me, want):
     assert m["memcg"] == "/a"
     if (vs, me) == (8, 1):
         assert a.stat()["slab_unreclaimable"] == 520
-        assert m["charged_memcg"] == {"slab": 520, "vmalloc": 0, "percpu": 0, "pages": 0}
+        assert m["charged"] == {"slab": 520, "vmalloc": 0, "percpu": 0, "pages": 0}
     if (vs, me) == (64, 1000):
-        assert m["charged_memcg"]["vmalloc"] == 65536
+        assert m["charged"]["vmalloc"] == 65536
 
 
 def test_array_510_charges_locked_vm_not_memcg():
@@ -106,7 +105,7 @@ def test_percpu_array_creation_charge(profile, want, pcpu):
     fd = t.bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 64, 1000)
     assert current(s, a) == want
     assert a.stat()["percpu"] == pcpu
-    assert s.bpf_maps()[0]["charged_memcg"]["percpu"] == pcpu
+    assert s.bpf_maps()[0]["charged"]["percpu"] == pcpu
     # memlock: 5.11 rup(1000 * rup(4 + 128, 8), 4096) = rup(136000) = 139264;
     #          6.18 312 + 8000 + 1000*64*2 = 136312
     assert t.fdinfo(fd)["memlock"] == {"5.11": "139264", "6.18": "136312"}[profile]

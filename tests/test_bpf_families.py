@@ -72,9 +72,9 @@ def test_ringbuf_6_18_memlock_and_charges():
     # ringbuf_map_mem_usage(): sizeof(bpf_ringbuf_map) 304 + (3 + 256) pages + (3 + 512) * 8
     assert t.fdinfo(fd)["memlock"] == str(304 + 259 * 4096 + 515 * 8) == "1065288"
     # each of the 259 pages is alloc_pages(GFP_KERNEL_ACCOUNT ...) in the creator's context
-    assert info["charged"]["pages"] == 259 * PAGE
+    assert info["requested"]["pages"] == 259 * PAGE
     # bpf_map_area_alloc(304) and bpf_map_area_alloc(515 * 8 = 4120) are both <= 32 KiB: kmalloc
-    assert info["charged"]["slab"] == 304 + 4120
+    assert info["requested"]["slab"] == 304 + 4120
     assert info["memcg"] == "/a"
     teardown_is_clean(sys_, t, [fd], [a])
 
@@ -87,9 +87,9 @@ def test_ringbuf_5_11_page_array_is_vmalloc_unaccounted():
     sz = get_profile("5.11").sizes
     # v5.11: struct kzalloc(GFP_USER | __GFP_ACCOUNT): charged; the 4120-byte page array is
     # > PAGE_SIZE so vmalloc_node() with plain GFP_KERNEL: allocated (2 pages) but not charged
-    assert info["charged"]["slab"] == sz.bpf_ringbuf_map
-    assert info["allocated"]["vmalloc"] == 2 * PAGE and info["charged"]["vmalloc"] == 0
-    assert info["charged"]["pages"] == 259 * PAGE
+    assert info["requested"]["slab"] == sz.bpf_ringbuf_map
+    assert info["allocated"]["vmalloc"] == 2 * PAGE and info["requested"]["vmalloc"] == 0
+    assert info["requested"]["pages"] == 259 * PAGE
     # bpf_map_memory_footprint(): max_entries * rup(0 + 0, 8) = 0
     assert t.fdinfo(fd)["memlock"] == "0"
     teardown_is_clean(sys_, t, [fd], [a])
@@ -104,7 +104,7 @@ def test_ringbuf_5_10_legacy_memlock_nothing_charged():
     # cost = sizeof(rb_map) + sizeof(struct bpf_ringbuf) (3 pages) + 1 MiB
     cost = get_profile("5.10").sizes.bpf_ringbuf_map + 3 * PAGE + (1 << 20)
     assert t.fdinfo(fd)["memlock"] == str(rup(cost, PAGE)) == "1064960"
-    assert sum(info["charged"].values()) == 0
+    assert sum(info["requested"].values()) == 0
     teardown_is_clean(sys_, t, [fd], [a])
 
 
@@ -127,7 +127,7 @@ def test_ringbuf_element_ops_enotsupp_and_reserve():
         with pytest.raises(OSError) as ei:
             t.bpf_map_get_next_key(fd, None)
         assert ei.value.errno == 524          # ringbuf_map_get_next_key -> -ENOTSUPP
-        before = map_info(sys_, map_id_of(t, fd))["charged"]
+        before = map_info(sys_, map_id_of(t, fd))["requested"]
         m = sys_.bpf_map_by_id(map_id_of(t, fd))
         # record length = rup(size + 8-byte header, 8); 4096-byte ring holds at most 4095
         r1 = m.helper_ringbuf_reserve(2000)
@@ -137,7 +137,7 @@ def test_ringbuf_element_ops_enotsupp_and_reserve():
         m.helper_ringbuf_submit(r1)
         m.helper_ringbuf_discard(r2)
         assert m.consume() == [2000]
-        assert map_info(sys_, map_id_of(t, fd))["charged"] == before   # no allocation
+        assert map_info(sys_, map_id_of(t, fd))["requested"] == before   # no allocation
     teardown_is_clean(sys_, t, [fd], [a])
 
 
@@ -151,7 +151,7 @@ def test_queue_creation_charge_and_memlock():
     size = sz.bpf_queue_stack + 1001 * 64
     # queue_stack_map_mem_usage() = the one bpf_map_area_alloc; > 32 KiB so vmalloc (pages)
     assert t.fdinfo(fd)["memlock"] == str(size)
-    assert map_info(sys_, map_id_of(t, fd))["charged"]["vmalloc"] == rup(size, PAGE)
+    assert map_info(sys_, map_id_of(t, fd))["requested"]["vmalloc"] == rup(size, PAGE)
     teardown_is_clean(sys_, t, [fd], [a])
 
 
@@ -262,7 +262,7 @@ def test_lpm_5_11_nodes_charged_to_map_memcg_from_interrupt():
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 10, U.BPF_F_NO_PREALLOC)
     mid = map_id_of(t, fd)
-    base = map_info(sys_, mid)["charged"]["slab"]
+    base = map_info(sys_, mid)["requested"]["slab"]
     leaf = sz.lpm_trie_node + 4 + 4          # node + data_size + value_size
     im = sz.lpm_trie_node + 4                # intermediate node: no value
     with sys_.in_interrupt(cpu=1):
@@ -270,7 +270,7 @@ def test_lpm_5_11_nodes_charged_to_map_memcg_from_interrupt():
     # 10/8 and 11/8 share 7 leading bits: the second insert adds a leaf and an IM node
     with other.running(cpu=0):
         assert sys_.helper_map_update_elem(mid, lpm_key(8, "11.0.0.0"), b"BBBB") == 0
-    assert map_info(sys_, mid)["charged"]["slab"] == base + 2 * leaf + im
+    assert map_info(sys_, mid)["requested"]["slab"] == base + 2 * leaf + im
     assert map_info(sys_, mid)["memcg"] == "/a"
     # nothing went to the updating task's cgroup: it holds only that task's kernel stack
     assert int(b.read("memory.current")) == b.stat()["kernel_stack"] == 4 * 4096
@@ -317,7 +317,7 @@ def test_sockhash_elements_links_and_full():
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_SOCKHASH, 4, 4, 2)
         socks = [new_socket(t) for _ in range(3)]
         mid = map_id_of(t, fd)
-        base = map_info(sys_, mid)["charged"]["slab"]
+        base = map_info(sys_, mid)["requested"]["slab"]
         t.bpf_map_update_elem(fd, b"k000", struct.pack("<I", socks[0]))
         t.bpf_map_update_elem(fd, b"k001", struct.pack("<I", socks[1]))
         with pytest.raises(OSError) as ei:          # sock_hash_alloc_elem(): count > max_entries
@@ -326,7 +326,7 @@ def test_sockhash_elements_links_and_full():
     elem = sz.bpf_shtab_elem + 8                     # + rup(key_size 4, 8)
     link = sz.sk_psock_link
     # two elements and two links, the failed update kept nothing
-    assert map_info(sys_, mid)["charged"]["slab"] == base + 2 * (elem + link)
+    assert map_info(sys_, mid)["requested"]["slab"] == base + 2 * (elem + link)
     # sock_hash_mem_usage(): struct + pow2(2) * bucket + count * elem_size
     assert t.fdinfo(fd)["memlock"] == str(sz.bpf_shtab + 2 * sz.bpf_shtab_bucket + 2 * elem)
     teardown_is_clean(sys_, t, [fd], [a])
@@ -365,9 +365,9 @@ def test_devmap_nodes_and_legacy_einval():
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_DEVMAP, 4, 4, 8)
         mid = map_id_of(t, fd)
-        base = map_info(sys_, mid)["charged"]["slab"]
+        base = map_info(sys_, mid)["requested"]["slab"]
         t.bpf_map_update_elem(fd, struct.pack("<I", 0), struct.pack("<I", dev.ifindex))
-        assert map_info(sys_, mid)["charged"]["slab"] == base + sz.bpf_dtab_netdev
+        assert map_info(sys_, mid)["requested"]["slab"] == base + sz.bpf_dtab_netdev
         assert dev.refcnt == 2
         with pytest.raises(OSError) as ei:          # unknown ifindex
             t.bpf_map_update_elem(fd, struct.pack("<I", 1), struct.pack("<I", 999))
@@ -377,7 +377,7 @@ def test_devmap_nodes_and_legacy_einval():
                                   U.BPF_NOEXIST)
         assert ei.value.errno == errno.EEXIST
         t.bpf_map_update_elem(fd, struct.pack("<I", 0), struct.pack("<I", 0))   # ifindex 0 clears
-        assert map_info(sys_, mid)["charged"]["slab"] == base and dev.refcnt == 1
+        assert map_info(sys_, mid)["requested"]["slab"] == base and dev.refcnt == 1
     teardown_is_clean(sys_, t, [fd], [a])
     # v5.10: an RLIMIT_MEMLOCK failure of dev_map_init_map() is -EINVAL, not -EPERM
     sys_, a, t = make("5.10")
@@ -425,13 +425,13 @@ def test_cgroup_storage_attach_charges_attaching_task_5_11():
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_CGROUP_STORAGE, 16, 64, 0)
     m = sys_.bpf_map_by_id(map_id_of(t, fd))
-    before = map_info(sys_, m.id)["charged"]["slab"]
+    before = map_info(sys_, m.id)["requested"]["slab"]
     assert int(b.read("memory.current")) == b.stat()["kernel_stack"] == 4 * 4096   # a stack only
     with attacher.running(cpu=1):
         m.attach_storage(b)
     # bpf_cgroup_storage_alloc(): storage struct + (bpf_storage_buffer + value) with
     # GFP_USER | __GFP_ACCOUNT in the attaching task's context -> /b
-    assert map_info(sys_, m.id)["charged"]["slab"] == before + sz.bpf_cgroup_storage + sz.bpf_storage_buffer + 64
+    assert map_info(sys_, m.id)["requested"]["slab"] == before + sz.bpf_cgroup_storage + sz.bpf_storage_buffer + 64
     assert int(b.read("memory.current")) > 0
     key = struct.pack("<QII", b.id, 0, 0)
     with t.running(cpu=0):
@@ -483,7 +483,7 @@ def test_sk_storage_elements_and_optmem():
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_SK_STORAGE, 4, 64, 0, U.BPF_F_NO_PREALLOC, **BTF)
         s1 = new_socket(t)
         mid = map_id_of(t, fd)
-        base = map_info(sys_, mid)["charged"]["slab"]
+        base = map_info(sys_, mid)["requested"]["slab"]
         t.bpf_map_update_elem(fd, struct.pack("<i", s1), b"v" * 64)
         assert t.bpf_map_lookup_elem(fd, struct.pack("<i", s1)) == b"v" * 64
         with pytest.raises(OSError) as ei:
@@ -494,7 +494,7 @@ def test_sk_storage_elements_and_optmem():
         assert ei.value.errno == 524
     # v6.4+ elem_size = offsetof(selem, sdata.data) 72 + 64; first element adds the storage
     elem = 72 + 64
-    assert map_info(sys_, mid)["charged"]["slab"] == base + elem + sz.bpf_local_storage
+    assert map_info(sys_, mid)["requested"]["slab"] == base + elem + sz.bpf_local_storage
     sk = t.fd_object(s1)
     assert sk.sk_omem_alloc == elem + sz.bpf_local_storage
     # optmem: a second socket with net.core.optmem_max below the element size
@@ -506,7 +506,7 @@ def test_sk_storage_elements_and_optmem():
         assert ei.value.errno == errno.ENOMEM
         t.bpf_map_delete_elem(fd, struct.pack("<i", s1))
     assert sk.sk_omem_alloc == 0
-    assert map_info(sys_, mid)["charged"]["slab"] == base
+    assert map_info(sys_, mid)["requested"]["slab"] == base
     teardown_is_clean(sys_, t, [fd], [a])
 
 
@@ -516,11 +516,11 @@ def test_task_storage_helper_create_from_interrupt_charges_map_memcg():
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_TASK_STORAGE, 4, 16, 0, U.BPF_F_NO_PREALLOC, **BTF)
     m = sys_.bpf_map_by_id(map_id_of(t, fd))
-    base = map_info(sys_, m.id)["charged"]["slab"]
+    base = map_info(sys_, m.id)["requested"]["slab"]
     with sys_.in_interrupt(cpu=1):
         assert m.helper_task_storage_get(t, None, 1) == bytes(16)   # F_CREATE
     # v5.x elem_size = sizeof(selem) + value_size; plus the task's bpf_local_storage
-    assert map_info(sys_, m.id)["charged"]["slab"] == base + sz.bpf_local_storage_elem + 16 + sz.bpf_local_storage
+    assert map_info(sys_, m.id)["requested"]["slab"] == base + sz.bpf_local_storage_elem + 16 + sz.bpf_local_storage
     teardown_is_clean(sys_, t, [fd], [a])
 
 
@@ -574,7 +574,7 @@ def test_lpm_node_at_memory_max_forced_in_5_11_enomem_in_6_18(profile):
 
 
 def _slab(sys_, map_id: int) -> int:
-    return map_info(sys_, map_id)["charged"]["slab"]
+    return map_info(sys_, map_id)["requested"]["slab"]
 
 
 def test_socket_last_close_leaves_sock_maps_and_frees_sk_storage():
@@ -715,7 +715,7 @@ def test_every_family_creates_and_frees_cleanly(profile, shape):
     info = map_info(sys_, map_id_of(t, fd))
     if profile == "5.10":
         # the legacy regime accounts nothing to memcg for map creation
-        assert sum(info["charged"].values()) == 0
+        assert sum(info["requested"].values()) == 0
         assert int(t.fdinfo(fd)["memlock"]) % PAGE == 0
     else:
         assert info["memcg"] == "/a"

@@ -6,14 +6,13 @@ import errno
 
 import pytest
 
-import pybpfmem
 from pybpfmem.bpf import (BPF_EXIST, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY,
                           BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_CGROUP_ARRAY,
                           BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_HASH_OF_MAPS, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
                           BPF_MAP_TYPE_PROG_ARRAY, BPF_NOEXIST, BPF_PROG_TYPE_SOCKET_FILTER,
-                          BPF_PROG_TYPE_XDP, ENOTSUPP, RLIM_INFINITY, RLIMIT_MEMLOCK)
+                          BPF_PROG_TYPE_XDP, ENOTSUPP)
 
-from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
+from bpfutil import current, errno_of, k, setup
 
 
 def fdv(fd):
@@ -91,7 +90,7 @@ def test_perf_event_and_cgroup_arrays_lookup_enotsupp():
     assert errno_of(t.bpf_map_lookup_elem, pe, k(0)) == ENOTSUPP
     assert errno_of(t.bpf_map_lookup_elem, cga, k(1)) == ENOTSUPP
     # the bpf_event_entry (40 bytes) is a plain kzalloc: never charged
-    assert s.bpf_maps()[0]["charged_memcg"]["slab"] == 520     # 312 + 16 -> kmalloc-512 + 8
+    assert s.bpf_maps()[0]["charged"]["slab"] == 520     # 312 + 16 -> kmalloc-512 + 8
     t.bpf_map_delete_elem(pe, k(0))
     t.bpf_map_delete_elem(cga, k(1))
     assert errno_of(t.bpf_map_delete_elem, cga, k(1)) == errno.ENOENT

@@ -17,12 +17,11 @@ import errno
 
 import pytest
 
-import pybpfmem
 from pybpfmem.bpf import (BPF_EXIST, BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH,
                           BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_NOEXIST,
                           ENOTSUPP, RLIM_INFINITY, RLIMIT_MEMLOCK)
 
-from bpfutil import PAGE, current, errno_of, k, setup  # noqa: F401
+from bpfutil import PAGE, current, errno_of, k, setup
 
 
 def slab_b(s, cg) -> int:
@@ -70,7 +69,7 @@ def test_hash_creation_charge(profile, ty, flags, want, slab, pcpu):
     assert current(s, a) == want
     st = a.stat()
     assert st["slab_unreclaimable"] == slab and st["percpu"] == pcpu
-    assert s.bpf_maps()[0]["charged_memcg"]["percpu"] == pcpu
+    assert s.bpf_maps()[0]["charged"]["percpu"] == pcpu
 
 
 def test_hash_510_legacy_cost():

@@ -6,7 +6,6 @@ import errno
 import pytest
 
 import pybpfmem
-from pybpfmem.bpf import kobjects
 from pybpfmem.bpf import uapi as U
 
 BTF = {"btf_fd": 3, "btf_key_type_id": 1, "btf_value_type_id": 2}

@@ -18,7 +18,7 @@ import pybpfmem
 from pybpfmem.bpf import (BPF_MAP_TYPE_ARRAY, BPF_PROG_TYPE_SOCKET_FILTER,
                           BPF_PROG_TYPE_XDP, RLIM_INFINITY, RLIMIT_MEMLOCK)
 
-from bpfutil import PAGE, current, errno_of  # noqa: F401
+from bpfutil import PAGE, current, errno_of
 
 
 def setup(profile, uid=0, **kw):
@@ -58,7 +58,7 @@ def test_prog_load_charges(profile, want, pcpu, slab):
     info = s.bpf_progs()[0]
     assert info["memcg"] == (None if profile == "5.10" else "/a")
     if profile != "5.10":
-        assert info["charged_memcg"] == {"vmalloc": PAGE, "slab": slab, "percpu": pcpu, "pages": 0}
+        assert info["charged"] == {"vmalloc": PAGE, "slab": slab, "percpu": pcpu, "pages": 0}
     t.close(fd)
     assert current(s, a) == 0 and s.bpf_progs() == []
     assert 0 not in s.bpf_state.rlimit.users

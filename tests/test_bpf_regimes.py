@@ -6,7 +6,7 @@ import pytest
 
 import pybpfmem
 from pybpfmem.bpf import (BPF_F_NO_PREALLOC, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH,
-                          BPF_MAP_TYPE_PERCPU_ARRAY, BpfError)
+                          BPF_MAP_TYPE_PERCPU_ARRAY)
 
 
 def mk(profile):
@@ -100,7 +100,7 @@ def test_interrupt_update_charged_to_map_cgroup(profile):
     mid = s.bpf_maps()[0]["id"]
     s.drain_all_stock()
     b_before = int(b.read("memory.current"))
-    charged_before = s.bpf_maps()[0]["charged_memcg"]["slab"]
+    charged_before = s.bpf_maps()[0]["charged"]["slab"]
     with t2.running(cpu=1):
         with s.in_interrupt(cpu=1):
             assert s.helper_map_update_elem(mid, b"\x01\0\0\0", bytes(64)) == 0
@@ -111,12 +111,12 @@ def test_interrupt_update_charged_to_map_cgroup(profile):
     if profile == "5.11":
         # one element kmalloc of elem_size 120 on the map's memcg: kmalloc-128 + 8-byte
         # objcg slot = 136
-        assert m["charged_memcg"]["slab"] == charged_before + 136
+        assert m["charged"]["slab"] == charged_before + 136
     else:
         # bpf_mem_alloc: cpu 1's cache had 4 prefilled objects (< low 32) -> refill batch
         # of 48 objects of 128 bytes (kmalloc-128 + 8 = 136 each) charged to the objcg
         # captured at init (/a)
-        assert m["charged_memcg"]["slab"] == charged_before + 48 * 136
+        assert m["charged"]["slab"] == charged_before + 48 * 136
     assert t1.bpf_map_lookup_elem(fd, b"\x01\0\0\0") == bytes(64)
 
 

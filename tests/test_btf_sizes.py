@@ -602,7 +602,7 @@ def test_committed_files_are_what_the_tool_writes():
 
 # --- the running kernel --------------------------------------------------------------------
 
-@pytest.mark.live
+@pytest.mark.live(privileged=False)    # reads /sys/kernel/btf/vmlinux only
 def test_live_btf_against_committed_618():
     """The running kernel's BTF gives a complete record, and on the very build the 6.18 file
     was read from (same BTF sha256) every size is equal.  Another build, even of 6.18, may

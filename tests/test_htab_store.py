@@ -31,7 +31,7 @@ def _keys(h, ks: int = 4) -> list[bytes]:
 def test_update_flags_and_full_map() -> None:
     # check_flags(): NOEXIST on a present key -EEXIST, EXIST on a missing one -ENOENT;
     # a new key at max_entries (2) -E2BIG, a replace at max_entries still works
-    h, old = _store(naux=0, max_entries=2), ffi.new("uint64_t[4]")
+    h = _store(naux=0, max_entries=2)
     assert lib.bm_htab_update(h, _k(1), b"a" * 8, BPF_EXIST) == -errno.ENOENT
     assert lib.bm_htab_update(h, _k(1), b"a" * 8, BPF_NOEXIST) == 0
     assert lib.bm_htab_update(h, _k(1), b"b" * 8, BPF_NOEXIST) == -errno.EEXIST

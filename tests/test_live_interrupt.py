@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pybpfmem.live import bpf, cgroupfs, runner, session
+from pybpfmem.live import bpf, cgroupfs, session
 
-REASON = runner.refusal_reason()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[1]
 
 

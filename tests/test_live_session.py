@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from pybpfmem.live import cgroupfs, runner, session as S
+from pybpfmem.live import cgroupfs, session as S
 
-REASON = runner.refusal_reason()
-live = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+live = pytest.mark.live
 
 
 def _dead_pid() -> int:

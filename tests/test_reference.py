@@ -11,8 +11,7 @@ import errno
 
 import pytest
 
-from pybpfmem.constants import (GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT_5X, __GFP_ACCOUNT,
-                                __GFP_NOFAIL, __GFP_NORETRY, __GFP_RETRY_MAYFAIL,
+from pybpfmem.constants import (GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT_5X, __GFP_NOFAIL, __GFP_NORETRY, __GFP_RETRY_MAYFAIL,
                                 MEMCG_DATA_KMEM, MEMCG_DATA_OBJCGS)
 from pybpfmem.reference import System, memparse
 from pybpfmem.reference.slab import kmalloc_bucket, obj_full_size, pcpu_obj_full_size

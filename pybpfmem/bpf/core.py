@@ -17,7 +17,7 @@ from . import uapi as U
 from .caps import bpf_capable
 from .errors import BpfError
 from .fd import BpfFile, map_inc, map_put
-from .map import BpfMap, rup
+from .map import CHARGE_KINDS, BpfMap, kmalloc_stat_kind, rup
 from .regime import MemlockCharge, charge_memlock, uncharge_memlock
 
 BPF_LD_IMM64 = 0x18
@@ -79,40 +79,48 @@ class BpfProg:
             map_put(st, m)
         self.used_maps.clear()
 
-    def _books(self) -> list[tuple[str, int, int, bool]]:
-        """(kind, requested bytes, bytes on the memcg, charged) per allocation, asked of
-        the memory layer as BpfMap._books() does."""
+    def charges(self) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+        """As BpfMap.charges(): requested bytes by kind on non-root memcgs, and per memcg
+        id the bytes it sees, by CHARGE_KINDS."""
         sysm = self.system
-        out = []
+        asked = dict.fromkeys(CHARGE_KINDS, 0)
+        by_memcg: dict[int, dict[str, int]] = {}
         for kind, addr, n in self.allocs:
             cg = sysm.obj_cgroup_of(addr)[1]
-            charged = cg is not None and cg is not sysm.root
+            if cg is None or cg is sysm.root:
+                continue
+            seen = by_memcg.setdefault(cg.id, dict.fromkeys(CHARGE_KINDS, 0))
+            asked[kind] += n
             if kind == "slab":
                 full = sysm.kmalloc_charged_size(addr)
+                seen[kmalloc_stat_kind(sysm, full)] += full
             elif kind == "percpu":
-                full = sysm.pcpu_obj_full_size(n // sysm.nr_cpus)
+                seen[kind] += sysm.pcpu_obj_full_size(n // sysm.nr_cpus)
             else:
-                full = n
-            out.append((kind, n, full, charged))
-        return out
+                seen[kind] += n
+        return asked, by_memcg
+
+    def objcgs(self) -> set[int]:
+        """The obj_cgroups its slab and percpu objects are charged through."""
+        found = (self.system.obj_cgroup_of(addr)[0] for kind, addr, _ in self.allocs if kind != "vmalloc")
+        return {o for o in found if o is not None}
 
     def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Bytes by kind on a non-root memcg: requested, and what that memcg sees."""
-        asked = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        seen = dict(asked)
-        for kind, n, full, charged in self._books():
-            if charged:
-                asked[kind] += n
-                seen[kind] += full
+        """charges() summed over the memcgs: (requested, seen by the memcgs) by kind."""
+        asked, by_memcg = self.charges()
+        seen = dict.fromkeys(CHARGE_KINDS, 0)
+        for kinds in by_memcg.values():
+            for kind, n in kinds.items():
+                seen[kind] += n
         return asked, seen
 
     def show(self) -> dict[str, Any]:
-        charged, charged_memcg = self.charged_bytes()
+        requested, charged = self.charged_bytes()
         return {"id": self.id, "type": U.PROG_TYPE_NAMES.get(self.prog_type, "").lower(),
                 "name": self.name, "bytes_xlated": 8 * self.insn_cnt,
                 "bytes_memlock": self.pages * self.system.page_size,
                 "map_ids": [m.id for m in self.used_maps], "pinned": list(self.pinned),
-                "memcg": self.memcg_path, "charged": charged, "charged_memcg": charged_memcg,
+                "memcg": self.memcg_path, "charged": charged, "requested": requested,
                 "legacy_pages": self.memory.pages}
 
     def fdinfo(self, st: Any) -> dict[str, str]:

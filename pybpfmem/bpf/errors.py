@@ -24,6 +24,7 @@ class BpfError(OSError):
     and ``.out_batch``.
     """
 
+    errno: int            # always set: the constructor takes it
     count: int | None
     keys: Sequence[bytes] | None
     values: Sequence[bytes] | None

@@ -307,7 +307,6 @@ class HashMap(BpfMap):
     def _alloc_obj(self) -> Any:
         """alloc_htab_elem()'s allocation: v5.x bpf_map_kmalloc_node (GFP_ATOMIC) +
         bpf_map_alloc_percpu; v6.1+ bpf_mem_cache_alloc on ma (+ pcpu_ma)."""
-        g = self.gfp
         if self.ma is not None:
             obj = self.ma.alloc()
             if obj is None:

@@ -151,6 +151,22 @@ def map_class(map_type: int) -> type["BpfMap"] | None:
 
 
 _KINDS = {"k": "slab", "v": "vmalloc", "p": "percpu", "g": "pages"}
+#: the kinds a BPF object's memory is attributed by, named for where memory.stat shows
+#: them: slab (slab_unreclaimable), percpu, vmalloc (v5.14+) -- and pages (the page
+#: allocator's: no entry of their own; "kernel" counts every kind of them from v5.18)
+CHARGE_KINDS = ("slab", "vmalloc", "percpu", "pages")
+
+
+def kmalloc_stat_kind(sysm: Any, full: int) -> str:
+    """Where memory.stat counts an accounted kmalloc that charged `full` bytes
+    (kmalloc_charged_size()).  A slab object's obj_full_size() -- its bucket plus the
+    8-byte objcg slot, never a whole number of pages -- is in slab_unreclaimable; a
+    kmalloc_large() block (whole pages) is there too where the kernel counts it
+    (mod_lruvec_page_state() in kmalloc_large(): switch large_kmalloc_memcg_stat, v5.12+),
+    and in no entry before ("pages")."""
+    if full % sysm.page_size or sysm.profile.large_kmalloc_memcg_stat:
+        return "slab"
+    return "pages"
 
 
 @dataclass
@@ -545,16 +561,16 @@ class BpfMap:
                 for addr in addrs.tolist():
                     self.system.free_percpu(addr)
 
-    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
-        """What this map holds on a non-root memcg now, by allocation kind: the requested
-        bytes (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages)
-        and the bytes that memcg sees (obj_full_size() of slab objects -- kmalloc_large:
-        its pages --, pcpu_obj_full_size(), whole pages).  Both are asked of the memory
-        layer (memcg_ids_of(), kmalloc_charged_size(), pcpu_obj_full_size()); the
-        bpf_mem_alloc caches' objects are booked in aggregate."""
+    def charges(self) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+        """What this map holds on non-root memcgs now: the requested bytes by allocation
+        kind (slab: object sizes asked for; percpu: size x P; vmalloc/pages: whole pages),
+        and per memcg id the bytes that memcg sees, by CHARGE_KINDS (obj_full_size() of
+        slab objects, a kmalloc_large()'s pages, pcpu_obj_full_size(), whole pages).  Both
+        are asked of the memory layer (memcg_ids_of(), kmalloc_charged_size(),
+        pcpu_obj_full_size()); the bpf_mem_alloc caches' objects are booked in aggregate."""
         sysm = self.system
-        asked = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
-        seen = dict(asked)
+        asked = dict.fromkeys(CHARGE_KINDS, 0)
+        by_memcg: dict[int, dict[str, int]] = {}
         root, ncpu = sysm.root.id, sysm.nr_cpus
         slab_charge: dict[int, int] = {}       # requested kmalloc size -> charged bytes
         where = np.array([sysm.pfn_to_virt(addr) if k == "g" else addr for k, addr in self._allocs],
@@ -562,13 +578,14 @@ class BpfMap:
         for ((k, addr), a), memcg in zip(self._allocs.items(), sysm.memcg_ids_of(where).tolist()):
             if memcg < 0 or memcg == root:
                 continue
+            seen = by_memcg.setdefault(memcg, dict.fromkeys(CHARGE_KINDS, 0))
             size = a.size
             if k == "k":
                 full = slab_charge.get(size)
                 if full is None:
                     full = slab_charge[size] = sysm.kmalloc_charged_size(addr)
                 asked["slab"] += size
-                seen["slab"] += full
+                seen[kmalloc_stat_kind(sysm, full)] += full
             elif k == "p":
                 asked["percpu"] += size * ncpu
                 seen["percpu"] += sysm.pcpu_obj_full_size(size)
@@ -593,9 +610,32 @@ class BpfMap:
             seen[kind] += n * full
         for pool in self.pools:
             if pool.charged():
+                memcg = sysm.objcg_memcg(pool.objcg).id
+                seen = by_memcg.setdefault(memcg, dict.fromkeys(CHARGE_KINDS, 0))
                 for kind, nbytes, full in pool.books():
                     asked[kind] += nbytes
                     seen[kind] += full
+        return asked, by_memcg
+
+    def objcgs(self) -> set[int]:
+        """The obj_cgroups this map's objects are charged through (the objcg each slab or
+        percpu object records, the saved map->objcg, its caches'): obj_cgroup_of()."""
+        sysm = self.system
+        out = {o for o in (self.objcg, *(p.objcg for p in self.pools)) if o is not None}
+        for k, addr in self._allocs:
+            if k in "kp":
+                objcg = sysm.obj_cgroup_of(addr)[0]
+                if objcg is not None:
+                    out.add(objcg)
+        return out
+
+    def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """charges() summed over the memcgs: (requested, seen by the memcgs) by kind."""
+        asked, by_memcg = self.charges()
+        seen = dict.fromkeys(CHARGE_KINDS, 0)
+        for kinds in by_memcg.values():
+            for kind, n in kinds.items():
+                seen[kind] += n
         return asked, seen
 
     def allocated_bytes(self) -> dict[str, int]:

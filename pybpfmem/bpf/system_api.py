@@ -19,7 +19,7 @@ from .cgroup_bpf import cgroup_release
 from .errors import BpfError
 from .fd import obj_put
 from .kobjects import KObjectSystemMixin
-from .map import BPFTOOL_TYPE_NAMES, BpfMap
+from .map import BPFTOOL_TYPE_NAMES, CHARGE_KINDS, BpfMap
 from .regime import gfp_for
 from .services import MemSystem
 from .state import BpfState, memlock_of
@@ -127,23 +127,102 @@ class BpfSystemMixin(KObjectSystemMixin):
             yield st.map_ids.objs[i]
 
     def bpf_maps(self) -> list[dict[str, Any]]:
-        """bpftool `map show -j` per live map, plus "memcg", "charged" (requested bytes by
-        kind this map holds on a non-root memcg), "charged_memcg" (the bytes that memcg
-        sees for them) and "allocated" (all bytes)."""
+        """bpftool `map show -j` per live map, plus "memcg" (where its runtime charges go),
+        "charged" (the bytes this map holds on non-root memcgs as they count them, by
+        CHARGE_KINDS: what memory.current and memory.stat show of it), "requested" (the
+        sizes asked of the allocators for them) and "allocated" (all bytes, charged or
+        not).  memcg_attribution() says what else a cgroup's counters hold."""
         out = []
         for m in self._iter_maps():
-            charged, charged_memcg = m.charged_bytes()
+            requested, charged = m.charged_bytes()
             out.append({
                 "id": m.id, "type": BPFTOOL_TYPE_NAMES.get(m.map_type, str(m.map_type)),
                 "name": m.name, "flags": m.map_flags, "bytes_key": m.key_size,
                 "bytes_value": m.value_size, "max_entries": m.max_entries,
                 "bytes_memlock": memlock_of(self.bpf_state, m),
                 "frozen": int(m.frozen), "pinned": list(m.pinned),
-                "memcg": m.memcg_path(), "charged": charged, "charged_memcg": charged_memcg,
+                "memcg": m.memcg_path(), "charged": charged, "requested": requested,
                 "allocated": m.allocated_bytes(),
                 "legacy_pages": m.memory.pages,
             })
         return out
+
+    def memcg_attribution(self, cgroup: Any) -> dict[str, Any]:
+        """Where a memory cgroup's memory.current comes from, in bytes.  Like the page
+        counter it covers the cgroup's subtree (its children, dying ones included).
+        "maps", "progs": id -> CHARGE_KINDS bytes each BPF object holds on the subtree's
+        memcgs (as charges() counts them); "objcg_unused": what the subtree's obj_cgroups
+        were charged in whole pages that no object holds (the per-cpu object stocks and
+        nr_charged_bytes: the sub-page remainders of obj_cgroup_charge() and
+        drain_obj_stock()); "page_stock": pages pre-charged into the per-cpu page stocks
+        (consume_stock()'s batch); "cgroups": memcg id -> CHARGE_KINDS bytes of the
+        structures of a memcg (mem_cgroup_alloc(): charged to its parent) held on the
+        subtree; "stacks": pid -> bytes of the kernel stacks charged there; "total": their
+        sum, which is memory.current when nothing else is charged there (a task's other
+        memory is not modelled).
+        "slab_pending": the part of the objects' slab that memory.stat does not show yet
+        (v6.x object stocks batch the updates: __account_obj_stock()).  With it,
+        memory.stat's slab_unreclaimable, percpu and vmalloc of a cgroup without children
+        are the sums of its objects' slab, percpu and vmalloc."""
+        sysm: MemSystem = self  # type: ignore[assignment]
+        inside: dict[int, bool] = {}
+
+        def in_subtree(memcg_id: int) -> bool:
+            if memcg_id not in inside:
+                cg = sysm.memcg_by_id(memcg_id)
+                while cg is not None and cg is not cgroup:
+                    cg = cg.parent
+                inside[memcg_id] = cg is cgroup
+            return inside[memcg_id]
+
+        def subtree_charges(by_memcg: dict[int, dict[str, int]]) -> dict[str, int] | None:
+            mine = [kinds for memcg, kinds in by_memcg.items() if in_subtree(memcg)]
+            return {k: sum(kinds[k] for kinds in mine) for k in CHARGE_KINDS} if mine else None
+
+        online = []            # the cgroup and its online descendants
+        stack = [cgroup]
+        while stack:
+            cg = stack.pop()
+            online.append(cg)
+            stack.extend(cg.children)
+        infos = [cg.info() for cg in online]
+        # the obj_cgroups that can charge the subtree: its cgroups' own, and those the BPF
+        # objects are charged through (reparented into it when their cgroup went)
+        objcgs = {i["objcg"] for i in infos if i["objcg"] >= 0}
+        maps = {}
+        for m in self._iter_maps():
+            if (got := subtree_charges(m.charges()[1])) is not None:
+                maps[m.id] = got
+            objcgs |= m.objcgs()
+        st = self.bpf_state
+        progs = {}
+        for i in sorted(st.prog_ids.objs):
+            p = st.prog_ids.objs[i]
+            if (got := subtree_charges(p.charges()[1])) is not None:
+                progs[i] = got
+            objcgs |= p.objcgs()
+        cgroups: dict[int, dict[str, int]] = {}
+        for memcg_id, kind, addr, size in sysm.cgroup_structures():
+            objcg = sysm.obj_cgroup_of(addr)[0]
+            if objcg is None or not in_subtree(sysm.objcg_info(objcg)["memcg"]):
+                continue                      # a child of root's: charged to nothing
+            objcgs.add(objcg)
+            seen = cgroups.setdefault(memcg_id, dict.fromkeys(CHARGE_KINDS, 0))
+            seen[kind] += sysm.kmalloc_charged_size(addr) if kind == "slab" else sysm.pcpu_obj_full_size(size)
+        stacks: dict[int, int] = {}
+        for pid, addr, size in sysm.kernel_stacks():
+            memcg_id = int(sysm.memcg_ids_of([addr])[0])
+            if memcg_id >= 0 and memcg_id != sysm.root.id and in_subtree(memcg_id):
+                stacks[pid] = size
+        mine = {o for o in objcgs if in_subtree(sysm.objcg_info(o)["memcg"])}
+        unused = sum(sysm.objcg_info(o)["nr_charged_bytes"] + sysm.objcg_info(o)["stock_bytes"] for o in mine)
+        stocks = [sysm.stock_info(cpu) for cpu in range(sysm.nr_cpus)]
+        pending = sum(s["nr_slab_unreclaimable_b"] for s in stocks if s["cached_objcg"] in mine)
+        page_stock = sum(int(i["stock_pages"]) for i in infos) * sysm.page_size
+        total = (sum(sum(k.values()) for k in (*maps.values(), *progs.values(), *cgroups.values()))
+                 + sum(stacks.values()) + unused + page_stock)
+        return {"maps": maps, "progs": progs, "cgroups": cgroups, "stacks": stacks, "objcg_unused": unused,
+                "page_stock": page_stock, "slab_pending": pending, "total": total}
 
     def bpf_progs(self) -> list[dict[str, Any]]:
         """bpftool `prog show -j` keys per live program plus memcg / charged."""
@@ -156,7 +235,8 @@ class BpfSystemMixin(KObjectSystemMixin):
 
     # --- program side: helpers ------------------------------------------
     def _helper_map(self, map_id: int) -> BpfMap:
-        if self.current_cpu is None:
+        sysm: MemSystem = self  # type: ignore[assignment]
+        if sysm.current_cpu is None:
             raise BpfError(errno.EINVAL, "no current context: run helpers inside "
                                          "task.running() or system.in_interrupt()")
         return self.bpf_map_by_id(map_id)
@@ -204,9 +284,13 @@ class BpfSystemMixin(KObjectSystemMixin):
         """bpf_map_peek_elem(): queue/stack head; for a bloom filter, ``value`` is
         tested for membership (0 or -ENOENT)."""
         m = self._helper_map(map_id)
+        peek = getattr(m, "peek_elem", None)
+        if value is not None and peek is None:
+            raise BpfError(errno.EINVAL, f"map {map_id} is not a bloom filter (the verifier refuses "
+                                         "a value for bpf_map_peek_elem on other maps)")
         try:
-            if value is not None:
-                m.peek_elem(value)
+            if peek is not None and value is not None:
+                peek(value)
                 return 0
             return m.lookup_elem(None)
         except BpfError as e:

@@ -217,7 +217,7 @@ class BpfTaskMixin(KObjectTaskMixin):
                      ("btf_key_type_id", btf_key_type_id), ("btf_value_type_id", btf_value_type_id)):
             if v:
                 fields[n] = v
-        return self.bpf(U.BPF_MAP_CREATE, U.pack_attr(U.BPF_MAP_CREATE, **fields))
+        return self.bpf(U.BPF_MAP_CREATE, U.pack_attr(U.BPF_MAP_CREATE, None, **fields))
 
     def bpf_map_update_elem(self, fd: int, key: bytes | None, value: bytes,
                             flags: int = U.BPF_ANY) -> None:
@@ -232,7 +232,7 @@ class BpfTaskMixin(KObjectTaskMixin):
         if type(flags) is int and 0 <= flags <= U.BPF_EXIST:
             f = self.bpf_task.fds.files.get(fd) if type(fd) is int else None
             fast = getattr(f.obj, "fast_update", None) if f is not None else None
-            if fast is not None and f.writable and me.alive and not f.obj.frozen:
+            if f is not None and fast is not None and f.writable and me.alive and not f.obj.frozen:
                 sysm = self.system
                 bst = sysm.bpf_state
                 if (sysm.current_task is self or not f.obj.update_allocates()) and not (
@@ -441,7 +441,7 @@ class BpfTaskMixin(KObjectTaskMixin):
             info = U.unpack_layout(U.MAP_INFO_LAYOUT, raw, present_only=True)
             d: dict[str, Any] = {k: info[k] for k in ("type", "id", "key_size", "value_size",
                                                       "max_entries", "map_flags")}
-            d["name"] = bytes(info["name"]).split(b"\0")[0].decode()  # type: ignore[arg-type]
+            d["name"] = bytes(info["name"]).split(b"\0")[0].decode()
             if "map_extra" in info:
                 d["map_extra"] = info["map_extra"]
             return d

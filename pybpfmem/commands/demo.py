@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pybpfmem
 from pybpfmem import bpf as uapi
 from pybpfmem.bpf.errors import errname
+from pybpfmem.commands.common import CommandError, check_plot_path
 
 #: the story's three kernels: before the seed series (rlimit), the series, today
 STORY_PROFILES = ("5.10", "5.11", "6.18")
@@ -27,10 +28,14 @@ KiB = 1 << 10
 
 @dataclass
 class Timeline:
-    """memory.current of the interesting cgroups after every step, for --plot."""
+    """What --plot draws, after every step: memory.current and memory.max of each
+    cgroup, and uid 0's locked_vm and RLIMIT_MEMLOCK (the 5.10 limit)."""
 
     steps: list[str] = field(default_factory=list)
     usage: dict[str, list[int | None]] = field(default_factory=dict)
+    limits: dict[str, list[int | None]] = field(default_factory=dict)    # memory.max; None: "max"
+    locked_vm: list[int] = field(default_factory=list)                   # bytes, uid 0
+    rlimit_memlock: list[int | None] = field(default_factory=list)       # uid 0's; None: unlimited
 
     def record(self, system: pybpfmem.System, label: str) -> None:
         """One point per cgroup of `system`; cgroups of the other acts' Systems get
@@ -40,14 +45,27 @@ class Timeline:
         for cg in _walk(system.root):
             if cg is system.root:
                 continue
-            series = self.usage.setdefault(cg.path, [])
-            series.extend([None] * (n - 1 - len(series)))
-            series.append(cg.usage_pages * system.page_size)
-        for series in self.usage.values():
-            series.extend([None] * (n - len(series)))
+            limit = cg.read("memory.max").strip()
+            for table, value in ((self.usage, cg.usage_pages * system.page_size),
+                                 (self.limits, None if limit == "max" else int(limit))):
+                series = table.setdefault(cg.path, [])
+                series.extend([None] * (n - 1 - len(series)))
+                series.append(value)
+        for table in (self.usage, self.limits):
+            for series in table.values():
+                series.extend([None] * (n - len(series)))
+        self.locked_vm.append(system.locked_vm(0) * system.page_size)
+        tasks = [cast(pybpfmem.Task, t) for t in system.tasks if t.uid == 0]
+        soft = min((t.getrlimit(pybpfmem.RLIMIT_MEMLOCK)[0] for t in tasks),
+                   default=pybpfmem.RLIM_INFINITY)
+        self.rlimit_memlock.append(None if soft == pybpfmem.RLIM_INFINITY else soft)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "memory.current": self.usage, "memory.max": self.limits,
+                "locked_vm": self.locked_vm, "RLIMIT_MEMLOCK": self.rlimit_memlock}
 
 
-def _walk(cg: Any):
+def _walk(cg: Any) -> Iterator[Any]:
     yield cg
     for child in cg.children:
         yield from _walk(child)
@@ -72,6 +90,20 @@ def _system(profile: str) -> pybpfmem.System:
 
 def _current(cg: Any) -> int:
     return int(cg.read("memory.current"))
+
+
+#: the memory.stat entries BPF memory shows in (those a profile's kernel has)
+BPF_STATS = ("slab_unreclaimable", "percpu", "vmalloc", "kernel")
+
+
+def _stat(cg: Any) -> dict[str, int]:
+    """memory.stat's entries of BPF_STATS that this kernel has."""
+    stat = cg.stat()
+    return {k: stat[k] for k in BPF_STATS if k in stat}
+
+
+def _stat_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
 
 
 def _settle(system: pybpfmem.System) -> None:
@@ -115,9 +147,11 @@ def act_shared_budget(profile: str, timeline: Timeline) -> dict[str, Any]:
         _, err_a2 = _errno_of(lambda: ta.bpf_map_create(uapi.BPF_MAP_TYPE_ARRAY, 4, 64, 1000, map_name="a_small"))
     rows.append({"who": "agent-a", "map": "array 4/64 x1000", "error": _err(err_a2)})
     timeline.record(system, "a: create array")
+    _settle(system)
     return {
         "rows": rows,
         "memory.current": {"agent-a": _current(a), "agent-b": _current(b)},
+        "memory.stat": {"agent-a": _stat(a), "agent-b": _stat(b)},
         "locked_vm_uid0": system.locked_vm(0),
     }
 
@@ -138,9 +172,9 @@ def act_estimate_vs_real(profile: str) -> list[dict[str, Any]]:
         system = _system(profile)
         cg = system.root.mkdir("m")
         task = system.spawn(cgroup=cg, uid=0)
-        task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, 1 << 40, 1 << 40)
+        task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, pybpfmem.RLIM_INFINITY, pybpfmem.RLIM_INFINITY)
         _settle(system)
-        before = _current(cg)
+        before, stat_before = _current(cg), _stat(cg)
         with task.running(cpu=0):
             fd, err = _errno_of(lambda: task.bpf_map_create(**spec))
             if fd is not None:
@@ -151,9 +185,13 @@ def act_estimate_vs_real(profile: str) -> list[dict[str, Any]]:
         if fd is not None:
             row["memlock"] = int(task.fdinfo(fd)["memlock"])
             row["charged"] = _current(cg) - before
+            row["memory.stat"] = _stat_delta(_stat(cg), stat_before)
             row["locked_vm_bytes"] = system.locked_vm(0) * system.page_size
         out.append(row)
     return out
+
+
+HALF_WAY_MAP = "sessions"
 
 
 def act_half_way_failure(profile: str) -> dict[str, Any]:
@@ -161,19 +199,28 @@ def act_half_way_failure(profile: str) -> dict[str, Any]:
     system = _system(profile)
     cg = system.root.mkdir("tight")
     cg.write("memory.max", "512K")
-    task = system.spawn(cgroup=cg, uid=0)
-    task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, 1 << 40, 1 << 40)
+    # forked outside and moved in: its kernel stack stays where it was forked, so the
+    # cgroup holds the map's memory only
+    task = system.spawn(uid=0)
+    task.migrate(cg)
+    task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, pybpfmem.RLIM_INFINITY, pybpfmem.RLIM_INFINITY)
     _settle(system)
     before = _current(cg)
     locked_before = system.locked_vm(0)
     # buckets (64 KiB) fit, the 2 MiB element area does not
     with task.running(cpu=0):
-        _, err = _errno_of(lambda: task.bpf_map_create(uapi.BPF_MAP_TYPE_HASH, 4, 1024, 2000))
+        _, err = _errno_of(lambda: task.bpf_map_create(uapi.BPF_MAP_TYPE_HASH, 4, 1024, 2000,
+                                                       map_name=HALF_WAY_MAP))
     _settle(system)
     return {
+        "map": f"{HALF_WAY_MAP} (hash 4/1024 x2000)",
         "error": _err(err),
         "memory.current before": before,
+        # the memory page_counter's watermark (memory.peak): what the creation charged
+        # before it failed and gave everything back
+        "memory.peak": int(cg.info()["memory"]["watermark"]) * system.page_size,
         "memory.current after": _current(cg),
+        "memory.stat after": _stat(cg),
         "locked_vm before": locked_before,
         "locked_vm after": system.locked_vm(0),
         "events": cg.events(),
@@ -187,7 +234,8 @@ def act_remote_charging(profile: str, timeline: Timeline) -> dict[str, Any]:
     other_cg = system.root.mkdir("other")
     owner = system.spawn(cgroup=owner_cg, uid=0)
     other = system.spawn(cgroup=other_cg, uid=0)
-    owner.setrlimit(pybpfmem.RLIMIT_MEMLOCK, 1 << 40, 1 << 40)
+    for task in (owner, other):
+        task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, pybpfmem.RLIM_INFINITY, pybpfmem.RLIM_INFINITY)
     with owner.running(cpu=0):
         fd = owner.bpf_map_create(uapi.BPF_MAP_TYPE_HASH, 4, 64, 100000, uapi.BPF_F_NO_PREALLOC, map_name="flows")
         map_id = owner.bpf_obj_get_info_by_fd(fd)["id"]
@@ -198,9 +246,13 @@ def act_remote_charging(profile: str, timeline: Timeline) -> dict[str, Any]:
     def measure(label: str, run: Callable[[], None]) -> None:
         _settle(system)
         o0, x0 = _current(owner_cg), _current(other_cg)
+        s0 = _stat(owner_cg)["slab_unreclaimable"]
         run()
         _settle(system)
-        rows.append({"updates from": label, "owner charged": _current(owner_cg) - o0, "other charged": _current(other_cg) - x0})
+        rows.append({"updates from": label, "owner charged": _current(owner_cg) - o0,
+                     "other charged": _current(other_cg) - x0,
+                     "owner slab_unreclaimable": _stat(owner_cg)["slab_unreclaimable"] - s0,
+                     "other slab_unreclaimable": _stat(other_cg)["slab_unreclaimable"]})
         timeline.record(system, label)
 
     other_fd = owner.dup_fd_to(other, fd)
@@ -226,7 +278,7 @@ def act_pinned_dying(profile: str, timeline: Timeline) -> dict[str, Any]:
     svc = system.root.mkdir("svc")
     job = svc.mkdir("job")
     task = system.spawn(cgroup=job, uid=0)
-    task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, 1 << 40, 1 << 40)
+    task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, pybpfmem.RLIM_INFINITY, pybpfmem.RLIM_INFINITY)
     with task.running(cpu=0):
         fd = task.bpf_map_create(uapi.BPF_MAP_TYPE_HASH, 4, 64, 10000, uapi.BPF_F_NO_PREALLOC, map_name="job_state")
         for i in range(1000):
@@ -236,15 +288,18 @@ def act_pinned_dying(profile: str, timeline: Timeline) -> dict[str, Any]:
     task.exit()
     _settle(system)
     timeline.record(system, "job: pin map, exit")
-    states = [{"step": "pinned, task exited", "svc": _current(svc), "job": _current(job), "dying": system.dying_cgroups}]
+    states = [{"step": "pinned, task exited", "svc": _current(svc), "job": _current(job),
+               "svc slab_unreclaimable": _stat(svc)["slab_unreclaimable"], "dying": system.dying_cgroups}]
     job.rmdir()
     _settle(system)
     timeline.record(system, "rmdir /svc/job")
-    states.append({"step": "rmdir /svc/job", "svc": _current(svc), "job": None, "dying": system.dying_cgroups})
+    states.append({"step": "rmdir /svc/job", "svc": _current(svc), "job": None,
+                   "svc slab_unreclaimable": _stat(svc)["slab_unreclaimable"], "dying": system.dying_cgroups})
     system.bpffs_unlink("/sys/fs/bpf/job_state")
     _settle(system)
     timeline.record(system, "unpin")
-    states.append({"step": "unpinned (map freed)", "svc": _current(svc), "job": None, "dying": system.dying_cgroups})
+    states.append({"step": "unpinned (map freed)", "svc": _current(svc), "job": None,
+                   "svc slab_unreclaimable": _stat(svc)["slab_unreclaimable"], "dying": system.dying_cgroups})
     return {"states": states}
 
 
@@ -260,12 +315,16 @@ def run(profiles: Sequence[str] = STORY_PROFILES) -> dict[str, Any]:
             "pinned_dying": act_pinned_dying(profile, timeline),
         }
         result["acts"][profile] = acts
-        result["timelines"][profile] = {"steps": timeline.steps, "memory.current": timeline.usage}
+        result["timelines"][profile] = timeline.as_dict()
     return result
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pybpfmem demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="pybpfmem demo",
+        description="The seed series' story, made executable: one BPF workload on three simulated "
+                    "kernels side by side, 5.10 (RLIMIT_MEMLOCK accounting), 5.11 (the seed: memcg "
+                    "accounting) and 6.18 (today's kernel), one table per act.")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="draw memory.current of each cgroup over the steps")
     parser.add_argument("--profile", action="append", choices=pybpfmem.PROFILE_NAMES,
@@ -275,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.plot:
+        try:
+            check_plot_path("--plot", args.plot)
+        except CommandError as exc:
+            print(f"pybpfmem demo: {exc}", file=sys.stderr)
+            return exc.exit_code
     result = run(tuple(args.profile) if args.profile else STORY_PROFILES)
     if args.plot:
         from pybpfmem.commands.plotting import plot_timelines

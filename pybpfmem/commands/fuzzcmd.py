@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pybpfmem.commands.common import DeferredInterrupt
 from pybpfmem.profiles import PROFILE_NAMES
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
@@ -31,8 +32,9 @@ class Tally:
     seconds: float = 0.0
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> float | int:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: `kind` (int or float) of the text, above 0."""
+    def parse(text: str) -> float:
         try:
             v = kind(text)
         except ValueError:
@@ -44,15 +46,22 @@ def _positive(kind: type) -> object:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pybpfmem fuzz", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="pybpfmem fuzz",
+        description="Run the differential state machines for a time or an operation budget. A "
+                    "divergence prints a replayable Python script and exits 1.")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float), help="time budget (default 30 s)")
     budget.add_argument("--ops", type=_positive(int), help="operation (rule step) budget")
-    p.add_argument("--profile", choices=PROFILE_NAMES + ("all",), default="all")
-    p.add_argument("--machine", choices=("memcg", "bpf", "all"), default="all")
+    p.add_argument("--profile", choices=PROFILE_NAMES + ("all",), default="all",
+                   help="the kernel profile to fuzz (default: every one)")
+    p.add_argument("--machine", choices=("memcg", "bpf", "all"), default="all",
+                   help="memcg: the C core against the reference model; bpf: the BPF layer's "
+                        "invariants (default: both)")
     p.add_argument("--steps", type=_positive(int), default=50, help="steps per example")
     p.add_argument("--batch", type=_positive(int), default=25, help="examples per round")
-    p.add_argument("--shrink-seconds", type=float, default=30.0)
+    p.add_argument("--shrink-seconds", type=float, default=30.0,
+                   help="time allowed to shrink a failing example (default 30; 0: no shrinking)")
     p.add_argument("--derandomize", action="store_true", help="same examples every run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -86,8 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{missing[0]}", file=sys.stderr)
                 return EXIT_USAGE
             machines += [(f"{kind} {p}", table[p]) for p in profiles if p in table]
-    seconds = args.seconds if args.seconds is not None else (None if args.ops else 30.0)
-    total = args.ops if args.ops else seconds
+    seconds: float | None = args.seconds if args.seconds is not None else (None if args.ops else 30.0)
+    total: float = args.ops if args.ops else (seconds or 30.0)
     console = Console(stderr=True)
     tallies = {name: Tally() for name, _ in machines}
     settings = machine_settings(args.batch, args.steps, shrink=args.shrink_seconds > 0,
@@ -95,12 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     failure: tuple[str, str] | None = None
     done_ops = 0
-    with Progress(TextColumn("[bold]fuzz[/] {task.description}"), BarColumn(),
-                  TextColumn("{task.fields[ops]} ops, {task.fields[rate]} ops/s"),
-                  TimeElapsedColumn(), console=console, disable=args.quiet) as bar:
+    # Ctrl-C stops after the round in progress: interrupted inside a step, the core and
+    # the reference would differ by half a step, a divergence that is not one
+    with DeferredInterrupt() as stop, \
+            Progress(TextColumn("[bold]fuzz[/] {task.description}"), BarColumn(),
+                     TextColumn("{task.fields[ops]} ops, {task.fields[rate]} ops/s"),
+                     TimeElapsedColumn(), console=console, disable=args.quiet) as bar:
         task = bar.add_task("", total=total, ops=0, rate=0)
         rnd = 0
-        while failure is None:
+        while failure is None and not stop.requested:
             elapsed = time.perf_counter() - t0
             if (args.ops and done_ops >= args.ops) or (seconds and elapsed >= seconds):
                 break
@@ -126,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{t.ops / max(t.seconds, 1e-9):8.0f} ops/s")
     out.print(f"{'total':>10}: {done_ops:>8} ops in {elapsed:.1f} s, "
               f"{done_ops / max(elapsed, 1e-9):.0f} ops/s")
+    if stop.requested and failure is None:
+        raise KeyboardInterrupt      # after the counts: cli.main says "interrupted", exit 130
     if failure is not None:
         name, script = failure
         out.print(f"[bold red]FAILED[/] {name}; replay with this script:", highlight=False)

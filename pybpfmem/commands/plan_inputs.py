@@ -256,6 +256,8 @@ def file_specs(path: str) -> list[MapSpec]:
             doc = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:      # tomllib decodes the bytes itself
+        raise ValueError(f"{path}: not a text file (expected TOML with [[map]] tables)") from None
     except OSError as exc:
         raise ValueError(f"{path}: {exc.strerror}") from None
     for k in doc:

@@ -285,7 +285,7 @@ class _Planner:
         for i, r in enumerate(self.results):
             if r.status == "planned":
                 self.churn(i, r)
-        probes: dict[tuple[Any, ...], tuple[str, str]] = {}
+        probes: dict[tuple[Any, ...], tuple[str | None, str]] = {}
         for r in self.results:
             if r.status == "planned":
                 self.at_limit(r, probes)
@@ -389,10 +389,10 @@ class _Planner:
             with scratch.running(cpu=0):
                 inner = self._create(scratch, s.inner)
             fd = scratch.dup_fd_to(self.task(s.cgroup, s.uid), inner)
-            return fd.to_bytes(4, "little")
+            return int(fd).to_bytes(4, "little")
         if s.type in (uapi.BPF_MAP_TYPE_DEVMAP, uapi.BPF_MAP_TYPE_DEVMAP_HASH):
             dev = self.system.create_netdev(f"plan{i}")
-            return dev.ifindex.to_bytes(4, "little") + bytes(s.value_size - 4)
+            return int(dev.ifindex).to_bytes(4, "little") + bytes(s.value_size - 4)
         return None
 
     def fill(self, i: int, r: MapResult) -> None:
@@ -423,6 +423,7 @@ class _Planner:
             r.status, r.errno = "failed", errname(exc.errno)
             r.error = f"filling it to {n:,} entries: {exc.strerror or exc}"
             return
+        assert r.charged_at_creation is not None     # set when the map was created
         r.charged_when_full = r.charged_at_creation + self.usage(cg) - before
         r.memlock_full = int(task.fdinfo(self.fds[i])["memlock"])
 
@@ -475,6 +476,7 @@ class _Planner:
             r.error = f"giving {s.owners:,} owners an element: {exc.strerror or exc}"
             return
         r.entries_when_full = s.owners
+        assert r.charged_at_creation is not None     # set when the map was created
         r.charged_when_full = r.charged_at_creation + self.usage(cg) - before
         r.memlock_full = int(task.fdinfo(self.fds[i])["memlock"])
         self.spare[i] = keys[:self.opts.churn]
@@ -520,7 +522,7 @@ class _Planner:
         self.system.drain_all_stock()
         return int(cg.usage_pages) * self.page
 
-    def at_limit(self, r: MapResult, probes: dict[tuple[Any, ...], tuple[str, str]]) -> None:
+    def at_limit(self, r: MapResult, probes: dict[tuple[Any, ...], tuple[str | None, str]]) -> None:
         s = r.spec
         prof = get_profile(self.opts.profile)
         if r.growth == STATIC:

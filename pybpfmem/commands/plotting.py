@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-EXIT_NO_PLOT = 3
-INSTALL_HINT = "plotting needs matplotlib: pip install 'pybpfmem[plot]' (or pip install matplotlib)"
+from pybpfmem.commands.common import EXIT_NO_PLOT, INSTALL_HINT
+
+__all__ = ["EXIT_NO_PLOT", "INSTALL_HINT", "plot_bench", "plot_timelines"]
 
 
 def _pyplot() -> Any:
@@ -25,26 +26,43 @@ def _pyplot() -> Any:
 
 
 def plot_timelines(timelines: dict[str, dict[str, Any]], path: str) -> int:
-    """memory.current of each cgroup over the steps of a workload, one panel per profile."""
+    """One panel per profile, over the steps of a workload: memory.current of each cgroup
+    (solid) and its memory.max (dashed, same colour, where it is not "max"); where the
+    profile charges BPF memory to RLIMIT_MEMLOCK (uid 0's locked_vm moves: the 5.10
+    rules), locked_vm (black) against RLIMIT_MEMLOCK (dotted, where it is not unlimited).
+    Optional keys of a timeline: "memory.max", "locked_vm", "RLIMIT_MEMLOCK"."""
     plt = _pyplot()
     if plt is None:
         print(f"pybpfmem: {INSTALL_HINT}", file=sys.stderr)
         return EXIT_NO_PLOT
     profiles = list(timelines)
-    fig, axes = plt.subplots(1, len(profiles), figsize=(5 * len(profiles), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(profiles), figsize=(5 * len(profiles), 4.5), squeeze=False)
+
+    def kib(series: list[Any], n: int) -> list[float]:
+        padded = list(series) + [None] * (n - len(series))
+        # None: the cgroup does not exist, or no limit, at that step (a gap)
+        return [float("nan") if v is None else v / 1024 for v in padded]
+
     for ax, profile in zip(axes[0], profiles):
         data = timelines[profile]
         steps = data["steps"]
+        x = range(len(steps))
+        limits = data.get("memory.max", {})
         for cgroup, series in sorted(data["memory.current"].items()):
-            padded = list(series) + [None] * (len(steps) - len(series))
-            # None: the cgroup does not exist at that step (a gap)
-            ax.step(range(len(steps)), [float("nan") if v is None else v / 1024 for v in padded],
-                    where="post", label=cgroup)
+            (line,) = ax.step(x, kib(series, len(steps)), where="post", label=cgroup)
+            if any(v is not None for v in limits.get(cgroup, [])):
+                ax.step(x, kib(limits[cgroup], len(steps)), where="post", linestyle="--",
+                        color=line.get_color(), linewidth=1, label=f"{cgroup} memory.max")
+        locked = data.get("locked_vm", [])
+        if any(locked):
+            ax.step(x, kib(locked, len(steps)), where="post", color="black", label="uid 0 locked_vm")
+            ax.step(x, kib(data.get("RLIMIT_MEMLOCK", []), len(steps)), where="post", color="black",
+                    linestyle=":", label="RLIMIT_MEMLOCK")
         ax.set_title(f"profile {profile}")
-        ax.set_xticks(range(len(steps)))
+        ax.set_xticks(list(x))
         ax.set_xticklabels(steps, rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("memory.current (KiB)")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("KiB (memory.current; locked_vm where charged)")
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

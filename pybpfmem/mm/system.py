@@ -78,6 +78,19 @@ class System:
     MAX_RAM_BYTES = 1 << 46  # 64 TiB
     #: the class spawn() makes tasks of (a composed System sets its own Task)
     task_class: type[Task] = Task
+    # the hot paths' C calls, bound by _bind() (lib.bm_kmalloc, ...)
+    _c_kmalloc: Any
+    _c_kfree: Any
+    _c_kvmalloc: Any
+    _c_kvfree: Any
+    _c_vmalloc: Any
+    _c_vfree: Any
+    _c_alloc_pages: Any
+    _c_free_pages: Any
+    _c_alloc_percpu: Any
+    _c_free_percpu: Any
+    _c_kmem_cache_alloc: Any
+    _c_kmem_cache_free: Any
 
     def __init__(self, nr_cpus: int = 2, page_size: int = 4096,
                  profile: str | Profile = CURRENT_PROFILE, cgroup: str = "v2",
@@ -313,6 +326,30 @@ class System:
     @property
     def tasks(self) -> list[Task]:
         return [t for t in self._tasks.values() if t.alive]
+
+    def kernel_stacks(self) -> list[tuple[int, int, int]]:
+        """(pid, address, bytes) of the kernel stack of every live task and thread:
+        THREAD_SIZE of vmalloc, each page charged to the memcg of the task that forked it."""
+        size = max(16384, self.page_size)
+        return [(t.pid, t.stack, size) for t in self._tasks.values() if t.alive and t.stack]
+
+    def cgroup_structures(self) -> list[tuple[int, str, int, int]]:
+        """The objects mem_cgroup_alloc() made with GFP_KERNEL_ACCOUNT for every memcg not
+        yet freed (online or dying): (memcg id, "slab" | "percpu", address, size asked).
+        They were charged through the parent's obj_cgroup at mkdir (obj_cgroup_of() says
+        where that objcg is now) and go when the memcg is freed."""
+        self._require_open()
+        allocs = self.profile.memcg_allocs()
+        info = ffi.new("struct bm_memcg_info *")
+        out = []
+        for mid in list(self._memcgs):
+            if lib.bm_memcg_info(self._sys, mid, info) != 0:
+                continue                      # freed
+            for i, (_, kind, size) in enumerate(allocs):
+                addr = int(info.struct_addrs[i])
+                if addr:
+                    out.append((mid, "slab" if kind == "kmalloc" else "percpu", addr, size))
+        return out
 
     # ------------------------------------------------------------ contexts
     @property
@@ -562,7 +599,12 @@ class System:
         charged them: obj_full_size() (mm/slab.h) — the object's slab size plus its slot in
         the slab's objcg vector — or, for a large kmalloc, its pages (kmalloc_large())."""
         size = self.ksize(addr)
-        if self._page_info(self.virt_to_pfn(addr)).kind == lib.BM_PAGE_SLAB:
+        pfn = self.virt_to_pfn(addr)
+        kind = self._page_info(pfn).kind
+        while kind == lib.BM_PAGE_TAIL:     # an object on a tail page of its slab: the head's
+            pfn -= 1
+            kind = self._page_info(pfn).kind
+        if kind == lib.BM_PAGE_SLAB:
             return size + OBJCG_POINTER_SIZE
         return size
 
