@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.install-stamp
 BUILD ?= build/dev
 JOBS ?= 2
 
-.PHONY: run test ext lint bench fuzz fixtures test-asan test-tsan clean kernel-vm
+.PHONY: run test ext lint bench fuzz fixtures test-asan test-tsan test-stress clean kernel-vm
 
 $(STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -67,13 +67,32 @@ test-asan: $(STAMP)
 	  PYTHONPATH="$$($(abspath $(PY)) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
 	  PYBPFMEM_SANITIZED=1 $(abspath $(PY)) -S -m pytest -q -p no:cacheprovider $(abspath tests) -m "not live" --ignore-glob='$(abspath tests)/test_live_*.py'
 
-# The C multi-thread stress test under ThreadSanitizer.
+# The threaded stress tests at full size: Python threads on their own cpus
+# (PYBPFMEM_STRESS_OPS operations per run) and the host memory of 100,000
+# create/remove cycles of each kind.
+STRESS_OPS ?= 100000
+test-stress: ext
+	PYBPFMEM_STRESS_OPS=$(STRESS_OPS) PYBPFMEM_CHURN_CYCLES=100000 \
+	  $(PY) -m pytest -q -s tests/test_stress_threads.py tests/test_flat_memory.py
+
+# ThreadSanitizer: the C multi-thread stress test, then the Python threaded tests
+# driving a TSan-instrumented core (CPython itself is not instrumented: its own
+# memory is invisible to TSan, its GIL a lock TSan sees through the preloaded
+# runtime's pthread interceptors; the core's races are reported).
+TSAN_SITE := build/tsan/site
 test-tsan: $(STAMP)
 	@mkdir -p build
 	flock build/.lock $(VENV)/bin/cmake -S . -B build/tsan -G Ninja -DBM_TSAN=ON \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
-	flock build/.lock $(VENV)/bin/cmake --build build/tsan -j $(JOBS) --target stress_threads
+	flock build/.lock $(VENV)/bin/cmake --build build/tsan -j $(JOBS) --target stress_threads _core
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/stress_threads
+	rm -rf $(TSAN_SITE) && mkdir -p $(TSAN_SITE)
+	cp -r pybpfmem $(TSAN_SITE)/ && rm -rf $(TSAN_SITE)/pybpfmem/_core*.so $(TSAN_SITE)/pybpfmem/__pycache__
+	cp build/tsan/_core*.so $(TSAN_SITE)/pybpfmem/
+	cd $(TSAN_SITE) && LD_PRELOAD="$$(gcc -print-file-name=libtsan.so)" TSAN_OPTIONS=halt_on_error=1 \
+	  PYTHONPATH="$$($(abspath $(PY)) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+	  PYBPFMEM_STRESS_OPS=$(STRESS_OPS) $(abspath $(PY)) -S -m pytest -q -p no:cacheprovider \
+	  $(abspath tests/test_threads.py) $(abspath tests/test_stress_threads.py)
 
 # Coverage-guided drivers (atheris when installed, else a random-bytes loop), FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60

@@ -111,6 +111,7 @@ static int bench_run_threads(bm_system *sys, struct mem_cgroup *m, int32_t nthre
 int bm_bench_threads(bm_system *sys, int32_t nthreads, int32_t memcg, int32_t direct, int64_t iters,
                      double *ns_per_op)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     if (!sys || !ns_per_op || iters <= 0 || nthreads < 1 || (uint32_t)nthreads > sys->cfg.nr_cpus ||
         nthreads > 64)
         return -EINVAL;

@@ -17,12 +17,19 @@
  *  - Threads: every call may run concurrently with any other on the same
  *    system, from any thread (the core's locks are described at struct
  *    bm_system in internal.h), given that
- *      * calls naming the same cpu come from one thread at a time: that
- *        thread is the cpu, as kernel code runs with preemption off;
+ *      * a cpu's context (bm_set_task, bm_set_interrupt, bm_set_active_memcg)
+ *        is set by one thread at a time: the thread acting as that cpu, as
+ *        kernel code runs with preemption off.  Other calls may name any cpu
+ *        from any thread (a free, a drain, an explicit-cpu charge): the stocks
+ *        take the cpu's lock and the context is read atomically, so such a
+ *        charge runs in whatever context the cpu has;
  *      * bm_system_free() runs after every other call on the system returned;
  *      * a bm_htab is used by one thread at a time.
  *    Charge paths on different cpus scale (per-cpu stocks, atomic counters);
- *    allocator calls and cgroup lifecycle calls serialise on one mutex.
+ *    allocator calls and cgroup lifecycle calls serialise on one mutex.  A
+ *    freed memcg or objcg goes back to the host after a grace period (every
+ *    call is an RCU read-side section, internal.h), and its id is reused with
+ *    a new generation: a system's host memory stays flat over cgroup churn.
  */
 #ifndef BPFMEM_H
 #define BPFMEM_H
@@ -37,6 +44,10 @@ extern "C" {
 /* BEGIN CDEF */
 
 #define BM_MAX_CPUS 1024
+/* simulated RAM: frame numbers fit 32 bits, and the direct map is 64 TiB
+   (the frame array is reserved, not committed: host memory follows use) */
+#define BM_MAX_RAM_PAGES 4294967295
+#define BM_MAX_RAM_BYTES 70368744177664
 
 /* memcg_data flag bits (include/linux/memcontrol.h, enum memcg_data_flags) */
 #define BM_MEMCG_DATA_OBJCGS 1
@@ -296,8 +307,8 @@ struct bm_op {
  * -errno for what.  Common to all and not repeated: -EINVAL for a NULL system
  * or a NULL out-pointer, a cpu outside 0..nr_cpus-1, a negative handle where a
  * handle is required, or gfp bits outside BM_GFP_VALID_MASK; -ENOENT for a
- * memcg or objcg handle that names nothing (never created, or freed: handles
- * are never reused).  "pages" are counts of 1..PAGE_COUNTER_MAX
+ * memcg or objcg handle that names nothing (never created, or freed: a handle
+ * is an id slot and a generation, so a freed one is never renamed).  "pages" are counts of 1..PAGE_COUNTER_MAX
  * (LONG_MAX / page_size); anything else is -EINVAL.
  */
 
@@ -313,6 +324,13 @@ bm_system *bm_system_new(const struct bm_config *cfg);
 void bm_system_free(bm_system *sys);
 /* removed memcgs not yet freed (>= 0) */
 int bm_system_nr_dying(bm_system *sys);
+/* Test-only fault injection (the kernel's failslab / fail_page_alloc): with
+   n > 0 the nth allocation from now on fails with -ENOMEM, once (an allocator
+   call, accounted or not: kmalloc, kmem_cache_alloc, vmalloc, alloc_pages,
+   alloc_percpu, each of the two tries of kvmalloc, each element of a bulk
+   call or replay); n = 0 turns it off.  Returns how many were still to go
+   before the failure (0: it fired, or it was off); -EINVAL for n < 0. */
+int64_t bm_fail_nth_alloc(bm_system *sys, int64_t n);
 /* 0 when every invariant holds; -EUCLEAN with the first broken one in msg
    (msg may be NULL) */
 int bm_system_check(bm_system *sys, char *msg, size_t msglen);
@@ -335,6 +353,9 @@ int bm_memcg_get(bm_system *sys, int32_t memcg);
 int bm_memcg_put(bm_system *sys, int32_t memcg);
 /* 0 with *out filled (a removed but not yet freed memcg too) */
 int bm_memcg_info(bm_system *sys, int32_t memcg, struct bm_memcg_info *out);
+/* BM_MEMCG_ONLINE or BM_MEMCG_DYING; -ENOENT for a handle naming nothing (a freed
+   memcg's), -EINVAL for a NULL system or a negative handle: the cheap question */
+int bm_memcg_state(bm_system *sys, int32_t memcg);
 /* 0; -EINVAL for an unknown `what`, limit pages outside 0..PAGE_COUNTER_MAX,
    a v1-only file on v2, root's limits or force_empty; -ENOENT also for a
    removed memcg; -EBUSY (v1) for a limit below a usage reclaim cannot lower */
@@ -428,7 +449,14 @@ int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64
 int bm_kvfree(bm_system *sys, int32_t cpu, uint64_t addr);
 /* -EINVAL for size 0 or above 32 KiB, align above PAGE_SIZE or not a power of two */
 int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr);
-/* an address bm_alloc_percpu returned */
+/* n (>= 1, else -EINVAL) areas of size bytes at *addr + i * ALIGN(size, align),
+   charged and accounted as n bm_alloc_percpu calls (all or none: -ENOMEM gives
+   back what was taken) but one allocation record: a BPF map's preallocated
+   per-cpu values, whose host memory does not grow with n.  bm_free_percpu(*addr)
+   frees them all. */
+int bm_alloc_percpu_array(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp,
+                          int64_t n, uint64_t *addr);
+/* an address bm_alloc_percpu or bm_alloc_percpu_array returned */
 int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr);
 
 /* list_lrus of reclaimable caches (kmem_cache_create()d with

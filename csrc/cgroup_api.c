@@ -11,6 +11,7 @@
    charged to the parent through the context of cpu) -> css_online */
 int bm_memcg_create(bm_system *sys, int32_t parent_id, int32_t cpu)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     uint64_t addrs[BM_MEMCG_ALLOC_MAX] = {0};
     struct mem_cgroup *parent, *memcg;
     int ret;
@@ -48,6 +49,7 @@ out:
    memcg is dying until its last reference goes. */
 int bm_memcg_offline(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -85,6 +87,7 @@ out:
 
 int bm_memcg_get(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -97,6 +100,7 @@ int bm_memcg_get(bm_system *sys, int32_t id)
 
 int bm_memcg_put(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
     int v;
@@ -120,6 +124,7 @@ int bm_memcg_put(bm_system *sys, int32_t id)
    page count the counter can hold, the memcg is not removed. */
 int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     bool v1;
     int ret;
@@ -152,6 +157,7 @@ int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
 
 int bm_obj_cgroup_get(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct obj_cgroup *objcg;
 
     if (!sys || id < 0)
@@ -165,6 +171,7 @@ int bm_obj_cgroup_get(bm_system *sys, int32_t id)
 
 int bm_obj_cgroup_put(bm_system *sys, int32_t id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct obj_cgroup *objcg;
     long v;
 

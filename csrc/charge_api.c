@@ -108,6 +108,7 @@ static void ledger_collect(struct bm_system *sys, struct mem_cgroup *memcg)
 
 int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -139,6 +140,7 @@ int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, in
    falls short (-EINVAL only when all of them together do). */
 int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct mem_cgroup *memcg;
     bool zero = false;
     int ret;
@@ -167,6 +169,7 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
 
 int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu, int32_t file)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -181,6 +184,7 @@ int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, i
 
 int bm_uncharge_user(bm_system *sys, int32_t id, int64_t nr_pages, int32_t file)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -208,6 +212,7 @@ static int held_objcg_args(struct bm_system *sys, int32_t cpu, int32_t id, uint3
 /* test/driver helpers: obj_cgroup_charge()/uncharge() on a Python-held objcg */
 int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, uint64_t size)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct obj_cgroup *objcg;
     int ret = held_objcg_args(sys, cpu, id, gfp, size, &objcg);
 
@@ -216,6 +221,7 @@ int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, 
 
 int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t id, uint64_t size)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct obj_cgroup *objcg;
     int ret = held_objcg_args(sys, cpu, id, 0, size, &objcg);
 
@@ -226,6 +232,7 @@ int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t id, uint64_t siz
 
 int bm_drain_all_stock(bm_system *sys, int32_t root)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -243,6 +250,7 @@ int bm_drain_all_stock(bm_system *sys, int32_t root)
 
 int bm_drain_local_stock(bm_system *sys, int32_t cpu)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
     drain_local_stock(sys, cpu);

@@ -18,18 +18,16 @@ static int opt_memcg_tryget_arg(struct bm_system *sys, int32_t id, struct mem_cg
 }
 
 /* put memcg (and the caller's reference on it) in a context slot, dropping
-   the old one's.  A relaxed atomic store: bm_memcg_info() reads task_memcg
-   from other threads. */
-static void set_ctx(struct mem_cgroup **slot, struct mem_cgroup *memcg)
+   the old one's (a charge naming this cpu from another thread may still use
+   the old one: the read-side section keeps its memory) */
+static void set_ctx(struct mem_cgroup *_Atomic *slot, struct mem_cgroup *memcg)
 {
-    struct mem_cgroup *old = *slot;
-
-    __atomic_store_n(slot, memcg, __ATOMIC_RELAXED);
-    css_put(old);
+    css_put(atomic_exchange_explicit(slot, memcg, memory_order_relaxed));
 }
 
 int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t active_id)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct mem_cgroup *memcg, *active;
     struct bm_cpu *c;
     int ret;
@@ -43,9 +41,10 @@ int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t active_id
         return ret;
     }
     c = cpu_of(sys, cpu);
-    if (c->task_memcg != memcg) {   /* another task: its own over-high debt and victim flag */
-        __atomic_store_n(&c->memcg_nr_pages_over_high, 0, __ATOMIC_RELAXED);
-        c->oom_victim = 0;
+    if (atomic_load_explicit(&c->task_memcg, memory_order_relaxed) != memcg) {
+        /* another task: its own over-high debt and victim flag */
+        atomic_store_explicit(&c->memcg_nr_pages_over_high, 0, memory_order_relaxed);
+        atomic_store_explicit(&c->oom_victim, 0, memory_order_relaxed);
     }
     set_ctx(&c->task_memcg, memcg);
     set_ctx(&c->task_active_memcg, active);
@@ -54,9 +53,10 @@ int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t active_id
 
 int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
-    cpu_of(sys, cpu)->in_interrupt = in_interrupt ? 1 : 0;
+    atomic_store_explicit(&cpu_of(sys, cpu)->in_interrupt, in_interrupt ? 1 : 0, memory_order_relaxed);
     return 0;
 }
 
@@ -64,7 +64,8 @@ int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt)
    current->active_memcg; the old value (-1 none) goes to *old */
 int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t *old)
 {
-    struct mem_cgroup *memcg, **slot;
+    BM_RCU_READ_SECTION(sys, cpu);
+    struct mem_cgroup *memcg, *_Atomic *slot, *prev;
     struct bm_cpu *c;
     int ret;
 
@@ -73,38 +74,44 @@ int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t *
     if ((ret = opt_memcg_tryget_arg(sys, memcg_id, &memcg)))
         return ret;
     c = cpu_of(sys, cpu);
-    slot = c->in_interrupt ? &c->int_active_memcg : &c->task_active_memcg;
-    *old = *slot ? (*slot)->id : -1;
-    set_ctx(slot, memcg);
+    slot = atomic_load_explicit(&c->in_interrupt, memory_order_relaxed) ? &c->int_active_memcg
+                                                                       : &c->task_active_memcg;
+    prev = atomic_exchange_explicit(slot, memcg, memory_order_relaxed);
+    *old = prev ? prev->id : -1;
+    css_put(prev);
     return 0;
 }
 
 int bm_take_oom_victim(bm_system *sys, int32_t cpu)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct bm_cpu *c;
     int v;
 
     if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
     c = cpu_of(sys, cpu);
-    v = c->oom_victim;
-    c->oom_victim = 0;
+    v = atomic_exchange_explicit(&c->oom_victim, 0, memory_order_relaxed);
     return v;
 }
 
 /* take the record of the last charge that failed on `cpu` (memcg -1: none) */
 int bm_last_charge_failure(bm_system *sys, int32_t cpu, struct bm_charge_failure *out)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     if (!sys || !out || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
     struct bm_cpu *c = cpu_of(sys, cpu);
+    bm_cpu_lock(c);
     *out = c->last_failure;
     c->last_failure.memcg = -1;
+    bm_cpu_unlock(c);
     return 0;
 }
 
 int bm_get_obj_cgroup_from_current(bm_system *sys, int32_t cpu, int32_t *objcg_id)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct obj_cgroup *objcg;
 
     if (!sys || !objcg_id || !bm_cpu_valid(sys, cpu))

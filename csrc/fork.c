@@ -35,6 +35,7 @@ static void account_kernel_stack(struct bm_system *sys, struct page **pages, uin
 
 int bm_task_stack_alloc(bm_system *sys, int32_t cpu, int32_t memcg_id, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct mem_cgroup *memcg, *old;
     struct page **pages;
     uint64_t nr = 0, i;
@@ -73,6 +74,7 @@ out:
 
 int bm_task_stack_free(bm_system *sys, int32_t cpu, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct page **pages;
     uint64_t nr = 0, i;
     int ret = 0;

@@ -833,6 +833,7 @@ int64_t bm_htab_host_bytes(const bm_htab *h)
 int64_t bm_memalloc_bulk(bm_system *sys, int32_t cpu, uint64_t size, int64_t n, uint32_t gfp,
                          uint64_t *addrs)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int64_t i;
 
     if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && !addrs))

@@ -44,6 +44,72 @@
 #define NR_MEMCG_STOCK_MAX 8
 #define MEM_CGROUP_ID_MAX 65535       /* include/linux/memcontrol.h */
 
+struct bm_system;
+
+/* a large zeroed table, reserved from the host (MAP_NORESERVE) and backed as it
+   is first touched: its cost follows use, and making one costs no memset (the
+   id tables, the page frames); NULL when the host refuses (handles.c) */
+void *bm_table_alloc(size_t bytes);
+void bm_table_free(void *table, size_t bytes);
+
+/* ---- handles.c: the lifetime of memcg and objcg handles ----
+ *
+ * A handle is a slot of the id table (its low 16 bits) and that slot's
+ * generation (the 15 bits above).  A freed memcg's or objcg's slot is handed
+ * out again with the next generation, so a stale handle never names a newer
+ * object; a slot waits until BM_ID_QUARANTINE other slots were freed before it
+ * is reused, so a handle could alias only after 32768 * BM_ID_QUARANTINE
+ * creations.  (The kernel's ids are idr/xarray slots, reused at once: a kernel
+ * pointer never outlives its object, a Python handle may.)
+ */
+#define BM_HANDLE_SLOT(h) ((h) & MEM_CGROUP_ID_MAX)
+#define BM_HANDLE_GEN_SHIFT 16
+#define BM_HANDLE_GEN_MASK 0x7fff
+#define BM_ID_QUARANTINE 4096
+
+struct bm_ids {
+    int32_t nr_fresh;                 /* slots handed out at least once: 0 .. nr_fresh - 1 */
+    int32_t nr_free;                  /* freed slots waiting in ring, oldest at head */
+    int32_t head;
+    int32_t *ring;                    /* MEM_CGROUP_ID_MAX + 1 entries */
+    uint16_t *gen;                    /* each slot's generation for its current / next handle */
+};
+int bm_ids_init(struct bm_ids *ids);                  /* 0 or -ENOMEM */
+void bm_ids_destroy(struct bm_ids *ids);
+int32_t bm_ids_alloc(struct bm_ids *ids);             /* tree_lock held: a handle or -ENOSPC */
+void bm_ids_free(struct bm_ids *ids, int32_t handle); /* tree_lock held */
+
+/*
+ * RCU, reduced to what freeing memcgs and objcgs needs.  The kernel frees a
+ * memcg after a grace period (css_release() -> css_free_rwork_fn()) and an
+ * objcg with kfree_rcu() (obj_cgroup_release()), so lock-free readers
+ * (rcu_read_lock()) never meet freed memory.  Here every bm_* entry point is a
+ * read-side section (BM_RCU_READ_SECTION): it counts itself in its cpu's
+ * nr_readers, or in the system's nr_anon_readers for a call naming no cpu.  A
+ * freed struct, already unlinked from every table and list, is queued
+ * (call_rcu_free(), tree_lock held); its grace period has passed once every
+ * counter was seen at zero at some moment after the unlink (not all at once: a
+ * section that starts later cannot find the struct).  Sections leave through
+ * bm_rcu_read_unlock(), which tries the reclaim (rcu_reclaim()) when something
+ * is queued: reclamation is never waited for, and memory comes back as soon as
+ * the readers of the moment have left.  A freed memcg with accounted
+ * structures (mem_cgroup_alloc()'s) is queued only once css_free_work() has
+ * freed them (memcontrol.c).
+ */
+struct rcu_head {
+    struct rcu_head *next;
+    void *obj;                        /* what to free() */
+};
+
+struct bm_rcu {
+    atomic_flag lock;                 /* the reclaimer (a trylock: one at a time) */
+    _Atomic int pending;              /* queued or waiting is non-empty */
+    struct rcu_head *queued;          /* freed since the running grace period began (tree_lock) */
+    struct rcu_head *waiting;         /* waiting for the running grace period (lock) */
+    uint32_t nr_wait;                 /* lock: reader counters not yet seen at zero */
+    uint8_t *wait;                    /* lock: per counter (nr_cpus + 1), 1 = not yet seen at zero */
+};
+
 /* mm/page_counter.c */
 struct page_counter {
     _Atomic long usage;
@@ -93,6 +159,7 @@ struct obj_cgroup {
     _Atomic long ext_refs;            /* model: references held by Python (bm_obj_cgroup_get/put) */
     _Atomic bool released;            /* model: obj_cgroup_release() ran; the id is stale */
     struct bm_system *sys;
+    struct rcu_head rcu;              /* kfree_rcu() */
 };
 
 /* include/linux/memcontrol.h: struct mem_cgroup (the parts we model) */
@@ -122,13 +189,13 @@ struct mem_cgroup {
     _Atomic long own_kmem_pages;      /* same for the v1 kmem counter */
     _Atomic long user_pages;          /* anon + file; one css ref is held while non-zero */
     _Atomic int ext_refs;             /* references held by Python (bm_memcg_get/put) */
-    struct mem_cgroup *graveyard_next; /* tree_lock */
     /* mem_cgroup_alloc()'s accounted allocations (cfg.memcg_allocs order; 0:
        none), charged to the parent; freed by __mem_cgroup_free(), which the
-       model defers to css_free_work() (see memcontrol.c) */
+       model runs in css_free_work() before the struct's grace period */
     uint64_t alloc_addrs[BM_MEMCG_ALLOC_MAX];
     struct mem_cgroup *css_free_next; /* on sys->css_free_list (tree_lock) */
     _Atomic long nr_lru_items;        /* objects on this memcg's list_lrus (slab.c, sys->lock) */
+    struct rcu_head rcu;              /* freed after a grace period (css_free_rwork_fn()) */
 };
 
 /* mm/memcontrol.c: struct memcg_stock_pcp and (current) struct obj_stock_pcp */
@@ -155,19 +222,22 @@ struct memcg_stock_pcp {
 };
 
 /* One simulated cpu: its stocks and what runs on it.  Cache-line sized so
-   two cpus driven by two threads never share a line.  The stock is guarded
-   by lock; the rest (the context) belongs to the thread acting as this cpu,
-   and the two fields bm_memcg_info() reads from other threads are written
-   with relaxed atomic stores (cpu_set_task_memcg(), memcg_nr_pages_over_high). */
+   two cpus driven by two threads never share a line.  The stock and
+   last_failure are guarded by lock.  The context is set by the thread acting
+   as this cpu; its fields are atomics (relaxed: each is a value of its own)
+   because other threads read them (bm_memcg_info()) and a call naming this
+   cpu may come from another thread: a free, a drain, an explicit-cpu charge
+   (the charge then runs in whatever context the cpu has). */
 struct bm_cpu {
     atomic_flag lock;                 /* local_lock / local_trylock of the stocks */
+    _Atomic long nr_readers;          /* RCU read-side sections running on this cpu */
     struct memcg_stock_pcp stock;
-    int32_t in_interrupt;
-    struct mem_cgroup *task_memcg;        /* current's memcg; NULL = kthread / no mm */
-    struct mem_cgroup *task_active_memcg; /* current->active_memcg */
-    struct mem_cgroup *int_active_memcg;  /* per-cpu int_active_memcg */
-    int32_t oom_victim;               /* current was chosen by the memcg OOM killer (tsk_is_oom_victim) */
-    long memcg_nr_pages_over_high;    /* current->memcg_nr_pages_over_high: unpaid throttle debt */
+    _Atomic int32_t in_interrupt;
+    struct mem_cgroup *_Atomic task_memcg;        /* current's memcg; NULL = kthread / no mm */
+    struct mem_cgroup *_Atomic task_active_memcg; /* current->active_memcg */
+    struct mem_cgroup *_Atomic int_active_memcg;  /* per-cpu int_active_memcg */
+    _Atomic int32_t oom_victim;       /* current was chosen by the memcg OOM killer (tsk_is_oom_victim) */
+    _Atomic long memcg_nr_pages_over_high; /* current->memcg_nr_pages_over_high: unpaid throttle debt */
     struct bm_charge_failure last_failure; /* for error messages that name the limit (model only) */
     unsigned long *reclaimed_slab;    /* current->reclaim_state: slab pages freed during reclaim */
     bool defer_over_high;             /* the caller returns to user itself (mem_cgroup_handle_over_high) */
@@ -200,21 +270,24 @@ struct mm_state;                      /* page_alloc.c, slab.c, vmalloc.c, percpu
  *             held when reclaim takes it.
  *  tree_lock  guards every change to the memcg tree (first_child and
  *             next_sibling), the memcg and objcg id tables (their slots and
- *             nr_*_ids), the objcg lists (objcg_list, list_next) and the
- *             graveyard.  It is innermost: a memcg is freed by whichever
+ *             the id allocators), the objcg lists (objcg_list, list_next) and
+ *             the RCU queue.  It is innermost: a memcg is freed by whichever
  *             css_put() drops its last reference, on any path, charge paths
  *             with a stock lock held included; nothing that takes another
  *             lock runs under it.  Readers either hold it (a consistent view:
  *             memory.stat's subtree sum, bm_system_check) or read without a
- *             lock through acquire loads (bm_memcg_lookup(), bm_objcg_lookup(),
- *             load_child(), load_sibling()).  That is safe because no memcg or
- *             objcg is freed before the system is (a freed memcg waits in the
- *             graveyard): a lock-free reader may meet a stale entry, never
+ *             lock through seq_cst loads (bm_memcg_lookup(), bm_objcg_lookup(),
+ *             load_child(), load_sibling(), an objcg's memcg) inside the RCU
+ *             read-side section every entry point is (handles.c): a freed
+ *             memcg or objcg is unlinked first and freed only after a grace
+ *             period, so a lock-free reader may meet a stale entry, never
  *             freed memory.  A lock-free reader that keeps the memcg it found
  *             takes css_tryget(), which fails once the count reached zero.
  *  cpus[i].lock  guards that cpu's stocks; another thread that reads or
  *             drains them (drain_all_stock, bm_memcg_info, bm_stock_info, the
- *             checks) takes it too.  The rest of struct bm_cpu is the cpu's own.
+ *             checks) takes it too.  The rest of struct bm_cpu is the cpu's own
+ *             (nr_readers, an atomic, excepted).
+ *  rcu.lock   the reclaimer's trylock (handles.c); it takes tree_lock inside.
  *
  * Everything else shared is a C11 atomic: page counters, statistics, events,
  * refcounts, a memcg's state and objcg, an objcg's memcg.
@@ -226,17 +299,21 @@ struct bm_system {
     struct bm_cpu *cpus;
     pthread_mutex_t lock;
     pthread_mutex_t tree_lock;
-    struct mem_cgroup **memcgs;       /* id -> memcg, MEM_CGROUP_ID_MAX + 1 slots */
-    int32_t nr_memcg_ids;             /* ids handed out (never reused) */
-    struct mem_cgroup *graveyard;     /* freed memcgs, kept until system free */
-    struct obj_cgroup **objcgs;       /* id -> objcg, MEM_CGROUP_ID_MAX + 1 slots */
-    int32_t nr_objcg_ids;
+    struct mem_cgroup **memcgs;       /* slot -> memcg, MEM_CGROUP_ID_MAX + 1 slots */
+    struct bm_ids memcg_ids;
+    struct obj_cgroup **objcgs;       /* slot -> objcg, MEM_CGROUP_ID_MAX + 1 slots */
+    struct bm_ids objcg_ids;
+    struct bm_rcu rcu;
     _Atomic int nr_dying;
     struct mm_state *mm;
     atomic_flag percpu_charge_mutex;  /* drain_all_stock's mutex_trylock */
     _Atomic long nr_objcg_release_warns; /* obj_cgroup_release() found a non page-aligned remainder */
-    struct mem_cgroup *css_free_list; /* freed memcgs whose allocations css_free_work() frees (tree_lock) */
+    _Atomic int64_t fail_nth;         /* test-only fault injector (bm_fail_nth_alloc), 0 = off */
+    /* freed memcgs whose structures css_free_work() frees before their grace period (tree_lock) */
+    struct mem_cgroup *css_free_list;
     _Atomic int nr_css_free_pending;
+    /* RCU read-side sections of calls naming no cpu; its own cache line */
+    _Atomic long nr_anon_readers __attribute__((aligned(64)));
 };
 
 static inline bool mem_cgroup_is_root(struct mem_cgroup *m) { return m->id == 0; }
@@ -246,11 +323,11 @@ static inline long page_size_of(const struct bm_system *sys) { return (long)sys-
 static inline unsigned long charge_batch(const struct bm_system *sys) { return sys->cfg.profile.charge_batch; }
 static inline struct mem_cgroup *load_child(struct mem_cgroup *m)
 {
-    return __atomic_load_n(&m->first_child, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&m->first_child, __ATOMIC_SEQ_CST);
 }
 static inline struct mem_cgroup *load_sibling(struct mem_cgroup *m)
 {
-    return __atomic_load_n(&m->next_sibling, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&m->next_sibling, __ATOMIC_SEQ_CST);
 }
 static inline bool bm_cpu_valid(const struct bm_system *sys, int32_t cpu)
 {
@@ -335,8 +412,9 @@ void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu);
    new one gets a reference, the old one is returned with its reference */
 struct mem_cgroup *set_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg);
 void restore_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *old);
-/* the deferred __mem_cgroup_free() of freed memcgs' allocations, on cpu;
-   sys->lock held (css_free_work) or taken (css_free_flush) */
+/* __mem_cgroup_free() of freed memcgs' accounted structures, on cpu, then
+   their structs to the grace period; sys->lock held (css_free_work) or taken
+   (css_free_flush) */
 void css_free_work(struct bm_system *sys, int cpu);
 void css_free_flush(struct bm_system *sys, int cpu);
 /* mem_cgroup_alloc()'s accounted allocations charged to parent on cpu: 0
@@ -377,14 +455,56 @@ void memcg_slab_uncharge_put(struct bm_system *sys, int cpu, struct obj_cgroup *
 int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, uint32_t gfp, int order);
 void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *page, int order);
 
+/* ---- the RCU read side (handles.c) ---- */
+
+void rcu_reclaim(struct bm_system *sys);
+/* every freed struct now, whatever the readers (bm_system_free: none is left) */
+void rcu_barrier_free(struct bm_system *sys);
+/* queue a struct unlinked from every table and list (tree_lock held) */
+void call_rcu_free(struct bm_system *sys, struct rcu_head *head, void *obj);
+
+struct bm_rcu_reader {
+    struct bm_system *sys;
+    _Atomic long *nr;
+};
+/* rcu_read_lock(): counted on cpu's counter (the anonymous one for an invalid
+   cpu); a seq_cst increment, ordered before the section's loads */
+static inline struct bm_rcu_reader bm_rcu_read_lock(struct bm_system *sys, int32_t cpu)
+{
+    struct bm_rcu_reader r = {sys, NULL};
+
+    if (sys) {
+        r.nr = bm_cpu_valid(sys, cpu) ? &sys->cpus[cpu].nr_readers : &sys->nr_anon_readers;
+        atomic_fetch_add(r.nr, 1);
+    }
+    return r;
+}
+/* rcu_read_unlock(); then, outside the section, the reclaim of what waits */
+static inline void bm_rcu_read_unlock(struct bm_rcu_reader *r)
+{
+    if (!r->nr)
+        return;
+    atomic_fetch_sub_explicit(r->nr, 1, memory_order_release);
+    if (atomic_load_explicit(&r->sys->rcu.pending, memory_order_relaxed))
+        rcu_reclaim(r->sys);
+}
+/* the read-side section of an entry point: to the end of the enclosing block */
+#define BM_RCU_READ_SECTION(sys, cpu) \
+    struct bm_rcu_reader bm_rcu_reader_ __attribute__((cleanup(bm_rcu_read_unlock), unused)) = \
+        bm_rcu_read_lock(sys, cpu)
+
 /* ---- handles (lock-free lookups: see the locking rule at struct bm_system) ---- */
 
-/* memcg handle -> memcg; NULL if stale (inline: every charge op does it); no reference */
+/* memcg handle -> memcg; NULL if stale (inline: every charge op does it); no
+   reference.  Inside a read-side section. */
 static inline struct mem_cgroup *bm_memcg_lookup(struct bm_system *sys, int32_t id)
 {
-    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX)
+    struct mem_cgroup *m;
+
+    if (!sys || id < 0)
         return NULL;
-    return __atomic_load_n(&sys->memcgs[id], __ATOMIC_ACQUIRE);
+    m = __atomic_load_n(&sys->memcgs[BM_HANDLE_SLOT(id)], __ATOMIC_SEQ_CST);
+    return m && m->id == id ? m : NULL;
 }
 /* memcg handle -> memcg, or -EINVAL (no system, negative id) / -ENOENT
    (no such memcg) */
@@ -410,10 +530,10 @@ static inline struct obj_cgroup *bm_objcg_lookup(struct bm_system *sys, int32_t 
 {
     struct obj_cgroup *objcg;
 
-    if (!sys || id < 0 || id > MEM_CGROUP_ID_MAX)
+    if (!sys || id < 0)
         return NULL;
-    objcg = __atomic_load_n(&sys->objcgs[id], __ATOMIC_ACQUIRE);
-    if (!objcg || atomic_load(&objcg->released))
+    objcg = __atomic_load_n(&sys->objcgs[BM_HANDLE_SLOT(id)], __ATOMIC_SEQ_CST);
+    if (!objcg || objcg->id != id || atomic_load(&objcg->released))
         return NULL;
     return objcg;
 }

@@ -30,6 +30,7 @@ static void fill_counter_info(const struct page_counter *c, struct bm_page_count
 
 int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mem_cgroup *memcg;
     struct obj_cgroup *objcg;
     int ret;
@@ -70,17 +71,28 @@ int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
                 out->stock_pages += c->stock.nr_pages[i];
         bm_cpu_unlock(c);
         /* the cpu's context, written by its own thread with relaxed stores */
-        if (__atomic_load_n(&c->task_memcg, __ATOMIC_RELAXED) == memcg)
-            out->nr_pages_over_high += __atomic_load_n(&c->memcg_nr_pages_over_high, __ATOMIC_RELAXED);
+        if (atomic_load_explicit(&c->task_memcg, memory_order_relaxed) == memcg)
+            out->nr_pages_over_high += atomic_load_explicit(&c->memcg_nr_pages_over_high,
+                                                            memory_order_relaxed);
     }
     out->file_pages = atomic_load(&memcg->file_pages);
-    for (unsigned i = 0; i < BM_MEMCG_ALLOC_MAX; i++)   /* css_free_work() clears them */
-        out->struct_addrs[i] = __atomic_load_n(&memcg->alloc_addrs[i], __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < BM_MEMCG_ALLOC_MAX; i++)   /* set before the memcg is published */
+        out->struct_addrs[i] = memcg->alloc_addrs[i];
     return 0;
+}
+
+int bm_memcg_state(bm_system *sys, int32_t id)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    struct mem_cgroup *memcg;
+    int ret = bm_memcg_arg(sys, id, &memcg);
+
+    return ret ? ret : atomic_load(&memcg->state);
 }
 
 int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct obj_cgroup *objcg;
     long refcnt;
 
@@ -112,6 +124,7 @@ int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
 
 int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct memcg_stock_pcp *stock;
 
     if (!sys || !out || !bm_cpu_valid(sys, cpu))
@@ -144,14 +157,15 @@ static int check_memcgs(struct bm_system *sys, char *buf, size_t len)
 {
     int32_t nr_live = 0, nr_linked = 0;
 
-    for (int32_t id = 0; id < sys->nr_memcg_ids; id++) {
-        struct mem_cgroup *m = bm_memcg_lookup(sys, id);
+    for (int32_t slot = 0; slot < sys->memcg_ids.nr_fresh; slot++) {
+        struct mem_cgroup *m = sys->memcgs[slot];
+        int32_t id = m ? m->id : -1;
         long sum = 0, ksum = 0;
         if (!m)
             continue;
         nr_live++;
-        if (m->id != id || (m->parent && bm_memcg_lookup(sys, m->parent->id) != m->parent))
-            BAD("memcg %d: in slot %d, or its parent is freed", m->id, id);
+        if (BM_HANDLE_SLOT(id) != slot || (m->parent && bm_memcg_lookup(sys, m->parent->id) != m->parent))
+            BAD("memcg %d: in slot %d, or its parent is freed", id, slot);
         for (struct mem_cgroup *ch = m->first_child; ch; ch = ch->next_sibling) {
             if (ch->parent != m || bm_memcg_lookup(sys, ch->id) != ch)
                 BAD("memcg %d: child %d is freed or not its own", id, ch->id);
@@ -178,11 +192,12 @@ static int check_memcgs(struct bm_system *sys, char *buf, size_t len)
     if (nr_linked != nr_live - 1)
         BAD("memcg tree links %d children, the id table has %d live memcgs besides root",
             nr_linked, nr_live - 1);
-    for (int32_t id = 0; id < sys->nr_objcg_ids; id++) {
-        struct obj_cgroup *o = bm_objcg_lookup(sys, id);
-        if (o && (atomic_load(&o->nr_charged_bytes) < 0 || atomic_load(&o->refcnt) <= 0))
-            BAD("objcg %d: nr_charged_bytes %ld refcnt %ld", id, atomic_load(&o->nr_charged_bytes),
-                atomic_load(&o->refcnt));
+    for (int32_t slot = 0; slot < sys->objcg_ids.nr_fresh; slot++) {
+        struct obj_cgroup *o = sys->objcgs[slot];
+        if (o && (BM_HANDLE_SLOT(o->id) != slot || atomic_load(&o->nr_charged_bytes) < 0 ||
+                  atomic_load(&o->refcnt) <= 0))
+            BAD("objcg %d (slot %d): nr_charged_bytes %ld refcnt %ld", o->id, slot,
+                atomic_load(&o->nr_charged_bytes), atomic_load(&o->refcnt));
     }
     return 0;
 }

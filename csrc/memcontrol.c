@@ -15,8 +15,9 @@
  *    page cache and the unused objects of reclaimable slab caches.
  *  - __mem_cgroup_free(), which the kernel runs from a workqueue after an
  *    RCU grace period, frees the memcg's accounted structures at the next
- *    flush point (css_free_work(): a cgroup operation, a memcg or objcg put,
- *    drain_all_stock, drain_local_stock), on cpu 0.
+ *    flush point after the last css_put() (css_free_work(): a cgroup
+ *    operation, a memcg or objcg put, drain_all_stock, drain_local_stock),
+ *    on cpu 0; the struct itself then waits for its grace period.
  *  - drain_all_stock() is synchronous for every cpu (the kernel's remote
  *    drains are queued work); its percpu_charge_mutex trylock is kept.
  *  - No swap / memsw / tcpmem counters.
@@ -91,19 +92,30 @@ static bool mem_cgroup_is_descendant(struct mem_cgroup *memcg, struct mem_cgroup
 /* ------------------------------------------------------------------ */
 
 /* mirrors mem_cgroup_css_free()/__mem_cgroup_free(): the last css reference
-   of an offlined memcg went.  Under tree_lock it leaves the id table and its
-   parent's children, its local stats and own charges fold into the parent
-   (so the parent's recursive sums stay right, and a reader holding the lock
-   sees either the child or its folded counts, never both or neither), and
-   the struct goes to the graveyard (lock-free readers stay safe); then the
-   parent's pin is dropped. */
+   of an offlined memcg went.  Under tree_lock it leaves the id table (its id
+   is free again: mem_cgroup_id_remove()) and its parent's children, its
+   local stats and own charges fold into the parent (so the parent's recursive
+   sums stay right, and a reader holding the lock sees either the child or its
+   folded counts, never both or neither), and the struct is freed after a
+   grace period (handles.c: lock-free readers stay safe), once its accounted
+   structures, if it has any, are freed (css_free_work()); then the parent's
+   pin is dropped. */
+static bool memcg_has_structs(struct bm_system *sys, struct mem_cgroup *memcg)
+{
+    for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++)
+        if (memcg->alloc_addrs[i])
+            return true;
+    return false;
+}
+
 static void mem_cgroup_free(struct mem_cgroup *memcg)
 {
     struct bm_system *sys = memcg->sys;
     struct mem_cgroup *parent = memcg->parent;
 
     pthread_mutex_lock(&sys->tree_lock);
-    __atomic_store_n(&sys->memcgs[memcg->id], NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&sys->memcgs[BM_HANDLE_SLOT(memcg->id)], NULL, __ATOMIC_SEQ_CST);
+    bm_ids_free(&sys->memcg_ids, memcg->id);
     if (parent) {
         struct mem_cgroup **pp = &parent->first_child, *prev = NULL;
         while (*pp && *pp != memcg) {
@@ -111,7 +123,7 @@ static void mem_cgroup_free(struct mem_cgroup *memcg)
             pp = &(*pp)->next_sibling;
         }
         if (*pp) {
-            __atomic_store_n(pp, memcg->next_sibling, __ATOMIC_RELEASE);
+            __atomic_store_n(pp, memcg->next_sibling, __ATOMIC_SEQ_CST);
             if (parent->last_child == memcg)
                 parent->last_child = prev;
         }
@@ -120,17 +132,14 @@ static void mem_cgroup_free(struct mem_cgroup *memcg)
         atomic_fetch_add(&parent->own_pages, atomic_load(&memcg->own_pages));
         atomic_fetch_add(&parent->own_kmem_pages, atomic_load(&memcg->own_kmem_pages));
     }
-    memcg->graveyard_next = sys->graveyard;
-    sys->graveyard = memcg;
-    atomic_fetch_sub(&sys->nr_dying, 1);
-    for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++) {
-        if (memcg->alloc_addrs[i]) {       /* its structures: css_free_work() frees them */
-            memcg->css_free_next = sys->css_free_list;
-            sys->css_free_list = memcg;
-            atomic_fetch_add(&sys->nr_css_free_pending, 1);
-            break;
-        }
+    if (memcg_has_structs(sys, memcg)) {   /* css_free_work() frees them, then queues the struct */
+        memcg->css_free_next = sys->css_free_list;
+        sys->css_free_list = memcg;
+        atomic_fetch_add(&sys->nr_css_free_pending, 1);
+    } else {
+        call_rcu_free(sys, &memcg->rcu, memcg);
     }
+    atomic_fetch_sub(&sys->nr_dying, 1);
     pthread_mutex_unlock(&sys->tree_lock);
     if (parent)
         css_put(parent);
@@ -450,7 +459,8 @@ static void obj_cgroup_get(struct obj_cgroup *objcg)
 /* mirrors obj_cgroup_release(), run when the last reference of a killed
    objcg goes: uncharge the parked whole pages from the objcg's current memcg
    (directly: see the header), record a warning if the remainder is not page
-   aligned, unlink it from its memcg's list and drop its css reference. */
+   aligned, unlink it from its memcg's list and the id table, free it after a
+   grace period (kfree_rcu()) and drop its css reference. */
 static void obj_cgroup_release(struct obj_cgroup *objcg)
 {
     struct bm_system *sys = objcg->sys;
@@ -477,6 +487,9 @@ static void obj_cgroup_release(struct obj_cgroup *objcg)
     }
     objcg->list_next = NULL;
     atomic_store(&objcg->released, true);
+    __atomic_store_n(&sys->objcgs[BM_HANDLE_SLOT(objcg->id)], NULL, __ATOMIC_SEQ_CST);
+    bm_ids_free(&sys->objcg_ids, objcg->id);
+    call_rcu_free(sys, &objcg->rcu, objcg);
     pthread_mutex_unlock(&sys->tree_lock);
     css_put(memcg);
 }
@@ -833,15 +846,17 @@ static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg
 void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
-    long nr_pages = c->memcg_nr_pages_over_high;
-    struct mem_cgroup *memcg = c->task_memcg;
+    struct mem_cgroup *memcg = atomic_load_explicit(&c->task_memcg, memory_order_relaxed);
     int nr_retries = MAX_RECLAIM_RETRIES;
     bool in_retry = false;
-    long penalty;
+    long nr_pages, penalty;
 
-    if (!nr_pages || !memcg || c->in_interrupt)
+    if (!memcg || atomic_load_explicit(&c->in_interrupt, memory_order_relaxed) ||
+        !atomic_load_explicit(&c->memcg_nr_pages_over_high, memory_order_relaxed))
         return;
-    __atomic_store_n(&c->memcg_nr_pages_over_high, 0, __ATOMIC_RELAXED);
+    nr_pages = atomic_exchange_explicit(&c->memcg_nr_pages_over_high, 0, memory_order_relaxed);
+    if (!nr_pages)
+        return;
     for (;;) {
         long reclaimed = reclaim_high(sys, cpu, memcg,
                                       in_retry ? SWAP_CLUSTER_MAX : (unsigned long)nr_pages);
@@ -863,10 +878,23 @@ void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 static inline bool gfpflags_allow_blocking(uint32_t gfp) { return (gfp & __GFP_DIRECT_RECLAIM) != 0; }
 static inline bool gfpflags_allow_spinning(uint32_t gfp) { return (gfp & __GFP_RECLAIM) != 0; }
 
-static inline bool current_is_task(struct bm_cpu *c) { return !c->in_interrupt && c->task_memcg; }
+static inline bool cpu_in_interrupt(struct bm_cpu *c)
+{
+    return atomic_load_explicit(&c->in_interrupt, memory_order_relaxed) != 0;
+}
+
+static inline struct mem_cgroup *cpu_task_memcg(struct bm_cpu *c)
+{
+    return atomic_load_explicit(&c->task_memcg, memory_order_relaxed);
+}
+
+static inline bool current_is_task(struct bm_cpu *c) { return !cpu_in_interrupt(c) && cpu_task_memcg(c); }
 
 /* tsk_is_oom_victim(current) etc.: only a task can be dying */
-static inline bool current_dying(struct bm_cpu *c) { return current_is_task(c) && c->oom_victim; }
+static inline bool current_dying(struct bm_cpu *c)
+{
+    return current_is_task(c) && atomic_load_explicit(&c->oom_victim, memory_order_relaxed);
+}
 
 static int get_order_pages(unsigned long nr)
 {
@@ -892,10 +920,8 @@ static int mem_cgroup_oom(struct bm_system *sys, int cpu, struct mem_cgroup *mem
     memcg_memory_event(sys, memcg, BM_MEMCG_OOM);
     if (!sys->cfg.oom_kill_current || !current_is_task(c))
         return 0;
-    if (!c->oom_victim) {
-        memcg_memory_event(sys, c->task_memcg, BM_MEMCG_OOM_KILL);
-        c->oom_victim = 1;
-    }
+    if (!atomic_exchange_explicit(&c->oom_victim, 1, memory_order_relaxed))
+        memcg_memory_event(sys, cpu_task_memcg(c), BM_MEMCG_OOM_KILL);
     return 1;
 }
 
@@ -904,7 +930,7 @@ static int mem_cgroup_oom(struct bm_system *sys, int cpu, struct mem_cgroup *mem
 static void record_charge_failure(struct bm_cpu *c, struct mem_cgroup *over, struct page_counter *counter,
                                   int reason, unsigned long nr_pages, uint32_t gfp)
 {
-    c->last_failure = (struct bm_charge_failure){
+    struct bm_charge_failure rec = {
         .memcg = over ? over->id : -1,
         .reason = reason,
         .nr_pages = (int64_t)nr_pages,
@@ -912,6 +938,10 @@ static void record_charge_failure(struct bm_cpu *c, struct mem_cgroup *over, str
         .max = atomic_load(&counter->max),
         .gfp = gfp,
     };
+
+    bm_cpu_lock(c);
+    c->last_failure = rec;
+    bm_cpu_unlock(c);
 }
 
 /* mirrors try_charge_memcg() (v5.11 try_charge) step by step; see memcg.md
@@ -1017,7 +1047,7 @@ done_restock:
     /* the memory.high walk, up to and including root */
     for (struct mem_cgroup *m = memcg; m; m = parent_mem_cgroup(m)) {
         bool mem_high = atomic_load(&m->memory.usage) > atomic_load(&m->memory.high);
-        if (c->in_interrupt) {
+        if (cpu_in_interrupt(c)) {
             if (mem_high) {
                 /* schedule_work(&high_work): high_work_func runs reclaim_high */
                 reclaim_high(sys, cpu, m, charge_batch(sys));
@@ -1026,8 +1056,7 @@ done_restock:
             continue;
         }
         if (mem_high) {
-            __atomic_store_n(&c->memcg_nr_pages_over_high, c->memcg_nr_pages_over_high + (long)batch,
-                             __ATOMIC_RELAXED);
+            atomic_fetch_add_explicit(&c->memcg_nr_pages_over_high, (long)batch, memory_order_relaxed);
             break;
         }
     }
@@ -1348,7 +1377,8 @@ struct mem_cgroup *page_memcg_check(struct bm_system *sys, const struct page *pa
 /* active_memcg(): int_active_memcg in interrupt context, else current's */
 static struct mem_cgroup *active_memcg(struct bm_cpu *c)
 {
-    return c->in_interrupt ? c->int_active_memcg : c->task_active_memcg;
+    return atomic_load_explicit(cpu_in_interrupt(c) ? &c->int_active_memcg : &c->task_active_memcg,
+                                memory_order_relaxed);
 }
 
 /* memcg_kmem_bypass() + the memcg choice: the active memcg wins in any
@@ -1359,9 +1389,9 @@ static struct mem_cgroup *current_charge_memcg(struct bm_cpu *c)
 
     if (memcg)
         return memcg;
-    if (c->in_interrupt)
+    if (cpu_in_interrupt(c))
         return NULL;
-    return c->task_memcg;
+    return cpu_task_memcg(c);
 }
 
 /* mirrors get_obj_cgroup_from_current(): walk up to the first non-root level
@@ -1438,10 +1468,12 @@ static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgr
 
 /* mirrors mem_cgroup_css_alloc() + mem_cgroup_css_online(): a memcg under
    parent, online, with its objcg pinning it (memcg_online_kmem(); root,
-   parent NULL, gets none).  The ids (idr_alloc() up to MEM_CGROUP_ID_MAX),
-   the link into the parent's children and the id-table slots are made under
-   tree_lock, the slots last, with release stores, so a lock-free lookup that
-   finds the memcg finds it whole.  0, -ENOMEM or -ENOSPC (ids exhausted). */
+   parent NULL, gets none).  The ids (idr_alloc() up to MEM_CGROUP_ID_MAX,
+   handles.c), the link into the parent's children and the id-table slots are
+   made under tree_lock, the slots last, so a lock-free lookup that finds the
+   memcg finds it whole.  alloc_addrs (or NULL): the structures
+   memcg_alloc_structs() allocated for it.  0, -ENOMEM or -ENOSPC (ids
+   exhausted). */
 int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, uint64_t *alloc_addrs,
                           struct mem_cgroup **out)
 {
@@ -1455,27 +1487,34 @@ int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, uint
         return -ENOMEM;
     }
     pthread_mutex_lock(&sys->tree_lock);
-    if (sys->nr_memcg_ids > MEM_CGROUP_ID_MAX || (objcg && sys->nr_objcg_ids > MEM_CGROUP_ID_MAX)) {
-        ret = -ENOSPC;
+    memcg->id = bm_ids_alloc(&sys->memcg_ids);
+    if (memcg->id < 0) {
+        ret = memcg->id;
         goto out;
     }
-    memcg->id = sys->nr_memcg_ids++;
+    if (objcg) {
+        objcg->id = bm_ids_alloc(&sys->objcg_ids);
+        if (objcg->id < 0) {
+            ret = objcg->id;
+            bm_ids_free(&sys->memcg_ids, memcg->id);
+            goto out;
+        }
+    }
     if (parent) {   /* css_next_descendant_pre() visits children oldest first */
         css_get(parent);
         memcg->next_sibling = NULL;
         __atomic_store_n(parent->last_child ? &parent->last_child->next_sibling : &parent->first_child,
-                         memcg, __ATOMIC_RELEASE);
+                         memcg, __ATOMIC_SEQ_CST);
         parent->last_child = memcg;
     }
     if (objcg) {
-        objcg->id = sys->nr_objcg_ids++;
         css_get(memcg);
         atomic_store(&memcg->objcg, objcg);
-        __atomic_store_n(&sys->objcgs[objcg->id], objcg, __ATOMIC_RELEASE);
+        __atomic_store_n(&sys->objcgs[BM_HANDLE_SLOT(objcg->id)], objcg, __ATOMIC_SEQ_CST);
     }
     if (alloc_addrs)
         memcpy(memcg->alloc_addrs, alloc_addrs, sizeof(memcg->alloc_addrs));
-    __atomic_store_n(&sys->memcgs[memcg->id], memcg, __ATOMIC_RELEASE);
+    __atomic_store_n(&sys->memcgs[BM_HANDLE_SLOT(memcg->id)], memcg, __ATOMIC_SEQ_CST);
 out:
     pthread_mutex_unlock(&sys->tree_lock);
     if (ret) {
@@ -1531,28 +1570,28 @@ void mem_cgroup_css_offline(struct bm_system *sys, struct mem_cgroup *memcg)
     drain_all_stock(sys, memcg);
 }
 
+static struct mem_cgroup *_Atomic *active_memcg_slot(struct bm_cpu *c)
+{
+    return atomic_load_explicit(&c->in_interrupt, memory_order_relaxed) ? &c->int_active_memcg
+                                                                       : &c->task_active_memcg;
+}
+
 /* set_active_memcg(): int_active_memcg in interrupt context, else
    current->active_memcg; the slot keeps a reference on memcg, the caller
    gets the old one's */
 struct mem_cgroup *set_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg)
 {
-    struct bm_cpu *c = cpu_of(sys, cpu);
-    struct mem_cgroup **slot = c->in_interrupt ? &c->int_active_memcg : &c->task_active_memcg;
-    struct mem_cgroup *old = *slot;
+    struct mem_cgroup *_Atomic *slot = active_memcg_slot(cpu_of(sys, cpu));
 
     css_get(memcg);
-    __atomic_store_n(slot, memcg, __ATOMIC_RELAXED);
-    return old;
+    return atomic_exchange_explicit(slot, memcg, memory_order_relaxed);
 }
 
 void restore_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *old)
 {
-    struct bm_cpu *c = cpu_of(sys, cpu);
-    struct mem_cgroup **slot = c->in_interrupt ? &c->int_active_memcg : &c->task_active_memcg;
-    struct mem_cgroup *cur = *slot;
+    struct mem_cgroup *_Atomic *slot = active_memcg_slot(cpu_of(sys, cpu));
 
-    __atomic_store_n(slot, old, __ATOMIC_RELAXED);
-    css_put(cur);
+    css_put(atomic_exchange_explicit(slot, old, memory_order_relaxed));
 }
 
 /* free one of mem_cgroup_alloc()'s accounted allocations; sys->lock held */
@@ -1597,18 +1636,19 @@ int memcg_alloc_structs(struct bm_system *sys, int cpu, struct mem_cgroup *paren
 
 /* The deferred part of mem_cgroup_css_free() / __mem_cgroup_free(): the
    accounted structures of every freed memcg are freed on cpu (uncharging
-   whoever they record, the parent's objcg or where it was reparented).
-   Freeing can release more memcgs; they are done too.  sys->lock held. */
+   whoever they record, the parent's objcg or where it was reparented), then
+   the struct goes to its grace period (call_rcu_free()).  The kernel frees
+   both after the grace period (css_free_rwork_fn()); here the structures go
+   first, so the struct outlives every use of its alloc_addrs.  Freeing can
+   release more memcgs; they are done too.  sys->lock held. */
 void css_free_work(struct bm_system *sys, int cpu)
 {
     while (atomic_load(&sys->nr_css_free_pending)) {
-        struct mem_cgroup *list;
+        struct mem_cgroup *list = NULL, *m, *next;
         int n = 0;
 
         pthread_mutex_lock(&sys->tree_lock);
-        list = NULL;
-        while (sys->css_free_list) {        /* reversed: freed first, first done */
-            struct mem_cgroup *m = sys->css_free_list;
+        while ((m = sys->css_free_list)) {   /* reversed: freed first, first done */
             sys->css_free_list = m->css_free_next;
             m->css_free_next = list;
             list = m;
@@ -1616,11 +1656,13 @@ void css_free_work(struct bm_system *sys, int cpu)
         }
         pthread_mutex_unlock(&sys->tree_lock);
         atomic_fetch_sub(&sys->nr_css_free_pending, n);
-        for (struct mem_cgroup *m = list; m; m = m->css_free_next) {
-            for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++) {
+        for (m = list; m; m = next) {
+            next = m->css_free_next;
+            for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++)
                 memcg_free_struct(sys, cpu, i, m->alloc_addrs[i]);
-                __atomic_store_n(&m->alloc_addrs[i], 0, __ATOMIC_RELAXED);   /* bm_memcg_info reads it */
-            }
+            pthread_mutex_lock(&sys->tree_lock);
+            call_rcu_free(sys, &m->rcu, m);
+            pthread_mutex_unlock(&sys->tree_lock);
         }
     }
 }

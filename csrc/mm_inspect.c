@@ -12,6 +12,7 @@
 
 int bm_page_info(bm_system *sys, uint64_t pfn, struct bm_page_info *out)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct page *page, *owner;
     struct mem_cgroup *memcg;
 
@@ -54,6 +55,7 @@ int bm_page_info(bm_system *sys, uint64_t pfn, struct bm_page_info *out)
 
 int64_t bm_ram_used_pages(bm_system *sys)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     int64_t n;
 
     if (!sys || !sys->mm)
@@ -74,6 +76,7 @@ int64_t bm_ram_used_pages(bm_system *sys)
  */
 int bm_obj_cgroup_of(bm_system *sys, uint64_t addr, int32_t *objcg_out, int32_t *memcg_out)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct obj_cgroup *objcg = NULL;
     struct mem_cgroup *memcg = NULL;
     struct page *page = NULL;

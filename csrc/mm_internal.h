@@ -26,7 +26,7 @@
    so no allocation is ever at an address below PAGE_SIZE (NULL and
    ZERO_SIZE_PTR stay distinct from real objects). */
 #define BM_DIRECT_MAP_BASE 0ULL
-#define BM_DIRECT_MAP_SIZE (64ULL << 40)            /* 64 TiB direct map */
+#define BM_DIRECT_MAP_SIZE ((uint64_t)BM_MAX_RAM_BYTES) /* 64 TiB direct map */
 #define BM_VMALLOC_START 0xffffc90000000000ULL      /* VMALLOC_START */
 #define BM_VMALLOC_END 0xffffe8c000000000ULL        /* model: ends where our percpu range starts */
 #define BM_PERCPU_START 0xffffe8c000000000ULL       /* model-only percpu address range */
@@ -76,7 +76,8 @@ struct addr_map {
 struct kmem_cache;
 
 struct mm_state {
-    struct page *pages;           /* calloc'ed: untouched frames cost no host memory */
+    struct page *pages;           /* bm_table_alloc(): untouched frames cost no host memory */
+    size_t pages_bytes;
     uint64_t nr_pages;
     uint64_t top;                 /* frames >= top were never handed out (carved lazily) */
     uint64_t nr_used;             /* frames allocated (bm_ram_used_pages) */
@@ -173,6 +174,18 @@ static inline bool mm_args_ok(const struct bm_system *sys, int32_t cpu, uint32_t
     return sys && sys->mm && bm_cpu_valid(sys, cpu) && bm_gfp_valid(gfp);
 }
 
+/* The test-only fault injector (bm_fail_nth_alloc, the model's failslab /
+   fail_page_alloc: should_failslab(), should_fail_alloc_page()): true when
+   this allocation is the one to fail.  A relaxed load when off. */
+static inline bool should_fail_alloc(struct bm_system *sys)
+{
+    int64_t v = atomic_load_explicit(&sys->fail_nth, memory_order_relaxed);
+
+    while (v > 0 && !atomic_compare_exchange_weak(&sys->fail_nth, &v, v - 1))
+        ;
+    return v == 1;
+}
+
 /* page_alloc.c, sys->lock held */
 struct page *__alloc_pages(struct bm_system *sys, int cpu, int order, uint32_t gfp, int *err);
 void __free_pages_ok(struct bm_system *sys, int cpu, struct page *page, int order);
@@ -202,6 +215,8 @@ void mm_vmalloc_destroy(struct mm_state *mm);
 
 /* percpu.c, sys->lock held */
 int __alloc_percpu(struct bm_system *sys, int cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr);
+int __alloc_percpu_array(struct bm_system *sys, int cpu, uint64_t size, uint64_t align, uint32_t gfp,
+                         uint64_t n, uint64_t *addr);
 int __free_percpu(struct bm_system *sys, int cpu, uint64_t addr);
 int __percpu_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup **objcg);
 void mm_percpu_init(struct mm_state *mm);

@@ -205,7 +205,10 @@ int mm_page_alloc_init(struct mm_state *mm)
     uint64_t first_end = nr < block ? nr : block, pfn;
     struct page *zero;
 
-    mm->pages = calloc(nr, sizeof(struct page));
+    /* reserved, not committed (MAP_NORESERVE): the host backs the frames as they
+       are first touched, so a large simulated RAM costs only what is used */
+    mm->pages_bytes = nr * sizeof(struct page);
+    mm->pages = bm_table_alloc(mm->pages_bytes);
     if (!mm->pages)
         return -ENOMEM;
     zero = &mm->pages[0];
@@ -239,7 +242,7 @@ void mm_page_alloc_destroy(struct mm_state *mm)
 {
     for (int o = 0; o <= BM_MAX_ORDER; o++)
         free(mm->free_area[o].pfns);
-    free(mm->pages);
+    bm_table_free(mm->pages, mm->pages_bytes);
 }
 
 struct page *bm_pfn_to_page(struct bm_system *sys, uint64_t pfn)
@@ -268,11 +271,14 @@ struct page *alloc_pages_head(struct bm_system *sys, uint64_t pfn, int64_t order
 
 int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uint64_t *pfn)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct page *page;
     int err = 0;
 
     if (!mm_args_ok(sys, cpu, gfp) || !pfn || order < 0)
         return -EINVAL;
+    if (should_fail_alloc(sys))
+        return -ENOMEM;
     pthread_mutex_lock(&sys->lock);
     page = __alloc_pages(sys, cpu, order, gfp, &err);
     if (page)
@@ -283,6 +289,7 @@ int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uin
 
 int bm_free_pages(bm_system *sys, int32_t cpu, uint64_t pfn, int32_t order)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct page *page;
 
     if (!mm_args_ok(sys, cpu, 0))

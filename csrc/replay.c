@@ -88,7 +88,7 @@ static int64_t run_op(struct bm_system *sys, const struct bm_op *ops, int64_t i,
     case BM_OP_ALLOC_PAGES: {
         struct page *page;
         int err = 0;
-        if (op->arg > BM_MAX_ORDER) {
+        if (op->arg > BM_MAX_ORDER || should_fail_alloc(sys)) {
             ret = -ENOMEM;      /* as bm_alloc_pages: order >= MAX_ORDER fails */
             break;
         }
@@ -147,8 +147,8 @@ struct hit_cache {
    / the common refill_stock() into the memcg's own slot, with this cpu's
    ledger share (as charge_api.c does).  Perf: when the op names the handle of the last
    hit and that slot still caches its memcg, the handle lookup and the slot
-   scan are skipped: the slot's css reference keeps the memcg alive and ids
-   are never reused, so the handle still names it. */
+   scan are skipped: the slot's css reference keeps the memcg alive and a
+   handle names one memcg only (its slot's generation), so it still names it. */
 static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op, struct hit_cache *hc)
 {
     struct memcg_stock_pcp *stock = &sys->cpus[op->cpu].stock;
@@ -197,6 +197,7 @@ static bool charge_op_hit_locked(struct bm_system *sys, const struct bm_op *op, 
    sys->lock is taken. */
 int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *results)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     int64_t i, failed = 0;
 
     if (!sys || !sys->mm || n < 0 || (n > 0 && (!ops || !results)))
@@ -261,6 +262,7 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
    for a failed one.  Returns the number of failures. */
 int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int64_t n, uint32_t gfp, uint64_t *addrs)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int64_t i, failed = 0;
 
     if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && (!sizes || !addrs)))
@@ -281,6 +283,7 @@ int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int6
 /* kfree_bulk(): results may be NULL.  Returns the number of failures. */
 int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_t n, int64_t *results)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int64_t i, failed = 0;
 
     if (!mm_args_ok(sys, cpu, 0) || n < 0 || (n > 0 && !addrs))
@@ -305,6 +308,7 @@ int64_t bm_kfree_bulk(bm_system *sys, int32_t cpu, const uint64_t *addrs, int64_
 int64_t bm_allocs_until_fail(bm_system *sys, int32_t cpu, const uint8_t *kinds, const uint64_t *sizes,
                              int64_t n, uint32_t gfp, uint64_t *addrs)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int64_t i;
     int held = 0;
 

@@ -271,6 +271,8 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     uint64_t full = obj_full_size(s);
     int ret;
 
+    if (should_fail_alloc(sys))
+        return -ENOMEM;
     /* the slab statistic is accounted with the charge (current kernels:
        obj_cgroup_charge_account() in the post-alloc hook); with the charge
        taken before the object here, a failed allocation takes both back */
@@ -408,7 +410,7 @@ static int kmalloc_large(struct bm_system *sys, int cpu, uint64_t size, uint32_t
     int order, err = 0;
     struct page *page;
 
-    if (size > mm->kmalloc_max_size)
+    if (size > mm->kmalloc_max_size || should_fail_alloc(sys))
         return -ENOMEM;   /* the page allocator WARNs and returns NULL */
     order = get_order(mm, size);
     page = __alloc_pages(sys, cpu, order, gfp | __GFP_COMP, &err);
@@ -841,6 +843,7 @@ void mm_slab_destroy(struct mm_state *mm)
 
 int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -853,6 +856,7 @@ int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_
 
 int bm_kfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, 0))
@@ -867,6 +871,7 @@ int bm_kfree(bm_system *sys, int32_t cpu, uint64_t addr)
    large kmalloc's page_size << order; 0 for NULL and ZERO_SIZE_PTR */
 int bm_ksize(bm_system *sys, uint64_t addr, uint64_t *size)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mm_state *mm;
     struct slab *slab;
     uint32_t idx;
@@ -904,6 +909,7 @@ int bm_ksize(bm_system *sys, uint64_t addr, uint64_t *size)
    accepted and rounded up to 8 as a non-DEBUG_VM kernel does. */
 int bm_kmem_cache_create(bm_system *sys, uint64_t size, uint32_t flags, int32_t *cache)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct mm_state *mm;
     struct kmem_cache *s;
     int ret = 0;
@@ -956,6 +962,7 @@ static struct kmem_cache *cache_lookup(struct mm_state *mm, int32_t id)
 
 int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct kmem_cache *s;
     int ret;
 
@@ -972,6 +979,7 @@ int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp
    warns "Wrong slab cache"; we refuse with -EINVAL) */
 int bm_kmem_cache_free(bm_system *sys, int32_t cpu, int32_t cache, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct kmem_cache *s;
     struct slab *slab;
     uint32_t idx;
@@ -1036,6 +1044,7 @@ static int lru_obj_arg(struct bm_system *sys, int32_t cache, uint64_t addr, stru
 
 int bm_list_lru_add(bm_system *sys, int32_t cache, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct kmem_cache *s;
     struct slab *slab;
     uint32_t idx;
@@ -1053,6 +1062,7 @@ int bm_list_lru_add(bm_system *sys, int32_t cache, uint64_t addr)
 
 int bm_list_lru_del(bm_system *sys, int32_t cache, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct kmem_cache *s;
     struct slab *slab;
     uint32_t idx;
@@ -1072,6 +1082,7 @@ int bm_list_lru_del(bm_system *sys, int32_t cache, uint64_t addr)
 
 int64_t bm_list_lru_count(bm_system *sys, int32_t cache, int32_t memcg_id)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     struct kmem_cache *s;
     struct mem_cgroup *memcg;
     struct list_lru_one *l;
@@ -1100,6 +1111,7 @@ int64_t bm_list_lru_count(bm_system *sys, int32_t cache, int32_t memcg_id)
 int64_t bm_kmem_cache_alloc_lru_bulk(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp, int64_t n,
                                      uint64_t *addrs)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     struct kmem_cache *s;
     int64_t i;
 

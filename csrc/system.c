@@ -3,8 +3,8 @@
  *
  * One bm_system is one simulated machine; nothing is shared between
  * systems.  The memcg and objcg id tables have MEM_CGROUP_ID_MAX + 1 slots;
- * ids are handed out increasing and never reused, so a stale handle can
- * never name a newer cgroup.
+ * a handle is a slot and a generation (handles.c), so a stale handle does
+ * not name a newer cgroup.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -41,10 +41,12 @@ int bm_config_check(const struct bm_config *cfg)
             return -EINVAL;
     }
     /* page_alloc.c: frame numbers fit 32 bits and the direct map is 64 TiB */
-    if (cfg->ram_pages > UINT32_MAX || cfg->ram_pages > BM_DIRECT_MAP_SIZE / cfg->page_size)
+    if (cfg->ram_pages > BM_MAX_RAM_PAGES || cfg->ram_pages > BM_DIRECT_MAP_SIZE / cfg->page_size)
         return -EINVAL;
     return 0;
 }
+
+#define ID_TABLE_BYTES ((MEM_CGROUP_ID_MAX + 1) * sizeof(void *))
 
 static unsigned int ilog2_u32(uint32_t v)
 {
@@ -58,20 +60,24 @@ static unsigned int ilog2_u32(uint32_t v)
 static void system_free_tables(struct bm_system *sys)
 {
     if (sys->memcgs) {
-        for (int32_t i = 0; i < sys->nr_memcg_ids; i++)
+        for (int32_t i = 0; i < sys->memcg_ids.nr_fresh; i++)
             free(sys->memcgs[i]);
-        free(sys->memcgs);
-    }
-    while (sys->graveyard) {
-        struct mem_cgroup *m = sys->graveyard;
-        sys->graveyard = m->graveyard_next;
-        free(m);
+        bm_table_free(sys->memcgs, ID_TABLE_BYTES);
     }
     if (sys->objcgs) {
-        for (int32_t i = 0; i < sys->nr_objcg_ids; i++)
+        for (int32_t i = 0; i < sys->objcg_ids.nr_fresh; i++)
             free(sys->objcgs[i]);
-        free(sys->objcgs);
+        bm_table_free(sys->objcgs, ID_TABLE_BYTES);
     }
+    while (sys->css_free_list) {      /* freed memcgs whose structures went with the mm */
+        struct mem_cgroup *m = sys->css_free_list;
+        sys->css_free_list = m->css_free_next;
+        free(m);
+    }
+    rcu_barrier_free(sys);
+    bm_ids_destroy(&sys->memcg_ids);
+    bm_ids_destroy(&sys->objcg_ids);
+    free(sys->rcu.wait);
     free(sys->cpus);
 }
 
@@ -82,16 +88,19 @@ bm_system *bm_system_new(const struct bm_config *cfg)
 
     if (bm_config_check(cfg))
         return NULL;
-    sys = calloc(1, sizeof(*sys));
+    sys = aligned_alloc(64, sizeof(*sys));   /* nr_anon_readers has a cache line of its own */
     if (!sys)
         return NULL;
+    memset(sys, 0, sizeof(*sys));
     sys->cfg = *cfg;
     sys->page_shift = ilog2_u32(cfg->page_size);
     sys->page_counter_max = page_counter_max_pages(cfg->page_size);
     sys->cpus = aligned_alloc(64, sizeof(struct bm_cpu) * cfg->nr_cpus);
-    sys->memcgs = calloc(MEM_CGROUP_ID_MAX + 1, sizeof(*sys->memcgs));
-    sys->objcgs = calloc(MEM_CGROUP_ID_MAX + 1, sizeof(*sys->objcgs));
-    if (!sys->cpus || !sys->memcgs || !sys->objcgs) {
+    sys->memcgs = bm_table_alloc(ID_TABLE_BYTES);
+    sys->objcgs = bm_table_alloc(ID_TABLE_BYTES);
+    sys->rcu.wait = calloc(cfg->nr_cpus + 1, 1);
+    if (!sys->cpus || !sys->memcgs || !sys->objcgs || !sys->rcu.wait ||
+        bm_ids_init(&sys->memcg_ids) || bm_ids_init(&sys->objcg_ids)) {
         system_free_tables(sys);
         free(sys);
         return NULL;
@@ -110,6 +119,10 @@ bm_system *bm_system_new(const struct bm_config *cfg)
     }
     pthread_mutex_init(&sys->tree_lock, NULL);
     atomic_flag_clear(&sys->percpu_charge_mutex);
+    atomic_flag_clear(&sys->rcu.lock);
+    atomic_init(&sys->rcu.pending, 0);
+    atomic_init(&sys->nr_anon_readers, 0);
+    atomic_init(&sys->fail_nth, 0);
     atomic_init(&sys->nr_dying, 0);
     atomic_init(&sys->nr_objcg_release_warns, 0);
 
@@ -139,6 +152,13 @@ void bm_system_free(bm_system *sys)
     free(sys);
 }
 
+int64_t bm_fail_nth_alloc(bm_system *sys, int64_t n)
+{
+    if (!sys || n < 0)
+        return -EINVAL;
+    return atomic_exchange(&sys->fail_nth, n);
+}
+
 int bm_system_nr_dying(bm_system *sys)
 {
     if (!sys)
@@ -148,6 +168,7 @@ int bm_system_nr_dying(bm_system *sys)
 
 int bm_system_check(bm_system *sys, char *msg, size_t msglen)
 {
+    BM_RCU_READ_SECTION(sys, -1);
     int ret;
 
     if (!sys)

@@ -51,7 +51,7 @@ int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint6
     uint64_t nr, i, span;
 
     /* !size or more than totalram_pages(): the kernel fails with NULL */
-    if (size == 0 || (size >> mm->page_shift) > mm->nr_pages)
+    if (size == 0 || (size >> mm->page_shift) > mm->nr_pages || should_fail_alloc(sys))
         return -ENOMEM;
     nr = (size + mm->page_size - 1) >> mm->page_shift;
     span = (nr + 1) << mm->page_shift;                 /* + guard page */
@@ -192,6 +192,7 @@ void mm_vmalloc_destroy(struct mm_state *mm)
 
 int bm_vmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -204,6 +205,7 @@ int bm_vmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_
 
 int bm_vfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, 0))
@@ -216,6 +218,7 @@ int bm_vfree(bm_system *sys, int32_t cpu, uint64_t addr)
 
 int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -228,6 +231,7 @@ int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64
 
 int bm_kvfree(bm_system *sys, int32_t cpu, uint64_t addr)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, 0))

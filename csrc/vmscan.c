@@ -275,6 +275,7 @@ unsigned long drop_slab(struct bm_system *sys, int cpu)
 
 int64_t bm_drop_slab(bm_system *sys, int32_t cpu)
 {
+    BM_RCU_READ_SECTION(sys, cpu);
     if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
     return (int64_t)drop_slab(sys, cpu);

@@ -9,7 +9,24 @@ from typing import Any
 
 from ._core import ffi, lib  # noqa: F401  (re-exported)
 
-__all__ = ["ffi", "lib", "check", "errno_name", "as_int", "cdata_to_py"]
+__all__ = ["ffi", "lib", "check", "errno_name", "as_int", "cdata_to_py", "NoCopy"]
+
+
+class NoCopy:
+    """Base of the objects that own or name C-core state of one System (the bm_system,
+    memcg handles, kmem caches, BPF maps and their stores, kernel objects): a copy
+    would be a second owner of the same state, so copying and pickling are refused."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> Any:
+        raise TypeError(f"{type(self).__name__} cannot be copied: it owns state of its System")
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} cannot be copied: it owns state of its System")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} cannot be pickled: it owns state of its System")
 
 
 def errno_name(err: int) -> str:

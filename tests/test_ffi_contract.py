@@ -95,6 +95,8 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_system_new": lambda: (-1 if lib.bm_system_new(bad_cfg) == ffi.NULL else 0, True),
         "bm_system_free": None,                 # exercised by the fixture's close()
         "bm_system_nr_dying": lambda: (lib.bm_system_nr_dying(sp), False),
+        "bm_fail_nth_alloc": lambda: (lib.bm_fail_nth_alloc(sp, -1), True),
+        "bm_memcg_state": lambda: (lib.bm_memcg_state(sp, BAD), True),
         "bm_system_check": lambda: (lib.bm_system_check(sp, msg, 256), False),
         "bm_memcg_create": lambda: (lib.bm_memcg_create(sp, BAD, 0), True),
         "bm_memcg_offline": lambda: (lib.bm_memcg_offline(sp, BAD), True),
@@ -134,6 +136,7 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_kvmalloc": lambda: (lib.bm_kvmalloc(sp, -1, 8, gfp, u64), True),
         "bm_kvfree": lambda: (lib.bm_kvfree(sp, 0, BAD), True),
         "bm_alloc_percpu": lambda: (lib.bm_alloc_percpu(sp, -1, 8, 8, gfp, u64), True),
+        "bm_alloc_percpu_array": lambda: (lib.bm_alloc_percpu_array(sp, 0, 8, 8, gfp, 0, u64), True),
         "bm_free_percpu": lambda: (lib.bm_free_percpu(sp, 0, BAD), True),
         "bm_page_info": lambda: (lib.bm_page_info(sp, 1 << 62, ffi.new("struct bm_page_info *")), True),
         "bm_obj_cgroup_of": lambda: (lib.bm_obj_cgroup_of(sp, BAD, i32, i32b), True),

@@ -74,7 +74,7 @@ class ArrayMap(BpfMap):
         # unprivileged creators get a power-of-two sized array (Spectre v1 index masking)
         self.n_alloc = attr.max_entries if perfmon_capable(ctx.task) else pow2(attr.max_entries)
         self.values: dict[int, bytes] = {}
-        self.pptrs: list[int] = []
+        self.pptrs = 0          # the per-cpu values (one array of max_entries)
         self.area = 0
 
     def update_allocates(self) -> bool:
@@ -100,19 +100,18 @@ class ArrayMap(BpfMap):
         attribute entry (bpf_array_alloc_percpu)."""
         self.area = self.area_alloc(self._array_size(), mmapable=self.mmapable)
         if self.percpu:
+            # bpf_array_alloc_percpu(): bpf_map_alloc_percpu() per entry (v5.10:
+            # __alloc_percpu_gfp(), not accounted), as one array
             g = self.gfp
-            for _ in range(self.max_entries):
-                if self.bprof.account:
-                    p = self.map_alloc_percpu(self.elem_size, 8, g.USER | g.NOWARN)
-                else:  # v5.10: __alloc_percpu_gfp(), not accounted
-                    p = self.plain_alloc_percpu(self.elem_size, 8, g.USER | g.NOWARN)
-                self.pptrs.append(p)
+            self.pptrs = self.map_alloc_percpu_array(self.elem_size, 8, g.USER | g.NOWARN,
+                                                     self.max_entries,
+                                                     accounted=self.bprof.account)
 
     def free(self) -> None:
         """Mirrors array_map_free()."""
-        for p in self.pptrs:
-            self.free_percpu(p)
-        self.pptrs.clear()
+        if self.pptrs:
+            self.free_percpu(self.pptrs)
+            self.pptrs = 0
         if self.area:
             self.area_free(self.area)
             self.area = 0

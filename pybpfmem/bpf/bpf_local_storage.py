@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from . import uapi
 from .caps import require_cap
 from .errors import BpfError
-from .kobjects import CgroupFile, InodeFile, PidFd, Socket, current_task, fd_object, registry
+from .kobjects import CgroupFile, Inode, InodeFile, PidFd, Socket, current_task, fd_object, registry
 from .map import KMALLOC_MAX_SIZE, BpfMap, pow2, register_map
 from .uapi import ENOTSUPP, MAX_BPF_STACK, U16_MAX
 
@@ -95,6 +95,7 @@ class LocalStorageMap(BpfMap):
     def alloc(self) -> None:
         """Mirrors bpf_local_storage_map_alloc()."""
         g = self.gfp
+        self._owners: dict[int, Any] = {}     # id(owner) -> owner
         if self.bprof.struct_area_alloc:
             self.area_alloc(self.sizes.bpf_local_storage_map)
         else:
@@ -105,7 +106,6 @@ class LocalStorageMap(BpfMap):
             self.map_kmalloc(self._buckets_bytes(), g.USER | g.NOWARN | g.ZERO)
         else:
             self.kzalloc_account(self._buckets_bytes(), self.acct(g.USER | g.NOWARN | g.ZERO))
-        self._owners: dict[int, Any] = {}     # id(owner) -> owner
 
     def free(self) -> None:
         """Mirrors bpf_local_storage_map_free(): unlink every element first."""
@@ -135,6 +135,12 @@ class LocalStorageMap(BpfMap):
         return self._owner_of(obj, fd)
 
     def _owner_of(self, obj: Any, fd: int) -> Any:
+        raise NotImplementedError
+
+    def _helper_owner(self, owner: Any) -> Any:
+        """The owner a program passes to the *_storage_get helper, checked at the Python
+        boundary (the verifier checks the pointer's kind): this System's, of the map's
+        kind; TypeError or ValueError otherwise."""
         raise NotImplementedError
 
     # -- core ops --
@@ -244,6 +250,7 @@ class LocalStorageMap(BpfMap):
         """The *_storage_get helper: the value, creating it with
         BPF_LOCAL_STORAGE_GET_F_CREATE (update with BPF_NOEXIST, GFP_ATOMIC unless a
         sleepable program passes GFP_KERNEL); None for the helper's NULL."""
+        owner = self._helper_owner(owner)
         if flags & ~BPF_LOCAL_STORAGE_GET_F_CREATE:
             return None
         v = self.storage_lookup(owner)
@@ -286,6 +293,13 @@ class SkStorageMap(LocalStorageMap):
             raise BpfError(errno.ENOTSOCK, f"SK_STORAGE: fd {fd} is not a socket (sockfd_lookup)")
         return obj
 
+    def _helper_owner(self, owner: Any) -> Any:
+        if not isinstance(owner, Socket):
+            raise TypeError(f"bpf_sk_storage_get: expected a Socket, not {type(owner).__name__}")
+        if id(owner) not in registry(self.system).sockets:
+            raise ValueError("bpf_sk_storage_get: the socket belongs to another System")
+        return owner
+
     helper_sk_storage_get = LocalStorageMap.storage_get
 
 
@@ -299,6 +313,13 @@ class InodeStorageMap(LocalStorageMap):
         if not isinstance(obj, InodeFile):
             raise BpfError(errno.EBADF, f"INODE_STORAGE: fd {fd} is not a file with an inode")
         return obj.inode
+
+    def _helper_owner(self, owner: Any) -> Any:
+        if not isinstance(owner, Inode):
+            raise TypeError(f"bpf_inode_storage_get: expected an Inode, not {type(owner).__name__}")
+        if registry(self.system).inodes.get(owner.path) is not owner:
+            raise ValueError("bpf_inode_storage_get: the inode belongs to another System")
+        return owner
 
     helper_inode_storage_get = LocalStorageMap.storage_get
 
@@ -316,6 +337,9 @@ class TaskStorageMap(LocalStorageMap):
             raise BpfError(errno.ENOENT, f"TASK_STORAGE: the task of pidfd {fd} has exited")
         return obj.task
 
+    def _helper_owner(self, owner: Any) -> Any:
+        return self.system.own_task(owner, "bpf_task_storage_get")
+
     helper_task_storage_get = LocalStorageMap.storage_get
 
 
@@ -329,5 +353,8 @@ class CgrpStorageMap(LocalStorageMap):
         if not isinstance(obj, CgroupFile):
             raise BpfError(errno.EBADF, f"CGRP_STORAGE: fd {fd} is not a cgroup directory")
         return obj.cgroup
+
+    def _helper_owner(self, owner: Any) -> Any:
+        return self.system.own_cgroup(owner, "bpf_cgrp_storage_get")
 
     helper_cgrp_storage_get = LocalStorageMap.storage_get

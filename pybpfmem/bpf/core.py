@@ -13,6 +13,7 @@ import errno
 import struct
 from typing import Any, Sequence
 
+from .._ffi import NoCopy
 from . import uapi as U
 from .caps import bpf_capable
 from .errors import BpfError
@@ -38,7 +39,7 @@ def build_insns(insn_cnt: int, maps: Sequence[int]) -> bytes:
     return bytes(out)
 
 
-class BpfProg:
+class BpfProg(NoCopy):
     """struct bpf_prog + bpf_prog_aux, as far as memory is concerned."""
 
     is_prog = True

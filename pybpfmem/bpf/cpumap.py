@@ -49,9 +49,9 @@ class CpuMap(BpfMap):
 
     def alloc(self) -> None:
         """Mirrors cpu_map_alloc()."""
+        self._entries: dict[int, tuple[list[tuple[str, int]], bytes]] = {}
         self.struct_alloc(self.sizes.bpf_cpu_map)
         self.area_alloc(self.attr.max_entries * 8)
-        self._entries: dict[int, tuple[list[tuple[str, int]], bytes]] = {}
 
     def free(self) -> None:
         """Mirrors cpu_map_free()."""

@@ -65,9 +65,9 @@ class DevMap(BpfMap):
         # the map is forced to BPF_F_RDONLY_PROG (lookup returns a pointer into the node)
         self.map_flags |= uapi.BPF_F_RDONLY_PROG
         self.attr.map_flags |= uapi.BPF_F_RDONLY_PROG
+        self._entries: dict[int, tuple[Any, int, bytes]] = {}   # key -> (netdev, node addr, value)
         self.struct_alloc(self.sizes.bpf_dtab)
         self.area_alloc(self._table_bytes())
-        self._entries: dict[int, tuple[Any, int, bytes]] = {}   # key -> (netdev, node addr, value)
 
     def free(self) -> None:
         """Mirrors dev_map_free(): drop every node (netdev references), then the areas."""

@@ -16,6 +16,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._ffi import NoCopy
 from .errors import BpfError
 from .uapi import INT_MAX
 
@@ -23,7 +24,7 @@ STDIO_FDS = (0, 1, 2)
 
 
 @dataclass(eq=False)
-class KernelObject:
+class KernelObject(NoCopy):
     """A non-BPF object an fd can refer to.  ``files`` counts the open files (fds of
     every task) referring to it; when the last one is closed (fput() -> the object's
     release) ``last_close`` runs.  No BPF refcount: maps hold such objects through

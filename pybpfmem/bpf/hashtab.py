@@ -147,7 +147,7 @@ class HashMap(BpfMap):
         self._buckets = 0
         self._locked: list[int] = []
         self._elems_area = 0
-        self._pptrs: list[int] = []
+        self._pptrs = 0                 # the preallocated per-cpu values (one array)
         self._extra = 0
         self.ma: BpfMemAlloc | None = None
         self.pcpu_ma: BpfMemAlloc | None = None
@@ -255,9 +255,9 @@ class HashMap(BpfMap):
             num = self._num_prealloc()
             self._elems_area = self.area_alloc(self.elem_size * num)
             if self.percpu:
-                # one bpf_map_alloc_percpu() per element, in one C call
-                self._pptrs = self.map_alloc_percpu_many(num, self.v8, g.USER | g.NOWARN,
-                                                         account=bool(bp.account))
+                # prealloc_init(): bpf_map_alloc_percpu() per element, as one array
+                self._pptrs = self.map_alloc_percpu_array(self.v8, 8, g.USER | g.NOWARN, num,
+                                                          accounted=bp.account)
             # pcpu_freelist_init() / bpf_lru_init(): alloc_percpu() without __GFP_ACCOUNT
             # in every release, never charged (not modelled; the LRU lists are in C)
             if not self.percpu and not self.lru:

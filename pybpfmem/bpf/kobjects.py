@@ -33,10 +33,13 @@ from __future__ import annotations
 import errno
 import itertools
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
+from .._ffi import NoCopy
 from .errors import BpfError
 from .fd import BpfFile, KernelObject
+from .locking import serialised
 
 
 # ---------------------------------------------------------------------------
@@ -44,7 +47,7 @@ from .fd import BpfFile, KernelObject
 # ---------------------------------------------------------------------------
 
 @dataclass(eq=False)
-class NetDevice:
+class NetDevice(NoCopy):
     """A net_device: name, ifindex, reference count (dev_hold/dev_put)."""
     name: str
     ifindex: int
@@ -78,6 +81,7 @@ class Socket(KernelObject):
         for m, key, _link in list(self.links):
             m.socket_closed(self, key)
         state.kobjects.free_owner_storage(self)
+        state.kobjects.sockets.pop(id(self), None)
         self.closed = True
 
 
@@ -134,7 +138,7 @@ class KObjectRegistry:
         self._ifindex = itertools.count(2)   # ifindex 1 is lo
         self._ino = itertools.count(10000)
         self.inodes: dict[str, Inode] = {}
-        self.sockets: list[Socket] = []
+        self.sockets: dict[int, Socket] = {}     # id(socket) -> open socket
         self.optmem_max = 20480              # sysctl net.core.optmem_max default (v5.10..6.x: 20480)
         # id(owner) -> the owner's bpf_local_storage (bpf_local_storage.LocalStorage)
         self.owner_storage: dict[int, Any] = {}
@@ -189,6 +193,7 @@ def current_task(system: Any) -> Any:
 # mixins (the BPF layer mixes these into BpfSystemMixin / BpfTaskMixin)
 # ---------------------------------------------------------------------------
 
+@serialised(attrgetter("lock"))
 class KObjectSystemMixin:
     """System-side creation of kernel objects that are not per task."""
 
@@ -225,6 +230,7 @@ class KObjectSystemMixin:
         return registry(self).optmem_max
 
 
+@serialised(attrgetter("system.lock"))
 class KObjectTaskMixin:
     """Task-side creation of fds for kernel objects."""
 
@@ -237,17 +243,23 @@ class KObjectTaskMixin:
         reg = registry(self.system)
         sk = Socket(kind=kind, family=int(family), ino=reg.next_ino(),
                     established=(kind == "tcp"))
-        reg.sockets.append(sk)
+        reg.sockets[id(sk)] = sk
         return install_fd(self, sk)
 
     def create_xsk(self, dev: NetDevice | None = None, queue_id: int = 0) -> int:
         """socket(AF_XDP) (+ bind to dev/queue if given): an AF_XDP socket fd."""
         reg = registry(self.system)
+        if dev is not None:
+            if not isinstance(dev, NetDevice):
+                raise TypeError(f"create_xsk: dev must be a NetDevice, not {type(dev).__name__}")
+            if reg.netdevs.get(dev.ifindex) is not dev:
+                raise ValueError("create_xsk: the net device belongs to another System")
         return install_fd(self, XdpSocket(ino=reg.next_ino(), dev=dev, queue_id=int(queue_id)))
 
     def open_cgroup(self, cgroup: Any) -> int:
-        """open() of a cgroup directory: the fd CGRP_STORAGE / cgroup attach take."""
-        return install_fd(self, CgroupFile(cgroup=cgroup))
+        """open() of a cgroup directory: the fd CGRP_STORAGE / cgroup attach take (a
+        MemCgroup of this System)."""
+        return install_fd(self, CgroupFile(cgroup=self.system.own_cgroup(cgroup, "open_cgroup")))
 
     def open_file(self, path: str) -> int:
         """open() of a regular file; one Inode per path."""
@@ -259,8 +271,9 @@ class KObjectTaskMixin:
         return install_fd(self, InodeFile(inode=inode))
 
     def pidfd_open(self, target: Any = None) -> int:
-        """pidfd_open(): an fd for a task (default: this task)."""
-        return install_fd(self, PidFd(task=self if target is None else target))
+        """pidfd_open(): an fd for a task of this System (default: this task)."""
+        task = self if target is None else self.system.own_task(target, "pidfd_open")
+        return install_fd(self, PidFd(task=task))
 
     def perf_event_open(self, cpu: int = -1) -> int:
         """perf_event_open(): an fd for a (minimal) perf event, the object

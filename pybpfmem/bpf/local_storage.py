@@ -86,8 +86,8 @@ class CgroupStorageMap(BpfMap):
     def alloc(self) -> None:
         """Mirrors cgroup_storage_map_alloc(): kmalloc_node(GFP_USER | __GFP_ZERO [| ACCOUNT])."""
         g = self.gfp
-        self.kzalloc_account(self.sizes.bpf_cgroup_storage_map, self.acct(g.USER | g.ZERO))
         self._storages: dict[tuple[int, int], CgroupStorage] = {}
+        self.kzalloc_account(self.sizes.bpf_cgroup_storage_map, self.acct(g.USER | g.ZERO))
 
     def free(self) -> None:
         """Mirrors cgroup_storage_map_free(): storages still attached are freed with it."""

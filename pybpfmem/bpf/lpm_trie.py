@@ -105,15 +105,15 @@ class LpmTrieMap(BpfMap):
     def alloc(self) -> None:
         """Mirrors trie_alloc()."""
         g = self.gfp
-        if self.bprof.struct_area_alloc:
-            self.area_alloc(self.sizes.lpm_trie)
-        else:
-            self.kzalloc_account(self.sizes.lpm_trie, self.acct(g.USER | g.NOWARN | g.ZERO))
         self.root: _Node | None = None
         self.n_entries = 0
         self._bulk: _BulkLeaves | None = None
         self._addr_stream: Iterator[Any] | None = None
         self.ma: BpfMemAlloc | None = None
+        if self.bprof.struct_area_alloc:
+            self.area_alloc(self.sizes.lpm_trie)
+        else:
+            self.kzalloc_account(self.sizes.lpm_trie, self.acct(g.USER | g.NOWARN | g.ZERO))
         if self.bprof.lpm_trie_mem_alloc:
             # bpf_mem_alloc_init(&trie->ma, leaf_size, false) inside map_alloc
             self.ma = BpfMemAlloc(self, self._leaf_size(), False)

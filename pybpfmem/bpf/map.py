@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import numpy as np
 
+from .._ffi import NoCopy
 from ..profiles import BpfSwitches, StructSizes
 from . import uapi
 from .errors import BpfError
@@ -176,6 +177,7 @@ class _Alloc:
     kind: str          # "slab", "vmalloc", "percpu", "pages"
     size: int          # requested bytes (per cpu for percpu; whole pages for vmalloc/pages)
     order: int = 0     # alloc_pages() order
+    count: int = 1     # equal objects in the allocation (alloc_percpu_array())
 
 
 class _BulkBooks:
@@ -201,7 +203,7 @@ class _BulkBooks:
         return self.addrs[self.held]
 
 
-class BpfMap:
+class BpfMap(NoCopy):
     """struct bpf_map and its ops.  Subclasses override the hooks below."""
 
     map_types: ClassVar[tuple[int, ...]] = ()
@@ -383,10 +385,10 @@ class BpfMap:
         else:
             self.kfree(addr)
 
-    def _record(self, key: tuple[str, int], size: int, order: int = 0) -> None:
+    def _record(self, key: tuple[str, int], size: int, order: int = 0, count: int = 1) -> None:
         """Book an allocation: `size` is the requested size for slab and per-cpu
-        objects (per cpu), the whole pages otherwise."""
-        self._allocs[key] = _Alloc(_KINDS[key[0]], size, order)
+        objects (per cpu; `count` of them), the whole pages otherwise."""
+        self._allocs[key] = _Alloc(_KINDS[key[0]], size, order, count)
 
     def record_many(self, kind: str, addrs: np.ndarray, size: int) -> None:
         """Book many allocations of one kind (``"k"`` slab, ``"p"`` percpu) and requested
@@ -475,21 +477,22 @@ class BpfMap:
         self._record(("p", addr), size)
         return addr
 
-    def map_alloc_percpu_many(self, n: int, size: int, gfp: int, *, account: bool = True) -> list[int]:
-        """n map_alloc_percpu(size, 8, gfp) (``account`` False: plain_alloc_percpu()) in one
-        C call that stops at the first failure, as the loop of them stops (raising
-        ENOMEM after booking what it got, as the loop does)."""
-        if account and self.bprof.account:
+    def map_alloc_percpu_array(self, size: int, align: int, gfp: int, n: int,
+                               accounted: bool = True) -> int:
+        """``n`` bpf_map_alloc_percpu() (``accounted``) or __alloc_percpu_gfp() calls in a
+        row, the per-element loop of a preallocated per-cpu map (prealloc_init(),
+        bpf_array_alloc_percpu()): booked as one allocation of n areas
+        (alloc_percpu_array(), whose host memory does not grow with n); area i is at
+        the returned address + i * ALIGN(size, align)."""
+        if accounted and self.bprof.account:
             gfp |= self.gfp.ACCOUNT
-        ctx = self._map_memcg_active() if account else nullcontext()
-        with ctx:
-            got = self.system.allocs_until_fail("p" * n, np.full(n, size, dtype=np.uint64), gfp)
-        self.record_many("p", got, size)
-        if len(got) < n:
-            what = "bpf_map_alloc_percpu" if account else "alloc_percpu"
-            raise BpfError(errno.ENOMEM, f"{what}({size}) for map {self.name or self.id!r} "
-                                         f"failed: cannot allocate memory")
-        return got.tolist()
+        with self._map_memcg_active() if accounted else nullcontext():
+            try:
+                addr = self.system.alloc_percpu_array(size, align, gfp, n)
+            except OSError as exc:
+                raise self._enomem("bpf_map_alloc_percpu", size, exc) from None
+        self._record(("p", addr), size, count=n)
+        return addr
 
     def plain_alloc_percpu(self, size: int, align: int, gfp: int) -> int:
         """__alloc_percpu_gfp() without the map helpers (unaccounted unless gfp says)."""
@@ -587,8 +590,8 @@ class BpfMap:
                 asked["slab"] += size
                 seen[kmalloc_stat_kind(sysm, full)] += full
             elif k == "p":
-                asked["percpu"] += size * ncpu
-                seen["percpu"] += sysm.pcpu_obj_full_size(size)
+                asked["percpu"] += size * ncpu * a.count
+                seen["percpu"] += sysm.pcpu_obj_full_size(size) * a.count
             else:
                 asked[a.kind] += size
                 seen[a.kind] += size
@@ -642,7 +645,7 @@ class BpfMap:
         """Bytes by allocation kind the map holds, accounted or not."""
         out = {"slab": 0, "vmalloc": 0, "percpu": 0, "pages": 0}
         for a in self._allocs.values():
-            out[a.kind] += a.size * self.system.nr_cpus if a.kind == "percpu" else a.size
+            out[a.kind] += a.size * self.system.nr_cpus * a.count if a.kind == "percpu" else a.size
         for b in self._bulk_books:
             out[_KINDS[b.kind]] += b.n_held * b.size * (self.system.nr_cpus if b.kind == "p" else 1)
         for pool in self.pools:

@@ -58,6 +58,15 @@ class MemSystem(Protocol):
     gfp: GfpFlags
     root: MemCgroupRef
     hooks: Hooks
+    #: the System lock (re-entrant): the BPF layer's state is one per System and every
+    #: public BPF call runs under it (state.serialised)
+    lock: ContextManager[Any]
+
+    # the boundary: an object of this System, else TypeError (another kind) or
+    # ValueError (another System's)
+    def own_cgroup(self, cg: Any, what: str) -> Any: ...
+
+    def own_task(self, task: Any, what: str) -> Any: ...
 
     # contexts
     @property
@@ -92,6 +101,8 @@ class MemSystem(Protocol):
     def free_pages(self, pfn: int, order: int) -> None: ...
 
     def alloc_percpu(self, size: int, align: int, gfp: int) -> int: ...
+
+    def alloc_percpu_array(self, size: int, align: int, gfp: int, n: int) -> int: ...
 
     def free_percpu(self, addr: int) -> None: ...
 

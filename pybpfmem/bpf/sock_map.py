@@ -94,9 +94,9 @@ class SockMap(_SockMapBase):
 
     def alloc(self) -> None:
         """Mirrors sock_map_alloc()."""
+        self._sks: dict[int, Socket] = {}
         self.struct_alloc(self.sizes.bpf_stab)
         self.area_alloc(self.attr.max_entries * 8)
-        self._sks: dict[int, Socket] = {}
 
     def free(self) -> None:
         """Mirrors sock_map_free(): unlink every socket, then the areas."""
@@ -211,9 +211,9 @@ class SockHash(_SockMapBase):
 
     def alloc(self) -> None:
         """Mirrors sock_hash_alloc()."""
+        self._elems: dict[bytes, tuple[Socket, int]] = {}    # key -> (socket, elem addr)
         self.struct_alloc(self.sizes.bpf_shtab)
         self.area_alloc(self.buckets_num * self.sizes.bpf_shtab_bucket)
-        self._elems: dict[bytes, tuple[Socket, int]] = {}    # key -> (socket, elem addr)
 
     def free(self) -> None:
         """Mirrors sock_hash_free()."""

@@ -12,6 +12,7 @@ detaches its programs (bpf_cgrp_storage_free(), cgroup_bpf_release()).
 from __future__ import annotations
 
 import errno
+from operator import attrgetter
 from typing import Any, Iterator
 
 from ..profiles import StructSizes
@@ -19,12 +20,14 @@ from .cgroup_bpf import cgroup_release
 from .errors import BpfError
 from .fd import obj_put
 from .kobjects import KObjectSystemMixin
+from .locking import serialised
 from .map import BPFTOOL_TYPE_NAMES, CHARGE_KINDS, BpfMap
 from .regime import gfp_for
 from .services import MemSystem
 from .state import BpfState, memlock_of
 
 
+@serialised(attrgetter("lock"))
 class BpfSystemMixin(KObjectSystemMixin):
     """Methods a System gets for BPF objects and helpers (and netdevs / optmem_max
     from KObjectSystemMixin).  The class it is mixed into provides the memory

@@ -11,6 +11,7 @@ import errno
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Iterator, Sequence
 
 from . import uapi as U
@@ -19,6 +20,7 @@ from .core import BpfProg, build_insns
 from .errors import BpfError
 from .fd import BpfFile, FdTable, KernelObject, UserMemory, obj_get, obj_put
 from .kobjects import CgroupFile, KObjectTaskMixin
+from .locking import serialised
 from .map import BpfMap
 from .services import MemTask
 from .state import memlock_of
@@ -35,12 +37,14 @@ class BpfTaskState:
     caps: frozenset[int] = ALL_CAPS
 
 
+@serialised(attrgetter("system.lock"))
 class BpfTaskMixin(KObjectTaskMixin):
     """Methods a Task gets for the bpf() syscall surface (and, from KObjectTaskMixin,
     fds of the kernel objects maps hold: sockets, AF_XDP sockets, cgroups, files).
     The class it is mixed into provides the memory task (services.MemTask)."""
 
     bpf_task: BpfTaskState
+    _unlocked = ("bpf_map_update_elem",)
 
     def __init__(self) -> None:
         me: MemTask = self  # type: ignore[assignment]
@@ -137,7 +141,9 @@ class BpfTaskMixin(KObjectTaskMixin):
         self._settle()
 
     def dup_fd_to(self, other: "BpfTaskMixin", fd: int) -> int:
-        """Pass an fd to another task (SCM_RIGHTS): a new fd there, same file."""
+        """Pass an fd to another task of this System (SCM_RIGHTS): a new fd there, same
+        file."""
+        self.system.own_task(other, "dup_fd_to")
         f = self.bpf_task.fds.get(fd)
         obj_get(f.obj)
         return other.bpf_task.fds.install(BpfFile(f.obj, f.readable, f.writable))
@@ -224,48 +230,49 @@ class BpfTaskMixin(KObjectTaskMixin):
         """BPF_MAP_UPDATE_ELEM.  Fast path: the same checks as the raw command
         (entry check, fd, write permission, BPF_F_LOCK, the map's update) without
         packing a `union bpf_attr` and user buffers, which only the raw path needs."""
-        # perf: the common case -- an open writable map fd of a map with a fast_update
-        # (hash maps), a live task, no unprivileged_bpf_disabled entry check to make,
-        # flags BPF_ANY/NOEXIST/EXIST, and a context the update may allocate in -- goes
-        # straight to the map; fast_update() returns False for input it does not take
-        me: MemTask = self  # type: ignore[assignment]
-        if type(flags) is int and 0 <= flags <= U.BPF_EXIST:
-            f = self.bpf_task.fds.files.get(fd) if type(fd) is int else None
-            fast = getattr(f.obj, "fast_update", None) if f is not None else None
-            if f is not None and fast is not None and f.writable and me.alive and not f.obj.frozen:
-                sysm = self.system
-                bst = sysm.bpf_state
-                if (sysm.current_task is self or not f.obj.update_allocates()) and not (
-                        bst.unprivileged_bpf_disabled and not bst.bprof.unpriv_per_command):
-                    try:
-                        if fast(key, value, flags):
-                            return
-                    finally:
-                        if bst.pending and bst.settle:
-                            bst.run_deferred()
-        f = self.bpf_task.fds.get(fd)
-        m = f.obj
-        if not isinstance(m, BpfMap):
-            raise BpfError(errno.EINVAL, f"fd {fd} is not a map")
-        if type(flags) is not int or not 0 <= flags < 1 << 64:
-            raise ValueError("flags must be a u64")
-        key = self._key(m, key)
-        value = self._value(m, value)
-        sysm = self.system
-        if not me.alive:
-            raise BpfError(errno.ESRCH, f"task {me.pid} has exited")
-        try:
-            entry_check(self)
-            check_update(f, m, flags)
-            if sysm.current_task is self or not m.update_allocates():
-                # no allocation on this path (arrays, preallocated hashes): the cpu
-                # context the syscall runs in cannot matter
-                m.update_elem(key, value, flags)
-            else:
-                with me.running(cpu=0):
+        with self.system.lock:     # serialised (locking.py), inline on this hot path
+            # perf: the common case -- an open writable map fd of a map with a fast_update
+            # (hash maps), a live task, no unprivileged_bpf_disabled entry check to make,
+            # flags BPF_ANY/NOEXIST/EXIST, and a context the update may allocate in -- goes
+            # straight to the map; fast_update() returns False for input it does not take
+            me: MemTask = self  # type: ignore[assignment]
+            if type(flags) is int and 0 <= flags <= U.BPF_EXIST:
+                f = self.bpf_task.fds.files.get(fd) if type(fd) is int else None
+                fast = getattr(f.obj, "fast_update", None) if f is not None else None
+                if f is not None and fast is not None and f.writable and me.alive and not f.obj.frozen:
+                    sysm = self.system
+                    bst = sysm.bpf_state
+                    if (sysm.current_task is self or not f.obj.update_allocates()) and not (
+                            bst.unprivileged_bpf_disabled and not bst.bprof.unpriv_per_command):
+                        try:
+                            if fast(key, value, flags):
+                                return
+                        finally:
+                            if bst.pending and bst.settle:
+                                bst.run_deferred()
+            f = self.bpf_task.fds.get(fd)
+            m = f.obj
+            if not isinstance(m, BpfMap):
+                raise BpfError(errno.EINVAL, f"fd {fd} is not a map")
+            if type(flags) is not int or not 0 <= flags < 1 << 64:
+                raise ValueError("flags must be a u64")
+            key = self._key(m, key)
+            value = self._value(m, value)
+            sysm = self.system
+            if not me.alive:
+                raise BpfError(errno.ESRCH, f"task {me.pid} has exited")
+            try:
+                entry_check(self)
+                check_update(f, m, flags)
+                if sysm.current_task is self or not m.update_allocates():
+                    # no allocation on this path (arrays, preallocated hashes): the cpu
+                    # context the syscall runs in cannot matter
                     m.update_elem(key, value, flags)
-        finally:
-            sysm.bpf_state.settle_now()
+                else:
+                    with me.running(cpu=0):
+                        m.update_elem(key, value, flags)
+            finally:
+                sysm.bpf_state.settle_now()
 
     def bpf_map_lookup_elem(self, fd: int, key: bytes | None, flags: int = 0) -> bytes:
         m = self._map_of(fd)

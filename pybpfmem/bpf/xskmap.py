@@ -46,8 +46,8 @@ class XskMap(BpfMap):
 
     def alloc(self) -> None:
         """Mirrors xsk_map_alloc()."""
-        self.area_alloc(self._size())
         self._slots: dict[int, tuple[XdpSocket, int]] = {}   # index -> (xsk, node addr)
+        self.area_alloc(self._size())
 
     def free(self) -> None:
         """Mirrors xsk_map_free(): drop socket links (nodes), then the area."""

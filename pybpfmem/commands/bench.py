@@ -13,6 +13,7 @@ the pytest-benchmark suites in ``benchmarks/``.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -378,6 +379,95 @@ def rss_bytes() -> int:
     return 0
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):   # not glibc >= 2.33
+        return None
+    fn.restype = _MallInfo2
+    return fn
+
+
+_MALLINFO2 = _mallinfo2()
+
+
+def heap_bytes() -> int:
+    """Bytes glibc's malloc has handed out and not got back (mallinfo2(): uordblks +
+    hblkhd): the C core's structures and Python's large objects; 0 without glibc."""
+    if _MALLINFO2 is None:
+        return 0
+    mi = _MALLINFO2()
+    return int(mi.uordblks + mi.hblkhd)
+
+
+@dataclass
+class Growth:
+    """Host memory of a create/remove cycle, measured over ``n`` cycles after as many
+    warm-up cycles: per cycle, the resident set, the malloc heap (heap_bytes()) and
+    Python's allocated blocks (sys.getallocatedblocks()); and the time of a cycle."""
+    kind: str
+    n: int
+    ns_per_cycle: float
+    rss_per_cycle: float
+    heap_per_cycle: float
+    blocks_per_cycle: float
+
+
+def _churn_cycle(kind: str) -> Callable[[], None]:
+    """One create/remove cycle of ``kind``: "task" (spawn + exit), "cgroup" (mkdir +
+    rmdir), "system" (System() + close()), "dropped-system" (System() dropped without
+    close, the cycle collector frees it), "map" (a 16-entry hash map created and its
+    fd closed)."""
+    if kind in ("system", "dropped-system"):
+        def system_cycle() -> None:
+            s = pybpfmem.System(nr_cpus=2)
+            if kind == "system":
+                s.close()
+        return system_cycle
+    system = new_system()
+    if kind == "task":
+        return lambda: system.spawn().exit()
+    if kind == "cgroup":
+        return lambda: system.root.mkdir("c").rmdir()
+    if kind == "map":
+        from pybpfmem import bpf
+        task = system.spawn(cgroup=system.root.mkdir("m"))
+        return lambda: task.close(task.bpf_map_create(bpf.BPF_MAP_TYPE_HASH, 4, 8, 16))
+    raise ValueError(f"unknown churn kind {kind!r}")
+
+
+def churn(kind: str, n: int) -> Growth:
+    """Host-memory growth of ``n`` create/remove cycles of ``kind`` (target: 0 B)."""
+    import gc
+
+    cycle = _churn_cycle(kind)
+    for _ in range(n):                 # warm up: caches, id quarantine, free lists
+        cycle()
+    gc.collect()
+    rss0, heap0, blocks0 = rss_bytes(), heap_bytes(), sys.getallocatedblocks()
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        cycle()
+    ns = (time.perf_counter_ns() - t0) / n
+    gc.collect()
+    return Growth(kind, n, ns, (rss_bytes() - rss0) / n, (heap_bytes() - heap0) / n,
+                  (sys.getallocatedblocks() - blocks0) / n)
+
+
+def churn_measurement(kind: str, n: int) -> Measurement:
+    g = churn(kind, n)
+    return Measurement(f"create/remove cycle: {kind}", g.ns_per_cycle, "", None, None,
+                       f"host memory per cycle over {n:,} cycles: RSS {g.rss_per_cycle:+.1f} B, "
+                       f"malloc heap {g.heap_per_cycle:+.1f} B, Python blocks "
+                       f"{g.blocks_per_cycle:+.3f} (target 0)")
+
+
 def bpf_update_batch(n: int) -> Measurement:
     from pybpfmem import bpf
 
@@ -483,6 +573,11 @@ def workloads(full: bool) -> Iterator[Callable[[], Measurement]]:
         return lambda: plan_cilium(compare, fills[0].baseline_ns or 0.0)   # after fill_job ran
     for compare in (False, True):
         yield cilium_job(compare)
+
+    def churn_job(kind: str, n: int) -> Callable[[], Measurement]:
+        return lambda: churn_measurement(kind, n)
+    for kind in ("task", "cgroup", "system", "dropped-system", "map"):
+        yield churn_job(kind, (100_000 if kind in ("task", "cgroup") else 20_000) if full else 5_000)
 
 
 def write_svg(doc: dict[str, Any], path: str) -> None:

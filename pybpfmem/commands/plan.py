@@ -152,8 +152,10 @@ def _check_args(args: argparse.Namespace) -> None:
         ram = parse_size(args.ram)
     except ValueError as exc:
         raise ValueError(f"--ram {args.ram!r}: {exc}") from None
-    if not 16 * args.page_size <= ram <= System.MAX_RAM_BYTES:
-        raise ValueError(f"--ram {args.ram!r} must be 16 pages .. {System.MAX_RAM_BYTES >> 40}T")
+    max_ram = System.max_ram_bytes(args.page_size)
+    if not System.MIN_RAM_PAGES * args.page_size <= ram <= max_ram:
+        raise ValueError(f"--ram {args.ram!r} must be {System.MIN_RAM_PAGES} pages .. {max_ram} bytes "
+                         f"with {args.page_size}-byte pages")
 
 
 def run_plans(specs: list[inputs.MapSpec], options: list[PlanOptions]) -> list[PlanResult]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from .._ffi import as_int, cdata_to_py, check, lib
+from .._ffi import NoCopy, as_int, cdata_to_py, ffi, lib
 from ..constants import GFP_KERNEL, U32_MAX, U64_MAX, page_counter_max
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,11 +113,15 @@ def _kstrtoull(text: str) -> int:
     return val
 
 
-class MemCgroup:
+_try_charge = lib.bm_try_charge
+_uncharge = lib.bm_uncharge
+
+
+class MemCgroup(NoCopy):
     """A memory cgroup.  ``id`` is the C core's memcg handle (root is 0)."""
 
     __slots__ = ("system", "id", "name", "parent", "_children", "_removed", "_freed",
-                 "_peak_written", "_sysp", "_try_charge", "_uncharge", "__weakref__")
+                 "_peak_written", "__weakref__")
 
     def __init__(self, system: System, memcg_id: int, parent: MemCgroup | None, name: str) -> None:
         self.system = system
@@ -128,9 +132,6 @@ class MemCgroup:
         self._removed = False
         self._freed = False
         self._peak_written = False
-        self._sysp = system._sys
-        self._try_charge = lib.bm_try_charge
-        self._uncharge = lib.bm_uncharge
 
     # ------------------------------------------------------------ tree
     def __repr__(self) -> str:
@@ -166,8 +167,10 @@ class MemCgroup:
         if not self._removed or self._freed:
             return False
         self.system._require_open()
-        rc = lib.bm_memcg_info(self.system._sys, self.id, self.system._info)
-        if rc < 0 or self.system._info.id != self.id or self.system._info.state != lib.BM_MEMCG_DYING:
+        rc = lib.bm_memcg_state(self.system._sys, self.id)
+        if rc == -errno.EINVAL:
+            self.system._failed(rc, f"bm_memcg_state({self.id})")   # closed meanwhile
+        if rc != lib.BM_MEMCG_DYING:
             self._freed = True
             return False
         return True
@@ -188,19 +191,22 @@ class MemCgroup:
             raise OSError(errno.EINVAL, f"cgroup_mkdir: name {name!r} contains a newline")
         if len(name.encode()) > 255:
             raise OSError(errno.ENAMETOOLONG, f"mkdir: name longer than NAME_MAX (255): {len(name.encode())} bytes")
-        self._require_online("mkdir")
-        if name in self._children:
-            raise OSError(errno.EEXIST, f"mkdir {self._join(name)!r}: File exists")
-        self.system._require_open()
-        # the mkdir runs in the current context (cpu 0 without one): mem_cgroup_alloc()'s
-        # accounted structures are charged to this cgroup through that cpu's stocks
-        cpu = self.system.current_cpu or 0
-        rc = lib.bm_memcg_create(self.system._sys, self.id, cpu)
-        if rc < 0:
-            self.system._charge_failed(rc, cpu, f"bm_memcg_create(parent={self.id}, cpu={cpu})")
-        child = MemCgroup(self.system, rc, self, name)
-        self._children[name] = child
-        self.system._register(child)
+        sysobj = self.system
+        with sysobj.lock:
+            self._require_online("mkdir")
+            if name in self._children:
+                raise OSError(errno.EEXIST, f"mkdir {self._join(name)!r}: File exists")
+            sysobj._require_open()
+            # the mkdir runs in this thread's current context (cpu 0 without one):
+            # mem_cgroup_alloc()'s accounted structures are charged to this cgroup
+            # through that cpu's stocks
+            cpu = sysobj.current_cpu or 0
+            rc = lib.bm_memcg_create(sysobj._sys, self.id, cpu)
+            if rc < 0:
+                sysobj._charge_failed(rc, cpu, f"bm_memcg_create(parent={self.id}, cpu={cpu})")
+            child = MemCgroup(sysobj, rc, self, name)
+            self._children[name] = child
+            sysobj._register(child)
         return child
 
     def _join(self, name: str) -> str:
@@ -210,20 +216,25 @@ class MemCgroup:
         """cgroup_rmdir -> cgroup_destroy_locked: EBUSY if populated or with live children."""
         if self.parent is None:
             raise OSError(errno.EBUSY, "rmdir /: the root cgroup cannot be removed")
-        self._require_online("rmdir")
-        if self.tasks():
-            raise OSError(errno.EBUSY, f"cgroup_destroy_locked: {self.path!r} has tasks")
-        if self._children:
-            raise OSError(errno.EBUSY, f"cgroup_destroy_locked: {self.path!r} has live children")
-        self.system._require_open()
-        check(lib.bm_memcg_offline(self.system._sys, self.id), f"bm_memcg_offline({self.id})")
-        self._removed = True
-        del self.parent._children[self.name]
-        self.system.hooks.run_cgroup_offline(self)
+        sysobj = self.system
+        with sysobj.lock:
+            self._require_online("rmdir")
+            if self.tasks():
+                raise OSError(errno.EBUSY, f"cgroup_destroy_locked: {self.path!r} has tasks")
+            if self._children:
+                raise OSError(errno.EBUSY, f"cgroup_destroy_locked: {self.path!r} has live children")
+            sysobj._require_open()
+            sysobj._check(lib.bm_memcg_offline(sysobj._sys, self.id), f"bm_memcg_offline({self.id})")
+            self._removed = True
+            del self.parent._children[self.name]
+            sysobj.hooks.run_cgroup_offline(self)
+            sysobj._removed.append(self)
+            sysobj._forget_freed()
 
     # ------------------------------------------------------------ tasks
     def tasks(self) -> list[Task]:
-        return [t for t in self.system._tasks.values() if t.alive and t.cgroup is self]
+        with self.system.lock:
+            return [t for t in self.system._tasks.values() if t.alive and t.cgroup is self]
 
     # ------------------------------------------------------------ counters
     def _fetch(self) -> Any:
@@ -231,12 +242,12 @@ class MemCgroup:
         sysobj._require_open()
         if self._freed:
             raise OSError(errno.ENOENT, f"cgroup {self.path!r} (id {self.id}) was freed")
-        info = sysobj._info
+        info = ffi.new("struct bm_memcg_info *")
         rc = lib.bm_memcg_info(sysobj._sys, self.id, info)
         if rc < 0:
-            if self._removed:
+            if self._removed and rc == -errno.ENOENT:
                 self._freed = True
-            check(rc, f"bm_memcg_info({self.id})")
+            sysobj._failed(rc, f"bm_memcg_info({self.id})")
         return info
 
     @property
@@ -257,7 +268,7 @@ class MemCgroup:
         rc = 1
         if type(nr_pages) is int and type(gfp) is int and type(cpu) is int:
             try:
-                rc = self._try_charge(self._sysp, self.id, nr_pages, gfp, cpu)
+                rc = _try_charge(self.system._sys, self.id, nr_pages, gfp, cpu)
             except OverflowError:
                 pass
         if rc:
@@ -267,7 +278,7 @@ class MemCgroup:
         if rc == 1 or rc == -errno.EINVAL:
             nr_pages, gfp, cpu = _slow_charge_args(nr_pages, gfp, cpu)
         if rc == 1:
-            rc = self._try_charge(self._sysp, self.id, nr_pages, gfp, cpu)
+            rc = _try_charge(self.system._sys, self.id, nr_pages, gfp, cpu)
         if rc < 0:
             self.system._charge_failed(rc, cpu, f"bm_try_charge(memcg={self.id}, nr_pages={nr_pages}, gfp={gfp:#x}, cpu={cpu})")
 
@@ -276,7 +287,7 @@ class MemCgroup:
         rc = 1
         if type(nr_pages) is int and type(cpu) is int:   # fast path as in try_charge
             try:
-                rc = self._uncharge(self._sysp, self.id, nr_pages, cpu)
+                rc = _uncharge(self.system._sys, self.id, nr_pages, cpu)
             except OverflowError:
                 pass
         if rc:
@@ -286,9 +297,9 @@ class MemCgroup:
         if rc == 1 or rc == -errno.EINVAL:
             nr_pages, _, cpu = _slow_charge_args(nr_pages, 0, cpu)
         if rc == 1:
-            rc = self._uncharge(self._sysp, self.id, nr_pages, cpu)
+            rc = _uncharge(self.system._sys, self.id, nr_pages, cpu)
         if rc < 0:
-            check(rc, f"bm_uncharge(memcg={self.id}, nr_pages={nr_pages}, cpu={cpu})")
+            self.system._failed(rc, f"bm_uncharge(memcg={self.id}, nr_pages={nr_pages}, cpu={cpu})")
 
     def charge_user(self, nr_pages: int, gfp: int | None = None, cpu: int = 0, file: bool = False) -> None:
         """Charge anon (or reclaimable file) pages: mem_cgroup_charge() of user folios."""
@@ -309,7 +320,7 @@ class MemCgroup:
         if not isinstance(file, bool):
             raise TypeError("file must be a bool")
         self.system._require_open()
-        check(lib.bm_uncharge_user(self.system._sys, self.id, nr_pages, int(file)),
+        self.system._check(lib.bm_uncharge_user(self.system._sys, self.id, nr_pages, int(file)),
               f"bm_uncharge_user(memcg={self.id}, nr_pages={nr_pages}, file={int(file)})")
 
     # ------------------------------------------------------------ files
@@ -391,12 +402,12 @@ class MemCgroup:
         sysobj = self.system
         if name in _V2_LIMITS:
             pages = page_counter_memparse(text, "max", sysobj.page_size)
-            check(lib.bm_memcg_write(sysobj._sys, self.id, _V2_LIMITS[name], pages),
+            self.system._check(lib.bm_memcg_write(sysobj._sys, self.id, _V2_LIMITS[name], pages),
                   f"bm_memcg_write({name}, memcg={self.id}, pages={pages})")
             return
         if name == "memory.peak":
             # memory_peak_write: any write resets this fd's peak to the current usage
-            check(lib.bm_memcg_write(sysobj._sys, self.id, lib.BM_WRITE_RESET_PEAK, 0),
+            self.system._check(lib.bm_memcg_write(sysobj._sys, self.id, lib.BM_WRITE_RESET_PEAK, 0),
                   f"bm_memcg_write(memory.peak, memcg={self.id})")
             self._peak_written = True
             return
@@ -485,10 +496,10 @@ class MemCgroup:
             if root:  # mem_cgroup_write: RES_LIMIT on root is -EINVAL
                 raise OSError(errno.EINVAL, f"mem_cgroup_write: {name} of the root cgroup cannot be set")
             if name == "memory.limit_in_bytes":
-                check(lib.bm_memcg_write(sp, self.id, lib.BM_WRITE_MAX, pages),
+                self.system._check(lib.bm_memcg_write(sp, self.id, lib.BM_WRITE_MAX, pages),
                       f"mem_cgroup_resize_max: bm_memcg_write(memcg={self.id}, pages={pages})")
             elif sysobj.profile.kmem_limit_enforced:
-                check(lib.bm_memcg_write(sp, self.id, lib.BM_WRITE_KMEM_MAX, pages),
+                self.system._check(lib.bm_memcg_write(sp, self.id, lib.BM_WRITE_KMEM_MAX, pages),
                       f"memcg_update_kmem_max: bm_memcg_write(memcg={self.id}, pages={pages})")
             # else: v5.16+ kmem.limit_in_bytes writes are accepted and ignored
             return
@@ -499,12 +510,12 @@ class MemCgroup:
             "memory.kmem.failcnt": lib.BM_WRITE_KMEM_RESET_FAILCNT,
         }
         if name in resets:  # mem_cgroup_reset: any write
-            check(lib.bm_memcg_write(sp, self.id, resets[name], 0), f"mem_cgroup_reset({name}, memcg={self.id})")
+            self.system._check(lib.bm_memcg_write(sp, self.id, resets[name], 0), f"mem_cgroup_reset({name}, memcg={self.id})")
             return
         if name == "memory.force_empty":
             if root:  # mem_cgroup_force_empty_write
                 raise OSError(errno.EINVAL, "mem_cgroup_force_empty_write: not allowed on the root cgroup")
-            check(lib.bm_memcg_write(sp, self.id, lib.BM_WRITE_FORCE_EMPTY, 0),
+            self.system._check(lib.bm_memcg_write(sp, self.id, lib.BM_WRITE_FORCE_EMPTY, 0),
                   f"mem_cgroup_force_empty(memcg={self.id})")
             return
         if name == "memory.use_hierarchy":

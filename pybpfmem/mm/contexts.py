@@ -3,16 +3,18 @@
 Every simulated cpu has a `current`: nothing (a kworker), a task
 (``with task.running(cpu):``), an interrupt (``with sys.in_interrupt(cpu):``)
 and an active memcg (``with sys.active_memcg(cg):``, set_active_memcg()).
-The System keeps the stack of contexts entered from Python (``System._push`` /
-``_pop``, the per-cpu occupant and depth lists next to it); these classes are
-the ``with`` objects its methods return.
+Each thread keeps the stack of contexts it entered (``System._push`` / ``_pop``;
+the per-cpu occupant and depth lists, touched only by the thread driving the
+cpu, are next to it); entering a context on a cpu claims the cpu for the
+thread (``System._claim_cpu``).  These classes are the ``with`` objects the
+System's methods return.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._ffi import check, lib
+from .._ffi import lib
 
 if TYPE_CHECKING:  # pragma: no cover
     from .system import System
@@ -48,8 +50,13 @@ class Interrupt:
     def __enter__(self) -> System:
         s, cpu = self.system, self.cpu
         s._require_open()
-        if s._irq_depth[cpu] == 0:
-            check(lib.bm_set_interrupt(s._sys, cpu, 1), f"bm_set_interrupt(cpu={cpu}, 1)")
+        s._claim_cpu(cpu)
+        try:
+            if s._irq_depth[cpu] == 0:
+                s._check(lib.bm_set_interrupt(s._sys, cpu, 1), f"bm_set_interrupt(cpu={cpu}, 1)")
+        except BaseException:
+            s._release_cpu(cpu)
+            raise
         s._irq_depth[cpu] += 1
         s._push("irq", cpu, None)
         return s
@@ -62,6 +69,7 @@ class Interrupt:
             s._irq_depth[cpu] -= 1
             if s._irq_depth[cpu] == 0 and not s._closed:
                 lib.bm_set_interrupt(s._sys, cpu, 0)
+            s._release_cpu(cpu)
 
 
 class ActiveMemcg:
@@ -79,12 +87,13 @@ class ActiveMemcg:
     def __enter__(self) -> System:
         s = self.system
         s._require_open()
-        cpu = s._cpu
+        cpu = s._tls.cpu
         if cpu < 0:
             s._no_context("active_memcg")
-        old = s._out_i32
-        check(lib.bm_set_active_memcg(s._sys, cpu, self.memcg, old),
-              f"bm_set_active_memcg(cpu={cpu}, memcg={self.memcg})")
+        old = s._outs32[cpu]
+        s._check(lib.bm_set_active_memcg(s._sys, cpu, self.memcg, old),
+                 f"bm_set_active_memcg(cpu={cpu}, memcg={self.memcg})")
+        s._cpu_frames[cpu] += 1  # cpu is this thread's current one: it drives it already
         self.cpu, self.old = cpu, int(old[0])
         # set_active_memcg() writes current->active_memcg in task context,
         # the per-cpu int_active_memcg in interrupt context
@@ -100,6 +109,7 @@ class ActiveMemcg:
             s._pop("active", cpu)
         finally:
             if not s._closed:
-                lib.bm_set_active_memcg(s._sys, cpu, self.old, s._out_i32)
+                lib.bm_set_active_memcg(s._sys, cpu, self.old, s._outs32[cpu])
                 if self.task_slot:
                     s._task_active[cpu] = self.old
+            s._release_cpu(cpu)

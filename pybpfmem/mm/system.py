@@ -2,12 +2,24 @@
 cgroup tree, tasks, page frames) on top of one C ``bm_system``.
 
 Contexts (contexts.py).  Every simulated cpu has a `current`: nothing (a
-kworker), a task, an interrupt and an active memcg.  The System keeps the
-stack of the contexts entered from Python; the innermost one decides the cpu
-the allocation calls run on (``current_cpu``).  Allocations with no context
-raise OSError(EINVAL); frees with no context run on cpu 0 as a kworker (a free
-uncharges whoever the object records, so the context matters only for which
-per-cpu stock is used).
+kworker), a task, an interrupt and an active memcg.  Each Python thread has
+its own stack of the contexts it entered (``_ThreadContexts``); its innermost
+one decides the cpu its allocation calls run on (``current_cpu``).  A cpu is
+driven by one thread at a time, as a cpu runs one context at a time: the
+first context a thread enters on a cpu claims it, the last one it leaves
+frees it, and another thread entering it meanwhile gets RuntimeError
+(interrupts nest on the cpu's own thread).  Allocations with no context raise
+OSError(EINVAL); frees with no context run on cpu 0 as a kworker, from any
+thread (a free uncharges whoever the object records, so the context matters
+only for which per-cpu stock is used; the core serialises the stock).
+
+Threads (docs/api.md, "Threads").  Every public call is safe from any thread.
+Calls through a context (allocations, frees) use only the thread's own state
+and per-cpu out-parameters, so threads on different cpus run in parallel in
+the core.  The cgroup and task lifecycle, the registries and the layers above
+serialise on the System lock (``lock``, re-entrant).  ``close()`` marks the
+System closed (every later call raises ValueError) and drops its reference to
+the C system, which is freed when the last call in flight returns.
 
 The services the BPF layer uses are public and listed in
 ``pybpfmem/bpf/services.py``: the allocators (and ``kmalloc_until_fail`` for a
@@ -21,11 +33,13 @@ from __future__ import annotations
 
 import errno
 import re
+import threading
+from collections import deque
 from typing import Any, Iterable
 
 import numpy as np
 
-from .._ffi import as_int, cdata_to_py, check, ffi, lib
+from .._ffi import NoCopy, as_int, cdata_to_py, check, ffi, lib
 from ..constants import (GFP_KERNEL, PAGE_OFFSET, SLAB_ACCOUNT, SLAB_RECLAIM_ACCOUNT, U32_MAX,
                          U64_MAX, GfpFlags, page_counter_max)
 from ..profiles import CURRENT_PROFILE, Profile, get_profile
@@ -67,15 +81,25 @@ def parse_size(value: int | str, what: str = "ram") -> int:
     return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[m.group(2).lower()]
 
 
-def _closed_call(*_args: Any) -> int:
-    raise ValueError("operation on a closed System")
+class _ThreadContexts(threading.local):
+    """One thread's contexts in one System: the stack it entered and its current cpu."""
+
+    def __init__(self) -> None:
+        self.cpu = -1                                      # -1 = no context
+        self.frames: list[tuple[str, int, Any]] = []
 
 
-class System:
-    """One simulated machine.  See the module docstring for contexts."""
+class System(NoCopy):
+    """One simulated machine.  See the module docstring for contexts and threads."""
 
     MIN_RAM_PAGES = 16
-    MAX_RAM_BYTES = 1 << 46  # 64 TiB
+
+    @staticmethod
+    def max_ram_bytes(page_size: int) -> int:
+        """The most simulated RAM with ``page_size``-byte pages: the core's limits
+        (bm_config_check): BM_MAX_RAM_PAGES frames (their numbers fit 32 bits) and a
+        BM_MAX_RAM_BYTES (64 TiB) direct map."""
+        return min(lib.BM_MAX_RAM_PAGES * page_size, lib.BM_MAX_RAM_BYTES)
     #: the class spawn() makes tasks of (a composed System sets its own Task)
     task_class: type[Task] = Task
     # the hot paths' C calls, bound by _bind() (lib.bm_kmalloc, ...)
@@ -112,8 +136,11 @@ class System:
         if cgroup not in ("v1", "v2"):
             raise ValueError(f"cgroup must be 'v1' or 'v2', got {cgroup!r}")
         ram_bytes = parse_size(ram)
-        if ram_bytes > self.MAX_RAM_BYTES:
-            raise ValueError(f"ram={ram!r} is larger than {self.MAX_RAM_BYTES >> 40}T")
+        max_ram = self.max_ram_bytes(page_size)
+        if ram_bytes > max_ram:
+            raise ValueError(f"ram={ram!r} is larger than the model's {max_ram} bytes with "
+                             f"{page_size}-byte pages (at most {lib.BM_MAX_RAM_PAGES} page "
+                             f"frames and {lib.BM_MAX_RAM_BYTES >> 40} TiB)")
         if ram_bytes // page_size < self.MIN_RAM_PAGES:
             raise ValueError(f"ram={ram!r} is below {self.MIN_RAM_PAGES} pages of {page_size} bytes")
         if not isinstance(oom_kill, bool):
@@ -146,19 +173,27 @@ class System:
         for i, (_, kind, size) in enumerate(allocs):
             cfg.memcg_allocs[i].kind = lib.BM_ALLOC_KMALLOC if kind == "kmalloc" else lib.BM_ALLOC_PERCPU
             cfg.memcg_allocs[i].size = size
-        check(lib.bm_config_check(cfg), "bm_config_check")
+        self._check(lib.bm_config_check(cfg), "bm_config_check")
         sp = lib.bm_system_new(cfg)
         if sp == ffi.NULL:
             raise MemoryError("bm_system_new failed")
-        self._sys = sp
+        # the C system is freed when the last reference to this cdata goes: the
+        # System's, dropped by close(), or that of a call still in flight
+        self._sys = ffi.gc(sp, lib.bm_system_free)
         self._closed = False
 
-        self._bind()
+        #: the System lock: the cgroup and task lifecycle, the registries and the
+        #: layers above (the BPF layer) serialise on it (re-entrant)
+        self.lock = threading.RLock()
         self._init_contexts()
+        for name in ("kmalloc", "kfree", "kvmalloc", "kvfree", "vmalloc", "vfree", "alloc_pages",
+                     "free_pages", "alloc_percpu", "free_percpu"):
+            setattr(self, "_c_" + name, getattr(lib, "bm_" + name))   # the hot paths' C calls
 
         # registries (per System, never module level)
         self._memcgs: dict[int, MemCgroup] = {}
-        self._tasks: dict[int, Task] = {}
+        self._removed: deque[MemCgroup] = deque()     # removed cgroups not yet seen freed
+        self._tasks: dict[int, Task] = {}              # live tasks
         self._next_pid = 1000
         self._caches: list[KmemCache] = []
         #: lifecycle callbacks of the layers above (hooks.py)
@@ -168,40 +203,28 @@ class System:
         self._memcgs[0] = self.root
 
     def _init_contexts(self) -> None:
-        """The state the contexts and the hot paths share: the context stack, each cpu's
-        occupant and the out-parameters the C calls write.  One set per System (one
-        Python thread drives a System)."""
+        """The state of the contexts: each thread's stack (``_tls``), each cpu's driving
+        thread, what runs on it and the out-parameter of the calls made on it (a cpu's
+        state is touched only by the thread driving it)."""
         n = self.nr_cpus
-        self._frames: list[tuple[str, int, Any]] = []    # the context stack
-        self._cpu = -1                                   # current cpu, -1 = no context
+        self._tls = _ThreadContexts()
+        self._drivers: dict[int, int] = {}               # cpu -> the ident of the thread driving it
+        self._running: dict[int, int] = {}               # task pid -> the cpu it runs on
+        self._cpu_frames = [0] * n                       # contexts its thread has on the cpu
         self._cpu_task: list[Task | None] = [None] * n   # the task running on each cpu
         self._irq_depth = [0] * n
         self._task_active = [-1] * n                     # current->active_memcg of the cpu's task
-        # preallocated out-parameters (the hot paths reuse them)
-        self._info = ffi.new("struct bm_memcg_info *")
-        self._out_u64 = ffi.new("uint64_t *")
-        self._out_i32 = ffi.new("int32_t *")
-        self._out_i32b = ffi.new("int32_t *")
-
-    def _bind(self) -> None:
-        names = ("kmalloc", "kfree", "kvmalloc", "kvfree", "vmalloc", "vfree", "alloc_pages",
-                 "free_pages", "alloc_percpu", "free_percpu", "kmem_cache_alloc", "kmem_cache_free")
-        for n in names:
-            setattr(self, "_c_" + n, _closed_call if self._closed else getattr(lib, "bm_" + n))
+        self._outs = [ffi.new("uint64_t *") for _ in range(n)]
+        self._outs32 = [ffi.new("int32_t *") for _ in range(n)]
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Free the C system.  Every later call raises ValueError."""
+        """Close the System: every later call raises ValueError.  The C system is freed
+        at once, or, when calls of other threads are in flight, as the last one returns."""
         if self._closed:
             return
         self._closed = True
-        sp, self._sys = self._sys, ffi.NULL
-        self._bind()
-        for cg in getattr(self, "_memcgs", {}).values():
-            cg._sysp = ffi.NULL
-            cg._try_charge = _closed_call
-            cg._uncharge = _closed_call
-        lib.bm_system_free(sp)
+        self._sys = ffi.NULL
 
     def __del__(self) -> None:
         try:
@@ -223,16 +246,37 @@ class System:
         if self._closed:
             raise ValueError("operation on a closed System")
 
+    def _failed(self, rc: int, what: str) -> None:
+        """Raise for a C call that returned rc < 0: ValueError if the System was closed
+        meanwhile (the call got its NULL handle), else the errno's OSError."""
+        self._require_open()
+        check(rc, what)
+
+    def _check(self, rc: int, what: str) -> int:
+        """check() of a C call on this System: rc, or the error _failed() raises."""
+        if rc < 0:
+            self._failed(rc, what)
+        return rc
+
     def __repr__(self) -> str:
         return (f"<System profile={self.profile.name} cgroup={self.cgroup_version} "
                 f"nr_cpus={self.nr_cpus} page_size={self.page_size}{' closed' if self._closed else ''}>")
 
     # ------------------------------------------------------------ cgroups
     def _register(self, cg: MemCgroup) -> None:
-        old = self._memcgs.get(cg.id)
-        if old is not None:
-            old._freed = True  # the core reused a freed id
+        """A new cgroup (System lock held).  Removed ones the core freed meanwhile are
+        forgotten, a few per call, so the registry holds the live and the dying."""
         self._memcgs[cg.id] = cg
+        self._forget_freed()
+
+    def _forget_freed(self, budget: int = 2) -> None:
+        removed = self._removed
+        for _ in range(min(budget, len(removed))):
+            cg = removed.popleft()
+            if cg.dying:
+                removed.append(cg)
+            else:
+                self._memcgs.pop(cg.id, None)
 
     def memcg_by_id(self, memcg_id: int) -> MemCgroup:
         """The MemCgroup with this C handle (online or dying); ENOENT otherwise."""
@@ -244,57 +288,74 @@ class System:
 
     def cgroup(self, path: str) -> MemCgroup:
         """Look a live cgroup up by path ("/a/b")."""
+        if not isinstance(path, str):
+            raise TypeError(f"cgroup path must be a str, not {type(path).__name__}")
         cg = self.root
-        for part in [p for p in path.split("/") if p]:
-            try:
-                cg = cg._children[part]
-            except KeyError:
-                raise OSError(errno.ENOENT, f"no cgroup {path!r}") from None
+        with self.lock:
+            for part in [p for p in path.split("/") if p]:
+                try:
+                    cg = cg._children[part]
+                except KeyError:
+                    raise OSError(errno.ENOENT, f"no cgroup {path!r}") from None
         return cg
 
-    def _memcg_arg(self, cg: MemCgroup, what: str) -> int:
+    def own_cgroup(self, cg: Any, what: str) -> MemCgroup:
+        """``cg`` if it is a MemCgroup of this System: TypeError for anything else,
+        ValueError for another System's (the check of every call taking a cgroup)."""
         if not isinstance(cg, MemCgroup):
             raise TypeError(f"{what}: expected a MemCgroup, not {type(cg).__name__}")
         if cg.system is not self:
             raise ValueError(f"{what}: cgroup belongs to another System")
-        return cg.id
+        return cg
+
+    def own_task(self, task: Any, what: str) -> Task:
+        """``task`` if it is a Task of this System: TypeError for anything else,
+        ValueError for another System's (the check of every call taking a task)."""
+        if not isinstance(task, Task):
+            raise TypeError(f"{what}: expected a Task, not {type(task).__name__}")
+        if task.system is not self:
+            raise ValueError(f"{what}: task belongs to another System")
+        return task
+
+    def _memcg_arg(self, cg: MemCgroup, what: str) -> int:
+        return self.own_cgroup(cg, what).id
 
     @property
     def dying_cgroups(self) -> int:
         """Removed memcgs the core still keeps (charges or references left)."""
         self._require_open()
-        return check(lib.bm_system_nr_dying(self._sys), "bm_system_nr_dying")
+        return self._check(lib.bm_system_nr_dying(self._sys), "bm_system_nr_dying")
 
     def drain_all_stock(self, cg: MemCgroup | None = None) -> None:
         """drain_all_stock(root_memcg): return every cpu's cached pages/bytes of cg's subtree."""
         self._require_open()
         mid = 0 if cg is None else self._memcg_arg(cg, "drain_all_stock")
-        check(lib.bm_drain_all_stock(self._sys, mid), f"bm_drain_all_stock({mid})")
+        self._check(lib.bm_drain_all_stock(self._sys, mid), f"bm_drain_all_stock({mid})")
 
     def drain_local_stock(self, cpu: int) -> None:
         self._require_open()
         cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
-        check(lib.bm_drain_local_stock(self._sys, cpu), f"bm_drain_local_stock({cpu})")
+        self._check(lib.bm_drain_local_stock(self._sys, cpu), f"bm_drain_local_stock({cpu})")
 
     def stock_info(self, cpu: int) -> dict[str, Any]:
         """The cpu's page and object stock (struct bm_cpu_stock_info)."""
         self._require_open()
         cpu = as_int(cpu, "cpu", 0, self.nr_cpus - 1)
         out = ffi.new("struct bm_cpu_stock_info *")
-        check(lib.bm_stock_info(self._sys, cpu, out), f"bm_stock_info({cpu})")
+        self._check(lib.bm_stock_info(self._sys, cpu, out), f"bm_stock_info({cpu})")
         return cdata_to_py(out)
 
     def memcg_get(self, cg: MemCgroup) -> None:
         """css_get()."""
         self._require_open()
         mid = self._memcg_arg(cg, "memcg_get")
-        check(lib.bm_memcg_get(self._sys, mid), f"bm_memcg_get({mid})")
+        self._check(lib.bm_memcg_get(self._sys, mid), f"bm_memcg_get({mid})")
 
     def memcg_put(self, cg: MemCgroup) -> None:
         """css_put(); the last put of a dying memcg frees it."""
         self._require_open()
         mid = self._memcg_arg(cg, "memcg_put")
-        check(lib.bm_memcg_put(self._sys, mid), f"bm_memcg_put({mid})")
+        self._check(lib.bm_memcg_put(self._sys, mid), f"bm_memcg_put({mid})")
 
     def check(self) -> None:
         """Verify the core's invariants; AssertionError with the core's message if broken."""
@@ -304,34 +365,46 @@ class System:
         if rc != 0:
             raise AssertionError(f"bm_system_check: {ffi.string(buf).decode(errors='replace')} (rc={rc})")
 
+    def fail_nth_alloc(self, n: int) -> int:
+        """Test-only fault injection (bm_fail_nth_alloc, the kernel's failslab): the nth
+        allocator call from now on (kmalloc, vmalloc, alloc_pages, alloc_percpu ..., each
+        element of a bulk call) fails with ENOMEM, once; 0 turns it off.  Returns how many
+        calls were still to go before the failure (0: it fired, or it was off)."""
+        n = as_int(n, "n", 0, (1 << 63) - 1)
+        self._require_open()
+        return self._check(int(lib.bm_fail_nth_alloc(self._sys, n)), f"bm_fail_nth_alloc({n})")
+
     @property
     def ram_used_pages(self) -> int:
         self._require_open()
-        return check(int(lib.bm_ram_used_pages(self._sys)), "bm_ram_used_pages")
+        return self._check(int(lib.bm_ram_used_pages(self._sys)), "bm_ram_used_pages")
 
     # ------------------------------------------------------------ tasks
     def spawn(self, cgroup: MemCgroup | None = None, uid: int = 0) -> Task:
         """fork() a task into ``cgroup`` (default root) with ``uid``; pids start at 1000."""
-        self._require_open()
         cg = self.root if cgroup is None else cgroup
         self._memcg_arg(cg, "spawn")
         uid = as_int(uid, "uid", 0, _U32 - 1)
-        if not cg.online:
-            raise OSError(errno.ENODEV, f"spawn: cgroup {cg.path!r} was removed")
-        task = self.task_class(self, self._next_pid, uid, cg)
-        self._next_pid += 1
-        self._tasks[task.pid] = task
+        with self.lock:
+            self._require_open()
+            if not cg.online:
+                raise OSError(errno.ENODEV, f"spawn: cgroup {cg.path!r} was removed")
+            task = self.task_class(self, self._next_pid, uid, cg)
+            self._next_pid += 1
+            self._tasks[task.pid] = task
         return task
 
     @property
     def tasks(self) -> list[Task]:
-        return [t for t in self._tasks.values() if t.alive]
+        with self.lock:
+            return [t for t in self._tasks.values() if t.alive]
 
     def kernel_stacks(self) -> list[tuple[int, int, int]]:
         """(pid, address, bytes) of the kernel stack of every live task and thread:
         THREAD_SIZE of vmalloc, each page charged to the memcg of the task that forked it."""
         size = max(16384, self.page_size)
-        return [(t.pid, t.stack, size) for t in self._tasks.values() if t.alive and t.stack]
+        with self.lock:
+            return [(t.pid, t.stack, size) for t in self._tasks.values() if t.alive and t.stack]
 
     def cgroup_structures(self) -> list[tuple[int, str, int, int]]:
         """The objects mem_cgroup_alloc() made with GFP_KERNEL_ACCOUNT for every memcg not
@@ -342,7 +415,9 @@ class System:
         allocs = self.profile.memcg_allocs()
         info = ffi.new("struct bm_memcg_info *")
         out = []
-        for mid in list(self._memcgs):
+        with self.lock:
+            mids = list(self._memcgs)
+        for mid in mids:
             if lib.bm_memcg_info(self._sys, mid, info) != 0:
                 continue                      # freed
             for i, (_, kind, size) in enumerate(allocs):
@@ -354,22 +429,48 @@ class System:
     # ------------------------------------------------------------ contexts
     @property
     def current_cpu(self) -> int | None:
-        return None if self._cpu < 0 else self._cpu
+        """The cpu of this thread's innermost context (None outside any)."""
+        cpu = self._tls.cpu
+        return None if cpu < 0 else cpu
 
     @property
     def current_task(self) -> Task | None:
-        return None if self._cpu < 0 else self._cpu_task[self._cpu]
+        """The task running on this thread's current cpu (None: no context, or a kworker)."""
+        cpu = self._tls.cpu
+        return None if cpu < 0 else self._cpu_task[cpu]
+
+    def _claim_cpu(self, cpu: int) -> None:
+        """This thread enters a context on cpu: it drives the cpu from its first context
+        there to its last; another thread driving it is a RuntimeError (a cpu runs one
+        context at a time, and interrupts nest on the cpu's own thread).  The claim is a
+        dict.setdefault, atomic in CPython: no lock on the way in or out."""
+        me = threading.get_ident()
+        if self._drivers.setdefault(cpu, me) != me:
+            raise RuntimeError(f"cpu {cpu} is driven by another thread (a cpu runs one "
+                               f"context at a time: enter a cpu of this thread's own)")
+        self._cpu_frames[cpu] += 1
+
+    def _release_cpu(self, cpu: int) -> None:
+        self._cpu_frames[cpu] -= 1
+        if not self._cpu_frames[cpu]:
+            del self._drivers[cpu]
+
+    def _drives(self, cpu: int) -> bool:
+        """Whether this thread drives cpu (has a context there)."""
+        return self._drivers.get(cpu) == threading.get_ident()
 
     def _push(self, kind: str, cpu: int, payload: Any) -> None:
-        self._frames.append((kind, cpu, payload))
-        self._cpu = cpu
+        tls = self._tls
+        tls.frames.append((kind, cpu, payload))
+        tls.cpu = cpu
 
     def _pop(self, kind: str, cpu: int) -> Any:
-        frames = self._frames
+        tls = self._tls
+        frames = tls.frames
         for i in range(len(frames) - 1, -1, -1):
             if frames[i][0] == kind and frames[i][1] == cpu:
                 frame = frames.pop(i)
-                self._cpu = frames[-1][1] if frames else -1
+                tls.cpu = frames[-1][1] if frames else -1
                 if i != len(frames):
                     raise RuntimeError(f"{kind} context on cpu {cpu} left out of order")
                 return frame[2]
@@ -378,26 +479,38 @@ class System:
     def _sync_cpu(self, cpu: int) -> None:
         task = self._cpu_task[cpu]
         memcg = -1 if task is None else task.cgroup.id
-        check(lib.bm_set_task(self._sys, cpu, memcg, self._task_active[cpu]),
-              f"bm_set_task(cpu={cpu}, memcg={memcg})")
+        rc = lib.bm_set_task(self._sys, cpu, memcg, self._task_active[cpu])
+        if rc < 0:
+            self._failed(rc, f"bm_set_task(cpu={cpu}, memcg={memcg})")
 
     def _enter_task(self, task: Task, cpu: int) -> None:
         self._require_open()
         if not task.alive:
             raise RuntimeError(f"task {task.pid} cannot run: it was {'killed' if task.killed else 'exited'}")
-        occupant = self._cpu_task[cpu]
-        if occupant is not None and occupant is not task:
-            raise RuntimeError(f"cpu {cpu} is already running task {occupant.pid}")
-        if task._cpu is not None and task._cpu != cpu:
-            raise RuntimeError(f"task {task.pid} is already running on cpu {task._cpu}")
-        if self._irq_depth[cpu]:
-            raise RuntimeError(f"cpu {cpu} is in interrupt context; a task cannot be scheduled in")
-        if occupant is None:
-            check(lib.bm_set_task(self._sys, cpu, task.cgroup.id, -1),
-                  f"bm_set_task(cpu={cpu}, memcg={task.cgroup.id})")
-            self._cpu_task[cpu] = task
-            self._task_active[cpu] = -1
-            task._cpu = cpu
+        self._claim_cpu(cpu)
+        try:
+            occupant = self._cpu_task[cpu]        # this thread's cpu now: no one else writes it
+            if occupant is not None and occupant is not task:
+                raise RuntimeError(f"cpu {cpu} is already running task {occupant.pid}")
+            if self._irq_depth[cpu]:
+                raise RuntimeError(f"cpu {cpu} is in interrupt context; a task cannot be "
+                                   f"scheduled in")
+            if occupant is None:
+                # a task runs on one cpu: threads on two cpus race for it (atomic setdefault)
+                where = self._running.setdefault(task.pid, cpu)
+                if where != cpu:
+                    raise RuntimeError(f"task {task.pid} is already running on cpu {where}")
+                task._cpu = cpu
+                rc = lib.bm_set_task(self._sys, cpu, task.cgroup.id, -1)
+                if rc < 0:
+                    task._cpu = None
+                    del self._running[task.pid]
+                    self._failed(rc, f"bm_set_task(cpu={cpu}, memcg={task.cgroup.id})")
+                self._cpu_task[cpu] = task
+                self._task_active[cpu] = -1
+        except BaseException:
+            self._release_cpu(cpu)
+            raise
         task._depth += 1
         self._push("task", cpu, task)
 
@@ -406,29 +519,34 @@ class System:
             self._pop("task", cpu)
         finally:
             task._depth -= 1
-            if task._depth == 0 and not self._closed:
-                self._reap_oom_victim(cpu)
-                lib.bm_set_task(self._sys, cpu, -1, -1)
+            if task._depth == 0:
+                if not self._closed:
+                    self._reap_oom_victim(cpu)
+                    lib.bm_set_task(self._sys, cpu, -1, -1)
                 self._cpu_task[cpu] = None
                 self._task_active[cpu] = -1
                 task._cpu = None
-                if task.killed:
-                    task._do_exit()     # an OOM victim exits once off the cpu
+                self._running.pop(task.pid, None)
+            self._release_cpu(cpu)
+            if task._depth == 0 and task.killed and not task.exited and not self._closed:
+                task._do_exit()     # an OOM victim exits once off the cpu
 
     def _reap_oom_victim(self, cpu: int) -> None:
-        """bm_take_oom_victim: was the task on ``cpu`` chosen by the memcg OOM killer?"""
+        """bm_take_oom_victim: was the task on ``cpu``, a cpu this thread drives, chosen
+        by the memcg OOM killer?"""
         task = self._cpu_task[cpu]
-        if task is None or not self.oom_kill or task.killed:
+        if task is None or not self.oom_kill or task.killed or not self._drives(cpu):
             return
         if lib.bm_take_oom_victim(self._sys, cpu) > 0:
             task._oom_killed()
 
     def _charge_failed(self, rc: int, cpu: int, what: str) -> None:
-        """Raise the OSError of a failed charge or allocation (rc < 0) on ``cpu``.  On
-        ENOMEM the task the memcg OOM killer chose is marked first, and the message
-        says which limit refused the charge (explain_enomem)."""
+        """Raise the OSError of a failed charge or allocation (rc < 0) on ``cpu``: ValueError
+        if the System was closed meanwhile.  On ENOMEM the task the memcg OOM killer chose
+        is marked first, and the message says which limit refused the charge."""
+        self._require_open()
         detail = ""
-        if rc == -errno.ENOMEM and not self._closed:
+        if rc == -errno.ENOMEM:
             if 0 <= cpu < self.nr_cpus:
                 self._reap_oom_victim(cpu)
             detail = self.explain_enomem(cpu)
@@ -482,10 +600,10 @@ class System:
         """kmalloc(size, gfp) in the current context; returns the object's address."""
         if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
             size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("kmalloc")
-        out = self._out_u64
+        out = self._outs[cpu]
         rc = self._c_kmalloc(self._sys, cpu, size, gfp, out)
         if rc < 0:
             self._charge_failed(rc, cpu, f"bm_kmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
@@ -495,19 +613,19 @@ class System:
         """kfree(addr): uncharges the objcg recorded for the object."""
         if type(addr) is not int or addr < 0 or addr > _U64:
             addr = as_int(addr, "addr", 0, _U64)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         rc = self._c_kfree(self._sys, cpu if cpu >= 0 else 0, addr)
         if rc < 0:
-            check(rc, f"bm_kfree(addr={addr:#x})")
+            self._failed(rc, f"bm_kfree(addr={addr:#x})")
 
     def kvmalloc(self, size: int, gfp: int) -> int:
         """kvmalloc(): kmalloc below the kernel's threshold, else vmalloc (mm/util.c)."""
         if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
             size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("kvmalloc")
-        out = self._out_u64
+        out = self._outs[cpu]
         rc = self._c_kvmalloc(self._sys, cpu, size, gfp, out)
         if rc < 0:
             self._charge_failed(rc, cpu, f"bm_kvmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
@@ -516,19 +634,19 @@ class System:
     def kvfree(self, addr: int) -> None:
         if type(addr) is not int or addr < 0 or addr > _U64:
             addr = as_int(addr, "addr", 0, _U64)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         rc = self._c_kvfree(self._sys, cpu if cpu >= 0 else 0, addr)
         if rc < 0:
-            check(rc, f"bm_kvfree(addr={addr:#x})")
+            self._failed(rc, f"bm_kvfree(addr={addr:#x})")
 
     def vmalloc(self, size: int, gfp: int) -> int:
         """__vmalloc(size, gfp): each backing page charged as kmem with __GFP_ACCOUNT."""
         if type(size) is not int or type(gfp) is not int or size < 0 or size > _U64 or gfp < 0 or gfp > _U32:
             size, gfp = as_int(size, "size", 0, _U64), as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("vmalloc")
-        out = self._out_u64
+        out = self._outs[cpu]
         rc = self._c_vmalloc(self._sys, cpu, size, gfp, out)
         if rc < 0:
             self._charge_failed(rc, cpu, f"bm_vmalloc(size={size}, gfp={gfp:#x}, cpu={cpu})")
@@ -537,19 +655,19 @@ class System:
     def vfree(self, addr: int) -> None:
         if type(addr) is not int or addr < 0 or addr > _U64:
             addr = as_int(addr, "addr", 0, _U64)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         rc = self._c_vfree(self._sys, cpu if cpu >= 0 else 0, addr)
         if rc < 0:
-            check(rc, f"bm_vfree(addr={addr:#x})")
+            self._failed(rc, f"bm_vfree(addr={addr:#x})")
 
     def alloc_pages(self, order: int, gfp: int) -> int:
         """alloc_pages(gfp, order) (+ __memcg_kmem_charge_page with __GFP_ACCOUNT); returns the pfn."""
         if type(order) is not int or type(gfp) is not int or order < 0 or order > 63 or gfp < 0 or gfp > _U32:
             order, gfp = as_int(order, "order", 0, 63), as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("alloc_pages")
-        out = self._out_u64
+        out = self._outs[cpu]
         rc = self._c_alloc_pages(self._sys, cpu, order, gfp, out)
         if rc < 0:
             self._charge_failed(rc, cpu, f"bm_alloc_pages(order={order}, gfp={gfp:#x}, cpu={cpu})")
@@ -558,10 +676,10 @@ class System:
     def free_pages(self, pfn: int, order: int) -> None:
         if type(pfn) is not int or type(order) is not int or pfn < 0 or pfn > _U64 or order < 0 or order > 63:
             pfn, order = as_int(pfn, "pfn", 0, _U64), as_int(order, "order", 0, 63)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         rc = self._c_free_pages(self._sys, cpu if cpu >= 0 else 0, pfn, order)
         if rc < 0:
-            check(rc, f"bm_free_pages(pfn={pfn}, order={order})")
+            self._failed(rc, f"bm_free_pages(pfn={pfn}, order={order})")
 
     def alloc_percpu(self, size: int, align: int, gfp: int) -> int:
         """__alloc_percpu_gfp(size, align, gfp): charges pcpu_obj_full_size to the objcg."""
@@ -570,28 +688,47 @@ class System:
             size = as_int(size, "size", 0, _U64)
             align = as_int(align, "align", 0, _U64)
             gfp = as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("alloc_percpu")
-        out = self._out_u64
+        out = self._outs[cpu]
         rc = self._c_alloc_percpu(self._sys, cpu, size, align, gfp, out)
         if rc < 0:
             self._charge_failed(rc, cpu, f"bm_alloc_percpu(size={size}, align={align}, gfp={gfp:#x}, cpu={cpu})")
         return out[0]
 
+    def alloc_percpu_array(self, size: int, align: int, gfp: int, n: int) -> int:
+        """``n`` alloc_percpu(size, align, gfp) in a row, as one allocation record (a BPF
+        map's preallocated per-cpu values): charged and accounted as n allocations, all or
+        none; area i is at the returned address + i * ALIGN(size, align), and
+        free_percpu(address) frees them all.  Host memory does not grow with n."""
+        size = as_int(size, "size", 0, _U64)
+        align = as_int(align, "align", 0, _U64)
+        gfp = as_int(gfp, "gfp", 0, _U32)
+        n = as_int(n, "n", 1, (1 << 63) - 1)
+        cpu = self._tls.cpu
+        if cpu < 0:
+            self._no_context("alloc_percpu_array")
+        out = self._outs[cpu]
+        rc = lib.bm_alloc_percpu_array(self._sys, cpu, size, align, gfp, n, out)
+        if rc < 0:
+            self._charge_failed(rc, cpu, f"bm_alloc_percpu_array(size={size}, align={align}, "
+                                         f"gfp={gfp:#x}, n={n}, cpu={cpu})")
+        return out[0]
+
     def free_percpu(self, addr: int) -> None:
         if type(addr) is not int or addr < 0 or addr > _U64:
             addr = as_int(addr, "addr", 0, _U64)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         rc = self._c_free_percpu(self._sys, cpu if cpu >= 0 else 0, addr)
         if rc < 0:
-            check(rc, f"bm_free_percpu(addr={addr:#x})")
+            self._failed(rc, f"bm_free_percpu(addr={addr:#x})")
 
     def ksize(self, addr: int) -> int:
         self._require_open()
         addr = as_int(addr, "addr", 0, _U64)
         out = ffi.new("uint64_t *")
-        check(lib.bm_ksize(self._sys, addr, out), f"bm_ksize(addr={addr:#x})")
+        self._check(lib.bm_ksize(self._sys, addr, out), f"bm_ksize(addr={addr:#x})")
         return int(out[0])
 
     def kmalloc_charged_size(self, addr: int) -> int:
@@ -622,15 +759,16 @@ class System:
     def dentry_cache(self) -> KmemCache:
         """The "dentry" cache (fs/dcache.c dcache_init(): sizeof(struct dentry) of the profile,
         SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT), made on first use."""
-        cache = getattr(self, "_dentry_cache", None)
-        if cache is None:
-            size = self.profile.mm_structs.dentry
-            if size is None:
-                raise ValueError(f"profile {self.profile.name}: no sizeof(struct dentry) in "
-                                 f"{self.profile.mm_structs.source}")
-            cache = self.kmem_cache_create("dentry", size, SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT)
-            self._dentry_cache = cache
-        return cache
+        with self.lock:
+            cache = getattr(self, "_dentry_cache", None)
+            if cache is None:
+                size = self.profile.mm_structs.dentry
+                if size is None:
+                    raise ValueError(f"profile {self.profile.name}: no sizeof(struct dentry) in "
+                                     f"{self.profile.mm_structs.source}")
+                cache = self.kmem_cache_create("dentry", size, SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT)
+                self._dentry_cache = cache
+            return cache
 
     def create_dentries(self, n: int, gfp: int | None = None) -> np.ndarray:
         """The "dentries" workload: ``n`` lookups of names that do not exist, in the current
@@ -641,7 +779,7 @@ class System:
         cache = self.dentry_cache
         n = as_int(n, "n", 0, 1 << 40)
         gfp = GFP_KERNEL if gfp is None else as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("create_dentries")
         addrs = np.empty(n, dtype=np.uint64)
@@ -650,7 +788,7 @@ class System:
         rc = int(lib.bm_kmem_cache_alloc_lru_bulk(self._sys, cpu, cache.id, gfp, n,
                                                   ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
         if rc < 0:
-            check(rc, f"bm_kmem_cache_alloc_lru_bulk(n={n}, cpu={cpu})")
+            self._charge_failed(rc, cpu, f"bm_kmem_cache_alloc_lru_bulk(n={n}, cpu={cpu})")
         if rc < n:
             self._reap_oom_victim(cpu)
         return addrs[:rc]
@@ -662,7 +800,7 @@ class System:
         Returns the objects freed."""
         self._require_open()
         cpu = self.current_cpu or 0
-        return int(check(int(lib.bm_drop_slab(self._sys, cpu)), f"bm_drop_slab(cpu={cpu})"))
+        return self._check(int(lib.bm_drop_slab(self._sys, cpu)), f"bm_drop_slab(cpu={cpu})")
 
     def kmem_cache_create(self, name: str, size: int, flags: int = 0) -> KmemCache:
         """kmem_cache_create(name, size, 0, flags, NULL); SLAB_ACCOUNT makes objects accounted.
@@ -674,7 +812,7 @@ class System:
         size = as_int(size, "size", 0, _U64)
         flags = as_int(flags, "flags", 0, _U32)
         out = ffi.new("int32_t *")
-        check(lib.bm_kmem_cache_create(self._sys, size, flags, out),
+        self._check(lib.bm_kmem_cache_create(self._sys, size, flags, out),
               f"bm_kmem_cache_create(name={name!r}, size={size}, flags={flags:#x})")
         cache = KmemCache(self, int(out[0]), name, size, flags)
         self._caches.append(cache)
@@ -700,7 +838,7 @@ class System:
         self._require_open()
         pfn = as_int(pfn, "pfn", 0, _U64)
         out = ffi.new("struct bm_page_info *")
-        check(lib.bm_page_info(self._sys, pfn, out), f"bm_page_info(pfn={pfn})")
+        self._check(lib.bm_page_info(self._sys, pfn, out), f"bm_page_info(pfn={pfn})")
         return out
 
     def page_info(self, pfn: int) -> dict[str, Any]:
@@ -719,8 +857,8 @@ class System:
         unaccounted object."""
         self._require_open()
         addr = as_int(addr, "addr", 0, _U64)
-        o, m = self._out_i32, self._out_i32b
-        check(lib.bm_obj_cgroup_of(self._sys, addr, o, m), f"bm_obj_cgroup_of(addr={addr:#x})")
+        o, m = ffi.new("int32_t *"), ffi.new("int32_t *")
+        self._check(lib.bm_obj_cgroup_of(self._sys, addr, o, m), f"bm_obj_cgroup_of(addr={addr:#x})")
         objcg, memcg = int(o[0]), int(m[0])
         # v5.x kmem pages (kmalloc_large, vmalloc, alloc_pages) record a memcg, not an objcg
         cg = self._memcgs.get(memcg) if memcg >= 0 else None
@@ -732,23 +870,23 @@ class System:
         an unaccounted object.  One C call per object, no per-object argument checks."""
         self._require_open()
         a = self._u64_array(addrs, "addrs")
-        o, m, sp, of = self._out_i32, self._out_i32b, self._sys, lib.bm_obj_cgroup_of
+        o, m, sp, of = ffi.new("int32_t *"), ffi.new("int32_t *"), self._sys, lib.bm_obj_cgroup_of
         ids = []
         for addr in a.tolist():
             rc = of(sp, addr, o, m)
             if rc < 0:
-                check(rc, f"bm_obj_cgroup_of(addr={addr:#x})")
+                self._failed(rc, f"bm_obj_cgroup_of(addr={addr:#x})")
             ids.append(m[0])
         return np.array(ids, dtype=np.int32)
 
     def get_obj_cgroup_from_current(self) -> int | None:
         """get_obj_cgroup_from_current(): the context's objcg with a reference taken, or None."""
         self._require_open()
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("get_obj_cgroup_from_current")
-        out = self._out_i32
-        check(lib.bm_get_obj_cgroup_from_current(self._sys, cpu, out),
+        out = self._outs32[cpu]
+        self._check(lib.bm_get_obj_cgroup_from_current(self._sys, cpu, out),
               f"bm_get_obj_cgroup_from_current(cpu={cpu})")
         v = int(out[0])
         return None if v < 0 else v
@@ -756,18 +894,18 @@ class System:
     def obj_cgroup_get(self, objcg: int) -> None:
         self._require_open()
         objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
-        check(lib.bm_obj_cgroup_get(self._sys, objcg), f"bm_obj_cgroup_get({objcg})")
+        self._check(lib.bm_obj_cgroup_get(self._sys, objcg), f"bm_obj_cgroup_get({objcg})")
 
     def obj_cgroup_put(self, objcg: int) -> None:
         self._require_open()
         objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
-        check(lib.bm_obj_cgroup_put(self._sys, objcg), f"bm_obj_cgroup_put({objcg})")
+        self._check(lib.bm_obj_cgroup_put(self._sys, objcg), f"bm_obj_cgroup_put({objcg})")
 
     def objcg_info(self, objcg: int) -> dict[str, int]:
         self._require_open()
         objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
         out = ffi.new("struct bm_objcg_info *")
-        check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
+        self._check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
         return cdata_to_py(out)
 
     def objcg_memcg(self, objcg: int) -> MemCgroup:
@@ -775,7 +913,7 @@ class System:
         self._require_open()
         objcg = as_int(objcg, "objcg", 0, (1 << 31) - 1)
         out = ffi.new("struct bm_objcg_info *")   # one field read, no dict of the whole struct
-        check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
+        self._check(lib.bm_objcg_info(self._sys, objcg, out), f"bm_objcg_info({objcg})")
         return self.memcg_by_id(int(out.memcg))
 
     # ------------------------------------------------------------ bulk
@@ -792,7 +930,7 @@ class System:
         rc = lib.bm_replay(self._sys, ffi.cast("const struct bm_op *", ffi.from_buffer(ops)), n,
                            ffi.cast("int64_t *", ffi.from_buffer(results)))
         if rc < 0:
-            check(int(rc), f"bm_replay(n={n})")
+            self._failed(int(rc), f"bm_replay(n={n})")
         return results
 
     @staticmethod
@@ -819,7 +957,7 @@ class System:
         self._require_open()
         s = self._u64_array(sizes, "sizes")
         gfp = as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("kmalloc_bulk")
         n = len(s)
@@ -829,7 +967,7 @@ class System:
         rc = lib.bm_kmalloc_bulk(self._sys, cpu, ffi.cast("const uint64_t *", ffi.from_buffer(s)), n, gfp,
                                  ffi.cast("uint64_t *", ffi.from_buffer(addrs)))
         if rc < 0:
-            check(int(rc), f"bm_kmalloc_bulk(n={n}, gfp={gfp:#x}, cpu={cpu})")
+            self._failed(int(rc), f"bm_kmalloc_bulk(n={n}, gfp={gfp:#x}, cpu={cpu})")
         if rc > 0:
             self._reap_oom_victim(cpu)
         return addrs
@@ -842,7 +980,7 @@ class System:
         size = as_int(size, "size", 0, _U64)
         n = as_int(n, "n", 0, (1 << 62))
         gfp = as_int(gfp, "gfp", 0, _U32)
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("kmalloc_until_fail")
         addrs = np.empty(n, dtype=np.uint64)
@@ -851,7 +989,7 @@ class System:
         rc = int(lib.bm_memalloc_bulk(self._sys, cpu, size, n, gfp,
                                       ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
         if rc < 0:
-            check(rc, f"bm_memalloc_bulk(size={size}, n={n}, gfp={gfp:#x}, cpu={cpu})")
+            self._failed(rc, f"bm_memalloc_bulk(size={size}, n={n}, gfp={gfp:#x}, cpu={cpu})")
         if rc < n:
             self._reap_oom_victim(cpu)
         return addrs[:rc]
@@ -874,7 +1012,7 @@ class System:
         kb = kinds.encode("ascii", "replace")
         if kb.strip(b"kp"):
             raise ValueError("kinds must hold only 'k' (kmalloc) and 'p' (alloc_percpu)")
-        cpu = self._cpu
+        cpu = self._tls.cpu
         if cpu < 0:
             self._no_context("allocs_until_fail")
         addrs = np.empty(n, dtype=np.uint64)
@@ -883,7 +1021,7 @@ class System:
         done = int(lib.bm_allocs_until_fail(self._sys, cpu, kb, ffi.cast("const uint64_t *", ffi.from_buffer(s)),
                                             n, gfp, ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
         if done < 0:
-            check(done, f"bm_allocs_until_fail(n={n}, gfp={gfp:#x}, cpu={cpu})")
+            self._failed(done, f"bm_allocs_until_fail(n={n}, gfp={gfp:#x}, cpu={cpu})")
         if done < n:
             self._reap_oom_victim(cpu)
         return addrs[:done]
@@ -892,7 +1030,7 @@ class System:
         """kfree every address in one C call; per-op 0 or -errno."""
         self._require_open()
         a = self._u64_array(addrs, "addrs")
-        cpu = self._cpu if self._cpu >= 0 else 0
+        cpu = max(self._tls.cpu, 0)
         n = len(a)
         results = np.zeros(n, dtype=np.int64)
         if n == 0:
@@ -900,11 +1038,11 @@ class System:
         rc = lib.bm_kfree_bulk(self._sys, cpu, ffi.cast("const uint64_t *", ffi.from_buffer(a)), n,
                                ffi.cast("int64_t *", ffi.from_buffer(results)))
         if rc < 0:
-            check(int(rc), f"bm_kfree_bulk(n={n})")
+            self._failed(int(rc), f"bm_kfree_bulk(n={n})")
         return results
 
 
-class KmemCache:
+class KmemCache(NoCopy):
     """A kmem_cache (kmem_cache_create); objects are accounted if flags has SLAB_ACCOUNT."""
 
     __slots__ = ("system", "id", "name", "size", "flags")
@@ -924,11 +1062,11 @@ class KmemCache:
         s = self.system
         if type(gfp) is not int or gfp < 0 or gfp > _U32:
             gfp = as_int(gfp, "gfp", 0, _U32)
-        cpu = s._cpu
+        cpu = s._tls.cpu
         if cpu < 0:
             s._no_context("kmem_cache_alloc")
-        out = s._out_u64
-        rc = s._c_kmem_cache_alloc(s._sys, cpu, self.id, gfp, out)
+        out = s._outs[cpu]
+        rc = lib.bm_kmem_cache_alloc(s._sys, cpu, self.id, gfp, out)
         if rc < 0:
             s._charge_failed(rc, cpu, f"bm_kmem_cache_alloc(cache={self.name}, gfp={gfp:#x}, cpu={cpu})")
         return out[0]
@@ -938,10 +1076,10 @@ class KmemCache:
         s = self.system
         if type(addr) is not int or addr < 0 or addr > _U64:
             addr = as_int(addr, "addr", 0, _U64)
-        cpu = s._cpu
-        rc = s._c_kmem_cache_free(s._sys, cpu if cpu >= 0 else 0, self.id, addr)
+        cpu = s._tls.cpu
+        rc = lib.bm_kmem_cache_free(s._sys, cpu if cpu >= 0 else 0, self.id, addr)
         if rc < 0:
-            check(rc, f"bm_kmem_cache_free(cache={self.name}, addr={addr:#x})")
+            s._failed(rc, f"bm_kmem_cache_free(cache={self.name}, addr={addr:#x})")
 
     def _lru_check(self, what: str) -> None:
         self.system._require_open()
@@ -955,19 +1093,19 @@ class KmemCache:
         False if it was already there."""
         self._lru_check("lru_add")
         addr = as_int(addr, "addr", 0, _U64)
-        return bool(check(lib.bm_list_lru_add(self.system._sys, self.id, addr),
-                          f"bm_list_lru_add(cache={self.name}, addr={addr:#x})"))
+        return bool(self.system._check(lib.bm_list_lru_add(self.system._sys, self.id, addr),
+                                       f"bm_list_lru_add(cache={self.name}, addr={addr:#x})"))
 
     def lru_del(self, addr: int) -> bool:
         """list_lru_del_obj(): the object is in use again (dget()); True if it was on the LRU."""
         self._lru_check("lru_del")
         addr = as_int(addr, "addr", 0, _U64)
-        return bool(check(lib.bm_list_lru_del(self.system._sys, self.id, addr),
-                          f"bm_list_lru_del(cache={self.name}, addr={addr:#x})"))
+        return bool(self.system._check(lib.bm_list_lru_del(self.system._sys, self.id, addr),
+                                       f"bm_list_lru_del(cache={self.name}, addr={addr:#x})"))
 
     def lru_count(self, cgroup: MemCgroup) -> int:
         """list_lru_count_one(): the objects on ``cgroup``'s list of this cache."""
         self._lru_check("lru_count")
         mid = self.system._memcg_arg(cgroup, "lru_count")
-        return int(check(int(lib.bm_list_lru_count(self.system._sys, self.id, mid)),
-                         f"bm_list_lru_count(cache={self.name}, memcg={mid})"))
+        return self.system._check(int(lib.bm_list_lru_count(self.system._sys, self.id, mid)),
+                                  f"bm_list_lru_count(cache={self.name}, memcg={mid})")

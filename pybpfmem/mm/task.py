@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from .._ffi import as_int, check, lib
+from .._ffi import NoCopy, as_int, ffi, lib
 from .cgroup import MemCgroup
 from .contexts import Running
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .system import System
 
 
-class Task:
+class Task(NoCopy):
     """A process, or a thread of one (``leader`` is then the process).  It pins its memcg
     with a css reference (css_set -> css), dropped on migrate and exit, like cgroup_migrate
     / cgroup_exit, and holds an accounted kernel stack from fork to exit
@@ -38,11 +38,11 @@ class Task:
         self._depth = 0                   # nested running() on that cpu
         self._holds_ref = False
         sp = system._sys
-        check(lib.bm_memcg_get(sp, cgroup.id), f"bm_memcg_get({cgroup.id})")
+        system._check(lib.bm_memcg_get(sp, cgroup.id), f"bm_memcg_get({cgroup.id})")
         self._holds_ref = True
         # dup_task_struct(): the stack, charged through the forking context's cpu
         cpu = system.current_cpu or 0
-        out = system._out_u64
+        out = ffi.new("uint64_t *")       # not the cpu's: this thread may not drive cpu 0
         rc = lib.bm_task_stack_alloc(sp, cpu, cgroup.id, out)
         if rc < 0:
             self._drop_ref()
@@ -73,14 +73,16 @@ class Task:
         """clone(CLONE_THREAD | CLONE_VM | ...): a new thread of this process in its cgroup,
         with a kernel stack of its own charged to the process's memcg now.  A thread is a
         memory-layer task: its bpf() calls are its process's (they share the fd table)."""
-        self.system._require_open()
-        if not self.alive:
-            raise OSError(errno.ESRCH, f"clone: task {self.pid} has exited")
-        lead = self if self.leader is None else self.leader
-        thread = Task(self.system, self.system._next_pid, self.uid, self.cgroup, leader=lead)
-        self.system._next_pid += 1
-        self.system._tasks[thread.pid] = thread
-        lead.threads.append(thread)
+        sysobj = self.system
+        with sysobj.lock:
+            sysobj._require_open()
+            if not self.alive:
+                raise OSError(errno.ESRCH, f"clone: task {self.pid} has exited")
+            lead = self if self.leader is None else self.leader
+            thread = Task(sysobj, sysobj._next_pid, self.uid, self.cgroup, leader=lead)
+            sysobj._next_pid += 1
+            sysobj._tasks[thread.pid] = thread
+            lead.threads.append(thread)
         return thread
 
     def migrate(self, cgroup: MemCgroup) -> None:
@@ -90,65 +92,82 @@ class Task:
             raise TypeError(f"cgroup must be a MemCgroup, not {type(cgroup).__name__}")
         if cgroup.system is not self.system:
             raise ValueError("cgroup belongs to another System")
-        if not self.alive:
-            raise OSError(errno.ESRCH, f"cgroup_procs_write: task {self.pid} has exited")
-        if not cgroup.online:
-            # cgroup_kn_lock_live() fails for a removed cgroup
-            raise OSError(errno.ENODEV, f"cgroup_procs_write: cgroup {cgroup.path!r} was removed")
-        for t in self.group():
-            t._migrate_one(cgroup)
+        sysobj = self.system
+        with sysobj.lock:
+            if not self.alive:
+                raise OSError(errno.ESRCH, f"cgroup_procs_write: task {self.pid} has exited")
+            if not cgroup.online:
+                # cgroup_kn_lock_live() fails for a removed cgroup
+                raise OSError(errno.ENODEV, f"cgroup_procs_write: cgroup {cgroup.path!r} was removed")
+            group = self.group()
+            for t in group:
+                if t._cpu is not None and t.cgroup is not cgroup and not sysobj._drives(t._cpu):
+                    raise RuntimeError(f"task {t.pid} is running on cpu {t._cpu}, driven by another "
+                                       f"thread: migrate it from that thread or once it left the cpu")
+            for t in group:
+                t._migrate_one(cgroup)
 
     def _migrate_one(self, cgroup: MemCgroup) -> None:
         if cgroup is self.cgroup:
             return
-        sp = self.system._sys
-        check(lib.bm_memcg_get(sp, cgroup.id), f"bm_memcg_get({cgroup.id})")
+        sysobj = self.system
+        sp = sysobj._sys
+        sysobj._check(lib.bm_memcg_get(sp, cgroup.id), f"bm_memcg_get({cgroup.id})")
         old = self.cgroup
         self.cgroup = cgroup
-        if self._cpu is not None:  # `current`'s memcg changes at once
-            self.system._reap_oom_victim(self._cpu)  # bm_set_task clears the victim flag
-            self.system._sync_cpu(self._cpu)
-        check(lib.bm_memcg_put(sp, old.id), f"bm_memcg_put({old.id})")
+        cpu = self._cpu
+        if cpu is not None:  # `current`'s memcg changes at once
+            sysobj._reap_oom_victim(cpu)  # bm_set_task clears the victim flag
+            sysobj._sync_cpu(cpu)
+        sysobj._check(lib.bm_memcg_put(sp, old.id), f"bm_memcg_put({old.id})")
 
     def exit(self) -> None:
         """do_exit(): a thread leaves alone; a process (exit_group) takes its threads along.
         The task leaves its cgroup and drops its reference; its stack is freed."""
-        for t in (self.threads if self.leader is None else []):
-            if t.alive and t._cpu is not None:
-                raise RuntimeError(f"thread {t.pid} is running on cpu {t._cpu}; leave running() first")
-        if self._cpu is not None:
-            raise RuntimeError(f"task {self.pid} is running on cpu {self._cpu}; leave running() first")
-        if self.exited:
-            raise OSError(errno.ESRCH, f"task {self.pid} has already exited")
-        for t in (self.threads if self.leader is None else []):
-            if t.alive:
-                t.alive = False
-                t._do_exit()
-        self.alive = False
-        self._do_exit()
+        with self.system.lock:
+            for t in (self.threads if self.leader is None else []):
+                if t.alive and t._cpu is not None:
+                    raise RuntimeError(f"thread {t.pid} is running on cpu {t._cpu}; leave running() first")
+            if self._cpu is not None:
+                raise RuntimeError(f"task {self.pid} is running on cpu {self._cpu}; leave running() first")
+            if self.exited:
+                raise OSError(errno.ESRCH, f"task {self.pid} has already exited")
+            for t in (self.threads if self.leader is None else []):
+                if t.alive:
+                    t.alive = False
+                    t._do_exit()
+            self.alive = False
+            self._do_exit()
 
     def _do_exit(self) -> None:
         """The end of do_exit(): the exit hooks of the layers above (exit_files() closes
         every fd, free_task() frees its local storage: a process's, not a thread's, whose
         files are its process's), the stack (exit_task_stack_account()), then
-        cgroup_exit() drops the css reference."""
-        self.exited = True
-        if self.leader is None:
-            self.system.hooks.run_task_exit(self)
-        self._free_stack()
-        self._drop_ref()
+        cgroup_exit() drops the css reference; the System forgets the task
+        (release_task())."""
+        sysobj = self.system
+        with sysobj.lock:
+            self.exited = True
+            try:
+                if self.leader is None:
+                    sysobj.hooks.run_task_exit(self)
+                self._free_stack()
+                self._drop_ref()
+            finally:
+                sysobj._tasks.pop(self.pid, None)
 
     def _free_stack(self) -> None:
         if self.stack and not self.system._closed:
             stack, self.stack = self.stack, 0
             cpu = self.system.current_cpu or 0
-            check(lib.bm_task_stack_free(self.system._sys, cpu, stack), f"bm_task_stack_free({stack:#x})")
+            self.system._check(lib.bm_task_stack_free(self.system._sys, cpu, stack),
+                               f"bm_task_stack_free({stack:#x})")
 
     def _drop_ref(self) -> None:
         if self._holds_ref:
             self._holds_ref = False
             if not self.system._closed:
-                check(lib.bm_memcg_put(self.system._sys, self.cgroup.id), f"bm_memcg_put({self.cgroup.id})")
+                self.system._check(lib.bm_memcg_put(self.system._sys, self.cgroup.id), f"bm_memcg_put({self.cgroup.id})")
 
     def _oom_killed(self) -> None:
         """Chosen as the memcg OOM victim: SIGKILL; it exits once off the cpu."""

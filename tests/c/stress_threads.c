@@ -14,18 +14,25 @@
  * cgroup, charge them, rmdir them and hand the charge over to another
  * thread, whose uncharge (and local drain) drops a removed child's last
  * reference and so frees it while other threads mkdir its siblings; others
- * look up, pin and charge random (live, dying or freed) ids.  This is the
- * mkdir-against-free race of the memcg tree: every removed child must end
- * up freed (no dying memcg left) and the tree must still agree with the id
- * table (bm_system_check).  A mkdir charges its memcg's structures to the
- * middle cgroup (mem_cgroup_alloc() under set_active_memcg(parent)), and
- * they are freed when the child is (the deferred __mem_cgroup_free()).
+ * look up, pin and charge recent (live, dying or freed) handles and stale
+ * generations of them.  This is the mkdir-against-free race of the memcg
+ * tree: every removed child must end up freed (no dying memcg left) and the
+ * tree must still agree with the id table (bm_system_check).  A freed
+ * memcg's struct goes back to the host after a grace period while the other
+ * threads read (the RCU of handles.c) and its id slot is reused: a last
+ * phase makes more children than there are ids (MEM_CGROUP_ID_MAX) from
+ * every thread at once, each charged, removed and uncharged, with lookups of
+ * recent handles in between.
  *
- * Shrinkers and kernel stacks run at the same time too: threads allocate
- * negative dentries (objects of a SLAB_RECLAIM_ACCOUNT cache left on its
- * memcg-aware list_lru) that the reclaim of other threads' failing charges
- * frees, and allocate and free kernel stacks (vmalloc, per-page kmem
- * charges).  At the end drop_slab() frees the dentries left.
+ * A mkdir charges its memcg's structures to the middle cgroup
+ * (mem_cgroup_alloc() under set_active_memcg(parent)), and they are freed
+ * when the child is (the deferred __mem_cgroup_free(), before the struct's
+ * grace period).  Shrinkers and kernel stacks run at the same time too:
+ * threads allocate negative dentries (objects of a SLAB_RECLAIM_ACCOUNT
+ * cache left on its memcg-aware list_lru) that the reclaim of other threads'
+ * failing charges frees, and allocate and free kernel stacks (vmalloc,
+ * per-page kmem charges).  drop_slab() frees the dentries left, and the end
+ * state is checked exactly before the id-reuse phase.
  *
  * usage: stress_threads [nr_threads (1..64, default 4)] [iterations (default 20000)]
  */
@@ -42,12 +49,18 @@
 #define GFP_NOWAIT 0x800u
 #define NR_CG 3
 #define NR_HANDOFF 64
+#define NR_RECENT 256
+#define ID_SLOTS 65536                /* MEM_CGROUP_ID_MAX + 1 */
 
 /* the tree churn shared by every thread of a run */
 struct churn {
     int32_t parent;                   /* the middle cgroup: its children come and go */
-    _Atomic int32_t max_id;           /* the highest id created so far */
+    _Atomic int32_t recent[NR_RECENT]; /* handles of recent children (live, dying or freed) */
+    _Atomic unsigned nr_made;
     _Atomic long handoff[NR_HANDOFF]; /* removed child's id * 16 + pages still charged; 0 = empty */
+    int32_t *objcgs;                  /* the objcg handle of every child made (for parked_bytes) */
+    long objcgs_cap;
+    _Atomic long nr_objcgs;
 };
 
 struct worker {
@@ -80,6 +93,7 @@ static uint64_t next_rand(uint64_t *s)
 static int churn_mkdir(struct worker *w, int64_t nr)
 {
     struct churn *ch = w->churn;
+    struct bm_memcg_info info;
     int32_t id = bm_memcg_create(w->sys, ch->parent, w->cpu);
     int32_t seen;
     int rc;
@@ -91,9 +105,16 @@ static int churn_mkdir(struct worker *w, int64_t nr)
     if (id < 0)
         return id;
     w->mkdirs++;
-    seen = atomic_load(&ch->max_id);
-    while (seen < id && !atomic_compare_exchange_weak(&ch->max_id, &seen, id))
-        ;
+    if (bm_memcg_info(w->sys, id, &info))
+        return -EIO;
+    {
+        long n = atomic_fetch_add(&ch->nr_objcgs, 1);
+        if (n >= ch->objcgs_cap)
+            return -EOVERFLOW;
+        ch->objcgs[n] = info.objcg;
+    }
+    seen = (int32_t)atomic_fetch_add(&ch->nr_made, 1);
+    atomic_store(&ch->recent[(uint32_t)seen % NR_RECENT], id);
     rc = bm_try_charge(w->sys, id, nr, GFP_KERNEL | BM_GFP_NORETRY, w->cpu);
     if (rc && rc != -ENOMEM)
         return rc;
@@ -163,17 +184,24 @@ static int task_stack(struct worker *w, int k)
     return bm_task_stack_free(w->sys, w->cpu, addr);
 }
 
-/* a random id of the churn (live, dying or freed): inspect it, pin it,
-   charge it; -ENOENT is the only refusal a freed one may give */
+/* a recent handle of the churn (live, dying or freed), or another
+   generation of it: inspect it, pin it, charge it; -ENOENT is the only
+   refusal a freed one may give, and what it names must be itself */
 static int churn_lookup(struct worker *w, uint64_t r)
 {
     struct bm_memcg_info info;
-    int32_t max = atomic_load(&w->churn->max_id);
-    int32_t id = (int32_t)(r % (uint64_t)max) + 1;
-    int rc = bm_memcg_info(w->sys, id, &info);
+    int32_t id = atomic_load(&w->churn->recent[r % NR_RECENT]);
+    int rc;
 
+    if (id <= 0)
+        return 0;
+    if ((r >> 12) & 1)
+        id ^= 1 << 16;                 /* a neighbouring generation of the slot */
+    rc = bm_memcg_info(w->sys, id, &info);
     if (rc && rc != -ENOENT)
         return rc;
+    if (!rc && info.id != id)
+        return -EUCLEAN;
     rc = bm_memcg_get(w->sys, id);
     if (!rc)
         rc = bm_memcg_put(w->sys, id);
@@ -183,6 +211,44 @@ static int churn_lookup(struct worker *w, uint64_t r)
     if (!rc)
         return bm_uncharge(w->sys, id, 1, w->cpu);
     return rc == -ENOENT || rc == -ENOMEM ? 0 : rc;
+}
+
+/* more children than ids, from every thread at once: mkdir, charge, rmdir,
+   uncharge (the last reference: the child is freed, its id free again),
+   lookups of recent handles between */
+static void *reuse_main(void *arg)
+{
+    struct worker *w = arg;
+    uint64_t rng = 0x2545f4914f6cdd1dULL * ((uint64_t)w->cpu + 1u);
+
+    for (long i = 0; i < w->iters && !w->error; i++) {
+        uint64_t r = next_rand(&rng);
+        int32_t id = bm_memcg_create(w->sys, w->churn->parent, w->cpu);
+        unsigned seq;
+        int rc;
+
+        if (id < 0) {
+            w->error = id;
+            break;
+        }
+        w->mkdirs++;
+        seq = atomic_fetch_add(&w->churn->nr_made, 1);
+        atomic_store(&w->churn->recent[seq % NR_RECENT], id);
+        rc = bm_try_charge(w->sys, id, 1, GFP_KERNEL | BM_GFP_NORETRY, w->cpu);
+        if (rc && rc != -ENOMEM)
+            w->error = rc;
+        else if (bm_memcg_offline(w->sys, id))
+            w->error = -EIO;
+        else if (!rc && (rc = bm_uncharge(w->sys, id, 1, w->cpu)))
+            w->error = rc;
+        else if (!(r & 3))
+            w->error = bm_drain_local_stock(w->sys, w->cpu);
+        if (!w->error)
+            w->error = churn_lookup(w, r >> 8);
+    }
+    if (!w->error)
+        w->error = bm_drain_local_stock(w->sys, w->cpu);
+    return NULL;
 }
 
 static void *worker_main(void *arg)
@@ -273,14 +339,16 @@ static void *worker_main(void *arg)
 }
 
 /* the bytes parked (nr_charged_bytes) on the objcgs memcg now holds: its own
-   and those reparented to it (objcg ids 0..max_id: one per memcg) */
-static int64_t parked_bytes(bm_system *sys, int32_t memcg, int32_t max_id)
+   and those reparented to it (those of cg[] and of every churn child; a
+   freed objcg's handle names nothing, whoever took its slot since) */
+static int64_t parked_bytes(bm_system *sys, int32_t memcg, struct churn *ch)
 {
     struct bm_objcg_info o;
     int64_t sum = 0;
+    long n = atomic_load(&ch->nr_objcgs);
 
-    for (int32_t id = 0; id <= max_id + 1; id++)
-        if (!bm_objcg_info(sys, id, &o) && o.memcg == memcg)
+    for (long i = 0; i < n; i++)
+        if (!bm_objcg_info(sys, ch->objcgs[i], &o) && o.memcg == memcg)
             sum += o.nr_charged_bytes;
     return sum;
 }
@@ -316,7 +384,21 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         return 1;
     }
     churn.parent = a;
-    atomic_init(&churn.max_id, cg[2]);
+    atomic_init(&churn.nr_made, 0);
+    churn.objcgs_cap = (long)nthreads * iters + NR_CG;
+    churn.objcgs = calloc((size_t)churn.objcgs_cap, sizeof(*churn.objcgs));
+    if (!churn.objcgs) {
+        fprintf(stderr, "%s: out of memory\n", name);
+        return 1;
+    }
+    for (int k = 0; k < NR_CG; k++) {
+        if (bm_memcg_info(sys, cg[k], &info))
+            return 1;
+        churn.objcgs[k] = info.objcg;
+    }
+    atomic_init(&churn.nr_objcgs, NR_CG);
+    for (int i = 0; i < NR_RECENT; i++)
+        atomic_init(&churn.recent[i], 0);
     for (int i = 0; i < NR_HANDOFF; i++)
         atomic_init(&churn.handoff[i], 0);
     for (int t = 0; t < nthreads; t++) {
@@ -376,7 +458,7 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         /* a holds the structures of its children cg[1] and cg[2] (the churn's are
            freed): objcg charges in whole pages, the rest parked on its objcgs */
         kbytes = info.stat[BM_STAT_PERCPU_B] + info.stat[BM_STAT_SLAB_UNRECLAIMABLE_B];
-        if (info.memory.usage * 4096 != kbytes + parked_bytes(sys, cg[k], atomic_load(&churn.max_id)) ||
+        if (info.memory.usage * 4096 != kbytes + parked_bytes(sys, cg[k], &churn) ||
             (k != 0 && kbytes) || (k == 0 && cfg->nr_memcg_allocs && !kbytes) ||
             info.stat[BM_STAT_SLAB_RECLAIMABLE_B] || info.stat[BM_STAT_KERNEL_STACK_B] ||
             info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
@@ -393,7 +475,7 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
     bm_memcg_offline(sys, cg[2]);
     bm_drain_all_stock(sys, 0);
     {   /* their structures gone: a keeps only whole parked pages */
-        int64_t parked = parked_bytes(sys, a, atomic_load(&churn.max_id));
+        int64_t parked = parked_bytes(sys, a, &churn);
         int64_t a_usage;
         if (bm_memcg_info(sys, a, &info) || info.stat[BM_STAT_PERCPU_B] ||
             info.stat[BM_STAT_SLAB_UNRECLAIMABLE_B] || parked % 4096 ||
@@ -413,12 +495,39 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         fprintf(stderr, "%s: bm_system_check: %s\n", name, msg);
         return 1;
     }
+    /* id reuse: more children than ids in all, made by every thread at once
+       (a's limit lifted: its children's structures are charged to it) */
+    if (bm_memcg_write(sys, a, BM_WRITE_MAX, INT64_MAX / 65536)) {
+        fprintf(stderr, "%s: memory.max write failed\n", name);
+        return 1;
+    }
+    for (int t = 0; t < nthreads; t++) {
+        w[t].iters = ID_SLOTS / nthreads + 1024;
+        w[t].mkdirs = 0;
+        if (pthread_create(&th[t], NULL, reuse_main, &w[t])) {
+            fprintf(stderr, "%s: pthread_create failed\n", name);
+            return 1;
+        }
+    }
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        mkdirs += w[t].mkdirs;
+        if (w[t].error) {
+            fprintf(stderr, "%s: id reuse, cpu %d: error %d\n", name, t, w[t].error);
+            return 1;
+        }
+    }
+    if (bm_system_nr_dying(sys) != 0 || bm_system_check(sys, msg, sizeof(msg))) {
+        fprintf(stderr, "%s: after id reuse: %d dying, check: %s\n", name, bm_system_nr_dying(sys), msg);
+        return 1;
+    }
     bm_memcg_offline(sys, a);
     if (bm_system_nr_dying(sys) != 0) {
         fprintf(stderr, "%s: %d dying memcgs left\n", name, bm_system_nr_dying(sys));
         return 1;
     }
     bm_system_free(sys);
+    free(churn.objcgs);
     printf("%s: %d threads x %ld ops ok (%ld ENOMEM, %ld children made and removed, %ld handed over, "
            "%ld dentries, %lld left to drop_slab, %ld stacks)\n",
            name, nthreads, iters, failures, mkdirs, handovers, dentries, (long long)dropped, stacks);
