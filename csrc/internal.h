@@ -239,8 +239,6 @@ struct bm_cpu {
     _Atomic int32_t oom_victim;       /* current was chosen by the memcg OOM killer (tsk_is_oom_victim) */
     _Atomic long memcg_nr_pages_over_high; /* current->memcg_nr_pages_over_high: unpaid throttle debt */
     struct bm_charge_failure last_failure; /* for error messages that name the limit (model only) */
-    unsigned long *reclaimed_slab;    /* current->reclaim_state: slab pages freed during reclaim */
-    bool defer_over_high;             /* the caller returns to user itself (mem_cgroup_handle_over_high) */
 } __attribute__((aligned(64)));
 
 /* include/linux/mm_types.h: struct page, reduced to what accounting needs */
@@ -406,6 +404,12 @@ void memcg_reparent_list_lrus(struct bm_system *sys, struct mem_cgroup *memcg, s
 void memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr);
 void memcg_memory_event(struct bm_system *sys, struct mem_cgroup *memcg, int event);
 void user_pages_sub(struct mem_cgroup *m, long n);
+/* current's state during one call, kept per calling thread (another thread may
+   run an explicit-cpu charge or a free on the same cpu meanwhile):
+   current->reclaim_state (slab pages freed during reclaim, NULL outside it) and
+   whether the caller returns to user itself (mem_cgroup_handle_over_high) */
+extern _Thread_local unsigned long *bm_reclaim_state;
+extern _Thread_local bool bm_defer_over_high;
 /* the return-to-user half of memory.high: pay the cpu's task's debt */
 void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu);
 /* set_active_memcg() on cpu (int_active_memcg in interrupt context): the

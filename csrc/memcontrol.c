@@ -39,6 +39,9 @@
 
 #include "mm_internal.h"
 
+_Thread_local unsigned long *bm_reclaim_state;
+_Thread_local bool bm_defer_over_high;
+
 #define SWAP_CLUSTER_MAX 32
 #define HZ 1000                          /* model HZ for the memory.high penalty */
 #define MEMCG_DELAY_PRECISION_SHIFT 20
@@ -1062,7 +1065,7 @@ done_restock:
     }
     /* set_notify_resume(): return to user (unless the caller models the rest of the
        syscall first and returns to user itself) */
-    if (!c->defer_over_high)
+    if (!bm_defer_over_high)
         mem_cgroup_handle_over_high(sys, cpu);
     return 0;
 }

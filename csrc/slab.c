@@ -195,7 +195,7 @@ static struct slab *new_slab(struct bm_system *sys, int cpu, struct kmem_cache *
 static void discard_slab(struct bm_system *sys, int cpu, struct slab *slab)
 {
     struct page *page = slab->page;
-    unsigned long *reclaimed = cpu_of(sys, cpu)->reclaimed_slab;
+    unsigned long *reclaimed = bm_reclaim_state;
 
     if (reclaimed)
         *reclaimed += 1UL << slab->order;
@@ -1123,7 +1123,7 @@ int64_t bm_kmem_cache_alloc_lru_bulk(bm_system *sys, int32_t cpu, int32_t cache,
         pthread_mutex_unlock(&sys->lock);
         return -EINVAL;
     }
-    cpu_of(sys, cpu)->defer_over_high = true;
+    bm_defer_over_high = true;
     for (i = 0; i < n; i++) {
         struct slab *slab = NULL;
         uint32_t idx = 0;
@@ -1139,7 +1139,7 @@ int64_t bm_kmem_cache_alloc_lru_bulk(bm_system *sys, int32_t cpu, int32_t cache,
         if (ret)
             break;
     }
-    cpu_of(sys, cpu)->defer_over_high = false;
+    bm_defer_over_high = false;
     pthread_mutex_unlock(&sys->lock);
     return i;
 }

@@ -202,17 +202,15 @@ static void shrink_node_memcgs(struct bm_system *sys, struct scan_control *sc)
    memory.low, retry breaching it (memcg_low_reclaim). */
 static unsigned long do_try_to_free_pages(struct bm_system *sys, struct scan_control *sc)
 {
-    struct bm_cpu *c = cpu_of(sys, sc->cpu);
-
 retry:
     sc->priority = DEF_PRIORITY;
     do {
         unsigned long slab_pages = 0;
-        unsigned long *outer = c->reclaimed_slab;
+        unsigned long *outer = bm_reclaim_state;
 
-        c->reclaimed_slab = &slab_pages;   /* current->reclaim_state */
+        bm_reclaim_state = &slab_pages;   /* current->reclaim_state */
         shrink_node_memcgs(sys, sc);
-        c->reclaimed_slab = outer;
+        bm_reclaim_state = outer;
         if (sys->cfg.profile.memcg_reclaim_counts_slab)
             sc->nr_reclaimed += slab_pages;
         if (sc->nr_reclaimed >= sc->nr_to_reclaim)
