@@ -1,4 +1,5 @@
-# Quick start: `make run` (the demo) and `make test` (the whole suite).
+# Quick start: `make run` (plan: a default Cilium agent's maps on every kernel profile)
+# and `make test` (the whole suite).
 # Both create a project-local virtual environment, install the project into it
 # (editable: .venv/bin/pybpfmem, `import pybpfmem` from anywhere in the venv) and
 # build the C core in place.
@@ -32,7 +33,7 @@ ext: $(INSTALLED)
 	flock build/.lock $(VENV)/bin/cmake --build $(BUILD) -j $(JOBS)
 
 run: ext
-	$(VENV)/bin/pybpfmem demo
+	$(VENV)/bin/pybpfmem plan --compare-profiles
 
 test: ext
 	$(PY) -m pytest -q

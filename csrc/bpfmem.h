@@ -141,7 +141,7 @@ extern "C" {
 #define BM_OP_FREE_RESULT 12    /* vfree/free_percpu/free_pages the result of op number arg */
 
 /*
- * Kernel-release switches.  A profile is data: pybpfmem/profiles.py fills
+ * Kernel-release switches.  A profile is data: pybpfmem/profiles/ fills
  * this from its table and the core only ever tests these fields.
  */
 struct bm_profile {
@@ -150,23 +150,25 @@ struct bm_profile {
     uint32_t obj_stock_split_pages; /* 1: refill_obj_stock splits whole pages off and keeps the
                                        objcg cached (allow_uncharge rule); 0: v5.11 drains all */
     uint32_t kmem_page_objcg;       /* 1: KMEM pages record objcg (v5.13+); 0: memcg (v5.11) */
-    uint32_t kmem_uncharge_via_stock; /* kmem page uncharges go through refill_stock */
-    uint32_t drain_obj_stock_direct;  /* drain_obj_stock uncharges pages directly (current) */
+    uint32_t drain_obj_stock_direct;  /* drain_obj_stock uncharges pages directly (v6.16+) */
     uint32_t failcnt_v1_only;       /* page_counter: track failcnt only for legacy cgroups */
     uint32_t clamp_underflow;       /* page_counter_cancel clamps a negative usage to 0 */
-    uint32_t gfp_atomic_forces;     /* v5.11: __GFP_ATOMIC forces a charge before reclaim */
-    uint32_t gfp_high_forces;       /* current: __GFP_HIGH forces on the nomem path */
-    uint32_t max_event_on_force;    /* current: MEMCG_MAX raised on the force path too */
-    uint32_t kmem_limit_enforced;   /* v1 kmem counter is try-charged (v5.11) */
+    uint32_t gfp_atomic_forces;     /* v5.x: __GFP_ATOMIC forces a charge before reclaim */
+    uint32_t dying_task_forces;     /* v5.11: a dying current forces (should_force_charge(),
+                                       fatal signal after the retries, OOM finding no victim) */
+    uint32_t nofail_forces_before_oom; /* v5.10/v5.11: __GFP_NOFAIL forces after the retries,
+                                          before the memcg OOM */
+    uint32_t gfp_high_forces;       /* v5.18+: __GFP_HIGH forces on the nomem path */
+    uint32_t max_event_on_force;    /* v6.0+: MEMCG_MAX raised on the force path too */
+    uint32_t kmem_limit_enforced;   /* v1 kmem counter is try-charged (<= v5.15) */
     uint32_t kmalloc_cg_caches;     /* separate kmalloc-cg-* caches (v5.14+) */
     uint32_t percpu_ptr_overhead;   /* pcpu_obj_full_size adds the objcg pointer array */
     uint32_t large_kmalloc_memcg_stat; /* large kmalloc pages count in memcg slab stats (v5.12+) */
     uint32_t stat_kernel;           /* memory.stat has "kernel" (MEMCG_KMEM) */
     uint32_t stat_vmalloc;          /* memory.stat has "vmalloc" */
-    uint32_t high_set_before_reclaim; /* memory.high is stored before the reclaim loop */
     uint32_t nospin_no_batch;       /* !gfpflags_allow_spinning charges exactly nr_pages */
     uint32_t kmem_uncharge_skips_root; /* obj_cgroup_uncharge_pages/drain_obj_stock leave root's
-                                          counter alone (current); v5.11 uncharged it via the stock */
+                                          counter alone (v6.15+); before, via the stock */
     uint32_t obj_stock_slab_stats;  /* the object stock caches NR_SLAB_*_B deltas
                                        (__account_obj_stock, v5.14+); v5.11 applies them at once */
     uint32_t reclaim_target_unprotected; /* the reclaim target's own (stale) emin/elow are not
@@ -180,6 +182,13 @@ struct bm_profile {
     uint32_t sb_scan_exact_total;   /* super_cache_scan() proportions without the "+ 1" (v6.16) */
     uint32_t kpagecgroup_folio;     /* page_cgroup_ino() reads the page's folio: a tail page
                                        reports its head's owner (v6.4) */
+    uint32_t obj_stock_task_irq_split; /* v5.14-v5.17: two object stocks per cpu, one for task
+                                          context and one for interrupts (get_obj_stock()) */
+    uint32_t objcg_release_via_stock;  /* <= v6.15: obj_cgroup_release() returns the parked
+                                          pages through the releasing cpu's page stock */
+    uint32_t objcg_put_after_stock_drain; /* v5.19+: drain_local_stock() drops the drained
+                                             objcg after drain_stock(); before, drain_obj_stock()
+                                             dropped it before the page stock was drained */
 };
 
 /* What mem_cgroup_alloc() allocates with GFP_KERNEL_ACCOUNT, charged to the
@@ -272,6 +281,12 @@ struct bm_cpu_stock_info {
     int32_t nr_bytes;
     int64_t nr_slab_reclaimable_b;  /* slab stat deltas of cached_objcg not yet in its memcg's */
     int64_t nr_slab_unreclaimable_b;/* memory.stat (__account_obj_stock; 0 without the switch) */
+    /* the interrupt object stock (obj_stock_task_irq_split; -1 / 0 without the switch).
+       The object-stock fields above are the task stock's (the only one otherwise). */
+    int32_t irq_cached_objcg;
+    int32_t irq_nr_bytes;
+    int64_t irq_nr_slab_reclaimable_b;
+    int64_t irq_nr_slab_unreclaimable_b;
 };
 
 /* why the last charge on a cpu failed (try_charge_memcg's nomem exits) */

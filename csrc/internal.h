@@ -198,14 +198,10 @@ struct mem_cgroup {
     struct rcu_head rcu;              /* freed after a grace period (css_free_rwork_fn()) */
 };
 
-/* mm/memcontrol.c: struct memcg_stock_pcp and (current) struct obj_stock_pcp */
-struct memcg_stock_pcp {
-    struct mem_cgroup *cached[NR_MEMCG_STOCK_MAX];
-    unsigned int nr_pages[NR_MEMCG_STOCK_MAX];
-    unsigned int drain_idx;           /* round-robin eviction (deterministic stand-in for random) */
-    long ledger[NR_MEMCG_STOCK_MAX];  /* model: bm_try_charge ledger pages held by this cpu for cached[i]
-                                         (memcg->charged_pages + every cpu's share = the ledger); flushed
-                                         to charged_pages whenever the slot is drained */
+/* mm/memcontrol.c: the per-cpu object stock (struct obj_stock of v5.14-v5.17,
+   the object half of struct memcg_stock_pcp before and after, struct
+   obj_stock_pcp of v6.16+) */
+struct obj_stock_pcp {
     struct obj_cgroup *cached_objcg;
     unsigned int nr_bytes;
     /* __account_obj_stock() (obj_stock_slab_stats): NR_SLAB_[UN]RECLAIMABLE_B
@@ -219,6 +215,22 @@ struct memcg_stock_pcp {
        reference is a percpu_ref whose get/put are per-cpu adds; this is the
        same saving with a plain atomic refcount.  Returned on drain. */
     unsigned int nr_objcg_refs;
+};
+
+#define OBJ_STOCK_TASK 0
+#define OBJ_STOCK_IRQ 1          /* used with obj_stock_task_irq_split only */
+
+/* mm/memcontrol.c: struct memcg_stock_pcp */
+struct memcg_stock_pcp {
+    struct mem_cgroup *cached[NR_MEMCG_STOCK_MAX];
+    unsigned int nr_pages[NR_MEMCG_STOCK_MAX];
+    unsigned int drain_idx;           /* round-robin eviction (deterministic stand-in for random) */
+    long ledger[NR_MEMCG_STOCK_MAX];  /* model: bm_try_charge ledger pages held by this cpu for cached[i]
+                                         (memcg->charged_pages + every cpu's share = the ledger); flushed
+                                         to charged_pages whenever the slot is drained */
+    /* the object stock: obj[OBJ_STOCK_TASK] in every profile; v5.14-v5.17
+       (obj_stock_task_irq_split) keep task_obj and irq_obj apart */
+    struct obj_stock_pcp obj[2];
 };
 
 /* One simulated cpu: its stocks and what runs on it.  Cache-line sized so
@@ -319,6 +331,13 @@ static inline struct mem_cgroup *parent_mem_cgroup(struct mem_cgroup *m) { retur
 static inline struct bm_cpu *cpu_of(struct bm_system *sys, int cpu) { return &sys->cpus[cpu]; }
 static inline long page_size_of(const struct bm_system *sys) { return (long)sys->cfg.page_size; }
 static inline unsigned long charge_batch(const struct bm_system *sys) { return sys->cfg.profile.charge_batch; }
+/* get_obj_stock() (v5.14-v5.17): with obj_stock_task_irq_split an interrupt
+   uses the cpu's irq_obj and a task its task_obj; one object stock otherwise */
+static inline struct obj_stock_pcp *get_obj_stock(const struct bm_system *sys, struct bm_cpu *c)
+{
+    bool irq = sys->cfg.profile.obj_stock_task_irq_split && c->in_interrupt;
+    return &c->stock.obj[irq ? OBJ_STOCK_IRQ : OBJ_STOCK_TASK];
+}
 static inline struct mem_cgroup *load_child(struct mem_cgroup *m)
 {
     return __atomic_load_n(&m->first_child, __ATOMIC_SEQ_CST);
@@ -378,6 +397,7 @@ bool css_tryget(struct mem_cgroup *memcg);
 void css_put(struct mem_cgroup *memcg);
 bool obj_cgroup_tryget(struct obj_cgroup *objcg);
 void obj_cgroup_put(struct obj_cgroup *objcg);
+void obj_cgroup_put_cpu(struct obj_cgroup *objcg, int cpu);
 struct mem_cgroup *obj_cgroup_memcg(struct obj_cgroup *objcg);
 struct mem_cgroup *next_descendant_pre(struct mem_cgroup *pos, struct mem_cgroup *root);
 /* page_memcg_check / folio_memcg_check: tolerant owner lookup for any page */

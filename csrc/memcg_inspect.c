@@ -112,9 +112,12 @@ int bm_objcg_info(bm_system *sys, int32_t id, struct bm_objcg_info *out)
     for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
         struct bm_cpu *c = cpu_of(sys, (int)cpu);
         bm_cpu_lock(c);
-        if (c->stock.cached_objcg == objcg) {
-            refcnt -= (long)c->stock.nr_objcg_refs;
-            out->stock_bytes += c->stock.nr_bytes;
+        for (int k = 0; k < 2; k++) {
+            struct obj_stock_pcp *os = &c->stock.obj[k];
+            if (os->cached_objcg == objcg) {
+                refcnt -= (long)os->nr_objcg_refs;
+                out->stock_bytes += os->nr_bytes;
+            }
         }
         bm_cpu_unlock(c);
     }
@@ -136,10 +139,17 @@ int bm_stock_info(bm_system *sys, int32_t cpu, struct bm_cpu_stock_info *out)
         out->cached[i] = used ? stock->cached[i]->id : -1;
         out->nr_pages[i] = used ? (int32_t)stock->nr_pages[i] : 0;
     }
-    out->cached_objcg = stock->cached_objcg ? stock->cached_objcg->id : -1;
-    out->nr_bytes = (int32_t)stock->nr_bytes;
-    out->nr_slab_reclaimable_b = stock->nr_slab_reclaimable_b;
-    out->nr_slab_unreclaimable_b = stock->nr_slab_unreclaimable_b;
+    {
+        struct obj_stock_pcp *task = &stock->obj[OBJ_STOCK_TASK], *irq = &stock->obj[OBJ_STOCK_IRQ];
+        out->cached_objcg = task->cached_objcg ? task->cached_objcg->id : -1;
+        out->nr_bytes = (int32_t)task->nr_bytes;
+        out->nr_slab_reclaimable_b = task->nr_slab_reclaimable_b;
+        out->nr_slab_unreclaimable_b = task->nr_slab_unreclaimable_b;
+        out->irq_cached_objcg = irq->cached_objcg ? irq->cached_objcg->id : -1;
+        out->irq_nr_bytes = (int32_t)irq->nr_bytes;
+        out->irq_nr_slab_reclaimable_b = irq->nr_slab_reclaimable_b;
+        out->irq_nr_slab_unreclaimable_b = irq->nr_slab_unreclaimable_b;
+    }
     bm_cpu_unlock(cpu_of(sys, cpu));
     return 0;
 }
@@ -210,7 +220,9 @@ static int check_stock(struct bm_system *sys, uint32_t cpu, char *buf, size_t le
     unsigned long page = (unsigned long)page_size_of(sys);
 
     for (unsigned i = 0; i < sys->cfg.profile.nr_memcg_stock; i++) {
-        if (st->cached[i] && mem_cgroup_is_root(st->cached[i]))
+        /* root only before v6.15, through refill_stock(root) of kernel memory */
+        if (st->cached[i] && mem_cgroup_is_root(st->cached[i]) &&
+            (sys->cfg.profile.kmem_uncharge_skips_root || sys->cfg.profile.nr_memcg_stock > 1))
             BAD("cpu %u: page stock caches root", cpu);
         if (st->nr_pages[i] > batch || (!st->cached[i] && st->nr_pages[i]))
             BAD("cpu %u slot %u: %u pages (batch %lu)", cpu, i, st->nr_pages[i], batch);
@@ -221,8 +233,13 @@ static int check_stock(struct bm_system *sys, uint32_t cpu, char *buf, size_t le
        pcpu_obj_full_size(PCPU_MIN_UNIT_SIZE = 32 KiB) */
     unsigned long max_charge = 32768ul * sys->cfg.nr_cpus + 32768ul / 4 * 8;
     unsigned long bound = sys->cfg.profile.obj_stock_split_pages ? page + max_charge : page;
-    if (st->nr_bytes > bound || (!st->cached_objcg && st->nr_bytes))
-        BAD("cpu %u: object stock holds %u bytes", cpu, st->nr_bytes);
+    for (int k = 0; k < 2; k++) {
+        const struct obj_stock_pcp *os = &st->obj[k];
+        if (os->nr_bytes > bound || (!os->cached_objcg && os->nr_bytes))
+            BAD("cpu %u: object stock %d holds %u bytes", cpu, k, os->nr_bytes);
+        if (k == OBJ_STOCK_IRQ && !sys->cfg.profile.obj_stock_task_irq_split && os->cached_objcg)
+            BAD("cpu %u: irq object stock used without obj_stock_task_irq_split", cpu);
+    }
     return 0;
 }
 

@@ -23,12 +23,11 @@
  *  - No swap / memsw / tcpmem counters.
  *  - User pages hold one css reference per memcg while any are charged
  *    (the kernel holds one per page), so refcounts stay small.
- *  - obj_cgroup_release() uncharges its leftover pages directly instead of
- *    through the releasing cpu's page stock (it has no cpu).
- *  - Kernel-memory uncharges that land on the root memcg (through an objcg
- *    reparented to root) uncharge root's counter directly in v5.11 profiles
- *    (the kernel went through refill_stock(root)); current profiles leave
- *    root's counter alone, as the kernel does.
+ *  - obj_cgroup_release() runs on the cpu of the put that dropped the last
+ *    reference; a put with no cpu (the objcg reference Python holds, the
+ *    initial reference dropped at offline: the kernel's RCU callback) uncharges
+ *    the leftover pages directly, also where objcg_release_via_stock would
+ *    go through a page stock.
  *  - Throttling at return to user (mem_cgroup_handle_over_high) runs right
  *    at the end of the charge, and never sleeps: the penalty is kept as data.
  */
@@ -228,10 +227,11 @@ void memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned lo
 
 /* the memory-counter half of a kernel-memory uncharge.  Unlike user pages,
    kernel memory can reach root through a reparented objcg: those pages were
-   charged at a child (so root's counter has them).  v5.11 uncharged them from
-   root's counter (refill_stock(root), then its drain; done directly here);
-   current kernels skip root in obj_cgroup_uncharge_pages() and
-   drain_obj_stock(), so root's counter keeps them (kmem_uncharge_skips_root). */
+   charged at a child (so root's counter has them).  Up to v6.14 they leave
+   root's counter (through refill_stock(root) and its drain, see
+   memcg_kmem_uncharge(); directly here); v6.15+ skip root in
+   obj_cgroup_uncharge_pages() and drain_obj_stock(), so root's counter keeps
+   them (kmem_uncharge_skips_root). */
 static void kmem_memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
 {
     if (!nr)
@@ -321,7 +321,9 @@ void ledger_flush_slot(struct memcg_stock_pcp *stock, unsigned i)
 /* ------------------------------------------------------------------ */
 
 /* mirrors drain_stock() for one slot: give the pages back, drop the css ref.
-   The css_put may free the memcg; freeing takes no stock lock. */
+   The css_put may free the memcg; freeing takes no stock lock.  A slot of
+   root (kernel memory refilled into root's stock before v6.15) uncharges
+   root's counter, as page_counter_uncharge() does in the kernel. */
 static void drain_stock_slot(struct bm_system *sys, struct memcg_stock_pcp *stock, unsigned i)
 {
     struct mem_cgroup *old = stock->cached[i];
@@ -330,7 +332,10 @@ static void drain_stock_slot(struct bm_system *sys, struct memcg_stock_pcp *stoc
         return;
     ledger_flush_slot(stock, i);
     if (stock->nr_pages[i]) {
-        memcg_uncharge(sys, old, stock->nr_pages[i]);
+        if (mem_cgroup_is_root(old))
+            kmem_memcg_uncharge(sys, old, stock->nr_pages[i]);
+        else
+            memcg_uncharge(sys, old, stock->nr_pages[i]);
         stock->nr_pages[i] = 0;
     }
     stock->cached[i] = NULL;
@@ -380,8 +385,10 @@ void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_cgroup *
     unsigned long batch = charge_batch(sys);
     unsigned n = sys->cfg.profile.nr_memcg_stock;
 
-    if (mem_cgroup_is_root(memcg)) {   /* model: root is never stocked */
-        memcg_uncharge(sys, memcg, nr);
+    /* root: only kernel memory of a reparented objcg before v6.15 comes here
+       (memcg_kmem_uncharge()); the multi-slot stocks never see root */
+    if (mem_cgroup_is_root(memcg) && (multi_stock(sys) || sys->cfg.profile.kmem_uncharge_skips_root)) {
+        kmem_memcg_uncharge(sys, memcg, nr);
         return;
     }
     if (!multi_stock(sys)) {
@@ -395,7 +402,10 @@ void __refill_stock(struct bm_system *sys, struct bm_cpu *c, struct mem_cgroup *
         if (total > batch) {
             ledger_flush_slot(stock, 0);
             stock->nr_pages[0] = 0;
-            memcg_uncharge(sys, memcg, total);
+            if (mem_cgroup_is_root(memcg))
+                kmem_memcg_uncharge(sys, memcg, total);
+            else
+                memcg_uncharge(sys, memcg, total);
             stock->cached[0] = NULL;
             css_put(memcg);
         } else {
@@ -437,7 +447,10 @@ void refill_stock(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsi
     /* current kernels test the batch before taking the lock (same result
        as __refill_stock's bypass, one lock fewer) */
     if ((multi_stock(sys) && nr > charge_batch(sys)) || !stock_lock(sys, c, true)) {
-        memcg_uncharge(sys, memcg, nr);
+        if (mem_cgroup_is_root(memcg))
+            kmem_memcg_uncharge(sys, memcg, nr);
+        else
+            memcg_uncharge(sys, memcg, nr);
         return;
     }
     __refill_stock(sys, c, memcg, nr);
@@ -460,16 +473,21 @@ static void obj_cgroup_get(struct obj_cgroup *objcg)
 }
 
 /* mirrors obj_cgroup_release(), run when the last reference of a killed
-   objcg goes: uncharge the parked whole pages from the objcg's current memcg
-   (directly: see the header), record a warning if the remainder is not page
-   aligned, unlink it from its memcg's list and the id table, free it after a
-   grace period (kfree_rcu()) and drop its css reference. */
-static void obj_cgroup_release(struct obj_cgroup *objcg)
+   objcg goes, on the cpu that dropped it: the parked whole pages leave the
+   objcg's current memcg (KERNEL stat, v1 kmem counter, memory counter), a
+   warning is recorded if the remainder is not page aligned, the objcg leaves
+   its memcg's list and the id table, is freed after a grace period
+   (kfree_rcu()) and drops its css reference.  objcg_release_via_stock
+   (<= v6.15: __memcg_kmem_uncharge() / obj_cgroup_uncharge_pages()): the
+   memory counter through cpu's page stock; v6.16+ uncharges it directly.
+   cpu < 0 (a put with no cpu context, e.g. bm_obj_cgroup_put()): directly. */
+static void obj_cgroup_release(struct obj_cgroup *objcg, int cpu)
 {
     struct bm_system *sys = objcg->sys;
     struct mem_cgroup *memcg;
     long nr_bytes = atomic_exchange(&objcg->nr_charged_bytes, 0);
     unsigned long nr_pages;
+    bool via_stock;
 
     if (nr_bytes & (page_size_of(sys) - 1))
         atomic_fetch_add(&sys->nr_objcg_release_warns, 1);
@@ -477,10 +495,12 @@ static void obj_cgroup_release(struct obj_cgroup *objcg)
 
     pthread_mutex_lock(&sys->tree_lock);
     memcg = obj_cgroup_memcg(objcg);
+    via_stock = nr_pages && sys->cfg.profile.objcg_release_via_stock && cpu >= 0;
     if (nr_pages) {
         mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr_pages);
         memcg1_uncharge_kmem(sys, memcg, nr_pages);
-        kmem_memcg_uncharge(sys, memcg, nr_pages);
+        if (!via_stock)
+            kmem_memcg_uncharge(sys, memcg, nr_pages);
     }
     for (struct obj_cgroup **pp = &memcg->objcg_list; *pp; pp = &(*pp)->list_next) {
         if (*pp == objcg) {
@@ -494,15 +514,23 @@ static void obj_cgroup_release(struct obj_cgroup *objcg)
     bm_ids_free(&sys->objcg_ids, objcg->id);
     call_rcu_free(sys, &objcg->rcu, objcg);
     pthread_mutex_unlock(&sys->tree_lock);
+    if (via_stock)
+        refill_stock(sys, cpu, memcg, nr_pages);   /* memcg pinned by our css ref */
     css_put(memcg);
 }
 
-void obj_cgroup_put(struct obj_cgroup *objcg)
+/* obj_cgroup_put() on cpu (the cpu a release would run on; -1: none) */
+void obj_cgroup_put_cpu(struct obj_cgroup *objcg, int cpu)
 {
     if (!objcg)
         return;
     if (atomic_fetch_sub(&objcg->refcnt, 1) == 1)
-        obj_cgroup_release(objcg);
+        obj_cgroup_release(objcg, cpu);
+}
+
+void obj_cgroup_put(struct obj_cgroup *objcg)
+{
+    obj_cgroup_put_cpu(objcg, -1);
 }
 
 /* obj_cgroup_tryget(): fails once the count reached zero */
@@ -515,19 +543,18 @@ bool obj_cgroup_tryget(struct obj_cgroup *objcg)
 /* kmem uncharge of whole pages                                        */
 /* ------------------------------------------------------------------ */
 
-/* mirrors __memcg_kmem_uncharge() (v5.11) / obj_cgroup_uncharge_pages()
-   (current) for a memcg: KERNEL stat, v1 kmem counter, then the memory
-   counter through the page stock (kmem_uncharge_via_stock) or directly.
-   stock_locked: the caller holds cpu's stock lock (v5.11 drain_obj_stock). */
+/* mirrors __memcg_kmem_uncharge() (v5.10.y/v5.11, through refill_stock() since
+   3de7d4f25a74) / obj_cgroup_uncharge_pages() (v5.13+) for a memcg: KERNEL
+   stat, v1 kmem counter, then the memory counter through cpu's page stock
+   (root: see kmem_memcg_uncharge()).  stock_locked: the caller holds cpu's
+   stock lock (v5.11 drain_obj_stock). */
 static void memcg_kmem_uncharge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
                                 unsigned long nr, bool stock_locked)
 {
     mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr);
     memcg1_uncharge_kmem(sys, memcg, nr);
-    if (mem_cgroup_is_root(memcg) || !sys->cfg.profile.kmem_uncharge_via_stock) {
-        kmem_memcg_uncharge(sys, memcg, nr);
-        return;
-    }
+    if (mem_cgroup_is_root(memcg) && sys->cfg.profile.kmem_uncharge_skips_root)
+        return;           /* v6.15+: root's counter is left alone */
     if (stock_locked)
         __refill_stock(sys, cpu_of(sys, cpu), memcg, nr);
     else
@@ -557,7 +584,7 @@ static void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj
    stock; later deltas add to it, and the sum goes to the memcg once it passes
    PAGE_SIZE either way.  stock NULL (the trylock failed): straight to the
    memcg.  Simplified: one node, so no cached_pgdat and no pgdat switch. */
-static void __account_obj_stock(struct bm_system *sys, struct memcg_stock_pcp *stock,
+static void __account_obj_stock(struct bm_system *sys, struct obj_stock_pcp *stock,
                                 struct obj_cgroup *objcg, long nr, int idx)
 {
     if (stock) {
@@ -581,7 +608,7 @@ static void __account_obj_stock(struct bm_system *sys, struct memcg_stock_pcp *s
 
 /* the statistics half of drain_obj_stock(): cached slab deltas go to the
    cached objcg's current memcg */
-static void flush_obj_stock_stats(struct memcg_stock_pcp *stock, struct obj_cgroup *objcg)
+static void flush_obj_stock_stats(struct obj_stock_pcp *stock, struct obj_cgroup *objcg)
 {
     if (stock->nr_slab_reclaimable_b) {
         mod_objcg_state(objcg, BM_STAT_SLAB_RECLAIMABLE_B, stock->nr_slab_reclaimable_b);
@@ -598,10 +625,10 @@ static void flush_obj_stock_stats(struct memcg_stock_pcp *stock, struct obj_cgro
    current kernels; else __memcg_kmem_uncharge -> refill_stock as v5.11), the
    remainder is parked in objcg->nr_charged_bytes.  Returns the objcg whose
    stock reference the caller must drop after unlocking (a put can release
-   the objcg, and releasing must not run under a stock lock). */
-static struct obj_cgroup *__drain_obj_stock(struct bm_system *sys, int cpu)
+   the objcg, and releasing must not run under a stock lock).  stock is one
+   of cpu's object stocks. */
+static struct obj_cgroup *__drain_obj_stock(struct bm_system *sys, int cpu, struct obj_stock_pcp *stock)
 {
-    struct memcg_stock_pcp *stock = &cpu_of(sys, cpu)->stock;
     struct obj_cgroup *old = stock->cached_objcg;
     unsigned long nr_bytes, nr_pages, rem;
 
@@ -639,14 +666,16 @@ static bool consume_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup 
                               int idx)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
+    struct obj_stock_pcp *stock;
     bool ret = false;
 
     if (!stock_lock(sys, c, true))
         return false;
-    if (c->stock.cached_objcg == objcg && c->stock.nr_bytes >= nr_bytes) {
-        c->stock.nr_bytes -= (unsigned)nr_bytes;
+    stock = get_obj_stock(sys, c);
+    if (stock->cached_objcg == objcg && stock->nr_bytes >= nr_bytes) {
+        stock->nr_bytes -= (unsigned)nr_bytes;
         if (idx >= 0)
-            __account_obj_stock(sys, &c->stock, objcg, (long)nr_bytes, idx);
+            __account_obj_stock(sys, stock, objcg, (long)nr_bytes, idx);
         ret = true;
     }
     stock_unlock(c);
@@ -668,7 +697,7 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
                              size_t nr_bytes, bool allow_uncharge, long nr_acct, int idx)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
-    struct memcg_stock_pcp *stock = &c->stock;
+    struct obj_stock_pcp *stock = get_obj_stock(sys, c);
     struct obj_cgroup *to_put = NULL;
     unsigned long page = (unsigned long)page_size_of(sys);
     unsigned long nr_pages = 0;
@@ -685,7 +714,7 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
         return;
     }
     if (stock->cached_objcg != objcg) {
-        to_put = __drain_obj_stock(sys, cpu);
+        to_put = __drain_obj_stock(sys, cpu, stock);
         obj_cgroup_get(objcg);
         stock->cached_objcg = objcg;
         stock->nr_bytes = (unsigned)atomic_exchange(&objcg->nr_charged_bytes, 0);
@@ -707,16 +736,16 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
         unsigned long pages = total >> sys->page_shift;
         stock->nr_bytes = (unsigned)(total & (page - 1));
         memcg_kmem_uncharge(sys, cpu, obj_cgroup_memcg(objcg), pages, true);
-        struct obj_cgroup *o = __drain_obj_stock(sys, cpu);
+        struct obj_cgroup *o = __drain_obj_stock(sys, cpu, stock);
         stock_unlock(c);
-        obj_cgroup_put(to_put);
-        obj_cgroup_put(o);
+        obj_cgroup_put_cpu(to_put, cpu);
+        obj_cgroup_put_cpu(o, cpu);
         return;
     } else {
         stock->nr_bytes = (unsigned)total;
     }
     stock_unlock(c);
-    obj_cgroup_put(to_put);
+    obj_cgroup_put_cpu(to_put, cpu);
     if (nr_pages)
         obj_cgroup_uncharge_pages(sys, cpu, objcg, nr_pages);
 }
@@ -725,17 +754,41 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
 /* drains                                                              */
 /* ------------------------------------------------------------------ */
 
-/* mirrors drain_local_stock(): the object stock, then every page slot */
+/* Before v5.19 (objcg_put_after_stock_drain off) drain_obj_stock() itself drops
+   the drained objcgs, before drain_local_stock() / the drain work drains the page
+   stock: a release that refills the stock (objcg_release_via_stock) is drained
+   right after.  Since v5.19 the puts come after the page drain (outside the
+   stock lock), so such pages stay in the stock.  Called with c's stock locked;
+   leaves it locked, the puts done and the pointers cleared. */
+static void put_before_stock_drain(struct bm_system *sys, struct bm_cpu *c, int cpu,
+                                   struct obj_cgroup **a, struct obj_cgroup **b)
+{
+    if (sys->cfg.profile.objcg_put_after_stock_drain || (!*a && !*b))
+        return;
+    stock_unlock(c);
+    obj_cgroup_put_cpu(*a, cpu);
+    obj_cgroup_put_cpu(*b, cpu);
+    *a = *b = NULL;
+    stock_lock(sys, c, false);
+}
+
+/* mirrors drain_local_stock(): the object stock (v5.14-v5.17: irq_obj, and
+   task_obj unless in an interrupt), then every page slot */
 void drain_local_stock(struct bm_system *sys, int cpu)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
-    struct obj_cgroup *o;
+    struct obj_cgroup *o, *irq = NULL;
 
     stock_lock(sys, c, false);
-    o = __drain_obj_stock(sys, cpu);
+    if (sys->cfg.profile.obj_stock_task_irq_split)
+        irq = __drain_obj_stock(sys, cpu, &c->stock.obj[OBJ_STOCK_IRQ]);
+    o = c->in_interrupt && sys->cfg.profile.obj_stock_task_irq_split ? NULL
+        : __drain_obj_stock(sys, cpu, &c->stock.obj[OBJ_STOCK_TASK]);
+    put_before_stock_drain(sys, c, cpu, &irq, &o);
     drain_stock_all_slots(sys, &c->stock);
     stock_unlock(c);
-    obj_cgroup_put(o);
+    obj_cgroup_put_cpu(o, cpu);
+    obj_cgroup_put_cpu(irq, cpu);
 }
 
 /* mirrors drain_all_stock(root): every cpu whose stock caches a descendant of
@@ -750,7 +803,7 @@ void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root)
         return;
     for (uint32_t cpu = 0; cpu < sys->cfg.nr_cpus; cpu++) {
         struct bm_cpu *c = cpu_of(sys, (int)cpu);
-        struct obj_cgroup *o = NULL;
+        struct obj_cgroup *o[2] = {NULL, NULL};
         bool page_flush = false, obj_flush = false;
 
         stock_lock(sys, c, false);
@@ -759,17 +812,25 @@ void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root)
             if (m && c->stock.nr_pages[i] && mem_cgroup_is_descendant(m, root))
                 page_flush = true;
         }
-        if (c->stock.cached_objcg &&
-            mem_cgroup_is_descendant(obj_cgroup_memcg(c->stock.cached_objcg), root))
-            obj_flush = true;
+        /* obj_stock_flush_required(): either object stock (v5.14-v5.17) */
+        for (int k = 0; k < 2; k++) {
+            struct obj_cgroup *cached = c->stock.obj[k].cached_objcg;
+            if (cached && mem_cgroup_is_descendant(obj_cgroup_memcg(cached), root))
+                obj_flush = true;
+        }
         if (!multi_stock(sys) && (page_flush || obj_flush))
             page_flush = obj_flush = true;
-        if (obj_flush)
-            o = __drain_obj_stock(sys, (int)cpu);
+        if (obj_flush) {
+            /* the drain work runs in a task on that cpu: both object stocks */
+            o[0] = __drain_obj_stock(sys, (int)cpu, &c->stock.obj[OBJ_STOCK_TASK]);
+            o[1] = __drain_obj_stock(sys, (int)cpu, &c->stock.obj[OBJ_STOCK_IRQ]);
+            put_before_stock_drain(sys, c, (int)cpu, &o[0], &o[1]);
+        }
         if (page_flush)
             drain_stock_all_slots(sys, &c->stock);
         stock_unlock(c);
-        obj_cgroup_put(o);
+        obj_cgroup_put_cpu(o[0], (int)cpu);
+        obj_cgroup_put_cpu(o[1], (int)cpu);
     }
     atomic_flag_clear(&sys->percpu_charge_mutex);
 }
@@ -978,8 +1039,11 @@ retry:
         batch = nr_pages;
         goto retry;
     }
-    /* v5.11: __GFP_ATOMIC and dying tasks (should_force_charge) force */
-    if (p->gfp_atomic_forces && ((gfp & __GFP_ATOMIC) || current_dying(c)))
+    /* v5.x: __GFP_ATOMIC forces; v5.11 (dying_task_forces): so does a dying
+       current (should_force_charge()) */
+    if (p->gfp_atomic_forces && (gfp & __GFP_ATOMIC))
+        goto force;
+    if (p->dying_task_forces && current_dying(c))
         goto force;
     reason = BM_FAIL_NOBLOCK;
     if (!gfpflags_allow_blocking(gfp))
@@ -1007,9 +1071,12 @@ retry:
     if (gfp & __GFP_RETRY_MAYFAIL)
         goto nomem;
     reason = BM_FAIL_OOM;
-    if (p->gfp_atomic_forces) {
-        if (gfp & __GFP_NOFAIL)
-            goto force;
+    /* v5.10/v5.11: __GFP_NOFAIL forces here, before the OOM killer */
+    if (p->nofail_forces_before_oom && (gfp & __GFP_NOFAIL))
+        goto force;
+    /* v5.11: a fatal signal forces; a4ebf1b6ca1e (v5.16, 5.10.y, 5.15.y):
+       a dying task that passed the OOM killer gives up */
+    if (p->dying_task_forces) {
         if (current_dying(c))
             goto force;
     } else if (passed_oom && current_dying(c)) {
@@ -1021,8 +1088,8 @@ retry:
         passed_oom = true;
         nr_retries = MAX_RECLAIM_RETRIES;
         goto retry;
-    case 0:   /* OOM_FAILED: v5.11 forces, current gives up */
-        if (p->gfp_atomic_forces)
+    case 0:   /* OOM_FAILED: v5.11 forces, later kernels give up */
+        if (p->dying_task_forces)
             goto force;
         goto nomem;
     default:  /* skipped (costly order) */
@@ -1190,7 +1257,7 @@ static void obj_cgroup_uncharge_account(struct bm_system *sys, int cpu, struct o
    giving one back is never the last put. */
 #define OBJCG_REF_BATCH 32u
 
-static inline void stock_objcg_ref_get(struct memcg_stock_pcp *stock, struct obj_cgroup *objcg)
+static inline void stock_objcg_ref_get(struct obj_stock_pcp *stock, struct obj_cgroup *objcg)
 {
     if (!stock->nr_objcg_refs) {
         atomic_fetch_add_explicit(&objcg->refcnt, (long)OBJCG_REF_BATCH, memory_order_relaxed);
@@ -1199,7 +1266,7 @@ static inline void stock_objcg_ref_get(struct memcg_stock_pcp *stock, struct obj
     stock->nr_objcg_refs--;
 }
 
-static inline void stock_objcg_ref_put(struct memcg_stock_pcp *stock, struct obj_cgroup *objcg)
+static inline void stock_objcg_ref_put(struct obj_stock_pcp *stock, struct obj_cgroup *objcg)
 {
     if (stock->nr_objcg_refs < 2 * OBJCG_REF_BATCH)
         stock->nr_objcg_refs++;
@@ -1245,7 +1312,7 @@ int memcg_slab_charge_get(struct bm_system *sys, int cpu, uint32_t gfp, size_t s
         return 0;
     c = cpu_of(sys, cpu);
     if (stock_lock(sys, c, true)) {
-        struct memcg_stock_pcp *stock = &c->stock;
+        struct obj_stock_pcp *stock = get_obj_stock(sys, c);
         if (stock->cached_objcg == objcg && stock->nr_bytes >= size) {
             stock->nr_bytes -= (unsigned)size;
             if (sys->cfg.profile.obj_stock_slab_stats)
@@ -1263,7 +1330,7 @@ int memcg_slab_charge_get(struct bm_system *sys, int cpu, uint32_t gfp, size_t s
     if (!objcg)
         return 0;
     if (obj_cgroup_charge_account(sys, cpu, objcg, gfp, size, idx)) {
-        obj_cgroup_put(objcg);
+        obj_cgroup_put_cpu(objcg, cpu);
         return -ENOMEM;
     }
     *objcgp = objcg;
@@ -1280,7 +1347,7 @@ void memcg_slab_uncharge_put(struct bm_system *sys, int cpu, struct obj_cgroup *
     struct bm_cpu *c = cpu_of(sys, cpu);
 
     if (stock_lock(sys, c, true)) {
-        struct memcg_stock_pcp *stock = &c->stock;
+        struct obj_stock_pcp *stock = get_obj_stock(sys, c);
         if (stock->cached_objcg == objcg && stock->nr_bytes + size <= (unsigned long)page_size_of(sys)) {
             if (sys->cfg.profile.obj_stock_slab_stats)
                 __account_obj_stock(sys, stock, objcg, -(long)size, idx);
@@ -1294,7 +1361,7 @@ void memcg_slab_uncharge_put(struct bm_system *sys, int cpu, struct obj_cgroup *
         stock_unlock(c);
     }
     obj_cgroup_uncharge_account(sys, cpu, objcg, size, idx);
-    obj_cgroup_put(objcg);
+    obj_cgroup_put_cpu(objcg, cpu);
 }
 
 /* mirrors obj_cgroup_uncharge() = refill_obj_stock(allow_uncharge=true) */
@@ -1335,7 +1402,7 @@ int __memcg_kmem_charge_page(struct bm_system *sys, int cpu, struct page *page, 
             page->memcg_data = (uint64_t)(uintptr_t)objcg | MEMCG_DATA_KMEM;
             return 0;
         }
-        obj_cgroup_put(objcg);
+        obj_cgroup_put_cpu(objcg, cpu);
         return ret;
     }
 }
@@ -1356,7 +1423,7 @@ void __memcg_kmem_uncharge_page(struct bm_system *sys, int cpu, struct page *pag
         struct obj_cgroup *objcg = __page_objcg(page);
         obj_cgroup_uncharge_pages(sys, cpu, objcg, nr);
         page->memcg_data = 0;
-        obj_cgroup_put(objcg);
+        obj_cgroup_put_cpu(objcg, cpu);
     }
 }
 
@@ -1737,16 +1804,16 @@ static int mem_cgroup_resize_max(struct bm_system *sys, struct mem_cgroup *memcg
     return ret;
 }
 
-/* mirrors memory_high_write(): high_set_before_reclaim stores the value
-   first (current), else after the bounded reclaim loop (v5.11 with the
-   starvation fix) */
+/* mirrors memory_high_write(): the new value is stored first, then the
+   bounded reclaim loop (the same in every release the profiles follow:
+   536d3bf261a2 moved the store after the loop in v5.8 and its revert
+   e82553c10b08 reached v5.11 and 5.10.y) */
 static int memory_high_write(struct bm_system *sys, struct mem_cgroup *memcg, long high)
 {
     unsigned int nr_retries = MAX_RECLAIM_RETRIES;
     bool drained = false;
 
-    if (sys->cfg.profile.high_set_before_reclaim)
-        page_counter_set_high(&memcg->memory, (unsigned long)high);
+    page_counter_set_high(&memcg->memory, (unsigned long)high);
     for (;;) {
         long nr_pages = atomic_load(&memcg->memory.usage);
         long reclaimed;
@@ -1762,8 +1829,6 @@ static int memory_high_write(struct bm_system *sys, struct mem_cgroup *memcg, lo
         if (!reclaimed && !nr_retries--)
             break;
     }
-    if (!sys->cfg.profile.high_set_before_reclaim)
-        page_counter_set_high(&memcg->memory, (unsigned long)high);
     return 0;
 }
 

@@ -49,7 +49,7 @@ static void pcpu_uncharge_areas(struct bm_system *sys, int cpu, struct obj_cgrou
         return;
     for (uint64_t i = 0; i < n; i++)
         obj_cgroup_uncharge(sys, cpu, objcg, full);
-    obj_cgroup_put(objcg);
+    obj_cgroup_put_cpu(objcg, cpu);
 }
 
 /*
@@ -135,7 +135,7 @@ int __free_percpu(struct bm_system *sys, int cpu, uint64_t addr)
         mod_memcg_state(obj_cgroup_memcg(pa->objcg), BM_STAT_PERCPU_B, -(long)(pa->charged * pa->nr));
         for (uint64_t i = 0; i < pa->nr; i++) {
             obj_cgroup_uncharge(sys, cpu, pa->objcg, pa->charged);
-            obj_cgroup_put(pa->objcg);
+            obj_cgroup_put_cpu(pa->objcg, cpu);
         }
     }
     free(pa);

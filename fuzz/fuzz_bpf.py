@@ -24,7 +24,7 @@ with instrumented():
     import pybpfmem  # noqa: E402
     from pybpfmem.bpf import uapi as U  # noqa: E402
 
-PROFILES = ("5.10", "5.11", "6.18")
+PROFILES = pybpfmem.PROFILE_NAMES
 TRACE = bool(__import__("os").environ.get("FUZZ_TRACE"))
 
 

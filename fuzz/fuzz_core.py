@@ -30,7 +30,7 @@ VALUES = ("max", "0", "4096", "1M", "-1", "18446744073709551616", "1G", "  12k\n
           "\x00", "9" * 40, "0x10", "1e3", "-max")
 GFPS = (K.GFP_KERNEL, K.GFP_KERNEL | K.__GFP_ACCOUNT, K.GFP_USER | K.__GFP_ACCOUNT,
         K.GFP_KERNEL | K.__GFP_ACCOUNT | K.__GFP_NOFAIL, K.GFP_KERNEL | K.__GFP_ACCOUNT | K.__GFP_NORETRY)
-PROFILES = ("5.10", "5.11", "6.18")
+PROFILES = pybpfmem.PROFILE_NAMES
 
 
 def check(s: Any, cgs: list[Any]) -> None:

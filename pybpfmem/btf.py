@@ -405,6 +405,21 @@ class Btf:
         return None
 
 
+def offsetof(btf: Btf, tid: int, member: str) -> int | None:
+    """Byte offset of ``member`` in the struct/union ``tid``, looking through anonymous
+    struct/union members as C's offsetof does (None if it has no such member)."""
+    for m in btf.type(tid).members:
+        if m.name == member:
+            return m.offset
+        if not m.name:
+            inner = btf.skip_mods_and_typedefs(m.type)
+            if inner and btf.type(inner).kind_name in ("STRUCT", "UNION"):
+                sub = offsetof(btf, inner, member)
+                if sub is not None:
+                    return m.offset + sub
+    return None
+
+
 def parse_elf_btf(data: bytes, what: str = "ELF file") -> Btf:
     """The BTF of the ``.BTF`` section of an ELF image (pointer size from its ELF class)."""
     from elftools.common.exceptions import ELFError

@@ -56,7 +56,7 @@ FAMILIES: dict[str, tuple[int, int, int, int, dict[str, int], int]] = {
     "PERCPU_CGROUP_STORAGE": (16, 8, 0, 0, {}, 0),
     "STRUCT_OPS": (4, 256, 1, 0, {"btf_vmlinux_value_type_id": 1}, 0),
 }
-PROFILES = ("5.10", "5.11", "6.18")
+PROFILES = pybpfmem.PROFILE_NAMES
 
 
 def setup(profile: str):
@@ -128,15 +128,25 @@ def test_every_byte_of_memory_current_is_attributed(family, profile):
         assert a["total"] == 0
 
 
-def test_the_families_every_profile_creates():
+# the families a release lacks, by the release that added each: task storage v5.11
+# (4cf1bc1f1045), bloom filter v5.16 (9330986c0300), user ring buffer v6.1 (583c1f420173),
+# cgrp storage v6.2 (c4bcfb38a95e)
+MISSING = {
+    "5.10": {"TASK_STORAGE", "BLOOM_FILTER", "USER_RINGBUF", "CGRP_STORAGE"},
+    "5.11": {"BLOOM_FILTER", "USER_RINGBUF", "CGRP_STORAGE"},
+    "5.15": {"BLOOM_FILTER", "USER_RINGBUF", "CGRP_STORAGE"},
+    "6.1": {"CGRP_STORAGE"},
+    "6.6": set(), "6.8": set(), "6.12": set(), "6.18": set(),
+}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_families_every_profile_creates(profile):
     # the test above covers every family: only those a kernel does not have are skipped
-    # (map_create() refuses an unknown type with EINVAL): 5.11 has no bloom filter
-    # (v5.16), user ring buffer (v6.1) or cgrp storage (v6.2)
-    for profile in ("5.11", "6.18"):
-        system, _, task = setup(profile)
-        made = {f for f in FAMILIES if create(system, task, f) is not None}
-        missing = set(FAMILIES) - made
-        assert missing == ({"BLOOM_FILTER", "USER_RINGBUF", "CGRP_STORAGE"} if profile == "5.11" else set())
+    # (map_create() refuses an unknown type with EINVAL)
+    system, _, task = setup(profile)
+    made = {f for f in FAMILIES if create(system, task, f) is not None}
+    assert set(FAMILIES) - made == MISSING[profile]
 
 
 def test_5_11_hash_element_is_charged_as_memory_stat_counts_it():
@@ -180,10 +190,10 @@ def test_6_18_hash_elements_come_from_bpf_mem_alloc_caches():
 
 
 def test_a_dying_child_and_reparented_objcgs_are_in_the_parent():
-    # a pinned map outlives its container: 5.11 keeps the removed cgroup dying
-    # (map->memcg), 6.18 reparents its obj_cgroup to the parent; either way the parent's
-    # memory.current is the map's charges plus the objcg remainders
-    for profile in ("5.11", "6.18"):
+    # a pinned map outlives its container: 5.11-5.15 keep the removed cgroup dying
+    # (map->memcg), v6.0+ reparent the map's obj_cgroup to the parent (map_objcg); either
+    # way the parent's memory.current is the map's charges plus the objcg remainders
+    for profile in PROFILES[1:]:          # the memcg-accounting profiles
         system = pybpfmem.System(nr_cpus=2, page_size=PAGE, profile=profile)
         web = system.root.mkdir("web")
         c1 = web.mkdir("c1")

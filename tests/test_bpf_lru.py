@@ -9,7 +9,7 @@ set, ``fresh n`` = n never-used free nodes.  Rules used (kernel/bpf/bpf_lru_list
     rotation (__bpf_lru_list_rotate()); up to target_free free nodes; the rest
     shrunk from the tail of inactive (unreferenced ones evicted, referenced ones to
     active; none at all: the tail-most node of inactive, else active, is evicted);
-  * target_free = 128, or (switch lru_target_free_clamp, 6.18)
+  * target_free = 128, or (switch lru_target_free_clamp: 6.6, 6.12, 6.18)
     clamp(max_entries / possible cpus / 2, 1, 128);
   * the node joins the head of the cpu's pending list; a failed update, or a delete
     of a pending element, puts it on its cpu's local free list; the old node of a
@@ -307,10 +307,15 @@ def test_no_common_lru_rounds_max_entries_up_and_down_on_wrap():
                         uapi.BPF_F_NO_COMMON_LRU) == errno.E2BIG
 
 
+# lru_target_free_clamp: v6.16, in 6.6.99 and 6.12.39 (6.6.150 and 6.12.94 have it; 6.1.166,
+# 5.15.215, 5.10.265 and 6.8.0 do not)
+_CLAMPED = [0, 1, 6, 7, 8, 9, 10]        # test_fill_then_refs_protect_and_...
+_UNCLAMPED = [0, 1, 8, 9, 10]            # test_target_free_128_without_the_clamp
+
+
 @pytest.mark.parametrize("profile, survivors", [
-    ("6.18", [0, 1, 6, 7, 8, 9, 10]),     # test_fill_then_refs_protect_and_...
-    ("5.11", [0, 1, 8, 9, 10]),           # test_target_free_128_without_the_clamp
-    ("5.10", [0, 1, 8, 9, 10]),
+    ("5.10", _UNCLAMPED), ("5.11", _UNCLAMPED), ("5.15", _UNCLAMPED), ("6.1", _UNCLAMPED),
+    ("6.6", _CLAMPED), ("6.8", _UNCLAMPED), ("6.12", _CLAMPED), ("6.18", _CLAMPED),
 ])
 def test_program_lookups_and_updates_through_the_syscalls(profile, survivors):
     steps = [["create", "LRU_HASH", 8, 0]] + [["update", i, 0] for i in range(8)] + \

@@ -202,22 +202,25 @@ def test_unbound_udp_socket_in_a_sockmap():
     assert errno_of(t.bpf_map_update_elem, fd, k(0), k(udp)) == errno.EOPNOTSUPP
 
 
-def test_prog_array_owner_per_profile():
+@pytest.mark.parametrize("profile, second", [
+    ("5.10", None), ("5.11", None), ("5.15", None), ("6.1", errno.EINVAL),
+    ("6.6", errno.EINVAL), ("6.8", None), ("6.12", errno.EINVAL), ("6.18", errno.EINVAL)])
+def test_prog_array_owner_per_profile(profile, second):
     # __bpf_prog_map_compatible(): the first program owns the array; v6.18
-    # (4540aed51b12) adds its expected_attach_type to what must match
-    for profile, second in (("5.11", None), ("6.18", errno.EINVAL)):
-        s, _, t = setup(profile)
-        xdp = t.bpf_prog_load(U.BPF_PROG_TYPE_XDP, 2)
-        devmap_xdp = t.bpf_prog_load(U.BPF_PROG_TYPE_XDP, 2,
-                                     expected_attach_type=U.BPF_XDP_DEVMAP)
-        sf = t.bpf_prog_load(U.BPF_PROG_TYPE_SOCKET_FILTER, 2)
-        fd = t.bpf_map_create(U.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4)
-        t.bpf_map_update_elem(fd, k(0), k(xdp))
-        assert errno_of(t.bpf_map_update_elem, fd, k(1), k(sf)) == errno.EINVAL
-        if second is None:
-            t.bpf_map_update_elem(fd, k(1), k(devmap_xdp))
-        else:
-            assert errno_of(t.bpf_map_update_elem, fd, k(1), k(devmap_xdp)) == second
+    # (4540aed51b12, and 6.1.156, 6.6.112, 6.12.53; not 5.10.265, 5.15.215, 6.8.0) adds
+    # its expected_attach_type to what must match
+    s, _, t = setup(profile)
+    xdp = t.bpf_prog_load(U.BPF_PROG_TYPE_XDP, 2)
+    devmap_xdp = t.bpf_prog_load(U.BPF_PROG_TYPE_XDP, 2,
+                                 expected_attach_type=U.BPF_XDP_DEVMAP)
+    sf = t.bpf_prog_load(U.BPF_PROG_TYPE_SOCKET_FILTER, 2)
+    fd = t.bpf_map_create(U.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4)
+    t.bpf_map_update_elem(fd, k(0), k(xdp))
+    assert errno_of(t.bpf_map_update_elem, fd, k(1), k(sf)) == errno.EINVAL
+    if second is None:
+        t.bpf_map_update_elem(fd, k(1), k(devmap_xdp))
+    else:
+        assert errno_of(t.bpf_map_update_elem, fd, k(1), k(devmap_xdp)) == second
 
 
 # ------------------------------------------------------------------ the harness itself

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 import pytest
 
 from pybpfmem._core import ffi, lib
-from pybpfmem.profiles import get_profile
+from pybpfmem.profiles import PROFILE_NAMES, get_profile
 
-# The profile switches come from the one profile table (pybpfmem/profiles.py):
-# profiles are data, and the C core is tested against exactly that data.
-PROFILES: dict[str, dict[str, int]] = {name: get_profile(name).switches() for name in ("5.11", "6.18")}
+# The profile switches come from the one profile table (pybpfmem/profiles/): profiles are
+# data, and the C core is tested against exactly that data.
+PROFILES: dict[str, dict[str, int]] = {name: get_profile(name).switches() for name in PROFILE_NAMES}
 
 PAGE_COUNTER_MAX = (2**63 - 1) // 4096  # LONG_MAX / PAGE_SIZE
 
@@ -364,29 +364,71 @@ def test_oom_kills_current_618() -> None:
         lib.bm_set_task(s, 0, -1, -1)
 
 
-def test_oom_victim_forces_on_511() -> None:
-    with system("5.11", oom_kill_current=True) as s:
+@pytest.mark.parametrize("profile, rc, use, max_events", [
+    # 5.11 (dying_task_forces): OOM_SUCCESS -> retry; the dying current forces
+    # (should_force_charge()) before any new MAX event: exactly 4 pages over the limit.
+    ("5.11", 0, 4, 18),
+    # a4ebf1b6ca1e (v5.16; 5.10.y, 5.15.3): no early force for a dying task; 17 more passes
+    # after the OOM, then passed_oom && task_is_dying() -> -ENOMEM (as 6.18 above)
+    ("5.10", -errno.ENOMEM, 0, 35), ("5.15", -errno.ENOMEM, 0, 35),
+    ("6.1", -errno.ENOMEM, 0, 35)])
+def test_oom_victim_forces_only_on_511(profile: str, rc: int, use: int, max_events: int) -> None:
+    with system(profile, oom_kill_current=True) as s:
         a = mkdir(s)
         lib.bm_memcg_write(s, a, lib.BM_WRITE_MAX, 3)
         lib.bm_set_task(s, 0, a, -1)
-        # OOM_SUCCESS -> retry; the dying current forces (should_force_charge)
-        # before any new MAX event: exactly 4 pages over the limit.
-        assert lib.bm_try_charge(s, a, 4, GFP_KERNEL, 0) == 0
+        assert lib.bm_try_charge(s, a, 4, GFP_KERNEL, 0) == rc
         i = info(s, a)
-        assert i.memory.usage == 4 and i.events[lib.BM_MEMCG_MAX] == 18
+        assert i.memory.usage == use and i.events[lib.BM_MEMCG_MAX] == max_events
         assert i.events[lib.BM_MEMCG_OOM] == 1 and i.events[lib.BM_MEMCG_OOM_KILL] == 1
         lib.bm_set_task(s, 0, -1, -1)
 
 
-def test_oom_without_victim_511_forces_618_fails() -> None:
-    for profile, rc, use in (("5.11", 0, 4), ("6.18", -errno.ENOMEM, 0)):
-        with system(profile) as s:  # oom_kill_current off: OOM finds nothing
-            a = mkdir(s)
-            lib.bm_memcg_write(s, a, lib.BM_WRITE_MAX, 3)
-            assert lib.bm_try_charge(s, a, 4, GFP_KERNEL, 0) == rc
-            i = info(s, a)
-            assert i.memory.usage == use and i.events[lib.BM_MEMCG_OOM] == 1
-            assert i.events[lib.BM_MEMCG_OOM_KILL] == 0
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_oom_without_victim_forces_only_on_511(profile: str) -> None:
+    # 4 pages over a limit of 3, oom_kill_current off: 18 MAX events, the OOM finds nothing
+    # (OOM_FAILED).  5.11 forces (dying_task_forces); every other release returns -ENOMEM.
+    rc, use = (0, 4) if get_profile(profile).dying_task_forces else (-errno.ENOMEM, 0)
+    with system(profile) as s:
+        a = mkdir(s)
+        lib.bm_memcg_write(s, a, lib.BM_WRITE_MAX, 3)
+        assert lib.bm_try_charge(s, a, 4, GFP_KERNEL, 0) == rc
+        i = info(s, a)
+        assert i.memory.usage == use and i.events[lib.BM_MEMCG_OOM] == 1
+        assert i.events[lib.BM_MEMCG_OOM_KILL] == 0 and i.events[lib.BM_MEMCG_MAX] == 18
+
+
+@pytest.mark.parametrize("profile, oom_events", [
+    # __GFP_NOFAIL, 4 pages (order 2: not costly) over a limit of 3, no OOM victim.
+    # 5.10/5.11 (nofail_forces_before_oom): after the 18 passes NOFAIL forces at once, no
+    # OOM.  5.15+ (Shakeel Butt's "memcg: enable memcg oom-kill for __GFP_NOFAIL", v5.13):
+    # the memcg OOM runs first (one OOM event), finds nothing, and the nomem path forces.
+    # The force raises no MAX event of its own in 6.x: the reclaim path already did.
+    ("5.10", 0), ("5.11", 0), ("5.15", 1), ("6.1", 1), ("6.18", 1)])
+def test_nofail_forces_before_or_after_the_oom(profile: str, oom_events: int) -> None:
+    with system(profile) as s:
+        a = mkdir(s)
+        lib.bm_memcg_write(s, a, lib.BM_WRITE_MAX, 3)
+        assert lib.bm_try_charge(s, a, 4, GFP_KERNEL | NOFAIL, 0) == 0
+        i = info(s, a)
+        assert i.memory.usage == 4 and i.events[lib.BM_MEMCG_MAX] == 18
+        assert i.events[lib.BM_MEMCG_OOM] == oom_events
+
+
+@pytest.mark.parametrize("profile, max_events", [
+    # GFP_ATOMIC of 5.x-6.2 (0xa20: __GFP_HIGH | __GFP_ATOMIC | __GFP_KSWAPD_RECLAIM), 20
+    # pages over a limit of 10.  5.15 (gfp_atomic_forces): forced right after the exact
+    # charge fails, no event.  6.1 still has __GFP_ATOMIC but memcg no longer looks at it
+    # (1461e8c2b6af, v5.18): cannot block -> nomem -> __GFP_HIGH forces, and the force
+    # path raises MEMCG_MAX (v6.0)
+    ("5.15", 0), ("6.1", 1)])
+def test_atomic_force_5_15_and_6_1(profile: str, max_events: int) -> None:
+    with system(profile) as s:
+        a = mkdir(s)
+        lib.bm_memcg_write(s, a, lib.BM_WRITE_MAX, 10)
+        assert lib.bm_try_charge(s, a, 20, GFP_ATOMIC_511, 0) == 0
+        i = info(s, a)
+        assert i.memory.usage == 20 and i.events[lib.BM_MEMCG_MAX] == max_events
 
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pybpfmem.live import host as H
 from pybpfmem.live import matrix as M
 from pybpfmem.live import runner as R
 from pybpfmem.live import verify as V
+from pybpfmem.profiles import get_profile
 
 FD_SIZES = {"file": 184, "dentry": 192}
 
@@ -51,10 +52,20 @@ def test_host_system_takes_facts_and_btf_overrides():
         s.close()
 
 
-def test_host_btf_sizes_skip_non_struct_fields():
-    # bpf_prog is offsetof(struct bpf_prog, insns) in StructSizes and bpf_ringbuf_meta_pages a
-    # page count, never sizeof from BTF; struct bpf_storage_buffer is a real struct (16 B)
-    assert H.NOT_FROM_BTF == {"bpf_prog", "bpf_ringbuf_meta_pages"}
+def test_host_btf_sizes_compute_the_non_struct_fields(tmp_path):
+    # bpf_prog is offsetof(struct bpf_prog, insns) and bpf_ringbuf_meta_pages the page count
+    # (offsetof(struct bpf_ringbuf, consumer_pos) >> PAGE_SHIFT) + 2: both computed from the
+    # BTF member offsets, as tools/btf_sizes.py writes them (pybpfmem.profiles.sizes)
+    from pybpfmem.btf import BtfBuilder
+    b = BtfBuilder()
+    u64 = b.int_("long unsigned int", 8)
+    b.struct("bpf_prog", 72, [("len", u64, 0), ("insns", u64, 64)])
+    b.struct("bpf_ringbuf", 3 * 4096, [("waitq", u64, 0), ("consumer_pos", u64, 4096)])
+    b.struct("bpf_htab", 777, [("map", u64, 0)])
+    blob = tmp_path / "vmlinux.btf"
+    blob.write_bytes(b.build())
+    got = H.host_btf_sizes(get_profile("6.18").sizes, str(blob))
+    assert got == {"bpf_prog": 64, "bpf_ringbuf_meta_pages": 1 + 2, "bpf_htab": 777}
 
 
 # ------------------------------------------------------------------ model replay

@@ -45,7 +45,7 @@ def test_system_attributes_and_profiles() -> None:
     assert pybpfmem.GFP_ATOMIC == 0x820          # module level = current kernel
     assert pybpfmem.GFP_KERNEL == 0xCC0 and pybpfmem.GFP_KERNEL_ACCOUNT == 0x400CC0
     assert pybpfmem.GFP_USER == 0x100CC0
-    assert pybpfmem.list_profiles() == ["5.10", "5.11", "6.18"]
+    assert pybpfmem.list_profiles() == ["5.10", "5.11", "5.15", "6.1", "6.6", "6.8", "6.12", "6.18"]
 
 
 def test_many_systems_are_independent() -> None:

@@ -90,10 +90,11 @@ BAD_FILES = [
     (BASE.replace('expect_errno = "ENOMEM"', 'expect_errno = "ENOMEME"'),
      "s.toml:20: [[step]] #1 (create_map): key 'expect_errno': must be an errno name such as "
      "\"ENOMEM\", or \"OK\", got \"ENOMEME\" (did you mean 'ENOMEM'?)"),
-    (BASE.replace('profile = "6.18"', 'profile = "6.81"'),
+    # a typo of 6.18 ("6.81" would be closest to the 6.8 profile)
+    (BASE.replace('profile = "6.18"', 'profile = "6.118"'),
      "s.toml:2: [system]: key 'profile': must be one of "
      + ", ".join(f'"{p}"' for p in SYSTEM and __import__("pybpfmem").PROFILE_NAMES)
-     + ", got \"6.81\" (did you mean '6.18'?)"),
+     + ", got \"6.118\" (did you mean '6.18'?)"),
     (BASE.replace('name = "conns"', 'name = "conn-table"'),
      "s.toml:15: [[step]] #1 (create_map): key 'name': must be a map name of letters, digits, '_' "
      "and '.' (the kernel's rule), got \"conn-table\""),

@@ -29,65 +29,40 @@ encodes their struct types as BTF (``DwarfBtf``, as pahole does for a vmlinux) s
 ``extract_sizes()`` reads them.  Its inputs and the reasons for them are a recipe in
 ``tools/recipes/``; docs/btf-sizes.md says how the method was validated against real BTF.
 
-The unpacking (ELF / bzImage / deb) lives in this file; the BTF parser is the project's.
+The unpacking (ELF / bzImage / deb) is pybpfmem/kimage.py, the size extraction
+pybpfmem/profiles/sizes.py and the BTF parser pybpfmem/btf.py: ``System(btf=...)`` and
+``--btf`` use the same code.
 """
 from __future__ import annotations
 
 import argparse
-import bz2
-import dataclasses
 import datetime
 import gzip
 import hashlib
-import io
 import json
-import lzma
 import os
 import re
 import shlex
-import shutil
-import struct
 import subprocess
 import sys
-import tarfile
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pybpfmem.profiles.sizes import StructSizes  # noqa: E402  (the one list of model sizes)
-from pybpfmem.btf import Btf, BtfBuilder, BtfError  # noqa: E402  (the project's BTF parser)
+from pybpfmem.btf import Btf, BtfBuilder, BtfError, offsetof  # noqa: E402,F401  (the project's BTF parser)
+# what a BTF gives the model: shared with System(btf=...)
+from pybpfmem.profiles.sizes import (  # noqa: E402,F401
+    COMPUTED, EXTRA_STRUCTS, RINGBUF_POS_PAGES, SIGNATURES, extract_sizes, find_struct,
+    model_fields, required_keys)
+# where the BTF sits in a kernel file: shared with System(btf=...)
+from pybpfmem.kimage import (  # noqa: E402,F401
+    ARCH_PAGE_SIZE, AR_MAGIC, BTF_MAGICS, ELF_MAGIC, MAGICS, Unpacked, bzimage_payload, compression_of,
+    decompress, from_bzimage, from_deb, from_elf, parse_config, unpack)
 
 STRUCTS_DIR = ROOT / "pybpfmem" / "profiles" / "structs"
 TOOL = "tools/btf_sizes.py"
-
-# --- what is extracted ---------------------------------------------------------------------
-
-#: StructSizes fields whose value is not sizeof(struct <field>), with how BTF gives them.
-COMPUTED = {
-    "bpf_prog": "offsetof(struct bpf_prog, insns): bpf_prog_size() (include/linux/filter.h) "
-                "sizes a program as max(sizeof(struct bpf_prog), offsetof(struct bpf_prog, "
-                "insns[len])); read from the BTF member offset (insns sits in an anonymous union)",
-    "bpf_ringbuf_meta_pages": "RINGBUF_NR_META_PAGES (kernel/bpf/ringbuf.c) = RINGBUF_PGOFF + "
-                              "RINGBUF_POS_PAGES: (offsetof(struct bpf_ringbuf, consumer_pos) >> "
-                              "PAGE_SHIFT) from the BTF member offset, plus the 2 position pages "
-                              "(consumer and producer)",
-}
-RINGBUF_POS_PAGES = 2  # kernel/bpf/ringbuf.c: the consumer page and the producer page
-
-#: Kernel structs the memory layer (memcg) and the fd-object accounting need, beside the BPF ones.
-EXTRA_STRUCTS = (
-    "mem_cgroup", "mem_cgroup_per_node", "memcg_vmstats_percpu", "memcg_vmstats",
-    "lruvec_stats_percpu", "lruvec_stats", "obj_cgroup", "page_counter",
-    "file", "dentry", "inode", "fdtable", "files_struct", "task_struct",
-)
-
-#: Members that tell the right struct apart where vmlinux has two structs of one name
-#: (struct bucket: kernel/bpf/hashtab.c's has a `head`; others elsewhere do not).
-SIGNATURES = {"bucket": ("head",)}
 
 #: Kernel config facts recorded in the provenance (layouts and accounting depend on them).
 CONFIG_FACTS = (
@@ -101,354 +76,6 @@ CONFIG_FACTS = (
     "CONFIG_PREEMPT_RCU", "CONFIG_LRU_GEN", "CONFIG_SCHED_CORE", "CONFIG_UCLAMP_TASK",
     "CONFIG_UBSAN", "CONFIG_LATENCYTOP", "CONFIG_RV", "CONFIG_VIRT_CPU_ACCOUNTING_GEN",
 )
-
-
-def model_fields() -> tuple[str, ...]:
-    """The StructSizes field names, in declaration order."""
-    return tuple(f.name for f in dataclasses.fields(StructSizes))
-
-
-def required_keys() -> tuple[str, ...]:
-    """Every key a structs file's `sizes` holds (when the kernel has the struct)."""
-    return model_fields() + EXTRA_STRUCTS
-
-
-# --- BTF queries -------------------------------------------------------------------------------
-
-_KIND_STRUCT, _KIND_UNION = 4, 5
-def find_struct(btf: Btf, name: str) -> int | None:
-    """The type id of `struct name`; where vmlinux has several of that name with different
-    sizes, the one with the SIGNATURES members; an ambiguity left is an error."""
-    ids = btf.find(name, "STRUCT")
-    if len({btf.sizeof(i) for i in ids}) <= 1:
-        return ids[0] if ids else None
-    want = SIGNATURES.get(name, ())
-    fits = [i for i in ids if want and all(
-        m in {mem.name for mem in btf.type(i).members} for m in want)]
-    if len({btf.sizeof(i) for i in fits}) == 1:
-        return fits[0]
-    sizes = sorted({btf.sizeof(i) for i in ids})
-    raise BtfError(f"struct {name}: {len(ids)} definitions of sizes {sizes}; "
-                   f"add a member signature to SIGNATURES")
-
-
-def offsetof(btf: Btf, tid: int, member: str) -> int | None:
-    """Byte offset of `member` in the struct/union `tid`, looking through anonymous
-    struct/union members (as C's offsetof does)."""
-    for m in btf.type(tid).members:
-        if m.name == member:
-            return m.offset
-        if not m.name:
-            inner = btf.skip_mods_and_typedefs(m.type)
-            if inner and btf.type(inner).kind in (_KIND_STRUCT, _KIND_UNION):
-                sub = offsetof(btf, inner, member)
-                if sub is not None:
-                    return m.offset + sub
-    return None
-
-
-def _computed(btf: Btf, name: str, page_size: int) -> tuple[int | None, str]:
-    if name == "bpf_prog":
-        tid = find_struct(btf, "bpf_prog")
-        off = offsetof(btf, tid, "insns") if tid else None
-        if off is None:
-            return None, "no struct bpf_prog with an insns member"
-        note = COMPUTED[name]
-        if btf.sizeof(tid) != off:
-            note += f"; sizeof(struct bpf_prog) = {btf.sizeof(tid)}"
-        return off, note
-    if name == "bpf_ringbuf_meta_pages":
-        tid = find_struct(btf, "bpf_ringbuf")
-        off = offsetof(btf, tid, "consumer_pos") if tid else None
-        if off is None:
-            return None, "no struct bpf_ringbuf with a consumer_pos member"
-        mt = next(m.type for m in btf.type(tid).members if m.name == "consumer_pos")
-        if btf.type(btf.skip_mods_and_typedefs(mt)).kind == 2:
-            raise BtfError("struct bpf_ringbuf.consumer_pos is a pointer: the ring buffer "
-                           "layout changed, update RINGBUF_NR_META_PAGES in this tool")
-        pages = off // page_size + RINGBUF_POS_PAGES
-        return pages, (COMPUTED[name] + f"; offsetof = {off}, page size {page_size}")
-    raise KeyError(name)
-
-
-def extract_sizes(btf: Btf, page_size: int = 4096
-                  ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
-    """(sizes, notes, absent): every required key found in `btf`, how each computed fact
-    was obtained, and why each missing one is missing."""
-    sizes: dict[str, int] = {}
-    notes: dict[str, str] = {}
-    absent: dict[str, str] = {}
-    for name in required_keys():
-        if name in COMPUTED:
-            value, note = _computed(btf, name, page_size)
-            if value is None:
-                absent[name] = note
-            else:
-                sizes[name], notes[name] = value, note
-            continue
-        tid = find_struct(btf, name)
-        if tid is None:
-            absent[name] = f"no struct {name} in this BTF"
-        else:
-            sizes[name] = btf.sizeof(tid)
-    return sizes, notes, absent
-
-
-# --- decompression -----------------------------------------------------------------------------
-
-#: stream magics (as scripts/extract-vmlinux and the boot decompressors know them)
-MAGICS = (
-    (b"\x1f\x8b\x08", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"BZh", "bzip2"), (b"\x02\x21\x4c\x18", "lz4"), (b"\x89LZO", "lzo"),
-    (b"\x5d\x00\x00", "lzma"),
-)
-
-
-def compression_of(data: bytes) -> str | None:
-    for magic, name in MAGICS:
-        if data.startswith(magic):
-            return name
-    return None
-
-
-def _cli(cmd: list[str], data: bytes, what: str) -> bytes:
-    if shutil.which(cmd[0]) is None:
-        raise ValueError(f"{what}: decompressing needs the `{cmd[0]}` program "
-                         f"(or the Python module named in docs/btf-sizes.md)")
-    r = subprocess.run(cmd, input=data, capture_output=True, check=False)
-    if r.returncode != 0 and not r.stdout:
-        raise ValueError(f"{what}: {cmd[0]} failed: {r.stderr.decode(errors='replace')[:200]}")
-    return r.stdout
-
-
-def decompress(data: bytes, kind: str, what: str = "payload") -> bytes:
-    """One compressed stream; bytes after its end (the kernel appends the decompressed size)
-    are ignored."""
-    try:
-        if kind == "gzip":
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
-        if kind == "xz":
-            return lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data)
-        if kind == "lzma":
-            return lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(data)
-        if kind == "bzip2":
-            return bz2.BZ2Decompressor().decompress(data)
-    except (zlib.error, lzma.LZMAError, OSError, EOFError) as e:
-        raise ValueError(f"{what}: bad {kind} stream: {e}") from None
-    if kind == "zstd":
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            return _cli(["zstd", "-dc"], data, what)
-        try:
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        except zstandard.ZstdError as e:
-            raise ValueError(f"{what}: bad zstd stream: {e}") from None
-    if kind == "lz4":    # the kernel's lz4 is the legacy frame format, which lz4(1) reads
-        return _cli(["lz4", "-dc"], data, what)
-    if kind == "lzo":
-        return _cli(["lzop", "-dc"], data, what)
-    raise ValueError(f"{what}: unknown compression {kind}")
-
-
-# --- containers --------------------------------------------------------------------------------
-
-BTF_MAGICS = (b"\x9f\xeb", b"\xeb\x9f")
-ELF_MAGIC = b"\x7fELF"
-AR_MAGIC = b"!<arch>\n"
-_ELF_ARCH = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64", "EM_386": "i386"}
-_PAGE_SIZE = {"x86_64": 4096, "i386": 4096}
-
-
-@dataclass
-class Unpacked:
-    """A BTF blob and what its container told about the kernel."""
-    btf: bytes
-    container: str                           # how the blob was reached, e.g. "deb > vmlinuz (xz) > ELF .BTF"
-    arch: str | None = None
-    release: str | None = None               # uname -r
-    version: str | None = None               # uname -v
-    config: dict[str, str] | None = None
-    package: str | None = None
-    package_version: str | None = None
-    member: str | None = None                # the file inside a package
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def parse_config(text: str) -> dict[str, str]:
-    """A kernel .config as {CONFIG_X: value}; `# CONFIG_X is not set` gives "n"."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        m = re.match(r"(CONFIG_\w+)=(.*)$", line)
-        if m:
-            out[m.group(1)] = m.group(2).strip('"')
-            continue
-        m = re.match(r"# (CONFIG_\w+) is not set$", line)
-        if m:
-            out[m.group(1)] = "n"
-    return out
-
-
-def _banner(data: bytes) -> tuple[str | None, str | None]:
-    """(uname -r, uname -v) from linux_banner (init/version.c) inside a vmlinux."""
-    m = re.search(rb"Linux version (\S+) \(.*?\) (#\d+[^\n\x00]*)\n", data)
-    if not m:
-        return None, None
-    return m.group(1).decode(errors="replace"), m.group(2).decode(errors="replace")
-
-
-def _ikconfig(data: bytes) -> dict[str, str] | None:
-    """The config embedded by CONFIG_IKCONFIG (kernel/configs.c: IKCFG_ST <gzip> IKCFG_ED)."""
-    start = data.find(b"IKCFG_ST")
-    if start < 0:
-        return None
-    end = data.find(b"IKCFG_ED", start)
-    try:
-        return parse_config(gzip.decompress(data[start + 8:end]).decode(errors="replace"))
-    except (OSError, EOFError, zlib.error):
-        return None
-
-
-def from_elf(data: bytes, what: str = "vmlinux") -> Unpacked:
-    try:
-        from elftools.common.exceptions import ELFError
-        from elftools.elf.elffile import ELFFile
-    except ImportError:
-        raise ValueError("reading a vmlinux ELF needs pyelftools (pip install pyelftools)") from None
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        sec = elf.get_section_by_name(".BTF")
-        arch = _ELF_ARCH.get(elf["e_machine"], str(elf["e_machine"]))
-        blob = sec.data() if sec is not None else None
-    except ELFError as e:
-        raise ValueError(f"{what}: bad ELF: {e}") from None
-    if blob is None:
-        raise ValueError(f"{what}: ELF has no .BTF section (kernel built without "
-                         f"CONFIG_DEBUG_INFO_BTF?)")
-    release, version = _banner(data)
-    return Unpacked(btf=blob, container="ELF .BTF", arch=arch, release=release,
-                    version=version, config=_ikconfig(data))
-
-
-def bzimage_payload(data: bytes, what: str = "vmlinuz") -> tuple[bytes, str]:
-    """(compressed payload, its compression) of a bzImage, from the x86 boot header:
-    setup_sects at 0x1f1 ("HdrS" at 0x202), payload_offset/length at 0x248/0x24c,
-    relative to the protected-mode code at (setup_sects + 1) * 512."""
-    if len(data) < 0x250 or data[0x202:0x206] != b"HdrS":
-        raise ValueError(f"{what}: not a bzImage (no HdrS boot header)")
-    (proto,) = struct.unpack_from("<H", data, 0x206)
-    if proto < 0x208:
-        raise ValueError(f"{what}: boot protocol {proto >> 8}.{proto & 0xff} has no payload "
-                         f"fields (needs 2.08+)")
-    setup_sects = data[0x1F1] or 4
-    off, length = struct.unpack_from("<II", data, 0x248)
-    start = (setup_sects + 1) * 512 + off
-    payload = data[start:start + length]
-    if len(payload) != length or length < 8:
-        raise ValueError(f"{what}: payload runs past the end of the file")
-    kind = compression_of(payload)
-    if kind is None:
-        raise ValueError(f"{what}: unknown payload compression (magic {payload[:4].hex()})")
-    return payload, kind
-
-
-def from_bzimage(data: bytes, what: str = "vmlinuz") -> Unpacked:
-    payload, kind = bzimage_payload(data, what)
-    # arch/x86/boot/compressed/Makefile appends the decompressed size (le32) to the stream
-    (size,) = struct.unpack_from("<I", payload, len(payload) - 4)
-    vmlinux = decompress(payload[:-4], kind, what)
-    if len(vmlinux) != size:
-        raise ValueError(f"{what}: {kind} payload gave {len(vmlinux)} bytes, "
-                         f"the image says {size}")
-    if not vmlinux.startswith(ELF_MAGIC):
-        raise ValueError(f"{what}: decompressed payload is not an ELF")
-    u = from_elf(vmlinux, what)
-    u.container = f"bzImage ({kind}) > {u.container}"
-    return u
-
-
-def _ar_members(data: bytes, what: str) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    pos = len(AR_MAGIC)
-    while pos + 60 <= len(data):
-        hdr = data[pos:pos + 60]
-        name = hdr[:16].decode(errors="replace").strip().rstrip("/")
-        try:
-            size = int(hdr[48:58].decode().strip())
-        except ValueError:
-            raise ValueError(f"{what}: bad ar member header at {pos}") from None
-        pos += 60
-        out[name] = data[pos:pos + size]
-        pos += size + (size & 1)
-    return out
-
-
-def _tar(blob: bytes, name: str, what: str) -> tarfile.TarFile:
-    kind = compression_of(blob)
-    raw = decompress(blob, kind, f"{what}:{name}") if kind else blob
-    return tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
-
-
-def from_deb(data: bytes, what: str = "package") -> Unpacked:
-    members = _ar_members(data, what)
-    control = next((k for k in members if k.startswith("control.tar")), None)
-    dtar = next((k for k in members if k.startswith("data.tar")), None)
-    if dtar is None:
-        raise ValueError(f"{what}: not a .deb (no data.tar.* member)")
-    fields: dict[str, str] = {}
-    if control is not None:
-        with _tar(members[control], control, what) as t:
-            for m in t.getmembers():
-                if m.name.lstrip("./") == "control":
-                    f = t.extractfile(m)
-                    text = f.read().decode(errors="replace") if f else ""
-                    for line in text.splitlines():
-                        k, sep, v = line.partition(":")
-                        if sep and not line.startswith(" "):
-                            fields[k.strip()] = v.strip()
-    image = config = None
-    member = None
-    with _tar(members[dtar], dtar, what) as t:
-        for m in t.getmembers():
-            n = m.name.lstrip("./")
-            f = t.extractfile(m) if m.isfile() else None
-            if f is None:
-                continue
-            if re.fullmatch(r"boot/vmlinu[xz]-.*", n) and image is None:
-                image, member = f.read(), n
-            elif re.fullmatch(r"boot/config-.*", n) and config is None:
-                config = f.read().decode(errors="replace")
-    if image is None:
-        raise ValueError(f"{what}: no boot/vmlinuz-* in the package")
-    u = unpack(image, member or "vmlinuz")
-    u.container = f"deb {member} > {u.container}"
-    u.package, u.package_version, u.member = fields.get("Package"), fields.get("Version"), member
-    if fields.get("Source"):
-        u.extra["package_source"] = fields["Source"]
-    if config is not None:
-        u.config = parse_config(config)
-    if u.release is None and member:
-        u.release = member.split("-", 1)[1]
-    return u
-
-
-def unpack(data: bytes, what: str = "input") -> Unpacked:
-    """The BTF blob inside any of the accepted containers (see the module docstring)."""
-    if data[:2] in BTF_MAGICS:
-        return Unpacked(btf=data, container="raw BTF")
-    if data.startswith(ELF_MAGIC):
-        return from_elf(data, what)
-    if data.startswith(AR_MAGIC):
-        return from_deb(data, what)
-    if data[0x202:0x206] == b"HdrS":
-        return from_bzimage(data, what)
-    kind = compression_of(data)
-    if kind is not None:
-        u = unpack(decompress(data, kind, what), what)
-        u.container = f"{kind} > {u.container}"
-        return u
-    raise ValueError(f"{what}: neither BTF, ELF, bzImage, .deb nor a compressed vmlinux "
-                     f"(starts {data[:8].hex()})")
 
 
 # --- the data file -----------------------------------------------------------------------------
@@ -472,10 +99,10 @@ def build_record(u: Unpacked, profile: str, *, source: str | None = None,
                  input_name: str | None = None, input_sha: str | None = None) -> dict:
     """The structs-file dict for one unpacked BTF."""
     arch = u.arch or "x86_64"
-    if arch not in _PAGE_SIZE:
+    if arch not in ARCH_PAGE_SIZE:
         raise ValueError(f"arch {arch}: page size unknown to this tool")
     btf = Btf(u.btf)
-    sizes, notes, absent = extract_sizes(btf, _PAGE_SIZE[arch])
+    sizes, notes, absent = extract_sizes(btf, ARCH_PAGE_SIZE[arch])
     if source is None:
         what = f"{u.package} {u.package_version}" if u.package else (input_name or "BTF")
         source = f"{distro + ' ' if distro else ''}{what} ({u.container})"

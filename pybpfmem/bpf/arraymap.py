@@ -56,7 +56,8 @@ class ArrayMap(BpfMap):
         if attr.value_size > limit:
             raise BpfError(errno.E2BIG, f"array_map_alloc_check: value_size "
                                         f"{attr.value_size} > {limit}")
-        if percpu and rup(attr.value_size, 8) > PCPU_MIN_UNIT_SIZE:
+        if ctx.bprof.percpu_value_limit and percpu and rup(attr.value_size, 8) > \
+                PCPU_MIN_UNIT_SIZE:
             raise BpfError(errno.E2BIG, f"array_map_alloc_check: per-cpu value "
                                         f"{rup(attr.value_size, 8)} > PCPU_MIN_UNIT_SIZE "
                                         f"{PCPU_MIN_UNIT_SIZE}")

@@ -150,7 +150,7 @@ def _bulk(task: Any, fd: int, m: BpfMap, run: Callable[[], bool]) -> bool:
 
     if not task.alive:
         raise BpfError(errno.ESRCH, f"task {task.pid} has exited")
-    entry_check(task)
+    entry_check(task, U.BPF_MAP_UPDATE_ELEM)
     check_update(task.bpf_task.fds.get(fd), m, U.BPF_ANY)
     try:
         with _running(task):

@@ -41,7 +41,8 @@ def percpu_lru_entries(max_entries: int, nr_cpus: int) -> int:
     """htab_map_alloc() with BPF_F_NO_COMMON_LRU: max_entries rounded up to a multiple
     of the possible cpus, so each cpu's LRU list gets max_entries / nr_cpus nodes; the
     kernel's roundup() computes in u32, and where that wrapped it rounds down instead
-    (the 2^31 / n_buckets checks then refuse the map)."""
+    (the 2^31 / n_buckets checks then refuse the map).  The same in every release
+    (since v4.10)."""
     up = ((max_entries + nr_cpus - 1) & U.U32_MAX) // nr_cpus * nr_cpus
     return up if up >= max_entries else max_entries - max_entries % nr_cpus
 
@@ -95,7 +96,7 @@ class HashMap(BpfMap):
         elif attr.value_size >= KMALLOC_MAX_SIZE - U.MAX_BPF_STACK - he:
             raise BpfError(errno.E2BIG, f"htab_map_alloc_check: value_size {attr.value_size}"
                                         f" >= KMALLOC_MAX_SIZE - 512 - {he}")
-        if ctx.bprof.htab_percpu_value_limit and percpu and rup(attr.value_size, 8) > \
+        if ctx.bprof.percpu_value_limit and percpu and rup(attr.value_size, 8) > \
                 PCPU_MIN_UNIT_SIZE:
             raise BpfError(errno.E2BIG, "htab_map_alloc_check: per-cpu value > "
                                         "PCPU_MIN_UNIT_SIZE")
@@ -219,11 +220,17 @@ class HashMap(BpfMap):
         return not self.prealloc or self.lru or type(self) is not HashMap
 
     # --- creation
+    def _has_extra_elems(self) -> bool:
+        """htab_has_extra_elems(): not per-cpu, not LRU, and (switch fd_htab_extra_elems
+        off: v6.16+) not an fd hash (HASH_OF_MAPS)."""
+        if self.percpu or self.lru:
+            return False
+        return self.bprof.fd_htab_extra_elems or self.attr.map_type != U.BPF_MAP_TYPE_HASH_OF_MAPS
+
     def _num_prealloc(self) -> int:
-        """htab_has_extra_elems(): plain HASH gets one extra element per possible cpu
-        (per-cpu, LRU and fd (HASH_OF_MAPS) hash maps get none)."""
-        extra = not (self.percpu or self.lru or self.attr.map_type == U.BPF_MAP_TYPE_HASH_OF_MAPS)
-        return self.max_entries + (self.system.nr_cpus if extra else 0)
+        """prealloc_init(): max_entries, plus one extra element per possible cpu where
+        htab_has_extra_elems()."""
+        return self.max_entries + (self.system.nr_cpus if self._has_extra_elems() else 0)
 
     def legacy_cost(self) -> int:
         """v5.10 htab_map_alloc() cost (same for prealloc and no-prealloc)."""
@@ -236,8 +243,9 @@ class HashMap(BpfMap):
         return cost
 
     def alloc(self) -> None:
-        """Mirrors htab_map_alloc(): struct, buckets, map_locked per-cpu ints, then
-        prealloc_init() (+ alloc_extra_elems()) or bpf_mem_alloc_init()."""
+        """Mirrors htab_map_alloc(): struct, buckets, map_locked per-cpu ints (switch
+        htab_map_locked), then prealloc_init() (+ alloc_extra_elems()) or
+        bpf_mem_alloc_init()."""
         g, bp = self.gfp, self.bprof
         if bp.struct_area_alloc:
             self._struct = self.area_alloc(self.sizes.bpf_htab)
@@ -245,7 +253,7 @@ class HashMap(BpfMap):
             acct = g.ACCOUNT if bp.account else 0
             self._struct = self.kzalloc_account(self.sizes.bpf_htab, g.USER | g.ZERO | acct)
         self._buckets = self.area_alloc(self.n_buckets * self.sizes.bucket)
-        for _ in range(HASHTAB_MAP_LOCK_COUNT):
+        for _ in range(HASHTAB_MAP_LOCK_COUNT if bp.htab_map_locked else 0):
             if bp.account:
                 self._locked.append(self.map_alloc_percpu(4, 4, g.USER))
             else:
@@ -260,7 +268,7 @@ class HashMap(BpfMap):
                                                           accounted=bp.account)
             # pcpu_freelist_init() / bpf_lru_init(): alloc_percpu() without __GFP_ACCOUNT
             # in every release, never charged (not modelled; the LRU lists are in C)
-            if not self.percpu and not self.lru:
+            if self._has_extra_elems():
                 self._extra = pcpu(8, 8, g.USER | g.NOWARN)   # alloc_extra_elems()
         elif bp.htab_mem_alloc:
             self.ma = BpfMemAlloc(self, self.elem_size, False)
@@ -284,11 +292,13 @@ class HashMap(BpfMap):
         self.free_all()
 
     def mem_usage(self) -> int:
-        """Mirrors htab_map_mem_usage()."""
+        """Mirrors htab_map_mem_usage() (v6.4+): the map_locked counters and the extra_elems
+        pointers of every non-LRU, non-per-cpu preallocated map are counted in every
+        release that has it, also where they are no longer allocated (6.18: no map_locked
+        counters, no extra elements for HASH_OF_MAPS)."""
         p = self.system.nr_cpus
         usage = self.sizes.bpf_htab + self.sizes.bucket * self.n_buckets
-        if self.bprof.htab_map_locked:
-            usage += 4 * p * HASHTAB_MAP_LOCK_COUNT
+        usage += 4 * p * HASHTAB_MAP_LOCK_COUNT
         if self.prealloc:
             num = self._num_prealloc()
             usage += self.elem_size * num
@@ -640,6 +650,10 @@ class HashMap(BpfMap):
                            else "htab get_next_key: last key")
         return ffi.unpack(out, self.key_size)
 
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        """The value a batch lookup copies out for a stored element."""
+        return stored
+
     def bucket_of(self, key: bytes) -> int:
         """__select_bucket(htab, htab_map_hash(key, key_size, hashrnd)): jhash2 for keys of
         whole words, jhash otherwise.  hashrnd is 0 with BPF_F_ZERO_SEED, as in the
@@ -711,6 +725,12 @@ class HashOfMaps(HashMap):
 
     map_types = (U.BPF_MAP_TYPE_HASH_OF_MAPS,)
     batch_ops = frozenset()
+
+    def _batch_value(self, key: bytes, stored: bytes) -> bytes:
+        """__htab_map_lookup_and_delete_batch() of an fd hash: the inner map's id
+        (map_fd_sys_lookup_elem()), not the stored pointer."""
+        from .arraymap import fd_sys_lookup
+        return fd_sys_lookup(self, self.ptrs[key])
 
     @classmethod
     def alloc_check(cls, attr: MapAttr, ctx: CreateCtx) -> None:

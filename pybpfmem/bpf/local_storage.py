@@ -137,14 +137,11 @@ class CgroupStorageMap(BpfMap):
         gfp = g.USER | g.ZERO
         storage = buf = None
         try:
-            if self.bprof.cgroup_storage_map_memcg:
-                storage = self.map_kmalloc(self.sizes.bpf_cgroup_storage, gfp)
-                buf = (self.map_alloc_percpu(size, 8, gfp) if self.percpu
-                       else self.map_kmalloc(size, gfp))
-            else:
-                storage = self.kzalloc_account(self.sizes.bpf_cgroup_storage, self.acct(gfp))
-                buf = (self.plain_alloc_percpu(size, 8, self.acct(gfp)) if self.percpu
-                       else self.kzalloc_account(size, self.acct(gfp)))
+            # bpf_map_kmalloc_node() / bpf_map_alloc_percpu(): the map's memcg (v5.11,
+            # 3a61c7c58b30, with the rest of switch account); v5.10: plain, unaccounted
+            storage = self.map_kmalloc(self.sizes.bpf_cgroup_storage, gfp)
+            buf = (self.map_alloc_percpu(size, 8, gfp) if self.percpu
+                   else self.map_kmalloc(size, gfp))
         except OSError as exc:
             if storage is not None:
                 self.kfree(storage)

@@ -205,22 +205,34 @@ class LpmTrieMap(BpfMap):
         return found.value
 
     def update_elem(self, key: bytes | None, value: bytes, flags: int) -> None:
-        """Mirrors trie_update_elem() (v5.10 order: ENOSPC before the walk; ≈v6.13+:
-        node first, BPF_NOEXIST/BPF_EXIST honoured, full trie only for new keys)."""
+        """Mirrors trie_update_elem().  Switch lpm_full_inplace (532d6b36b2bf): the node is
+        allocated first and trie_check_add_elem() counts a new key only (-ENOSPC only for a
+        new key in a full trie); before it: -ENOSPC for a full trie, then the node is
+        allocated and counted before the walk.  Switch lpm_exist_flags (eae6a075e953):
+        BPF_NOEXIST (-EEXIST) and BPF_EXIST (-ENOENT) are honoured; before, both act as
+        BPF_ANY.  A failed update frees its node (and, counted early, uncounts it)."""
         plen, data = self._key(key)
         if flags > uapi.BPF_EXIST:
             raise BpfError(errno.EINVAL, f"LPM_TRIE: flags {flags:#x} > BPF_EXIST")
         if plen > self.max_prefixlen:
             raise BpfError(errno.EINVAL, f"LPM_TRIE: prefixlen {plen} > max_prefixlen {self.max_prefixlen}")
-        new_api = self.bprof.lpm_trie_update_flags
+        inplace, exist = self.bprof.lpm_full_inplace, self.bprof.lpm_exist_flags
         full = BpfError(errno.ENOSPC, f"LPM_TRIE: trie full ({self.n_entries} of "
                         f"{self.attr.max_entries} entries)")
-        if not new_api and self.n_entries == self.attr.max_entries:
+        if not inplace and self.n_entries == self.attr.max_entries:
             raise full
         new_addr = self._node_alloc(True)
         new = _Node(plen, data, bytes(value), new_addr)
-        if not new_api:
-            self.n_entries += 1              # v5.x counts the new node before the walk
+        if not inplace:
+            self.n_entries += 1              # counted before the walk
+        missing = BpfError(errno.ENOENT, "LPM_TRIE: key missing with BPF_EXIST")
+
+        def fail(err: BpfError) -> BpfError:
+            if not inplace:
+                self.n_entries -= 1
+            self._node_free(new_addr)
+            return err
+
         # walk to the slot (same loop as the kernel)
         parent: _Node | None = None
         side = 0
@@ -240,13 +252,12 @@ class LpmTrieMap(BpfMap):
                 parent.child[side] = n
 
         def add_check() -> None:
-            if new_api:
-                if flags == uapi.BPF_EXIST:
-                    self._node_free(new_addr)
-                    raise BpfError(errno.ENOENT, "LPM_TRIE: key missing with BPF_EXIST")
+            """trie_check_add_elem() (lpm_full_inplace), else the BPF_EXIST test of a new key."""
+            if exist and flags == uapi.BPF_EXIST:
+                raise fail(missing)
+            if inplace:
                 if self.n_entries == self.attr.max_entries:
-                    self._node_free(new_addr)
-                    raise full
+                    raise fail(full)
                 self.n_entries += 1
 
         if node is None:
@@ -255,10 +266,9 @@ class LpmTrieMap(BpfMap):
             return
         if node.prefixlen == m:
             if not node.flags & FLAG_IM:
-                if new_api and flags == uapi.BPF_NOEXIST:
-                    self._node_free(new_addr)
-                    raise BpfError(errno.EEXIST, "LPM_TRIE: key exists with BPF_NOEXIST")
-                if not new_api:
+                if exist and flags == uapi.BPF_NOEXIST:
+                    raise fail(BpfError(errno.EEXIST, "LPM_TRIE: key exists with BPF_NOEXIST"))
+                if not inplace:
                     self.n_entries -= 1      # the replaced leaf no longer counts
             else:
                 add_check()
@@ -274,9 +284,10 @@ class LpmTrieMap(BpfMap):
         try:
             im_addr = self._node_alloc(False)
         except OSError:
-            self.n_entries -= 1
-            self._node_free(new_addr)
-            raise
+            if inplace:
+                self.n_entries -= 1          # counted by trie_check_add_elem()
+            raise fail(BpfError(errno.ENOMEM, "LPM_TRIE: intermediate node allocation "
+                                              "failed")) from None
         im = _Node(m, node.data, None, im_addr)
         im.flags = FLAG_IM
         if _bit(data, m):

@@ -6,9 +6,18 @@ GFP_NOWAIT | __GFP_ACCOUNT under the objcg captured at init, and freed back
 to the cache; above the high watermark they are released after an RCU
 grace period (queued work here).  So the memcg sees batches, not elements.
 
+Profile switches: memalloc_prefill_split (v6.8: per-cpu caches use watermarks
+1/3 and prefill one object; before, c->unit_size -- the value size of a per-cpu
+cache -- sets them like any other), memalloc_prefill_kernel_gfp (v6.6: the
+prefill may reclaim) and memalloc_reuse (v6.6: a refill first takes back
+objects still waiting for their grace period).
+
 Simplification: the refill irq_work runs synchronously right after the
 allocation that crossed the low watermark (as it would on irq enable after a
-syscall); the free_by_rcu lists are freed when deferred work runs.
+syscall); the free_by_rcu lists are freed when deferred work runs, and the
+objects waiting for a grace period are one list per batch (the kernel keeps
+free_by_rcu_ttrace and waiting_for_gp_ttrace per cpu; a refill reuses the
+newest first either way).
 """
 
 from __future__ import annotations
@@ -35,9 +44,10 @@ class MemCache:
     free: list[tuple[int, int]] = field(default_factory=list)  # (kmalloc addr, percpu addr)
 
 
-def watermarks(unit_size: int, percpu: bool) -> tuple[int, int, int]:
-    """Mirrors init_refill_work()/ the watermark rules: (low, high, batch)."""
-    if percpu:
+def watermarks(unit_size: int, percpu_small: bool) -> tuple[int, int, int]:
+    """Mirrors init_refill_work() / prefill_mem_cache()'s watermark rules: (low, high,
+    batch).  percpu_small: a per-cpu cache of v6.8+ (switch memalloc_prefill_split)."""
+    if percpu_small:
         low, high = 1, 3
     elif unit_size <= 256:
         low, high = 32, 96
@@ -61,7 +71,11 @@ class BpfMemAlloc:
         self.objcg: int | None = None
         if owner.bprof.account:
             self.objcg = self.system.get_obj_cgroup_from_current()
-        low, high, batch = watermarks(self.unit_size, percpu)
+        # c->unit_size: the value size of a per-cpu cache (its objects are a 16-byte
+        # kmalloc holder plus the per-cpu area), size + LLIST_NODE_SZ otherwise
+        c_unit = size if percpu else self.unit_size
+        small = percpu and owner.bprof.memalloc_prefill_split
+        low, high, batch = watermarks(c_unit, small)
         self.caches = [MemCache(c, self.unit_size, low, high, batch)
                        for c in range(self.system.nr_cpus)]
         self.live = 0
@@ -69,12 +83,15 @@ class BpfMemAlloc:
         # bytes the memcg was charged per object (asked of the core at the first allocation)
         self.slab_charge = 0
         owner.pools.append(self)
-        self._waiting: list[list[tuple[int, int]]] = []
+        # objects freed above the high watermark, waiting for their grace period:
+        # (cpu, objects) per batch
+        self._waiting: list[tuple[int, list[tuple[int, int]]]] = []
         g = owner.gfp
-        prefill_gfp = g.KERNEL | g.NOWARN | g.ACCOUNT
-        # prefill_mem_cache(): 4 objects for small non-percpu units, else 1 (v6.8+)
-        split = owner.bprof.memalloc_prefill_split
-        n = 4 if (self.unit_size <= 256 and not (split and percpu)) else 1
+        # prefill_mem_cache() -> alloc_bulk(atomic=false): GFP_KERNEL from v6.6, else the
+        # refill's GFP_NOWAIT; 4 objects for c->unit_size <= 256, else 1 (per-cpu: 1, v6.8+)
+        base = g.KERNEL if owner.bprof.memalloc_prefill_kernel_gfp else g.NOWAIT
+        prefill_gfp = base | g.NOWARN | g.ACCOUNT
+        n = 1 if small or c_unit > 256 else 4
         for c in self.caches:
             self._alloc_bulk(c, n, prefill_gfp)
 
@@ -89,13 +106,18 @@ class BpfMemAlloc:
         Non-per-cpu objects come from one C call that stops at the first failure
         (System.kmalloc_until_fail)."""
         sysm = self.system
+        done = self._reuse(c, n)
+        n -= done
+        if not n:
+            return done
         cg = self._memcg()
-        done = 0
         with sysm.active_memcg(cg):
             if not self.percpu:
                 addrs = sysm.kmalloc_until_fail(self.unit_size, n, gfp)
-                done = len(addrs)
+                done += len(addrs)
                 c.free.extend(zip(addrs.tolist(), repeat(0)))   # (addr, 0) objects
+                self._added(len(addrs), c.free)
+                return done
             else:
                 for _ in range(n):
                     try:
@@ -109,8 +131,24 @@ class BpfMemAlloc:
                         break      # alloc_bulk() stops quietly; prefill failure is silent too
                     c.free.append((a, p))
                     done += 1
-        self._added(done, c.free)
+                    self._added(1, c.free)
         return done
+
+    def _reuse(self, c: MemCache, n: int) -> int:
+        """alloc_bulk()'s first loops (switch memalloc_reuse): up to n objects of cpu c's
+        own batches still waiting for a grace period go back on its free list, newest
+        first; they stay charged, so no new charge is made for them."""
+        if not self.owner.bprof.memalloc_reuse or not self._waiting:
+            return 0
+        got = 0
+        for cpu, objs in reversed(self._waiting):
+            while cpu == c.cpu and objs and got < n:
+                c.free.append(objs.pop())
+                got += 1
+        return got
+
+    def _waiting_on(self, cpu: int) -> bool:
+        return any(c == cpu and objs for c, objs in self._waiting)
 
     def _added(self, n: int, objs: list[tuple[int, int]]) -> None:
         """Count ``n`` new objects; the first one tells what the core charges per object."""
@@ -196,6 +234,9 @@ class BpfMemAlloc:
         After a refill that came up short, later refills are made live as alloc() does."""
         assert not self.percpu
         c = self._cache()
+        if self.owner.bprof.memalloc_reuse and self._waiting_on(c.cpu):
+            # refills would first take back waiting objects: the one-by-one path
+            return np.array([a for a, _ in self.alloc_many(k)], dtype=np.uint64)
         low, batch = c.low, c.batch
         f, got, refills = len(c.free), 0, 0
         while got < k and f:
@@ -301,7 +342,7 @@ class BpfMemAlloc:
             excess = c.free[keep:]
             del c.free[keep:]
             # free_by_rcu: released by deferred work, or by destroy() if the map goes first
-            self._waiting.append(excess)
+            self._waiting.append((c.cpu, excess))
             self.system.bpf_state.queue_work(lambda: self._release_waiting(excess))
 
     def free_rcu(self, obj: tuple[int, int]) -> None:
@@ -311,11 +352,13 @@ class BpfMemAlloc:
         a further RCU tasks trace grace period, and a refill may take it back before)."""
         self.live -= 1
         batch = [obj]
-        self._waiting.append(batch)
+        # cpu -1: no refill takes it back (memalloc_reuse reuses the tasks-trace lists,
+        # which it reaches only after this grace period, when the model has freed it)
+        self._waiting.append((-1, batch))
         self.system.bpf_state.queue_work(lambda: self._release_waiting(batch))
 
     def _release_waiting(self, excess: list[tuple[int, int]]) -> None:
-        for i, w in enumerate(self._waiting):
+        for i, (_, w) in enumerate(self._waiting):
             if w is excess:
                 del self._waiting[i]
                 self._release(excess)
@@ -339,7 +382,7 @@ class BpfMemAlloc:
             objs, c.free = c.free, []
             self._release(objs)
         waiting, self._waiting = self._waiting, []
-        for objs in waiting:
+        for _, objs in waiting:
             self._release(objs)
         if self.objcg is not None:
             self.system.obj_cgroup_put(self.objcg)

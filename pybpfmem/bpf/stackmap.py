@@ -121,14 +121,6 @@ class StackTraceMap(BpfMap):
         """Mirrors stack_map_update_elem(): -EINVAL."""
         raise BpfError(errno.EINVAL, "STACK_TRACE: update from syscall is not supported")
 
-    def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
-        """Mirrors stack_map_lookup_and_delete_elem() -> bpf_stackmap_extract(delete):
-        the trace, and its bucket emptied (switch lookup_and_delete_stack_trace; the
-        syscall refuses the command on older profiles)."""
-        value = self.lookup_elem(key)
-        del self._buckets[self._id(key)]
-        return value
-
     def delete_elem(self, key: bytes | None) -> None:
         """Mirrors stack_map_delete_elem(): an id past the buckets is -E2BIG, an empty
         bucket -ENOENT."""
@@ -137,6 +129,18 @@ class StackTraceMap(BpfMap):
             raise BpfError(errno.E2BIG, f"STACK_TRACE: id {idx} >= n_buckets {self.n_buckets}")
         if self._buckets.pop(idx, None) is None:
             raise BpfError(errno.ENOENT, f"STACK_TRACE: no trace with id {idx}")
+
+    def lookup_and_delete_elem(self, key: bytes | None) -> bytes:
+        """Mirrors stack_map_lookup_and_delete_elem() -> bpf_stackmap_extract(delete=true)
+        (switch lookup_and_delete_stack_trace; -ENOTSUPP before): the trace, then its
+        bucket back to the freelist; an id >= n_buckets is -ENOENT."""
+        if not self.bprof.lookup_and_delete_stack_trace:
+            return super().lookup_and_delete_elem(key)
+        idx = self._id(key)
+        tr = self._buckets.pop(idx, None) if idx < self.n_buckets else None
+        if tr is None:
+            raise BpfError(errno.ENOENT, f"STACK_TRACE: no trace with id {idx}")
+        return tr + bytes(self.attr.value_size - len(tr))
 
     def get_next_key(self, key: bytes | None) -> bytes:
         """Mirrors stack_map_get_next_key(): the next id with a trace after the key's;

@@ -67,7 +67,7 @@ def sys_bpf(task: Any, cmd: int, attr: bytes | bytearray) -> int:
     if not isinstance(attr, (bytes, bytearray, memoryview)):
         raise TypeError("attr must be bytes")
     size = len(attr)
-    entry_check(task)
+    entry_check(task, cmd)
     # bpf_check_uarg_tail_zero()
     page = system.page_size
     if size > page:
@@ -123,7 +123,8 @@ def map_create(c: Call) -> int:
         raise BpfError(errno.EINVAL, "map_create: BPF_F_RDONLY and BPF_F_WRONLY both set")
     if a.map_flags & U.BPF_F_NUMA_NODE and a.numa_node >= 1:
         raise BpfError(errno.EINVAL, f"map_create: numa_node {a.numa_node} >= nr_node_ids 1")
-    cls = map_class(t) if 0 < t <= st.uapi.max_map_type else None
+    # the release's enum bpf_map_type (profile data): a type it does not have is -EINVAL
+    cls = map_class(t) if st.uapi.has_map_type(t) else None
     if cls is None:
         raise BpfError(errno.EINVAL, f"map_create: unknown or unsupported map_type {t}")
     if a.map_ifindex:
@@ -270,14 +271,20 @@ def check_update(f: BpfFile, m: BpfMap, flags: int) -> None:
                                      "bpf_spin_lock (the model has no BTF)")
 
 
-def entry_check(task: Any) -> None:
-    """The command-independent check of __sys_bpf(): before unpriv_per_command,
-    kernel.unprivileged_bpf_disabled is tested for every command."""
+def entry_check(task: Any, cmd: int) -> None:
+    """The kernel.unprivileged_bpf_disabled test at __sys_bpf() entry, for a task without
+    CAP_BPF: every command is refused (v5.x), only BPF_MAP_CREATE and BPF_PROG_LOAD
+    (switch unpriv_entry_create_only), or none (switch unpriv_per_command: map_create()
+    and bpf_prog_load() test it themselves)."""
     st: BpfState = task.system.bpf_state
-    if not st.bprof.unpriv_per_command and st.unprivileged_bpf_disabled and not bpf_capable(task):
-        raise BpfError(errno.EPERM, f"bpf(): kernel.unprivileged_bpf_disabled="
-                                    f"{st.unprivileged_bpf_disabled} and uid {task.uid} "
-                                    f"lacks CAP_BPF/CAP_SYS_ADMIN")
+    bp = st.bprof
+    if bp.unpriv_per_command or not st.unprivileged_bpf_disabled or bpf_capable(task):
+        return
+    if bp.unpriv_entry_create_only and cmd not in (U.BPF_MAP_CREATE, U.BPF_PROG_LOAD):
+        return
+    raise BpfError(errno.EPERM, f"bpf(): kernel.unprivileged_bpf_disabled="
+                                f"{st.unprivileged_bpf_disabled} and uid {task.uid} "
+                                f"lacks CAP_BPF/CAP_SYS_ADMIN")
 
 
 def map_delete_elem(c: Call) -> int:

@@ -243,7 +243,8 @@ class BpfTaskMixin(KObjectTaskMixin):
                     sysm = self.system
                     bst = sysm.bpf_state
                     if (sysm.current_task is self or not f.obj.update_allocates()) and not (
-                            bst.unprivileged_bpf_disabled and not bst.bprof.unpriv_per_command):
+                            bst.unprivileged_bpf_disabled and not bst.bprof.unpriv_per_command
+                            and not bst.bprof.unpriv_entry_create_only):
                         try:
                             if fast(key, value, flags):
                                 return
@@ -262,7 +263,7 @@ class BpfTaskMixin(KObjectTaskMixin):
             if not me.alive:
                 raise BpfError(errno.ESRCH, f"task {me.pid} has exited")
             try:
-                entry_check(self)
+                entry_check(self, U.BPF_MAP_UPDATE_ELEM)
                 check_update(f, m, flags)
                 if sysm.current_task is self or not m.update_allocates():
                     # no allocation on this path (arrays, preallocated hashes): the cpu

@@ -214,6 +214,7 @@ MAP_CREATE_LAYOUT: tuple[Field, ...] = (
     ("btf_fd", 48, 4), ("btf_key_type_id", 52, 4), ("btf_value_type_id", 56, 4),
     ("btf_vmlinux_value_type_id", 60, 4), ("map_extra", 64, 8),
     ("value_type_btf_obj_fd", 72, 4), ("map_token_fd", 76, 4),
+    ("excl_prog_hash", 80, 8), ("excl_prog_hash_size", 88, 4),
 )
 ELEM_LAYOUT: tuple[Field, ...] = (
     ("map_fd", 0, 4), ("key", 8, 8), ("value", 16, 8), ("flags", 24, 8),
@@ -232,6 +233,7 @@ PROG_LOAD_LAYOUT: tuple[Field, ...] = (
     ("attach_btf_id", 108, 4), ("attach_prog_fd", 112, 4), ("core_relo_cnt", 116, 4),
     ("fd_array", 120, 8), ("core_relos", 128, 8), ("core_relo_rec_size", 136, 4),
     ("log_true_size", 140, 4), ("prog_token_fd", 144, 4), ("fd_array_cnt", 148, 4),
+    ("signature", 152, 8), ("signature_size", 160, 4), ("keyring_id", 164, 4),
 )
 OBJ_LAYOUT: tuple[Field, ...] = (
     ("pathname", 0, 8), ("bpf_fd", 8, 4), ("file_flags", 12, 4), ("path_fd", 16, 4),

@@ -489,9 +489,6 @@ def bpf_update_batch(n: int) -> Measurement:
                        target_text="< 1 s, < 200 MB per 1e6")
 
 
-CILIUM_MAPS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "cilium-default-maps.json")
-
-
 def fill_ns(n: int, bulk: bool, profile: str = CURRENT_PROFILE) -> float:
     """ns per entry of filling a no-prealloc HASH 12/8 and an LPM trie 8/8 (n entries each)
     with bpf.fill(): in bulk, or by the element loop (one syscall update per entry)."""
@@ -517,14 +514,14 @@ def bulk_fill(n: int) -> Measurement:
 
 
 def plan_cilium(compare: bool, loop_ns: float) -> Measurement:
-    """`pybpfmem plan` of the Cilium default maps (examples/cilium-default-maps.json): one
+    """`pybpfmem plan` of the Cilium default maps (plan's built-in example): one
     profile, or every profile (in parallel processes, as --compare-profiles runs)."""
     from pybpfmem.commands.plan import run_plans
-    from pybpfmem.commands.plan_inputs import bpftool_specs
+    from pybpfmem.commands.plan_inputs import DEFAULT_SET, bpftool_specs
     from pybpfmem.commands.planner import PlanOptions
     from pybpfmem.profiles import PROFILE_NAMES
 
-    specs = bpftool_specs(CILIUM_MAPS)
+    specs = bpftool_specs(DEFAULT_SET)
     profiles = PROFILE_NAMES if compare else (CURRENT_PROFILE,)
     c0 = cpu_seconds(children=True)
     t0 = time.perf_counter_ns()

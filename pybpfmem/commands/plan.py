@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pybpfmem.profiles import CURRENT_PROFILE, PROFILE_NAMES, get_profile
+from pybpfmem.commands.btfopt import add_btf_argument, read_btf_sizes
 
 from . import plan_inputs as inputs
 from .planner import CHURN, MIB, PlanOptions, PlanResult, plan
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pybpfmem plan", description=__doc__.split("\n\n")[0],
         epilog="The --file format, key by key, and the output's columns: docs/guide.md (plan).")
     p.add_argument("objects", nargs="*", metavar="OBJECT.bpf.o",
-                   help="compiled BPF objects: their maps as libbpf creates them")
+                   help="compiled BPF objects: their maps as libbpf creates them (with no maps "
+                        f"given at all: the built-in example, {inputs.DEFAULT_SET_TEXT})")
     p.add_argument("--map", action="append", default=[], metavar="[NAME=]TYPE:KEY:VALUE:MAX[:FLAGS]",
                    help="a map, e.g. flows=hash:4:64:1000:no_prealloc (FLAGS: comma-separated "
                         "names or a number)")
@@ -87,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"entries of each dynamic map that every possible CPU replaces within "
                         f"one RCU grace period (default {CHURN})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_btf_argument(p)
     return p
+
+
+def _given_no_maps(args: argparse.Namespace) -> bool:
+    return not (args.objects or args.map or args.file or args.bpftool or args.host)
 
 
 def _read_specs(args: argparse.Namespace) -> list[inputs.MapSpec]:
@@ -134,11 +141,12 @@ def _read_specs(args: argparse.Namespace) -> list[inputs.MapSpec]:
     return specs
 
 
-def _options(args: argparse.Namespace, profile: str) -> PlanOptions:
+def _options(args: argparse.Namespace, profile: str,
+             btf_sizes: tuple[tuple[str, int], ...] | None = None) -> PlanOptions:
     from pybpfmem.mm.system import parse_size
 
     return PlanOptions(profile=profile, cpus=args.cpus, page_size=args.page_size,
-                       ram=parse_size(args.ram), churn=args.churn)
+                       ram=parse_size(args.ram), churn=args.churn, btf_sizes=btf_sizes)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -176,18 +184,25 @@ def run_plans(specs: list[inputs.MapSpec], options: list[PlanOptions]) -> list[P
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
+    profiles = PROFILE_NAMES if args.compare_profiles else (args.profile,)
+    builtin = _given_no_maps(args) and not args.overrides
+    if builtin:
+        args.bpftool = [inputs.DEFAULT_SET]
     try:
         _check_args(args)
         specs = _read_specs(args)
+        btf_sizes = read_btf_sizes(profiles, args.btf, "pybpfmem plan")
     except (OSError, ValueError) as exc:
         print(f"pybpfmem plan: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not specs:
-        print("pybpfmem plan: no maps given (OBJECT.bpf.o, --map, --file, --bpftool or --host)",
-              file=sys.stderr)
+        print("pybpfmem plan: the input has no maps", file=sys.stderr)
         return EXIT_BAD_INPUT
-    profiles = PROFILE_NAMES if args.compare_profiles else (args.profile,)
-    results = run_plans(specs, [_options(args, p) for p in profiles])
+    if builtin:
+        print(f"pybpfmem plan: no maps given, so the built-in example: {inputs.DEFAULT_SET_TEXT} "
+              "(give OBJECT.bpf.o, --map, --file, --bpftool or --host for yours)",
+              file=sys.stderr if args.json else sys.stdout)
+    results = run_plans(specs, [_options(args, p, btf_sizes) for p in profiles])
     if args.json:
         docs = {r.options.profile: r.as_dict() for r in results}
         json.dump(docs if args.compare_profiles else docs[args.profile], sys.stdout, indent=2)

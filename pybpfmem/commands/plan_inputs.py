@@ -166,6 +166,12 @@ def cgroup_path(value: Any, where: str) -> str:
 # --------------------------------------------------------------------------- --map
 
 DEFAULT_CGROUP = "/agent"
+# What `plan` plans when given no maps: the 30 maps of a default Cilium agent in
+# bpftool's shape (IPv4, VXLAN, kube-proxy replacement, bpf.preallocateMaps false,
+# default sizes, 3 endpoints; assembled from the cilium/cilium sources).
+DEFAULT_SET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "data", "cilium-default-maps.json")
+DEFAULT_SET_TEXT = "a default Cilium agent's 30 maps"
 
 
 def cli_spec(text: str, index: int, cgroup: str = DEFAULT_CGROUP) -> MapSpec:

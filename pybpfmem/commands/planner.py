@@ -73,11 +73,16 @@ class PlanOptions:
     page_size: int = 4096
     ram: int = 64 << 30
     churn: int = CHURN
+    btf_sizes: tuple[tuple[str, int], ...] | None = None   # --btf: one node's struct sizes
 
 
 def plan_system(opts: PlanOptions) -> Any:
     """The simulated machine of a plan: the one place it is made."""
-    return pybpfmem.System(nr_cpus=opts.cpus, page_size=opts.page_size, profile=opts.profile,
+    profile: Any = opts.profile
+    if opts.btf_sizes:                  # the profile's switches, the node's struct sizes
+        p = get_profile(opts.profile)
+        profile = dataclasses.replace(p, sizes=p.sizes.with_overrides(**dict(opts.btf_sizes)))
+    return pybpfmem.System(nr_cpus=opts.cpus, page_size=opts.page_size, profile=profile,
                            cgroup="v2", ram=opts.ram)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import pybpfmem
 from pybpfmem.bpf.errors import errname
 from pybpfmem.commands import scenario_file
+from pybpfmem.commands.btfopt import add_btf_argument, btf_warnings
 from pybpfmem.commands.common import CommandError, check_plot_path
 from pybpfmem.commands.scenario_file import (  # flag_value, map_type_by_name: plan uses them from here
     ACTIONS,
@@ -40,7 +41,7 @@ from pybpfmem.commands.scenario_file import (  # flag_value, map_type_by_name: p
     parse_size,
     show,
 )
-from pybpfmem.profiles import CURRENT_PROFILE
+from pybpfmem.profiles import CURRENT_PROFILE, Profile, get_profile, profile_with_btf
 
 EXIT_EXPECT_FAILED = 1
 EXIT_BAD_FILE = 2
@@ -72,9 +73,9 @@ class StepResult:
 class Scenario:
     """A checked scenario file bound to a fresh System, its cgroups and tasks made."""
 
-    def __init__(self, sf: ScenarioFile) -> None:
+    def __init__(self, sf: ScenarioFile, btf: str | None = None) -> None:
         self.file = sf
-        self.system = _system(sf)
+        self.system = _system(sf, btf)
         self.tasks: dict[str, Any] = {}
         self.maps: dict[str, tuple[Any, int]] = {}     # name -> (creator task, fd)
         self.gone: dict[str, str] = {}                 # map or task name -> why it is missing
@@ -350,11 +351,18 @@ class Scenario:
         return int(text) if text.lstrip("-").isdigit() else text
 
 
-def _system(sf: ScenarioFile) -> pybpfmem.System:
+def _system(sf: ScenarioFile, btf: str | None = None) -> pybpfmem.System:
     v = sf.system.values
+    name: str = v.get("profile", CURRENT_PROFILE)
+    profile: str | Profile = name
+    if btf is not None:       # --btf: that kernel's struct sizes, the profile's rules
+        try:
+            profile, _ = profile_with_btf(get_profile(name), btf, v.get("page_size", 4096))
+        except (OSError, ValueError) as exc:
+            raise ScenarioError(f"--btf {btf}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         return pybpfmem.System(nr_cpus=v.get("cpus", DEFAULT_CPUS), page_size=v.get("page_size", 4096),
-                               profile=v.get("profile", CURRENT_PROFILE), cgroup=v.get("cgroup", "v2"),
+                               profile=profile, cgroup=v.get("cgroup", "v2"),
                                ram=v.get("ram", "8G"),
                                memory_recursiveprot=v.get("memory_recursiveprot", False))
     except (TypeError, ValueError) as exc:
@@ -364,10 +372,11 @@ def _system(sf: ScenarioFile) -> pybpfmem.System:
         raise sf.error(sf.system, str(exc), key) from None
 
 
-def load(path: str) -> Scenario:
+def load(path: str, btf: str | None = None) -> Scenario:
     """Read and check a scenario file and make its System, cgroups and tasks
-    (ScenarioError: one line, file:line: where: what)."""
-    return Scenario(scenario_file.load(path))
+    (ScenarioError: one line, file:line: where: what); ``btf``: struct sizes from
+    that vmlinux BTF."""
+    return Scenario(scenario_file.load(path), btf)
 
 
 def _oserror(exc: OSError) -> str:
@@ -398,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the per-step results as JSON")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="draw memory.current of each cgroup over the steps (needs matplotlib)")
+    add_btf_argument(parser)
     return parser
 
 
@@ -410,7 +420,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"pybpfmem simulate: {exc}", file=sys.stderr)
         return exc.exit_code
     try:
-        scenario = load(args.file)
+        with btf_warnings("pybpfmem simulate"):
+            scenario = load(args.file, args.btf)
     except ScenarioError as exc:
         print(f"pybpfmem simulate: {exc}", file=sys.stderr)
         return EXIT_BAD_FILE

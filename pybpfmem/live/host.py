@@ -5,9 +5,9 @@ possible CPUs (/sys/devices/system/cpu/possible, what num_possible_cpus() counts
 and what per-cpu allocations are multiplied by), the page size, the memory-cgroup
 version in use (cgroupfs.detect()) — and builds a ``pybpfmem.System`` with the
 6.18 profile whose BPF struct sizes are replaced by the sizes the running
-kernel's BTF reports (pybpfmem.profiles.StructSizes' override API:
-``StructSizes.with_overrides``).  Where BTF is missing or lacks a struct, the
-profile's built-in size stays.
+kernel's BTF reports (pybpfmem.profiles.sizes.extract_sizes(): sizeof() of each
+struct, and the two figures computed from member offsets).  Where BTF is missing
+or lacks a struct, the profile's built-in size stays.
 """
 from __future__ import annotations
 
@@ -18,12 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..profiles import StructSizes, get_profile
-from ..profiles.sizes import COMPUTED_FIELDS
 from .bpf import parse_cpu_list, possible_cpus  # noqa: F401  (re-exported)
-
-#: StructSizes fields that are not sizeof(struct <field name>) (a page count, an offsetof):
-#: the profile's figure stays
-NOT_FROM_BTF = COMPUTED_FIELDS
 
 
 @dataclass(frozen=True)
@@ -38,10 +33,14 @@ class HostFacts:
 
 def host_btf_sizes(base: StructSizes, path: str = "/sys/kernel/btf/vmlinux"
                    ) -> dict[str, int]:
-    """sizeof() from host BTF for every StructSizes field that names a struct."""
-    from ..btf import read_struct_sizes as host_struct_sizes
-    names = tuple(f.name for f in dataclasses.fields(base) if f.name not in NOT_FROM_BTF)
-    return host_struct_sizes(path, names)
+    """Every StructSizes figure the host BTF gives (extract_sizes(): the struct sizes and
+    the two computed from member offsets), at the host's page size."""
+    from .. import kimage
+    from ..btf import Btf
+    from ..profiles.sizes import extract_sizes
+    found, _, _ = extract_sizes(Btf(kimage.read(path).btf), os.sysconf("SC_PAGE_SIZE"))
+    names = {f.name for f in dataclasses.fields(base)}
+    return {k: v for k, v in found.items() if k in names}
 
 
 def host_facts(btf_path: str = "/sys/kernel/btf/vmlinux", profile: str = "6.18") -> HostFacts:

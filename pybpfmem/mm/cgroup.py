@@ -406,7 +406,11 @@ class MemCgroup(NoCopy):
                   f"bm_memcg_write({name}, memcg={self.id}, pages={pages})")
             return
         if name == "memory.peak":
-            # memory_peak_write: any write resets this fd's peak to the current usage
+            # memory_peak_write (v6.12, switch memory_peak_write): any write resets this
+            # fd's peak to the current usage; before it the file is read-only
+            if not sysobj.profile.memory_peak_write:
+                raise OSError(errno.EACCES, "kernfs_fop_open: memory.peak has no write "
+                                            "handler before v6.12")
             self.system._check(lib.bm_memcg_write(sysobj._sys, self.id, lib.BM_WRITE_RESET_PEAK, 0),
                   f"bm_memcg_write(memory.peak, memcg={self.id})")
             self._peak_written = True

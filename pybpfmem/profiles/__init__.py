@@ -17,7 +17,8 @@ Every switch is also readable by name on the profile: ``profile.charge_batch``,
 
 from __future__ import annotations
 
-from .kernels import CURRENT_PROFILE, PROFILES
+from .from_btf import BtfProfileWarning, BtfSource, profile_with_btf
+from .kernels import CURRENT_PROFILE, PROFILES, RELEASE_LINES, profile_for_release
 from .profile import MM_FACTS, PROFILE_SWITCHES, BpfSwitches, BpfUapi, MmSwitches, Profile
 from .sizes import StructSizes, load_struct_sizes
 from .switches import SWITCHES, Switch, render_table
@@ -42,5 +43,5 @@ def list_profiles() -> list[str]:
 
 __all__ = ["Profile", "MmSwitches", "BpfSwitches", "BpfUapi", "StructSizes", "Switch", "SWITCHES",
            "PROFILES", "PROFILE_NAMES", "PROFILE_SWITCHES", "CURRENT_PROFILE", "MM_FACTS",
-           "get_profile", "list_profiles", "load_struct_sizes",
-           "render_table"]
+           "RELEASE_LINES", "BtfProfileWarning", "BtfSource", "get_profile", "list_profiles",
+           "load_struct_sizes", "profile_for_release", "profile_with_btf", "render_table"]

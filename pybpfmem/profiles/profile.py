@@ -19,11 +19,12 @@ class MmSwitches:
     nr_memcg_stock: int
     obj_stock_split_pages: int
     kmem_page_objcg: int
-    kmem_uncharge_via_stock: int
     drain_obj_stock_direct: int
     failcnt_v1_only: int
     clamp_underflow: int
     gfp_atomic_forces: int
+    dying_task_forces: int
+    nofail_forces_before_oom: int
     gfp_high_forces: int
     max_event_on_force: int
     kmem_limit_enforced: int
@@ -32,7 +33,6 @@ class MmSwitches:
     large_kmalloc_memcg_stat: int
     stat_kernel: int
     stat_vmalloc: int
-    high_set_before_reclaim: int
     nospin_no_batch: int
     kmem_uncharge_skips_root: int
     obj_stock_slab_stats: int
@@ -42,6 +42,9 @@ class MmSwitches:
     shrinker_deferred_per_memcg: int
     sb_scan_exact_total: int
     kpagecgroup_folio: int
+    obj_stock_task_irq_split: int
+    objcg_release_via_stock: int
+    objcg_put_after_stock_drain: int
 
     def to_cdata(self, ffi: Any) -> Any:
         """A new ``struct bm_profile *`` filled from these switches."""
@@ -68,17 +71,22 @@ class BpfSwitches:
     runtime_gfp_nowait: bool
     default_memlock: int               # bytes
     caps_central: bool
+    unpriv_entry_create_only: bool
     unpriv_per_command: bool
     freeze_needs_write: bool
     struct_area_alloc: bool
     htab_map_locked: bool
+    fd_htab_extra_elems: bool
     map_extra: bool
+    memcg_nobpf: bool
     prog_alloc_enomem: bool
     lookup_and_delete_hash: bool
     lookup_and_delete_stack_trace: bool
-    htab_percpu_value_limit: bool
+    percpu_value_limit: bool
     htab_max_2g: bool
     memalloc_prefill_split: bool
+    memalloc_prefill_kernel_gfp: bool
+    memalloc_reuse: bool
     htab_large_key: bool
     array_value_int_max: bool
     perf_event_entry_kernel_gfp: bool
@@ -86,14 +94,14 @@ class BpfSwitches:
     local_storage_kvcalloc: bool
     selem_compact: bool
     lpm_trie_mem_alloc: bool
-    lpm_trie_update_flags: bool
+    lpm_exist_flags: bool
+    lpm_full_inplace: bool
     batch_percpu_array: bool
     batch_lpm: bool
     batch_map_in_map: bool
     prog_array_owner_attach_type: bool
     struct_ops_link: bool
     struct_ops_vtype_btf_obj_fd: bool
-    cgroup_storage_map_memcg: bool
     fdinfo_ino: bool
     prog_fdinfo_recursion_misses: bool
     prog_fdinfo_verified_insns: bool
@@ -111,10 +119,16 @@ class BpfUapi:
     max_map_type: int                       # the last enum bpf_map_type value
     max_cmd: int                            # the last enum bpf_cmd value
 
+    def has_map_type(self, map_type: int) -> bool:
+        """Whether the release has map type ``map_type``: enum bpf_map_type only grows, so
+        its values 1..max_map_type (find_and_alloc_map() refuses the rest with -EINVAL)."""
+        return 0 < map_type <= self.max_map_type
+
 
 # the Python-level facts of the memory layer that are switches (catalogued in switches.py)
 MM_FACTS: tuple[str, ...] = ("has_gfp_atomic", "nowait_nowarn", "has_memory_peak",
-                             "memcg_stat_local_copies", "memcg_vmstats_accounted")
+                             "memory_peak_write", "memcg_stat_local_copies",
+                             "memcg_vmstats_accounted")
 
 V2_FILES: tuple[str, ...] = (
     "memory.current", "memory.max", "memory.high", "memory.low", "memory.min", "memory.peak",
@@ -142,6 +156,7 @@ class Profile:
     has_gfp_atomic: bool              # __GFP_ATOMIC exists
     nowait_nowarn: bool               # GFP_NOWAIT includes __GFP_NOWARN
     has_memory_peak: bool             # cgroup v2 memory.peak
+    memory_peak_write: bool           # memory.peak writable (per-fd reset)
     stat_keys_v2: tuple[str, ...]     # memory.stat keys, in the kernel's print order
     stat_keys_v1: tuple[str, ...]     # v1 memory.stat local keys
     event_keys: tuple[str, ...]       # memory.events keys

@@ -7,11 +7,12 @@ that release, each figure explained under ``"derived"``).  ``StructSizes`` holds
 the figures the model uses; other structs a file may carry (the memcg and
 fd-object structs) stay in the file until the model needs them.
 
-A few fields are not ``sizeof`` of the struct they are named after, and so
-never come from BTF as such: ``bpf_ringbuf_meta_pages`` (RINGBUF_NR_META_PAGES,
-kernel/bpf/ringbuf.c), ``bpf_prog`` (``offsetof(struct bpf_prog, insns)``,
-bpf_prog_size()) and ``bpf_storage_buffer`` (the header of a cgroup storage
-buffer, ``struct bpf_storage_buffer`` without its data).
+Two fields are not ``sizeof`` of the struct they are named after: they are
+computed from BTF member offsets (``COMPUTED``): ``bpf_ringbuf_meta_pages``
+(RINGBUF_NR_META_PAGES, kernel/bpf/ringbuf.c) and ``bpf_prog``
+(``offsetof(struct bpf_prog, insns)``, bpf_prog_size()).  ``extract_sizes()``
+reads every figure from a BTF (the data files' tool, tools/btf_sizes.py, and
+``System(btf=...)`` both use it).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..btf import Btf
 
 STRUCTS_DIR = Path(__file__).with_name("structs")
 PROVENANCE_KINDS = ("btf", "derived", "compiled")
-#: fields that are not sizeof(struct <name>): computed from member offsets by tools/btf_sizes.py
-COMPUTED_FIELDS = frozenset({"bpf_prog", "bpf_ringbuf_meta_pages"})
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,14 @@ class StructSizes:
         """A copy with some sizes replaced (unknown names raise TypeError)."""
         return dataclasses.replace(self, **sizes)
 
-    def from_btf(self, path: str = "/sys/kernel/btf/vmlinux") -> StructSizes:
-        """A copy with every struct found in the BTF at `path` (raw or an ELF's .BTF)
-        sized from it (pybpfmem.btf.read_struct_sizes)."""
-        from ..btf import read_struct_sizes
-        return self.with_overrides(**read_struct_sizes(path, set(_FIELDS) - COMPUTED_FIELDS))
+    def from_btf(self, path: str = "/sys/kernel/btf/vmlinux", page_size: int = 4096) -> StructSizes:
+        """A copy with every figure the BTF in the file at ``path`` gives (raw BTF, vmlinux
+        ELF, vmlinuz, compressed vmlinux or .deb: pybpfmem.kimage), the computed ones
+        included (``extract_sizes()``); figures it lacks keep this copy's values."""
+        from .. import kimage
+        from ..btf import Btf
+        found, _, _ = extract_sizes(Btf(kimage.read(path).btf), page_size)
+        return self.with_overrides(**{k: v for k, v in found.items() if k in _FIELDS})
 
     @classmethod
     def from_mapping(cls, sizes: Mapping[str, int], what: str,
@@ -168,3 +173,105 @@ def read_struct_file(path: Path) -> dict[str, Any]:
     if kind == "derived" and not data.get("derived"):
         raise ValueError(f"{path}: a derived file explains its figures under 'derived'")
     return data
+
+
+# --- what a BTF gives -------------------------------------------------------------------
+
+#: StructSizes fields whose value is not sizeof(struct <field>), with how BTF gives them.
+COMPUTED = {
+    "bpf_prog": "offsetof(struct bpf_prog, insns): bpf_prog_size() (include/linux/filter.h) "
+                "sizes a program as max(sizeof(struct bpf_prog), offsetof(struct bpf_prog, "
+                "insns[len])); read from the BTF member offset (insns sits in an anonymous union)",
+    "bpf_ringbuf_meta_pages": "RINGBUF_NR_META_PAGES (kernel/bpf/ringbuf.c) = RINGBUF_PGOFF + "
+                              "RINGBUF_POS_PAGES: (offsetof(struct bpf_ringbuf, consumer_pos) >> "
+                              "PAGE_SHIFT) from the BTF member offset, plus the 2 position pages "
+                              "(consumer and producer)",
+}
+COMPUTED_FIELDS = frozenset(COMPUTED)
+RINGBUF_POS_PAGES = 2  # kernel/bpf/ringbuf.c: the consumer page and the producer page
+
+#: Kernel structs the memory layer (memcg) and the fd-object accounting need, beside the BPF ones.
+EXTRA_STRUCTS = (
+    "mem_cgroup", "mem_cgroup_per_node", "memcg_vmstats_percpu", "memcg_vmstats",
+    "lruvec_stats_percpu", "lruvec_stats", "obj_cgroup", "page_counter",
+    "file", "dentry", "inode", "fdtable", "files_struct", "task_struct",
+)
+
+#: Members that tell the right struct apart where vmlinux has two structs of one name
+#: (struct bucket: kernel/bpf/hashtab.c's has a `head`; others elsewhere do not).
+SIGNATURES = {"bucket": ("head",)}
+
+
+def model_fields() -> tuple[str, ...]:
+    """The StructSizes field names, in declaration order."""
+    return _FIELDS
+
+
+def required_keys() -> tuple[str, ...]:
+    """Every key a structs file's `sizes` holds (when the kernel has the struct)."""
+    return _FIELDS + EXTRA_STRUCTS
+
+
+def find_struct(btf: Btf, name: str) -> int | None:
+    """The type id of `struct name`; where vmlinux has several of that name with different
+    sizes, the one with the SIGNATURES members; an ambiguity left is an error."""
+    from ..btf import BtfError
+    ids = btf.find(name, "STRUCT")
+    if len({btf.sizeof(i) for i in ids}) <= 1:
+        return ids[0] if ids else None
+    want = SIGNATURES.get(name, ())
+    fits = [i for i in ids if want and all(
+        m in {mem.name for mem in btf.type(i).members} for m in want)]
+    if len({btf.sizeof(i) for i in fits}) == 1:
+        return fits[0]
+    sizes = sorted({btf.sizeof(i) for i in ids})
+    raise BtfError(f"struct {name}: {len(ids)} definitions of sizes {sizes}; "
+                   f"add a member signature to SIGNATURES")
+
+
+def _computed(btf: Btf, name: str, page_size: int) -> tuple[int | None, str]:
+    from ..btf import BtfError, offsetof
+    if name == "bpf_prog":
+        tid = find_struct(btf, "bpf_prog")
+        off = offsetof(btf, tid, "insns") if tid else None
+        if tid is None or off is None:
+            return None, "no struct bpf_prog with an insns member"
+        note = COMPUTED[name]
+        if btf.sizeof(tid) != off:
+            note += f"; sizeof(struct bpf_prog) = {btf.sizeof(tid)}"
+        return off, note
+    if name == "bpf_ringbuf_meta_pages":
+        tid = find_struct(btf, "bpf_ringbuf")
+        off = offsetof(btf, tid, "consumer_pos") if tid else None
+        if tid is None or off is None:
+            return None, "no struct bpf_ringbuf with a consumer_pos member"
+        mt = next(m.type for m in btf.type(tid).members if m.name == "consumer_pos")
+        if btf.type(btf.skip_mods_and_typedefs(mt)).kind_name == "PTR":
+            raise BtfError("struct bpf_ringbuf.consumer_pos is a pointer: the ring buffer "
+                           "layout changed, update RINGBUF_NR_META_PAGES in this tool")
+        pages = off // page_size + RINGBUF_POS_PAGES
+        return pages, (COMPUTED[name] + f"; offsetof = {off}, page size {page_size}")
+    raise KeyError(name)
+
+
+def extract_sizes(btf: Btf, page_size: int = 4096
+                  ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    """(sizes, notes, absent): every required key found in `btf`, how each computed fact
+    was obtained, and why each missing one is missing."""
+    sizes: dict[str, int] = {}
+    notes: dict[str, str] = {}
+    absent: dict[str, str] = {}
+    for name in required_keys():
+        if name in COMPUTED:
+            value, note = _computed(btf, name, page_size)
+            if value is None:
+                absent[name] = note
+            else:
+                sizes[name], notes[name] = value, note
+            continue
+        tid = find_struct(btf, name)
+        if tid is None:
+            absent[name] = f"no struct {name} in this BTF"
+        else:
+            sizes[name] = btf.sizeof(tid)
+    return sizes, notes, absent

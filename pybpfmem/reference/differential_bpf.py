@@ -80,14 +80,15 @@ class BpfMachine(RuleBasedStateMachine):
         out: dict[int, dict[str, int]] = {}
         for cpu in range(self.sys.nr_cpus):
             info = self.sys.stock_info(cpu)
-            if info["cached_objcg"] < 0:
-                continue
-            m = self.sys.objcg_memcg(info["cached_objcg"])
-            while m is not None:
-                d = out.setdefault(m.id, {"slab_reclaimable": 0, "slab_unreclaimable": 0})
-                d["slab_reclaimable"] += info["nr_slab_reclaimable_b"]
-                d["slab_unreclaimable"] += info["nr_slab_unreclaimable_b"]
-                m = m.parent
+            for pre in ("", "irq_"):        # the task and (v5.14-v5.17) interrupt stocks
+                if info[pre + "cached_objcg"] < 0:
+                    continue
+                m = self.sys.objcg_memcg(info[pre + "cached_objcg"])
+                while m is not None:
+                    d = out.setdefault(m.id, {"slab_reclaimable": 0, "slab_unreclaimable": 0})
+                    d["slab_reclaimable"] += info[pre + "nr_slab_reclaimable_b"]
+                    d["slab_unreclaimable"] += info[pre + "nr_slab_unreclaimable_b"]
+                    m = m.parent
         return out
 
     def snapshot(self) -> list[Any]:
@@ -398,8 +399,19 @@ class Bpf_5_11(BpfMachine):
     PROFILE = "5.11"
 
 
+class Bpf_6_1(BpfMachine):
+    """bpf_mem_alloc hash elements with the pre-6.8 per-cpu watermarks, no reuse."""
+    PROFILE = "6.1"
+
+
+class Bpf_6_6(BpfMachine):
+    """map_mem_usage memlock; bpf_mem_alloc refills that reuse RCU-waiting objects."""
+    PROFILE = "6.6"
+
+
 class Bpf_6_18(BpfMachine):
     PROFILE = "6.18"
 
 
-MACHINES: dict[str, type[BpfMachine]] = {"5.10": Bpf_5_10, "5.11": Bpf_5_11, "6.18": Bpf_6_18}
+MACHINES: dict[str, type[BpfMachine]] = {m.PROFILE: m for m in (
+    Bpf_5_10, Bpf_5_11, Bpf_6_1, Bpf_6_6, Bpf_6_18)}

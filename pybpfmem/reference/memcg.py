@@ -152,7 +152,7 @@ def maybe_free(S: System, m: MemCgroupState) -> None:
     if m.orig_objcg is not None:                # 6.x: mem_cgroup_free() drops orig_objcg
         from .objcg import obj_cgroup_put
         o, m.orig_objcg = m.orig_objcg, None
-        obj_cgroup_put(S, o, cpu=0)
+        obj_cgroup_put(S, o, cpu=None)
     if m.parent is not None:
         maybe_free(S, m.parent)
 
@@ -253,19 +253,23 @@ def drain_all_stock(S: System, root: MemCgroupState) -> None:
     drain_local_stock() empties both the object and the page stock; since 6.16 the
     two stocks are flushed independently.
     """
-    from .objcg import drain_obj_stock, obj_stock_flush_required
+    from .objcg import drain_obj_stocks, obj_cgroup_put, obj_stock_flush_required
     for cpu in range(S.nr_cpus):
         page_needed = page_stock_needs_drain(S, cpu, root)
         obj_needed = obj_stock_flush_required(S, cpu, root)
         if S.profile.nr_memcg_stock == 1:
             if page_needed or obj_needed:
-                drain_obj_stock(S, cpu)
+                # v5.19+: the drained objcgs are put after the page stock is drained
+                late = S.profile.objcg_put_after_stock_drain
+                olds = drain_obj_stocks(S, cpu, put=not late)
                 drain_local_page_stock(S, cpu)
+                for o in olds:
+                    obj_cgroup_put(S, o, cpu)
         else:
             if page_needed:
                 drain_local_page_stock(S, cpu)
             if obj_needed:
-                drain_obj_stock(S, cpu)
+                drain_obj_stocks(S, cpu)
 
 
 # ---------------------------------------------------------------- reclaim and OOM
@@ -416,8 +420,10 @@ def try_charge(S: System, m: MemCgroupState, gfp: int, nr: int, cpu: int,
         if batch > nr:
             batch = nr
             continue
-        if p.gfp_atomic_forces and (gfp & __GFP_ATOMIC or dying_task):
-            break                                     # v5.11: goto force
+        if p.gfp_atomic_forces and gfp & __GFP_ATOMIC:
+            break                                     # v5.x: goto force
+        if p.dying_task_forces and dying_task:
+            break                                     # v5.11: should_force_charge()
         if not blocking:
             return _nomem(S, m, gfp, nr, over, raised_max)
         memcg_memory_event(S, over, "max")
@@ -438,8 +444,10 @@ def try_charge(S: System, m: MemCgroupState, gfp: int, nr: int, cpu: int,
             continue
         if gfp & __GFP_RETRY_MAYFAIL:
             return _nomem(S, m, gfp, nr, over, raised_max)
-        if p.gfp_atomic_forces:                       # v5.11 order of the checks
-            if gfp & __GFP_NOFAIL or dying_task:
+        if p.nofail_forces_before_oom and gfp & __GFP_NOFAIL:
+            break                                     # v5.10/v5.11: force before the OOM
+        if p.dying_task_forces:                       # v5.11 order of the checks
+            if dying_task:
                 break
             if mem_cgroup_oom(S, over, nr):
                 retries = MAX_RECLAIM_RETRIES

@@ -8,7 +8,8 @@ obj_cgroup_release().  Two rule sets, chosen by the profile:
 - current (6.18): refills on the charge path never uncharge (allow_uncharge),
   the free path splits off whole pages only, and slab byte statistics are cached
   in the stock (__account_obj_stock()) until they exceed PAGE_SIZE or a drain.
-One cached objcg per cpu in both (the 5-slot object stock is newer than 6.18).
+One cached objcg per cpu in both (the 5-slot object stock is newer than 6.18);
+v5.14-v5.17 (obj_stock_task_irq_split) keep a second one per cpu for interrupts.
 """
 
 from __future__ import annotations
@@ -50,20 +51,23 @@ def obj_cgroup_get(o: ObjCgroup, n: int = 1) -> None:
     o.refcnt += n
 
 
-def obj_cgroup_put(S: System, o: ObjCgroup, cpu: int, n: int = 1) -> None:
+def obj_cgroup_put(S: System, o: ObjCgroup, cpu: int | None, n: int = 1) -> None:
+    """cpu: where a release would run (None: no cpu context)."""
     o.refcnt -= n
     assert o.refcnt >= 0, f"objcg {o.id} refcount underflow"
     if o.refcnt == 0 and o.killed:
         obj_cgroup_release(S, o, cpu)
 
 
-def obj_cgroup_release(S: System, o: ObjCgroup, cpu: int) -> None:
-    """mirrors obj_cgroup_release(): give back the whole pages parked in nr_charged_bytes."""
+def obj_cgroup_release(S: System, o: ObjCgroup, cpu: int | None) -> None:
+    """mirrors obj_cgroup_release(): give back the whole pages parked in nr_charged_bytes,
+    through cpu's page stock up to v6.15 (objcg_release_via_stock), directly after; a
+    release with no cpu context uncharges directly in every release."""
     nr_pages = o.nr_charged_bytes // S.page_size
     S.release_warnings += o.nr_charged_bytes % S.page_size != 0
     if nr_pages:
-        uncharge_pages(S, o.memcg, nr_pages, cpu, via_stock=S.profile.kmem_uncharge_via_stock
-                       and not S.profile.kmem_page_objcg)
+        via = cpu is not None and S.profile.objcg_release_via_stock
+        uncharge_pages(S, o.memcg, nr_pages, cpu if cpu is not None else 0, via_stock=via)
     o.nr_charged_bytes = 0
     o.released = True
     if o in o.memcg.objcg_list:
@@ -104,8 +108,8 @@ def uncharge_pages(S: System, memcg: MemCgroupState, nr: int, cpu: int, via_stoc
         mod_memcg_state(memcg, "kernel", -nr * S.page_size)
     if S.cgroup_version == "v1":
         memcg.kmem.uncharge(nr)
-    if memcg.is_root and S.profile.kmem_page_objcg:
-        return      # current: obj_cgroup_uncharge_pages()/drain_obj_stock() skip root's counter
+    if memcg.is_root and S.profile.kmem_uncharge_skips_root:
+        return      # v6.15+: obj_cgroup_uncharge_pages()/drain_obj_stock() skip root's counter
     if via_stock:
         refill_stock(S, memcg, nr, cpu)
     else:
@@ -135,28 +139,42 @@ def account_obj_stock(S: System, st: ObjStock, key: str, nr: int) -> None:
         st.slab_b[key] = 0
 
 
-def drain_obj_stock(S: System, cpu: int) -> None:
-    """mirrors drain_obj_stock(): whole pages back to the memcg, the rest to nr_charged_bytes."""
-    st = S.obj_stock[cpu]
+def obj_stock(S: System, cpu: int) -> ObjStock:
+    """get_obj_stock(): the irq_obj of the cpu in an interrupt with obj_stock_task_irq_split
+    (v5.14-v5.17), its one object stock otherwise."""
+    if S.profile.obj_stock_task_irq_split and S.in_irq_now():
+        return S.irq_obj_stock[cpu]
+    return S.obj_stock[cpu]
+
+
+def drain_obj_stock(S: System, cpu: int, st: ObjStock | None = None,
+                    put: bool = True) -> ObjCgroup | None:
+    """mirrors drain_obj_stock(): whole pages back to the memcg, the rest to nr_charged_bytes.
+    st: one of cpu's object stocks (default: the current context's).  put=False: the
+    drained objcg is returned for the caller to put (v5.19+ drain_local_stock())."""
+    if st is None:
+        st = obj_stock(S, cpu)
     old = st.cached
     if old is None:
-        return
+        return None
     if st.nr_bytes:
         pages, rem = divmod(st.nr_bytes, S.page_size)
         if pages:
             p = S.profile
-            uncharge_pages(S, old.memcg, pages, cpu,
-                           via_stock=p.kmem_uncharge_via_stock and not p.drain_obj_stock_direct)
+            uncharge_pages(S, old.memcg, pages, cpu, via_stock=not p.drain_obj_stock_direct)
         old.nr_charged_bytes += rem
         st.nr_bytes = 0
     _flush_stat_cache(S, st)
     st.cached = None
+    if not put:
+        return old
     obj_cgroup_put(S, old, cpu)
+    return None
 
 
 def consume_obj_stock(S: System, o: ObjCgroup, n: int, cpu: int, stat: str | None) -> bool:
     """mirrors consume_obj_stock()."""
-    st = S.obj_stock[cpu]
+    st = obj_stock(S, cpu)
     if st.cached is o and st.nr_bytes >= n:
         st.nr_bytes -= n
         if stat is not None:
@@ -168,9 +186,9 @@ def consume_obj_stock(S: System, o: ObjCgroup, n: int, cpu: int, stat: str | Non
 def refill_obj_stock(S: System, o: ObjCgroup, n: int, cpu: int, allow_uncharge: bool,
                      stat: str | None = None, nr_acct: int = 0) -> None:
     """mirrors refill_obj_stock() with the profile's rule set."""
-    st = S.obj_stock[cpu]
+    st = obj_stock(S, cpu)
     if st.cached is not o:
-        drain_obj_stock(S, cpu)
+        drain_obj_stock(S, cpu, st)
         obj_cgroup_get(o)
         st.cached = o
         st.nr_bytes = o.nr_charged_bytes
@@ -179,7 +197,7 @@ def refill_obj_stock(S: System, o: ObjCgroup, n: int, cpu: int, allow_uncharge: 
     if not S.profile.obj_stock_current:
         st.nr_bytes += n
         if st.nr_bytes > S.page_size:
-            drain_obj_stock(S, cpu)
+            drain_obj_stock(S, cpu, st)
         return
     if stat is not None:
         account_obj_stock(S, st, stat, nr_acct)
@@ -193,9 +211,17 @@ def refill_obj_stock(S: System, o: ObjCgroup, n: int, cpu: int, allow_uncharge: 
 
 
 def obj_stock_flush_required(S: System, cpu: int, root: MemCgroupState) -> bool:
-    """mirrors obj_stock_flush_required()."""
-    o = S.obj_stock[cpu].cached
-    return o is not None and o.memcg.is_descendant(root)
+    """mirrors obj_stock_flush_required(): either object stock of the cpu."""
+    return any(st.cached is not None and st.cached.memcg.is_descendant(root)
+               for st in (S.obj_stock[cpu], S.irq_obj_stock[cpu]))
+
+
+def drain_obj_stocks(S: System, cpu: int, put: bool = True) -> list[ObjCgroup]:
+    """The object part of drain_local_stock() run by the drain work (a task): both.
+    put=False: the drained objcgs are returned, to be put after the page stock drain."""
+    olds = [drain_obj_stock(S, cpu, S.obj_stock[cpu], put),
+            drain_obj_stock(S, cpu, S.irq_obj_stock[cpu], put)]
+    return [o for o in olds if o is not None]
 
 
 def obj_cgroup_charge(S: System, o: ObjCgroup, gfp: int, size: int, cpu: int,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 from ..constants import gfp_flags, GfpFlags
@@ -49,12 +49,13 @@ class RefProfile:
     nr_memcg_stock: int
     obj_stock_current: bool        # allow_uncharge rule + stat caching in the object stock
     kmem_page_objcg: bool          # KMEM pages store objcg|KMEM (v5.13+)
-    kmem_uncharge_via_stock: bool  # __memcg_kmem_uncharge() -> refill_stock() (v5.11-rc4+)
-    drain_obj_stock_direct: bool   # drain_obj_stock() uncharges pages directly (current)
+    drain_obj_stock_direct: bool   # drain_obj_stock() uncharges pages directly (v6.16+)
     failcnt_v1_only: bool
     clamp_underflow: bool
-    gfp_atomic_forces: bool        # v5.x force rules (_G_ATOMIC, dying task, OOM_FAILED)
-    gfp_high_forces: bool          # current: _G_HIGH forces on nomem
+    gfp_atomic_forces: bool        # v5.x: _G_ATOMIC forces before reclaim
+    dying_task_forces: bool        # v5.11: dying task / OOM_FAILED force (gone in 5.10.y, 5.15.y)
+    nofail_forces_before_oom: bool  # v5.10/v5.11: __GFP_NOFAIL forces before the memcg OOM
+    gfp_high_forces: bool          # v5.18+: _G_HIGH forces on nomem
     max_event_on_force: bool
     kmem_limit_enforced: bool
     percpu_ptr_overhead: bool
@@ -62,10 +63,14 @@ class RefProfile:
     stat_kernel: bool
     stat_vmalloc: bool
     nospin_no_batch: bool
+    kmem_uncharge_skips_root: bool  # v6.15+: kmem uncharges leave root's counter alone
+    obj_stock_task_irq_split: bool  # v5.14-v5.17: task_obj / irq_obj per cpu
+    objcg_release_via_stock: bool   # <= v6.15: obj_cgroup_release() -> refill_stock()
+    objcg_put_after_stock_drain: bool  # v5.19+: drain_local_stock() puts after drain_stock()
     sync_high_enforcement: bool
     objcg_pins_memcg: bool         # v5.11: a reparented objcg holds a css ref on its memcg
-    objcg_pinned_by_orig_memcg: bool   # 6.x: memcg->orig_objcg
-    kvmalloc_gfp_kernel_only: bool     # v5.11 kvmalloc_node(): no vmalloc fallback w/o GFP_KERNEL
+    objcg_pinned_by_orig_memcg: bool   # 6.8+: memcg->orig_objcg
+    kvmalloc_gfp_kernel_only: bool     # v5.x kvmalloc_node(): no vmalloc fallback w/o GFP_KERNEL
     has_gfp_atomic: bool               # __GFP_ATOMIC exists (removed in v6.3)
     nowait_nowarn: bool                # GFP_NOWAIT includes __GFP_NOWARN (v6.8)
     has_memory_peak: bool              # cgroup v2 memory.peak (v5.19)
@@ -82,9 +87,12 @@ class RefProfile:
 
 _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page_objcg=False,
            drain_obj_stock_direct=False, failcnt_v1_only=False, clamp_underflow=False,
-           gfp_atomic_forces=True, gfp_high_forces=False, max_event_on_force=False,
-           kmem_limit_enforced=True, percpu_ptr_overhead=False, large_kmalloc_memcg_stat=False,
+           gfp_atomic_forces=True, dying_task_forces=False, nofail_forces_before_oom=True,
+           gfp_high_forces=False, max_event_on_force=False,
+           kmem_limit_enforced=True, percpu_ptr_overhead=False, large_kmalloc_memcg_stat=True,
            stat_kernel=False, stat_vmalloc=False, nospin_no_batch=False,
+           kmem_uncharge_skips_root=False, obj_stock_task_irq_split=False,
+           objcg_release_via_stock=True, objcg_put_after_stock_drain=False,
            sync_high_enforcement=False, objcg_pins_memcg=True, objcg_pinned_by_orig_memcg=False,
            kvmalloc_gfp_kernel_only=True, has_gfp_atomic=True, nowait_nowarn=False,
            has_memory_peak=False, reclaim_target_unprotected=False, reclaim_partial_walk=False,
@@ -94,35 +102,49 @@ _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page
            # 1112 bytes), per node lruvec_stat_local + lruvec_stat_cpu (struct lruvec_stat, 296)
            memcg_allocs=(("percpu", 1112), ("percpu", 1112), ("percpu", 296), ("percpu", 296)),
            dentry_size=192, stat_pgscan_direct=False)
-PROFILES: dict[str, RefProfile] = {
-    # 5.10 means the 5.10.y LTS: 3de7d4f25a74 ("mm: memcg/slab: optimize objcg stock
-    # draining", v5.11-rc4, marked for 5.9+ stable) made __memcg_kmem_uncharge() go through
-    # refill_stock(), so the mm side of 5.10.y is the same as 5.11's
-    "5.10": RefProfile(name="5.10", kmem_uncharge_via_stock=True, **_5X),
-    # v5.11 has one more node stat item (NR_PAGETABLE, f0c0c115fb81): every struct 8 bytes
-    # larger (the v5.11 source with the 5.10 config: 1120 and 304)
-    "5.11": RefProfile(name="5.11", kmem_uncharge_via_stock=True,
-                       **{**_5X, "memcg_allocs": (("percpu", 1120), ("percpu", 1120),
-                                                  ("percpu", 304), ("percpu", 304))}),
-    "6.18": RefProfile(name="6.18", charge_batch=64, nr_memcg_stock=7, obj_stock_current=True,
-                       kmem_page_objcg=True, kmem_uncharge_via_stock=True,
-                       drain_obj_stock_direct=True, failcnt_v1_only=True, clamp_underflow=True,
-                       gfp_atomic_forces=False, gfp_high_forces=True, max_event_on_force=True,
-                       kmem_limit_enforced=False, percpu_ptr_overhead=True,
-                       large_kmalloc_memcg_stat=True, stat_kernel=True, stat_vmalloc=True,
-                       nospin_no_batch=True, sync_high_enforcement=True, objcg_pins_memcg=False,
-                       objcg_pinned_by_orig_memcg=True, kvmalloc_gfp_kernel_only=False,
-                       has_gfp_atomic=False, nowait_nowarn=True, has_memory_peak=True,
-                       reclaim_target_unprotected=True, reclaim_partial_walk=True,
-                       memcg_reclaim_counts_slab=False, shrinker_deferred_per_memcg=True,
-                       sb_scan_exact_total=True, kpagecgroup_folio=True,
-                       # 6.18.44 BTF: kzalloc memcg_vmstats (1712), percpu memcg_vmstats_percpu
-                       # (1216), percpu memcg1_events_percpu (24, CONFIG_MEMCG_V1), per node
-                       # kzalloc lruvec_stats (792) and percpu lruvec_stats_percpu (528)
-                       memcg_allocs=(("kmalloc", 1712), ("percpu", 1216), ("percpu", 24),
-                                     ("kmalloc", 792), ("percpu", 528)),
-                       dentry_size=192, stat_pgscan_direct=True),
-}
+_R510 = RefProfile(name="5.10", **_5X)
+# v5.11 has one more node stat item (NR_PAGETABLE, f0c0c115fb81): every struct 8 bytes
+# larger (the v5.11 source with the 5.10 config: 1120 and 304)
+_R511 = replace(_R510, name="5.11", dying_task_forces=True, large_kmalloc_memcg_stat=False,
+                memcg_allocs=(("percpu", 1120), ("percpu", 1120), ("percpu", 304), ("percpu", 304)))
+# 5.15: per-memcg shrinker deferral (v5.13); rstat: one percpu memcg_vmstats_percpu (2296),
+# per node one percpu lruvec_stats_percpu (624) (5.15.215 compiled with Ubuntu's config)
+_R515 = replace(_R510, name="5.15", obj_stock_current=True, kmem_page_objcg=True,
+                clamp_underflow=True, nofail_forces_before_oom=False,
+                obj_stock_task_irq_split=True, objcg_pins_memcg=False,
+                shrinker_deferred_per_memcg=True,
+                memcg_allocs=(("percpu", 2296), ("percpu", 624)))
+# 6.1 (Debian 12 BTF): memcg->vmstats is kzalloc'ed GFP_KERNEL (not charged): 1096 + 688
+_R61 = replace(_R515, name="6.1", charge_batch=64, gfp_atomic_forces=False, gfp_high_forces=True,
+               max_event_on_force=True, kmem_limit_enforced=False, percpu_ptr_overhead=True,
+               stat_kernel=True, stat_vmalloc=True, obj_stock_task_irq_split=False,
+               objcg_put_after_stock_drain=True,
+               sync_high_enforcement=True, kvmalloc_gfp_kernel_only=False, has_memory_peak=True,
+               memcg_allocs=(("percpu", 1096), ("percpu", 688)), stat_pgscan_direct=True)
+# 6.6: v6.3 (target's stale protection ignored) and v6.4 (shrinker pages not counted in memcg
+# reclaim, /proc/kpagecgroup through the folio); 6.6.150 compiled: 1216 + 688
+_R66 = replace(_R61, name="6.6", has_gfp_atomic=False, reclaim_target_unprotected=True,
+               memcg_reclaim_counts_slab=False, kpagecgroup_folio=True,
+               memcg_allocs=(("percpu", 1216), ("percpu", 688)))
+# 6.8.1 (Ubuntu 24.04) compiled: 1280 + 736
+_R68 = replace(_R66, name="6.8", objcg_pinned_by_orig_memcg=True, nowait_nowarn=True,
+               memcg_allocs=(("percpu", 1280), ("percpu", 736)))
+# 6.12 (Debian 13 BTF, CONFIG_MEMCG_V1 off: no memcg1_events_percpu): v6.10 kzallocs vmstats
+# (1520) and per node lruvec_stats (744) with GFP_KERNEL_ACCOUNT, beside the percpu 1088 and
+# 496; v6.11 stops a reclaim walk at its goal
+_R612 = replace(_R68, name="6.12", reclaim_partial_walk=True,
+                memcg_allocs=(("kmalloc", 1520), ("percpu", 1088), ("kmalloc", 744),
+                              ("percpu", 496)))
+# 6.18.44 BTF: kzalloc memcg_vmstats (1712), percpu memcg_vmstats_percpu (1216), percpu
+# memcg1_events_percpu (24, CONFIG_MEMCG_V1), per node kzalloc lruvec_stats (792) and percpu
+# lruvec_stats_percpu (528)
+_R618 = replace(_R612, name="6.18", nr_memcg_stock=7, drain_obj_stock_direct=True,
+                failcnt_v1_only=True, nospin_no_batch=True, kmem_uncharge_skips_root=True,
+                objcg_release_via_stock=False, sb_scan_exact_total=True,
+                memcg_allocs=(("kmalloc", 1712), ("percpu", 1216), ("percpu", 24),
+                              ("kmalloc", 792), ("percpu", 528)))
+PROFILES: dict[str, RefProfile] = {p.name: p for p in (_R510, _R511, _R515, _R61, _R66, _R68,
+                                                       _R612, _R618)}
 
 
 def _err(code: int, msg: str) -> OSError:
@@ -225,7 +247,7 @@ class MemCgroup:
         st.memory.set_min(0)
         st.memory.set_low(0)
         V.reparent_list_lrus(S, st)
-        O.memcg_reparent_objcgs(S, st, cpu=0)      # memcg_offline_kmem()
+        O.memcg_reparent_objcgs(S, st, cpu=None)   # memcg_offline_kmem()
         M.drain_all_stock(S, st)
         M.maybe_free(S, st)
         S._css_free_work()
@@ -573,6 +595,7 @@ class System:
         self.page_counter_max = ((1 << 63) - 1) // page_size
         self.page_stock = [M.PageStock(self.profile.nr_memcg_stock) for _ in range(nr_cpus)]
         self.obj_stock = [O.ObjStock() for _ in range(nr_cpus)]
+        self.irq_obj_stock = [O.ObjStock() for _ in range(nr_cpus)]   # v5.14-v5.17 irq_obj
         self._ids = {"memcg": 0, "objcg": 0, "pid": 0, "addr": 0}
         self.memcgs: dict[int, M.MemCgroupState] = {}
         self.objcgs: dict[int, O.ObjCgroup] = {}
@@ -673,6 +696,10 @@ class System:
                 assert task is not None
                 task.active_memcg = old
 
+    def in_irq_now(self) -> bool:
+        """Whether the innermost context is an interrupt (in_task() false)."""
+        return bool(self._ctx) and self._ctx[-1][0] == "irq"
+
     @property
     def current_cpu(self) -> int | None:
         return self._ctx[-1][1] if self._ctx else None
@@ -740,9 +767,9 @@ class System:
         return o.id
 
     def obj_cgroup_put(self, objcg: int) -> None:
-        o = self._objcg(objcg)
-        cpu = self._current(alloc=False)[0]
-        O.obj_cgroup_put(self, o, cpu)
+        """A reference held outside any cpu context (the core's bm_obj_cgroup_put()): a
+        release it triggers uncharges directly (no page stock)."""
+        O.obj_cgroup_put(self, self._objcg(objcg), None)
         self._css_free_work()
 
     def objcg_memcg(self, objcg: int) -> MemCgroup:
@@ -816,7 +843,7 @@ class System:
             O.uncharge_pages(self, owner.memcg, nr, cpu, via_stock=True)
             O.obj_cgroup_put(self, owner, cpu)
         else:
-            O.uncharge_pages(self, owner, nr, cpu, via_stock=p.kmem_uncharge_via_stock)
+            O.uncharge_pages(self, owner, nr, cpu, via_stock=True)
             M.css_put(self, owner)
 
     def _page_memcg(self, rec: dict[str, Any]) -> M.MemCgroupState | None:
@@ -1106,5 +1133,5 @@ class System:
                 f"{m.name}: children_low_usage"
         for o in self.objcgs.values():
             assert o.nr_charged_bytes >= 0 and o.refcnt >= 0
-        for st in self.obj_stock:
+        for st in self.obj_stock + self.irq_obj_stock:
             assert st.nr_bytes >= 0

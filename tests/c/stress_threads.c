@@ -539,17 +539,53 @@ static void profile_511(struct bm_config *c)
     memset(c, 0, sizeof(*c));
     c->profile.charge_batch = 32;
     c->profile.nr_memcg_stock = 1;
-    c->profile.kmem_uncharge_via_stock = 1;
     c->profile.gfp_atomic_forces = 1;
+    c->profile.dying_task_forces = 1;
+    c->profile.nofail_forces_before_oom = 1;
     c->profile.kmem_limit_enforced = 1;
+    c->profile.objcg_release_via_stock = 1;
+    c->profile.memcg_reclaim_counts_slab = 1;
+    /* mem_cgroup_alloc()'s accounted structures of 5.11 */
+    c->nr_memcg_allocs = 4;
+    c->memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
+    c->memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
+    c->memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
+    c->memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
+}
+
+/* 5.15: objcg KMEM pages with the v5.14-v5.17 task/irq object stocks */
+static void profile_515(struct bm_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->profile = (struct bm_profile){
+        .charge_batch = 32, .nr_memcg_stock = 1, .obj_stock_split_pages = 1,
+        .kmem_page_objcg = 1, .clamp_underflow = 1, .gfp_atomic_forces = 1,
+        .kmem_limit_enforced = 1, .kmalloc_cg_caches = 1, .large_kmalloc_memcg_stat = 1,
+        .obj_stock_slab_stats = 1, .obj_stock_task_irq_split = 1, .objcg_release_via_stock = 1,
+        .memcg_reclaim_counts_slab = 1, .shrinker_deferred_per_memcg = 1};
+    c->nr_memcg_allocs = 2;         /* vmstats_percpu, per node lruvec_stats_percpu */
+    c->memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 2296};
+    c->memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 624};
 }
 
 static void profile_618(struct bm_config *c)
 {
     memset(c, 0, sizeof(*c));
-    struct bm_profile p = {64, 7, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                           1, 1, 0, 1, 1, 1};
-    c->profile = p;
+    c->profile = (struct bm_profile){
+        .charge_batch = 64, .nr_memcg_stock = 7, .obj_stock_split_pages = 1,
+        .kmem_page_objcg = 1, .drain_obj_stock_direct = 1, .failcnt_v1_only = 1,
+        .clamp_underflow = 1, .gfp_high_forces = 1, .max_event_on_force = 1,
+        .kmalloc_cg_caches = 1, .percpu_ptr_overhead = 1, .large_kmalloc_memcg_stat = 1,
+        .stat_kernel = 1, .stat_vmalloc = 1, .nospin_no_batch = 1,
+        .kmem_uncharge_skips_root = 1, .obj_stock_slab_stats = 1,
+        .reclaim_target_unprotected = 1, .reclaim_partial_walk = 1,
+        .shrinker_deferred_per_memcg = 1, .sb_scan_exact_total = 1, .kpagecgroup_folio = 1};
+    c->nr_memcg_allocs = 5;
+    c->memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 1712};
+    c->memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1216};
+    c->memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 24};
+    c->memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 792};
+    c->memcg_allocs[4] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 528};
 }
 
 int main(int argc, char **argv)
@@ -563,31 +599,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [nr_threads 1..64] [iterations]\n", argv[0]);
         return 2;
     }
+    static const struct { const char *name; void (*fill)(struct bm_config *); } profiles[] = {
+        {"5.11", profile_511}, {"5.15", profile_515}, {"6.18", profile_618},
+    };
     for (int v1 = 0; v1 <= 1; v1++) {
-        profile_511(&cfg);
-        cfg.nr_cpus = (uint32_t)nthreads;
-        cfg.page_size = 4096;
-        cfg.cgroup_v1 = (uint32_t)v1;
-        cfg.ram_pages = 1 << 18;
-        /* mem_cgroup_alloc()'s accounted structures of 5.11 */
-        cfg.nr_memcg_allocs = 4;
-        cfg.memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
-        cfg.memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
-        cfg.memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
-        cfg.memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
-        rc |= run(v1 ? "5.11/v1" : "5.11/v2", &cfg, nthreads, iters);
-        profile_618(&cfg);
-        cfg.nr_cpus = (uint32_t)nthreads;
-        cfg.page_size = 4096;
-        cfg.cgroup_v1 = (uint32_t)v1;
-        cfg.ram_pages = 1 << 18;
-        cfg.nr_memcg_allocs = 5;    /* and of 6.18 */
-        cfg.memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 1712};
-        cfg.memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1216};
-        cfg.memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 24};
-        cfg.memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 792};
-        cfg.memcg_allocs[4] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 528};
-        rc |= run(v1 ? "6.18/v1" : "6.18/v2", &cfg, nthreads, iters);
+        for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+            char name[16];
+            profiles[i].fill(&cfg);
+            cfg.nr_cpus = (uint32_t)nthreads;
+            cfg.page_size = 4096;
+            cfg.cgroup_v1 = (uint32_t)v1;
+            cfg.ram_pages = 1 << 18;
+            snprintf(name, sizeof(name), "%s/%s", profiles[i].name, v1 ? "v1" : "v2");
+            rc |= run(name, &cfg, nthreads, iters);
+        }
     }
     return rc;
 }

@@ -15,12 +15,12 @@ import platform
 import sys
 
 from pybpfmem.live import host, verify
-from pybpfmem.profiles import list_profiles
+from pybpfmem.profiles import profile_for_release
 
 
 def profile_for(release: str, fallback: str) -> str:
-    major_minor = ".".join(release.split("-")[0].split(".")[:2])
-    return major_minor if major_minor in list_profiles() else fallback
+    """The profile of the release's line (the registry's lookup table), else ``fallback``."""
+    return profile_for_release(release) or fallback
 
 
 def main(argv: list[str]) -> int:
