@@ -14,6 +14,16 @@ Per child, from the profiles' struct sizes (one node, 2 possible cpus):
 - 5.10 / 5.11: two percpu memcg_vmstats_percpu and two percpu lruvec_stat, no pointer
   overhead, all percpu: 5.10 (1112 + 1112 + 296 + 296) x 2 = 5632 bytes; 5.11, one more
   node stat item (NR_PAGETABLE), (1120 + 1120 + 304 + 304) x 2 = 5696 bytes.
+- 5.15 (rstat: one percpu memcg_vmstats_percpu, per node one percpu lruvec_stats_percpu; no
+  pointer overhead before v5.17): (2296 + 624) x 2 = 5840 bytes, all percpu.
+- 6.1 / 6.6 / 6.8 (memcg->vmstats kzalloc'ed GFP_KERNEL: not charged; the objcg pointer
+  overhead, size / 4 x 8): 6.1 1096 x 2 + 274 x 8 = 4384 and 688 x 2 + 172 x 8 = 2752, 7136
+  bytes; 6.6 4864 (1216) + 2752 (688) = 7616; 6.8 1280 x 2 + 320 x 8 = 5120 and 736 x 2 +
+  184 x 8 = 2944, 8064; all percpu.
+- 6.12 (as 6.18, but Debian 13's kernel has no CONFIG_MEMCG_V1: no memcg1_events_percpu):
+  kzalloc(memcg_vmstats 1520) -> kmalloc-cg-2048 + 8 = 2056; percpu 1088 x 2 + 272 x 8 =
+  4352; kzalloc(lruvec_stats 744) -> kmalloc-cg-1024 + 8 = 1032; percpu 496 x 2 + 124 x 8 =
+  1984: 9424 bytes (6336 percpu, 3088 slab).
 """
 
 from __future__ import annotations
@@ -27,7 +37,8 @@ from pybpfmem import reference
 from pybpfmem.constants import GFP_KERNEL, GFP_KERNEL_ACCOUNT
 
 PS = 4096
-COST = {"6.18": (7072, 3088), "5.11": (5696, 0), "5.10": (5632, 0)}   # (percpu, slab) bytes
+COST = {"6.18": (7072, 3088), "6.12": (6336, 3088), "6.8": (8064, 0), "6.6": (7616, 0),
+        "6.1": (7136, 0), "5.15": (5840, 0), "5.11": (5696, 0), "5.10": (5632, 0)}   # (percpu, slab) bytes
 
 
 @pytest.mark.parametrize("profile", sorted(COST))
@@ -35,6 +46,12 @@ def test_profile_allocations(profile: str) -> None:
     want = {"6.18": (("memcg_vmstats", "kmalloc", 1712), ("memcg_vmstats_percpu", "percpu", 1216),
                      ("memcg1_events_percpu", "percpu", 24), ("lruvec_stats", "kmalloc", 792),
                      ("lruvec_stats_percpu", "percpu", 528)),
+            "6.12": (("memcg_vmstats", "kmalloc", 1520), ("memcg_vmstats_percpu", "percpu", 1088),
+                     ("lruvec_stats", "kmalloc", 744), ("lruvec_stats_percpu", "percpu", 496)),
+            "6.8": (("memcg_vmstats_percpu", "percpu", 1280), ("lruvec_stats_percpu", "percpu", 736)),
+            "6.6": (("memcg_vmstats_percpu", "percpu", 1216), ("lruvec_stats_percpu", "percpu", 688)),
+            "6.1": (("memcg_vmstats_percpu", "percpu", 1096), ("lruvec_stats_percpu", "percpu", 688)),
+            "5.15": (("memcg_vmstats_percpu", "percpu", 2296), ("lruvec_stats_percpu", "percpu", 624)),
             "5.11": (("memcg_vmstats_percpu", "percpu", 1120),) * 2 + (("lruvec_stat", "percpu", 304),) * 2,
             "5.10": (("memcg_vmstats_percpu", "percpu", 1112),) * 2 + (("lruvec_stat", "percpu", 296),) * 2}
     assert pybpfmem.profiles.get_profile(profile).memcg_allocs() == want[profile]
