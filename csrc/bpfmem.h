@@ -98,7 +98,10 @@ extern "C" {
 #define BM_STAT_PERCPU_B 5
 #define BM_STAT_VMALLOC 6
 #define BM_STAT_SOCK 7
-#define BM_NR_STATS 8
+#define BM_STAT_KERNEL_STACK_B 8   /* NR_KERNEL_STACK_KB, kept in bytes */
+#define BM_STAT_PGSCAN 9           /* PGSCAN_DIRECT: pages isolated by memcg reclaim (an event count) */
+#define BM_STAT_PGSTEAL 10         /* PGSTEAL_DIRECT: pages reclaimed (an event count) */
+#define BM_NR_STATS 11
 
 /* memcg states */
 #define BM_MEMCG_ONLINE 0
@@ -168,6 +171,17 @@ struct bm_profile {
                                           counter alone (v6.15+); before, via the stock */
     uint32_t obj_stock_slab_stats;  /* the object stock caches NR_SLAB_*_B deltas
                                        (__account_obj_stock, v5.14+); v5.11 applies them at once */
+    uint32_t reclaim_target_unprotected; /* the reclaim target's own (stale) emin/elow are not
+                                            checked (mem_cgroup_unprotected, v6.3) */
+    uint32_t reclaim_partial_walk;  /* shrink_node_memcgs() stops once the goal is met, with a
+                                       full-walk retry before giving up (v6.11) */
+    uint32_t memcg_reclaim_counts_slab; /* slab pages freed by shrinkers count as reclaimed in
+                                           memcg reclaim (reclaim_state; gone in v6.4) */
+    uint32_t shrinker_deferred_per_memcg; /* do_shrink_slab(): per-memcg nr_deferred, scanned
+                                             >> priority (v5.13); 0: one global count, windup clamps */
+    uint32_t sb_scan_exact_total;   /* super_cache_scan() proportions without the "+ 1" (v6.16) */
+    uint32_t kpagecgroup_folio;     /* page_cgroup_ino() reads the page's folio: a tail page
+                                       reports its head's owner (v6.4) */
     uint32_t obj_stock_task_irq_split; /* v5.14-v5.17: two object stocks per cpu, one for task
                                           context and one for interrupts (get_obj_stock()) */
     uint32_t objcg_release_via_stock;  /* <= v6.15: obj_cgroup_release() returns the parked
@@ -177,6 +191,18 @@ struct bm_profile {
                                              dropped it before the page stock was drained */
 };
 
+/* What mem_cgroup_alloc() allocates with GFP_KERNEL_ACCOUNT, charged to the
+   parent (set_active_memcg(parent) in mem_cgroup_css_alloc()): filled from
+   the profile's struct sizes, one entry per allocation, per-node ones
+   repeated for each node (the model has one). */
+#define BM_MEMCG_ALLOC_MAX 8
+#define BM_ALLOC_KMALLOC 1          /* kzalloc(size, GFP_KERNEL_ACCOUNT) */
+#define BM_ALLOC_PERCPU 2           /* alloc_percpu_gfp(type of size, GFP_KERNEL_ACCOUNT) */
+struct bm_alloc_spec {
+    uint32_t kind;                  /* BM_ALLOC_* */
+    uint32_t size;
+};
+
 struct bm_config {
     uint32_t nr_cpus;               /* possible cpus, 1..BM_MAX_CPUS */
     uint32_t page_size;             /* 4096, 16384 or 65536 */
@@ -184,6 +210,9 @@ struct bm_config {
     uint32_t oom_kill_current;      /* memcg OOM kills the charging task (else finds no victim) */
     uint64_t ram_pages;             /* simulated page frames */
     struct bm_profile profile;
+    uint32_t memory_recursiveprot;  /* cgroup2 mount option: recursive memory.min/low (v2 only) */
+    uint32_t nr_memcg_allocs;       /* entries of memcg_allocs (0..BM_MEMCG_ALLOC_MAX) */
+    struct bm_alloc_spec memcg_allocs[8];
 };
 
 typedef struct bm_system bm_system;
@@ -221,6 +250,8 @@ struct bm_memcg_info {
     int64_t stock_pages;            /* pages of this memcg cached in per-cpu page stocks */
     int64_t nr_pages_over_high;     /* throttle debt (memcg_nr_pages_over_high) not yet paid */
     int64_t file_pages;             /* own reclaimable pages */
+    uint64_t struct_addrs[8];       /* mem_cgroup_alloc()'s accounted objects, in the order of
+                                       bm_config.memcg_allocs (0: none, or freed) */
 };
 
 struct bm_objcg_info {
@@ -236,8 +267,9 @@ struct bm_page_info {
     uint64_t memcg_data;            /* raw word; host pointer bits | flags */
     int32_t kind;                   /* BM_PAGE_* */
     int32_t order;                  /* order of the allocation the page heads */
-    int32_t memcg;                  /* page_memcg_check() owner, -1 if none */
-    int32_t objcg;                  /* objcg of a KMEM page (v5.13+), -1 if none */
+    int32_t memcg;                  /* page_memcg_check() owner (a tail: as page_cgroup_ino()
+                                       sees it, see bm_page_info), -1 if none */
+    int32_t objcg;                  /* objcg of a KMEM page (v5.13+) or of its head, -1 if none */
     int32_t nr_objects;             /* slab: allocated objects */
     int32_t pad;
 };
@@ -298,7 +330,8 @@ struct bm_op {
 /* system */
 /* 0, or -EINVAL for a field out of range: nr_cpus 1..BM_MAX_CPUS, page_size
    4096/16384/65536, nr_memcg_stock 1..7, charge_batch 1..127, ram_pages
-   1..min(UINT32_MAX, 64 TiB / page_size) */
+   1..min(UINT32_MAX, 64 TiB / page_size), nr_memcg_allocs 0..8 of known kinds
+   with sizes 1..2 * page_size (kmalloc) or 1..32 KiB (percpu) */
 int bm_config_check(const struct bm_config *cfg);
 /* the system, NULL if bm_config_check() refuses cfg or host memory ran out */
 bm_system *bm_system_new(const struct bm_config *cfg);
@@ -318,9 +351,13 @@ int64_t bm_fail_nth_alloc(bm_system *sys, int64_t n);
 int bm_system_check(bm_system *sys, char *msg, size_t msglen);
 
 /* memory cgroups; the root is id 0 */
-/* mkdir: the new memcg's id (> 0); -ENOENT also for a removed parent,
-   -ENOSPC once MEM_CGROUP_ID_MAX ids were handed out, -ENOMEM (host) */
-int bm_memcg_create(bm_system *sys, int32_t parent);
+/* mkdir, run on cpu (mem_cgroup_alloc()'s accounted structures are charged
+   to the parent through that cpu's context): the new memcg's id (> 0);
+   -ENOENT also for a removed parent, -ENOSPC once MEM_CGROUP_ID_MAX ids were
+   handed out, -ENOMEM when the parent's charge fails or the host runs out.
+   Like rmdir, file writes, memcg and objcg puts and drains, it first frees
+   the structures of memcgs freed since (the deferred __mem_cgroup_free()). */
+int bm_memcg_create(bm_system *sys, int32_t parent, int32_t cpu);
 /* rmdir: 0, the memcg dying until its last reference goes; -EBUSY for root
    or while a child is online, -ENOENT also when already removed */
 int bm_memcg_offline(bm_system *sys, int32_t memcg);
@@ -364,6 +401,16 @@ int bm_obj_cgroup_put(bm_system *sys, int32_t objcg);
    drivers: 0; the charge -ENOMEM over a limit */
 int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t objcg, uint32_t gfp, uint64_t size);
 int bm_obj_cgroup_uncharge(bm_system *sys, int32_t cpu, int32_t objcg, uint64_t size);
+
+/* kernel stacks (kernel/fork.c): THREAD_SIZE bytes of vmalloc (max(16 KiB,
+   PAGE_SIZE): x86_64), each page charged as KMEM to memcg, the forking
+   task's (memcg_charge_kernel_stack()), and counted in NR_KERNEL_STACK_KB
+   (account_kernel_stack()), through the context of cpu.  0 with the stack's
+   address; -ENOMEM when the charge fails or no memory is left. */
+int bm_task_stack_alloc(bm_system *sys, int32_t cpu, int32_t memcg, uint64_t *addr);
+/* the task exits: the statistic back, the pages uncharged, the stack freed;
+   0, or -EINVAL for anything but a stack bm_task_stack_alloc returned */
+int bm_task_stack_free(bm_system *sys, int32_t cpu, uint64_t addr);
 
 /* page charging primitives */
 /* 0; -ENOMEM when a limit refuses and gfp cannot force (bm_last_charge_failure
@@ -426,6 +473,25 @@ int bm_alloc_percpu_array(bm_system *sys, int32_t cpu, uint64_t size, uint64_t a
                           int64_t n, uint64_t *addr);
 /* an address bm_alloc_percpu or bm_alloc_percpu_array returned */
 int bm_free_percpu(bm_system *sys, int32_t cpu, uint64_t addr);
+
+/* list_lrus of reclaimable caches (kmem_cache_create()d with
+   SLAB_RECLAIM_ACCOUNT): objects on one are unused and freed by reclaim
+   (the superblock shrinker's scan).  -EINVAL for another cache or an
+   address that is not an allocated object of it. */
+/* list_lru_add_obj(): 1 added (to the list of the memcg it is charged to), 0 already there */
+int bm_list_lru_add(bm_system *sys, int32_t cache, uint64_t addr);
+/* list_lru_del_obj(): 1 removed, 0 was not there */
+int bm_list_lru_del(bm_system *sys, int32_t cache, uint64_t addr);
+/* list_lru_count_one(): objects on memcg's list of the cache (>= 0) */
+int64_t bm_list_lru_count(bm_system *sys, int32_t cache, int32_t memcg);
+/* drop_slab() (echo 2 > /proc/sys/vm/drop_caches) on cpu: every memcg's
+   shrinkers at priority 0 until a pass frees little; the objects freed */
+int64_t bm_drop_slab(bm_system *sys, int32_t cpu);
+/* n objects allocated on cpu and each put on the LRU (negative dentries:
+   d_alloc() then the dput() that leaves them unused), stopping at the first
+   failure: how many (addrs[0..ret-1]); -EINVAL as above or for n < 0 */
+int64_t bm_kmem_cache_alloc_lru_bulk(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp, int64_t n,
+                                     uint64_t *addrs);
 
 /* inspection */
 /* 0 with the frame in *out; -EINVAL for a pfn beyond the simulated RAM */

@@ -5,17 +5,21 @@
  * writes (bm_memcg_write).  Each checks its arguments and takes the locks;
  * the work is memcontrol.c's.
  */
-#include "internal.h"
+#include "mm_internal.h"
 
-int bm_memcg_create(bm_system *sys, int32_t parent_id)
+/* cgroup_mkdir() -> mem_cgroup_css_alloc() (the accounted structures,
+   charged to the parent through the context of cpu) -> css_online */
+int bm_memcg_create(bm_system *sys, int32_t parent_id, int32_t cpu)
 {
-    BM_RCU_READ_SECTION(sys, -1);
+    BM_RCU_READ_SECTION(sys, cpu);
+    uint64_t addrs[BM_MEMCG_ALLOC_MAX] = {0};
     struct mem_cgroup *parent, *memcg;
     int ret;
 
-    if (!sys)
+    if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
+    css_free_work(sys, 0);
     ret = bm_memcg_arg(sys, parent_id, &parent);
     if (ret)
         goto out;
@@ -23,9 +27,17 @@ int bm_memcg_create(bm_system *sys, int32_t parent_id)
         ret = -ENOENT;
         goto out;
     }
-    ret = mem_cgroup_css_online(sys, parent, &memcg);
-    if (!ret)
+    ret = memcg_alloc_structs(sys, cpu, parent, addrs);
+    if (ret)
+        goto out;
+    ret = mem_cgroup_css_online(sys, parent, addrs, &memcg);
+    if (!ret) {
         ret = memcg->id;
+    } else {
+        for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++)
+            if (addrs[i])
+                (sys->cfg.memcg_allocs[i].kind == BM_ALLOC_PERCPU ? __free_percpu : __kfree)(sys, cpu, addrs[i]);
+    }
 out:
     pthread_mutex_unlock(&sys->lock);
     return ret;
@@ -66,6 +78,7 @@ int bm_memcg_offline(bm_system *sys, int32_t id)
     atomic_store(&memcg->state, BM_MEMCG_DYING);
     atomic_fetch_add(&sys->nr_dying, 1);
     css_put(memcg);
+    css_free_work(sys, 0);
     ret = 0;
 out:
     pthread_mutex_unlock(&sys->lock);
@@ -101,6 +114,7 @@ int bm_memcg_put(bm_system *sys, int32_t id)
             return -EINVAL;   /* more puts than gets */
     } while (!atomic_compare_exchange_weak(&memcg->ext_refs, &v, v - 1));
     css_put(memcg);
+    css_free_flush(sys, 0);
     return 0;
 }
 
@@ -136,6 +150,7 @@ int bm_memcg_write(bm_system *sys, int32_t id, int32_t what, int64_t pages)
         ret = -ENOENT;
     else
         ret = mem_cgroup_file_write(sys, memcg, what, (long)pages);
+    css_free_work(sys, 0);
     pthread_mutex_unlock(&sys->lock);
     return ret;
 }
@@ -171,5 +186,6 @@ int bm_obj_cgroup_put(bm_system *sys, int32_t id)
             return -EINVAL;
     } while (!atomic_compare_exchange_weak(&objcg->ext_refs, &v, v - 1));
     obj_cgroup_put(objcg);
+    css_free_flush(sys, 0);
     return 0;
 }

@@ -238,7 +238,12 @@ int bm_drain_all_stock(bm_system *sys, int32_t root)
 
     if ((ret = bm_memcg_tryget_arg(sys, root, &memcg)))
         return ret;
-    drain_all_stock(sys, memcg);
+    /* with the memcgs the drain frees, and the structures of those freed
+       (css_free_work) uncharged too */
+    do {
+        css_free_flush(sys, 0);
+        drain_all_stock(sys, memcg);
+    } while (atomic_load(&sys->nr_css_free_pending));
     css_put(memcg);
     return 0;
 }
@@ -249,6 +254,7 @@ int bm_drain_local_stock(bm_system *sys, int32_t cpu)
     if (!sys || !bm_cpu_valid(sys, cpu))
         return -EINVAL;
     drain_local_stock(sys, cpu);
+    css_free_flush(sys, 0);     /* the css puts may have freed memcgs */
     return 0;
 }
 

@@ -92,7 +92,9 @@ void bm_ids_free(struct bm_ids *ids, int32_t handle); /* tree_lock held */
  * section that starts later cannot find the struct).  Sections leave through
  * bm_rcu_read_unlock(), which tries the reclaim (rcu_reclaim()) when something
  * is queued: reclamation is never waited for, and memory comes back as soon as
- * the readers of the moment have left.
+ * the readers of the moment have left.  A freed memcg with accounted
+ * structures (mem_cgroup_alloc()'s) is queued only once css_free_work() has
+ * freed them (memcontrol.c).
  */
 struct rcu_head {
     struct rcu_head *next;
@@ -142,6 +144,9 @@ void page_counter_set_min(struct page_counter *c, unsigned long nr_pages);
 void page_counter_set_low(struct page_counter *c, unsigned long nr_pages);
 void page_counter_set_high(struct page_counter *c, unsigned long nr_pages);
 void page_counter_reset_watermark(struct page_counter *c);
+/* emin / elow of counter for a reclaim of root's subtree (top-down walk) */
+void page_counter_calculate_protection(struct page_counter *root, struct page_counter *counter,
+                                       bool recursive);
 
 /* include/linux/memcontrol.h: struct obj_cgroup */
 struct obj_cgroup {
@@ -174,14 +179,22 @@ struct mem_cgroup {
     _Atomic long file_pages;          /* reclaimable page cache charged here */
     _Atomic long anon_pages;
     _Atomic long charged_pages;       /* bm_try_charge ledger, so bm_uncharge can't underflow */
-    struct mem_cgroup *first_child;   /* tree links (children include dying ones): changed under */
+    struct mem_cgroup *first_child;   /* tree links (children include dying ones), in creation
+                                         order as cgroup_create() links them: changed under */
     struct mem_cgroup *next_sibling;  /* tree_lock with release stores, read by load_child/_sibling */
+    struct mem_cgroup *last_child;    /* tree_lock only */
     /* model bookkeeping (memcontrol.c) */
     _Atomic long own_pages;           /* net pages charged with this memcg's memory counter as the
                                          leaf (+ folded-in freed children): invariant 2 */
     _Atomic long own_kmem_pages;      /* same for the v1 kmem counter */
     _Atomic long user_pages;          /* anon + file; one css ref is held while non-zero */
     _Atomic int ext_refs;             /* references held by Python (bm_memcg_get/put) */
+    /* mem_cgroup_alloc()'s accounted allocations (cfg.memcg_allocs order; 0:
+       none), charged to the parent; freed by __mem_cgroup_free(), which the
+       model runs in css_free_work() before the struct's grace period */
+    uint64_t alloc_addrs[BM_MEMCG_ALLOC_MAX];
+    struct mem_cgroup *css_free_next; /* on sys->css_free_list (tree_lock) */
+    _Atomic long nr_lru_items;        /* objects on this memcg's list_lrus (slab.c, sys->lock) */
     struct rcu_head rcu;              /* freed after a grace period (css_free_rwork_fn()) */
 };
 
@@ -259,7 +272,12 @@ struct mm_state;                      /* page_alloc.c, slab.c, vmalloc.c, percpu
  *  lock       serialises what is not a charge path: the cgroup lifecycle
  *             (mkdir, rmdir and a memcg's online/dying state), cgroup file
  *             writes, and every allocator structure (sys->mm: frames, free
- *             lists, slabs and caches, vmalloc areas, percpu allocations).
+ *             lists, slabs and caches, list_lrus, vmalloc areas, percpu
+ *             allocations).  It is recursive: reclaim frees the objects of
+ *             reclaimable slab caches (shrink_slab()) under it, and reclaim
+ *             runs inside charges that hold it (an allocator's) and charges
+ *             that do not (bm_try_charge); no stock lock or tree_lock is
+ *             held when reclaim takes it.
  *  tree_lock  guards every change to the memcg tree (first_child and
  *             next_sibling), the memcg and objcg id tables (their slots and
  *             the id allocators), the objcg lists (objcg_list, list_next) and
@@ -301,6 +319,9 @@ struct bm_system {
     atomic_flag percpu_charge_mutex;  /* drain_all_stock's mutex_trylock */
     _Atomic long nr_objcg_release_warns; /* obj_cgroup_release() found a non page-aligned remainder */
     _Atomic int64_t fail_nth;         /* test-only fault injector (bm_fail_nth_alloc), 0 = off */
+    /* freed memcgs whose structures css_free_work() frees before their grace period (tree_lock) */
+    struct mem_cgroup *css_free_list;
+    _Atomic int nr_css_free_pending;
     /* RCU read-side sections of calls naming no cpu; its own cache line */
     _Atomic long nr_anon_readers __attribute__((aligned(64)));
 };
@@ -385,10 +406,44 @@ void mod_memcg_state(struct mem_cgroup *memcg, int idx, long val);
 
 /* the lifecycle: a new memcg under parent with its objcg (0, -ENOMEM,
    -ENOSPC), rmdir's offline work; sys->lock held */
-int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, struct mem_cgroup **out);
+int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, uint64_t *alloc_addrs,
+                          struct mem_cgroup **out);
 void mem_cgroup_css_offline(struct bm_system *sys, struct mem_cgroup *memcg);
 /* a cgroup file write, what = BM_WRITE_*; sys->lock held; 0 or -EBUSY */
 int mem_cgroup_file_write(struct bm_system *sys, struct mem_cgroup *memcg, int32_t what, long pages);
+
+/* vmscan.c: try_to_free_mem_cgroup_pages() on cpu; the pages reclaimed */
+unsigned long try_to_free_mem_cgroup_pages(struct bm_system *sys, int cpu, struct mem_cgroup *memcg,
+                                           unsigned long nr_pages, uint32_t gfp);
+unsigned long drop_slab(struct bm_system *sys, int cpu);
+/* slab.c: shrink_slab() of memcg's list_lrus (takes sys->lock); objects freed */
+unsigned long shrink_slab(struct bm_system *sys, int cpu, uint32_t gfp, struct mem_cgroup *memcg, int priority);
+/* slab.c: memcg_reparent_list_lrus() + reparent_shrinker_deferred(); sys->lock held */
+void memcg_reparent_list_lrus(struct bm_system *sys, struct mem_cgroup *memcg, struct mem_cgroup *parent);
+/* memcontrol.c services for vmscan.c */
+void memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr);
+void memcg_memory_event(struct bm_system *sys, struct mem_cgroup *memcg, int event);
+void user_pages_sub(struct mem_cgroup *m, long n);
+/* current's state during one call, kept per calling thread (another thread may
+   run an explicit-cpu charge or a free on the same cpu meanwhile):
+   current->reclaim_state (slab pages freed during reclaim, NULL outside it) and
+   whether the caller returns to user itself (mem_cgroup_handle_over_high) */
+extern _Thread_local unsigned long *bm_reclaim_state;
+extern _Thread_local bool bm_defer_over_high;
+/* the return-to-user half of memory.high: pay the cpu's task's debt */
+void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu);
+/* set_active_memcg() on cpu (int_active_memcg in interrupt context): the
+   new one gets a reference, the old one is returned with its reference */
+struct mem_cgroup *set_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg);
+void restore_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *old);
+/* __mem_cgroup_free() of freed memcgs' accounted structures, on cpu, then
+   their structs to the grace period; sys->lock held (css_free_work) or taken
+   (css_free_flush) */
+void css_free_work(struct bm_system *sys, int cpu);
+void css_free_flush(struct bm_system *sys, int cpu);
+/* mem_cgroup_alloc()'s accounted allocations charged to parent on cpu: 0
+   with addrs[0..nr_memcg_allocs) filled, or -ENOMEM; sys->lock held */
+int memcg_alloc_structs(struct bm_system *sys, int cpu, struct mem_cgroup *parent, uint64_t *addrs);
 
 /* try_charge_memcg() (0 for root or NULL, like the try_charge() wrapper): 0 or -ENOMEM */
 int try_charge(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, uint32_t gfp,

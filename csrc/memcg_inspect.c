@@ -76,6 +76,8 @@ int bm_memcg_info(bm_system *sys, int32_t id, struct bm_memcg_info *out)
                                                             memory_order_relaxed);
     }
     out->file_pages = atomic_load(&memcg->file_pages);
+    for (unsigned i = 0; i < BM_MEMCG_ALLOC_MAX; i++)   /* set before the memcg is published */
+        out->struct_addrs[i] = memcg->alloc_addrs[i];
     return 0;
 }
 

@@ -11,11 +11,13 @@
  * switches of struct bm_profile (never by a version number).
  *
  * Model-wide simplifications (each function notes its own):
- *  - Reclaim (try_to_free_mem_cgroup_pages) frees only the simulated page
- *    cache: file pages charged with bm_charge_user(file=1) anywhere in the
- *    target's subtree (dying children included), pre-order, uncharged
- *    directly like uncharge_batch().  The target is max(nr, SWAP_CLUSTER_MAX)
- *    pages, as the kernel's scan_control.nr_to_reclaim is.
+ *  - Reclaim is vmscan.c's (try_to_free_mem_cgroup_pages()): the simulated
+ *    page cache and the unused objects of reclaimable slab caches.
+ *  - __mem_cgroup_free(), which the kernel runs from a workqueue after an
+ *    RCU grace period, frees the memcg's accounted structures at the next
+ *    flush point after the last css_put() (css_free_work(): a cgroup
+ *    operation, a memcg or objcg put, drain_all_stock, drain_local_stock),
+ *    on cpu 0; the struct itself then waits for its grace period.
  *  - drain_all_stock() is synchronous for every cpu (the kernel's remote
  *    drains are queued work); its percpu_charge_mutex trylock is kept.
  *  - No swap / memsw / tcpmem counters.
@@ -34,7 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "mm_internal.h"
+
+_Thread_local unsigned long *bm_reclaim_state;
+_Thread_local bool bm_defer_over_high;
 
 #define SWAP_CLUSTER_MAX 32
 #define HZ 1000                          /* model HZ for the memory.high penalty */
@@ -94,8 +99,17 @@ static bool mem_cgroup_is_descendant(struct mem_cgroup *memcg, struct mem_cgroup
    local stats and own charges fold into the parent (so the parent's recursive
    sums stay right, and a reader holding the lock sees either the child or its
    folded counts, never both or neither), and the struct is freed after a
-   grace period (handles.c: lock-free readers stay safe); then the parent's
+   grace period (handles.c: lock-free readers stay safe), once its accounted
+   structures, if it has any, are freed (css_free_work()); then the parent's
    pin is dropped. */
+static bool memcg_has_structs(struct bm_system *sys, struct mem_cgroup *memcg)
+{
+    for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++)
+        if (memcg->alloc_addrs[i])
+            return true;
+    return false;
+}
+
 static void mem_cgroup_free(struct mem_cgroup *memcg)
 {
     struct bm_system *sys = memcg->sys;
@@ -105,17 +119,28 @@ static void mem_cgroup_free(struct mem_cgroup *memcg)
     __atomic_store_n(&sys->memcgs[BM_HANDLE_SLOT(memcg->id)], NULL, __ATOMIC_SEQ_CST);
     bm_ids_free(&sys->memcg_ids, memcg->id);
     if (parent) {
-        struct mem_cgroup **pp = &parent->first_child;
-        while (*pp && *pp != memcg)
+        struct mem_cgroup **pp = &parent->first_child, *prev = NULL;
+        while (*pp && *pp != memcg) {
+            prev = *pp;
             pp = &(*pp)->next_sibling;
-        if (*pp)
+        }
+        if (*pp) {
             __atomic_store_n(pp, memcg->next_sibling, __ATOMIC_SEQ_CST);
+            if (parent->last_child == memcg)
+                parent->last_child = prev;
+        }
         for (int i = 0; i < BM_NR_STATS; i++)
             atomic_fetch_add(&parent->stat[i], atomic_load(&memcg->stat[i]));
         atomic_fetch_add(&parent->own_pages, atomic_load(&memcg->own_pages));
         atomic_fetch_add(&parent->own_kmem_pages, atomic_load(&memcg->own_kmem_pages));
     }
-    call_rcu_free(sys, &memcg->rcu, memcg);
+    if (memcg_has_structs(sys, memcg)) {   /* css_free_work() frees them, then queues the struct */
+        memcg->css_free_next = sys->css_free_list;
+        sys->css_free_list = memcg;
+        atomic_fetch_add(&sys->nr_css_free_pending, 1);
+    } else {
+        call_rcu_free(sys, &memcg->rcu, memcg);
+    }
     atomic_fetch_sub(&sys->nr_dying, 1);
     pthread_mutex_unlock(&sys->tree_lock);
     if (parent)
@@ -161,7 +186,7 @@ void css_put(struct mem_cgroup *memcg)
 
 /* mirrors memcg_memory_event(): local always; hierarchical walk up, stopping
    before root; cgroup v1 stops after the first level */
-static void memcg_memory_event(struct bm_system *sys, struct mem_cgroup *memcg, int event)
+void memcg_memory_event(struct bm_system *sys, struct mem_cgroup *memcg, int event)
 {
     atomic_fetch_add(&memcg->memory_events_local[event], 1);
     do {
@@ -192,7 +217,7 @@ static void mod_objcg_state(struct obj_cgroup *objcg, int idx, long val)
 /* ------------------------------------------------------------------ */
 
 /* mirrors memcg_uncharge()/cancel_charge(): direct, skipping root */
-static void memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
+void memcg_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
 {
     if (!nr || mem_cgroup_is_root(memcg))
         return;
@@ -814,54 +839,11 @@ void drain_all_stock(struct bm_system *sys, struct mem_cgroup *root)
 /* reclaim                                                             */
 /* ------------------------------------------------------------------ */
 
-/* take up to want file pages of one memcg (CAS so racing reclaimers never
-   take the same page twice) */
-static long take_file_pages(struct mem_cgroup *m, long want)
-{
-    long have = atomic_load(&m->file_pages);
-
-    for (;;) {
-        long take = have < want ? have : want;
-        if (take <= 0)
-            return 0;
-        if (atomic_compare_exchange_weak(&m->file_pages, &have, have - take))
-            return take;
-    }
-}
-
 /* drop n user pages' worth of the "user pages" css pin */
-static void user_pages_sub(struct mem_cgroup *m, long n)
+void user_pages_sub(struct mem_cgroup *m, long n)
 {
     if (atomic_fetch_sub(&m->user_pages, n) == n)
         css_put(m);
-}
-
-/* mirrors try_to_free_mem_cgroup_pages() over the simulated page cache:
-   frees up to max(nr, SWAP_CLUSTER_MAX) file pages in memcg's subtree
-   (pre-order, dying children included), uncharged directly with the FILE
-   stat, as uncharge_batch() does.  Returns the pages freed. */
-static long try_to_free_mem_cgroup_pages(struct bm_system *sys, struct mem_cgroup *memcg,
-                                         unsigned long nr_pages)
-{
-    long want = nr_pages < SWAP_CLUSTER_MAX ? SWAP_CLUSTER_MAX : (long)nr_pages;
-    long freed = 0;
-
-    css_get(memcg);
-    for (struct mem_cgroup *m = memcg; m && freed < want; m = next_descendant_pre(m, memcg)) {
-        long take;
-        if (!atomic_load(&m->file_pages) || !css_tryget(m))
-            continue;
-        take = take_file_pages(m, want - freed);
-        if (take) {
-            memcg_uncharge(sys, m, (unsigned long)take);
-            mod_memcg_state(m, BM_STAT_FILE, -take);
-            freed += take;
-            user_pages_sub(m, take);
-        }
-        css_put(m);
-    }
-    css_put(memcg);
-    return freed;
 }
 
 /* mem_cgroup_margin(): room left below max */
@@ -879,7 +861,7 @@ static unsigned long mem_cgroup_margin(struct mem_cgroup *memcg)
 
 /* mirrors reclaim_high(): every over-high non-root level from memcg up gets
    a MEMCG_HIGH event and a reclaim of nr pages */
-static long reclaim_high(struct bm_system *sys, struct mem_cgroup *memcg, unsigned long nr)
+static long reclaim_high(struct bm_system *sys, int cpu, struct mem_cgroup *memcg, unsigned long nr)
 {
     long total = 0;
 
@@ -887,7 +869,7 @@ static long reclaim_high(struct bm_system *sys, struct mem_cgroup *memcg, unsign
         if (atomic_load(&memcg->memory.usage) <= atomic_load(&memcg->memory.high))
             continue;
         memcg_memory_event(sys, memcg, BM_MEMCG_HIGH);
-        total += try_to_free_mem_cgroup_pages(sys, memcg, nr);
+        total += (long)try_to_free_mem_cgroup_pages(sys, cpu, memcg, nr, GFP_KERNEL);
     } while ((memcg = parent_mem_cgroup(memcg)) && !mem_cgroup_is_root(memcg));
     return total;
 }
@@ -925,7 +907,7 @@ static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg
    (here: at the end of the charge).  kthreads (no task memcg) never return
    to user, so their debt stays unpaid.  The sleep is not taken: the penalty
    only decides whether to reclaim again. */
-static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
+void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
 {
     struct bm_cpu *c = cpu_of(sys, cpu);
     struct mem_cgroup *memcg = atomic_load_explicit(&c->task_memcg, memory_order_relaxed);
@@ -940,7 +922,7 @@ static void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
     if (!nr_pages)
         return;
     for (;;) {
-        long reclaimed = reclaim_high(sys, memcg,
+        long reclaimed = reclaim_high(sys, cpu, memcg,
                                       in_retry ? SWAP_CLUSTER_MAX : (unsigned long)nr_pages);
         penalty = calculate_high_delay(sys, memcg, nr_pages);
         if (penalty <= HZ / 100)
@@ -1070,7 +1052,7 @@ retry:
     memcg_memory_event(sys, mem_over_limit, BM_MEMCG_MAX);
     raised_max_event = true;
 
-    nr_reclaimed = try_to_free_mem_cgroup_pages(sys, mem_over_limit, nr_pages);
+    nr_reclaimed = (long)try_to_free_mem_cgroup_pages(sys, cpu, mem_over_limit, nr_pages, gfp);
     if (mem_cgroup_margin(mem_over_limit) >= nr_pages)
         goto retry;
     if (!drained) {
@@ -1138,7 +1120,7 @@ done_restock:
         if (cpu_in_interrupt(c)) {
             if (mem_high) {
                 /* schedule_work(&high_work): high_work_func runs reclaim_high */
-                reclaim_high(sys, m, charge_batch(sys));
+                reclaim_high(sys, cpu, m, charge_batch(sys));
                 break;
             }
             continue;
@@ -1148,8 +1130,10 @@ done_restock:
             break;
         }
     }
-    /* set_notify_resume(): return to user */
-    mem_cgroup_handle_over_high(sys, cpu);
+    /* set_notify_resume(): return to user (unless the caller models the rest of the
+       syscall first and returns to user itself) */
+    if (!bm_defer_over_high)
+        mem_cgroup_handle_over_high(sys, cpu);
     return 0;
 }
 
@@ -1557,8 +1541,11 @@ static struct obj_cgroup *obj_cgroup_alloc(struct bm_system *sys, struct mem_cgr
    parent NULL, gets none).  The ids (idr_alloc() up to MEM_CGROUP_ID_MAX,
    handles.c), the link into the parent's children and the id-table slots are
    made under tree_lock, the slots last, so a lock-free lookup that finds the
-   memcg finds it whole.  0, -ENOMEM or -ENOSPC (ids exhausted). */
-int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, struct mem_cgroup **out)
+   memcg finds it whole.  alloc_addrs (or NULL): the structures
+   memcg_alloc_structs() allocated for it.  0, -ENOMEM or -ENOSPC (ids
+   exhausted). */
+int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, uint64_t *alloc_addrs,
+                          struct mem_cgroup **out)
 {
     struct mem_cgroup *memcg = mem_cgroup_alloc(sys, parent);
     struct obj_cgroup *objcg = memcg && parent ? obj_cgroup_alloc(sys, memcg) : NULL;
@@ -1583,16 +1570,20 @@ int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, stru
             goto out;
         }
     }
-    if (parent) {
+    if (parent) {   /* css_next_descendant_pre() visits children oldest first */
         css_get(parent);
-        memcg->next_sibling = parent->first_child;
-        __atomic_store_n(&parent->first_child, memcg, __ATOMIC_SEQ_CST);
+        memcg->next_sibling = NULL;
+        __atomic_store_n(parent->last_child ? &parent->last_child->next_sibling : &parent->first_child,
+                         memcg, __ATOMIC_SEQ_CST);
+        parent->last_child = memcg;
     }
     if (objcg) {
         css_get(memcg);
         atomic_store(&memcg->objcg, objcg);
         __atomic_store_n(&sys->objcgs[BM_HANDLE_SLOT(objcg->id)], objcg, __ATOMIC_SEQ_CST);
     }
+    if (alloc_addrs)
+        memcpy(memcg->alloc_addrs, alloc_addrs, sizeof(memcg->alloc_addrs));
     __atomic_store_n(&sys->memcgs[BM_HANDLE_SLOT(memcg->id)], memcg, __ATOMIC_SEQ_CST);
 out:
     pthread_mutex_unlock(&sys->tree_lock);
@@ -1644,8 +1635,116 @@ void mem_cgroup_css_offline(struct bm_system *sys, struct mem_cgroup *memcg)
 {
     page_counter_set_min(&memcg->memory, 0);
     page_counter_set_low(&memcg->memory, 0);
+    memcg_reparent_list_lrus(sys, memcg, memcg->parent);
     memcg_reparent_objcgs(sys, memcg, memcg->parent);
     drain_all_stock(sys, memcg);
+}
+
+static struct mem_cgroup *_Atomic *active_memcg_slot(struct bm_cpu *c)
+{
+    return atomic_load_explicit(&c->in_interrupt, memory_order_relaxed) ? &c->int_active_memcg
+                                                                       : &c->task_active_memcg;
+}
+
+/* set_active_memcg(): int_active_memcg in interrupt context, else
+   current->active_memcg; the slot keeps a reference on memcg, the caller
+   gets the old one's */
+struct mem_cgroup *set_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg)
+{
+    struct mem_cgroup *_Atomic *slot = active_memcg_slot(cpu_of(sys, cpu));
+
+    css_get(memcg);
+    return atomic_exchange_explicit(slot, memcg, memory_order_relaxed);
+}
+
+void restore_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *old)
+{
+    struct mem_cgroup *_Atomic *slot = active_memcg_slot(cpu_of(sys, cpu));
+
+    css_put(atomic_exchange_explicit(slot, old, memory_order_relaxed));
+}
+
+/* free one of mem_cgroup_alloc()'s accounted allocations; sys->lock held */
+static void memcg_free_struct(struct bm_system *sys, int cpu, unsigned i, uint64_t addr)
+{
+    if (!addr)
+        return;
+    if (sys->cfg.memcg_allocs[i].kind == BM_ALLOC_PERCPU)
+        __free_percpu(sys, cpu, addr);
+    else
+        __kfree(sys, cpu, addr);
+}
+
+/* mirrors the accounted allocations of mem_cgroup_alloc() under
+   mem_cgroup_css_alloc()'s set_active_memcg(parent): each charges the parent
+   (nothing for a child of root: the objcg walk stops at root).  0 with
+   addrs filled, or -ENOMEM with nothing left allocated; sys->lock held. */
+int memcg_alloc_structs(struct bm_system *sys, int cpu, struct mem_cgroup *parent, uint64_t *addrs)
+{
+    struct mem_cgroup *old = set_active_memcg(sys, cpu, parent);
+    uint32_t gfp = GFP_KERNEL | __GFP_ACCOUNT;
+    unsigned i;
+    int ret = 0;
+
+    for (i = 0; i < sys->cfg.nr_memcg_allocs && !ret; i++) {
+        const struct bm_alloc_spec *a = &sys->cfg.memcg_allocs[i];
+        ret = a->kind == BM_ALLOC_PERCPU ? __alloc_percpu(sys, cpu, a->size, 8, gfp, &addrs[i])
+                                         : __kmalloc(sys, cpu, a->size, gfp | __GFP_ZERO, &addrs[i]);
+        if (ret)
+            addrs[i] = 0;
+    }
+    restore_active_memcg(sys, cpu, old);
+    if (ret) {      /* __mem_cgroup_free() of a half-built memcg */
+        for (i = 0; i < sys->cfg.nr_memcg_allocs; i++) {
+            memcg_free_struct(sys, cpu, i, addrs[i]);
+            addrs[i] = 0;
+        }
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The deferred part of mem_cgroup_css_free() / __mem_cgroup_free(): the
+   accounted structures of every freed memcg are freed on cpu (uncharging
+   whoever they record, the parent's objcg or where it was reparented), then
+   the struct goes to its grace period (call_rcu_free()).  The kernel frees
+   both after the grace period (css_free_rwork_fn()); here the structures go
+   first, so the struct outlives every use of its alloc_addrs.  Freeing can
+   release more memcgs; they are done too.  sys->lock held. */
+void css_free_work(struct bm_system *sys, int cpu)
+{
+    while (atomic_load(&sys->nr_css_free_pending)) {
+        struct mem_cgroup *list = NULL, *m, *next;
+        int n = 0;
+
+        pthread_mutex_lock(&sys->tree_lock);
+        while ((m = sys->css_free_list)) {   /* reversed: freed first, first done */
+            sys->css_free_list = m->css_free_next;
+            m->css_free_next = list;
+            list = m;
+            n++;
+        }
+        pthread_mutex_unlock(&sys->tree_lock);
+        atomic_fetch_sub(&sys->nr_css_free_pending, n);
+        for (m = list; m; m = next) {
+            next = m->css_free_next;
+            for (unsigned i = 0; i < sys->cfg.nr_memcg_allocs; i++)
+                memcg_free_struct(sys, cpu, i, m->alloc_addrs[i]);
+            pthread_mutex_lock(&sys->tree_lock);
+            call_rcu_free(sys, &m->rcu, m);
+            pthread_mutex_unlock(&sys->tree_lock);
+        }
+    }
+}
+
+/* css_free_work() taking sys->lock, only when there is work */
+void css_free_flush(struct bm_system *sys, int cpu)
+{
+    if (!atomic_load(&sys->nr_css_free_pending))
+        return;
+    pthread_mutex_lock(&sys->lock);
+    css_free_work(sys, cpu);
+    pthread_mutex_unlock(&sys->lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1670,7 +1769,7 @@ static int memory_max_write(struct bm_system *sys, struct mem_cgroup *memcg, lon
             continue;
         }
         if (nr_reclaims) {
-            if (!try_to_free_mem_cgroup_pages(sys, memcg, (unsigned long)(nr_pages - max)))
+            if (!try_to_free_mem_cgroup_pages(sys, 0, memcg, (unsigned long)(nr_pages - max), GFP_KERNEL))
                 nr_reclaims--;
             continue;
         }
@@ -1697,7 +1796,7 @@ static int mem_cgroup_resize_max(struct bm_system *sys, struct mem_cgroup *memcg
             drained = true;
             continue;
         }
-        if (!try_to_free_mem_cgroup_pages(sys, memcg, 1)) {
+        if (!try_to_free_mem_cgroup_pages(sys, 0, memcg, 1, GFP_KERNEL)) {
             ret = -EBUSY;
             break;
         }
@@ -1725,7 +1824,8 @@ static int memory_high_write(struct bm_system *sys, struct mem_cgroup *memcg, lo
             drained = true;
             continue;
         }
-        reclaimed = try_to_free_mem_cgroup_pages(sys, memcg, (unsigned long)(nr_pages - high));
+        reclaimed = (long)try_to_free_mem_cgroup_pages(sys, 0, memcg, (unsigned long)(nr_pages - high),
+                                                       GFP_KERNEL);
         if (!reclaimed && !nr_retries--)
             break;
     }
@@ -1741,7 +1841,7 @@ static int mem_cgroup_force_empty(struct bm_system *sys, struct mem_cgroup *memc
 
     drain_all_stock(sys, memcg);
     while (nr_retries && atomic_load(&memcg->memory.usage)) {
-        if (!try_to_free_mem_cgroup_pages(sys, memcg, 1))
+        if (!try_to_free_mem_cgroup_pages(sys, 0, memcg, 1, GFP_KERNEL))
             nr_retries--;
     }
     return 0;

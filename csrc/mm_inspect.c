@@ -13,7 +13,7 @@
 int bm_page_info(bm_system *sys, uint64_t pfn, struct bm_page_info *out)
 {
     BM_RCU_READ_SECTION(sys, -1);
-    struct page *page;
+    struct page *page, *owner;
     struct mem_cgroup *memcg;
 
     if (!sys || !sys->mm || !out)
@@ -30,12 +30,21 @@ int bm_page_info(bm_system *sys, uint64_t pfn, struct bm_page_info *out)
     out->order = page->order;
     out->memcg = -1;
     out->objcg = -1;
-    if (page->kind == BM_PAGE_KMEM || page->kind == BM_PAGE_SLAB) {
-        memcg = page->memcg_data ? page_memcg_check(sys, page) : NULL;
+    /* the owner, as /proc/kpagecgroup sees it: page_cgroup_ino() reads the
+       page itself (a tail records nothing), or since kpagecgroup_folio the
+       page's folio, so a tail of a compound (__GFP_COMP) page reports its
+       head's owner; a non-compound high-order block's tails are folios of
+       their own, with no owner */
+    owner = page;
+    if (page->kind == BM_PAGE_TAIL && sys->cfg.profile.kpagecgroup_folio &&
+        (compound_head(page)->flags & PG_compound))
+        owner = compound_head(page);
+    if (owner->kind == BM_PAGE_KMEM || owner->kind == BM_PAGE_SLAB) {
+        memcg = owner->memcg_data ? page_memcg_check(sys, owner) : NULL;
         if (memcg)
             out->memcg = memcg->id;
-        if (PageMemcgKmem(page) && sys->cfg.profile.kmem_page_objcg && __page_objcg(page))
-            out->objcg = __page_objcg(page)->id;
+        if (PageMemcgKmem(owner) && sys->cfg.profile.kmem_page_objcg && __page_objcg(owner))
+            out->objcg = __page_objcg(owner)->id;
     }
     if (page->kind == BM_PAGE_SLAB && page->priv) {
         out->nr_objects = slab_nr_objects(page->priv);

@@ -41,6 +41,8 @@
 #define PG_large_kmalloc 0x4 /* compound page returned by kmalloc_large() */
 #define PG_vmalloc 0x8       /* backing page of a vmalloc area */
 #define PG_slab 0x10         /* PageSlab */
+#define PG_kstack 0x20       /* backing page of a task's kernel stack (fork.c) */
+#define PG_compound 0x80     /* head of a __GFP_COMP allocation: its tails belong to its folio */
 #define PG_reserved 0x40     /* PageReserved: pfn 0, never allocated or freed */
 
 /* ---- page frames (page_alloc.c) ---- */
@@ -207,6 +209,7 @@ int __vfree(struct bm_system *sys, int cpu, uint64_t addr);
 int __kvmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr);
 int __kvfree(struct bm_system *sys, int cpu, uint64_t addr);
 struct page *vmalloc_to_page(struct bm_system *sys, uint64_t addr);
+struct page **vmalloc_area_pages(struct bm_system *sys, uint64_t addr, uint64_t *nr);
 void mm_vmalloc_init(struct mm_state *mm);
 void mm_vmalloc_destroy(struct mm_state *mm);
 

@@ -138,7 +138,7 @@ struct page *__alloc_pages(struct bm_system *sys, int cpu, int order, uint32_t g
     page = &mm->pages[pfn];
     page->kind = BM_PAGE_KMEM;
     page->order = (uint8_t)order;
-    page->flags = PG_head;
+    page->flags = (gfp & __GFP_COMP) && order ? PG_head | PG_compound : PG_head;
     page->memcg_data = 0;
     page->priv = NULL;
     page->pad = 0;

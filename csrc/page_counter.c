@@ -6,8 +6,6 @@
  * the kernel does for failcnt / watermarks are relaxed atomic stores here.
  *
  * Simplifications:
- *  - emin / elow (effective protection) are not computed: they only steer
- *    reclaim, which the model does not weight by protection.
  *  - v5.11's try_charge also propagated the protected usage of the failing
  *    level with the over-limit value (removed ~v5.17); we never do that.
  *  - local_watermark (v6.12) is always kept; on older profiles nothing reads it.
@@ -203,4 +201,67 @@ void page_counter_reset_watermark(struct page_counter *c)
 
     atomic_store(&c->watermark, usage);
     atomic_store(&c->local_watermark, usage);
+}
+
+/* mirrors effective_protection(), mm/page_counter.c (v5.11: mm/memcontrol.c):
+   a child's share of the protection its parent affords.  Claimed and used
+   protection (min(usage, setting)) is scaled down when the siblings together
+   claim more than the parent's effective value; with recursive protection
+   (the memory_recursiveprot mount option) the parent's unclaimed protection
+   is also handed out in proportion to each child's unprotected usage. */
+static unsigned long effective_protection(unsigned long usage, unsigned long parent_usage,
+                                          unsigned long setting, unsigned long parent_effective,
+                                          unsigned long siblings_protected, bool recursive)
+{
+    unsigned long protected = usage < setting ? usage : setting;
+    unsigned long ep;
+
+    if (siblings_protected > parent_effective)
+        return protected * parent_effective / siblings_protected;
+    ep = protected;
+    if (!recursive)
+        return ep;
+    if (parent_effective > siblings_protected && parent_usage > siblings_protected && usage > protected) {
+        unsigned long unclaimed = parent_effective - siblings_protected;
+        unclaimed *= usage - protected;      /* unsigned long, wrapping as the kernel's */
+        unclaimed /= parent_usage - siblings_protected;
+        ep += unclaimed;
+    }
+    return ep;
+}
+
+/* mirrors page_counter_calculate_protection() (v5.11:
+   mem_cgroup_calculate_protection()): emin / elow of counter for a reclaim
+   of root's subtree, from its parent's effective values.  Stateful: the walk
+   is top-down, so the parent's were computed first.  The reclaim target
+   itself keeps stale values (its protection is not applied to itself), an
+   empty counter keeps its old ones, and a child of the target takes its own
+   settings as they are. */
+void page_counter_calculate_protection(struct page_counter *root, struct page_counter *counter,
+                                       bool recursive)
+{
+    struct page_counter *parent = counter->parent;
+    unsigned long usage, parent_usage;
+
+    if (root == counter)
+        return;
+    usage = (unsigned long)atomic_load(&counter->usage);
+    if (!usage || !parent)
+        return;
+    if (parent == root) {
+        atomic_store(&counter->emin, atomic_load(&counter->min));
+        atomic_store(&counter->elow, atomic_load(&counter->low));
+        return;
+    }
+    parent_usage = (unsigned long)atomic_load(&parent->usage);
+    atomic_store(&counter->emin,
+                 (long)effective_protection(usage, parent_usage, (unsigned long)atomic_load(&counter->min),
+                                            (unsigned long)atomic_load(&parent->emin),
+                                            (unsigned long)atomic_load(&parent->children_min_usage),
+                                            recursive));
+    atomic_store(&counter->elow,
+                 (long)effective_protection(usage, parent_usage, (unsigned long)atomic_load(&counter->low),
+                                            (unsigned long)atomic_load(&parent->elow),
+                                            (unsigned long)atomic_load(&parent->children_low_usage),
+                                            recursive));
 }

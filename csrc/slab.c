@@ -50,6 +50,8 @@ struct slab {
     uint32_t next_free[];             /* per object: next free index or SLAB_OBJ_INUSE */
 };
 
+struct list_lru;
+
 struct kmem_cache {
     int32_t id;                       /* kmem_cache_create() id, -1 for kmalloc caches */
     uint32_t flags;                   /* SLAB_ACCOUNT, SLAB_RECLAIM_ACCOUNT */
@@ -59,6 +61,7 @@ struct kmem_cache {
     int min_order;                    /* s->min: order holding one object */
     struct slab *partial;
     struct slab *empty;               /* one cached empty slab */
+    struct list_lru *lru;             /* reclaimable kmem_cache_create()d caches: unused objects */
 };
 
 int32_t slab_nr_objects(const void *slab)
@@ -188,10 +191,14 @@ static struct slab *new_slab(struct bm_system *sys, int cpu, struct kmem_cache *
 }
 
 /* discard_slab(): free the objcgs vector (memcg_free_page_obj_cgroups) and
-   the frames */
+   the frames; during reclaim the pages count in current->reclaim_state */
 static void discard_slab(struct bm_system *sys, int cpu, struct slab *slab)
 {
     struct page *page = slab->page;
+    unsigned long *reclaimed = bm_reclaim_state;
+
+    if (reclaimed)
+        *reclaimed += 1UL << slab->order;
 
     free(slab->objcgs);
     page->memcg_data = 0;
@@ -290,11 +297,17 @@ static int slab_alloc_hooked(struct bm_system *sys, int cpu, struct kmem_cache *
     return 0;
 }
 
+static void list_lru_del_obj(struct bm_system *sys, struct kmem_cache *s, uint64_t addr);
+
 /* memcg_slab_free_hook() + slab_free(): uncharge the objcg recorded for the
-   object, whatever context frees it */
+   object, whatever context frees it.  An object still on its cache's LRU
+   leaves it first (as __dentry_kill() takes a dentry off the LRU). */
 static void slab_free_hooked(struct bm_system *sys, int cpu, struct slab *slab, uint32_t idx)
 {
     struct kmem_cache *s = slab->cache;
+
+    if (s->lru)
+        list_lru_del_obj(sys, s, slab->base + idx * s->size);
 
     if (slab->objcgs && slab->objcgs[idx]) {
         struct obj_cgroup *objcg = slab->objcgs[idx];
@@ -486,6 +499,307 @@ int __kmalloc_obj_cgroup(struct bm_system *sys, uint64_t addr, struct obj_cgroup
     return 0;
 }
 
+/* ---- list_lrus and shrinkers of reclaimable caches ---- */
+
+/*
+ * A kmem_cache_create()d cache with SLAB_RECLAIM_ACCOUNT has a memcg-aware
+ * list_lru (mm/list_lru.c) of its unused objects, and a shrinker
+ * (mm/shrinker.c) that frees them under reclaim: the superblock shrinker of
+ * fs/super.c (super_cache_count() / super_cache_scan() -> prune_dcache_sb()),
+ * DEFAULT_SEEKS and a batch of 1024, which is what frees dentries.
+ * Simplifications: a cache's LRU holds one kind of object (a superblock's
+ * has dentries and inodes, and its scan splits between them); every object
+ * on it is freeable (dentry_lru_isolate() rotates a referenced dentry once
+ * instead of freeing it); objects go oldest first; freed at once (dentries
+ * go after an RCU grace period); one node.
+ */
+#define DEFAULT_SEEKS 2
+#define SB_SHRINK_BATCH 1024
+#define SHRINK_STOP (~0UL)
+
+struct lru_item {                     /* the object's d_lru link */
+    uint64_t addr;
+    struct lru_item *prev, *next;
+    struct list_lru_one *list;
+};
+
+struct list_lru_one {                 /* one memcg's list (struct list_lru_one) */
+    struct lru_item *head, *tail;     /* oldest first */
+    long nr_items;
+    long nr_deferred;                 /* the shrinker's per-memcg nr_deferred (v5.13+) */
+    struct mem_cgroup *memcg;
+};
+
+struct list_lru {
+    struct list_lru_one **lists;      /* by memcg id, grown on demand */
+    int32_t nr_lists;
+    struct addr_map items;            /* object address -> its lru_item */
+    long nr_deferred;                 /* shrinker->nr_deferred[nid] before v5.13: one for all memcgs */
+};
+
+/* list_lru_from_memcg_idx(): memcg's list of lru, created on first use
+   (memcg_list_lru_alloc()); NULL only when host memory runs out */
+static struct list_lru_one *lru_list_of(struct list_lru *lru, struct mem_cgroup *memcg, bool create)
+{
+    struct list_lru_one *l;
+
+    if (memcg->id >= lru->nr_lists) {
+        int32_t n = lru->nr_lists ? lru->nr_lists : 16;
+        struct list_lru_one **grown;
+        if (!create)
+            return NULL;
+        while (n <= memcg->id)
+            n *= 2;
+        grown = realloc(lru->lists, (size_t)n * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        memset(grown + lru->nr_lists, 0, (size_t)(n - lru->nr_lists) * sizeof(*grown));
+        lru->lists = grown;
+        lru->nr_lists = n;
+    }
+    l = lru->lists[memcg->id];
+    if (!l && create) {
+        l = calloc(1, sizeof(*l));
+        if (!l)
+            return NULL;
+        l->memcg = memcg;
+        lru->lists[memcg->id] = l;
+    }
+    return l;
+}
+
+static void lru_unlink(struct list_lru_one *l, struct lru_item *it)
+{
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        l->head = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    else
+        l->tail = it->prev;
+    l->nr_items--;
+    atomic_fetch_sub(&l->memcg->nr_lru_items, 1);
+}
+
+/* list_lru_add_obj(): the object joins the tail of the list of the memcg it
+   is charged to (mem_cgroup_from_slab_obj(): its objcg's memcg now; root
+   for an unaccounted object).  1 added, 0 already there, -ENOMEM (host). */
+static int list_lru_add_obj(struct bm_system *sys, struct kmem_cache *s, struct slab *slab, uint32_t idx)
+{
+    uint64_t addr = slab->base + idx * s->size;
+    struct obj_cgroup *objcg = slab->objcgs ? slab->objcgs[idx] : NULL;
+    struct mem_cgroup *memcg = objcg ? obj_cgroup_memcg(objcg) : bm_memcg_lookup(sys, 0);
+    struct list_lru_one *l;
+    struct lru_item *it;
+
+    if (addr_map_get(&s->lru->items, addr))
+        return 0;
+    l = lru_list_of(s->lru, memcg, true);
+    it = malloc(sizeof(*it));
+    if (!l || !it || addr_map_put(&s->lru->items, addr, it)) {
+        free(it);
+        return -ENOMEM;
+    }
+    it->addr = addr;
+    it->list = l;
+    it->next = NULL;
+    it->prev = l->tail;
+    if (l->tail)
+        l->tail->next = it;
+    else
+        l->head = it;
+    l->tail = it;
+    l->nr_items++;
+    atomic_fetch_add(&memcg->nr_lru_items, 1);
+    return 1;
+}
+
+/* list_lru_del_obj(): off whichever list holds it (no-op if none) */
+static void list_lru_del_obj(struct bm_system *sys, struct kmem_cache *s, uint64_t addr)
+{
+    struct lru_item *it = addr_map_del(&s->lru->items, addr);
+
+    (void)sys;
+    if (!it)
+        return;
+    lru_unlink(it->list, it);
+    free(it);
+}
+
+static struct list_lru *list_lru_new(void)
+{
+    return calloc(1, sizeof(struct list_lru));
+}
+
+static void list_lru_destroy(struct list_lru *lru)
+{
+    if (!lru)
+        return;
+    addr_map_free(&lru->items);          /* frees every lru_item too */
+    for (int32_t i = 0; i < lru->nr_lists; i++)
+        free(lru->lists[i]);
+    free(lru->lists);
+    free(lru);
+}
+
+/* mult_frac(x, n, d) of include/linux/math.h */
+static inline long mult_frac(long x, long n, long d)
+{
+    return (x / d) * n + (x % d) * n / d;
+}
+
+/* super_cache_scan() -> prune_dcache_sb() for a list holding only this
+   cache's objects: without __GFP_FS nothing (SHRINK_STOP); else walk
+   nr_to_scan's share of the list (the "+ 1" of the total before
+   sb_scan_exact_total) plus one, oldest first, freeing each object on this
+   cpu.  The objects freed. */
+static unsigned long super_cache_scan(struct bm_system *sys, int cpu, struct kmem_cache *s,
+                                      struct list_lru_one *l, uint32_t gfp, long nr_to_scan)
+{
+    long dentries = l->nr_items;
+    long total = dentries + (sys->cfg.profile.sb_scan_exact_total ? 0 : 1);
+    long walk;
+    unsigned long freed = 0;
+
+    if (!(gfp & BM_GFP_FS))
+        return SHRINK_STOP;
+    if (!total)
+        total = 1;
+    walk = mult_frac(nr_to_scan, dentries, total) + 1;
+    while (walk-- > 0 && l->head) {
+        struct lru_item *it = l->head;
+        uint64_t addr = it->addr;
+        struct slab *slab;
+        uint32_t idx;
+
+        addr_map_del(&s->lru->items, addr);
+        lru_unlink(l, it);
+        free(it);
+        if (!lookup_slab_object(sys, addr, true, &slab, &idx)) {
+            slab_free_hooked(sys, cpu, slab, idx);
+            freed++;
+        }
+    }
+    return freed;
+}
+
+/* mirrors do_shrink_slab(): the scan target from the freeable count, the
+   priority and the work deferred by earlier calls, scanned in batches.
+   shrinker_deferred_per_memcg (v5.13+): deferred work per memcg, counted
+   >> priority, capped at twice the freeable count.  Before: one deferred
+   count for every memcg, taken whole, with the windup clamps of v5.10. */
+static unsigned long do_shrink_slab(struct bm_system *sys, int cpu, uint32_t gfp, struct kmem_cache *s,
+                                    struct list_lru_one *l, int priority)
+{
+    bool per_memcg = sys->cfg.profile.shrinker_deferred_per_memcg != 0;
+    long *deferred = per_memcg ? &l->nr_deferred : &s->lru->nr_deferred;
+    long freeable = l->nr_items;        /* super_cache_count() (vfs_cache_pressure 100) */
+    long batch = SB_SHRINK_BATCH, nr, delta, total_scan, next_deferred, scanned = 0;
+    unsigned long freed = 0;
+
+    if (freeable == 0)
+        return 0;
+    nr = *deferred;
+    *deferred = 0;
+    delta = (freeable >> priority) * 4 / DEFAULT_SEEKS;
+    if (per_memcg) {
+        total_scan = (nr >> priority) + delta;
+        if (total_scan > 2 * freeable)
+            total_scan = 2 * freeable;
+        next_deferred = 0;
+    } else {
+        total_scan = nr + delta;
+        next_deferred = total_scan;
+        if (delta < freeable / 4 && total_scan > freeable / 2)
+            total_scan = freeable / 2;
+        if (total_scan > freeable * 2)
+            total_scan = freeable * 2;
+    }
+    while (total_scan >= batch || total_scan >= freeable) {
+        long nr_to_scan = total_scan < batch ? total_scan : batch;
+        unsigned long ret = super_cache_scan(sys, cpu, s, l, gfp, nr_to_scan);
+
+        if (ret == SHRINK_STOP)
+            break;
+        freed += ret;
+        total_scan -= nr_to_scan;
+        scanned += nr_to_scan;
+    }
+    if (per_memcg) {
+        next_deferred = nr + delta - scanned;
+        if (next_deferred < 0)
+            next_deferred = 0;
+        if (next_deferred > 2 * freeable)
+            next_deferred = 2 * freeable;
+    } else {
+        next_deferred = next_deferred >= scanned ? next_deferred - scanned : 0;
+    }
+    *deferred += next_deferred;
+    return freed;
+}
+
+/* mirrors shrink_slab() / shrink_slab_memcg() for the model's shrinkers:
+   nothing for an offline memcg (its lists went to the parent); every
+   reclaimable cache's list of memcg in turn.  Takes sys->lock (recursive:
+   see struct bm_system). */
+unsigned long shrink_slab(struct bm_system *sys, int cpu, uint32_t gfp, struct mem_cgroup *memcg, int priority)
+{
+    struct mm_state *mm = sys->mm;
+    unsigned long freed = 0;
+
+    if (!mm || !atomic_load(&memcg->nr_lru_items) || atomic_load(&memcg->state) != BM_MEMCG_ONLINE)
+        return 0;
+    pthread_mutex_lock(&sys->lock);
+    for (int32_t i = 0; i < mm->nr_caches; i++) {
+        struct kmem_cache *s = mm->caches[i];
+        struct list_lru_one *l = s->lru ? lru_list_of(s->lru, memcg, false) : NULL;
+        if (l)
+            freed += do_shrink_slab(sys, cpu, gfp, s, l, priority);
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return freed;
+}
+
+/* mirrors memcg_reparent_list_lrus() + reparent_shrinker_deferred(): at
+   offline every list of memcg is spliced to the head of parent's list and
+   its deferred work added to parent's; sys->lock held */
+void memcg_reparent_list_lrus(struct bm_system *sys, struct mem_cgroup *memcg, struct mem_cgroup *parent)
+{
+    struct mm_state *mm = sys->mm;
+
+    if (!mm || !parent)
+        return;
+    for (int32_t i = 0; i < mm->nr_caches; i++) {
+        struct kmem_cache *s = mm->caches[i];
+        struct list_lru_one *src = s->lru ? lru_list_of(s->lru, memcg, false) : NULL;
+        struct list_lru_one *dst;
+
+        if (!src)
+            continue;
+        dst = lru_list_of(s->lru, parent, true);
+        if (!dst)
+            continue;     /* host OOM: the objects stay on the dead list */
+        if (src->head) {
+            for (struct lru_item *it = src->head; it; it = it->next)
+                it->list = dst;
+            src->tail->next = dst->head;
+            if (dst->head)
+                dst->head->prev = src->tail;
+            else
+                dst->tail = src->tail;
+            dst->head = src->head;
+        }
+        dst->nr_items += src->nr_items;
+        atomic_fetch_add(&parent->nr_lru_items, src->nr_items);
+        atomic_fetch_sub(&memcg->nr_lru_items, src->nr_items);
+        if (sys->cfg.profile.shrinker_deferred_per_memcg)
+            dst->nr_deferred += src->nr_deferred;
+        s->lru->lists[memcg->id] = NULL;     /* the dead list goes (kvfree_rcu()) */
+        free(src);
+    }
+}
+
 /* ---- set-up and teardown (called by mm_init.c) ---- */
 
 void mm_slab_init(struct mm_state *mm, uint32_t nr_cpus)
@@ -518,8 +832,10 @@ void mm_slab_destroy(struct mm_state *mm)
     for (t = 0; t < NR_KMALLOC_TYPES; t++)
         for (i = 0; i <= KMALLOC_SHIFT_HIGH_MAX; i++)
             free(mm->kmalloc_caches[t][i]);
-    for (i = 0; i < mm->nr_caches; i++)
+    for (i = 0; i < mm->nr_caches; i++) {
+        list_lru_destroy(mm->caches[i]->lru);
         free(mm->caches[i]);
+    }
     free(mm->caches);
 }
 
@@ -621,6 +937,10 @@ int bm_kmem_cache_create(bm_system *sys, uint64_t size, uint32_t flags, int32_t 
         mm->cap_caches = ncap;
     }
     s = cache_alloc_struct(mm, size, flags);
+    if (s && (flags & BM_SLAB_RECLAIM_ACCOUNT) && !(s->lru = list_lru_new())) {
+        free(s);
+        s = NULL;
+    }
     if (!s) {
         ret = -ENOMEM;
         goto out;
@@ -708,4 +1028,118 @@ bad:
         snprintf(msg, msglen, "slab at %#llx: free list, inuse or objcgs vector inconsistent",
                  slab ? (unsigned long long)slab->base : 0ULL);
     return -EUCLEAN;
+}
+
+/* the object at addr of a reclaimable cache (else -EINVAL) */
+static int lru_obj_arg(struct bm_system *sys, int32_t cache, uint64_t addr, struct kmem_cache **sp,
+                       struct slab **slabp, uint32_t *idxp)
+{
+    struct kmem_cache *s = cache_lookup(sys->mm, cache);
+
+    if (!s || !s->lru || lookup_slab_object(sys, addr, true, slabp, idxp) || (*slabp)->cache != s)
+        return -EINVAL;
+    *sp = s;
+    return 0;
+}
+
+int bm_list_lru_add(bm_system *sys, int32_t cache, uint64_t addr)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    struct kmem_cache *s;
+    struct slab *slab;
+    uint32_t idx;
+    int ret;
+
+    if (!sys || !sys->mm)
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    ret = lru_obj_arg(sys, cache, addr, &s, &slab, &idx);
+    if (!ret)
+        ret = list_lru_add_obj(sys, s, slab, idx);
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}
+
+int bm_list_lru_del(bm_system *sys, int32_t cache, uint64_t addr)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    struct kmem_cache *s;
+    struct slab *slab;
+    uint32_t idx;
+    int ret;
+
+    if (!sys || !sys->mm)
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    ret = lru_obj_arg(sys, cache, addr, &s, &slab, &idx);
+    if (!ret) {
+        ret = addr_map_get(&s->lru->items, addr) ? 1 : 0;
+        list_lru_del_obj(sys, s, addr);
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}
+
+int64_t bm_list_lru_count(bm_system *sys, int32_t cache, int32_t memcg_id)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    struct kmem_cache *s;
+    struct mem_cgroup *memcg;
+    struct list_lru_one *l;
+    int64_t ret;
+
+    if (!sys || !sys->mm)
+        return -EINVAL;
+    if ((ret = bm_memcg_arg(sys, memcg_id, &memcg)))
+        return ret;
+    pthread_mutex_lock(&sys->lock);
+    s = cache_lookup(sys->mm, cache);
+    if (!s || !s->lru) {
+        ret = -EINVAL;
+    } else {
+        l = lru_list_of(s->lru, memcg, false);
+        ret = l ? l->nr_items : 0;
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return ret;
+}
+
+/* n objects allocated and put on the LRU, one by one (d_alloc() of missing
+   names whose dput() leaves them unused): stops at the first failure.  Each
+   is a lookup syscall of its own: the memory.high debt is paid as it returns
+   to user, with its dentry on the LRU already. */
+int64_t bm_kmem_cache_alloc_lru_bulk(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp, int64_t n,
+                                     uint64_t *addrs)
+{
+    BM_RCU_READ_SECTION(sys, cpu);
+    struct kmem_cache *s;
+    int64_t i;
+
+    if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n && !addrs))
+        return -EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    s = cache_lookup(sys->mm, cache);
+    if (!s || !s->lru) {
+        pthread_mutex_unlock(&sys->lock);
+        return -EINVAL;
+    }
+    bm_defer_over_high = true;
+    for (i = 0; i < n; i++) {
+        struct slab *slab = NULL;
+        uint32_t idx = 0;
+        int ret = slab_alloc_hooked(sys, cpu, s, gfp, &addrs[i]);
+        if (!ret) {
+            lookup_slab_object(sys, addrs[i], true, &slab, &idx);   /* just allocated: found */
+            if (list_lru_add_obj(sys, s, slab, idx) < 0) {
+                slab_free_hooked(sys, cpu, slab, idx);
+                ret = -ENOMEM;
+            }
+        }
+        mem_cgroup_handle_over_high(sys, cpu);
+        if (ret)
+            break;
+    }
+    bm_defer_over_high = false;
+    pthread_mutex_unlock(&sys->lock);
+    return i;
 }

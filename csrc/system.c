@@ -31,6 +31,15 @@ int bm_config_check(const struct bm_config *cfg)
         return -EINVAL;
     if (cfg->ram_pages < 1)
         return -EINVAL;
+    if (cfg->nr_memcg_allocs > BM_MEMCG_ALLOC_MAX)
+        return -EINVAL;
+    for (uint32_t i = 0; i < cfg->nr_memcg_allocs; i++) {
+        const struct bm_alloc_spec *a = &cfg->memcg_allocs[i];
+        /* a kmalloc up to KMALLOC_MAX_CACHE_SIZE, a percpu area up to PCPU_MIN_UNIT_SIZE */
+        if ((a->kind != BM_ALLOC_KMALLOC && a->kind != BM_ALLOC_PERCPU) || !a->size ||
+            a->size > (a->kind == BM_ALLOC_KMALLOC ? 2 * cfg->page_size : 32768u))
+            return -EINVAL;
+    }
     /* page_alloc.c: frame numbers fit 32 bits and the direct map is 64 TiB */
     if (cfg->ram_pages > BM_MAX_RAM_PAGES || cfg->ram_pages > BM_DIRECT_MAP_SIZE / cfg->page_size)
         return -EINVAL;
@@ -59,6 +68,11 @@ static void system_free_tables(struct bm_system *sys)
         for (int32_t i = 0; i < sys->objcg_ids.nr_fresh; i++)
             free(sys->objcgs[i]);
         bm_table_free(sys->objcgs, ID_TABLE_BYTES);
+    }
+    while (sys->css_free_list) {      /* freed memcgs whose structures went with the mm */
+        struct mem_cgroup *m = sys->css_free_list;
+        sys->css_free_list = m->css_free_next;
+        free(m);
     }
     rcu_barrier_free(sys);
     bm_ids_destroy(&sys->memcg_ids);
@@ -96,7 +110,13 @@ bm_system *bm_system_new(const struct bm_config *cfg)
         atomic_flag_clear(&sys->cpus[i].lock);
         sys->cpus[i].last_failure.memcg = -1;
     }
-    pthread_mutex_init(&sys->lock, NULL);
+    {   /* recursive: see the locking rule at struct bm_system */
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&sys->lock, &attr);
+        pthread_mutexattr_destroy(&attr);
+    }
     pthread_mutex_init(&sys->tree_lock, NULL);
     atomic_flag_clear(&sys->percpu_charge_mutex);
     atomic_flag_clear(&sys->rcu.lock);
@@ -108,7 +128,7 @@ bm_system *bm_system_new(const struct bm_config *cfg)
 
     /* the root memcg: id 0, unlimited, no objcg (memcg_online_kmem is not
        run for root in the profiles modelled) */
-    if (mem_cgroup_css_online(sys, NULL, &root))
+    if (mem_cgroup_css_online(sys, NULL, NULL, &root))
         goto fail;
     if (bm_mm_init(sys))
         goto fail;

@@ -100,9 +100,10 @@ int __vfree(struct bm_system *sys, int cpu, uint64_t addr)
         return 0;
     if (!is_vmalloc_addr(addr))
         return -EINVAL;
-    vm = addr_map_del(&mm->vmap, addr);
-    if (!vm)
+    vm = addr_map_get(&mm->vmap, addr);
+    if (!vm || (vm->pages[0]->flags & PG_kstack))   /* a task's stack goes with the task */
         return -EINVAL;
+    addr_map_del(&mm->vmap, addr);
     if (sys->cfg.profile.stat_vmalloc && vm->pages[0]->memcg_data) {
         struct mem_cgroup *memcg = page_memcg_check(sys, vm->pages[0]);
         if (memcg)
@@ -111,6 +112,17 @@ int __vfree(struct bm_system *sys, int cpu, uint64_t addr)
     vm_free_pages(sys, cpu, vm, vm->nr_pages);
     free(vm);
     return 0;
+}
+
+/* the backing pages of the vmalloc area starting at addr (NULL if none) */
+struct page **vmalloc_area_pages(struct bm_system *sys, uint64_t addr, uint64_t *nr)
+{
+    struct vm_struct *vm = addr_map_get(&sys->mm->vmap, addr);
+
+    if (!vm)
+        return NULL;
+    *nr = vm->nr_pages;
+    return vm->pages;
 }
 
 /* vmalloc_to_page(): exact area starts are O(1); interior addresses scan

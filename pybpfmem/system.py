@@ -43,7 +43,8 @@ class System(mm.System, BpfSystemMixin):
     def __init__(self, nr_cpus: int = 2, page_size: int = 4096,
                  profile: str | Profile = CURRENT_PROFILE, cgroup: str = "v2",
                  ram: int | str = "8G", oom_kill: bool = True, settle: bool = True,
-                 btf: str | os.PathLike[str] | None = None) -> None:
+                 btf: str | os.PathLike[str] | None = None,
+                 memory_recursiveprot: bool = False) -> None:
         self.btf_source: BtfSource | None = None
         if btf is not None:
             if not isinstance(btf, (str, os.PathLike)):
@@ -53,7 +54,8 @@ class System(mm.System, BpfSystemMixin):
             base = profile if isinstance(profile, Profile) else get_profile(profile)
             profile, self.btf_source = profile_with_btf(base, btf, page_size if isinstance(
                 page_size, int) and not isinstance(page_size, bool) else 4096)
-        mm.System.__init__(self, nr_cpus, page_size, profile, cgroup, ram, oom_kill)
+        mm.System.__init__(self, nr_cpus, page_size, profile, cgroup, ram, oom_kill,
+                           memory_recursiveprot)
         BpfSystemMixin.__init__(self, settle)
 
     if TYPE_CHECKING:   # spawn() makes a task_class, this Task: say so to type checkers

@@ -21,9 +21,11 @@ def setup(profile="6.18", uid=0, unlimited=True):
 
 
 def current(s, cg):
-    """memory.current after draining the per-cpu stocks."""
+    """memory.current after draining the per-cpu stocks, less the kernel stacks of the
+    tasks in the subtree (memory.stat kernel_stack: THREAD_SIZE of KMEM pages per task
+    from spawn to exit), so what is left is what the BPF objects charge."""
     s.drain_all_stock()
-    return int(cg.read("memory.current"))
+    return int(cg.read("memory.current")) - cg.stat()["kernel_stack"]
 
 
 def errno_of(fn, *args, **kw):

@@ -220,3 +220,42 @@ def test_programs_are_attributed_too():
     a = check_adds_up(system, cg)
     (prog,) = system.bpf_progs()
     assert a["progs"] == {prog["id"]: prog["charged"]} and sum(prog["charged"].values()) > 0
+
+
+def test_charged_size_of_objects_on_tail_pages_of_a_slab() -> None:
+    """obj_full_size() is the object plus its objcg slot wherever the object sits in its
+    slab: kmalloc-cg-2048 slabs are order 3 (16 objects on 8 pages), so most objects sit
+    on tail pages, whose frame is a tail, not the slab's head."""
+    system = pybpfmem.System(nr_cpus=2, page_size=PAGE, profile="6.18", cgroup="v2")
+    cg = system.root.mkdir("a")
+    task = system.spawn(cgroup=cg)
+    with task.running(cpu=0):
+        objs = [system.kmalloc(2048, pybpfmem.GFP_KERNEL_ACCOUNT) for _ in range(16)]
+    kinds = {system.page_info(system.virt_to_pfn(x))["kind_name"] for x in objs}
+    assert len(kinds) == 2, kinds                     # heads and tails
+    assert {system.kmalloc_charged_size(x) for x in objs} == {2056}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_child_cgroups_and_kernel_stacks_are_attributed(profile: str) -> None:
+    """A cgroup's memory.current also holds its children's structures (mem_cgroup_alloc()
+    charged to the parent; a dying child's until it is freed) and the kernel stacks of the
+    tasks forked in it: "cgroups" and "stacks" account for them."""
+    system = pybpfmem.System(nr_cpus=2, page_size=PAGE, profile=profile, cgroup="v2")
+    web = system.root.mkdir("web")
+    kids = [web.mkdir(f"c{i}") for i in range(3)]
+    task = system.spawn(cgroup=kids[0])
+    thread = task.clone_thread()
+    pinned = kids[1]
+    pinned.charge_user(1, pybpfmem.GFP_KERNEL)        # keeps c1 dying after its rmdir
+    pinned.rmdir()
+    kids[2].rmdir()                                   # freed: its structures go
+    system.drain_all_stock()
+    a = system.memcg_attribution(web)
+    assert a["total"] + PAGE == int(web.read("memory.current"))     # + c1's user page
+    assert sorted(a["cgroups"]) == sorted([kids[0].id, pinned.id])
+    per_child = sum(system.pcpu_obj_full_size(size) if kind == "percpu" else 0
+                    for _, kind, size in system.profile.memcg_allocs())
+    assert a["cgroups"][kids[0].id]["percpu"] == per_child
+    assert a["stacks"] == {task.pid: 16384, thread.pid: 16384}
+    pinned.uncharge_user(1)

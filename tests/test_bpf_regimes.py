@@ -185,6 +185,7 @@ def test_close_everything_returns_to_baseline(profile):
     for fd in fds + [pfd]:
         t.close(fd)
     s.run_deferred()
+    t.exit()                    # its kernel stack goes too
     s.drain_all_stock()
     assert s.bpf_maps() == [] and s.bpf_progs() == []
     assert int(a.read("memory.current")) == 0

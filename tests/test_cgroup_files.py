@@ -294,19 +294,27 @@ def test_v1_kmem_limit_per_profile() -> None:
     # v5.11: memcg_update_kmem_max sets the kmem counter's max, and __memcg_kmem_charge
     # try-charges kmem after memory: an order-2 large kmalloc (4 pages) over a 2-page kmem
     # limit fails, the memory charge is cancelled (-ENOMEM) and kmem.failcnt counts it.
+    # A fork is refused the same way: its kernel stack (4 one-page KMEM charges) does not fit.
     with System(profile="5.11", cgroup="v1", ram="64M") as s:
         a = s.root.mkdir("a")
         a.write("memory.kmem.limit_in_bytes", "8K")
         assert a.read("memory.kmem.limit_in_bytes") == "8192\n"
+        with pytest.raises(OSError) as e:
+            s.spawn(a)                     # pages 1 and 2 fit, page 3 fails: fork ENOMEM
+        assert e.value.errno == errno.ENOMEM
+        s.drain_all_stock()
+        assert a.read("memory.kmem.usage_in_bytes") == "0\n"
+        assert a.read("memory.kmem.failcnt") == "1\n"
+        a.write("memory.kmem.limit_in_bytes", "24K")   # the stack + 2 pages
         t = s.spawn(a)
         with t.running(cpu=0):
             with pytest.raises(OSError) as e:
                 s.kmalloc(16384, GFP_KERNEL_ACCOUNT)
             assert e.value.errno == errno.ENOMEM
         s.drain_all_stock()
-        assert a.read("memory.kmem.usage_in_bytes") == "0\n"
-        assert a.read("memory.kmem.failcnt") == "1\n"
-        assert a.read("memory.usage_in_bytes") == "0\n"
+        assert a.read("memory.kmem.usage_in_bytes") == f"{4 * PS}\n"    # the stack
+        assert a.read("memory.kmem.failcnt") == "2\n"
+        assert a.read("memory.usage_in_bytes") == f"{4 * PS}\n"
     # v5.16+: the write is parsed, then ignored; the kmem counter is charged unconditionally
     with System(profile="6.18", cgroup="v1", ram="64M") as s:
         a = s.root.mkdir("a")
@@ -318,5 +326,5 @@ def test_v1_kmem_limit_per_profile() -> None:
         t = s.spawn(a)
         with t.running(cpu=0):
             x = s.kmalloc(16384, GFP_KERNEL_ACCOUNT)
-        assert a.read("memory.kmem.usage_in_bytes") == f"{4 * PS}\n"
+        assert a.read("memory.kmem.usage_in_bytes") == f"{4 * PS + 4 * PS}\n"   # + the stack
         s.kfree(x)

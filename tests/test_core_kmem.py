@@ -113,7 +113,7 @@ def objcg_of(s, addr):
 
 
 def cgroup_with_task(s, parent=0, cpus=(0,)):
-    cg = lib.bm_memcg_create(s, parent)
+    cg = lib.bm_memcg_create(s, parent, 0)
     assert cg > 0
     for cpu in cpus:
         assert lib.bm_set_task(s, cpu, cg, -1) == 0
@@ -480,7 +480,7 @@ def test_percpu_argument_checks_of_pcpu_alloc():
 def test_interrupt_context_charges_only_the_active_memcg():
     s = make_system("5.11")
     a = cgroup_with_task(s)
-    b = lib.bm_memcg_create(s, 0)
+    b = lib.bm_memcg_create(s, 0, 0)
     assert lib.bm_set_interrupt(s, 0, 1) == 0
     x = kmalloc(s, 100)
     # in_interrupt() without int_active_memcg: memcg_kmem_bypass() -> no charge
@@ -511,7 +511,7 @@ def test_root_task_and_kthread_allocations_are_not_charged_511():
 
 def test_objects_of_an_offlined_cgroup_uncharge_its_parent():
     s = make_system("5.11")
-    p = lib.bm_memcg_create(s, 0)
+    p = lib.bm_memcg_create(s, 0, 0)
     a = cgroup_with_task(s, parent=p)
     objcg = memcg_info(s, a).objcg
     x = kmalloc(s, 100)

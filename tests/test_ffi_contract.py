@@ -98,7 +98,7 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_fail_nth_alloc": lambda: (lib.bm_fail_nth_alloc(sp, -1), True),
         "bm_memcg_state": lambda: (lib.bm_memcg_state(sp, BAD), True),
         "bm_system_check": lambda: (lib.bm_system_check(sp, msg, 256), False),
-        "bm_memcg_create": lambda: (lib.bm_memcg_create(sp, BAD), True),
+        "bm_memcg_create": lambda: (lib.bm_memcg_create(sp, BAD, 0), True),
         "bm_memcg_offline": lambda: (lib.bm_memcg_offline(sp, BAD), True),
         "bm_memcg_get": lambda: (lib.bm_memcg_get(sp, BAD), True),
         "bm_memcg_put": lambda: (lib.bm_memcg_put(sp, BAD), True),
@@ -171,6 +171,14 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_htab_lru_lookup": lambda: (lib.bm_htab_lru_lookup(ffi.NULL, b"k", ffi.NULL), True),
         "bm_htab_lru_list": lambda: (lib.bm_htab_lru_list(ffi.NULL, 0, 0, ffi.NULL, ffi.NULL, 1), True),
         "bm_memalloc_bulk": lambda: (lib.bm_memalloc_bulk(sp, -1, 8, 1, gfp, u64), True),
+        "bm_task_stack_alloc": lambda: (lib.bm_task_stack_alloc(sp, 0, BAD, u64), True),
+        "bm_task_stack_free": lambda: (lib.bm_task_stack_free(sp, 0, BAD), True),
+        "bm_list_lru_add": lambda: (lib.bm_list_lru_add(sp, BAD, 4096), True),
+        "bm_list_lru_del": lambda: (lib.bm_list_lru_del(sp, BAD, 4096), True),
+        "bm_list_lru_count": lambda: (lib.bm_list_lru_count(sp, BAD, 0), True),
+        "bm_kmem_cache_alloc_lru_bulk": lambda: (
+            lib.bm_kmem_cache_alloc_lru_bulk(sp, 0, BAD, gfp, 1, u64), True),
+        "bm_drop_slab": lambda: (lib.bm_drop_slab(sp, -1), True),
         "bm_kfree_bulk": lambda: (
             -1 if lib.bm_kfree_bulk(sp, 0, ffi.cast("const uint64_t *", ffi.from_buffer(addrs)), 1,
                                     ffi.cast("int64_t *", ffi.from_buffer(results))) != 0 and results[0] < 0

@@ -72,7 +72,8 @@ def test_memory_high_retry_loop_events(impl: str) -> None:
     mod = pybpfmem if impl == "core" else reference
     s = mod.System(nr_cpus=2, page_size=4096, profile="5.11", cgroup="v2", oom_kill=False)
     c1 = s.root.mkdir("c1")
-    t = s.spawn(cgroup=c1)
+    t = s.spawn()              # forked in root: its kernel stack is charged nowhere ...
+    t.migrate(c1)              # ... and stays so when it moves
     c1.write("memory.high", "0")
     with t.running(cpu=0):
         x = s.kmalloc(1, K.GFP_KERNEL | K.__GFP_ACCOUNT)
@@ -184,7 +185,8 @@ def test_memory_high_zero_overage_of_one_page(impl: str) -> None:
     mod = pybpfmem if impl == "core" else reference
     s = mod.System(nr_cpus=2, page_size=4096, profile="6.18", cgroup="v2", oom_kill=False)
     c1 = s.root.mkdir("c1")
-    t = s.spawn(cgroup=c1)
+    t = s.spawn()              # forked in root: its kernel stack is not in c1
+    t.migrate(c1)
     c1.write("memory.max", "4096")
     c1.write("memory.high", "0")
     with t.running(cpu=0):
@@ -235,3 +237,29 @@ def test_bpf_map_create_refuses_bools() -> None:
         with pytest.raises(TypeError):
             t.bpf_map_create(*args)
     assert t.fds() == [0, 1, 2]       # only the standard fds every process starts with
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
+def test_empty_stock_slot_pins_a_dying_memcg(impl: str) -> None:
+    """Diff_6_18 (teardown: "parked bytes not page aligned"): a page-stock slot that
+    consume_stock() emptied keeps its css reference, so a removed child stays dying and its
+    mem_cgroup_alloc() structures stay charged to the parent.  drain_all_stock() skips a
+    slot without pages (it tests stock->nr_pages[i]), as the kernel does; drain_local_stock()
+    drops every slot, and the css put frees the memcg (bm_drain_local_stock() is a flush
+    point of the deferred __mem_cgroup_free()).
+
+    6.18, 2 cpus: c's structures cost p 10160 bytes (7072 percpu, 3088 slab).  c charges
+    1 page on cpu 1 (a batch of 64, 63 in the stock), then 63 from the stock (slot empty)."""
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=4096, profile="6.18", cgroup="v2", oom_kill=False)
+    p = s.root.mkdir("p")
+    c = p.mkdir("c")
+    c.try_charge(1, K.GFP_KERNEL, cpu=1)
+    c.try_charge(63, K.GFP_KERNEL, cpu=1)
+    c.uncharge(64)
+    c.rmdir()
+    s.drain_all_stock()
+    assert (p.stat()["percpu"], p.stat()["slab_unreclaimable"]) == (7072, 3088)
+    s.drain_local_stock(1)
+    s.drain_all_stock()
+    assert (p.stat()["percpu"], p.stat()["slab_unreclaimable"], p.usage_pages) == (0, 0, 0)

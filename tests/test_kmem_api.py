@@ -15,6 +15,12 @@ from pybpfmem import (GFP_KERNEL, GFP_KERNEL_ACCOUNT, MEMCG_DATA_FLAGS_MASK, MEM
 from pybpfmem.system import OP_DTYPE
 
 PS = 4096
+# Every task holds a kernel stack from spawn to exit: THREAD_SIZE (16 KiB on x86_64) of
+# vmalloc, each page charged as a one-page KMEM page to the memcg it was forked in
+# (kernel/fork.c memcg_charge_kernel_stack()).  The fixture's task is spawned in /a with no
+# context, so on cpu 0: the 4 one-page charges take a batch there and leave the rest of it in
+# cpu 0's page stock.
+STACK = 16384
 
 
 @pytest.fixture(params=["6.18", "5.11"])
@@ -44,7 +50,7 @@ def test_kmalloc_100(env) -> None:
     assert s.stock_info(0)["nr_slab_unreclaimable_b"] == (136 if cached else 0)
     assert a.read("memory.current") == f"{batch(s) * PS}\n"
     if s.profile.stat_kernel:
-        assert st["kernel"] == PS                    # MEMCG_KMEM: the page the objcg charged
+        assert st["kernel"] == PS + STACK            # MEMCG_KMEM: the objcg's page, the stack
     pfn = s.virt_to_pfn(x)
     assert s.page_memcg_data(pfn) & MEMCG_DATA_FLAGS_MASK == MEMCG_DATA_OBJCGS
     objcg, memcg = s.obj_cgroup_of(x)
@@ -63,8 +69,9 @@ def test_kmalloc_100(env) -> None:
     assert a.stat()["slab_unreclaimable"] == 0
     assert a.usage_pages == batch(s)               # bytes went back to the object stock
     s.drain_all_stock()
-    # drain_obj_stock returns the whole page; the page stock returns the rest of the batch
-    assert a.read("memory.current") == "0\n"
+    # drain_obj_stock returns the whole page; the page stock returns the rest of the batch;
+    # the task's stack stays
+    assert a.read("memory.current") == f"{STACK}\n"
     s.check()
 
 
@@ -114,12 +121,12 @@ def test_large_kmalloc_and_alloc_pages(env) -> None:
     # large kmalloc pages count in the memcg slab stat since v5.12
     assert a.stat()["slab_unreclaimable"] == (16384 if s.profile.large_kmalloc_memcg_stat else 0)
     s.drain_all_stock()
-    assert a.usage_pages == 4 + 2
+    assert a.usage_pages == 4 + 2 + STACK // PS
     s.kfree(big)
     s.free_pages(pfn, 1)
     assert s.page_memcg_data(pfn) == 0
     s.drain_all_stock()
-    assert a.usage_pages == 0
+    assert a.usage_pages == STACK // PS
 
 
 def test_vmalloc_three_pages_plus_one(env) -> None:
@@ -127,13 +134,14 @@ def test_vmalloc_three_pages_plus_one(env) -> None:
     with t.running(cpu=1):
         v = s.vmalloc(3 * PS + 1, GFP_KERNEL_ACCOUNT)
     s.drain_all_stock()
-    assert a.read("memory.current") == f"{4 * PS}\n"  # 4 backing pages, metadata unaccounted
+    # 4 backing pages (metadata unaccounted) besides the task's stack
+    assert a.read("memory.current") == f"{4 * PS + STACK}\n"
     if s.profile.stat_vmalloc:
-        assert a.stat()["vmalloc"] == 4 * PS
-        assert a.stat()["kernel"] == 4 * PS
+        assert a.stat()["vmalloc"] == 4 * PS         # the stack's vmalloc is not __GFP_ACCOUNT
+        assert a.stat()["kernel"] == 4 * PS + STACK
     s.vfree(v)
     s.drain_all_stock()
-    assert a.usage_pages == 0
+    assert a.usage_pages == STACK // PS
 
 
 def test_percpu_64_bytes_on_4_cpus() -> None:
@@ -151,9 +159,10 @@ def test_percpu_64_bytes_on_4_cpus() -> None:
 
 def test_unaccounted_gfp_charges_nothing(env) -> None:
     s, a, t = env
+    s.drain_all_stock()
     with t.running(cpu=0):
         x = s.kmalloc(100, GFP_KERNEL)               # no __GFP_ACCOUNT
-    assert a.usage_pages == 0 and a.stat()["slab_unreclaimable"] == 0
+    assert a.usage_pages == STACK // PS and a.stat()["slab_unreclaimable"] == 0
     assert s.obj_cgroup_of(x) == (None, None)
     s.kfree(x)
 
@@ -178,19 +187,30 @@ def test_kmem_cache_account(env) -> None:
 def test_free_after_rmdir_uncharges_the_parent(env) -> None:
     s, _, _ = env
     p = s.root.mkdir("p")
+    base = p.usage_pages                           # a child of root charges root nothing
     a = p.mkdir("a")
+    s.drain_all_stock()
+    # mkdir of a: mem_cgroup_alloc()'s accounted structures are charged to p (whole pages
+    # once drained; the sub-page rest stays in the objcg's nr_charged_bytes)
+    cost = p.usage_pages - base
+    assert cost == -(-sum(s.pcpu_obj_full_size(size) if kind == "percpu" else size + 8
+                          for _, kind, size in s.profile.memcg_allocs()) // PS)
     t = s.spawn(a)
     with t.running(cpu=0):
         x = s.kmalloc(100, GFP_KERNEL_ACCOUNT)
     t.migrate(p)
     s.drain_all_stock()
-    assert (a.usage_pages, p.usage_pages) == (1, 1)  # the objcg's stocked page
+    # the objcg's stocked page and t's stack, which stays where t was forked
+    assert (a.usage_pages, p.usage_pages) == (1 + STACK // PS, cost + 1 + STACK // PS)
+    t.exit()
     a.rmdir()
     # memcg_reparent_objcgs: the objcg now points at the parent
     _, memcg = s.obj_cgroup_of(x)
     assert memcg is p
     s.kfree(x)
     s.drain_all_stock()
+    # a was freed with its last reference: its structures went too
+    assert s.dying_cgroups == 0
     assert p.usage_pages == 0 and p.stat()["slab_unreclaimable"] == 0
     s.check()
 

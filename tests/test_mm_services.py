@@ -76,7 +76,7 @@ def test_kmalloc_until_fail_is_the_loop_that_stops_at_the_first_failure() -> Non
     of single kmalloc() calls on an identical machine: the same objects, the same charge."""
     def run(bulk: bool) -> tuple[int, str]:
         s, a, t = machine()
-        a.write("memory.max", str(4 * PAGE))
+        a.write("memory.max", str(4 * PAGE + a.stat()["kernel_stack"]))   # + t's stack
         gfp = GFP_NOWAIT | __GFP_ACCOUNT                # no reclaim: fails at the limit
         with t.running(cpu=0):
             if bulk:

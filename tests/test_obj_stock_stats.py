@@ -107,9 +107,15 @@ def test_618_flush_after_reparenting_lands_in_the_parent() -> None:
     c.rmdir()
     assert c.dying and s.stock_info(0)["nr_slab_unreclaimable_b"] == OBJ
     s.drain_all_stock()
+    # p also has c's own structures while c lives: mem_cgroup_alloc()'s kzalloc'ed
+    # memcg_vmstats (1712 bytes: kmalloc-cg-2048) and lruvec_stats (792: kmalloc-cg-1024),
+    # charged to p with their objcg pointer slots
+    structs = (2048 + 8) + (1024 + 8)
     assert c.stat()["slab_unreclaimable"] == 0
-    assert p.stat()["slab_unreclaimable"] == OBJ
+    assert p.stat()["slab_unreclaimable"] == OBJ + structs
     s.kfree(x)
     s.drain_all_stock()
+    assert p.stat()["slab_unreclaimable"] == structs
+    s.memcg_put(c)                # the last reference: c is freed, its structures too
+    s.drain_all_stock()
     assert p.stat()["slab_unreclaimable"] == 0
-    s.memcg_put(c)

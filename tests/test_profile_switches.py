@@ -46,9 +46,12 @@ def _map(s, t, fd):
     # 5.15: the task stock adopts 7920 + 136 = 8056, splits one page off and keeps 3960;
     # irq_obj starts again from 136; the drain parks 3960 + 136 = 4096: one page stays
     # charged to the objcg until it is released.
-    ("5.11", 3824, (-1, 0), 31, 1, 0),
-    ("5.15", 3960, (True, 3960), 30, 2, 1),
-    ("6.1", 3824, (-1, 0), 63, 1, 0),
+    # The task's kernel stack (THREAD_SIZE, 4 pages, memcg_charge_kernel_stack() at spawn on
+    # cpu 0) came from that batch first and stays charged while the task lives: 4 pages
+    # fewer in the page stock, 4 more in /a's usage throughout.
+    ("5.11", 3824, (-1, 0), 31 - 4, 1 + 4, 0 + 4),
+    ("5.15", 3960, (True, 3960), 30 - 4, 2 + 4, 1 + 4),
+    ("6.1", 3824, (-1, 0), 63 - 4, 1 + 4, 0 + 4),
 ])
 def test_task_and_irq_object_stocks(profile, task_bytes, irq, page_stock, parked_pages, left):
     s = pybpfmem.System(nr_cpus=2, profile=profile, oom_kill=False)
@@ -83,7 +86,13 @@ def _release_scenario(profile, mod=pybpfmem):
     on cpu 1 (stock 1: 3832 + 136 = 3968) and the second on cpu 0 (stock 0: 3960 + 264 =
     4224 > PAGE_SIZE: the free path splits one page off, 128 bytes stay).  rmdir c
     reparents the objcg to p (the tasks exit first); the two object stocks hold 128 + 3968 =
-    4096 bytes, one page still charged."""
+    4096 bytes, one page still charged.
+
+    Beside the objects: c = p.mkdir() charged c's mem_cgroup_alloc() structures to p (cpu 0,
+    through p's own objcg; tests/test_cgroup_cost.py), and each task's kernel stack to c
+    (back in c's page stock at exit, drained by the rmdir).  The objcg's release frees c,
+    whose structures go back through p's objcg on cpu 0 (the model's kworker): all the
+    bytes p's objcg was charged for them, whole pages, now in cpu 0's stocks."""
     s = mod.System(nr_cpus=2, profile=profile, oom_kill=False)
     p = s.root.mkdir("p")
     c = p.mkdir("c")
@@ -109,10 +118,18 @@ def test_objcg_release_through_the_page_stock_6_12():
     # reference: obj_cgroup_release() on cpu 1 returns the page with
     # obj_cgroup_uncharge_pages() -> refill_stock(p, 1), after cpu 1's page stock was
     # drained: p keeps the page in cpu 1's stock until it drains.
+    # c's structures (6.12, 2 cpus: 2056 + 4352 + 1032 + 1984 = 9424 bytes, 3 pages, 2864
+    # bytes parked in p's objcg) come back on cpu 0 one by one into its object stock, which
+    # adopts the 2864: 4920 -> 1 page split off, 824; 5176 -> 1 page, 1080; 2112; 4096 (not
+    # above PAGE_SIZE, stays): cpu 0 holds p's objcg with 4096 bytes and 2 pages of p.
     s, p, c = _release_scenario("6.12")
-    st1 = s.stock_info(1)
+    st0, st1 = s.stock_info(0), s.stock_info(1)
     assert (st1["cached"][0], st1["nr_pages"][0]) == (p.id, 1)
-    assert st1["cached_objcg"] == -1 and s.stock_info(0)["cached_objcg"] == -1
+    assert st1["cached_objcg"] == -1
+    assert (st0["cached"][0], st0["nr_pages"][0], st0["nr_bytes"]) == (p.id, 2, 4096)
+    assert s.objcg_memcg(st0["cached_objcg"]).path == p.path
+    assert p.usage_pages == 1 + 3
+    s.drain_local_stock(0)
     assert p.usage_pages == 1
     s.drain_local_stock(1)
     assert p.usage_pages == 0
@@ -134,7 +151,10 @@ def test_objcg_put_after_stock_drain(impl, profile, p_pages):
     # percpu_ref in atomic mode at once (docs/model.md); in the kernel this ordering decides
     # a drain that drops the last reference after that RCU grace period.
     from pybpfmem import reference
+    # c's structures, freed with c, are back in cpu 0's stocks (see _release_scenario):
+    # draining cpu 0 leaves the page of the release alone
     s, p, c = _release_scenario(profile, pybpfmem if impl == "core" else reference)
+    s.drain_local_stock(0)
     assert p.usage_pages == p_pages
     s.drain_all_stock()
     assert p.usage_pages == 0
@@ -150,9 +170,14 @@ def test_objcg_release_switch_on_6_18(via_stock, p_pages):
     prof = get_profile("6.18")
     prof = dataclasses.replace(prof, mm=dataclasses.replace(prof.mm,
                                                              objcg_release_via_stock=via_stock))
+    # c's structures (10160 bytes, 3 pages charged through p's objcg) came back on cpu 0
+    # after the kmalloc there switched its object stock: the 128 bytes of c's (reparented)
+    # objcg were parked in it, and cpu 0 now caches p's objcg: its 2128 parked bytes +
+    # 10160 = 12288, 2 pages split off into cpu 0's page stock and 4096 bytes kept.  Draining
+    # cpu 0 then returns those 3 pages; cpu 1's drain parks 3968 + 128 = 4096 and releases.
     s, p, c = _release_scenario(prof)
-    assert (s.stock_info(0)["nr_bytes"], s.stock_info(1)["nr_bytes"]) == (128, 3968)
-    assert p.usage_pages == 1
+    assert (s.stock_info(0)["nr_bytes"], s.stock_info(1)["nr_bytes"]) == (4096, 3968)
+    assert p.usage_pages == 1 + 3
     s.drain_local_stock(0)
     s.drain_local_stock(1)
     assert p.usage_pages == p_pages
@@ -396,7 +421,9 @@ def test_percpu_mem_cache_watermarks(profile, low, high, batch, prefilled):
 def test_mem_cache_prefill_gfp(profile, max_events, oom_events):
     s = pybpfmem.System(nr_cpus=2, profile=profile, oom_kill=False)
     a = s.root.mkdir("a")
-    a.write("memory.max", "4096")
+    # the task's kernel stack (4 pages, charged at spawn: the batch does not fit, 4 pages do,
+    # no event) + the one page of the test
+    a.write("memory.max", str(5 * 4096))
     t = s.spawn(cgroup=a)
     with t.running(cpu=0):
         fd = t.bpf_map_create(U.BPF_MAP_TYPE_HASH, 4, 3000, 1, U.BPF_F_NO_PREALLOC)

@@ -20,9 +20,14 @@ PS = 4096
 
 
 def mk(profile: str = "6.18", nr_cpus: int = 2, oom_kill: bool = False):
+    """A System, /a (a child of root: its structures charge nothing) and a task in /a,
+    forked in root and moved: its kernel stack is charged nowhere, so /a holds only what
+    each test charges."""
     S = System(nr_cpus=nr_cpus, page_size=PS, profile=profile, cgroup="v2", oom_kill=oom_kill)
     a = S.root.mkdir("a")
-    return S, a, S.spawn(cgroup=a)
+    t = S.spawn()
+    t.migrate(a)
+    return S, a, t
 
 
 @pytest.mark.parametrize("profile,batch", [("5.11", 32), ("6.18", 64)])
@@ -155,12 +160,18 @@ def test_memory_max_write_below_usage() -> None:
 def test_watermark_and_hierarchy() -> None:
     S, a, t = mk("5.11")
     b = a.mkdir("b")
+    # mkdir b charges a with b's structures (5.11: 2 percpu memcg_vmstats_percpu of 1120 and
+    # 2 percpu lruvec_stat of 304, on 2 cpus: 5696 bytes): a's objcg takes 2 pages, through
+    # a batch of 32 that leaves 30 in cpu 0's page stock
+    assert a.usage_pages == 32
     b.try_charge(40, GFP_KERNEL)
     a.try_charge(33, GFP_KERNEL)
-    # a = own 33 + b 40; root = 73
-    assert (b.usage_pages, a.usage_pages, S.root.usage_pages) == (40, 73, 73)
+    # a = the batch 32 + own 33 + b 40; root = 105
+    assert (b.usage_pages, a.usage_pages, S.root.usage_pages) == (40, 105, 105)
+    # refill_stock(b, 40) on cpu 0: the one-slot stock switches from a (its 30 pages go
+    # back) to b, then drains b's 40 (above the batch): a = 105 - 30 - 40
     b.uncharge(40)
-    assert a.usage_pages == 33 and a.info()["watermark"] == 73
+    assert a.usage_pages == 35 and a.info()["watermark"] == 105
 
 
 def test_memparse_rounding_and_errors() -> None:
@@ -293,8 +304,10 @@ def test_reparenting_on_rmdir(profile: str) -> None:
     tb.exit()
     b.rmdir()
     # offline drains the page stock (its css ref on b goes); slab objects pin the objcg,
-    # not b's css, so nothing keeps b: it is freed at once (not dying) in both profiles.
+    # not b's css, so nothing keeps b: it is freed at once (not dying) in both profiles,
+    # and its structures with it, giving a back the bytes they charged (drained below)
     assert not b.dying and S.dying_cgroups == 0
+    S.drain_all_stock()
     assert b.usage_pages == 1 and a.usage_pages == 1    # the page holding 3096 bytes
     with t.running(cpu=0):
         for x in xs:
@@ -324,7 +337,9 @@ def test_user_pages_pin_a_dying_memcg() -> None:
     b.rmdir()
     assert S.dying_cgroups == 1
     b.uncharge_user(3)
-    assert S.dying_cgroups == 0 and a.usage_pages == 0
+    assert S.dying_cgroups == 0
+    S.drain_all_stock()          # b's structures were freed with b: a is back to 0
+    assert a.usage_pages == 0
 
 
 def test_teardown_returns_to_zero() -> None:

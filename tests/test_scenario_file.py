@@ -196,8 +196,9 @@ EXPECT_UNEVALUABLE = [
      None),
     ('file = "memory.high"\nat_least = 0',
      "/agents/a memory.high = 'max', not a number: at_least cannot compare it"),
+    # the task's kernel stack: 4 pages, charged through a stock batch of 64 (6.18)
     ('file = "memory.current"\nequals = "lots"',
-     "/agents/a memory.current = 0, a number; equals \"lots\" is not one"),
+     "/agents/a memory.current = 262144, a number; equals \"lots\" is not one"),
 ]
 
 
@@ -225,7 +226,7 @@ def test_runtime_errors_are_step_results(capsys, tmp_path):
 def test_updates_from_another_task_and_from_an_interrupt(capsys, tmp_path):
     # NO_PREALLOC hash k8 v64, 6.18: every element is charged to the map's memcg
     # (/owner), whoever updates it: a task in /other through a passed fd, or a program
-    # in interrupt context; /other is charged nothing
+    # in interrupt context; /other is charged nothing but its task's kernel stack
     text = """\
 [[cgroup]]
 path = "/owner"
@@ -263,6 +264,11 @@ action = "drain"
 action = "expect"
 cgroup = "/other"
 file = "memory.current"
+equals = "16K"
+[[step]]
+action = "expect"
+cgroup = "/other"
+file = "memory.stat:slab"
 equals = 0
 [[step]]
 action = "expect"
@@ -346,3 +352,59 @@ def test_mutated_examples_never_crash(capsys, tmp_path):
                 assert out.out == "" and out.err.count("\n") == 1 and "Traceback" not in out.err, out.err
             else:
                 assert json.loads(out.out)
+
+
+def test_threads_dentries_and_drop_caches(capsys, tmp_path):
+    # a thread is a task of its own name with a kernel stack charged to its process's
+    # cgroup; dentries leave slab_reclaimable that drop_caches frees (6.18: 10 x 200 B)
+    text = """\
+[[cgroup]]
+path = "/job"
+[[task]]
+name = "main"
+cgroup = "/job"
+[[step]]
+action = "thread"
+task = "main"
+name = "worker"
+[[step]]
+action = "dentries"
+task = "worker"
+count = 10
+[[step]]
+action = "drain"
+[[step]]
+action = "expect"
+cgroup = "/job"
+file = "memory.stat:kernel_stack"
+equals = "32K"
+[[step]]
+action = "expect"
+cgroup = "/job"
+file = "memory.stat:slab_reclaimable"
+equals = 2000
+[[step]]
+action = "drop_caches"
+[[step]]
+action = "exit"
+task = "worker"
+[[step]]
+action = "drain"
+[[step]]
+action = "expect"
+cgroup = "/job"
+file = "memory.stat:slab_reclaimable"
+equals = 0
+[[step]]
+action = "expect"
+cgroup = "/job"
+file = "memory.stat:kernel_stack"
+equals = "16K"
+"""
+    rc, out, _ = simulate(capsys, tmp_path, text, "--json")
+    steps = json.loads(out)
+    assert rc == 0, steps
+    assert all(s["ok"] for s in steps)
+    # a thread's name is a task name: unique among them
+    rc, _, err = simulate(capsys, tmp_path, text.replace('name = "worker"', 'name = "main"', 1))
+    assert rc == 2 and "a task named 'main' already exists" in err

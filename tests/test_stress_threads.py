@@ -89,11 +89,13 @@ class Worker:
             elif rc != -errno.ENOMEM:
                 raise OSError(-rc, "helper_map_update_elem")
         elif n == 14:
-            child = self.cg.mkdir("scratch")
-            if r.random() < 0.5:
-                t = s.spawn(cgroup=child)
-                t.exit()
-            child.rmdir()
+            child = self.cg.mkdir("scratch")    # its structures may be refused (ENOMEM)
+            try:
+                if r.random() < 0.5:
+                    t = s.spawn(cgroup=child)    # and so may the task's kernel stack
+                    t.exit()
+            finally:
+                child.rmdir()
         elif n == 15:
             if r.random() < 0.5:
                 s.drain_local_stock(self.cpu)
@@ -184,14 +186,17 @@ def test_threads_on_their_cpus_keep_every_invariant(profile):
           f"{sum(w.enomem for w in workers)} ENOMEM, {OPS // NTHREADS // CHECK_EVERY} checks")
 
     # everything given back: after the drains each cgroup holds at most the sub-page
-    # remainder of its objcg (nr_charged_bytes: frees ran on other cpus than charges)
+    # remainder of its objcg (nr_charged_bytes: frees ran on other cpus than charges),
+    # and the kernel stack of each live task in it (THREAD_SIZE = 16 KiB)
     system.drain_all_stock()
     system.check()
     with pytest.raises(OSError):
         owner.bpf_map_get_next_key(map_fd)              # the map is empty
     def given_back(cg):
         st = cg.stat()
-        assert int(cg.read("memory.current")) <= 4096, cg
+        stacks = 16384 * sum(1 for t in system.tasks if t.cgroup is cg)
+        assert st["kernel_stack"] == stacks, cg
+        assert stacks <= int(cg.read("memory.current")) <= 4096 + stacks, cg
         assert (st["slab_unreclaimable"], st["percpu"], st.get("vmalloc", 0)) == (0, 0, 0), cg
 
     for w in workers:

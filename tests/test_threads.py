@@ -59,9 +59,10 @@ def test_two_threads_on_two_cpus_behave_as_two_cpus():
     for i, cg in enumerate(cgs):
         # 6.18: kmalloc-cg-64 slot 64 + the 8-byte objcg pointer (obj_full_size) = 72 bytes,
         # 5000 objects = 360,000 bytes of slab; the object stock charged whole pages:
-        # ceil(360000 / 4096) = 88 pages, the 448-byte rest waits in nr_charged_bytes
+        # ceil(360000 / 4096) = 88 pages, the 448-byte rest waits in nr_charged_bytes;
+        # plus the task's kernel stack, THREAD_SIZE = 16 KiB of vmalloc: 4 pages
         assert cg.stat()["slab_unreclaimable"] == 360000
-        assert cg.read("memory.current") == f"{88 * 4096}\n"
+        assert cg.read("memory.current") == f"{88 * 4096 + 16384}\n"
         assert {system.obj_cgroup_of(a)[1] for a in addrs[i][::97]} == {cg}
 
     def free(i):
@@ -73,8 +74,13 @@ def test_two_threads_on_two_cpus_behave_as_two_cpus():
     _run_threads(2, free)
     system.drain_all_stock()
     for cg in cgs:
-        assert cg.read("memory.current") == "0\n"
+        assert cg.read("memory.current") == "16384\n"     # the kernel stack, until exit
         assert cg.stat()["slab_unreclaimable"] == 0
+    for t in tasks:
+        t.exit()          # the stacks' pages go back through cpu 0's page stock
+    system.drain_all_stock()
+    for cg in cgs:
+        assert cg.read("memory.current") == "0\n"
     system.check()
 
 

@@ -158,8 +158,11 @@ class BpfSystemMixin(KObjectSystemMixin):
         were charged in whole pages that no object holds (the per-cpu object stocks and
         nr_charged_bytes: the sub-page remainders of obj_cgroup_charge() and
         drain_obj_stock()); "page_stock": pages pre-charged into the per-cpu page stocks
-        (consume_stock()'s batch); "total": their sum, which is memory.current when
-        nothing but BPF objects is charged there (a task's own memory is not attributed).
+        (consume_stock()'s batch); "cgroups": memcg id -> CHARGE_KINDS bytes of the
+        structures of a memcg (mem_cgroup_alloc(): charged to its parent) held on the
+        subtree; "stacks": pid -> bytes of the kernel stacks charged there; "total": their
+        sum, which is memory.current when nothing else is charged there (a task's other
+        memory is not modelled).
         "slab_pending": the part of the objects' slab that memory.stat does not show yet
         (v6.x object stocks batch the updates: __account_obj_stock()).  With it,
         memory.stat's slab_unreclaimable, percpu and vmalloc of a cgroup without children
@@ -201,14 +204,28 @@ class BpfSystemMixin(KObjectSystemMixin):
             if (got := subtree_charges(p.charges()[1])) is not None:
                 progs[i] = got
             objcgs |= p.objcgs()
+        cgroups: dict[int, dict[str, int]] = {}
+        for memcg_id, kind, addr, size in sysm.cgroup_structures():
+            objcg = sysm.obj_cgroup_of(addr)[0]
+            if objcg is None or not in_subtree(sysm.objcg_info(objcg)["memcg"]):
+                continue                      # a child of root's: charged to nothing
+            objcgs.add(objcg)
+            seen = cgroups.setdefault(memcg_id, dict.fromkeys(CHARGE_KINDS, 0))
+            seen[kind] += sysm.kmalloc_charged_size(addr) if kind == "slab" else sysm.pcpu_obj_full_size(size)
+        stacks: dict[int, int] = {}
+        for pid, addr, size in sysm.kernel_stacks():
+            memcg_id = int(sysm.memcg_ids_of([addr])[0])
+            if memcg_id >= 0 and memcg_id != sysm.root.id and in_subtree(memcg_id):
+                stacks[pid] = size
         mine = {o for o in objcgs if in_subtree(sysm.objcg_info(o)["memcg"])}
         unused = sum(sysm.objcg_info(o)["nr_charged_bytes"] + sysm.objcg_info(o)["stock_bytes"] for o in mine)
         stocks = [sysm.stock_info(cpu) for cpu in range(sysm.nr_cpus)]
         pending = sum(s["nr_slab_unreclaimable_b"] for s in stocks if s["cached_objcg"] in mine)
         page_stock = sum(int(i["stock_pages"]) for i in infos) * sysm.page_size
-        total = sum(sum(k.values()) for k in (*maps.values(), *progs.values())) + unused + page_stock
-        return {"maps": maps, "progs": progs, "objcg_unused": unused, "page_stock": page_stock,
-                "slab_pending": pending, "total": total}
+        total = (sum(sum(k.values()) for k in (*maps.values(), *progs.values(), *cgroups.values()))
+                 + sum(stacks.values()) + unused + page_stock)
+        return {"maps": maps, "progs": progs, "cgroups": cgroups, "stacks": stacks, "objcg_unused": unused,
+                "page_stock": page_stock, "slab_pending": pending, "total": total}
 
     def bpf_progs(self) -> list[dict[str, Any]]:
         """bpftool `prog show -j` keys per live program plus memcg / charged."""

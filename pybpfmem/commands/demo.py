@@ -199,7 +199,10 @@ def act_half_way_failure(profile: str) -> dict[str, Any]:
     system = _system(profile)
     cg = system.root.mkdir("tight")
     cg.write("memory.max", "512K")
-    task = system.spawn(cgroup=cg, uid=0)
+    # forked outside and moved in: its kernel stack stays where it was forked, so the
+    # cgroup holds the map's memory only
+    task = system.spawn(uid=0)
+    task.migrate(cg)
     task.setrlimit(pybpfmem.RLIMIT_MEMLOCK, pybpfmem.RLIM_INFINITY, pybpfmem.RLIM_INFINITY)
     _settle(system)
     before = _current(cg)

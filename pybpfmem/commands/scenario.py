@@ -211,6 +211,23 @@ class Scenario:
         del self.tasks[v["task"]]
         self.gone[v["task"]] = f"(it exited at step {result.index})"
 
+    def _do_dentries(self, v: dict[str, Any], result: StepResult) -> None:
+        """Lookups of `count` names that do not exist, by `task`: negative dentries that
+        stay unused on the LRU of the task's cgroup (reclaim shrinks them)."""
+        count = v.get("count", 1)
+        with self._task(v["task"]).running():
+            made = len(self.system.create_dentries(count))
+        if made < count:
+            raise OSError(errno.ENOMEM, f"d_alloc: {made} of {count} dentries, then ENOMEM")
+
+    def _do_thread(self, v: dict[str, Any], result: StepResult) -> None:
+        """clone(CLONE_THREAD) of `task`, known as `name` afterwards: a kernel stack more."""
+        self.tasks[v["name"]] = self._task(v["task"]).clone_thread()
+        self.gone.pop(v["name"], None)
+
+    def _do_drop_caches(self, v: dict[str, Any], result: StepResult) -> None:
+        self.system.drop_slab()
+
     def _do_settle(self, v: dict[str, Any], result: StepResult) -> None:
         self.system.run_deferred()
 
@@ -346,7 +363,8 @@ def _system(sf: ScenarioFile, btf: str | None = None) -> pybpfmem.System:
     try:
         return pybpfmem.System(nr_cpus=v.get("cpus", DEFAULT_CPUS), page_size=v.get("page_size", 4096),
                                profile=profile, cgroup=v.get("cgroup", "v2"),
-                               ram=v.get("ram", "8G"))
+                               ram=v.get("ram", "8G"),
+                               memory_recursiveprot=v.get("memory_recursiveprot", False))
     except (TypeError, ValueError) as exc:
         # the System's own range checks (cpus above the core's limit, ram too small/large)
         param = str(exc).split(" ", 1)[0].split("=", 1)[0]

@@ -291,6 +291,7 @@ _TASK = {"name": req(text), "cgroup": opt(cgroup_path), "uid": opt(integer(0, U3
 SYSTEM: dict[str, Key] = {
     "profile": opt(choice(*PROFILE_NAMES)), "cpus": opt(integer(1, 4096)),
     "page_size": opt(choice(4096, 16384, 65536)), "cgroup": opt(choice("v1", "v2")), "ram": opt(size),
+    "memory_recursiveprot": opt(boolean),
 }
 #: [[cgroup]]: "path" and any cgroup file name ("memory.max" = "8M"), checked against the
 #: files a memory cgroup of the file's cgroup version has
@@ -319,6 +320,9 @@ ACTIONS: dict[str, dict[str, Key]] = {
     "set": {"cgroup": req(cgroup_path), "file": req(text), "value": req(limit_value)},
     "drain": {},
     "settle": {},
+    "dentries": {"task": req(text), "count": opt(integer(0, MAX_COUNT))},
+    "thread": {"task": req(text), "name": req(text)},
+    "drop_caches": {},
     "expect": {"cgroup": req(cgroup_path), "file": req(text), "equals": opt(expected_value),
                "at_least": opt(expected_value), "at_most": opt(expected_value)},
 }
@@ -523,7 +527,7 @@ def _check_names(sf: ScenarioFile) -> None:
             raise sf.error(e, f"cgroup {path!r} is already described by {first(cgroups[path])}", "path")
         cgroups[path] = e
         add_path(path)
-    for e in [*sf.tasks, *(s for s in sf.steps if s.values["action"] == "spawn")]:
+    for e in [*sf.tasks, *(s for s in sf.steps if s.values["action"] in ("spawn", "thread"))]:
         name = e.values["name"]
         if name in tasks:
             raise sf.error(e, f"a task named {name!r} already exists ({first(tasks[name])}); task names are unique", "name")

@@ -303,7 +303,10 @@ class ModelCase:
                 self.set_limit(cg, spec["limit"])
             self.cgs[name] = cg
         self.where = scn.get("start") or next(iter(self.cgs))
-        self.task = sysm.spawn(cgroup=self.cgs[self.where], uid=0)
+        # the live child is forked at home and moves into the case's cgroups: its kernel
+        # stack is charged at home, not to them
+        self.task = sysm.spawn(uid=0)
+        self.task.migrate(self.cgs[self.where])
         if memlock is not None:
             self.task.setrlimit(U.RLIMIT_MEMLOCK, memlock, memlock)
         self.cpu = 0

@@ -39,8 +39,13 @@ _STAT = {
     "slab_reclaimable": lib.BM_STAT_SLAB_RECLAIMABLE_B,
     "slab_unreclaimable": lib.BM_STAT_SLAB_UNRECLAIMABLE_B, "percpu": lib.BM_STAT_PERCPU_B,
     "vmalloc": lib.BM_STAT_VMALLOC, "sock": lib.BM_STAT_SOCK,
+    "kernel_stack": lib.BM_STAT_KERNEL_STACK_B,
 }
-_BYTE_STATS = frozenset({"slab_reclaimable", "slab_unreclaimable", "percpu"})
+_BYTE_STATS = frozenset({"slab_reclaimable", "slab_unreclaimable", "percpu", "kernel_stack"})
+# event counters memory.stat prints as counts: reclaim is direct in the model (no kswapd,
+# no proactive memory.reclaim), so pgscan (the sum of pgscan_*) equals pgscan_direct
+_EVENT_STATS = {"pgscan": lib.BM_STAT_PGSCAN, "pgsteal": lib.BM_STAT_PGSTEAL,
+                "pgscan_direct": lib.BM_STAT_PGSCAN, "pgsteal_direct": lib.BM_STAT_PGSTEAL}
 
 # v2 files of a non-root memcg that hold a page_counter limit, and their BM_WRITE_*
 _V2_LIMITS = {"memory.max": lib.BM_WRITE_MAX, "memory.high": lib.BM_WRITE_HIGH,
@@ -192,8 +197,13 @@ class MemCgroup(NoCopy):
             if name in self._children:
                 raise OSError(errno.EEXIST, f"mkdir {self._join(name)!r}: File exists")
             sysobj._require_open()
-            rc = sysobj._check(lib.bm_memcg_create(sysobj._sys, self.id),
-                               f"bm_memcg_create(parent={self.id})")
+            # the mkdir runs in this thread's current context (cpu 0 without one):
+            # mem_cgroup_alloc()'s accounted structures are charged to this cgroup
+            # through that cpu's stocks
+            cpu = sysobj.current_cpu or 0
+            rc = lib.bm_memcg_create(sysobj._sys, self.id, cpu)
+            if rc < 0:
+                sysobj._charge_failed(rc, cpu, f"bm_memcg_create(parent={self.id}, cpu={cpu})")
             child = MemCgroup(sysobj, rc, self, name)
             self._children[name] = child
             sysobj._register(child)
@@ -357,7 +367,8 @@ class MemCgroup(NoCopy):
         return f"{self._bytes(pages)}\n"
 
     def _procs(self) -> str:
-        return "".join(f"{t.pid}\n" for t in sorted(self.tasks(), key=lambda t: t.pid))
+        """cgroup.procs lists thread-group leaders (tgids), not threads"""
+        return "".join(f"{t.pid}\n" for t in sorted(self.tasks(), key=lambda t: t.pid) if t.leader is None)
 
     # v2 ------------------------------------------------------------
     def _read_v2(self, name: str) -> str:
@@ -448,7 +459,9 @@ class MemCgroup(NoCopy):
 
     def _stat_values(self, st: Any) -> dict[str, int]:
         ps = self.system.page_size
-        return {k: int(st[i]) if k in _BYTE_STATS else int(st[i]) * ps for k, i in _STAT.items()}
+        out = {k: int(st[i]) if k in _BYTE_STATS else int(st[i]) * ps for k, i in _STAT.items()}
+        out.update((k, int(st[i])) for k, i in _EVENT_STATS.items())
+        return out
 
     # v1 ------------------------------------------------------------
     def _read_v1(self, name: str) -> str:

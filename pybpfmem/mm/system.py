@@ -40,7 +40,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from .._ffi import NoCopy, as_int, cdata_to_py, check, ffi, lib
-from ..constants import PAGE_OFFSET, U32_MAX, U64_MAX, GfpFlags, page_counter_max
+from ..constants import (GFP_KERNEL, PAGE_OFFSET, SLAB_ACCOUNT, SLAB_RECLAIM_ACCOUNT, U32_MAX,
+                         U64_MAX, GfpFlags, page_counter_max)
 from ..profiles import CURRENT_PROFILE, Profile, get_profile
 from .cgroup import MemCgroup
 from .contexts import ActiveMemcg, Interrupt
@@ -117,7 +118,8 @@ class System(NoCopy):
 
     def __init__(self, nr_cpus: int = 2, page_size: int = 4096,
                  profile: str | Profile = CURRENT_PROFILE, cgroup: str = "v2",
-                 ram: int | str = "8G", oom_kill: bool = True) -> None:
+                 ram: int | str = "8G", oom_kill: bool = True,
+                 memory_recursiveprot: bool = False) -> None:
         self._closed = True
         self._sys = ffi.NULL
         if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
@@ -143,6 +145,10 @@ class System(NoCopy):
             raise ValueError(f"ram={ram!r} is below {self.MIN_RAM_PAGES} pages of {page_size} bytes")
         if not isinstance(oom_kill, bool):
             raise TypeError(f"oom_kill must be a bool, not {type(oom_kill).__name__}")
+        if not isinstance(memory_recursiveprot, bool):
+            raise TypeError(f"memory_recursiveprot must be a bool, not {type(memory_recursiveprot).__name__}")
+        if memory_recursiveprot and cgroup != "v2":
+            raise ValueError("memory_recursiveprot is a cgroup2 mount option: it needs cgroup='v2'")
 
         self.nr_cpus = nr_cpus
         self.page_size = page_size
@@ -150,6 +156,7 @@ class System(NoCopy):
         self.cgroup_version = cgroup
         self.ram_bytes = ram_bytes
         self.oom_kill = oom_kill
+        self.memory_recursiveprot = memory_recursiveprot
         self.gfp: GfpFlags = prof.gfp
         self._pcmax = page_counter_max(page_size)
 
@@ -160,6 +167,12 @@ class System(NoCopy):
         cfg.oom_kill_current = 1 if oom_kill else 0
         cfg.ram_pages = ram_bytes // page_size
         cfg.profile = prof.to_cdata(ffi)[0]
+        cfg.memory_recursiveprot = 1 if memory_recursiveprot else 0
+        allocs = prof.memcg_allocs()
+        cfg.nr_memcg_allocs = len(allocs)
+        for i, (_, kind, size) in enumerate(allocs):
+            cfg.memcg_allocs[i].kind = lib.BM_ALLOC_KMALLOC if kind == "kmalloc" else lib.BM_ALLOC_PERCPU
+            cfg.memcg_allocs[i].size = size
         self._check(lib.bm_config_check(cfg), "bm_config_check")
         sp = lib.bm_system_new(cfg)
         if sp == ffi.NULL:
@@ -385,6 +398,33 @@ class System(NoCopy):
     def tasks(self) -> list[Task]:
         with self.lock:
             return [t for t in self._tasks.values() if t.alive]
+
+    def kernel_stacks(self) -> list[tuple[int, int, int]]:
+        """(pid, address, bytes) of the kernel stack of every live task and thread:
+        THREAD_SIZE of vmalloc, each page charged to the memcg of the task that forked it."""
+        size = max(16384, self.page_size)
+        with self.lock:
+            return [(t.pid, t.stack, size) for t in self._tasks.values() if t.alive and t.stack]
+
+    def cgroup_structures(self) -> list[tuple[int, str, int, int]]:
+        """The objects mem_cgroup_alloc() made with GFP_KERNEL_ACCOUNT for every memcg not
+        yet freed (online or dying): (memcg id, "slab" | "percpu", address, size asked).
+        They were charged through the parent's obj_cgroup at mkdir (obj_cgroup_of() says
+        where that objcg is now) and go when the memcg is freed."""
+        self._require_open()
+        allocs = self.profile.memcg_allocs()
+        info = ffi.new("struct bm_memcg_info *")
+        out = []
+        with self.lock:
+            mids = list(self._memcgs)
+        for mid in mids:
+            if lib.bm_memcg_info(self._sys, mid, info) != 0:
+                continue                      # freed
+            for i, (_, kind, size) in enumerate(allocs):
+                addr = int(info.struct_addrs[i])
+                if addr:
+                    out.append((mid, "slab" if kind == "kmalloc" else "percpu", addr, size))
+        return out
 
     # ------------------------------------------------------------ contexts
     @property
@@ -696,7 +736,12 @@ class System(NoCopy):
         charged them: obj_full_size() (mm/slab.h) — the object's slab size plus its slot in
         the slab's objcg vector — or, for a large kmalloc, its pages (kmalloc_large())."""
         size = self.ksize(addr)
-        if self._page_info(self.virt_to_pfn(addr)).kind == lib.BM_PAGE_SLAB:
+        pfn = self.virt_to_pfn(addr)
+        kind = self._page_info(pfn).kind
+        while kind == lib.BM_PAGE_TAIL:     # an object on a tail page of its slab: the head's
+            pfn -= 1
+            kind = self._page_info(pfn).kind
+        if kind == lib.BM_PAGE_SLAB:
             return size + OBJCG_POINTER_SIZE
         return size
 
@@ -710,8 +755,57 @@ class System(NoCopy):
         extra = units * OBJCG_POINTER_SIZE if self.profile.mm.percpu_ptr_overhead else 0
         return units * PCPU_MIN_ALLOC_SIZE * self.nr_cpus + extra
 
+    @property
+    def dentry_cache(self) -> KmemCache:
+        """The "dentry" cache (fs/dcache.c dcache_init(): sizeof(struct dentry) of the profile,
+        SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT), made on first use."""
+        with self.lock:
+            cache = getattr(self, "_dentry_cache", None)
+            if cache is None:
+                size = self.profile.mm_structs.dentry
+                if size is None:
+                    raise ValueError(f"profile {self.profile.name}: no sizeof(struct dentry) in "
+                                     f"{self.profile.mm_structs.source}")
+                cache = self.kmem_cache_create("dentry", size, SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT)
+                self._dentry_cache = cache
+            return cache
+
+    def create_dentries(self, n: int, gfp: int | None = None) -> np.ndarray:
+        """The "dentries" workload: ``n`` lookups of names that do not exist, in the current
+        context.  Each leaves a negative dentry (d_alloc(), charged to the context's memcg)
+        unused on the LRU of the memcg it is charged to, where the superblock shrinker frees
+        it under reclaim.  Stops at the first allocation that fails (as a lookup returns
+        ENOMEM); returns the addresses of the dentries made."""
+        cache = self.dentry_cache
+        n = as_int(n, "n", 0, 1 << 40)
+        gfp = GFP_KERNEL if gfp is None else as_int(gfp, "gfp", 0, _U32)
+        cpu = self._tls.cpu
+        if cpu < 0:
+            self._no_context("create_dentries")
+        addrs = np.empty(n, dtype=np.uint64)
+        if n == 0:
+            return addrs
+        rc = int(lib.bm_kmem_cache_alloc_lru_bulk(self._sys, cpu, cache.id, gfp, n,
+                                                  ffi.cast("uint64_t *", ffi.from_buffer(addrs))))
+        if rc < 0:
+            self._charge_failed(rc, cpu, f"bm_kmem_cache_alloc_lru_bulk(n={n}, cpu={cpu})")
+        if rc < n:
+            self._reap_oom_victim(cpu)
+        return addrs[:rc]
+
+    def drop_slab(self) -> int:
+        """drop_slab(), what ``echo 2 > /proc/sys/vm/drop_caches`` runs: every memcg's
+        shrinkers at priority 0 (the unused objects of reclaimable caches, such as negative
+        dentries, are freed and uncharged), on the current cpu (0 without a context).
+        Returns the objects freed."""
+        self._require_open()
+        cpu = self.current_cpu or 0
+        return self._check(int(lib.bm_drop_slab(self._sys, cpu)), f"bm_drop_slab(cpu={cpu})")
+
     def kmem_cache_create(self, name: str, size: int, flags: int = 0) -> KmemCache:
-        """kmem_cache_create(name, size, 0, flags, NULL); SLAB_ACCOUNT makes objects accounted."""
+        """kmem_cache_create(name, size, 0, flags, NULL); SLAB_ACCOUNT makes objects accounted.
+        A SLAB_RECLAIM_ACCOUNT cache gets a memcg-aware list_lru and a shrinker: objects put on
+        it with ``lru_add()`` are unused and freed by reclaim (``KmemCache.lru_add``)."""
         self._require_open()
         if not isinstance(name, str) or not name:
             raise TypeError("kmem_cache_create: name must be a non-empty str")
@@ -978,7 +1072,7 @@ class KmemCache(NoCopy):
         return out[0]
 
     def free(self, addr: int) -> None:
-        """kmem_cache_free(cache, addr)."""
+        """kmem_cache_free(cache, addr) (off the LRU first if it is on it)."""
         s = self.system
         if type(addr) is not int or addr < 0 or addr > _U64:
             addr = as_int(addr, "addr", 0, _U64)
@@ -986,3 +1080,32 @@ class KmemCache(NoCopy):
         rc = lib.bm_kmem_cache_free(s._sys, cpu if cpu >= 0 else 0, self.id, addr)
         if rc < 0:
             s._failed(rc, f"bm_kmem_cache_free(cache={self.name}, addr={addr:#x})")
+
+    def _lru_check(self, what: str) -> None:
+        self.system._require_open()
+        if not self.flags & SLAB_RECLAIM_ACCOUNT:
+            raise OSError(errno.EINVAL, f"{what}: cache {self.name!r} is not SLAB_RECLAIM_ACCOUNT "
+                                        f"(no list_lru)")
+
+    def lru_add(self, addr: int) -> bool:
+        """list_lru_add_obj(): the object is unused (a dput() that keeps a dentry cached) and
+        joins the LRU of the memcg it is charged to, freeable by reclaim.  True if added,
+        False if it was already there."""
+        self._lru_check("lru_add")
+        addr = as_int(addr, "addr", 0, _U64)
+        return bool(self.system._check(lib.bm_list_lru_add(self.system._sys, self.id, addr),
+                                       f"bm_list_lru_add(cache={self.name}, addr={addr:#x})"))
+
+    def lru_del(self, addr: int) -> bool:
+        """list_lru_del_obj(): the object is in use again (dget()); True if it was on the LRU."""
+        self._lru_check("lru_del")
+        addr = as_int(addr, "addr", 0, _U64)
+        return bool(self.system._check(lib.bm_list_lru_del(self.system._sys, self.id, addr),
+                                       f"bm_list_lru_del(cache={self.name}, addr={addr:#x})"))
+
+    def lru_count(self, cgroup: MemCgroup) -> int:
+        """list_lru_count_one(): the objects on ``cgroup``'s list of this cache."""
+        self._lru_check("lru_count")
+        mid = self.system._memcg_arg(cgroup, "lru_count")
+        return self.system._check(int(lib.bm_list_lru_count(self.system._sys, self.id, mid)),
+                                  f"bm_list_lru_count(cache={self.name}, memcg={mid})")

@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from .profile import BpfSwitches, BpfUapi, MmSwitches, Profile
-from .sizes import load_struct_sizes
+from .sizes import load_mm_structs, load_struct_sizes
 
 # ---------------------------------------------------------------------------
 # memory.stat key lists (v2).  Each list is the kernel's print order of
@@ -165,11 +165,26 @@ _UAPI_6_18 = BpfUapi(attr_size=168, max_map_type=33, max_cmd=37, last_field=_las
 def derive(base: Profile, name: str, description: str, *, mm: dict[str, Any] | None = None,
            bpf: dict[str, Any] | None = None, **fields: Any) -> Profile:
     """``base`` with a new name, its struct sizes and the switches and facts that changed."""
+    fields.setdefault("mm_structs", load_mm_structs(name))
     return dataclasses.replace(
         base, name=name, description=description,
         mm=dataclasses.replace(base.mm, **(mm or {})),
         bpf=dataclasses.replace(base.bpf, **(bpf or {})),
         sizes=load_struct_sizes(name), **fields)
+
+
+# sizeof(struct lruvec_stat) of 5.10 (NR_VM_NODE_STAT_ITEMS longs), which structs/5.10.json
+# does not carry: read with pybpfmem.btf from the BTF of the same Debian 11 package
+# (linux-image-5.10.0-46-amd64 5.10.262-1).
+_LRUVEC_STAT_5_10 = 296
+# the same for 5.11, which structs/5.11.json does not carry either: 38 node_stat_items (v5.11
+# moved NR_PAGETABLE to the node counters, f0c0c115fb81), counted in include/linux/mmzone.h of
+# the tree tools/recipes/5.11.json compiles (no CONFIG_SHADOW_CALL_STACK on x86_64).
+_LRUVEC_STAT_5_11 = 304
+# sizeof(struct memcg1_events_percpu) of 6.18 (nr_page_events + MEM_CGROUP_NTARGETS = 2
+# targets, unsigned longs), which structs/6.18.json does not carry: read from the BTF of the
+# same kernel (6.18.44-fc-v1300, CONFIG_MEMCG_V1=y).
+_MEMCG1_EVENTS_PERCPU_6_18 = 24
 
 
 # ---------------------------------------------------------------------------
@@ -187,7 +202,9 @@ _5_10 = Profile(
         gfp_high_forces=0, max_event_on_force=0, kmem_limit_enforced=1, kmalloc_cg_caches=0,
         percpu_ptr_overhead=0, large_kmalloc_memcg_stat=1, stat_kernel=0, stat_vmalloc=0,
         nospin_no_batch=0, kmem_uncharge_skips_root=0, obj_stock_slab_stats=0,
-        obj_stock_task_irq_split=0, objcg_release_via_stock=1, objcg_put_after_stock_drain=0),
+        obj_stock_task_irq_split=0, objcg_release_via_stock=1, objcg_put_after_stock_drain=0,
+        reclaim_target_unprotected=0, reclaim_partial_walk=0, memcg_reclaim_counts_slab=1,
+        shrinker_deferred_per_memcg=0, sb_scan_exact_total=0, kpagecgroup_folio=0),
     bpf=BpfSwitches(
         rlimit=True, account=False, map_memcg=False, map_objcg=False, map_mem_usage=False,
         htab_mem_alloc=False, runtime_gfp_nowait=False, default_memlock=64 * 1024,
@@ -210,6 +227,8 @@ _5_10 = Profile(
     sizes=load_struct_sizes("5.10"),
     has_gfp_atomic=True, nowait_nowarn=False, has_memory_peak=False, memory_peak_write=False,
     stat_keys_v2=_V2_STAT_5_10, stat_keys_v1=_V1_LOCAL_5_10, event_keys=_EVENTS_5_10,
+    memcg_stat_local_copies=True, memcg_vmstats_accounted=False,
+    mm_structs=load_mm_structs("5.10", lruvec_stat=_LRUVEC_STAT_5_10),
 )
 
 # 5.11.0 (no LTS; 5.11.y not read): the seed series, memcg-based accounting of BPF
@@ -223,6 +242,7 @@ _5_11 = derive(
              htab_large_key=True, percpu_value_limit=False,
              htab_max_2g=False, lpm_exist_flags=False),
     uapi=_UAPI_5_11, stat_keys_v2=_V2_STAT_5_11,
+    mm_structs=load_mm_structs("5.11", lruvec_stat=_LRUVEC_STAT_5_11),
 )
 
 # 5.15.y LTS (5.15.215; Ubuntu 22.04): objcg KMEM pages, the v5.14 object stock
@@ -233,11 +253,13 @@ _5_15 = derive(
     "kmalloc-cg caches",
     mm=dict(obj_stock_split_pages=1, kmem_page_objcg=1, clamp_underflow=1,
             dying_task_forces=0, nofail_forces_before_oom=0, kmalloc_cg_caches=1,
-            large_kmalloc_memcg_stat=1, obj_stock_slab_stats=1, obj_stock_task_irq_split=1),
+            large_kmalloc_memcg_stat=1, obj_stock_slab_stats=1, obj_stock_task_irq_split=1,
+            shrinker_deferred_per_memcg=1),
     bpf=dict(lookup_and_delete_hash=True, percpu_value_limit=True, htab_max_2g=True,
              cgroup_storage_large_value=True, lpm_exist_flags=True, batch_percpu_array=True,
              batch_lpm=True, fdinfo_ino=True, prog_fdinfo_recursion_misses=True),
     uapi=_UAPI_5_15, stat_keys_v2=_V2_STAT_5_15,
+    memcg_stat_local_copies=False,
 )
 
 # 6.1.y LTS (6.1.166; Debian 12, Amazon Linux 2023): batch 64, __GFP_HIGH forces,
@@ -267,6 +289,7 @@ _6_1 = derive(
 _6_6 = derive(
     _6_1, "6.6", "6.6.y LTS: map_mem_usage memlock, central capability checks, GFP_KERNEL "
     "bpf_mem_alloc prefill",
+    mm=dict(reclaim_target_unprotected=1, memcg_reclaim_counts_slab=0, kpagecgroup_folio=1),
     bpf=dict(map_mem_usage=True, caps_central=True, unpriv_per_command=True,
              freeze_needs_write=True, memcg_nobpf=True, memalloc_prefill_kernel_gfp=True,
              memalloc_reuse=True, struct_ops_link=True, lru_target_free_clamp=True),
@@ -293,12 +316,14 @@ _6_8 = derive(
 # BPF fixes again (percpu value check, 2^31 check, LPM flags by 6.12.10).
 _6_12 = derive(
     _6_8, "6.12", "6.12.y LTS (Debian 13): BPF tokens, arena, writable memory.peak",
+    mm=dict(reclaim_partial_walk=1),
     bpf=dict(prog_alloc_enomem=False, percpu_value_limit=True, htab_max_2g=True,
              lpm_exist_flags=True, lpm_full_inplace=True, struct_ops_vtype_btf_obj_fd=True,
              lru_target_free_clamp=True, prog_array_owner_attach_type=True),
     uapi=_UAPI_6_12,
     memory_peak_write=True,
     stat_keys_v2=_V2_STAT_6_12,
+    memcg_vmstats_accounted=True,
 )
 
 # 6.18 (6.18.35): the current kernel: multi-slot page stocks, direct drains, trylock
@@ -308,11 +333,13 @@ _6_18 = derive(
     _6_12, "6.18", "6.18 (current kernel): multi-slot stocks, direct object-stock drains, "
     "LPM trie on bpf_mem_alloc",
     mm=dict(nr_memcg_stock=7, drain_obj_stock_direct=1, failcnt_v1_only=1,
-            nospin_no_batch=1, kmem_uncharge_skips_root=1, objcg_release_via_stock=0),
+            nospin_no_batch=1, kmem_uncharge_skips_root=1, objcg_release_via_stock=0,
+            sb_scan_exact_total=1),
     bpf=dict(htab_map_locked=False, fd_htab_extra_elems=False,
              lookup_and_delete_stack_trace=True, lpm_trie_mem_alloc=True),
     uapi=_UAPI_6_18,
     stat_keys_v2=_V2_STAT_6_18,
+    mm_structs=load_mm_structs("6.18", memcg1_events_percpu=_MEMCG1_EVENTS_PERCPU_6_18),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_5_10, _5_11, _5_15, _6_1, _6_6, _6_8,

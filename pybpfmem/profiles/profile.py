@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..constants import GfpFlags, gfp_flags
-from .sizes import StructSizes
+from .sizes import MmStructs, StructSizes
 from .switches import BY_NAME
 
 
@@ -36,6 +36,12 @@ class MmSwitches:
     nospin_no_batch: int
     kmem_uncharge_skips_root: int
     obj_stock_slab_stats: int
+    reclaim_target_unprotected: int
+    reclaim_partial_walk: int
+    memcg_reclaim_counts_slab: int
+    shrinker_deferred_per_memcg: int
+    sb_scan_exact_total: int
+    kpagecgroup_folio: int
     obj_stock_task_irq_split: int
     objcg_release_via_stock: int
     objcg_put_after_stock_drain: int
@@ -121,7 +127,8 @@ class BpfUapi:
 
 # the Python-level facts of the memory layer that are switches (catalogued in switches.py)
 MM_FACTS: tuple[str, ...] = ("has_gfp_atomic", "nowait_nowarn", "has_memory_peak",
-                             "memory_peak_write")
+                             "memory_peak_write", "memcg_stat_local_copies",
+                             "memcg_vmstats_accounted")
 
 V2_FILES: tuple[str, ...] = (
     "memory.current", "memory.max", "memory.high", "memory.low", "memory.min", "memory.peak",
@@ -153,6 +160,9 @@ class Profile:
     stat_keys_v2: tuple[str, ...]     # memory.stat keys, in the kernel's print order
     stat_keys_v1: tuple[str, ...]     # v1 memory.stat local keys
     event_keys: tuple[str, ...]       # memory.events keys
+    memcg_stat_local_copies: bool     # mem_cgroup_alloc(): vmstats_local, lruvec_stat_local
+    memcg_vmstats_accounted: bool     # mem_cgroup_alloc(): vmstats, lruvec_stats kzalloc'ed ACCOUNT
+    mm_structs: MmStructs             # sizes of the memcg's own structs and a dentry
 
     def __getattr__(self, name: str) -> Any:
         """A switch by name (``profile.charge_batch``, ``profile.htab_mem_alloc``)."""
@@ -178,6 +188,32 @@ class Profile:
     def to_cdata(self, ffi: Any) -> Any:
         """A new ``struct bm_profile *`` filled from this profile."""
         return self.mm.to_cdata(ffi)
+
+    def memcg_allocs(self) -> tuple[tuple[str, str, int], ...]:
+        """(struct, "kmalloc" | "percpu", size) of each allocation mem_cgroup_alloc() makes
+        with GFP_KERNEL_ACCOUNT, in its order, for one node: what a new memcg costs its
+        parent (mm/memcontrol.c: mem_cgroup_alloc(), alloc_mem_cgroup_per_node_info(),
+        memcg1_alloc_events()).  struct mem_cgroup, mem_cgroup_per_node and the objcg are
+        allocated GFP_KERNEL in every release: not charged."""
+        m = self.mm_structs
+        out: list[tuple[str, str, int | None]] = []
+        if self.memcg_vmstats_accounted:
+            out.append(("memcg_vmstats", "kmalloc", m.memcg_vmstats))
+        if self.memcg_stat_local_copies:           # vmstats_local, then vmstats_percpu
+            out.append(("memcg_vmstats_percpu", "percpu", m.memcg_vmstats_percpu))
+        out.append(("memcg_vmstats_percpu", "percpu", m.memcg_vmstats_percpu))
+        if m.memcg1_events_percpu:                 # CONFIG_MEMCG_V1 kernels that have it
+            out.append(("memcg1_events_percpu", "percpu", m.memcg1_events_percpu))
+        if self.memcg_vmstats_accounted:           # per node from here
+            out.append(("lruvec_stats", "kmalloc", m.lruvec_stats))
+        if self.memcg_stat_local_copies:           # lruvec_stat_local, lruvec_stat_cpu
+            out += [("lruvec_stat", "percpu", m.lruvec_stat)] * 2
+        else:
+            out.append(("lruvec_stats_percpu", "percpu", m.lruvec_stats_percpu))
+        missing = sorted({name for name, _, size in out if size is None})
+        if missing:
+            raise ValueError(f"profile {self.name}: no size for {', '.join(missing)} in {m.source}")
+        return tuple((name, kind, int(size)) for name, kind, size in out)   # type: ignore[arg-type]
 
     def files(self, cgroup_version: str) -> tuple[str, ...]:
         if cgroup_version == "v1":

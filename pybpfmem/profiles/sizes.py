@@ -109,6 +109,49 @@ class StructSizes:
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StructSizes))
 
 
+@dataclass(frozen=True)
+class MmStructs:
+    """sizeof() of the structs the memory layer allocates itself: what
+    mem_cgroup_alloc() allocates with GFP_KERNEL_ACCOUNT (by release, see
+    Profile.memcg_allocs()), and a dentry.  None: not in the profile's data (the
+    struct does not exist in that release, or the file does not carry it).
+    ``source`` names the structs file the sizes came from."""
+
+    memcg_vmstats_percpu: int | None = None
+    memcg_vmstats: int | None = None
+    lruvec_stat: int | None = None          # <= v5.14 (per node, percpu)
+    lruvec_stats_percpu: int | None = None  # v5.15+
+    lruvec_stats: int | None = None
+    memcg1_events_percpu: int | None = None  # v6.11+, with CONFIG_MEMCG_V1
+    dentry: int | None = None
+    source: str = ""
+
+
+MM_STRUCTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MmStructs) if f.name != "source")
+
+
+def load_mm_structs(profile: str, **extra: int) -> MmStructs:
+    """The MmStructs of ``structs/<profile>.json``.  A struct a derived file (no
+    BTF of its own) does not size is taken from its base profile's file
+    (provenance ``base_profile``): the nearest real BTF's size.  ``extra``
+    supplies sizes the files do not carry, each with its source in the
+    caller's comment."""
+    path = STRUCTS_DIR / f"{profile}.json"
+    data = read_struct_file(path)
+    found = {k: data["sizes"][k] for k in MM_STRUCTS if k in data["sizes"]}
+    source = path.name
+    base = data["provenance"].get("base_profile")
+    if base and len(found) < len(MM_STRUCTS):
+        bpath = STRUCTS_DIR / f"{base}.json"
+        bsizes = read_struct_file(bpath)["sizes"]
+        taken = {k: bsizes[k] for k in MM_STRUCTS if k not in found and k in bsizes}
+        if taken:
+            found.update(taken)
+            source = f"{path.name} (+ {', '.join(sorted(taken))} from {bpath.name})"
+    found.update(extra)
+    return MmStructs(source=source, **found)
+
+
 def load_struct_sizes(profile: str) -> StructSizes:
     """The StructSizes of ``structs/<profile>.json`` (ValueError if malformed)."""
     path = STRUCTS_DIR / f"{profile}.json"

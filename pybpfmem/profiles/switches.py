@@ -124,6 +124,37 @@ SWITCHES: tuple[Switch, ...] = (
        "v5.14",
        """__account_obj_stock(): the object stock caches NR_SLAB_*_B deltas and flushes them above
        PAGE_SIZE or in drain_obj_stock(); 0: mod_objcg_state() per object."""),
+    _s("reclaim_target_unprotected", "mm", "adb8213014b2", "mm: memcg: fix stale protection of reclaim target memcg",
+       "v6.3",
+       """shrink_node_memcgs(): the reclaim target's own emin/elow are ignored
+       (mem_cgroup_unprotected()); before, mem_cgroup_below_min()/below_low() read the target's
+       stale effective values."""),
+    _s("reclaim_partial_walk", "mm", "6be5e186fd65", "mm: vmscan: restore incremental cgroup iteration",
+       "v6.11",
+       """shrink_node_memcgs(): direct reclaim stops its walk of the target's subtree once
+       nr_to_reclaim is met; do_try_to_free_pages() retries with a full walk (memcg_full_walk)
+       before giving up.  The model's walks always start at the target (no reclaim cookie)."""),
+    _s("memcg_reclaim_counts_slab", "mm", "583c27a167c2", "mm: vmscan: ignore non-LRU-based reclaim in memcg reclaim",
+       "v6.4",
+       """Slab pages freed by shrinkers during memcg reclaim count in nr_reclaimed
+       (current->reclaim_state->reclaimed_slab).  The switch is true in the releases before its
+       commit, which counts them for global reclaim only."""),
+    _s("shrinker_deferred_per_memcg", "mm", "867508304685", "mm: vmscan: use per memcg nr_deferred of shrinker",
+       "v5.13",
+       """do_shrink_slab(): deferred work is kept per memcg (shrinker_info) and scanned
+       nr_deferred >> priority at a time, capped at twice the freeable objects (with "mm: vmscan:
+       shrink deferred objects proportional to priority"); 0: one nr_deferred per shrinker, taken
+       whole, with the v5.10 windup clamps."""),
+    _s("sb_scan_exact_total", "mm", "", "fs: remove the unneeded + 1 in super_cache_scan()",
+       "v6.16",
+       """super_cache_scan() proportions nr_to_scan over dentries + inodes + fs objects; before,
+       over that total + 1 (one dentry fewer walked per batch).  Commit not established: 6.14.0
+       has the "+ 1", 6.17.0 not; no stable line of a profile (5.15.215, 6.1.166, 6.6.150,
+       6.12.94) took it."""),
+    _s("kpagecgroup_folio", "mm", "ec342603e6d7", "memcg: page_cgroup_ino() get memcg from the page's folio",
+       "v6.4",
+       """page_cgroup_ino() (/proc/kpagecgroup) reads the page's folio, so a tail page of a
+       compound page reports its head's memcg; before, the tail's own memcg_data (none)."""),
     _s("obj_stock_task_irq_split", "mm", "559271146efc", "mm/memcg: optimize user context object stock access",
        "v5.14",
        """get_obj_stock(): a cpu has two object stocks, task_obj for task context and irq_obj for
@@ -153,6 +184,17 @@ SWITCHES: tuple[Switch, ...] = (
     _s("has_memory_peak", "mm", "8e20d4b33266", "mm/memcontrol: export memcg->watermark via sysfs for v2 memcg",
        "v5.19",
        """cgroup v2 memory.peak exists (memory_peak_read())."""),
+    _s("memcg_stat_local_copies", "mm", "2d146aa3aa84", "mm: memcontrol: switch to rstat",
+       "v5.13",
+       """mem_cgroup_alloc() allocates a second percpu memcg_vmstats_percpu (vmstats_local) and, per
+       node, two percpu struct lruvec_stat (lruvec_stat_local, lruvec_stat_cpu), all
+       GFP_KERNEL_ACCOUNT.  The switch is true in the releases before the rstat conversion
+       (vmstats_local gone in v5.13, the per-node pair replaced by lruvec_stats_percpu in
+       v5.15)."""),
+    _s("memcg_vmstats_accounted", "mm", "70a64b7919cb", "memcg: dynamically allocate lruvec_stats",
+       "v6.10",
+       """mem_cgroup_alloc() kzallocs memcg->vmstats and, per node, the lruvec_stats with
+       GFP_KERNEL_ACCOUNT (charged to the parent)."""),
     _s("memory_peak_write", "mm", "c6f53ed8f213", "mm, memcg: cg2 memory{.swap,}.peak write handlers",
        "v6.12",
        """cgroup v2 memory.peak is writable: a write resets the peak seen through that open file

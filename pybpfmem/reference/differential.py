@@ -10,8 +10,9 @@ current list lengths), so hypothesis prints a failing run as a replayable script
     state = Diff_6_18(); state.mkdir(parent=0); state.alloc(...); state.teardown()
 
 Teardown ("baseline") is defined as: every object, page, percpu area, user page and
-raw charge freed, every task exited, drain_all_stock(root).  Then every statistic is
-0 and every live memcg's memory usage equals the pages still parked in
+raw charge freed, every task exited (their kernel stacks freed), every cgroup removed
+(the structures mem_cgroup_alloc() charged to its parent go with it), drain_all_stock(root).
+Then every statistic is 0 and root's memory usage equals the pages still parked in
 objcg->nr_charged_bytes of the objcgs that point into its subtree (each a whole number
 of pages) - the kernel returns those only when a stock adopts the objcg again
 (drain_obj_stock() of another objcg) or the objcg is released (obj_cgroup_release()).
@@ -44,6 +45,8 @@ GFP_CLASSES = ("KERNEL", "NORETRY", "RETRY_MAYFAIL", "NOFAIL", "ATOMIC", "NOWAIT
 KMALLOC_SIZES = (1, 8, 100, 136, 1000, 4000, 4096, 4097, 8192, 8193, 20000, 70000)
 LIMITS = ("0", "4096", "32768", "135168", "262144", "409600", "1M", "max")
 MAX_CGROUPS = 9
+# memory.stat event counters: they count, they never go back to 0
+RECLAIM_EVENTS = frozenset({"pgscan", "pgsteal", "pgscan_direct", "pgsteal_direct"})
 
 
 def gfp_of(sys: Any, cls: str, account: bool) -> int:
@@ -57,13 +60,15 @@ class DiffBase(RuleBasedStateMachine):
     """Applies every step to ``self.real`` and ``self.ref`` and compares them."""
 
     PROFILE = "6.18"
+    RECURSIVEPROT = False
     stats: StepStats | None = None     # set on a subclass by with_stats() to count steps
 
     def __init__(self) -> None:
         super().__init__()
         if self.stats is not None:
             self.stats.examples += 1
-        kw = dict(nr_cpus=2, page_size=PS, profile=self.PROFILE, cgroup="v2", oom_kill=False)
+        kw = dict(nr_cpus=2, page_size=PS, profile=self.PROFILE, cgroup="v2", oom_kill=False,
+                  memory_recursiveprot=self.RECURSIVEPROT)
         self.real = pybpfmem.System(**kw)
         self.ref = reference.System(**kw)
         self.cgs: list[tuple[Any, Any]] = [(self.real.root, self.ref.root)]
@@ -111,8 +116,33 @@ class DiffBase(RuleBasedStateMachine):
             stacks.append(es)
         return stacks[0], stacks[1]
 
-    def snapshot(self, side: int) -> list[Any]:
+    def stock_slab_deltas(self, side: int) -> list[tuple[str, dict[str, int]]]:
+        """(path of the memcg, slab deltas) each cpu's object stock caches and has not yet
+        applied to memory.stat (__account_obj_stock(), 6.x): a drain on a failure path
+        applies them, which moves no memory."""
         out = []
+        for cpu in range(2):
+            if side == 0:
+                si = self.real.stock_info(cpu)
+                if si["cached_objcg"] < 0:
+                    continue
+                path = self.real.objcg_memcg(si["cached_objcg"]).path
+                deltas = {"slab_reclaimable": si["nr_slab_reclaimable_b"],
+                          "slab_unreclaimable": si["nr_slab_unreclaimable_b"]}
+            else:
+                st = self.ref.obj_stock[cpu]
+                if st.cached is None:
+                    continue
+                path = self.ref._wrap(st.cached.memcg).path
+                deltas = dict(st.slab_b)
+            out.append((path, deltas))
+        return out
+
+    def snapshot(self, side: int) -> list[Any]:
+        """Every live or dying cgroup: path, usage, local events, memory.stat as it reads
+        after every object stock's cached slab deltas are applied."""
+        out = []
+        cached = self.stock_slab_deltas(side)
         for pair in self.cgs:
             cg = pair[side]
             if not (cg.online or cg.dying):
@@ -122,6 +152,11 @@ class DiffBase(RuleBasedStateMachine):
                 stat = {k: v for k, v in cg.stat().items() if k in keys}
             else:
                 stat = self.ref_stat_flushed(cg)
+            for path, deltas in cached:
+                if path == cg.path or path.startswith(cg.path.rstrip("/") + "/"):
+                    for k, v in deltas.items():
+                        stat[k] = stat.get(k, 0) + v
+                        stat["slab"] = stat.get("slab", 0) + v
             out.append((cg.path, cg.usage_pages, cg.events_local(), stat))
         return out
 
@@ -167,6 +202,32 @@ class DiffBase(RuleBasedStateMachine):
         tr, tf = self.both(lambda: self.real.spawn(cgroup=r), lambda: self.ref.spawn(cgroup=f))
         if tr is not None:
             self.tasks.append((tr, tf))
+
+    @rule(task=st.integers(0, 8))
+    @counted
+    def clone_thread(self, task: int) -> None:
+        """clone(CLONE_THREAD): a kernel stack charged to the process's cgroup now."""
+        if not self.tasks:
+            return
+        tr, tf = self.tasks[task % len(self.tasks)]
+        r, f = self.both(tr.clone_thread, tf.clone_thread)
+        if r is not None:
+            self.tasks.append((r, f))
+
+    @precondition(lambda self: not reference.PROFILES[self.PROFILE].memcg_reclaim_counts_slab)
+    @rule(n=st.sampled_from((1, 31, 1100)), task=st.integers(0, 8), cpu=st.integers(0, 1),
+          active=st.integers(-1, 8))
+    @counted
+    def dentries(self, n: int, task: int, cpu: int, active: int) -> None:
+        """Negative dentries (unused on the LRU of the memcg charged), which reclaim's
+        superblock shrinker frees.  Only where memcg reclaim does not count the slab pages
+        they free (memcg_reclaim_counts_slab, before v6.4): the reference has no slab pages."""
+        cr, cf = self.ctx("task", task, cpu, active)
+
+        def call(sysx: Any, cm: Any) -> Any:
+            with cm:
+                return len(sysx.create_dentries(n))
+        self.both(lambda: call(self.real, cr), lambda: call(self.ref, cf))
 
     @rule(task=st.integers(0, 8), idx=st.integers(0, 8))
     @counted
@@ -334,13 +395,17 @@ class DiffBase(RuleBasedStateMachine):
     def check_failed_changed_nothing(self, before: tuple[list[Any], list[Any]]) -> None:
         """Invariant 4 on both sides: a failed operation raises no usage and changes no
         statistic, except what the failure path itself may do: stock drains lower usage
-        and give back kernel pages (`kernel`), reclaim frees file pages (`file`), and where
-        the object stock caches slab statistics (v5.14+, switch obj_stock_slab_stats) the
-        drain of try_charge_memcg()'s retry (drain_all_stock() -> drain_obj_stock()) flushes
-        them, so `slab*` may move either way."""
-        exempt = {"file", "kernel"}
+        and give back kernel pages (`kernel`), reclaim frees file pages (`file`) and the
+        unused objects of reclaimable caches (`slab_reclaimable`, `slab`: they only fall)
+        and counts them (the reclaim events, which only grow); where the object stock
+        caches slab statistics (v5.14+, switch obj_stock_slab_stats) the drain of
+        try_charge_memcg()'s retry (drain_all_stock() -> drain_obj_stock()) flushes them,
+        so `slab*` may move either way."""
+        exempt = {"file", "kernel", "slab_reclaimable", "slab"} | set(RECLAIM_EVENTS)
+        only_fall: tuple[str, ...] = ("slab_reclaimable", "slab")
         if self.ref.profile.obj_stock_current:
-            exempt |= {"slab", "slab_reclaimable", "slab_unreclaimable"}
+            exempt |= {"slab_unreclaimable"}
+            only_fall = ()
         for side in (0, 1):
             after = {row[0]: row for row in self.snapshot(side)}
             for p0, u0, _e0, s0 in before[side]:
@@ -350,6 +415,8 @@ class DiffBase(RuleBasedStateMachine):
                 assert u1 <= u0, \
                     f"failed op raised usage of {p0} ({('core', 'reference')[side]}): {u0}->{u1}"
                 assert s1.get("kernel", 0) <= s0.get("kernel", 0), f"failed op raised kernel in {p0}"
+                for k in only_fall:
+                    assert s1.get(k, 0) <= s0.get(k, 0), f"failed op raised {k} in {p0}"
                 keep = set(s0) & set(s1) - exempt
                 d0 = {k: s0[k] for k in keep}
                 d1 = {k: s1[k] for k in keep}
@@ -447,6 +514,17 @@ class DiffBase(RuleBasedStateMachine):
         for tr, tf in self.tasks:
             if tf.alive:
                 self.both(tr.exit, tf.exit)
+        self.both(self.real.drop_slab, self.ref.drop_slab)   # the dentries left on LRUs
+        for r, f in reversed(self.cgs[1:]):     # children before their parents
+            if f.online:
+                self.both(r.rmdir, f.rmdir)
+        self.real.drain_all_stock()
+        self.ref.drain_all_stock()
+        # drain_all_stock() skips a page slot with no pages, whose css reference can pin a
+        # dying memcg (and so its structures, charged to its parent): drain every cpu
+        for cpu in range(self.ref.nr_cpus):
+            self.real.drain_local_stock(cpu)
+            self.ref.drain_local_stock(cpu)
         self.real.drain_all_stock()
         self.ref.drain_all_stock()
         self.same_state()
@@ -459,7 +537,7 @@ class DiffBase(RuleBasedStateMachine):
                 if not o.released and o.memcg.is_descendant(f._st):
                     assert o.nr_charged_bytes % PS == 0, "parked bytes not page aligned"
                     parked += o.nr_charged_bytes // PS
-            left = {k: v for k, v in f.stat().items() if v and k != "kernel"}
+            left = {k: v for k, v in f.stat().items() if v and k != "kernel" and k not in RECLAIM_EVENTS}
             assert not left, f"{f.path}: stats left {left}"
             # parked pages still count as kernel memory (MEMCG_KMEM) where the profile has it
             assert f.stat().get("kernel", parked * PS) == parked * PS
@@ -499,5 +577,12 @@ class Diff_6_18(DiffBase):
     PROFILE = "6.18"
 
 
+class Diff_6_18_recursiveprot(DiffBase):
+    """6.18 with cgroup2 mounted memory_recursiveprot (effective protection shared out)."""
+    PROFILE = "6.18"
+    RECURSIVEPROT = True
+
+
 MACHINES: dict[str, type[DiffBase]] = {m.PROFILE: m for m in (
     Diff_5_10, Diff_5_11, Diff_5_15, Diff_6_1, Diff_6_12, Diff_6_18)}
+MACHINES["6.18-recursiveprot"] = Diff_6_18_recursiveprot

@@ -3,10 +3,12 @@
 Functions take the owning ``System`` (``S``) explicitly; all state lives in it.
 Simplifications (shared with the whole reference model):
 - one operation at a time: remote stock drains run synchronously, no races;
-- reclaim frees only reclaimable (file) user pages, walking the subtree in
-  pre-order and taking greedily until max(nr, SWAP_CLUSTER_MAX) pages are
-  freed (the kernel scans LRUs proportionally by priority); protection
-  (memory.min/low) is bookkept but not used by reclaim, so no `low` events;
+- reclaim (vmscan.py) frees file pages and the unused objects of reclaimable
+  caches, with memory.min/low protection, in the core's simplified form of
+  get_scan_count();
+- __mem_cgroup_free() (deferred work in the kernel) frees a freed memcg's
+  accounted structures at the next cgroup operation, memcg or objcg put, or
+  drain, on cpu 0 (the core's rule);
 - memory.high: the return-to-user handler runs the kernel's retry loop but never
   sleeps; an interrupt's high_work runs right away;
 - no swap, no memsw, no socket memory.
@@ -65,6 +67,9 @@ class MemCgroupState:
         self.objcg: ObjCgroup | None = None              # memcg->objcg (NULL for root in 5.11/6.18)
         self.orig_objcg: ObjCgroup | None = None
         self.objcg_list: list[ObjCgroup] = []            # objcgs reparented into this memcg
+        self.emin = 0                                    # effective protection (vmscan.py)
+        self.elow = 0
+        self.structs: list[tuple[str, int]] = []         # mem_cgroup_alloc()'s accounted objects
 
     @property
     def is_root(self) -> bool:
@@ -142,6 +147,8 @@ def maybe_free(S: System, m: MemCgroupState) -> None:
     if any(not c.freed for c in m.children):
         return
     m.freed = True
+    if m.structs:                               # __mem_cgroup_free(): deferred (css_free_work)
+        S.css_free_pending.append(m)
     if m.orig_objcg is not None:                # 6.x: mem_cgroup_free() drops orig_objcg
         from .objcg import obj_cgroup_put
         o, m.orig_objcg = m.orig_objcg, None
@@ -267,25 +274,11 @@ def drain_all_stock(S: System, root: MemCgroupState) -> None:
 
 # ---------------------------------------------------------------- reclaim and OOM
 
-def try_to_free_mem_cgroup_pages(S: System, m: MemCgroupState, nr: int) -> int:
-    """mirrors try_to_free_mem_cgroup_pages(): reclaims file pages of m's subtree.
-
-    Simplified: greedy pre-order walk, at most max(nr, SWAP_CLUSTER_MAX) pages.
-    """
-    target = max(nr, SWAP_CLUSTER_MAX)
-    got = 0
-    for d in m.subtree():
-        if got >= target:
-            break
-        take = min(d.file_pages, target - got)
-        if take:
-            d.file_pages -= take
-            mod_memcg_state(d, "file", -take * S.page_size)
-            if not d.is_root:
-                memcg_uncharge(S, d, take)       # uncharge_batch(): direct
-            css_put(S, d, take)
-            got += take
-    return got
+def try_to_free_mem_cgroup_pages(S: System, m: MemCgroupState, nr: int, cpu: int = 0,
+                                 gfp: int = 0xCC0) -> int:
+    """mirrors try_to_free_mem_cgroup_pages(): see vmscan.py."""
+    from .vmscan import try_to_free_mem_cgroup_pages as reclaim
+    return reclaim(S, m, nr, cpu, gfp)
 
 
 def mem_cgroup_margin(m: MemCgroupState) -> int:
@@ -322,14 +315,14 @@ def mem_cgroup_oom(S: System, m: MemCgroupState, nr_pages: int) -> bool:
 
 # ---------------------------------------------------------------- memory.high
 
-def reclaim_high(S: System, m: MemCgroupState, nr: int) -> int:
+def reclaim_high(S: System, m: MemCgroupState, nr: int, cpu: int) -> int:
     """mirrors reclaim_high(): every non-root level above its high raises `high` and reclaims."""
     total = 0
     cur: MemCgroupState | None = m
     while cur is not None and not cur.is_root:
         if cur.memory.usage > cur.memory.high:
             memcg_memory_event(S, cur, "high")
-            total += try_to_free_mem_cgroup_pages(S, cur, nr)
+            total += try_to_free_mem_cgroup_pages(S, cur, nr, cpu)
         cur = cur.parent
     return total
 
@@ -368,7 +361,7 @@ def calculate_high_delay(S: System, nr: int, max_overage: int) -> int:
     return penalty * nr // S.profile.charge_batch
 
 
-def handle_over_high(S: System, task: Task) -> None:
+def handle_over_high(S: System, task: Task, cpu: int) -> None:
     """mirrors mem_cgroup_handle_over_high(): pay the task's over-high debt: reclaim_high()
     with the debt, then, while the penalty is worth sleeping for, retry with
     SWAP_CLUSTER_MAX as long as reclaim progresses or MAX_RECLAIM_RETRIES allow.
@@ -384,7 +377,7 @@ def handle_over_high(S: System, task: Task) -> None:
     retries = MAX_RECLAIM_RETRIES
     in_retry = False
     while True:
-        reclaimed = reclaim_high(S, m, SWAP_CLUSTER_MAX if in_retry else nr)
+        reclaimed = reclaim_high(S, m, SWAP_CLUSTER_MAX if in_retry else nr, cpu)
         penalty = min(calculate_high_delay(S, nr, mem_find_max_overage(m)),
                       MEMCG_MAX_HIGH_DELAY_JIFFIES)
         if penalty <= HZ // 100:
@@ -435,7 +428,7 @@ def try_charge(S: System, m: MemCgroupState, gfp: int, nr: int, cpu: int,
             return _nomem(S, m, gfp, nr, over, raised_max)
         memcg_memory_event(S, over, "max")
         raised_max = True
-        reclaimed = try_to_free_mem_cgroup_pages(S, over, nr)
+        reclaimed = try_to_free_mem_cgroup_pages(S, over, nr, cpu, gfp)
         if mem_cgroup_margin(over) >= nr:
             continue
         if not drained:
@@ -501,7 +494,7 @@ def _done_restock(S: System, m: MemCgroupState, gfp: int, nr: int, batch: int, c
             # runs at once.  A kworker's own debt would never be paid on return to user.
             if high:
                 if in_irq:
-                    reclaim_high(S, cur, S.profile.charge_batch)
+                    reclaim_high(S, cur, S.profile.charge_batch, cpu)
                 break
             cur = cur.parent
             continue
@@ -511,7 +504,7 @@ def _done_restock(S: System, m: MemCgroupState, gfp: int, nr: int, batch: int, c
         cur = cur.parent
     if (task is not None and not in_irq and S.profile.sync_high_enforcement
             and task.nr_pages_over_high > S.profile.charge_batch and gfp & __GFP_DIRECT_RECLAIM):
-        handle_over_high(S, task)
+        handle_over_high(S, task, cpu)
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from ..constants import gfp_flags, GfpFlags
 from . import memcg as M
 from . import objcg as O
+from . import vmscan as V
 from .slab import (get_order, kmalloc_bucket, kmalloc_max_cache_size, obj_full_size,
                    pcpu_aligned_size, pcpu_obj_full_size, PCPU_MIN_UNIT_SIZE, vmalloc_nr_pages)
 
@@ -36,6 +37,7 @@ MEMCG_DATA_OBJCGS = 0x1
 MEMCG_DATA_KMEM = 0x2
 ZERO_SIZE_PTR = 16
 MAX_PAGE_ORDER = 10
+THREAD_SIZE = 16384                 # x86_64 (CONFIG_VMAP_STACK): a task's kernel stack
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,15 @@ class RefProfile:
     has_gfp_atomic: bool               # __GFP_ATOMIC exists (removed in v6.3)
     nowait_nowarn: bool                # GFP_NOWAIT includes __GFP_NOWARN (v6.8)
     has_memory_peak: bool              # cgroup v2 memory.peak (v5.19)
+    reclaim_target_unprotected: bool   # the reclaim target's own emin/elow ignored (v6.3)
+    reclaim_partial_walk: bool         # reclaim walks stop at the goal, full-walk retry (v6.11)
+    memcg_reclaim_counts_slab: bool    # reclaim_state counts slab pages in memcg reclaim (< v6.4)
+    shrinker_deferred_per_memcg: bool  # per-memcg nr_deferred >> priority (v5.13)
+    sb_scan_exact_total: bool          # super_cache_scan() without the "+ 1" (v6.16)
+    kpagecgroup_folio: bool            # a tail page reports its head's owner (v6.4)
+    memcg_allocs: tuple[tuple[str, int], ...]   # mem_cgroup_alloc()'s GFP_KERNEL_ACCOUNT objects
+    dentry_size: int                   # sizeof(struct dentry)
+    stat_pgscan_direct: bool           # memory.stat prints pgscan_direct / pgsteal_direct
 
 
 _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page_objcg=False,
@@ -84,23 +95,54 @@ _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page
            objcg_release_via_stock=True, objcg_put_after_stock_drain=False,
            sync_high_enforcement=False, objcg_pins_memcg=True, objcg_pinned_by_orig_memcg=False,
            kvmalloc_gfp_kernel_only=True, has_gfp_atomic=True, nowait_nowarn=False,
-           has_memory_peak=False)
+           has_memory_peak=False, reclaim_target_unprotected=False, reclaim_partial_walk=False,
+           memcg_reclaim_counts_slab=True, shrinker_deferred_per_memcg=False,
+           sb_scan_exact_total=False, kpagecgroup_folio=False,
+           # v5.10 (Debian 11 BTF): vmstats_local + vmstats_percpu (struct memcg_vmstats_percpu,
+           # 1112 bytes), per node lruvec_stat_local + lruvec_stat_cpu (struct lruvec_stat, 296)
+           memcg_allocs=(("percpu", 1112), ("percpu", 1112), ("percpu", 296), ("percpu", 296)),
+           dentry_size=192, stat_pgscan_direct=False)
 _R510 = RefProfile(name="5.10", **_5X)
-_R511 = replace(_R510, name="5.11", dying_task_forces=True, large_kmalloc_memcg_stat=False)
+# v5.11 has one more node stat item (NR_PAGETABLE, f0c0c115fb81): every struct 8 bytes
+# larger (the v5.11 source with the 5.10 config: 1120 and 304)
+_R511 = replace(_R510, name="5.11", dying_task_forces=True, large_kmalloc_memcg_stat=False,
+                memcg_allocs=(("percpu", 1120), ("percpu", 1120), ("percpu", 304), ("percpu", 304)))
+# 5.15: per-memcg shrinker deferral (v5.13); rstat: one percpu memcg_vmstats_percpu (2296),
+# per node one percpu lruvec_stats_percpu (624) (5.15.215 compiled with Ubuntu's config)
 _R515 = replace(_R510, name="5.15", obj_stock_current=True, kmem_page_objcg=True,
                 clamp_underflow=True, nofail_forces_before_oom=False,
-                obj_stock_task_irq_split=True, objcg_pins_memcg=False)
+                obj_stock_task_irq_split=True, objcg_pins_memcg=False,
+                shrinker_deferred_per_memcg=True,
+                memcg_allocs=(("percpu", 2296), ("percpu", 624)))
+# 6.1 (Debian 12 BTF): memcg->vmstats is kzalloc'ed GFP_KERNEL (not charged): 1096 + 688
 _R61 = replace(_R515, name="6.1", charge_batch=64, gfp_atomic_forces=False, gfp_high_forces=True,
                max_event_on_force=True, kmem_limit_enforced=False, percpu_ptr_overhead=True,
                stat_kernel=True, stat_vmalloc=True, obj_stock_task_irq_split=False,
                objcg_put_after_stock_drain=True,
-               sync_high_enforcement=True, kvmalloc_gfp_kernel_only=False, has_memory_peak=True)
-_R66 = replace(_R61, name="6.6", has_gfp_atomic=False)
-_R68 = replace(_R66, name="6.8", objcg_pinned_by_orig_memcg=True, nowait_nowarn=True)
-_R612 = replace(_R68, name="6.12")
+               sync_high_enforcement=True, kvmalloc_gfp_kernel_only=False, has_memory_peak=True,
+               memcg_allocs=(("percpu", 1096), ("percpu", 688)), stat_pgscan_direct=True)
+# 6.6: v6.3 (target's stale protection ignored) and v6.4 (shrinker pages not counted in memcg
+# reclaim, /proc/kpagecgroup through the folio); 6.6.150 compiled: 1216 + 688
+_R66 = replace(_R61, name="6.6", has_gfp_atomic=False, reclaim_target_unprotected=True,
+               memcg_reclaim_counts_slab=False, kpagecgroup_folio=True,
+               memcg_allocs=(("percpu", 1216), ("percpu", 688)))
+# 6.8.1 (Ubuntu 24.04) compiled: 1280 + 736
+_R68 = replace(_R66, name="6.8", objcg_pinned_by_orig_memcg=True, nowait_nowarn=True,
+               memcg_allocs=(("percpu", 1280), ("percpu", 736)))
+# 6.12 (Debian 13 BTF, CONFIG_MEMCG_V1 off: no memcg1_events_percpu): v6.10 kzallocs vmstats
+# (1520) and per node lruvec_stats (744) with GFP_KERNEL_ACCOUNT, beside the percpu 1088 and
+# 496; v6.11 stops a reclaim walk at its goal
+_R612 = replace(_R68, name="6.12", reclaim_partial_walk=True,
+                memcg_allocs=(("kmalloc", 1520), ("percpu", 1088), ("kmalloc", 744),
+                              ("percpu", 496)))
+# 6.18.44 BTF: kzalloc memcg_vmstats (1712), percpu memcg_vmstats_percpu (1216), percpu
+# memcg1_events_percpu (24, CONFIG_MEMCG_V1), per node kzalloc lruvec_stats (792) and percpu
+# lruvec_stats_percpu (528)
 _R618 = replace(_R612, name="6.18", nr_memcg_stock=7, drain_obj_stock_direct=True,
                 failcnt_v1_only=True, nospin_no_batch=True, kmem_uncharge_skips_root=True,
-                objcg_release_via_stock=False)
+                objcg_release_via_stock=False, sb_scan_exact_total=True,
+                memcg_allocs=(("kmalloc", 1712), ("percpu", 1216), ("percpu", 24),
+                              ("kmalloc", 792), ("percpu", 528)))
 PROFILES: dict[str, RefProfile] = {p.name: p for p in (_R510, _R511, _R515, _R61, _R66, _R68,
                                                        _R612, _R618)}
 
@@ -167,7 +209,24 @@ class MemCgroup:
             raise ValueError(f"bad cgroup name {name!r}")
         if any(c.name == name and c.online for c in st.children):
             raise _err(errno.EEXIST, f"cgroup {name} exists")
+        S._css_free_work()
+        # mem_cgroup_css_alloc(): set_active_memcg(parent) around mem_cgroup_alloc(), whose
+        # GFP_KERNEL_ACCOUNT objects go to the parent, on the current cpu (0 without one)
+        cpu = S.current_cpu or 0
+        structs: list[tuple[str, int]] = []
+        try:
+            with S._kthread(cpu, st):
+                for kind, size in S.profile.memcg_allocs:
+                    if kind == "kmalloc":
+                        structs.append((kind, S._slab_alloc(size, GFP_KERNEL | _G_ACCOUNT)))
+                    else:
+                        structs.append((kind, S.alloc_percpu(size, 8, GFP_KERNEL | _G_ACCOUNT)))
+        except OSError:
+            for kind, addr in structs:
+                S._free_struct(kind, addr, cpu)
+            raise
         child = M.MemCgroupState(S, name, st, S._next_memcg_id())
+        child.structs = structs
         st.children.append(child)
         S.memcgs[child.id] = child
         O.memcg_online_kmem(S, child)
@@ -187,9 +246,11 @@ class MemCgroup:
         st.online = False
         st.memory.set_min(0)
         st.memory.set_low(0)
+        V.reparent_list_lrus(S, st)
         O.memcg_reparent_objcgs(S, st, cpu=None)   # memcg_offline_kmem()
         M.drain_all_stock(S, st)
         M.maybe_free(S, st)
+        S._css_free_work()
 
     # -- charging primitives
     def _ctx(self, cpu: int) -> tuple[Any, bool]:
@@ -302,6 +363,7 @@ class MemCgroup:
             self._write_high(val)
         else:
             self._write_max(val)
+        S._css_free_work()
 
     def _write_high(self, high: int) -> None:
         """mirrors memory_high_write(): drain once, bounded reclaim, never fails."""
@@ -317,7 +379,7 @@ class MemCgroup:
                 M.drain_all_stock(S, st)
                 drained = True
                 continue
-            got = M.try_to_free_mem_cgroup_pages(S, st, usage - high)
+            got = M.try_to_free_mem_cgroup_pages(S, st, usage - high, 0, GFP_KERNEL)
             if not got:
                 if not retries:
                     break
@@ -338,7 +400,7 @@ class MemCgroup:
                 drained = True
                 continue
             if reclaims:
-                if not M.try_to_free_mem_cgroup_pages(S, st, usage - mx):
+                if not M.try_to_free_mem_cgroup_pages(S, st, usage - mx, 0, GFP_KERNEL):
                     reclaims -= 1
                 continue
             M.memcg_memory_event(S, st, "oom")
@@ -348,10 +410,14 @@ class MemCgroup:
     def stat(self) -> dict[str, int]:
         s = self._st.stat
         p = self._S.profile
-        keys = ["anon", "file"] + (["kernel"] if p.stat_kernel else []) + ["percpu", "sock"]
+        keys = ["anon", "file"] + (["kernel"] if p.stat_kernel else []) + ["kernel_stack", "percpu", "sock"]
         keys += (["vmalloc"] if p.stat_vmalloc else []) + ["slab_reclaimable", "slab_unreclaimable"]
         out = {k: s.get(k, 0) for k in keys}
         out["slab"] = out["slab_reclaimable"] + out["slab_unreclaimable"]
+        # reclaim events (direct reclaim only): pgscan/pgsteal are the sums of the kinds
+        out["pgscan"], out["pgsteal"] = s.get("pgscan", 0), s.get("pgsteal", 0)
+        if p.stat_pgscan_direct:
+            out["pgscan_direct"], out["pgsteal_direct"] = out["pgscan"], out["pgsteal"]
         return out
 
     def events(self) -> dict[str, int]:
@@ -365,17 +431,56 @@ class MemCgroup:
 
 
 class Task:
-    """A simulated process (the reference's counterpart of pybpfmem.Task)."""
+    """A simulated process or thread (the reference's counterpart of pybpfmem.Task), with
+    its kernel stack: THREAD_SIZE (16 KiB, at least a page) of pages each charged as a
+    one-page KMEM page to the memcg it is forked in (memcg_charge_kernel_stack()) and
+    counted in kernel_stack (account_kernel_stack()), until it exits."""
 
-    def __init__(self, S: System, pid: int, uid: int, cg: M.MemCgroupState) -> None:
+    def __init__(self, S: System, pid: int, uid: int, cg: M.MemCgroupState,
+                 leader: Task | None = None) -> None:
         self._S = S
         self.pid = pid
         self.uid = uid
         self.cg_state = cg
+        self.leader = leader
+        self.threads: list[Task] = []
         self.alive = True
         self.killed = False
         self.active_memcg: M.MemCgroupState | None = None
         self.nr_pages_over_high = 0
+        self.stack: list[dict[str, Any]] = []
+        cpu = S.current_cpu or 0
+        try:
+            with S._kthread(cpu, cg):
+                for _ in range(max(1, THREAD_SIZE // S.page_size)):
+                    flags, owner = S._kmem_charge_page(GFP_KERNEL | _G_ACCOUNT, 1)
+                    self.stack.append(dict(kind="stack", nr=1, flags=flags, owner=owner))
+        except OSError:
+            for rec in self.stack:
+                S._kmem_uncharge_page(rec, cpu)
+            raise
+        for rec in self.stack:
+            M.mod_memcg_state(S._page_memcg(rec), "kernel_stack", S.page_size)
+
+    def _free_stack(self) -> None:
+        S = self._S
+        cpu = S.current_cpu or 0
+        for rec in self.stack:
+            M.mod_memcg_state(S._page_memcg(rec), "kernel_stack", -S.page_size)
+        for rec in self.stack:
+            S._kmem_uncharge_page(rec, cpu)
+        self.stack = []
+
+    def clone_thread(self) -> Task:
+        if not self.alive:
+            raise _err(errno.ESRCH, "task has exited")
+        S = self._S
+        lead = self.leader or self
+        S._ids["pid"] += 1
+        t = Task(S, S._ids["pid"], self.uid, self.cg_state, leader=lead)
+        S.tasks[t.pid] = t
+        lead.threads.append(t)
+        return t
 
     @property
     def cgroup(self) -> MemCgroup:
@@ -386,12 +491,23 @@ class Task:
             raise _err(errno.ESRCH, "task has exited")
         if not cg._st.online:
             raise _err(errno.ENOENT, "migrate to a removed cgroup")
-        self.cg_state = cg._st       # v2: existing charges stay where they are
+        lead = self.leader or self     # cgroup.procs moves the whole thread group
+        for t in [lead] + lead.threads:
+            if t.alive:
+                t.cg_state = cg._st    # v2: existing charges stay where they are
+        self._S._css_free_work()       # the old css put: a flush point
 
     def exit(self) -> None:
+        """A thread exits alone, a process with its threads (exit_group)."""
         if not self.alive:
             raise _err(errno.ESRCH, "task has already exited")
+        for t in (self.threads if self.leader is None else []):
+            if t.alive:
+                t.alive = False
+                t._free_stack()
         self.alive = False
+        self._free_stack()
+        self._S._css_free_work()       # cgroup_exit()'s css put: a flush point
 
     @contextmanager
     def running(self, cpu: int = 0) -> Iterator[Task]:
@@ -404,7 +520,7 @@ class Task:
             yield self
         finally:
             S._ctx.pop()
-            M.handle_over_high(S, self)     # return to user: mem_cgroup_handle_over_high()
+            M.handle_over_high(S, self, cpu)   # return to user: mem_cgroup_handle_over_high()
 
 
 class KmemCache:
@@ -412,19 +528,53 @@ class KmemCache:
 
     def __init__(self, S: System, name: str, size: int, flags: int) -> None:
         self._S, self.name, self.size, self.flags = S, name, size, flags
+        # SLAB_RECLAIM_ACCOUNT: the memcg-aware list_lru of unused objects (an ordered set
+        # per memcg, oldest first), where each object is, and the shrinker's deferred work
+        # (per memcg, or one count under the key None)
+        self.lru: dict[M.MemCgroupState, dict[int, None]] = {}
+        self.where: dict[int, M.MemCgroupState] = {}
+        self.deferred: dict[M.MemCgroupState | None, int] = {}
 
     def alloc(self, gfp: int) -> int:
-        return self._S._slab_alloc(self.size, gfp, self.flags)
+        return self._S._slab_alloc(self.size, gfp, self.flags, cache=self)
 
     def free(self, addr: int) -> None:
+        self.lru_del(addr)
         self._S.kfree(addr)
+
+    def _lru_memcg(self, addr: int) -> M.MemCgroupState:
+        rec = self._S._objects.get(addr)
+        if not self.flags & SLAB_RECLAIM_ACCOUNT or rec is None or rec.get("cache") is not self:
+            raise _err(errno.EINVAL, f"{addr:#x} is not an object of reclaimable cache {self.name}")
+        o = rec["objcg"]
+        return self._S._root if o is None else o.memcg
+
+    def lru_add(self, addr: int) -> bool:
+        """list_lru_add_obj(): to the tail of the list of the memcg it is charged to."""
+        m = self._lru_memcg(addr)
+        if addr in self.where:
+            return False
+        self.lru.setdefault(m, {})[addr] = None
+        self.where[addr] = m
+        return True
+
+    def lru_del(self, addr: int) -> bool:
+        m = self.where.pop(addr, None)
+        if m is None:
+            return False
+        del self.lru[m][addr]
+        return True
+
+    def lru_count(self, cg: MemCgroup) -> int:
+        return len(self.lru.get(cg._st, []))
 
 
 class System:
     """The reference model of one simulated machine."""
 
     def __init__(self, nr_cpus: int = 2, page_size: int = 4096, profile: str = "6.18",
-                 cgroup: str = "v2", ram: str | int = "8G", oom_kill: bool = True) -> None:
+                 cgroup: str = "v2", ram: str | int = "8G", oom_kill: bool = True,
+                 memory_recursiveprot: bool = False) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}")
         if cgroup not in ("v1", "v2"):
@@ -436,6 +586,10 @@ class System:
         self.page_size = page_size
         self.cgroup_version = cgroup
         self.oom_kill = oom_kill
+        self.memory_recursiveprot = memory_recursiveprot
+        self.caches: list[KmemCache] = []
+        self.css_free_pending: list[M.MemCgroupState] = []
+        self._kthread_active: list[M.MemCgroupState] = []
         self.gfp: GfpFlags = gfp_flags(has_gfp_atomic=self.profile.has_gfp_atomic,
                                        nowait_nowarn=self.profile.nowait_nowarn)
         self.page_counter_max = ((1 << 63) - 1) // page_size
@@ -563,8 +717,37 @@ class System:
         kind, cpu, task = self._ctx[-1]
         if kind == "irq":
             return (cpu, None, True, self._int_active[cpu])
+        if kind == "kthread":
+            return (cpu, None, False, self._kthread_active[-1])
         assert task is not None
         return (cpu, task, False, task.active_memcg)
+
+    @contextmanager
+    def _kthread(self, cpu: int, memcg: M.MemCgroupState) -> Iterator[None]:
+        """Kernel work on ``cpu`` charging ``memcg`` (set_active_memcg()): mkdir's
+        structures, a fork's stack."""
+        self._ctx.append(("kthread", cpu, None))
+        self._kthread_active.append(memcg)
+        try:
+            yield
+        finally:
+            self._kthread_active.pop()
+            self._ctx.pop()
+
+    def _free_struct(self, kind: str, addr: int, cpu: int) -> None:
+        if kind == "kmalloc":
+            self._slab_free(addr, self._objects[addr], cpu)
+        else:
+            self._free_percpu(addr, cpu)
+
+    def _css_free_work(self) -> None:
+        """__mem_cgroup_free() of memcgs freed since the last call: their structures
+        are freed on cpu 0 (the frees may free more memcgs: those too)."""
+        while self.css_free_pending:
+            m = self.css_free_pending.pop(0)
+            for kind, addr in m.structs:
+                self._free_struct(kind, addr, 0)
+            m.structs = []
 
     def _charge_target(self) -> tuple[int, Task | None, bool, M.MemCgroupState | None]:
         """memcg_kmem_bypass() + active memcg / task memcg (no walk yet)."""
@@ -587,6 +770,7 @@ class System:
         """A reference held outside any cpu context (the core's bm_obj_cgroup_put()): a
         release it triggers uncharges directly (no page stock)."""
         O.obj_cgroup_put(self, self._objcg(objcg), None)
+        self._css_free_work()
 
     def objcg_memcg(self, objcg: int) -> MemCgroup:
         return self._wrap(self._objcg(objcg).memcg)
@@ -606,9 +790,22 @@ class System:
         if cg._st.css_refs <= 0:
             raise _err(errno.EINVAL, "memcg_put without a reference")
         M.css_put(self, cg._st)
+        self._css_free_work()
 
     def drain_all_stock(self, cg: MemCgroup | None = None) -> None:
-        M.drain_all_stock(self, (cg or self.root)._st)
+        while True:
+            self._css_free_work()
+            M.drain_all_stock(self, (cg or self.root)._st)
+            if not self.css_free_pending:
+                return
+
+    def drain_local_stock(self, cpu: int) -> None:
+        """drain_local_stock() on ``cpu``: its object stock, then every page slot (a slot
+        with no pages too, whose css reference may be the last of a dying memcg)."""
+        from .objcg import drain_obj_stock
+        drain_obj_stock(self, cpu)
+        M.drain_local_page_stock(self, cpu)
+        self._css_free_work()
 
     # -- page allocator with kmem charging
     def _new_addr(self, npages: int) -> int:
@@ -686,10 +883,12 @@ class System:
                     memcg=None if m is None else self._wrap(m))
 
     # -- slab
-    def _slab_alloc(self, size: int, gfp: int, cache_flags: int = 0) -> int:
-        """slab_alloc + memcg_slab_{pre,post}_alloc_hook()."""
+    def _slab_alloc(self, size: int, gfp: int, cache_flags: int = 0,
+                    cache: KmemCache | None = None) -> int:
+        """slab_alloc + memcg_slab_{pre,post}_alloc_hook(); a kmem_cache_create()d cache's
+        objects are ALIGN(size, 8), a kmalloc's its bucket."""
         cpu, task, irq, m = self._charge_target()
-        bucket = kmalloc_bucket(size, self.page_size)
+        bucket = -(-size // 8) * 8 if cache is not None else kmalloc_bucket(size, self.page_size)
         full = obj_full_size(bucket)
         reclaim = bool(gfp & _G_RECLAIMABLE or cache_flags & SLAB_RECLAIM_ACCOUNT)
         key = "slab_reclaimable" if reclaim else "slab_unreclaimable"
@@ -705,13 +904,15 @@ class System:
                 M.mod_memcg_state(o.memcg, key, full)      # mod_objcg_state()
         pfn = self._new_addr(1)
         addr = pfn * self.page_size
-        self._objects[addr] = dict(kind="slab", objcg=o, full=full, key=key, size=size)
+        self._objects[addr] = dict(kind="slab", objcg=o, full=full, key=key, size=size, cache=cache)
         self._pages[pfn] = dict(kind="slab", nr=1, flags=MEMCG_DATA_OBJCGS if o else 0, owner=o)
         return addr
 
     def _slab_free(self, addr: int, rec: dict[str, Any], cpu: int) -> None:
-        """memcg_slab_free_hook()."""
+        """memcg_slab_free_hook() (an object on its cache's LRU leaves it first)."""
         o = rec["objcg"]
+        if rec.get("cache") is not None:
+            rec["cache"].lru_del(addr)
         del self._objects[addr]
         del self._pages[addr // self.page_size]
         if o is None:
@@ -764,7 +965,40 @@ class System:
     def kmem_cache_create(self, name: str, size: int, flags: int = 0) -> KmemCache:
         if not 1 <= size <= kmalloc_max_cache_size(self.page_size):
             raise ValueError(f"bad cache object size {size}")
-        return KmemCache(self, name, size, flags)
+        cache = KmemCache(self, name, size, flags)
+        self.caches.append(cache)
+        return cache
+
+    def drop_slab(self) -> int:
+        return V.drop_slab(self, self.current_cpu or 0)
+
+    @property
+    def dentry_cache(self) -> KmemCache:
+        if not hasattr(self, "_dentry_cache"):
+            self._dentry_cache = self.kmem_cache_create(
+                "dentry", self.profile.dentry_size, SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT)
+        return self._dentry_cache
+
+    def create_dentries(self, n: int, gfp: int = GFP_KERNEL) -> list[int]:
+        """n negative dentries, each unused on the LRU; stops at the first failure.  Each
+        lookup is a syscall of its own: a task pays its memory.high debt on each return
+        to user."""
+        cache = self.dentry_cache
+        cpu, task, _, _ = self._current(alloc=True)
+        out: list[int] = []
+        for _ in range(n):
+            try:
+                addr = cache.alloc(gfp)
+            except OSError:
+                addr = 0
+            if addr:
+                cache.lru_add(addr)
+                out.append(addr)
+            if task is not None:
+                M.handle_over_high(self, task, cpu)
+            if not addr:
+                break
+        return out
 
     # -- vmalloc
     def vmalloc(self, size: int, gfp: int) -> int:
@@ -853,11 +1087,13 @@ class System:
         rec = self._objects.get(addr)
         if rec is None or rec["kind"] != "percpu":
             raise _err(errno.EINVAL, f"free_percpu: {addr:#x} is not a percpu address")
-        del self._objects[addr]
+        self._free_percpu(addr, self._current(alloc=False)[0])
+
+    def _free_percpu(self, addr: int, cpu: int) -> None:
+        rec = self._objects.pop(addr)
         o = rec["objcg"]
         if o is None:
             return
-        cpu = self._current(alloc=False)[0]
         O.obj_cgroup_uncharge(self, o, rec["full"], cpu)     # pcpu_memcg_free_hook()
         M.mod_memcg_state(o.memcg, "percpu", -rec["full"])
         O.obj_cgroup_put(self, o, cpu)

@@ -24,6 +24,16 @@
  * every thread at once, each charged, removed and uncharged, with lookups of
  * recent handles in between.
  *
+ * A mkdir charges its memcg's structures to the middle cgroup
+ * (mem_cgroup_alloc() under set_active_memcg(parent)), and they are freed
+ * when the child is (the deferred __mem_cgroup_free(), before the struct's
+ * grace period).  Shrinkers and kernel stacks run at the same time too:
+ * threads allocate negative dentries (objects of a SLAB_RECLAIM_ACCOUNT
+ * cache left on its memcg-aware list_lru) that the reclaim of other threads'
+ * failing charges frees, and allocate and free kernel stacks (vmalloc,
+ * per-page kmem charges).  drop_slab() frees the dentries left, and the end
+ * state is checked exactly before the id-reuse phase.
+ *
  * usage: stress_threads [nr_threads (1..64, default 4)] [iterations (default 20000)]
  */
 #include <errno.h>
@@ -48,11 +58,15 @@ struct churn {
     _Atomic int32_t recent[NR_RECENT]; /* handles of recent children (live, dying or freed) */
     _Atomic unsigned nr_made;
     _Atomic long handoff[NR_HANDOFF]; /* removed child's id * 16 + pages still charged; 0 = empty */
+    int32_t *objcgs;                  /* the objcg handle of every child made (for parked_bytes) */
+    long objcgs_cap;
+    _Atomic long nr_objcgs;
 };
 
 struct worker {
     bm_system *sys;
     struct churn *churn;
+    int32_t dentry_cache;     /* SLAB_RECLAIM_ACCOUNT cache with a list_lru */
     int cpu;
     long iters;
     int32_t cg[NR_CG];
@@ -62,6 +76,8 @@ struct worker {
     long failures;
     long mkdirs;              /* children made and removed */
     long handovers;           /* removed children's charges taken over from another thread */
+    long dentries;            /* objects put on the LRU */
+    long stacks;              /* kernel stacks allocated and freed */
     int error;
 };
 
@@ -77,13 +93,26 @@ static uint64_t next_rand(uint64_t *s)
 static int churn_mkdir(struct worker *w, int64_t nr)
 {
     struct churn *ch = w->churn;
-    int32_t id = bm_memcg_create(w->sys, ch->parent);
+    struct bm_memcg_info info;
+    int32_t id = bm_memcg_create(w->sys, ch->parent, w->cpu);
     int32_t seen;
     int rc;
 
+    if (id == -ENOMEM) {        /* the parent could not take the structures' charge */
+        w->failures++;
+        return 0;
+    }
     if (id < 0)
         return id;
     w->mkdirs++;
+    if (bm_memcg_info(w->sys, id, &info))
+        return -EIO;
+    {
+        long n = atomic_fetch_add(&ch->nr_objcgs, 1);
+        if (n >= ch->objcgs_cap)
+            return -EOVERFLOW;
+        ch->objcgs[n] = info.objcg;
+    }
     seen = (int32_t)atomic_fetch_add(&ch->nr_made, 1);
     atomic_store(&ch->recent[(uint32_t)seen % NR_RECENT], id);
     rc = bm_try_charge(w->sys, id, nr, GFP_KERNEL | BM_GFP_NORETRY, w->cpu);
@@ -116,6 +145,43 @@ static int churn_uncharge(struct worker *w, uint64_t r)
         }
     }
     return 0;
+}
+
+/* negative dentries in cgroup k: current is a task there; reclaim (of this
+   charge or another thread's) may free them at any time, so they are never
+   freed here */
+static int lru_objects(struct worker *w, int k, int64_t nr, uint32_t gfp)
+{
+    uint64_t addrs[8];
+    int64_t got;
+    int rc = bm_set_task(w->sys, w->cpu, w->cg[k], -1);
+
+    if (rc)
+        return rc;
+    got = bm_kmem_cache_alloc_lru_bulk(w->sys, w->cpu, w->dentry_cache, gfp, nr, addrs);
+    rc = bm_set_task(w->sys, w->cpu, -1, -1);
+    if (got < 0)
+        return (int)got;
+    w->dentries += got;
+    if (got < nr)
+        w->failures++;
+    return rc;
+}
+
+/* a kernel stack charged to cgroup k, freed at once */
+static int task_stack(struct worker *w, int k)
+{
+    uint64_t addr;
+    int rc = bm_task_stack_alloc(w->sys, w->cpu, w->cg[k], &addr);
+
+    if (rc == -ENOMEM) {
+        w->failures++;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    w->stacks++;
+    return bm_task_stack_free(w->sys, w->cpu, addr);
 }
 
 /* a recent handle of the churn (live, dying or freed), or another
@@ -157,7 +223,7 @@ static void *reuse_main(void *arg)
 
     for (long i = 0; i < w->iters && !w->error; i++) {
         uint64_t r = next_rand(&rng);
-        int32_t id = bm_memcg_create(w->sys, w->churn->parent);
+        int32_t id = bm_memcg_create(w->sys, w->churn->parent, w->cpu);
         unsigned seq;
         int rc;
 
@@ -193,7 +259,7 @@ static void *worker_main(void *arg)
     for (long i = 0; i < w->iters && !w->error; i++) {
         uint64_t r = next_rand(&rng);
         int k = (int)(r % NR_CG);
-        int op = (int)((r >> 8) % 20);
+        int op = (int)((r >> 8) % 22);
         int64_t nr = (int64_t)((r >> 16) % 8) + 1;
         uint32_t gfp = (r >> 24) & 1 ? GFP_KERNEL | BM_GFP_NORETRY : GFP_NOWAIT;
         int rc;
@@ -250,6 +316,10 @@ static void *worker_main(void *arg)
             w->error = churn_mkdir(w, nr);
         } else if (op == 17) {
             w->error = churn_uncharge(w, r >> 32);
+        } else if (op == 18) {
+            w->error = lru_objects(w, k, nr, gfp);
+        } else if (op == 19) {
+            w->error = task_stack(w, k);
         } else {
             w->error = churn_lookup(w, r >> 32);
         }
@@ -268,6 +338,21 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* the bytes parked (nr_charged_bytes) on the objcgs memcg now holds: its own
+   and those reparented to it (those of cg[] and of every churn child; a
+   freed objcg's handle names nothing, whoever took its slot since) */
+static int64_t parked_bytes(bm_system *sys, int32_t memcg, struct churn *ch)
+{
+    struct bm_objcg_info o;
+    int64_t sum = 0;
+    long n = atomic_load(&ch->nr_objcgs);
+
+    for (long i = 0; i < n; i++)
+        if (!bm_objcg_info(sys, ch->objcgs[i], &o) && o.memcg == memcg)
+            sum += o.nr_charged_bytes;
+    return sum;
+}
+
 static int run(const char *name, struct bm_config *cfg, int nthreads, long iters)
 {
     struct bm_memcg_info info;
@@ -277,16 +362,22 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
     int32_t a, cg[NR_CG];
     bm_system *sys = bm_system_new(cfg);
     struct churn churn;
-    long failures = 0, mkdirs = 0, handovers = 0;
+    long failures = 0, mkdirs = 0, handovers = 0, dentries = 0, stacks = 0;
+    int32_t dentry_cache;
+    int64_t dropped;
 
     if (!sys) {
         fprintf(stderr, "%s: bm_system_new failed\n", name);
         return 1;
     }
-    a = bm_memcg_create(sys, 0);
+    if (bm_kmem_cache_create(sys, 192, BM_SLAB_ACCOUNT | BM_SLAB_RECLAIM_ACCOUNT, &dentry_cache)) {
+        fprintf(stderr, "%s: kmem_cache_create failed\n", name);
+        return 1;
+    }
+    a = bm_memcg_create(sys, 0, 0);
     cg[0] = a;
-    cg[1] = bm_memcg_create(sys, a);
-    cg[2] = bm_memcg_create(sys, a);
+    cg[1] = bm_memcg_create(sys, a, 0);
+    cg[2] = bm_memcg_create(sys, a, 0);
     /* tight enough that charges fail, reclaim and drain_all_stock run */
     if (bm_memcg_write(sys, a, BM_WRITE_MAX, (int64_t)cfg->profile.charge_batch * nthreads + 64)) {
         fprintf(stderr, "%s: memory.max write failed\n", name);
@@ -294,6 +385,18 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
     }
     churn.parent = a;
     atomic_init(&churn.nr_made, 0);
+    churn.objcgs_cap = (long)nthreads * iters + NR_CG;
+    churn.objcgs = calloc((size_t)churn.objcgs_cap, sizeof(*churn.objcgs));
+    if (!churn.objcgs) {
+        fprintf(stderr, "%s: out of memory\n", name);
+        return 1;
+    }
+    for (int k = 0; k < NR_CG; k++) {
+        if (bm_memcg_info(sys, cg[k], &info))
+            return 1;
+        churn.objcgs[k] = info.objcg;
+    }
+    atomic_init(&churn.nr_objcgs, NR_CG);
     for (int i = 0; i < NR_RECENT; i++)
         atomic_init(&churn.recent[i], 0);
     for (int i = 0; i < NR_HANDOFF; i++)
@@ -302,6 +405,7 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         memset(&w[t], 0, sizeof(w[t]));
         w[t].sys = sys;
         w[t].churn = &churn;
+        w[t].dentry_cache = dentry_cache;
         w[t].cpu = t;
         w[t].iters = iters;
         w[t].batch = cfg->profile.charge_batch;
@@ -316,6 +420,8 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         failures += w[t].failures;
         mkdirs += w[t].mkdirs;
         handovers += w[t].handovers;
+        dentries += w[t].dentries;
+        stacks += w[t].stacks;
         if (w[t].error) {
             fprintf(stderr, "%s: cpu %d: error %d\n", name, t, w[t].error);
             return 1;
@@ -338,27 +444,63 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
             return 1;
         }
     }
+    /* the dentries reclaim left */
+    dropped = bm_drop_slab(sys, 0);
+    if (dropped < 0) {
+        fprintf(stderr, "%s: drop_slab failed\n", name);
+        return 1;
+    }
     bm_drain_all_stock(sys, 0);
     for (int k = 0; k < NR_CG; k++) {
+        int64_t kbytes;
         if (bm_memcg_info(sys, cg[k], &info))
             return 1;
-        if (info.memory.usage != 0 || info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
+        /* a holds the structures of its children cg[1] and cg[2] (the churn's are
+           freed): objcg charges in whole pages, the rest parked on its objcgs */
+        kbytes = info.stat[BM_STAT_PERCPU_B] + info.stat[BM_STAT_SLAB_UNRECLAIMABLE_B];
+        if (info.memory.usage * 4096 != kbytes + parked_bytes(sys, cg[k], &churn) ||
+            (k != 0 && kbytes) || (k == 0 && cfg->nr_memcg_allocs && !kbytes) ||
+            info.stat[BM_STAT_SLAB_RECLAIMABLE_B] || info.stat[BM_STAT_KERNEL_STACK_B] ||
+            info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
             info.refcnt != (k == 0 ? 4 : 2)) {   /* base ref + the objcg's (+ a child's pin each) */
-            fprintf(stderr, "%s: memcg %d: usage %lld anon %lld file %lld refcnt %d\n", name,
-                    cg[k], (long long)info.memory.usage, (long long)info.stat[BM_STAT_ANON],
+            fprintf(stderr, "%s: memcg %d: usage %lld kmem bytes %lld reclaimable %lld stack %lld "
+                    "anon %lld file %lld refcnt %d\n", name, cg[k], (long long)info.memory.usage,
+                    (long long)kbytes, (long long)info.stat[BM_STAT_SLAB_RECLAIMABLE_B],
+                    (long long)info.stat[BM_STAT_KERNEL_STACK_B], (long long)info.stat[BM_STAT_ANON],
                     (long long)info.stat[BM_STAT_FILE], info.refcnt);
             return 1;
         }
     }
-    if (bm_memcg_info(sys, 0, &info) || info.memory.usage != 0) {
-        fprintf(stderr, "%s: root usage %lld\n", name, (long long)info.memory.usage);
-        return 1;
+    bm_memcg_offline(sys, cg[1]);
+    bm_memcg_offline(sys, cg[2]);
+    bm_drain_all_stock(sys, 0);
+    {   /* their structures gone: a keeps only whole parked pages */
+        int64_t parked = parked_bytes(sys, a, &churn);
+        int64_t a_usage;
+        if (bm_memcg_info(sys, a, &info) || info.stat[BM_STAT_PERCPU_B] ||
+            info.stat[BM_STAT_SLAB_UNRECLAIMABLE_B] || parked % 4096 ||
+            info.memory.usage * 4096 != parked) {
+            fprintf(stderr, "%s: a keeps %lld pages (%lld parked bytes) after its children went\n",
+                    name, (long long)info.memory.usage, (long long)parked);
+            return 1;
+        }
+        a_usage = info.memory.usage;
+        if (bm_memcg_info(sys, 0, &info) || info.memory.usage != a_usage) {
+            fprintf(stderr, "%s: root usage %lld, a's %lld\n", name, (long long)info.memory.usage,
+                    (long long)a_usage);
+            return 1;
+        }
     }
     if (bm_system_check(sys, msg, sizeof(msg))) {
         fprintf(stderr, "%s: bm_system_check: %s\n", name, msg);
         return 1;
     }
-    /* id reuse: more children than ids in all, made by every thread at once */
+    /* id reuse: more children than ids in all, made by every thread at once
+       (a's limit lifted: its children's structures are charged to it) */
+    if (bm_memcg_write(sys, a, BM_WRITE_MAX, INT64_MAX / 65536)) {
+        fprintf(stderr, "%s: memory.max write failed\n", name);
+        return 1;
+    }
     for (int t = 0; t < nthreads; t++) {
         w[t].iters = ID_SLOTS / nthreads + 1024;
         w[t].mkdirs = 0;
@@ -379,16 +521,16 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
         fprintf(stderr, "%s: after id reuse: %d dying, check: %s\n", name, bm_system_nr_dying(sys), msg);
         return 1;
     }
-    bm_memcg_offline(sys, cg[1]);
-    bm_memcg_offline(sys, cg[2]);
     bm_memcg_offline(sys, a);
     if (bm_system_nr_dying(sys) != 0) {
         fprintf(stderr, "%s: %d dying memcgs left\n", name, bm_system_nr_dying(sys));
         return 1;
     }
     bm_system_free(sys);
-    printf("%s: %d threads x %ld ops ok (%ld ENOMEM, %ld children made and removed, %ld handed over)\n",
-           name, nthreads, iters, failures, mkdirs, handovers);
+    free(churn.objcgs);
+    printf("%s: %d threads x %ld ops ok (%ld ENOMEM, %ld children made and removed, %ld handed over, "
+           "%ld dentries, %lld left to drop_slab, %ld stacks)\n",
+           name, nthreads, iters, failures, mkdirs, handovers, dentries, (long long)dropped, stacks);
     return 0;
 }
 
@@ -402,6 +544,13 @@ static void profile_511(struct bm_config *c)
     c->profile.nofail_forces_before_oom = 1;
     c->profile.kmem_limit_enforced = 1;
     c->profile.objcg_release_via_stock = 1;
+    c->profile.memcg_reclaim_counts_slab = 1;
+    /* mem_cgroup_alloc()'s accounted structures of 5.11 */
+    c->nr_memcg_allocs = 4;
+    c->memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
+    c->memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1120};
+    c->memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
+    c->memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 304};
 }
 
 /* 5.15: objcg KMEM pages with the v5.14-v5.17 task/irq object stocks */
@@ -412,7 +561,11 @@ static void profile_515(struct bm_config *c)
         .charge_batch = 32, .nr_memcg_stock = 1, .obj_stock_split_pages = 1,
         .kmem_page_objcg = 1, .clamp_underflow = 1, .gfp_atomic_forces = 1,
         .kmem_limit_enforced = 1, .kmalloc_cg_caches = 1, .large_kmalloc_memcg_stat = 1,
-        .obj_stock_slab_stats = 1, .obj_stock_task_irq_split = 1, .objcg_release_via_stock = 1};
+        .obj_stock_slab_stats = 1, .obj_stock_task_irq_split = 1, .objcg_release_via_stock = 1,
+        .memcg_reclaim_counts_slab = 1, .shrinker_deferred_per_memcg = 1};
+    c->nr_memcg_allocs = 2;         /* vmstats_percpu, per node lruvec_stats_percpu */
+    c->memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 2296};
+    c->memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 624};
 }
 
 static void profile_618(struct bm_config *c)
@@ -424,7 +577,15 @@ static void profile_618(struct bm_config *c)
         .clamp_underflow = 1, .gfp_high_forces = 1, .max_event_on_force = 1,
         .kmalloc_cg_caches = 1, .percpu_ptr_overhead = 1, .large_kmalloc_memcg_stat = 1,
         .stat_kernel = 1, .stat_vmalloc = 1, .nospin_no_batch = 1,
-        .kmem_uncharge_skips_root = 1, .obj_stock_slab_stats = 1};
+        .kmem_uncharge_skips_root = 1, .obj_stock_slab_stats = 1,
+        .reclaim_target_unprotected = 1, .reclaim_partial_walk = 1,
+        .shrinker_deferred_per_memcg = 1, .sb_scan_exact_total = 1, .kpagecgroup_folio = 1};
+    c->nr_memcg_allocs = 5;
+    c->memcg_allocs[0] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 1712};
+    c->memcg_allocs[1] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 1216};
+    c->memcg_allocs[2] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 24};
+    c->memcg_allocs[3] = (struct bm_alloc_spec){BM_ALLOC_KMALLOC, 792};
+    c->memcg_allocs[4] = (struct bm_alloc_spec){BM_ALLOC_PERCPU, 528};
 }
 
 int main(int argc, char **argv)
