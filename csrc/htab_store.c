@@ -174,32 +174,8 @@ static int grow_index(bm_htab *h, uint32_t want)
     return 0;
 }
 
-static int grow_slots(bm_htab *h)
-{
-    uint32_t cap = h->cap ? h->cap * 2 : 16;
-    void *p;
-
-    if (h->cap >= HTAB_MAX_SLOTS)
-        return -ENOMEM;
-#define GROW(field, per)                                                      \
-    do {                                                                      \
-        p = realloc(h->field, (size_t)cap * (per));                           \
-        if (!p)                                                               \
-            return -ENOMEM;                                                   \
-        h->field = p;                                                         \
-    } while (0)
-    GROW(next, sizeof(uint32_t));
-    GROW(prev, sizeof(uint32_t));
-    GROW(keys, h->key_size);
-    GROW(vals, h->value_size);
-    if (h->naux)
-        GROW(aux, sizeof(uint64_t) * h->naux);
-#undef GROW
-    h->cap = cap;
-    return 0;
-}
-
-/* room for `want` slots in one reallocation per array (bulk inserts) */
+/* room for `want` slots, the capacity doubled as often as needed, in one
+ * reallocation per array (one insert, an LRU reservation or a bulk insert) */
 static int reserve_slots(bm_htab *h, uint64_t want)
 {
     uint64_t cap = h->cap ? h->cap : 16;
@@ -272,7 +248,7 @@ static int insert_new(bm_htab *h, const uint8_t *key, uint32_t hv, const uint8_t
         s = h->free_head;
         h->free_head = h->next[s];
     } else {
-        if (h->used == h->cap && (rc = grow_slots(h)))
+        if (h->used == h->cap && (rc = reserve_slots(h, (uint64_t)h->cap + 1)))
             return rc;
         s = h->used++;
     }
@@ -541,9 +517,8 @@ static int lru_reserve(bm_htab *h)
 
     if (want == BPF_LRU_NONE)
         return -ENOMEM;
-    while (h->cap < want)
-        if ((rc = grow_slots(h)))
-            return rc;
+    if ((rc = reserve_slots(h, want)))
+        return rc;
     return grow_index(h, h->count + 1);
 }
 

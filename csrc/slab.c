@@ -1042,9 +1042,11 @@ static int lru_obj_arg(struct bm_system *sys, int32_t cache, uint64_t addr, stru
     return 0;
 }
 
-int bm_list_lru_add(bm_system *sys, int32_t cache, uint64_t addr)
+/* list_lru_add_obj() (del: false) or list_lru_del_obj() (del: true) of the object
+   at addr, under the system lock; del returns whether it was on the list.  The
+   caller is a read-side section. */
+static int list_lru_update(bm_system *sys, int32_t cache, uint64_t addr, bool del)
 {
-    BM_RCU_READ_SECTION(sys, -1);
     struct kmem_cache *s;
     struct slab *slab;
     uint32_t idx;
@@ -1054,30 +1056,26 @@ int bm_list_lru_add(bm_system *sys, int32_t cache, uint64_t addr)
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
     ret = lru_obj_arg(sys, cache, addr, &s, &slab, &idx);
-    if (!ret)
+    if (!ret && !del) {
         ret = list_lru_add_obj(sys, s, slab, idx);
-    pthread_mutex_unlock(&sys->lock);
-    return ret;
-}
-
-int bm_list_lru_del(bm_system *sys, int32_t cache, uint64_t addr)
-{
-    BM_RCU_READ_SECTION(sys, -1);
-    struct kmem_cache *s;
-    struct slab *slab;
-    uint32_t idx;
-    int ret;
-
-    if (!sys || !sys->mm)
-        return -EINVAL;
-    pthread_mutex_lock(&sys->lock);
-    ret = lru_obj_arg(sys, cache, addr, &s, &slab, &idx);
-    if (!ret) {
+    } else if (!ret) {
         ret = addr_map_get(&s->lru->items, addr) ? 1 : 0;
         list_lru_del_obj(sys, s, addr);
     }
     pthread_mutex_unlock(&sys->lock);
     return ret;
+}
+
+int bm_list_lru_add(bm_system *sys, int32_t cache, uint64_t addr)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    return list_lru_update(sys, cache, addr, false);
+}
+
+int bm_list_lru_del(bm_system *sys, int32_t cache, uint64_t addr)
+{
+    BM_RCU_READ_SECTION(sys, -1);
+    return list_lru_update(sys, cache, addr, true);
 }
 
 int64_t bm_list_lru_count(bm_system *sys, int32_t cache, int32_t memcg_id)

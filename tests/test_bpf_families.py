@@ -16,11 +16,10 @@ import pybpfmem
 from pybpfmem.bpf import uapi as U
 from pybpfmem.profiles import get_profile
 
+from map_shapes import BTF, SHAPES
+
 PAGE = 4096
 P = 2
-# local-storage maps need BTF key/value types (bpf_local_storage_map_alloc_check());
-# BTF objects are not modelled, so any non-zero type ids do
-BTF = {"btf_fd": 3, "btf_key_type_id": 1, "btf_value_type_id": 2}
 
 
 def rup(x: int, a: int) -> int:
@@ -674,32 +673,13 @@ def test_pinning_a_socket_fd_is_einval():
     assert sys_.bpffs_ls() == []
 
 
-# every family type: (map_type, key, value, max_entries, flags, extra kwargs, first profile:
-# the first of PROFILE_NAMES whose release has the type -- CGRP_STORAGE v6.2, BLOOM_FILTER
-# v5.16, USER_RINGBUF v6.1, TASK_STORAGE v5.11)
-_FAMILY_SHAPES = [
-    (U.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 16, U.BPF_F_NO_PREALLOC, {}, "5.10"),
-    (U.BPF_MAP_TYPE_QUEUE, 0, 8, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_STACK, 0, 8, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 4096, 0, {}, "6.1"),
-    (U.BPF_MAP_TYPE_STACK_TRACE, 4, 64, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_DEVMAP, 4, 4, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_DEVMAP_HASH, 4, 8, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_CPUMAP, 4, 4, 2, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_XSKMAP, 4, 4, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_SOCKMAP, 4, 8, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_SOCKHASH, 16, 8, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8, 16, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_CGROUP_STORAGE, 8, 32, 0, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, 16, 32, 0, 0, {}, "5.10"),
-    (U.BPF_MAP_TYPE_SK_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "5.10"),
-    (U.BPF_MAP_TYPE_INODE_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "5.10"),
-    (U.BPF_MAP_TYPE_TASK_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "5.11"),
-    (U.BPF_MAP_TYPE_CGRP_STORAGE, 4, 32, 0, U.BPF_F_NO_PREALLOC, BTF, "6.6"),
-    (U.BPF_MAP_TYPE_BLOOM_FILTER, 0, 8, 16, 0, {}, "6.1"),
-    (U.BPF_MAP_TYPE_STRUCT_OPS, 4, 256, 1, 0, {"btf_vmlinux_value_type_id": 1}, "5.10"),
-]
+# the families of this file (the array and hash families, map-in-map, the event and
+# cgroup arrays and ARENA have tests of their own)
+_FAMILY_SHAPES = [s for s in SHAPES if s[0] not in (
+    U.BPF_MAP_TYPE_ARRAY, U.BPF_MAP_TYPE_PERCPU_ARRAY, U.BPF_MAP_TYPE_HASH,
+    U.BPF_MAP_TYPE_PERCPU_HASH, U.BPF_MAP_TYPE_LRU_HASH, U.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    U.BPF_MAP_TYPE_PROG_ARRAY, U.BPF_MAP_TYPE_PERF_EVENT_ARRAY, U.BPF_MAP_TYPE_CGROUP_ARRAY,
+    U.BPF_MAP_TYPE_ARRAY_OF_MAPS, U.BPF_MAP_TYPE_HASH_OF_MAPS, U.BPF_MAP_TYPE_ARENA)]
 
 
 @pytest.mark.parametrize("profile", pybpfmem.PROFILE_NAMES)

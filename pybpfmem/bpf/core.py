@@ -18,7 +18,7 @@ from . import uapi as U
 from .caps import bpf_capable
 from .errors import BpfError
 from .fd import BpfFile, map_inc, map_put
-from .map import CHARGE_KINDS, BpfMap, kmalloc_stat_kind, rup
+from .map import CHARGE_KINDS, BpfMap, kmalloc_stat_kind, rup, sum_over_memcgs
 from .regime import MemlockCharge, charge_memlock, uncharge_memlock
 
 BPF_LD_IMM64 = 0x18
@@ -108,12 +108,7 @@ class BpfProg(NoCopy):
 
     def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
         """charges() summed over the memcgs: (requested, seen by the memcgs) by kind."""
-        asked, by_memcg = self.charges()
-        seen = dict.fromkeys(CHARGE_KINDS, 0)
-        for kinds in by_memcg.values():
-            for kind, n in kinds.items():
-                seen[kind] += n
-        return asked, seen
+        return sum_over_memcgs(*self.charges())
 
     def show(self) -> dict[str, Any]:
         requested, charged = self.charged_bytes()

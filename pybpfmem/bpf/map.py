@@ -158,6 +158,16 @@ _KINDS = {"k": "slab", "v": "vmalloc", "p": "percpu", "g": "pages"}
 CHARGE_KINDS = ("slab", "vmalloc", "percpu", "pages")
 
 
+def sum_over_memcgs(asked: dict[str, int], by_memcg: dict[int, dict[str, int]]
+                    ) -> tuple[dict[str, int], dict[str, int]]:
+    """charges() of a map or program summed over the memcgs: (requested, seen) by kind."""
+    seen = dict.fromkeys(CHARGE_KINDS, 0)
+    for kinds in by_memcg.values():
+        for kind, n in kinds.items():
+            seen[kind] += n
+    return asked, seen
+
+
 def kmalloc_stat_kind(sysm: Any, full: int) -> str:
     """Where memory.stat counts an accounted kmalloc that charged `full` bytes
     (kmalloc_charged_size()).  A slab object's obj_full_size() -- its bucket plus the
@@ -634,12 +644,7 @@ class BpfMap(NoCopy):
 
     def charged_bytes(self) -> tuple[dict[str, int], dict[str, int]]:
         """charges() summed over the memcgs: (requested, seen by the memcgs) by kind."""
-        asked, by_memcg = self.charges()
-        seen = dict.fromkeys(CHARGE_KINDS, 0)
-        for kinds in by_memcg.values():
-            for kind, n in kinds.items():
-                seen[kind] += n
-        return asked, seen
+        return sum_over_memcgs(*self.charges())
 
     def allocated_bytes(self) -> dict[str, int]:
         """Bytes by allocation kind the map holds, accounted or not."""
