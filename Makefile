@@ -116,14 +116,17 @@ tests/fixtures/bpf/%.bpf.o: tests/fixtures/bpf/%.bpf.c
 # Boot a real Debian kernel package in QEMU and run `verify --quick --json` in it, once
 # per cgroup mode (tools/kernel-vm/, docs/kernel-vm.md).  KVER: a version ("5.10",
 # "6.1", "6.18.15") or a linux-image .deb.  JSON and logs: build/kernel-vm/results/.
+# VERIFY: verify's arguments (the profile is the registry's for the guest's kernel
+# unless VERIFY names one with --profile).
 KVER ?= 6.18.15
 CGROUPS ?= v1 v2
 KVM_TIMEOUT ?= 1800
+VERIFY ?= --quick --json
 kernel-vm:
 	@rc=0; for m in $(CGROUPS); do \
 	  python3 tools/kernel-vm/vm.py --kernel $(KVER) --cgroup $$m --timeout $(KVM_TIMEOUT) \
 	    --save build/kernel-vm/results/$(notdir $(KVER))-$$m -- env PYTHONPATH=. \
-	    /opt/venv/bin/python tools/kernel-vm/guest_verify.py --quick --json \
+	    /opt/venv/bin/python -m pybpfmem verify $(VERIFY) \
 	  || { r=$$?; [ $$r -ge 128 ] && exit $$r; rc=1; }; \
 	done; python3 tools/kernel-vm/summary.py build/kernel-vm/results; exit $$rc
 

@@ -284,11 +284,11 @@ def test_shrink_keeps_the_divergence():
 
 
 def test_unknown_family_is_a_usage_error(monkeypatch):
-    from pybpfmem.live import verify as V
+    from pybpfmem.commands import verify as C
     monkeypatch.setattr("pybpfmem.live.runner.refusal_reason", lambda: None)
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
-    assert V.main(["--semantics", "--family", "nosuch"]) == 2
+    assert C.main(["--semantics", "--family", "nosuch"]) == 2
     assert "unknown family" in err.getvalue()
 
 

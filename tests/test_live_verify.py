@@ -13,6 +13,7 @@ import pybpfmem
 from pybpfmem.live import host as H
 from pybpfmem.live import matrix as M
 from pybpfmem.live import runner as R
+from pybpfmem.commands import verify as C
 from pybpfmem.live import verify as V
 from pybpfmem.profiles import get_profile
 
@@ -27,7 +28,7 @@ def model_system():
 def run_main(argv):
     out = io.StringIO()
     with redirect_stdout(out):
-        rc = V.main(argv)
+        rc = C.main(argv)
     return rc, out.getvalue()
 
 
@@ -101,6 +102,34 @@ def test_replay_errno_and_entry_usage():
         s.close()
     assert (o["ok"], o["errno"]) == (False, errno.EINVAL)
     assert o["delta"]["A"] == {"kmem": 0, "usage": 0}
+
+
+@pytest.mark.parametrize("profile", ["5.10", "6.18"])
+def test_replay_rlimit_case_by_hand(profile):
+    # The rlimit case's array: sizeof(struct bpf_array) (5.10: 320, 6.18: 312) +
+    # 128 * 4096 = 524608 / 524600 bytes.  5.10 (switch rlimit): bpf_map_charge_init()
+    # charges round_up(cost, PAGE_SIZE) = 129 pages to uid 0's locked_vm against the
+    # 1 MiB soft limit (256 pages): m1 129 fits; m2 would make 258 > 256 -> EPERM and
+    # is not charged; closing m1 gives its 129 back (bpf_map_charge_finish() in the
+    # deferred free), so m3 fits.  fdinfo memlock there is the charged pages:
+    # 129 * 4096 = 528384.  6.18 (switch account): no rlimit charge, all three made;
+    # memlock is array_map_mem_usage(): 524600.
+    case = [c for c in M.all_cases() if c.kind == "rlimit"][0]
+    s = pybpfmem.System(nr_cpus=2, page_size=4096, profile=profile, cgroup="v1")
+    try:
+        obs = M.replay_model(case.scenario, s, 0, FD_SIZES, pybpfmem.RLIM_INFINITY)
+    finally:
+        s.close()
+    creates = [o for st, o in zip(case.scenario["steps"], obs) if st["op"] == "create"]
+    if profile == "5.10":
+        assert [o["errno"] for o in creates] == [None, errno.EPERM, None]
+        assert creates[0]["memlock"] == creates[2]["memlock"] == 528384
+    else:
+        assert [o["errno"] for o in creates] == [None, None, None]
+        assert {o["memlock"] for o in creates} == {524600}
+    rows = V.compare_rlimit(case, obs, obs)
+    assert [r.verdict for r in rows] == ["ok"] * len(rows)
+    assert len(rows) == (5 if profile == "5.10" else 6)
 
 
 # ------------------------------------------------------------------ comparisons
@@ -236,6 +265,18 @@ def test_verifier_with_fake_live_runs_shape_case():
     assert not hasattr(v, "offset") and not hasattr(V.Verifier, "calibrate")
 
 
+def test_memcg_limit_case_is_skipped_where_maps_are_not_memcg_charged():
+    # 5.10 (no switch account): a memory.max bounds no map, so the largest-array case has
+    # nothing to compare; it is reported skipped with the reason, and nothing runs.
+    def no_live(scn):
+        raise AssertionError("the case must not run")
+    facts = SimpleNamespace(profile="5.10", page_size=4096, memlock=pybpfmem.RLIM_INFINITY)
+    v = V.Verifier(model_factory=model_system, run_live=no_live, facts=facts)
+    case = [c for c in M.all_cases() if c.kind == "array_limit"][0]
+    (row,) = V.run_cases(v, [case])
+    assert (row.verdict, row.why) == ("skip", V.NO_MEMCG_MAPS)
+
+
 # ------------------------------------------------------------------ CLI: refusals, args
 REFUSALS = [
     "not root: live cases need CAP_SYS_ADMIN/CAP_BPF and cgroupfs write access (euid 1000)",
@@ -250,7 +291,7 @@ REFUSALS = [
 def test_refusal_exit_code_and_message(monkeypatch, reason, as_json):
     monkeypatch.setattr(R, "refusal_reason", lambda: reason)
     rc, out = run_main(["--quick"] + (["--json"] if as_json else []))
-    assert rc == V.EXIT_REFUSED
+    assert rc == C.EXIT_REFUSED
     if as_json:
         assert json.loads(out) == {"refused": reason}
     else:
@@ -268,8 +309,13 @@ def test_refusal_reason_probes(monkeypatch):
     monkeypatch.setattr(R.cgroupfs, "detect", no_memcg)
     assert R.refusal_reason() == ("no memory controller: no mounted cgroup v1 hierarchy "
                                   "with the memory controller")
-    monkeypatch.setattr(R.cgroupfs, "detect", lambda: SimpleNamespace(own="/"))
+    busy = "cgroup2 at /x: it holds other processes (1), so ..."
+    monkeypatch.setattr(R.cgroupfs, "detect", lambda: SimpleNamespace(
+        own="/x", delegation_problem=lambda: busy))
     monkeypatch.setattr(R.os, "access", lambda p, m: True)
+    assert R.refusal_reason() == busy
+    monkeypatch.setattr(R.cgroupfs, "detect", lambda: SimpleNamespace(
+        own="/", delegation_problem=lambda: None))
     for e, want in ((errno.ENOSYS, "no bpf()"), (errno.EPERM, "refused with EPERM")):
         def fail(*a, _e=e, **k):
             raise OSError(_e, "x")
@@ -278,9 +324,9 @@ def test_refusal_reason_probes(monkeypatch):
 
 
 def test_bad_arguments():
-    assert run_main(["--bogus"])[0] == V.EXIT_USAGE
+    assert run_main(["--bogus"])[0] == C.EXIT_USAGE
     rc, _ = run_main(["--case", "no such case at all"])
-    assert rc == V.EXIT_USAGE
+    assert rc == C.EXIT_USAGE
 
 
 def test_model_unavailable_exit_code(monkeypatch):
@@ -290,7 +336,7 @@ def test_model_unavailable_exit_code(monkeypatch):
         raise ValueError("nr_cpus must be in 1..64, got 512")
     monkeypatch.setattr(H, "host_system", broken)
     rc, out = run_main(["--quick", "--json"])
-    assert rc == V.EXIT_NO_MODEL
+    assert rc == C.EXIT_NO_MODEL
     assert "nr_cpus" in json.loads(out)["error"]
 
 
@@ -298,7 +344,7 @@ def test_matrix_selection():
     cases = M.all_cases()
     quick = M.select(cases, quick=True)
     assert {c.kind for c in quick} >= {"shape", "insert", "array_limit", "insert_limit",
-                                        "shared", "rmdir", "errno"}
+                                        "rlimit", "shared", "rmdir", "errno"}
     assert all(c.quick for c in quick)
     assert [c.name for c in M.select(cases, False, "ringbuf 1mib")] == ["RINGBUF 1MiB"]
     # every errno label is in exactly one position of the full errno case
@@ -314,7 +360,7 @@ def quick_run():
     # pages in both samples of one create while a compiler ran).  One retry of a
     # run below the thresholds tells such noise from a model error, which repeats.
     rc, out = run_main(["--quick", "--json"])
-    if rc == V.EXIT_BELOW:
+    if rc == C.EXIT_BELOW:
         print("verify --quick below thresholds on the first run; measuring again:",
               json.loads(out)["summary"]["failed"])
         rc, out = run_main(["--quick", "--json"])
@@ -325,7 +371,7 @@ def quick_run():
 def test_live_quick_agreement(quick_run):
     rc, d = quick_run
     bad = [r for r in d["rows"] if r["verdict"] == "FAIL"]
-    assert rc == V.EXIT_OK, (d["summary"]["failed"], bad)
+    assert rc == C.EXIT_OK, (d["summary"]["failed"], bad)
     g = d["summary"]["gated"]
     assert g["memlock_exact"]["rate"] == 1.0 and g["memlock_exact"]["n"] >= 5
     assert g["kmem_create_1page"]["rate"] >= 0.95

@@ -1,2 +1,2 @@
-"""The ``pybpfmem`` commands (demo, simulate, plan, fuzz, bench; verify is
-pybpfmem.live.verify): users of the model, not part of it.  ``cli.py`` dispatches."""
+"""The ``pybpfmem`` commands (demo, simulate, plan, verify, fuzz, bench): users of the
+model, not part of it; verify's machinery is pybpfmem/live/.  ``cli.py`` dispatches."""

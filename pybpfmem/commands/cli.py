@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pybpfmem.commands.demo", "the seed series' story: one workload under 5.10, 5.11 and 6.18"),
     "simulate": ("pybpfmem.commands.scenario", "run a TOML scenario file and report per-step charges"),
     "plan": ("pybpfmem.commands.plan", "capacity planning: predicted memcg charge of a set of maps"),
-    "verify": ("pybpfmem.live.verify", "measure the model against the running kernel"),
+    "verify": ("pybpfmem.commands.verify", "measure the model against the running kernel"),
     "doctor": ("pybpfmem.commands.doctor", "which rule charges BPF memory on this host, and what a limit returns"),
     "fuzz": ("pybpfmem.commands.fuzzcmd", "differential fuzzing of the C core against the reference model"),
     "bench": ("pybpfmem.commands.bench", "charge-throughput microbenchmarks"),

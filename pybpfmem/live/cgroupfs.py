@@ -3,7 +3,8 @@
 Safety contract: every cgroup this module creates lies strictly below the calling
 process's own memory cgroup (read from /proc/self/cgroup), and every cgroup it
 creates is removed again by ``CaseCgroup.remove()`` / the context manager, also on
-exceptions and KeyboardInterrupt.  No other cgroup is ever written.
+exceptions and KeyboardInterrupt.  Above that, only the own cgroup is ever written,
+and only on v2: its ``cgroup.subtree_control`` gets ``+memory`` (see "v2 delegation").
 
 Counters (all in bytes):
 * v1: ``memory.usage_in_bytes`` (page_counter ``memory``, includes the per-cpu page
@@ -11,28 +12,66 @@ Counters (all in bytes):
   ``memory.kmem.usage_in_bytes`` (page_counter ``kmem``; charged by
   memcg_account_kmem() only for pages really handed to kernel objects, so the page
   stock never shows in it; only the obj stock's sub-page remainder does).
-* v2: ``memory.current`` (like v1 usage) and ``memory.stat`` ``kernel`` (MEMCG_KMEM,
-  the same quantity as the v1 kmem counter, in bytes).
+* v2: ``memory.current`` (the same page_counter as v1 usage, read without delay) and
+  ``memory.stat`` ``kernel`` (MEMCG_KMEM, the same quantity as the v1 kmem counter).
+  ``kernel`` exists from v5.18 on (a8c49af3be5f "memcg: add per-memcg total kernel
+  memory stat"); before it v2 has no kernel-memory total at all, and ``kmem()``
+  raises ``KmemUnavailable`` instead of guessing.  memory.stat is an rstat sum:
+  what it prints is only as new as the last flush of the cgroup's subtree
+  (mem_cgroup_flush_stats(), css_rstat_flush()); the runner forces and checks one
+  before reading it (runner.Probe.flush_stats).
 
-Draining stocks: v1 ``memory.force_empty`` runs mem_cgroup_force_empty()
-(mm/memcontrol-v1.c): lru_add_drain_all(), drain_all_stock(memcg) and then a
-reclaim loop (page cache and reclaimable slab such as dentries are reclaimed too).
-drain_all_stock() drains the current CPU synchronously and others through
-queued work, so ``drain()`` writes it twice with a short pause.  v2 has no
-force_empty; drain() there is a no-op and readers use the stock-free ``kernel``
-stat; ``memory.current`` may then carry up to MEMCG_CHARGE_BATCH (64) pages per
-CPU of stock slack, which ``stock_slack_bytes()`` reports.
+Draining stocks (``drain()``): the per-cpu page stock (pre-charged pages) and
+object stock (sub-page bytes) of a cgroup go back to its counters only through
+drain_all_stock(memcg), which drains the writer's cpu at once and only queues work
+for the other cpus (and does nothing while another drain holds
+percpu_charge_mutex); so ``drain()`` runs twice with a pause.
+* v1: a write of ``memory.force_empty`` (mem_cgroup_force_empty(),
+  mm/memcontrol-v1.c): lru_add_drain_all(), drain_all_stock(memcg), then reclaim
+  rounds while usage > 0.
+* v2 has no force_empty.  memory_high_write() (mm/memcontrol.c; since v5.8,
+  8c8c383c04f6 "mm: memcontrol: try harder to set a new memory.high", so in 5.10,
+  6.1, 6.12 and 6.18) sets the new high and, while usage is above it, calls
+  drain_all_stock(memcg) once and then reclaims up to MAX_RECLAIM_RETRIES rounds
+  that free nothing.  Writing ``memory.high`` = 0 and then back to what it was is
+  therefore v1's force_empty without lru_add_drain_all(): the same drain, the same
+  reclaim of whatever is reclaimable.  (memory.max would do the same but OOM-kill
+  a task that cannot be reclaimed below it; memory.high only throttles a task that
+  charges while it is low, and nothing charges in a case cgroup while we read it.)
+
+v2 delegation: a cgroup's memory.* files exist only if its parent enables the
+controller in the parent's own ``cgroup.subtree_control``, and a non-root cgroup that
+enables a controller for its children may hold no process (the no-internal-process
+rule: cgroup_vet_subtree_control_enable() and cgroup_migrate_vet_dst(),
+kernel/cgroup/cgroup.c).  So a case cgroup enables ``+memory`` just before it gets its
+first child and never as a leaf; and the own cgroup must enable it once.  If the own
+cgroup holds this process only (``systemd-run --scope -p Delegate=yes``, a
+container's own cgroup), the process first moves into a leaf of its own,
+``pybpfmem-<pid>-self``; ``release()`` undoes both when nothing of ours is left.  If
+it holds other processes, nothing can be enabled there without moving them, which
+is not ours to do: ``delegation_problem()`` says so and the live commands refuse.
 """
 from __future__ import annotations
 
 import errno
 import itertools
 import os
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 MEMCG_CHARGE_BATCH = 64  # pages, include/linux/memcontrol.h
+SELF_LEAF = "self"       # pybpfmem-<pid>-self: the v2 leaf this process moves into
+
+
+class KmemUnavailable(OSError):
+    """The running kernel has no kernel-memory counter for this cgroup (cgroup v2
+    before v5.18: memory.stat has no ``kernel`` line)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.ENOENT, f"{path}: no 'kernel' in memory.stat: cgroup v2 has no "
+                         "kernel-memory counter before v5.18 (MEMCG_KMEM, a8c49af3be5f)")
 
 
 def own_memory_cgroup(proc_cgroup: str = "/proc/self/cgroup") -> tuple[int, str]:
@@ -84,6 +123,20 @@ def _write(path: str, value: str) -> None:
         os.close(fd)
 
 
+def _procs(path: str) -> list[int]:
+    return [int(x) for x in _read(os.path.join(path, "cgroup.procs")).split()]
+
+
+def parse_stat(text: str) -> dict[str, int]:
+    """memory.stat as {key: value} (numeric lines only)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        if v.strip().lstrip("-").isdigit():
+            out[k] = int(v)
+    return out
+
+
 @dataclass
 class CaseCgroup:
     """A cgroup we created; only ever a descendant of the driver's own cgroup."""
@@ -105,7 +158,10 @@ class CaseCgroup:
 
     # -- actions ---------------------------------------------------------------------
     def mkchild(self, name: str) -> "CaseCgroup":
+        """A child cgroup; on v2 this cgroup first delegates the memory controller to
+        its children (it holds no process: see the module docstring)."""
         c = CaseCgroup(self.driver, os.path.join(self.path, name))
+        self.driver._delegate_memory(self.path)
         self.driver._mkdir(c.path)
         self.children.append(c)
         return c
@@ -115,7 +171,7 @@ class CaseCgroup:
         self.write("cgroup.procs", str(pid))
 
     def procs(self) -> list[int]:
-        return [int(x) for x in self.read("cgroup.procs").split()]
+        return _procs(self.path)
 
     def set_limit(self, limit: int | None) -> None:
         """Hard limit: v1 memory.limit_in_bytes (mem_cgroup_resize_max()), v2 memory.max."""
@@ -130,18 +186,21 @@ class CaseCgroup:
         return int(self.read(name))
 
     def kmem(self) -> int:
-        """Kernel-memory charge in bytes (v1 kmem counter, v2 memory.stat ``kernel``)."""
+        """Kernel-memory charge in bytes: the v1 kmem counter, the v2 memory.stat
+        ``kernel`` (as of the last stats flush; KmemUnavailable before v5.18)."""
         if self.driver.version == 1:
             return int(self.read("memory.kmem.usage_in_bytes"))
-        return self.stat().get("kernel", 0)
+        st = self.stat()
+        if "kernel" not in st:
+            raise KmemUnavailable(self.file("memory.stat"))
+        return st["kernel"]
+
+    def has_kmem(self) -> bool:
+        """Whether ``kmem()`` can be read here."""
+        return self.driver.version == 1 or "kernel" in self.stat()
 
     def stat(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for line in self.read("memory.stat").splitlines():
-            k, _, v = line.partition(" ")
-            if v.strip().lstrip("-").isdigit():
-                out[k] = int(v)
-        return out
+        return parse_stat(self.read("memory.stat"))
 
     def failcnt(self) -> int | None:
         if self.driver.version == 1:
@@ -157,44 +216,45 @@ class CaseCgroup:
             oc[k] = int(v)
         return {"oom_kill": oc.get("oom_kill", 0), "under_oom": oc.get("under_oom", 0)}
 
-    def force_empty(self) -> None:
-        """One write of v1 memory.force_empty (mem_cgroup_force_empty(),
-        mm/memcontrol-v1.c): lru_add_drain_all(); drain_all_stock(memcg), which
-        drains the writer's cpu at once and only queues work for the other cpus (and
-        does nothing while another drain holds percpu_charge_mutex); then reclaim
-        rounds while usage > 0.  It does not touch obj_cgroup->nr_charged_bytes.
-        No-op on v2."""
-        if self.driver.version != 1:
-            return
+    def drain_once(self) -> None:
+        """One drain_all_stock(memcg) of this cgroup (see the module docstring): v1
+        writes memory.force_empty; v2 writes memory.high = 0 and puts the old value
+        back.  EINTR (a pending signal) and EBUSY (v1: nothing left) end it early."""
         try:
-            self.write("memory.force_empty", "0")
-        except OSError as e:  # EINTR from a pending signal, EBUSY: nothing left to do
+            if self.driver.version == 1:
+                self.write("memory.force_empty", "0")
+            else:
+                old = self.read("memory.high").strip()
+                try:
+                    self.write("memory.high", "0")
+                finally:
+                    self.write("memory.high", old)
+        except OSError as e:
             if e.errno not in (errno.EINTR, errno.EBUSY):
                 raise
 
     def drain(self, pause: float = 0.02) -> None:
-        """Flush per-cpu stocks into the counters: force_empty twice with a pause,
-        so the queued remote drains have run."""
+        """Flush the per-cpu stocks into the counters: two drains with a pause, so the
+        other cpus' queued drains have run."""
         for _ in range(2):
-            self.force_empty()
+            self.drain_once()
             time.sleep(pause)
 
-    def stock_slack_bytes(self, ncpus: int, page_size: int = 4096) -> int:
-        """Upper bound of un-drained stock inside usage(): 0 on v1 after drain()."""
-        if self.driver.version == 1:
-            return 0
-        return ncpus * (MEMCG_CHARGE_BATCH + 1) * page_size
-
-    def counters(self) -> dict[str, int]:
-        return {"usage": self.usage(), "kmem": self.kmem()}
+    def counters(self) -> dict[str, int | None]:
+        """usage and kmem (None where the kernel has no kmem counter)."""
+        try:
+            km: int | None = self.kmem()
+        except KmemUnavailable:
+            km = None
+        return {"usage": self.usage(), "kmem": km}
 
     def remove(self, timeout: float = 5.0) -> None:
         """rmdir this cgroup and every directory below it, deepest first.
 
         The tree on disk is walked, not the list of children we made: a clean-up
         that cut in between a mkdir and its bookkeeping still finds everything.
-        Processes still inside (only ever our own forked children) are moved to our
-        own cgroup first so the rmdir cannot fail with EBUSY.
+        Processes still inside (only ever our own forked children) are moved out
+        first (``CgroupDriver.parking()``), so the rmdir cannot fail with EBUSY.
         """
         if self.removed:
             return
@@ -206,7 +266,7 @@ class CaseCgroup:
 
     def _move_out(self, pid: int) -> None:
         try:
-            _write(os.path.join(self.driver.own, "cgroup.procs"), str(pid))
+            _write(os.path.join(self.driver.parking(), "cgroup.procs"), str(pid))
         except OSError:
             pass  # exited meanwhile
 
@@ -227,7 +287,7 @@ def remove_tree(driver: "CgroupDriver", path: str, evict: "Callable[[int], None]
     for dirpath, _, _ in os.walk(path, topdown=False):
         while True:
             try:
-                for pid in CaseCgroup(driver, dirpath).procs():
+                for pid in _procs(dirpath):
                     evict(pid)
                 os.rmdir(dirpath)
                 break
@@ -244,7 +304,7 @@ class CgroupDriver:
 
     def __init__(self, version: int, mount: str, own_rel: str) -> None:
         self.version = version
-        self.mount = mount
+        self.mount = os.path.realpath(mount)
         self.own = os.path.realpath(os.path.join(mount, own_rel.lstrip("/")))
         self._seq = itertools.count()
         self.created: list[CaseCgroup] = []
@@ -257,17 +317,86 @@ class CgroupDriver:
     def _mkdir(self, path: str) -> None:
         self._check_ours(path)
         os.mkdir(path)
-        if self.version == 2:
-            # Children of the case need the memory controller delegated to them.
-            try:
-                _write(os.path.join(path, "cgroup.subtree_control"), "+memory")
-            except OSError:
-                pass
 
+    @property
+    def self_leaf(self) -> str:
+        return os.path.join(self.own, f"pybpfmem-{os.getpid()}-{SELF_LEAF}")
+
+    def parking(self) -> str:
+        """Where a process leaving our cgroups goes: the v2 self leaf when we made one
+        (the own cgroup then delegates and may hold none), else the own cgroup."""
+        return self.self_leaf if os.path.isdir(self.self_leaf) else self.own
+
+    # -- v2 delegation -----------------------------------------------------------------
+    def _memory_delegated(self, path: str) -> bool:
+        return "memory" in _read(os.path.join(path, "cgroup.subtree_control")).split()
+
+    def delegation_problem(self) -> str | None:
+        """Why the memory controller cannot be delegated below the own cgroup (v2), or
+        None.  Reads only."""
+        if self.version != 2:
+            return None
+        try:
+            if "memory" not in _read(os.path.join(self.own, "cgroup.controllers")).split():
+                return (f"cgroup2 at {self.own}: the memory controller is not enabled for it "
+                        "(not in its cgroup.controllers)")
+            if self._memory_delegated(self.own):
+                return None
+            if self.own == self.mount:
+                return (f"cgroup2 root {self.own}: +memory is not in its cgroup.subtree_control "
+                        "(enable it, or run from a delegated cgroup)")
+            others = sorted(set(_procs(self.own)) - {os.getpid()})
+        except OSError as e:
+            return f"cgroup2 at {self.own}: {e.strerror or e}"
+        if others:
+            return (f"cgroup2 at {self.own}: it holds other processes ({', '.join(map(str, others[:8]))}"
+                    f"{', ...' if len(others) > 8 else ''}), so the memory controller cannot be "
+                    "enabled for cgroups below it (the no-internal-process rule, "
+                    "cgroup_vet_subtree_control_enable()); run in a cgroup of its own, e.g. "
+                    "systemd-run --scope -p Delegate=yes ...")
+        return None
+
+    def _delegate_memory(self, path: str) -> None:
+        """v2: ``+memory`` in ``path``'s cgroup.subtree_control, so its children get
+        memory.* files.  ``path`` is a case cgroup of ours (no process) or the own
+        cgroup (see the module docstring)."""
+        if self.version != 2 or self._memory_delegated(path):
+            return
+        if os.path.realpath(path) != self.own:
+            self._check_ours(path)
+            _write(os.path.join(path, "cgroup.subtree_control"), "+memory")
+            return
+        problem = self.delegation_problem()
+        if problem is not None:
+            raise OSError(errno.EBUSY, problem)
+        if os.getpid() in _procs(self.own):
+            os.makedirs(self.self_leaf, exist_ok=True)
+            _write(os.path.join(self.self_leaf, "cgroup.procs"), str(os.getpid()))
+        _write(os.path.join(self.own, "cgroup.subtree_control"), "+memory")
+
+    def release(self) -> None:
+        """Undo the own cgroup's delegation made by ``_delegate_memory`` once nothing of
+        ours is below it any more: ``-memory``, back into the own cgroup, the self
+        leaf removed.  Left as it is while any other cgroup lives below the own one."""
+        leaf = self.self_leaf
+        if self.version != 2 or not os.path.isdir(leaf):
+            return
+        try:
+            if any(os.path.isdir(p) and p != leaf
+                   for p in (os.path.join(self.own, d) for d in os.listdir(self.own))):
+                return
+            _write(os.path.join(self.own, "cgroup.subtree_control"), "-memory")
+            _write(os.path.join(self.own, "cgroup.procs"), str(os.getpid()))
+            os.rmdir(leaf)
+        except OSError:
+            pass   # busy: the next run's sweep removes the leaf once we are gone
+
+    # -- case cgroups ------------------------------------------------------------------
     def create_case(self, prefix: str = "pybpfmem") -> CaseCgroup:
         """A fresh case cgroup ``<prefix>-<our pid>-<n>`` directly below our own memory
         cgroup (the next free n: several drivers may live in one process).  It is
         listed in ``created`` before the mkdir, so a clean-up that cuts in finds it."""
+        self._delegate_memory(self.own)
         while True:
             c = CaseCgroup(self, os.path.join(self.own, f"{prefix}-{os.getpid()}-{next(self._seq)}"))
             self.created.append(c)
@@ -282,7 +411,8 @@ class CgroupDriver:
                 raise
 
     def cleanup(self) -> None:
-        """Remove every case cgroup this driver created (idempotent)."""
+        """Remove every case cgroup this driver created (idempotent), then undo the
+        own cgroup's delegation if nothing of ours is left."""
         errs: list[BaseException] = []
         for c in reversed(self.created):
             try:
@@ -292,30 +422,35 @@ class CgroupDriver:
         self.created = [c for c in self.created if not c.removed]
         if errs:
             raise errs[0]
+        self.release()
 
     def leftovers(self, prefix: str = "pybpfmem") -> list[str]:
-        """Directories below our cgroup that carry this process's case prefix."""
+        """Directories below our cgroup that carry this process's case prefix (the self
+        leaf, where this process is, excepted)."""
         tag = f"{prefix}-{os.getpid()}-"
         out = []
         for dirpath, dirnames, _ in os.walk(self.own):
             for d in dirnames:
-                if d.startswith(tag):
-                    out.append(os.path.join(dirpath, d))
+                p = os.path.join(dirpath, d)
+                if d.startswith(tag) and p != self.self_leaf:
+                    out.append(p)
         return out
 
-    @property
-    def has_kmem_counter(self) -> bool:
-        if self.version == 1:
-            return os.path.exists(os.path.join(self.own, "memory.kmem.usage_in_bytes"))
-        return True
+
+_SELF_RE = re.compile(rf"^pybpfmem-(\d+)-{SELF_LEAF}$")
 
 
 def detect() -> CgroupDriver:
-    """Driver for this host: v1 memory controller if mounted, else cgroup2 with memory."""
+    """Driver for this host: v1 memory controller if mounted, else cgroup2 with memory.
+    On v2, a process in its own self leaf (``pybpfmem-<pid>-self``) has that leaf's
+    parent as its own cgroup."""
     version, rel = own_memory_cgroup()
     mount = find_mount(version)
     if mount is None:
         raise OSError(errno.ENOENT, f"no mounted cgroup v{version} hierarchy with the memory controller")
+    m = _SELF_RE.match(os.path.basename(rel))
+    if version == 2 and m and int(m.group(1)) == os.getpid():
+        rel = os.path.dirname(rel)
     d = CgroupDriver(version, mount, rel)
     if version == 2:
         ctrls = _read(os.path.join(d.own, "cgroup.controllers")).split()
@@ -325,7 +460,3 @@ def detect() -> CgroupDriver:
         raise OSError(errno.ENOENT, f"{d.own}: no memory.usage_in_bytes")
     return d
 
-
-def walk(root: str) -> Iterator[str]:
-    for dirpath, _, _ in os.walk(root):
-        yield dirpath

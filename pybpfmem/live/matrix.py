@@ -25,6 +25,11 @@ What the replay adds besides the BPF model itself:
   pages of the child's own Python work during the readings; the child lives in a
   home cgroup beside them, runner.py): for limit cases the replay charges that
   many user pages to the start cgroup first (mem_cgroup_charge() of anon folios).
+* The live child's RLIMIT_MEMLOCK (runner.bump_memlock_rlimit(): raised as libbpf
+  does), given to the model's task, which matters where maps are charged to it
+  (the 5.10 profile's ``rlimit`` switch).
+* A step that names a map whose create failed is skipped on both sides
+  (``skipped``), as the live child does.
 
 The readings compare like for like: the runner's canonical reading of a cgroup
 is PAGE_ALIGN of its live objects' bytes plus its pages (no remainder of earlier
@@ -48,7 +53,7 @@ FD_OBJECT_FALLBACK = {"file": 184, "dentry": 192}
 @dataclass
 class Case:
     name: str
-    kind: str                    # shape, insert, array_limit, insert_limit, shared, rmdir, errno
+    kind: str     # shape, insert, array_limit, insert_limit, rlimit, shared, rmdir, errno
     scenario: dict[str, Any] = field(default_factory=dict)
     quick: bool = False
     params: dict[str, Any] = field(default_factory=dict)
@@ -182,6 +187,30 @@ def shared_cases() -> list[Case]:
     ]
 
 
+#: the rlimit case's map: sizeof(struct bpf_array) + 128 * 4096 bytes, 129 pages under
+#: 5.10's rule (bpf_map_charge_init() rounds the cost up to pages); two of them are
+#: 258 pages, over a 1 MiB (256-page) RLIMIT_MEMLOCK, one is well under it
+RLIMIT_ARRAY = {"type": "ARRAY", "key": 4, "value": 4096, "max": 128}
+RLIMIT_BYTES = 1 << 20
+
+
+def rlimit_cases() -> list[Case]:
+    """RLIMIT_MEMLOCK as the limit (the 5.10 profile's ``rlimit`` switch): the child
+    lowers it to 1 MiB, makes one array that fits and one that takes the uid's
+    locked_vm over it (bpf_charge_memlock(): EPERM), closes the first, waits for its
+    deferred free (bpf_map_free_deferred() -> bpf_map_charge_finish() gives the pages
+    back) and makes a third, which fits again.  From 5.11 on maps are charged to the
+    memcg only and all three creates succeed.  The uid's locked_vm is shared by every
+    process of that uid (``user_struct``): another root process holding memlock-charged
+    maps on a 5.10 host shifts the boundary, which shows as an errno row."""
+    return [Case("RLIMIT_MEMLOCK 1 MiB: two ARRAY v4096 m128, close one, a third",
+                 "rlimit", {"cpu": 0, "steps": [
+                     {"op": "rlimit", "bytes": RLIMIT_BYTES},
+                     _create(RLIMIT_ARRAY, "m1"), _create(RLIMIT_ARRAY, "m2"),
+                     {"op": "close", "map": "m1"}, {"op": "settle"},
+                     _create(RLIMIT_ARRAY, "m3")]}, True)]
+
+
 #: (label, create spec) -> the kernel's errno; the expected side is the live kernel
 ERRNO_SPECS: list[tuple[str, dict[str, Any]]] = [
     ("HASH key_size 0", {"type": "HASH", "key": 0, "value": 8, "max": 10}),
@@ -225,7 +254,8 @@ def errno_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return shape_cases() + insert_cases() + limit_cases() + shared_cases() + errno_cases()
+    return (shape_cases() + insert_cases() + limit_cases() + rlimit_cases() + shared_cases()
+            + errno_cases())
 
 
 def select(cases: list[Case], quick: bool, name: str | None = None) -> list[Case]:
@@ -262,7 +292,7 @@ class ModelCase:
     counterpart: a case root below the root memcg, the named cgroups below it)."""
 
     def __init__(self, sysm: Any, scn: dict[str, Any], entry_usage: int = 0,
-                 fd_sizes: dict[str, int] | None = None) -> None:
+                 fd_sizes: dict[str, int] | None = None, memlock: int | None = None) -> None:
         self.sys = sysm
         self.fd_sizes = fd_sizes or FD_OBJECT_FALLBACK
         self.root = sysm.root.mkdir(f"case{len(sysm.root.children)}")
@@ -277,6 +307,8 @@ class ModelCase:
         # stack is charged at home, not to them
         self.task = sysm.spawn(uid=0)
         self.task.migrate(self.cgs[self.where])
+        if memlock is not None:
+            self.task.setrlimit(U.RLIMIT_MEMLOCK, memlock, memlock)
         self.cpu = 0
         if entry_usage:
             # the live child's own pages at entry (mem_cgroup_charge() of its anon folios)
@@ -293,24 +325,27 @@ class ModelCase:
         else:
             cg.write("memory.max", "max" if limit is None else str(limit))
 
-    def counters(self, cg: Any) -> dict[str, int]:
+    def counters(self, cg: Any) -> dict[str, int | None]:
+        """What the live runner reads: v1 kmem and usage; v2 memory.stat ``kernel``
+        (None where the profile prints none: before v5.18) and memory.current."""
         if self.sys.cgroup_version == "v1":
             return {"kmem": int(cg.read("memory.kmem.usage_in_bytes")),
                     "usage": int(cg.read("memory.usage_in_bytes"))}
-        return {"kmem": cg.stat().get("kernel", 0), "usage": int(cg.read("memory.current"))}
+        return {"kmem": cg.stat().get("kernel"), "usage": int(cg.read("memory.current"))}
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
+    def snapshot(self) -> dict[str, dict[str, int | None]]:
         self.sys.run_deferred()
         self.sys.drain_all_stock()
         out = {n: self.counters(c) for n, c in self.cgs.items()}
         out["_root"] = self.counters(self.root)
         return out
 
-    def counters_root(self) -> int:
-        """kmem of the case root after running deferred work and draining stocks."""
+    def counters_root(self, key: str = "kmem") -> int | None:
+        """kmem (or ``key``) of the case root after running deferred work and
+        draining stocks."""
         self.sys.run_deferred()
         self.sys.drain_all_stock()
-        return self.counters(self.root)["kmem"]
+        return self.counters(self.root)[key]
 
     # -- the fd's anon-inode file (see the module docstring)
     def _fd_objects(self) -> list[int]:
@@ -346,18 +381,20 @@ class ModelCase:
                                           st.get("flags", 0), **kw)
                 self.fds[st["map"]] = (fd, self._fd_objects())
                 obs["memlock"] = int(t.fdinfo(fd)["memlock"])
+            elif op in ("insert", "delete", "close", "lookup", "freeze") \
+                    and st["map"] not in self.fds:    # its create failed
+                obs.update(ok=False, skipped=True)
             elif op in ("insert", "delete"):
                 obs.update(self._elems(st, op))
             elif op == "close":
-                if st["map"] not in self.fds:
-                    obs.update(ok=False, skipped=True)
-                else:
-                    fd, objs = self.fds.pop(st["map"])
-                    with t.running(self.cpu):
-                        t.close(fd)
-                    self._free(objs)
+                fd, objs = self.fds.pop(st["map"])
+                with t.running(self.cpu):
+                    t.close(fd)
+                self._free(objs)
             elif op == "limit":
                 self.set_limit(self.cgs[st["cgroup"]], st.get("bytes"))
+            elif op == "rlimit":
+                t.setrlimit(U.RLIMIT_MEMLOCK, int(st["bytes"]), int(st["bytes"]))
             elif op == "move":
                 t.migrate(self.cgs[st["cgroup"]])
                 self.where = obs["cgroup"] = st["cgroup"]
@@ -369,7 +406,8 @@ class ModelCase:
             if not t.alive and t.killed:
                 obs.update(ok=False, killed=9)
             after = self.snapshot()
-            obs["delta"] = {n: {k: after[n][k] - before[n][k] for k in before[n]}
+            obs["delta"] = {n: {k: None if after[n][k] is None or before[n][k] is None
+                                else after[n][k] - before[n][k] for k in before[n]}
                             for n in before}
         return obs
 
@@ -413,9 +451,10 @@ def fd_object_sizes(facts: Any = None) -> dict[str, int]:
 
 
 def replay_model(scn: dict[str, Any], sysm: Any, entry_usage: int = 0,
-                 fd_sizes: dict[str, int] | None = None) -> list[dict[str, Any]]:
+                 fd_sizes: dict[str, int] | None = None, memlock: int | None = None
+                 ) -> list[dict[str, Any]]:
     """The scenario's steps on the model; observations like the live runner's."""
-    mc = ModelCase(sysm, scn, entry_usage, fd_sizes)
+    mc = ModelCase(sysm, scn, entry_usage, fd_sizes, memlock)
     return [mc.step(st, i) for i, st in enumerate(scn["steps"])]
 
 

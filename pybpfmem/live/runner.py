@@ -13,8 +13,8 @@ A scenario is plain data::
 
 The task "is" in the first cgroup listed (or ``"start"``) until a ``move`` step.
 Ops: create, insert (n, start, flags), delete (n, start), lookup, freeze, close
-(then waits for the deferred free to settle), limit (cgroup, bytes), move (cgroup),
-settle, noop.  Every step yields an observation: i, op, cgroup (where it ran),
+(then waits for the deferred free to settle), limit (cgroup, bytes), rlimit (bytes:
+the child's soft RLIMIT_MEMLOCK), move (cgroup), settle, noop.  Every step yields an observation: i, op, cgroup (where it ran),
 ok/errno, memlock and map_id (fdinfo), count, and per-cgroup deltas
 ``{"kmem": bytes, "usage": bytes}``; a child killed inside a step (memcg OOM) ends
 the run with ``{"killed": signal}`` for that step.
@@ -43,12 +43,33 @@ How a step is measured, and why (docs/fidelity.md, "What the extra page was"):
   parked bytes and uncharges their whole pages).  The reading is then
   PAGE_ALIGN(bytes of live objects) + pages, which depends on nothing but the
   objects — the model's number for the same steps.
+* **cgroup v2** (cgroupfs.py): the drains write memory.high instead of
+  memory.force_empty (the same drain_all_stock()), and ``kmem`` is memory.stat's
+  ``kernel``, which is only as new as the last rstat flush.  So a v2 reading first
+  forces one (``Probe.flush_stats``): the child takes read faults on never-touched
+  pages of an anonymous mapping in a ``_flush`` cgroup beside the case cgroups
+  (each maps the shared zero page: no charge, one PGFAULT event for its memcg,
+  mm_account_fault()), enough of them to take the case root over the flush
+  threshold (memcg_rstat_updated(): MEMCG_CHARGE_BATCH x online cpus pending
+  updates); reading the case root's memory.stat then flushes its whole subtree
+  (mem_cgroup_flush_stats() -> css_rstat_flush(); 6.1: the global threshold and a
+  flush of every memcg).  ``_flush``'s pgfault count showing those faults proves
+  the flush came after them; if it does not (a kernel with other rules), the
+  reading waits for the periodic flush (flush_memcg_stats_dwork(), every 2 s).
+  Where v2 has no ``kernel`` (before v5.18), ``kmem`` is None and nothing is
+  flushed: memory.current is a page_counter, exact as soon as it is drained.
+* **RLIMIT_MEMLOCK**: the child raises it to RLIM_INFINITY first, as libbpf's
+  bump_rlimit_memlock() does on kernels that charge maps to it (5.10: the 64 KiB
+  default would refuse most maps with EPERM); the model's task gets the same.
+* **A failed create**: the steps that name its map (insert, delete, lookup,
+  freeze, close) are reported ``skipped`` instead of run.
 """
 from __future__ import annotations
 
 import ctypes
 import errno as _errno
 import json
+import mmap
 import os
 import resource
 import select
@@ -65,10 +86,20 @@ from .session import LiveSession
 Scenario = dict[str, Any]
 HOME = "_home"
 #: ops the child runs (with the task in the step's cgroup); the rest are ours
-CHILD_OPS = frozenset({"create", "insert", "delete", "lookup", "freeze", "close", "noop"})
+CHILD_OPS = frozenset({"create", "insert", "delete", "lookup", "freeze", "close", "rlimit",
+                       "noop"})
 #: the adopt step charges up to a page (plus a page-stock batch) in the case cgroup;
 #: skip it where that could hit the cgroup's limit
 ADOPT_MARGIN = (cgroupfs.MEMCG_CHARGE_BATCH + 2) * 4096
+#: the v2 flush witness: never-touched pages of a PROT_READ anonymous mapping, one
+#: 2 MiB chunk after another (the chunk's first page is read at home, so the page
+#: table is allocated -- and charged -- there, not in the _flush cgroup)
+FLUSH = "_flush"
+WITNESS_CHUNK = 2 << 20
+WITNESS_CHUNKS = 128
+MADV_NOHUGEPAGE = 15
+#: how long a v2 reading waits for a stats flush before it gives up
+FLUSH_TIMEOUT = 8.0
 
 
 @dataclass
@@ -80,11 +111,14 @@ class CaseResult:
     final: dict[str, dict[str, int]] = field(default_factory=dict)  # after the child is gone
     cgroup_version: int = 0
     error: str | None = None
+    #: v2: seconds each reading waited for its stats flush (0.0: the forced one showed)
+    flush_waits: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "entry": self.entry, "exit_status": self.exit_status,
                 "killed_by": self.killed_by, "final": self.final,
-                "cgroup_version": self.cgroup_version, "error": self.error}
+                "cgroup_version": self.cgroup_version, "error": self.error,
+                "flush_waits": self.flush_waits}
 
 
 class _FastUpdater:
@@ -126,24 +160,30 @@ class _FastUpdater:
 
 # ------------------------------------------------------------------ counters
 def drain(cgs: list[cgroupfs.CaseCgroup], pause: float = 0.02) -> None:
-    """memory.force_empty on every cgroup, twice (drain_all_stock() drains the
-    writer's cpu at once and queues the others' drains; the second pass and the
-    pauses let those run).  No-op on v2."""
+    """drain_all_stock() of every cgroup, twice (it drains the writer's cpu at once
+    and queues the others' drains; the second pass and the pauses let those run):
+    v1 memory.force_empty, v2 memory.high (cgroupfs.py)."""
     for _ in range(2):
         for c in cgs:
-            c.force_empty()
+            c.drain_once()
         time.sleep(pause)
 
 
+def _settling(c: cgroupfs.CaseCgroup) -> int:
+    """The counter settle() watches: v1 kmem; v2 memory.current, which unlike the
+    stat needs no flush to move."""
+    return c.kmem() if c.driver.version == 1 else c.usage()
+
+
 def settle(cgs: dict[str, cgroupfs.CaseCgroup], timeout: float = 3.0) -> None:
-    """Wait until every kmem counter stays put for 3 readings (deferred frees:
+    """Wait until every cgroup's charge stays put for 3 readings (deferred frees:
     bpf_map_free_deferred() work, RCU callbacks of bpf_mem_alloc and of dentries)."""
     deadline = time.monotonic() + timeout
     last = None
     same = 0
     while time.monotonic() < deadline:
         drain(list(cgs.values()), 0.005)
-        cur = tuple(c.kmem() for c in cgs.values())
+        cur = tuple(_settling(c) for c in cgs.values())
         same = same + 1 if cur == last else 0
         if same >= 3:
             return
@@ -151,8 +191,13 @@ def settle(cgs: dict[str, cgroupfs.CaseCgroup], timeout: float = 3.0) -> None:
         time.sleep(0.05)
 
 
-def _delta(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    return {n: {k: b[n][k] - a[n][k] for k in a[n]} for n in a}
+def _delta(a: dict[str, dict[str, int | None]], b: dict[str, dict[str, int | None]]
+           ) -> dict[str, dict[str, int | None]]:
+    """b - a per cgroup and counter; None where a counter is unavailable (v2 kmem
+    before v5.18)."""
+    def sub(x: int | None, y: int | None) -> int | None:
+        return None if x is None or y is None else y - x
+    return {n: {k: sub(a[n][k], b[n][k]) for k in a[n]} for n in a}
 
 
 def read_fdinfo(pid: int, fd: int) -> dict[str, str]:
@@ -187,6 +232,56 @@ class _Mover:
             os.write(self.home, self.me)
 
 
+def bump_memlock_rlimit() -> int:
+    """Raise RLIMIT_MEMLOCK as libbpf's bump_rlimit_memlock() does (kernels that
+    charge maps to it, 5.10, refuse most maps under the 64 KiB default): to
+    RLIM_INFINITY, or without CAP_SYS_RESOURCE the soft limit up to the hard one.
+    Returns the soft limit now in force, in bytes (RLIM_INFINITY as the uapi's
+    2^64 - 1).  The same call gives the same answer in a forked child."""
+    inf = resource.RLIM_INFINITY
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (inf, inf))
+    except (ValueError, OSError):
+        hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (hard, hard))
+    from .host import memlock_rlimit
+    return memlock_rlimit()
+
+
+class _Witness:
+    """The child's flush witness pages (see the module docstring): a PROT_READ,
+    MAP_NORESERVE anonymous mapping without THP, whose chunks are spent one by one."""
+
+    def __init__(self, libc: Any) -> None:
+        self.libc = libc
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]
+        size = WITNESS_CHUNK * WITNESS_CHUNKS
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000)
+        addr = libc.mmap(None, size, mmap.PROT_READ, flags, -1, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap of the flush witness pages")
+        self.addr = int(addr)
+        libc.madvise(ctypes.c_void_p(self.addr), ctypes.c_size_t(size), MADV_NOHUGEPAGE)
+        self.buf = ctypes.create_string_buffer(WITNESS_CHUNK)   # written now, at home
+        self.next = 0
+        for i in range(WITNESS_CHUNKS):   # the page tables, at home
+            ctypes.string_at(self.addr + i * WITNESS_CHUNK, 1)
+
+    def fault(self, pages: int) -> int:
+        """Read ``pages`` never-read pages (fewer when the mapping is spent)."""
+        done = 0
+        per = WITNESS_CHUNK // mmap.PAGESIZE - 1
+        while done < pages and self.next < WITNESS_CHUNKS:
+            n = min(per, pages - done)
+            base = self.addr + self.next * WITNESS_CHUNK + mmap.PAGESIZE
+            ctypes.memmove(self.buf, base, n * mmap.PAGESIZE)
+            self.next += 1
+            done += n
+        return done
+
+
 class _InCgroupSys:
     """A libc handle for one call whose syscall() runs with the task in a cgroup."""
 
@@ -208,11 +303,20 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> N
     returns (os._exit)."""
     import gc
     gc.disable()
+    # what we inherited beyond the pipes (a map fd of the parent's among them) is not
+    # the child's: closed, as subprocess's close_fds does
+    for fd in [int(x) for x in os.listdir("/proc/self/fd")]:
+        if fd > 2 and fd not in (cmd_fd, res_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     maps: dict[str, _bpf.BpfMap] = {}
     ups: dict[str, _FastUpdater] = {}
     btfs: dict[int, dict[str, int]] = {}
     mover = _Mover(home_procs)
     sysh = _bpf._libc()
+    witness: _Witness | None = None
 
     def touch() -> None:
         # one accounted object allocated and freed: the struct file of /dev/null
@@ -221,6 +325,7 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> N
     try:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
+        bump_memlock_rlimit()
         while True:
             # one request per write (< PIPE_BUF: atomic), and we wait for each reply
             line = os.read(cmd_fd, 65536)
@@ -249,6 +354,14 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> N
                     m.lookup(0)
                     m.close()
                     touch()
+                elif op == "fault":
+                    if witness is None:
+                        witness = _Witness(sysh.libc)   # at home
+                    mover.enter(cg)
+                    try:
+                        out["count"] = witness.fault(int(st["n"]))
+                    finally:
+                        mover.leave(cg)
                 elif op == "btf":
                     v = int(st["value"])
                     if v not in btfs:
@@ -269,6 +382,9 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> N
                     maps[st["map"]] = m
                     ups[st["map"]] = _FastUpdater(m)
                     out["fd"] = m.fd
+                elif op in ("insert", "delete", "close", "freeze", "lookup") \
+                        and st["map"] not in maps:   # its create failed: nothing to do
+                    out["ok"], out["skipped"] = False, True
                 elif op in ("insert", "delete"):
                     u = ups[st["map"]]
                     n, s0, fl = st.get("n", 1), st.get("start", 0), st.get("flags", 0)
@@ -286,16 +402,17 @@ def _child_main(cmd_fd: int, res_fd: int, cpu: int | None, home_procs: str) -> N
                     out["count"] = done
                     out["fd"] = maps[st["map"]].fd
                 elif op == "close":
-                    if st["map"] not in maps:   # its create failed: nothing to close
-                        out["ok"], out["skipped"] = False, True
-                    else:
-                        m = maps.pop(st["map"])
-                        ups.pop(st["map"])
-                        mover.enter(cg)
-                        try:
-                            m.close()
-                        finally:
-                            mover.leave(cg)
+                    m = maps.pop(st["map"])
+                    ups.pop(st["map"])
+                    mover.enter(cg)
+                    try:
+                        m.close()
+                    finally:
+                        mover.leave(cg)
+                elif op == "rlimit":
+                    # the soft RLIMIT_MEMLOCK that bpf_charge_memlock() (5.10) checks
+                    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+                    resource.setrlimit(resource.RLIMIT_MEMLOCK, (int(st["bytes"]), hard))
                 elif op in ("freeze", "lookup"):
                     m = maps[st["map"]]
                     m._sys = _InCgroupSys(sysh, mover, cg)
@@ -328,6 +445,14 @@ def _storage_btf(value_size: int) -> dict[str, int]:
     return {"btf_fd": fd, "btf_key_type_id": t_int, "btf_value_type_id": t_val}
 
 
+def _subgroup(root: cgroupfs.CaseCgroup, name: str) -> cgroupfs.CaseCgroup:
+    """``root``'s child ``name``, made if it is not there yet."""
+    for c in root.children:
+        if os.path.basename(c.path) == name:
+            return c
+    return root.mkchild(name)
+
+
 class ChildGone(Exception):
     """The child died (memcg OOM kill, a signal) or stopped answering."""
 
@@ -338,10 +463,22 @@ class Probe:
 
     def __init__(self, session: LiveSession, root: cgroupfs.CaseCgroup,
                  cgs: dict[str, cgroupfs.CaseCgroup], cpu: int | None,
-                 limits: dict[str, int | None], deadline: float) -> None:
+                 limits: dict[str, int | None], deadline: float,
+                 aux: cgroupfs.CaseCgroup | None = None) -> None:
+        """``aux``: where the child's home and the v2 flush cgroup go (default: below
+        ``root``, beside the case cgroups; another scratch cgroup keeps ``root``'s own
+        counters free of them, memcg creation charges included)."""
         self.session, self.root, self.cgs, self.limits = session, root, cgs, limits
-        self.home = root.mkchild(HOME)
+        parent = aux if aux is not None else root
+        self.home = _subgroup(parent, HOME)
         self.deadline = deadline
+        # v2 with a 'kernel' stat: readings flush the stats first (flush_stats), by
+        # reading memory.stat of a common ancestor of the flush and case cgroups
+        self.flushw = _subgroup(parent, FLUSH) \
+            if root.driver.version == 2 and root.has_kmem() else None
+        self.flush_at = root.path if aux is None else root.driver.own
+        self.witness_seen = 0
+        self.flush_waits: list[float] = []
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
         pid = session.fork()
@@ -400,12 +537,41 @@ class Probe:
         """The child runs ``req`` with the task in ``cg`` for the request's syscalls."""
         return self.call(dict(req, cg=cg.file("cgroup.procs")))
 
-    def counters(self) -> dict[str, dict[str, int]]:
+    def counters(self) -> dict[str, dict[str, int | None]]:
         return {n: c.counters() for n, c in self.cgs.items()}
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        """Canonical counters of every case cgroup (see the module docstring)."""
-        cgs = list(self.cgs.values())
+    def flush_stats(self) -> None:
+        """v2: make memory.stat of every case cgroup current (see the module
+        docstring): witness faults in _flush, then the case root's memory.stat read
+        until _flush's pgfault shows them.  Raises if no flush shows them in time."""
+        w = self.flushw
+        if w is None:
+            return
+        pages = cgroupfs.MEMCG_CHARGE_BATCH * (2 * (os.cpu_count() or 1) + 2)
+        done = int(self.run_in(w, {"op": "fault", "n": pages}).get("count") or 0)
+        if done < pages:
+            raise RuntimeError(f"flush witness: only {done} of {pages} pages left to fault")
+        target = self.witness_seen + done
+        t0 = time.monotonic()
+        while True:
+            cgroupfs.parse_stat(cgroupfs._read(os.path.join(self.flush_at, "memory.stat")))
+            # (over the threshold: that read flushed the subtree)
+            seen = w.stat().get("pgfault", 0)
+            if seen >= target:
+                self.witness_seen = seen
+                self.flush_waits.append(round(time.monotonic() - t0, 3))
+                return
+            if time.monotonic() - t0 > FLUSH_TIMEOUT:
+                raise RuntimeError(f"memory.stat not flushed within {FLUSH_TIMEOUT:.0f} s: "
+                                   f"{w.path} pgfault {seen}, expected >= {target}")
+            time.sleep(0.05)
+
+    def snapshot(self, extra: dict[str, cgroupfs.CaseCgroup] | None = None
+                 ) -> dict[str, dict[str, int | None]]:
+        """Canonical counters of every case cgroup (see the module docstring), and of
+        the ``extra`` cgroups, which are drained and read but never entered (the
+        case root: on v2 it may hold no process)."""
+        cgs = list(self.cgs.values()) + list((extra or {}).values())
         self.call({"op": "touch"})              # at home: drain_obj_stock() on its cpu
         drain(cgs)                              # drain_all_stock(): the other cpus
         for name, c in self.cgs.items():
@@ -415,7 +581,8 @@ class Probe:
             self.run_in(c, {"op": "touch"})     # refill_obj_stock() adopts nr_charged_bytes
             self.call({"op": "touch"})          # and parks the new remainder (< a page)
         drain(cgs)                              # the page stock those charges filled
-        return self.counters()
+        self.flush_stats()                      # v2: memory.stat up to date
+        return {**self.counters(), **{n: c.counters() for n, c in (extra or {}).items()}}
 
 
 def run_scenario(scn: Scenario, driver: cgroupfs.CgroupDriver | None = None,
@@ -488,6 +655,7 @@ def run_scenario(scn: Scenario, driver: cgroupfs.CgroupDriver | None = None,
             before = after
             res.steps.append(obs)
         if probe is not None:
+            res.flush_waits = probe.flush_waits
             status = probe.close()
             probe = None
             if status is not None:
@@ -496,8 +664,13 @@ def run_scenario(scn: Scenario, driver: cgroupfs.CgroupDriver | None = None,
                 else:
                     res.exit_status = os.WEXITSTATUS(status)
         settle(cgs, 3.0)
-        res.final = {n: c.counters() for n, c in cgs.items()}
+        # the final reading, canonical like the others: a fresh child at home does
+        # the snapshot's touches (and, on v2, the flush witness)
+        probe = Probe(session, root, cgs, None if cpu is None else int(cpu), limits,
+                      time.monotonic() + timeout)
+        res.final = probe.snapshot()
         res.final["_root"] = root.counters()
+        res.flush_waits = res.flush_waits + probe.flush_waits
         return res
     except RuntimeError as e:   # the child reported an exception
         res.error = str(e)
@@ -513,7 +686,8 @@ def refusal_reason() -> str | None:
     """Why the live kernel cannot be used here, or None when it can.
 
     Checks, in order: root (bpf() map creation and cgroupfs writes need it), the
-    memory controller, bpf() itself (a 1-entry ARRAY create: ENOSYS = no bpf(),
+    memory controller (on v2: that it can be delegated below our own cgroup,
+    cgroupfs.CgroupDriver.delegation_problem()), bpf() itself (a 1-entry ARRAY create: ENOSYS = no bpf(),
     EPERM = unprivileged_bpf_disabled or an LSM, as map_create() checks).
     """
     if os.geteuid() != 0:
@@ -524,6 +698,9 @@ def refusal_reason() -> str | None:
         return f"no memory controller: {e.strerror or e}"
     if not os.access(drv.own, os.W_OK):
         return f"memory cgroup {drv.own} is not writable"
+    problem = drv.delegation_problem()
+    if problem is not None:
+        return problem
     try:
         _bpf.map_create("ARRAY", 4, 4, 1).close()
     except OSError as e:

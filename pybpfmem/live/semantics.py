@@ -744,6 +744,8 @@ class ModelRunner:
         for ifindex, name in self.netdevs:
             sysm.create_netdev(name, ifindex=ifindex)
         task = sysm.spawn(cgroup=sysm.root.mkdir("semantics"), uid=0)
+        # the live children inherit verify's RLIMIT_MEMLOCK (runner.bump_memlock_rlimit())
+        task.setrlimit(U.RLIMIT_MEMLOCK, self.facts.memlock, self.facts.memlock)
         return sysm, task
 
     def run(self, script: Script) -> list[Obs]:
@@ -1001,12 +1003,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--save", metavar="DIR", help="save each shrunk divergence as a script")
 
 
-def main_semantics(args: argparse.Namespace, session: Any) -> int:
-    """The --semantics part of ``pybpfmem verify`` (exit codes as verify's)."""
+def main_semantics(args: argparse.Namespace, session: Any, facts: Any = None) -> int:
+    """The --semantics part of ``pybpfmem verify`` (exit codes as verify's); ``facts``:
+    the host facts and profile of the model side (default: host_facts())."""
     from .bpf import possible_cpus
     from .sequences import families
     ncpus = possible_cpus()
-    model = ModelRunner()
+    model = ModelRunner(facts=facts)
     netdevs = tuple(i for i, _ in model.netdevs) or (1,)
     fams = families(ncpus, netdevs)
     if args.family:

@@ -18,7 +18,8 @@ campaign) runs inside a ``LiveSession``:
   own memory cgroup (cgroupfs.CgroupDriver); clean-up removes them after the
   children are gone.  On entry a session sweeps the scratch cgroups of earlier
   runs whose owning pid no longer exists: only directories named
-  ``pybpfmem-<pid>-<n>``, only directly below our own memory cgroup (the pid check
+  ``pybpfmem-<pid>-<n>`` (and a v2 self leaf ``pybpfmem-<pid>-self``, cgroupfs.py),
+  only directly below our own memory cgroup (the pid check
   assumes every run sharing that cgroup shares our pid namespace, as on the
   project's machines).
 """
@@ -36,7 +37,7 @@ from typing import Any
 from . import cgroupfs
 
 SCRATCH_PREFIX = "pybpfmem"
-_SCRATCH_RE = re.compile(rf"^{SCRATCH_PREFIX}-(\d+)-\d+$")
+_SCRATCH_RE = re.compile(rf"^{SCRATCH_PREFIX}-(\d+)-(\d+|{cgroupfs.SELF_LEAF})$")
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1
 
@@ -213,6 +214,7 @@ class LiveSession:
         self._driver.created = [c for c in self._driver.created if not c.removed]
         if errs:
             raise errs[0]
+        self._driver.release()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         interrupted = isinstance(exc, Interrupted)

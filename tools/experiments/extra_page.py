@@ -291,7 +291,7 @@ def exp_force_empty(s: LiveSession) -> None:
                                     "while True: pass"])
             time.sleep(0.2)
             os.sched_setaffinity(0, {our_cpu})
-            x.force_empty()
+            x.drain_once()
             at_once = x.usage()
             time.sleep(0.05)
             later = x.usage()

@@ -3,12 +3,13 @@
 
     tools/kernel-vm/summary.py build/kernel-vm/results [--rows]
 
+Columns: the run (kernel, cgroup mode, profile, exit code, times), the rows verify compared
+(every row but skipped ones), how many agree (verdict ok or info), and verify's summary.
 --rows also lists every verify row that is not "ok" or "info".
 """
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -25,17 +26,21 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     results, show_rows = Path(argv[0]), "--rows" in argv
-    print("| kernel | cgroup | profile | exit | VM wall s | guest boot s | verify s | result |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| kernel | cgroup | profile | exit | VM wall s | guest boot s | verify s "
+          "| rows compared | agree | result |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     details = []
     for meta_path in sorted(results.glob("*.meta.json")):
         meta = _load(meta_path) or {}
         prefix = str(meta_path)[: -len(".meta.json")]
         err = Path(prefix + ".err").read_text(errors="replace") if Path(prefix + ".err").exists() else ""
-        m = re.search(r"kernel-vm: profile (\S+)", err)
         t = meta.get("guest_times_s", {})
         vt = round(t["done_s"] - t["setup_s"], 1) if "done_s" in t and "setup_s" in t else ""
         out = _load(Path(prefix + ".out"))
+        profile = (out or {}).get("host", {}).get("profile", "")
+        rows = (out or {}).get("rows") or []
+        compared = [r for r in rows if r.get("verdict") != "skip"]
+        agree = sum(1 for r in compared if r.get("verdict") in ("ok", "info"))
         if meta.get("setup_error"):
             result = "setup: " + meta["setup_error"]
         elif out is None:
@@ -48,9 +53,9 @@ def main(argv: list[str]) -> int:
                 f"; {s['fails']} FAIL, {s['deviations']} deviation, {s['skipped']} skipped rows")
             details += [(meta.get("kernel"), meta.get("cgroup"), r) for r in out["rows"]
                         if r["verdict"] not in ("ok", "info")]
-        print(f"| {meta.get('kernel')} | {meta.get('cgroup')} | {m.group(1) if m else ''} "
+        print(f"| {meta.get('kernel')} | {meta.get('cgroup')} | {profile} "
               f"| {meta.get('rc')} | {meta.get('wall_s')} | {t.get('boot_s', '')} | {vt} "
-              f"| {result} |")
+              f"| {len(compared) if rows else ''} | {agree if rows else ''} | {result} |")
     if show_rows and details:
         print("\n| kernel | cgroup | case | quantity | model | kernel value | verdict | why |")
         print("|---|---|---|---|---|---|---|---|")

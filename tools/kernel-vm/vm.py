@@ -10,7 +10,7 @@ CMD runs as root in the guest from a copy of this source tree, inside the
 memory cgroup set up for --cgroup (see init.sh); its exit code is ours.
 
 Everything is cached under build/kernel-vm/ (gitignored, never committed):
-  wheels/             the project's runtime deps (pip download on the host)
+  wheels/             the project's runtime and test deps (pip download on the host)
   rootfs-bookworm/    debootstrap rootfs with /opt/venv (rootfs.sh)
   debs/, apt/         kernel packages fetched by apt-get download
   kernels/<deb>/      vmlinuz, initrd.img, config, release (kernel.sh)
@@ -65,11 +65,17 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 # ------------------------------------------------------------------ cached pieces
+def _deps() -> list[str]:
+    """The runtime deps and the test extra (the live tests run in the guest too)."""
+    project = tomllib.loads((TREE / "pyproject.toml").read_text())["project"]
+    return sorted(set(project["dependencies"]) | set(project["optional-dependencies"]["test"]))
+
+
 def ensure_wheels() -> Path:
     wheels = CACHE / "wheels"
     req = wheels / "requirements.txt"
-    if not req.exists():
-        deps = tomllib.loads((TREE / "pyproject.toml").read_text())["project"]["dependencies"]
+    deps = _deps()
+    if not req.exists() or req.read_text().split() != deps:
         log(f"downloading wheels for {deps}")
         run([sys.executable, "-m", "pip", "download", "-q", "--dest", str(wheels),
              "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
@@ -80,11 +86,22 @@ def ensure_wheels() -> Path:
 
 
 def ensure_rootfs() -> None:
-    if (ROOTFS / "opt/venv/bin/python").exists():
-        return
     wheels = ensure_wheels()
-    log(f"building the rootfs in {ROOTFS} (debootstrap, a few minutes)")
-    run(["sh", str(HERE / "rootfs.sh"), str(ROOTFS), str(wheels)])
+    if not (ROOTFS / "opt/venv/bin/python").exists():
+        log(f"building the rootfs in {ROOTFS} (debootstrap, a few minutes)")
+        run(["sh", str(HERE / "rootfs.sh"), str(ROOTFS), str(wheels)])
+    stamp = ROOTFS / "opt/venv/requirements.txt"
+    want = (wheels / "requirements.txt").read_text()
+    if not stamp.exists() or stamp.read_text() != want:
+        log("installing the wheelhouse into the rootfs's /opt/venv")
+        shutil.rmtree(ROOTFS / "opt/wheels", ignore_errors=True)
+        shutil.copytree(wheels, ROOTFS / "opt/wheels")
+        try:
+            run(["chroot", str(ROOTFS), "/opt/venv/bin/pip", "install", "-q", "--no-index",
+                 "--find-links", "/opt/wheels", *want.split()])
+        finally:
+            shutil.rmtree(ROOTFS / "opt/wheels", ignore_errors=True)
+        stamp.write_text(want)
 
 
 def _version_key(v: str) -> list[int]:
@@ -160,7 +177,8 @@ def ensure_image() -> None:
     """The ext4 image of the rootfs, rebuilt when init.sh or the set of kernels changes."""
     init = (HERE / "init.sh").read_bytes()
     kernels = sorted(p.name for p in (ROOTFS / "usr/lib/modules").iterdir())
-    key = hashlib.sha256(init + repr(kernels).encode()).hexdigest()
+    venv = (ROOTFS / "opt/venv/requirements.txt").read_bytes()
+    key = hashlib.sha256(init + repr(kernels).encode() + venv).hexdigest()
     keyfile = IMAGE.with_suffix(".key")
     if IMAGE.exists() and keyfile.exists() and keyfile.read_text() == key:
         return
@@ -272,7 +290,8 @@ def stage(share: Path, tree: Path, command: list[str], core: Path) -> None:
     with tarfile.open(share / "src.tar", "w") as tar:
         tar.add(tree, arcname=".", filter=keep)
         tar.add(core, arcname=f"pybpfmem/{core.name}")
-    (share / "cmd").write_text(shlex.join(command) + "\n")
+    # one exec: no shell stays behind in the command's cgroup (init.sh)
+    (share / "cmd").write_text("exec " + shlex.join(command) + "\n")
 
 
 def main(argv: list[str]) -> int:
