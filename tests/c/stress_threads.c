@@ -463,11 +463,19 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
             info.stat[BM_STAT_SLAB_RECLAIMABLE_B] || info.stat[BM_STAT_KERNEL_STACK_B] ||
             info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
             info.refcnt != (k == 0 ? 4 : 2)) {   /* base ref + the objcg's (+ a child's pin each) */
-            fprintf(stderr, "%s: memcg %d: usage %lld kmem bytes %lld reclaimable %lld stack %lld "
-                    "anon %lld file %lld refcnt %d\n", name, cg[k], (long long)info.memory.usage,
-                    (long long)kbytes, (long long)info.stat[BM_STAT_SLAB_RECLAIMABLE_B],
+            fprintf(stderr, "%s: memcg %d: usage %lld kmem bytes %lld parked %lld reclaimable %lld "
+                    "stack %lld anon %lld file %lld refcnt %d\n", name, cg[k],
+                    (long long)info.memory.usage, (long long)kbytes,
+                    (long long)parked_bytes(sys, cg[k], &churn),
+                    (long long)info.stat[BM_STAT_SLAB_RECLAIMABLE_B],
                     (long long)info.stat[BM_STAT_KERNEL_STACK_B], (long long)info.stat[BM_STAT_ANON],
                     (long long)info.stat[BM_STAT_FILE], info.refcnt);
+            for (int c = 0; c < nthreads; c++) {
+                struct bm_cpu_stock_info st;
+                if (!bm_stock_info(sys, c, &st))
+                    fprintf(stderr, "  cpu %d: page stock %d:%d obj stock %d:%d\n", c, st.cached[0],
+                            st.nr_pages[0], st.cached_objcg, st.nr_bytes);
+            }
             return 1;
         }
     }
