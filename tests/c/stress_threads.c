@@ -452,21 +452,30 @@ static int run(const char *name, struct bm_config *cfg, int nthreads, long iters
     }
     bm_drain_all_stock(sys, 0);
     for (int k = 0; k < NR_CG; k++) {
-        int64_t kbytes;
+        int64_t kbytes, parked;
         if (bm_memcg_info(sys, cg[k], &info))
             return 1;
         /* a holds the structures of its children cg[1] and cg[2] (the churn's are
            freed): objcg charges in whole pages, the rest parked on its objcgs */
         kbytes = info.stat[BM_STAT_PERCPU_B] + info.stat[BM_STAT_SLAB_UNRECLAIMABLE_B];
-        if (info.memory.usage * 4096 != kbytes + parked_bytes(sys, cg[k], &churn) ||
+        /* a's usage is hierarchical: it has the bytes parked on cg[1]'s and
+           cg[2]'s objcgs too.  Those can be whole pages: drain_obj_stock() adds
+           each drained remainder to nr_charged_bytes, and remainders drained on
+           both cpus (a drain_all_stock() from the other cpu's reclaim) before a
+           refill_obj_stock() adopts them add up past a page; such pages stay
+           charged until a refill adopts them or obj_cgroup_release() uncharges
+           them, in the kernel as here */
+        parked = parked_bytes(sys, cg[k], &churn);
+        for (int j = 1; k == 0 && j < NR_CG; j++)
+            parked += parked_bytes(sys, cg[j], &churn);
+        if (info.memory.usage * 4096 != kbytes + parked ||
             (k != 0 && kbytes) || (k == 0 && cfg->nr_memcg_allocs && !kbytes) ||
             info.stat[BM_STAT_SLAB_RECLAIMABLE_B] || info.stat[BM_STAT_KERNEL_STACK_B] ||
             info.stat[BM_STAT_ANON] || info.stat[BM_STAT_FILE] ||
             info.refcnt != (k == 0 ? 4 : 2)) {   /* base ref + the objcg's (+ a child's pin each) */
             fprintf(stderr, "%s: memcg %d: usage %lld kmem bytes %lld parked %lld reclaimable %lld "
                     "stack %lld anon %lld file %lld refcnt %d\n", name, cg[k],
-                    (long long)info.memory.usage, (long long)kbytes,
-                    (long long)parked_bytes(sys, cg[k], &churn),
+                    (long long)info.memory.usage, (long long)kbytes, (long long)parked,
                     (long long)info.stat[BM_STAT_SLAB_RECLAIMABLE_B],
                     (long long)info.stat[BM_STAT_KERNEL_STACK_B], (long long)info.stat[BM_STAT_ANON],
                     (long long)info.stat[BM_STAT_FILE], info.refcnt);
