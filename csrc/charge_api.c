@@ -155,15 +155,27 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
         if (done)
             return 0;
     }
+    /* the pin of the uncharge, taken while our pages still hold the ledger's
+       reference: once they leave the ledger, another cpu's uncharge can empty
+       it and the last reference go before refill_stock() takes the stock's
+       (a css_get() then revived a freed memcg, queued for freeing twice).
+       The kernel's uncharge_batch() likewise puts the pages' css reference
+       only after the uncharge.  A tryget: a memcg whose count reached zero
+       has nothing charged. */
+    if (!css_tryget(memcg))
+        return -EINVAL;
     if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero)) {
         ledger_collect(sys, memcg);
-        if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero))
+        if (!ledger_sub(&memcg->charged_pages, (long)nr_pages, &zero)) {
+            css_put(memcg);
             return -EINVAL;   /* more than bm_try_charge charged */
+        }
     }
     if (!mem_cgroup_is_root(memcg))
         refill_stock(sys, cpu, memcg, (unsigned long)nr_pages);
     if (zero)
-        css_put(memcg);
+        css_put(memcg);   /* the ledger's */
+    css_put(memcg);
     return 0;
 }
 

@@ -1932,9 +1932,15 @@ int mem_cgroup_uncharge(struct bm_system *sys, struct mem_cgroup *memcg, unsigne
 {
     bool zero = false;
 
-    if (!ledger_sub(file ? &memcg->file_pages : &memcg->anon_pages, (long)nr_pages, &zero))
+    /* pinned before the pages leave their ledger (as in bm_uncharge()): after,
+       another uncharge may drop the last reference; a memcg whose count
+       reached zero has no pages */
+    if (!css_tryget(memcg))
         return -EINVAL;
-    css_get(memcg);
+    if (!ledger_sub(file ? &memcg->file_pages : &memcg->anon_pages, (long)nr_pages, &zero)) {
+        css_put(memcg);
+        return -EINVAL;
+    }
     memcg_uncharge(sys, memcg, nr_pages);
     mod_memcg_state(memcg, file ? BM_STAT_FILE : BM_STAT_ANON, -(long)nr_pages);
     user_pages_sub(memcg, (long)nr_pages);
