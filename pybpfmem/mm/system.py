@@ -35,7 +35,7 @@ import errno
 import re
 import threading
 from collections import deque
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 import numpy as np
 
@@ -47,6 +47,8 @@ from .cgroup import MemCgroup
 from .contexts import ActiveMemcg, Interrupt
 from .hooks import Hooks
 from .task import Task
+
+_Owned = TypeVar("_Owned", MemCgroup, Task)
 
 __all__ = ["System", "KmemCache", "OP_DTYPE", "parse_size"]
 
@@ -300,22 +302,20 @@ class System(NoCopy):
         return cg
 
     def own_cgroup(self, cg: Any, what: str) -> MemCgroup:
-        """``cg`` if it is a MemCgroup of this System: TypeError for anything else,
-        ValueError for another System's (the check of every call taking a cgroup)."""
-        if not isinstance(cg, MemCgroup):
-            raise TypeError(f"{what}: expected a MemCgroup, not {type(cg).__name__}")
-        if cg.system is not self:
-            raise ValueError(f"{what}: cgroup belongs to another System")
-        return cg
+        """``cg`` if it is a MemCgroup of this System (the check of every call taking a cgroup)."""
+        return self._own(cg, MemCgroup, "cgroup", what)
 
     def own_task(self, task: Any, what: str) -> Task:
-        """``task`` if it is a Task of this System: TypeError for anything else,
-        ValueError for another System's (the check of every call taking a task)."""
-        if not isinstance(task, Task):
-            raise TypeError(f"{what}: expected a Task, not {type(task).__name__}")
-        if task.system is not self:
-            raise ValueError(f"{what}: task belongs to another System")
-        return task
+        """``task`` if it is a Task of this System (the check of every call taking a task)."""
+        return self._own(task, Task, "task", what)
+
+    def _own(self, obj: Any, cls: type[_Owned], noun: str, what: str) -> _Owned:
+        """TypeError for anything but a ``cls``, ValueError for another System's."""
+        if not isinstance(obj, cls):
+            raise TypeError(f"{what}: expected a {cls.__name__}, not {type(obj).__name__}")
+        if obj.system is not self:
+            raise ValueError(f"{what}: {noun} belongs to another System")
+        return obj
 
     def _memcg_arg(self, cg: MemCgroup, what: str) -> int:
         return self.own_cgroup(cg, what).id

@@ -88,11 +88,8 @@ class Task(NoCopy):
     def migrate(self, cgroup: MemCgroup) -> None:
         """Move the task's thread group (cgroup_attach_task() of cgroup.procs: a whole process).
         Existing charges stay where they are."""
-        if not isinstance(cgroup, MemCgroup):
-            raise TypeError(f"cgroup must be a MemCgroup, not {type(cgroup).__name__}")
-        if cgroup.system is not self.system:
-            raise ValueError("cgroup belongs to another System")
         sysobj = self.system
+        cgroup = sysobj.own_cgroup(cgroup, "migrate")
         with sysobj.lock:
             if not self.alive:
                 raise OSError(errno.ESRCH, f"cgroup_procs_write: task {self.pid} has exited")
