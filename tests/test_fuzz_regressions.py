@@ -263,3 +263,33 @@ def test_empty_stock_slot_pins_a_dying_memcg(impl: str) -> None:
     s.drain_local_stock(1)
     s.drain_all_stock()
     assert (p.stat()["percpu"], p.stat()["slab_unreclaimable"], p.usage_pages) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
+def test_failed_fork_frees_the_structures_of_a_memcg_its_drain_freed(impl: str) -> None:
+    """Diff_5_10 (/: stat percpu real 0 vs reference 5632, found by `pybpfmem fuzz`): a
+    fork that fails its kernel-stack charge drops its reference to the memcg, a flush point
+    of the deferred __mem_cgroup_free(); the reference missed it and kept the structures
+    of a memcg its try_charge's drain_all_stock() had freed.
+
+    5.10, 2 cpus: c2's mem_cgroup_alloc() structures are percpu only, (1112 + 1112 + 296 +
+    296) B per cpu, charged to c1 as 5632 B.  c2 charges a page and is removed (offline
+    drains its 31 stocked pages); its last page goes back to cpu 0's page stock, whose css
+    reference keeps c2 dying.  The fork in c1 (memory.max 0) fails; its retry's
+    drain_all_stock() frees c2, and with it the 5632 percpu bytes."""
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=4096, profile="5.10", cgroup="v2", oom_kill=False)
+    c1 = s.root.mkdir("c1")
+    c2 = c1.mkdir("c2")
+    assert c1.stat()["percpu"] == 5632
+    c2.try_charge(1, K.GFP_KERNEL, cpu=0)
+    c2.rmdir()
+    c1.write("memory.max", "0")
+    c2.uncharge(1, cpu=0)
+    assert (s.dying_cgroups, c1.usage_pages) == (1, 3)     # c2's page, 2 pages of structures
+    with pytest.raises(OSError) as e:
+        s.spawn(cgroup=c1)
+    assert e.value.errno == 12
+    assert (s.dying_cgroups, c1.stat()["percpu"], s.root.stat()["percpu"]) == (0, 0, 0)
+    s.drain_all_stock()
+    assert c1.usage_pages == 0

@@ -476,7 +476,7 @@ class DiffBase(RuleBasedStateMachine):
                     assert r.read(name) == f.read(name), f"{where} {name}: {r.read(name)!r} vs {f.read(name)!r}"
 
     @invariant()
-    def invariants(self) -> None:
+    def counters_hold(self) -> None:
         self.real.check()
         self.ref.check()
         for r, f in self.cgs:

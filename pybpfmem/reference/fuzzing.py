@@ -103,15 +103,30 @@ class RunResult:
         return self.ops / self.seconds if self.seconds > 0 else 0.0
 
 
+def check_invariants(state: Any) -> None:
+    """Run every @invariant of a state machine, as hypothesis does after each step
+    (RuleBasedStateMachine.check_invariants(), without its output and timing)."""
+    for inv in state.invariants:
+        if all(pre(state) for pre in inv.preconditions):
+            inv.function(state)
+
+
 def replay_script(cls: type, report: str) -> str:
-    """Turn hypothesis's 'Falsifying example' printout into a standalone script."""
+    """Turn hypothesis's 'Falsifying example' printout into a standalone script that
+    checks the invariants after every step, as the run did (most failures are theirs)."""
     checks = tuple(f"state.{n}()" for n in dir(cls)
                    if getattr(getattr(cls, n, None), "hypothesis_stateful_invariant", None))
     lines = [ln.strip() for ln in report.splitlines()]
     body = [ln for ln in lines if ln.startswith("state") and ln not in checks]
     if not body:
         return report
-    return "\n".join([f"from {cls.__module__} import {cls.__name__}"] + body)
+    out = [f"from {cls.__module__} import {cls.__name__}",
+           f"from {__name__} import check_invariants"]
+    for ln in body:
+        out.append(ln)
+        if not ln.startswith("state.teardown("):
+            out.append("check_invariants(state)")
+    return "\n".join(out)
 
 
 def run_machine(cls: type, settings: Any, stats: StepStats,

@@ -458,6 +458,9 @@ class Task:
         except OSError:
             for rec in self.stack:
                 S._kmem_uncharge_page(rec, cpu)
+            # the failed fork drops its reference to the memcg: a flush point, where
+            # the memcgs freed by try_charge's stock drain free their structures
+            S._css_free_work()
             raise
         for rec in self.stack:
             M.mod_memcg_state(S._page_memcg(rec), "kernel_stack", S.page_size)
