@@ -466,6 +466,21 @@ struct mem_cgroup *obj_cgroup_memcg(struct obj_cgroup *objcg)
     return objcg ? atomic_load(&objcg->memcg) : NULL;
 }
 
+/* mirrors get_mem_cgroup_from_objcg(): the objcg's memcg with a reference.
+   A lock-free reader may load a memcg that rmdir has just reparented the objcg
+   away from and whose last reference then went: css_tryget() fails on it and
+   the objcg's memcg, by then an ancestor, is loaded again.  Inside a read-side
+   section (the memcg's memory stays until the grace period). */
+static struct mem_cgroup *get_mem_cgroup_from_objcg(struct obj_cgroup *objcg)
+{
+    struct mem_cgroup *memcg;
+
+    do
+        memcg = obj_cgroup_memcg(objcg);
+    while (!css_tryget(memcg));
+    return memcg;
+}
+
 static void obj_cgroup_get(struct obj_cgroup *objcg)
 {
     if (objcg)
@@ -569,8 +584,7 @@ static void obj_cgroup_uncharge_pages(struct bm_system *sys, int cpu, struct obj
 
     if (!objcg || !nr_pages)
         return;
-    memcg = obj_cgroup_memcg(objcg);
-    css_get(memcg);
+    memcg = get_mem_cgroup_from_objcg(objcg);
     memcg_kmem_uncharge(sys, cpu, memcg, nr_pages, false);
     css_put(memcg);
 }
@@ -638,7 +652,7 @@ static struct obj_cgroup *__drain_obj_stock(struct bm_system *sys, int cpu, stru
     nr_pages = nr_bytes >> sys->page_shift;
     rem = nr_bytes & ((unsigned long)page_size_of(sys) - 1);
     if (nr_pages) {
-        struct mem_cgroup *memcg = obj_cgroup_memcg(old);
+        struct mem_cgroup *memcg = get_mem_cgroup_from_objcg(old);
         if (sys->cfg.profile.drain_obj_stock_direct) {
             mod_memcg_state(memcg, BM_STAT_KERNEL, -(long)nr_pages);
             memcg1_uncharge_kmem(sys, memcg, nr_pages);
@@ -646,6 +660,7 @@ static struct obj_cgroup *__drain_obj_stock(struct bm_system *sys, int cpu, stru
         } else {
             memcg_kmem_uncharge(sys, cpu, memcg, nr_pages, true);
         }
+        css_put(memcg);
     }
     if (rem)
         atomic_fetch_add(&old->nr_charged_bytes, (long)rem);
@@ -735,7 +750,9 @@ static void refill_obj_stock(struct bm_system *sys, int cpu, struct obj_cgroup *
            the total is split first so a huge refill cannot overflow nr_bytes */
         unsigned long pages = total >> sys->page_shift;
         stock->nr_bytes = (unsigned)(total & (page - 1));
-        memcg_kmem_uncharge(sys, cpu, obj_cgroup_memcg(objcg), pages, true);
+        struct mem_cgroup *memcg = get_mem_cgroup_from_objcg(objcg);
+        memcg_kmem_uncharge(sys, cpu, memcg, pages, true);
+        css_put(memcg);
         struct obj_cgroup *o = __drain_obj_stock(sys, cpu, stock);
         stock_unlock(c);
         obj_cgroup_put_cpu(to_put, cpu);
@@ -1190,8 +1207,7 @@ static int obj_cgroup_charge_pages(struct bm_system *sys, int cpu, struct obj_cg
 
     if (!objcg)
         return 0;
-    memcg = obj_cgroup_memcg(objcg);
-    css_get(memcg);
+    memcg = get_mem_cgroup_from_objcg(objcg);
     ret = memcg_kmem_charge(sys, cpu, memcg, gfp, nr_pages);
     css_put(memcg);
     return ret;
