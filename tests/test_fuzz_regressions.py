@@ -293,3 +293,27 @@ def test_failed_fork_frees_the_structures_of_a_memcg_its_drain_freed(impl: str) 
     assert (s.dying_cgroups, c1.stat()["percpu"], s.root.stat()["percpu"]) == (0, 0, 0)
     s.drain_all_stock()
     assert c1.usage_pages == 0
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
+def test_migrating_to_the_same_cgroup_puts_no_css(impl: str) -> None:
+    """Diff_5_10 (/: stat percpu real 5632 vs reference 0): writing a task's pid into the
+    cgroup.procs of the cgroup it is in changes no css_set, so no css reference is put and
+    no deferred __mem_cgroup_free() runs; the reference flushed on every migrate.
+
+    5.10, 2 cpus: c2 (under c1) costs 5632 B of percpu structures, charged to c1.  Its
+    one user page holds it dying after rmdir; uncharging the page frees c2, whose
+    structures wait for the next flush point: a real migrate or a stock drain."""
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=4096, profile="5.10", cgroup="v2", oom_kill=False)
+    c1 = s.root.mkdir("c1")
+    c2 = c1.mkdir("c2")
+    c2.charge_user(1, K.GFP_KERNEL, cpu=0)
+    c2.rmdir()
+    t = s.spawn()
+    c2.uncharge_user(1)
+    assert (s.dying_cgroups, s.root.stat()["percpu"]) == (0, 5632)
+    t.migrate(s.root)
+    assert s.root.stat()["percpu"] == 5632
+    t.migrate(c1)
+    assert s.root.stat()["percpu"] == 0

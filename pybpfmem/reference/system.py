@@ -495,10 +495,11 @@ class Task:
         if not cg._st.online:
             raise _err(errno.ENOENT, "migrate to a removed cgroup")
         lead = self.leader or self     # cgroup.procs moves the whole thread group
-        for t in [lead] + lead.threads:
-            if t.alive:
-                t.cg_state = cg._st    # v2: existing charges stay where they are
-        self._S._css_free_work()       # the old css put: a flush point
+        moved = [t for t in [lead] + lead.threads if t.alive and t.cg_state is not cg._st]
+        for t in moved:
+            t.cg_state = cg._st        # v2: existing charges stay where they are
+        if moved:                      # the old css put: a flush point (a task already
+            self._S._css_free_work()   # there keeps its css_set: no put)
 
     def exit(self) -> None:
         """A thread exits alone, a process with its threads (exit_group)."""
