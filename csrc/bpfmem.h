@@ -189,6 +189,8 @@ struct bm_profile {
     uint32_t objcg_put_after_stock_drain; /* v5.19+: drain_local_stock() drops the drained
                                              objcg after drain_stock(); before, drain_obj_stock()
                                              dropped it before the page stock was drained */
+    uint32_t sync_high_over_batch;  /* v5.18+: try_charge_memcg() pays a task's memory.high
+                                       debt at once when it passes MEMCG_CHARGE_BATCH */
 };
 
 /* What mem_cgroup_alloc() allocates with GFP_KERNEL_ACCOUNT, charged to the

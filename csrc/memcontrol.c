@@ -29,7 +29,8 @@
  *    the leftover pages directly, also where objcg_release_via_stock would
  *    go through a page stock.
  *  - Throttling at return to user (mem_cgroup_handle_over_high) runs right
- *    at the end of the charge, and never sleeps: the penalty is kept as data.
+ *    at the end of the charge, or of the call for one that charges many
+ *    times (a vmalloc's pages), and never sleeps: the penalty is kept as data.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -1147,9 +1148,12 @@ done_restock:
             break;
         }
     }
-    /* set_notify_resume(): return to user (unless the caller models the rest of the
-       syscall first and returns to user itself) */
-    if (!bm_defer_over_high)
+    /* set_notify_resume(): return to user, at the end of this charge unless the
+       caller charges more first and returns to user itself; v5.18+ pays a debt
+       past a charge batch at once (sync_high_over_batch) */
+    if (!bm_defer_over_high ||
+        (sys->cfg.profile.sync_high_over_batch && gfpflags_allow_blocking(gfp) &&
+         atomic_load_explicit(&c->memcg_nr_pages_over_high, memory_order_relaxed) > (long)charge_batch(sys)))
         mem_cgroup_handle_over_high(sys, cpu);
     return 0;
 }

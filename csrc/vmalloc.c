@@ -44,7 +44,7 @@ static void vm_free_pages(struct bm_system *sys, int cpu, struct vm_struct *vm, 
  * MEMCG_VMALLOC (v5.17+, stat_vmalloc) moves by nr_pages on the memcg of
  * pages[0] when __GFP_ACCOUNT.
  */
-int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
+static int vmalloc_area(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     struct mm_state *mm = sys->mm;
     struct vm_struct *vm;
@@ -87,6 +87,22 @@ int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint6
     mm->vmalloc_next += span;
     *addr = vm->addr;
     return 0;
+}
+
+/* One vmalloc is one call: the memory.high debt of its pages is paid once, as
+   the caller returns to user (mem_cgroup_handle_over_high()), not page by page */
+int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
+{
+    bool outer = !bm_defer_over_high;
+    int ret;
+
+    bm_defer_over_high = true;
+    ret = vmalloc_area(sys, cpu, size, gfp, addr);
+    if (outer) {
+        bm_defer_over_high = false;
+        mem_cgroup_handle_over_high(sys, cpu);
+    }
+    return ret;
 }
 
 /* vfree() / __vunmap(): vfree(NULL) is a no-op; anything but an area start

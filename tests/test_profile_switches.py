@@ -17,6 +17,7 @@ import pytest
 
 import pybpfmem
 from pybpfmem import constants as K
+from pybpfmem import reference
 from pybpfmem.bpf import uapi as U
 from pybpfmem.profiles import get_profile
 
@@ -134,6 +135,30 @@ def test_objcg_release_through_the_page_stock_6_12():
     s.drain_local_stock(1)
     assert p.usage_pages == 0
     s.check()
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
+@pytest.mark.parametrize("profile, events, pages", [("5.15", 17, 228), ("6.1", 34, 260), ("6.18", 34, 260)])
+def test_sync_high_over_batch(impl, profile, events, pages):
+    # A task in c (memory.high 0; the write drained c's stock: its 4 stack pages are left)
+    # vmallocs 200 pages, each charged on its own (try_charge_memcg(), one page), in one
+    # call.  Every charge that misses the stock charges a batch and adds it to the task's
+    # debt; nothing is reclaimable, so each mem_cgroup_handle_over_high() runs reclaim_high()
+    # 1 + MAX_RECLAIM_RETRIES = 17 times, one high event each.
+    # 5.15 (batch 32): 7 charges (pages 1, 33, .., 193), debt 224, paid once at the return
+    #   to user: 17 events; usage 4 + 224.
+    # 6.1+ (batch 64, c9afe31ec443): charges at pages 1, 65, 129, 193; the debt passes 64 at
+    #   the second and the fourth, paid at once each time: 34 events, nothing left to pay
+    #   at the return; usage 4 + 256.
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=4096, profile=profile, cgroup="v2", oom_kill=False)
+    c = s.root.mkdir("c")
+    t = s.spawn(cgroup=c)
+    c.write("memory.high", "0")
+    assert c.usage_pages == 4
+    with t.running(cpu=0):
+        s.vmalloc(200 * 4096, GFP_KERNEL_ACCOUNT)
+    assert (c.events()["high"], c.usage_pages) == (events, pages)
 
 
 @pytest.mark.parametrize("impl", ["core", "reference"])

@@ -203,6 +203,7 @@ _5_10 = Profile(
         percpu_ptr_overhead=0, large_kmalloc_memcg_stat=1, stat_kernel=0, stat_vmalloc=0,
         nospin_no_batch=0, kmem_uncharge_skips_root=0, obj_stock_slab_stats=0,
         obj_stock_task_irq_split=0, objcg_release_via_stock=1, objcg_put_after_stock_drain=0,
+        sync_high_over_batch=0,
         reclaim_target_unprotected=0, reclaim_partial_walk=0, memcg_reclaim_counts_slab=1,
         shrinker_deferred_per_memcg=0, sb_scan_exact_total=0, kpagecgroup_folio=0),
     bpf=BpfSwitches(
@@ -271,7 +272,7 @@ _6_1 = derive(
     "hash elements, GFP_NOWAIT runtime allocations",
     mm=dict(charge_batch=64, gfp_atomic_forces=0, gfp_high_forces=1, max_event_on_force=1,
             kmem_limit_enforced=0, percpu_ptr_overhead=1, stat_kernel=1, stat_vmalloc=1,
-            obj_stock_task_irq_split=0, objcg_put_after_stock_drain=1),
+            obj_stock_task_irq_split=0, objcg_put_after_stock_drain=1, sync_high_over_batch=1),
     bpf=dict(map_objcg=True, htab_mem_alloc=True, runtime_gfp_nowait=True,
              default_memlock=8 * 1024 * 1024, unpriv_entry_create_only=True,
              struct_area_alloc=True, map_extra=True, array_value_int_max=True,

@@ -45,6 +45,7 @@ class MmSwitches:
     obj_stock_task_irq_split: int
     objcg_release_via_stock: int
     objcg_put_after_stock_drain: int
+    sync_high_over_batch: int
 
     def to_cdata(self, ffi: Any) -> Any:
         """A new ``struct bm_profile *`` filled from these switches."""

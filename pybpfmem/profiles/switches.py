@@ -174,6 +174,12 @@ SWITCHES: tuple[Switch, ...] = (
        drain_obj_stock() dropped it itself, before the page stock was drained.  With
        objcg_release_via_stock, the pages a last put releases through refill_stock() are then
        drained at once (before) or stay charged in that cpu's stock (after)."""),
+    _s("sync_high_over_batch", "mm", "c9afe31ec443",
+       "memcg: synchronously enforce memory.high for large overcharges", "v5.18",
+       """try_charge_memcg(): once a task's memory.high debt (memcg_nr_pages_over_high) passes
+       MEMCG_CHARGE_BATCH and the gfp may block, the charge runs mem_cgroup_handle_over_high()
+       itself instead of leaving it all to the return to user.  Seen where one call charges
+       many times (a vmalloc of many pages): more reclaim passes, more high events."""),
     # ---------------------------------------------------------------- mm: Python-level facts
     _s("has_gfp_atomic", "mm", "2973d8229b78", "mm: discard __GFP_ATOMIC", "v6.3",
        """__GFP_ATOMIC exists (GFP_ATOMIC = 0xa20).  The switch is true in the releases before its
