@@ -383,6 +383,13 @@ int bm_memcg_write(bm_system *sys, int32_t memcg, int32_t what, int64_t pages);
 int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg, int32_t active_memcg);
 /* 0 */
 int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt);
+/* One system call of cpu's task, made by this thread: the memory.high debt
+   its charges leave is paid once, at bm_syscall_exit(), the return to user
+   (mem_cgroup_handle_over_high()).  Calls nest; the thread makes them all on
+   one System (sys NULL at the exit: that System was closed, the call just
+   ends).  0; -EINVAL for a bad cpu, or an exit without an enter */
+int bm_syscall_enter(bm_system *sys, int32_t cpu);
+int bm_syscall_exit(bm_system *sys, int32_t cpu);
 /* 0 with the previous active memcg (-1: none) in *old */
 int bm_set_active_memcg(bm_system *sys, int32_t cpu, int32_t memcg, int32_t *old);
 /* 1 if the memcg OOM killer chose cpu's task since the last call, else 0

@@ -51,6 +51,29 @@ int bm_set_task(bm_system *sys, int32_t cpu, int32_t memcg_id, int32_t active_id
     return 0;
 }
 
+int bm_syscall_enter(bm_system *sys, int32_t cpu)
+{
+    BM_RCU_READ_SECTION(sys, cpu);
+    if (!sys || !bm_cpu_valid(sys, cpu))
+        return -EINVAL;
+    over_high_defer();
+    return 0;
+}
+
+/* sys NULL: the System was closed meanwhile; the call only ends */
+int bm_syscall_exit(bm_system *sys, int32_t cpu)
+{
+    BM_RCU_READ_SECTION(sys, cpu);
+    if (!bm_over_high_deferred || (sys && !bm_cpu_valid(sys, cpu)))
+        return -EINVAL;
+    if (!sys) {
+        bm_over_high_deferred--;
+        return 0;
+    }
+    return_to_user(sys, cpu);
+    return 0;
+}
+
 int bm_set_interrupt(bm_system *sys, int32_t cpu, int32_t in_interrupt)
 {
     BM_RCU_READ_SECTION(sys, cpu);

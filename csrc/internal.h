@@ -427,11 +427,17 @@ void user_pages_sub(struct mem_cgroup *m, long n);
 /* current's state during one call, kept per calling thread (another thread may
    run an explicit-cpu charge or a free on the same cpu meanwhile):
    current->reclaim_state (slab pages freed during reclaim, NULL outside it) and
-   whether the caller returns to user itself (mem_cgroup_handle_over_high) */
+   how many calls of this thread that charge many times return to user
+   later, once (over_high_defer()) */
 extern _Thread_local unsigned long *bm_reclaim_state;
-extern _Thread_local bool bm_defer_over_high;
+extern _Thread_local unsigned bm_over_high_deferred;
 /* the return-to-user half of memory.high: pay the cpu's task's debt */
 void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu);
+/* a call that charges many times (a vmalloc's pages, a bpf() command) pays the
+   debt its charges leave once: over_high_defer() at its start, then
+   return_to_user() at its end pays if it is the outermost one */
+void over_high_defer(void);
+void return_to_user(struct bm_system *sys, int cpu);
 /* set_active_memcg() on cpu (int_active_memcg in interrupt context): the
    new one gets a reference, the old one is returned with its reference */
 struct mem_cgroup *set_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg);

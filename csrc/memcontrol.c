@@ -40,7 +40,7 @@
 #include "mm_internal.h"
 
 _Thread_local unsigned long *bm_reclaim_state;
-_Thread_local bool bm_defer_over_high;
+_Thread_local unsigned bm_over_high_deferred;
 
 #define SWAP_CLUSTER_MAX 32
 #define HZ 1000                          /* model HZ for the memory.high penalty */
@@ -953,6 +953,17 @@ void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
     }
 }
 
+void over_high_defer(void)
+{
+    bm_over_high_deferred++;
+}
+
+void return_to_user(struct bm_system *sys, int cpu)
+{
+    if (bm_over_high_deferred && !--bm_over_high_deferred)
+        mem_cgroup_handle_over_high(sys, cpu);
+}
+
 /* ------------------------------------------------------------------ */
 /* try_charge                                                          */
 /* ------------------------------------------------------------------ */
@@ -1151,7 +1162,7 @@ done_restock:
     /* set_notify_resume(): return to user, at the end of this charge unless the
        caller charges more first and returns to user itself; v5.18+ pays a debt
        past a charge batch at once (sync_high_over_batch) */
-    if (!bm_defer_over_high ||
+    if (!bm_over_high_deferred ||
         (sys->cfg.profile.sync_high_over_batch && gfpflags_allow_blocking(gfp) &&
          atomic_load_explicit(&c->memcg_nr_pages_over_high, memory_order_relaxed) > (long)charge_batch(sys)))
         mem_cgroup_handle_over_high(sys, cpu);

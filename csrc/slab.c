@@ -1121,11 +1121,13 @@ int64_t bm_kmem_cache_alloc_lru_bulk(bm_system *sys, int32_t cpu, int32_t cache,
         pthread_mutex_unlock(&sys->lock);
         return -EINVAL;
     }
-    bm_defer_over_high = true;
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {      /* each object its own call (an open() of a missing name) */
         struct slab *slab = NULL;
         uint32_t idx = 0;
-        int ret = slab_alloc_hooked(sys, cpu, s, gfp, &addrs[i]);
+        int ret;
+
+        over_high_defer();
+        ret = slab_alloc_hooked(sys, cpu, s, gfp, &addrs[i]);
         if (!ret) {
             lookup_slab_object(sys, addrs[i], true, &slab, &idx);   /* just allocated: found */
             if (list_lru_add_obj(sys, s, slab, idx) < 0) {
@@ -1133,11 +1135,10 @@ int64_t bm_kmem_cache_alloc_lru_bulk(bm_system *sys, int32_t cpu, int32_t cache,
                 ret = -ENOMEM;
             }
         }
-        mem_cgroup_handle_over_high(sys, cpu);
+        return_to_user(sys, cpu);
         if (ret)
             break;
     }
-    bm_defer_over_high = false;
     pthread_mutex_unlock(&sys->lock);
     return i;
 }

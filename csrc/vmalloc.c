@@ -93,15 +93,11 @@ static int vmalloc_area(struct bm_system *sys, int cpu, uint64_t size, uint32_t 
    the caller returns to user (mem_cgroup_handle_over_high()), not page by page */
 int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
-    bool outer = !bm_defer_over_high;
     int ret;
 
-    bm_defer_over_high = true;
+    over_high_defer();
     ret = vmalloc_area(sys, cpu, size, gfp, addr);
-    if (outer) {
-        bm_defer_over_high = false;
-        mem_cgroup_handle_over_high(sys, cpu);
-    }
+    return_to_user(sys, cpu);
     return ret;
 }
 

@@ -83,3 +83,18 @@ def test_array_lookup_batch_end(task):
     assert e.errno == errno.ENOENT and e.count == 3
     assert e.values == [bytes(4), b"xxxx", bytes(4)]
     assert e.out_batch == (2).to_bytes(4, "little")
+
+
+def test_one_bpf_command_returns_to_user_once():
+    # 5.15 (no payment inside try_charge_memcg before c9afe31ec443): a prealloc hash of
+    # 16384 entries is created with many charges (the htab, its bucket array and its
+    # element area, each a separate allocation, charging 11 batches of 32 pages between
+    # them), all in one bpf() call over memory.high 0.  The debt is paid once, on the
+    # way out: reclaim_high() 1 + MAX_RECLAIM_RETRIES = 17 times with nothing
+    # reclaimable, one high event each (paid after each allocation it was 51).
+    s = pybpfmem.System(nr_cpus=2, page_size=4096, profile="5.15", cgroup="v2", oom_kill=False)
+    c = s.root.mkdir("c")
+    t = s.spawn(cgroup=c)
+    c.write("memory.high", "0")                     # drains c's stock: 4 stack pages left
+    t.bpf_map_create(BPF_MAP_TYPE_HASH, 8, 8, 16384)
+    assert (c.events()["high"], c.usage_pages) == (17, 4 + 11 * 32)

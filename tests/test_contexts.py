@@ -187,3 +187,65 @@ def test_free_without_context_uses_cpu0_kworker(s: System) -> None:
     s.kfree(x)                                      # uncharges the object's objcg, not `current`
     assert a.stat()["slab_unreclaimable"] == 0
     assert s.stock_info(0)["nr_bytes"] == 136       # the bytes landed in cpu 0's object stock
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
+@pytest.mark.parametrize("profile", ["5.15", "6.1"])
+@pytest.mark.parametrize("one_call", [False, True], ids=["two-returns", "one-syscall"])
+def test_a_syscall_pays_its_memory_high_debt_once(impl: str, profile: str, one_call: bool) -> None:
+    # A task in c (memory.high 0; the write drained c's stock, 4 stack pages are left)
+    # vmallocs 40 pages twice.  Nothing is reclaimable, so each payment
+    # (mem_cgroup_handle_over_high()) runs reclaim_high() 1 + MAX_RECLAIM_RETRIES = 17
+    # times, one high event each.
+    # 5.15 (batch 32, no payment inside the charge): charges at pages 1 and 33 of the first
+    #   vmalloc, 25 of the second (24 were left in the stock): usage 4 + 96.  Two returns to
+    #   user pay twice (34 events); one system call pays its 96-page debt once (17).
+    # 6.1 (batch 64): the first vmalloc charges at page 1 (debt 64), the second at page 25:
+    #   usage 4 + 128.  Two returns pay 64 each (34); in one system call the debt reaches 128
+    #   inside the second charge, paid there (c9afe31ec443), and nothing is left at the
+    #   return (17).
+    # The reference pays once per running() block: one block is one system call.
+    from pybpfmem import reference
+    mod = System if impl == "core" else reference.System
+    sysobj = mod(nr_cpus=2, page_size=PS, profile=profile, cgroup="v2", oom_kill=False)
+    c = sysobj.root.mkdir("c")
+    t = sysobj.spawn(cgroup=c)
+    c.write("memory.high", "0")
+    calls = [1] if one_call else [1, 2]
+    for _ in calls:
+        with t.running(cpu=0):
+            if impl == "core" and one_call:
+                with t.syscall():
+                    for _ in range(2):
+                        sysobj.vmalloc(40 * PS, GFP_KERNEL_ACCOUNT)
+            else:
+                for _ in range(2 // len(calls)):
+                    sysobj.vmalloc(40 * PS, GFP_KERNEL_ACCOUNT)
+    usage = 4 + (96 if profile == "5.15" else 128)
+    assert (c.events()["high"], c.usage_pages) == (17 if one_call else 34, usage)
+
+
+def test_syscall_needs_the_task_current(s: System) -> None:
+    t = s.spawn(s.root.mkdir("a"))
+    with pytest.raises(RuntimeError, match="not current"):
+        with t.syscall():
+            pass
+    with t.running(cpu=1), t.syscall():
+        s.kmalloc(64, GFP_KERNEL_ACCOUNT)
+
+
+def test_a_system_closed_inside_a_syscall_defers_nothing_after() -> None:
+    # the deferral belongs to the calling thread: the exit still ends the call when its
+    # System was closed meanwhile, so the next System this thread uses pays at once
+    s1 = System(nr_cpus=2, profile="6.18", oom_kill=False)
+    t = s1.spawn(s1.root.mkdir("a"))
+    with t.running(cpu=0), t.syscall():
+        s1.close()
+    s2 = System(nr_cpus=2, page_size=PS, profile="6.18", cgroup="v2", oom_kill=False)
+    c = s2.root.mkdir("c")
+    t2 = s2.spawn(cgroup=c)
+    c.write("memory.high", "0")
+    with t2.running(cpu=0):
+        s2.vmalloc(PS, GFP_KERNEL_ACCOUNT)          # paid at the end of the vmalloc
+        assert c.events()["high"] == 17
+    s2.close()

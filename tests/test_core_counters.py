@@ -813,6 +813,9 @@ def test_bad_input_leaves_counters_unchanged() -> None:
             (lib.bm_set_task(s, 0, 999, -1), N),
             (lib.bm_set_task(s, 0, -7, -1), E),
             (lib.bm_set_interrupt(s, 9, 1), E),
+            (lib.bm_syscall_enter(s, 2), E),
+            (lib.bm_syscall_exit(s, 0), E),       # no enter
+            (lib.bm_syscall_exit(ffi.NULL, 0), E),
             (lib.bm_set_active_memcg(s, 0, a, ffi.NULL), E),
             (lib.bm_take_oom_victim(s, 2), E),
             (lib.bm_get_obj_cgroup_from_current(s, 0, ffi.NULL), E),

@@ -106,6 +106,8 @@ def _calls(sp, nr_cpus: int) -> dict:
         "bm_memcg_write": lambda: (lib.bm_memcg_write(sp, BAD, 0, 1), True),
         "bm_set_task": lambda: (lib.bm_set_task(sp, nr_cpus, 0, -1), True),
         "bm_set_interrupt": lambda: (lib.bm_set_interrupt(sp, -1, 1), True),
+        "bm_syscall_enter": lambda: (lib.bm_syscall_enter(sp, -1), True),
+        "bm_syscall_exit": lambda: (lib.bm_syscall_exit(sp, 0), True),    # no enter
         "bm_set_active_memcg": lambda: (lib.bm_set_active_memcg(sp, nr_cpus, 0, i32), True),
         "bm_take_oom_victim": lambda: (lib.bm_take_oom_victim(sp, -1), True),
         "bm_last_charge_failure": lambda: (lib.bm_last_charge_failure(sp, 0, ffi.NULL), True),

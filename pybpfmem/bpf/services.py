@@ -40,6 +40,8 @@ class MemTask(Protocol):
 
     def running(self, cpu: int | None = None) -> ContextManager[Any]: ...
 
+    def syscall(self) -> ContextManager[Any]: ...
+
 
 class Hooks(Protocol):
     """System.hooks (pybpfmem.mm.Hooks): lifecycle callbacks the BPF layer registers."""

@@ -98,14 +98,15 @@ class BpfTaskMixin(KObjectTaskMixin):
     @contextmanager
     def _in_syscall(self) -> Iterator[None]:
         """The syscall runs as this task: in its running() context, on cpu 0 if the
-        task is not running already."""
+        task is not running already, as one syscall() (one return to user)."""
         me: MemTask = self  # type: ignore[assignment]
         if not me.alive:
             raise BpfError(errno.ESRCH, f"task {me.pid} has exited")
         if self.system.current_task is self:
-            yield
+            with me.syscall():
+                yield
         else:
-            with me.running(cpu=0):
+            with me.running(cpu=0), me.syscall():
                 yield
 
     def _settle(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._ffi import lib
+from .._ffi import ffi, lib
 
 if TYPE_CHECKING:  # pragma: no cover
     from .system import System
@@ -36,6 +36,34 @@ class Running:
 
     def __exit__(self, *exc: Any) -> None:
         self.task.system._exit_task(self.task, self.cpu)
+
+
+class Syscall:
+    """``with task.syscall():`` one system call of the task, `current` on this thread's
+    cpu: the memory.high debt its charges leave is paid once, as it returns to user
+    (mem_cgroup_handle_over_high()), not after each charge."""
+
+    __slots__ = ("task", "cpu")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.cpu = -1
+
+    def __enter__(self) -> Task:
+        t = self.task
+        s = t.system
+        s._require_open()
+        if s.current_task is not t:
+            raise RuntimeError(f"task {t.pid} is not current on this thread: a system call "
+                               f"runs inside task.running(cpu)")
+        cpu = s._tls.cpu
+        s._check(lib.bm_syscall_enter(s._sys, cpu), f"bm_syscall_enter(cpu={cpu})")
+        self.cpu = cpu
+        return t
+
+    def __exit__(self, *exc: Any) -> None:
+        s = self.task.system
+        lib.bm_syscall_exit(ffi.NULL if s._closed else s._sys, self.cpu)
 
 
 class Interrupt:

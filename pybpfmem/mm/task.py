@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .._ffi import NoCopy, as_int, ffi, lib
 from .cgroup import MemCgroup
-from .contexts import Running
+from .contexts import Running, Syscall
 
 if TYPE_CHECKING:  # pragma: no cover
     from .system import System
@@ -181,3 +181,9 @@ class Task(NoCopy):
         else:
             cpu = as_int(cpu, "cpu", 0, self.system.nr_cpus - 1)
         return Running(self, cpu)
+
+    def syscall(self) -> Syscall:
+        """``with task.syscall():`` one system call of this task, which must be `current`
+        (inside ``task.running()``) on this thread: its charges pay their memory.high debt
+        once, at the end (the return to user), as one bpf() command does."""
+        return Syscall(self)
