@@ -191,6 +191,8 @@ struct bm_profile {
                                              dropped it before the page stock was drained */
     uint32_t sync_high_over_batch;  /* v5.18+: try_charge_memcg() pays a task's memory.high
                                        debt at once when it passes MEMCG_CHARGE_BATCH */
+    uint32_t memcg_orig_objcg;      /* v6.7+: a memcg keeps a reference to its first objcg
+                                       (memcg->orig_objcg) until __mem_cgroup_free() */
 };
 
 /* What mem_cgroup_alloc() allocates with GFP_KERNEL_ACCOUNT, charged to the

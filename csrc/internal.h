@@ -172,6 +172,7 @@ struct mem_cgroup {
     struct page_counter memory;
     struct page_counter kmem;         /* cgroup v1 only */
     struct obj_cgroup *_Atomic objcg; /* NULL once offline */
+    struct obj_cgroup *orig_objcg;    /* memcg_orig_objcg: the first objcg, pinned until freed */
     struct obj_cgroup *objcg_list;    /* objcgs reparented into this memcg (tree_lock) */
     _Atomic long memory_events[BM_NR_EVENTS];
     _Atomic long memory_events_local[BM_NR_EVENTS];

@@ -115,6 +115,7 @@ static void mem_cgroup_free(struct mem_cgroup *memcg)
 {
     struct bm_system *sys = memcg->sys;
     struct mem_cgroup *parent = memcg->parent;
+    struct obj_cgroup *orig_objcg = memcg->orig_objcg;
 
     pthread_mutex_lock(&sys->tree_lock);
     __atomic_store_n(&sys->memcgs[BM_HANDLE_SLOT(memcg->id)], NULL, __ATOMIC_SEQ_CST);
@@ -144,6 +145,9 @@ static void mem_cgroup_free(struct mem_cgroup *memcg)
     }
     atomic_fetch_sub(&sys->nr_dying, 1);
     pthread_mutex_unlock(&sys->tree_lock);
+    /* __mem_cgroup_free() drops orig_objcg: a reparented objcg nothing else holds is
+       released now, its parked bytes uncharged (no cpu: directly) */
+    obj_cgroup_put(orig_objcg);
     if (parent)
         css_put(parent);
 }
@@ -1610,6 +1614,10 @@ int mem_cgroup_css_online(struct bm_system *sys, struct mem_cgroup *parent, uint
     }
     if (objcg) {
         css_get(memcg);
+        if (sys->cfg.profile.memcg_orig_objcg) {   /* memcg_online_kmem(): orig_objcg */
+            obj_cgroup_get(objcg);
+            memcg->orig_objcg = objcg;
+        }
         atomic_store(&memcg->objcg, objcg);
         __atomic_store_n(&sys->objcgs[BM_HANDLE_SLOT(objcg->id)], objcg, __ATOMIC_SEQ_CST);
     }

@@ -112,27 +112,30 @@ def _release_scenario(profile, mod=pybpfmem):
     return s, p, c
 
 
-def test_objcg_release_through_the_page_stock_6_12():
-    # 6.12 (one page-stock slot): the rmdir's drain_all_stock(c) drains the page stocks of
-    # cpus 0 and 1 (both cache c) and, one slot, their object stocks too: 128 bytes then
-    # 3968 bytes parked in nr_charged_bytes = 4096.  The second drain drops the last
-    # reference: obj_cgroup_release() on cpu 1 returns the page with
-    # obj_cgroup_uncharge_pages() -> refill_stock(p, 1), after cpu 1's page stock was
-    # drained: p keeps the page in cpu 1's stock until it drains.
+@pytest.mark.parametrize("impl", ["core", "reference"])
+def test_orig_objcg_release_6_12(impl):
+    # 6.12 (one page-stock slot, memcg->orig_objcg): the rmdir's drain_all_stock(c) drains
+    # the page stocks of cpus 0 and 1 (both cache c) and, one slot, their object stocks too:
+    # 128 then 3968 bytes parked in nr_charged_bytes = 4096.  The stocks' references go, but
+    # c's orig_objcg still holds the objcg; the drained page stocks held c's last css
+    # references, so c is freed, and __mem_cgroup_free() drops orig_objcg: the release has
+    # no cpu (the kernel's free work) and uncharges the page from p at once.  (Before
+    # v6.7 the second drain released it on cpu 1, into cpu 1's page stock:
+    # test_objcg_put_after_stock_drain.)
     # c's structures (6.12, 2 cpus: 2056 + 4352 + 1032 + 1984 = 9424 bytes, 3 pages, 2864
     # bytes parked in p's objcg) come back on cpu 0 one by one into its object stock, which
     # adopts the 2864: 4920 -> 1 page split off, 824; 5176 -> 1 page, 1080; 2112; 4096 (not
     # above PAGE_SIZE, stays): cpu 0 holds p's objcg with 4096 bytes and 2 pages of p.
-    s, p, c = _release_scenario("6.12")
-    st0, st1 = s.stock_info(0), s.stock_info(1)
-    assert (st1["cached"][0], st1["nr_pages"][0]) == (p.id, 1)
-    assert st1["cached_objcg"] == -1
-    assert (st0["cached"][0], st0["nr_pages"][0], st0["nr_bytes"]) == (p.id, 2, 4096)
-    assert s.objcg_memcg(st0["cached_objcg"]).path == p.path
-    assert p.usage_pages == 1 + 3
+    from pybpfmem import reference
+    s, p, c = _release_scenario("6.12", pybpfmem if impl == "core" else reference)
+    assert s.dying_cgroups == 0
+    if impl == "core":
+        st0, st1 = s.stock_info(0), s.stock_info(1)
+        assert (st1["cached"][0], st1["nr_pages"][0], st1["cached_objcg"]) == (-1, 0, -1)
+        assert (st0["cached"][0], st0["nr_pages"][0], st0["nr_bytes"]) == (p.id, 2, 4096)
+        assert s.objcg_memcg(st0["cached_objcg"]).path == p.path
+    assert p.usage_pages == 2 + 1
     s.drain_local_stock(0)
-    assert p.usage_pages == 1
-    s.drain_local_stock(1)
     assert p.usage_pages == 0
     s.check()
 

@@ -203,7 +203,7 @@ _5_10 = Profile(
         percpu_ptr_overhead=0, large_kmalloc_memcg_stat=1, stat_kernel=0, stat_vmalloc=0,
         nospin_no_batch=0, kmem_uncharge_skips_root=0, obj_stock_slab_stats=0,
         obj_stock_task_irq_split=0, objcg_release_via_stock=1, objcg_put_after_stock_drain=0,
-        sync_high_over_batch=0,
+        sync_high_over_batch=0, memcg_orig_objcg=0,
         reclaim_target_unprotected=0, reclaim_partial_walk=0, memcg_reclaim_counts_slab=1,
         shrinker_deferred_per_memcg=0, sb_scan_exact_total=0, kpagecgroup_folio=0),
     bpf=BpfSwitches(
@@ -305,6 +305,7 @@ _6_6 = derive(
 _6_8 = derive(
     _6_6, "6.8", "6.8.0 (Ubuntu 24.04's base): small per-cpu bpf_mem_alloc caches, "
     "GFP_NOWAIT with __GFP_NOWARN",
+    mm=dict(memcg_orig_objcg=1),
     bpf=dict(percpu_value_limit=False, htab_max_2g=False, memalloc_prefill_split=True,
              perf_event_entry_kernel_gfp=True, lpm_exist_flags=False, lpm_full_inplace=False,
              lru_target_free_clamp=False, prog_array_owner_attach_type=False),

@@ -46,6 +46,7 @@ class MmSwitches:
     objcg_release_via_stock: int
     objcg_put_after_stock_drain: int
     sync_high_over_batch: int
+    memcg_orig_objcg: int
 
     def to_cdata(self, ffi: Any) -> Any:
         """A new ``struct bm_profile *`` filled from these switches."""

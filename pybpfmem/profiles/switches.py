@@ -180,6 +180,13 @@ SWITCHES: tuple[Switch, ...] = (
        MEMCG_CHARGE_BATCH and the gfp may block, the charge runs mem_cgroup_handle_over_high()
        itself instead of leaving it all to the return to user.  Seen where one call charges
        many times (a vmalloc of many pages): more reclaim passes, more high events."""),
+    _s("memcg_orig_objcg", "mm", "675d6c9b59e3",
+       "mm: kmem: make memcg keep a reference to the original objcg", "v6.7",
+       """memcg_online_kmem() takes a reference on the memcg's first objcg for
+       memcg->orig_objcg, and __mem_cgroup_free() drops it.  After rmdir the reparented objcg
+       therefore lives until the dying memcg is freed, with the bytes parked in its
+       nr_charged_bytes: they stay charged (to the ancestor it points at, and in MEMCG_KMEM)
+       until then, where before the last object's or stock's reference released them."""),
     # ---------------------------------------------------------------- mm: Python-level facts
     _s("has_gfp_atomic", "mm", "2973d8229b78", "mm: discard __GFP_ATOMIC", "v6.3",
        """__GFP_ATOMIC exists (GFP_ATOMIC = 0xa20).  The switch is true in the releases before its

@@ -151,7 +151,7 @@ class DiffBase(RuleBasedStateMachine):
                 keys = pair[1].stat()
                 stat = {k: v for k, v in cg.stat().items() if k in keys}
             else:
-                stat = self.ref_stat_flushed(cg)
+                stat = cg.stat()
             for path, deltas in cached:
                 if path == cg.path or path.startswith(cg.path.rstrip("/") + "/"):
                     for k, v in deltas.items():
@@ -422,33 +422,6 @@ class DiffBase(RuleBasedStateMachine):
                 d1 = {k: s1[k] for k in keep}
                 assert d0 == d1, f"failed op changed {p0} ({('core', 'reference')[side]}): {d0} -> {d1}"
 
-    def orig_objcg_parked(self, f: Any) -> int:
-        """Pages the reference still parks, in ``f``'s subtree, in killed objcgs held only by
-        their dying memcg's orig_objcg reference (6.x: __mem_cgroup_free() drops it).  The
-        C core has no orig_objcg reference and releases such an objcg at rmdir, giving the
-        pages back then (a known divergence, see tests/test_fuzz_regressions.py::
-        test_orig_objcg_pins_reparented_objcg).  Frozen until the memcg is freed: no object
-        and no stock refers to the objcg any more, so the adjusted view is exact."""
-        if not self.ref.profile.objcg_pinned_by_orig_memcg:
-            return 0
-        pages = 0
-        for m in self.ref.memcgs.values():
-            o = m.orig_objcg
-            if (o is not None and o.killed and not o.released and o.refcnt == 1
-                    and o.memcg.is_descendant(f._st)):
-                pages += o.nr_charged_bytes // PS
-        return pages
-
-    def ref_stat_flushed(self, f: Any) -> dict[str, int]:
-        """The reference's memory.stat of ``f`` as the core sees it.  The slab bytes the
-        object stocks cache (__account_obj_stock(), current kernels) are compared as they
-        are: the core caches them the same way (profile switch obj_stock_slab_stats) and
-        flushes them to the objcg's memcg of the moment, reparented or not."""
-        out = f.stat()
-        if "kernel" in out:
-            out["kernel"] -= self.orig_objcg_parked(f) * PS
-        return out
-
     @invariant()
     def same_state(self) -> None:
         assert self.real.dying_cgroups == self.ref.dying_cgroups, \
@@ -458,12 +431,9 @@ class DiffBase(RuleBasedStateMachine):
             if not (f.online or f.dying):
                 continue
             where = f.path
-            ref_usage = f.usage_pages
-            if f.parent is not None:
-                ref_usage -= self.orig_objcg_parked(f)
-            assert r.usage_pages == ref_usage, \
-                f"{where}: usage real {r.usage_pages} vs reference {ref_usage}"
-            fs = self.ref_stat_flushed(f)
+            assert r.usage_pages == f.usage_pages, \
+                f"{where}: usage real {r.usage_pages} vs reference {f.usage_pages}"
+            fs = f.stat()
             rs = {k: v for k, v in r.stat().items() if k in fs}
             assert rs == fs, f"{where}: stat real {rs} vs reference {fs}"
             fe, fl = f.events(), f.events_local()

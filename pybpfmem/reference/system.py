@@ -244,12 +244,15 @@ class MemCgroup:
         if any(t.alive and t.cg_state is st for t in S.tasks.values()):
             raise _err(errno.EBUSY, "cgroup_rmdir: cgroup has tasks")
         st.online = False
+        # kill_css() pins the css until css_killed_work_fn() has run the offline: a put
+        # during the offline's drain cannot free the memcg
+        M.css_get(st)
         st.memory.set_min(0)
         st.memory.set_low(0)
         V.reparent_list_lrus(S, st)
         O.memcg_reparent_objcgs(S, st, cpu=None)   # memcg_offline_kmem()
         M.drain_all_stock(S, st)
-        M.maybe_free(S, st)
+        M.css_put(S, st)
         S._css_free_work()
 
     # -- charging primitives
