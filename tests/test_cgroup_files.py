@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from pybpfmem import GFP_KERNEL, System, page_counter_memparse
+from pybpfmem import GFP_KERNEL, GFP_KERNEL_ACCOUNT, System, page_counter_memparse
 
 PS = 4096
 # PAGE_COUNTER_MAX = LONG_MAX / PAGE_SIZE = 2**51 - 1 pages; v1 prints it in bytes:
@@ -328,3 +328,25 @@ def test_v1_kmem_limit_per_profile() -> None:
             x = s.kmalloc(16384, GFP_KERNEL_ACCOUNT)
         assert a.read("memory.kmem.usage_in_bytes") == f"{4 * PS + 4 * PS}\n"   # + the stack
         s.kfree(x)
+
+
+def test_memory_stat_prints_a_drifted_counter_as_zero():
+    # 6.6 (obj_stock_slab_stats, __account_obj_stock()): an object stock keeps an item's
+    # first slab delta, adds later ones to it and flushes the sum once it passes PAGE_SIZE.
+    # x = kmalloc(8192) on cpu 0: kmalloc-cg-8k, 8192 + 8 bytes, +8200 kept by cpu 0.
+    # y = kmalloc(8) on cpu 1: kmalloc-cg-8, 16 bytes, +16 kept by cpu 1.  kfree(x) on cpu 1:
+    # 16 - 8200 = -8184, past PAGE_SIZE: flushed, so the counter reads -8184 while cpu 0
+    # still keeps +8200.  memory.stat prints 0 (memcg_page_state() clamps an SMP kernel's
+    # drift); draining cpu 0's stock brings the counter to y's 16.
+    s = System(nr_cpus=2, page_size=4096, profile="6.6", cgroup="v2", oom_kill=False)
+    a = s.root.mkdir("a")
+    with s.in_interrupt(cpu=0), s.active_memcg(a):
+        x = s.kmalloc(8192, GFP_KERNEL_ACCOUNT)
+    with s.in_interrupt(cpu=1), s.active_memcg(a):
+        y = s.kmalloc(8, GFP_KERNEL_ACCOUNT)
+        s.kfree(x)
+    printed = dict(line.split() for line in a.read("memory.stat").splitlines())
+    assert (a.stat()["slab_unreclaimable"], printed["slab_unreclaimable"]) == (-8184, "0")
+    s.drain_local_stock(0)
+    assert a.stat()["slab_unreclaimable"] == 16
+    s.kfree(y)

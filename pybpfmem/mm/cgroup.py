@@ -375,7 +375,7 @@ class MemCgroup(NoCopy):
         if name == "cgroup.procs":
             return self._procs()
         if name == "memory.stat":
-            return "".join(f"{k} {v}\n" for k, v in self._stat_v2().items())
+            return "".join(f"{k} {v}\n" for k, v in self._stat_v2(printed=True).items())
         info = self._fetch()
         mem = info.memory
         if name == "memory.current":
@@ -437,14 +437,16 @@ class MemCgroup(NoCopy):
                 for k in self.system.profile.event_keys}
 
     def stat(self) -> dict[str, int]:
-        """memory.stat values (v2 keys on v2, v1 keys on v1)."""
+        """memory.stat values (v2 keys on v2, v1 keys on v1), as counted: a statistic the
+        per-cpu object stocks still cache a delta of (__account_obj_stock()) can read below
+        zero here; the memory.stat file prints it as 0, as memcg_page_state() clamps."""
         if self.system.cgroup_version == "v2":
             return self._stat_v2()
         return self._stat_v1()
 
-    def _stat_v2(self) -> dict[str, int]:
+    def _stat_v2(self, printed: bool = False) -> dict[str, int]:
         st = self._fetch().stat
-        vals = self._stat_values(st)
+        vals = self._stat_values(st, printed)
         out: dict[str, int] = {}
         for k in self.system.profile.stat_keys_v2:
             if k == "slab":
@@ -457,9 +459,13 @@ class MemCgroup(NoCopy):
                 out[k] = vals.get(k, 0)
         return out
 
-    def _stat_values(self, st: Any) -> dict[str, int]:
+    def _stat_values(self, st: Any, printed: bool = False) -> dict[str, int]:
+        """printed: as the file shows them, each counter at least 0 (memcg_page_state()
+        clamps the per-cpu drift of an SMP kernel)"""
         ps = self.system.page_size
         out = {k: int(st[i]) if k in _BYTE_STATS else int(st[i]) * ps for k, i in _STAT.items()}
+        if printed:
+            out = {k: max(v, 0) for k, v in out.items()}
         out.update((k, int(st[i])) for k, i in _EVENT_STATS.items())
         return out
 
@@ -468,7 +474,7 @@ class MemCgroup(NoCopy):
         if name == "cgroup.procs":
             return self._procs()
         if name == "memory.stat":
-            return "".join(f"{k} {v}\n" for k, v in self._stat_v1().items())
+            return "".join(f"{k} {v}\n" for k, v in self._stat_v1(printed=True).items())
         if name == "memory.use_hierarchy":
             return "1\n"
         if name == "memory.force_empty":
@@ -532,10 +538,10 @@ class MemCgroup(NoCopy):
             return
         raise OSError(errno.EACCES, f"kernfs_fop_open: {name} has no write handler")
 
-    def _stat_v1(self) -> dict[str, int]:
+    def _stat_v1(self, printed: bool = False) -> dict[str, int]:
         info = self._fetch()
-        local = self._stat_values(info.stat_local)
-        total = self._stat_values(info.stat)
+        local = self._stat_values(info.stat_local, printed)
+        total = self._stat_values(info.stat, printed)
         keys = self.system.profile.stat_keys_v1
 
         def v1vals(vals: dict[str, int]) -> dict[str, int]:

@@ -138,11 +138,28 @@ class DiffBase(RuleBasedStateMachine):
             out.append((path, deltas))
         return out
 
+    def stocked_pages(self, side: int) -> list[tuple[str, int]]:
+        """(path of the memcg, pages) of every page-stock slot with pages: charged, so in
+        usage, but held by no one (refill_stock())."""
+        out = []
+        paths = {r.id: r.path for r, f in self.cgs if f.online or f.dying}
+        for cpu in range(2):
+            if side == 0:
+                si = self.real.stock_info(cpu)
+                out += [(paths[m], n) for m, n in zip(si["cached"], si["nr_pages"]) if m >= 0 and n]
+            else:
+                ps = self.ref.page_stock[cpu]
+                out += [(self.ref._wrap(m).path, n) for m, n in zip(ps.cached, ps.nr_pages)
+                        if m is not None and n]
+        return out
+
     def snapshot(self, side: int) -> list[Any]:
-        """Every live or dying cgroup: path, usage, local events, memory.stat as it reads
-        after every object stock's cached slab deltas are applied."""
+        """Every live or dying cgroup: path, usage less the pages the page stocks hold for
+        its subtree, local events, memory.stat as it reads after every object stock's
+        cached slab deltas are applied."""
         out = []
         cached = self.stock_slab_deltas(side)
+        stocked = self.stocked_pages(side)
         for pair in self.cgs:
             cg = pair[side]
             if not (cg.online or cg.dying):
@@ -157,7 +174,8 @@ class DiffBase(RuleBasedStateMachine):
                     for k, v in deltas.items():
                         stat[k] = stat.get(k, 0) + v
                         stat["slab"] = stat.get("slab", 0) + v
-            out.append((cg.path, cg.usage_pages, cg.events_local(), stat))
+            held = sum(n for path, n in stocked if path == cg.path or path.startswith(cg.path.rstrip("/") + "/"))
+            out.append((cg.path, cg.usage_pages - held, cg.events_local(), stat))
         return out
 
     # ---------------------------------------------------------------- rules
@@ -394,8 +412,10 @@ class DiffBase(RuleBasedStateMachine):
 
     def check_failed_changed_nothing(self, before: tuple[list[Any], list[Any]]) -> None:
         """Invariant 4 on both sides: a failed operation raises no usage and changes no
-        statistic, except what the failure path itself may do: stock drains lower usage
-        and give back kernel pages (`kernel`), reclaim frees file pages (`file`) and the
+        statistic, except what the failure path itself may do: pages it charged and gave
+        back wait in a page stock (refill_stock(): still in usage, so the usage compared
+        leaves the stocked pages out), stock drains lower usage and give back kernel pages
+        (`kernel`), reclaim frees file pages (`file`) and the
         unused objects of reclaimable caches (`slab_reclaimable`, `slab`: they only fall)
         and counts them (the reclaim events, which only grow); where the object stock
         caches slab statistics (v5.14+, switch obj_stock_slab_stats) the drain of
