@@ -193,6 +193,10 @@ struct bm_profile {
                                        debt at once when it passes MEMCG_CHARGE_BATCH */
     uint32_t memcg_orig_objcg;      /* v6.7+: a memcg keeps a reference to its first objcg
                                        (memcg->orig_objcg) until __mem_cgroup_free() */
+    uint32_t kvmalloc_any_gfp;      /* v5.17+: kvmalloc() falls back to vmalloc for any gfp
+                                       that may block, and never passes __GFP_NOFAIL to kmalloc */
+    uint32_t kvmalloc_kmalloc_no_reclaim; /* v6.16+: kvmalloc()'s kmalloc attempt above a
+                                             page may not reclaim (was: __GFP_NORETRY) */
 };
 
 /* What mem_cgroup_alloc() allocates with GFP_KERNEL_ACCOUNT, charged to the

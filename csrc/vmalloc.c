@@ -156,27 +156,36 @@ struct page *vmalloc_to_page(struct bm_system *sys, uint64_t addr)
 }
 
 /*
- * kvmalloc_node() (mm/util.c, v5.11): flags that are not GFP_KERNEL
- * compatible get kmalloc only; above PAGE_SIZE the kmalloc attempt adds
- * __GFP_NOWARN and, unless __GFP_RETRY_MAYFAIL, __GFP_NORETRY, and a failure
- * falls back to vmalloc with the original flags; up to PAGE_SIZE the
- * kmalloc result is final.
+ * kvmalloc_node() (mm/util.c; __kvmalloc_node_noprof() with
+ * kmalloc_gfp_adjust() now): kmalloc first; up to PAGE_SIZE its result is
+ * final.  Above, the kmalloc attempt adds __GFP_NOWARN and, unless
+ * __GFP_RETRY_MAYFAIL, __GFP_NORETRY (v6.16+, kvmalloc_kmalloc_no_reclaim:
+ * drops __GFP_DIRECT_RECLAIM instead), and a failure falls back to vmalloc
+ * with the caller's flags.  Before v5.17 only GFP_KERNEL-compatible flags
+ * fall back (others get kmalloc only); since (kvmalloc_any_gfp) any flags
+ * that may block do, and __GFP_NOFAIL is left to the vmalloc fallback.
  */
 int __kvmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
+    const struct bm_profile *p = &sys->cfg.profile;
     uint32_t kmalloc_flags = gfp;
     int ret;
 
-    if ((gfp & GFP_KERNEL) != GFP_KERNEL)
+    if (!p->kvmalloc_any_gfp && (gfp & GFP_KERNEL) != GFP_KERNEL)
         return __kmalloc(sys, cpu, size, gfp, addr);
     if (size > sys->mm->page_size) {
         kmalloc_flags |= __GFP_NOWARN;
         if (!(kmalloc_flags & __GFP_RETRY_MAYFAIL))
-            kmalloc_flags |= __GFP_NORETRY;
+            kmalloc_flags = p->kvmalloc_kmalloc_no_reclaim ? kmalloc_flags & ~(uint32_t)__GFP_DIRECT_RECLAIM
+                                                          : kmalloc_flags | __GFP_NORETRY;
+        if (p->kvmalloc_any_gfp)
+            kmalloc_flags &= ~(uint32_t)__GFP_NOFAIL;
     }
     ret = __kmalloc(sys, cpu, size, kmalloc_flags, addr);
     if (!ret || size <= sys->mm->page_size)
         return ret;
+    if (p->kvmalloc_any_gfp && !(gfp & __GFP_DIRECT_RECLAIM))
+        return ret;     /* vmalloc cannot serve a non-blocking request */
     return __vmalloc(sys, cpu, size, gfp, addr);
 }
 

@@ -113,6 +113,34 @@ def _release_scenario(profile, mod=pybpfmem):
 
 
 @pytest.mark.parametrize("impl", ["core", "reference"])
+@pytest.mark.parametrize("profile, ok, max_events, oom_events", [("5.15", False, 18, 1),
+                                                                  ("6.1", True, 2, 0)])
+def test_kvmalloc_any_gfp(impl, profile, ok, max_events, oom_events):
+    # kvmalloc(8192, GFP_NOFS | __GFP_ACCOUNT) in c (memory.max 2 pages), from an interrupt
+    # with c active.  kmalloc-cg-8k would charge 8192 + 8 bytes: 3 pages, over the limit.
+    # 5.15: GFP_NOFS is not GFP_KERNEL-compatible, so kmalloc only, with the caller's flags:
+    #   try_charge_memcg() raises max, drains, then retries MAX_RECLAIM_RETRIES = 16 times
+    #   (18 max events) and calls the OOM killer (1 oom, no victim here): ENOMEM.
+    # 6.1 (a421ef303008): the kmalloc attempt adds __GFP_NORETRY (2 max events: the first
+    #   try and the one after the stock drain), then vmalloc takes the 2 pages, which fit.
+    from pybpfmem import reference
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=4096, profile=profile, cgroup="v2", oom_kill=False)
+    c = s.root.mkdir("c")
+    c.write("memory.max", str(2 * 4096))
+    gfp = K.GFP_NOFS | K.__GFP_ACCOUNT
+    with s.in_interrupt(cpu=0), s.active_memcg(c):
+        if ok:
+            s.kvmalloc(8192, gfp)
+        else:
+            with pytest.raises(OSError) as ei:
+                s.kvmalloc(8192, gfp)
+            assert ei.value.errno == errno.ENOMEM
+    ev = c.events_local()
+    assert (c.usage_pages, ev["max"], ev["oom"]) == (2 if ok else 0, max_events, oom_events)
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
 def test_orig_objcg_release_6_12(impl):
     # 6.12 (one page-stock slot, memcg->orig_objcg): the rmdir's drain_all_stock(c) drains
     # the page stocks of cpus 0 and 1 (both cache c) and, one slot, their object stocks too:

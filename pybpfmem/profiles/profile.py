@@ -47,6 +47,8 @@ class MmSwitches:
     objcg_put_after_stock_drain: int
     sync_high_over_batch: int
     memcg_orig_objcg: int
+    kvmalloc_any_gfp: int
+    kvmalloc_kmalloc_no_reclaim: int
 
     def to_cdata(self, ffi: Any) -> Any:
         """A new ``struct bm_profile *`` filled from these switches."""

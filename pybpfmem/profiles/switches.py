@@ -187,6 +187,18 @@ SWITCHES: tuple[Switch, ...] = (
        therefore lives until the dying memcg is freed, with the bytes parked in its
        nr_charged_bytes: they stay charged (to the ancestor it points at, and in MEMCG_KMEM)
        until then, where before the last object's or stock's reference released them."""),
+    _s("kvmalloc_any_gfp", "mm", "a421ef303008", "mm: allow !GFP_KERNEL allocations for kvmalloc",
+       "v5.17",
+       """kvmalloc_node(): flags that are not GFP_KERNEL-compatible fall back to vmalloc too
+       (before, they got the kmalloc attempt only), and the kmalloc attempt above a page never
+       carries __GFP_NOFAIL (the vmalloc fallback implements it).  Its fix \"mm: fix BUG splat
+       with kvmalloc + GFP_ATOMIC\" (v6.0) keeps flags that cannot block out of the fallback."""),
+    _s("kvmalloc_kmalloc_no_reclaim", "mm", "46459154f997",
+       "mm: kvmalloc: make kmalloc fast path real fast path", "v6.16",
+       """kmalloc_gfp_adjust(): the kmalloc attempt of a kvmalloc above a page drops
+       __GFP_DIRECT_RECLAIM (unless __GFP_RETRY_MAYFAIL) instead of adding __GFP_NORETRY, so
+       the memcg charge of that attempt cannot reclaim: it fails at once, raising no max
+       event, and the vmalloc fallback charges."""),
     # ---------------------------------------------------------------- mm: Python-level facts
     _s("has_gfp_atomic", "mm", "2973d8229b78", "mm: discard __GFP_ATOMIC", "v6.3",
        """__GFP_ATOMIC exists (GFP_ATOMIC = 0xa20).  The switch is true in the releases before its

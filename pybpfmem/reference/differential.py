@@ -336,11 +336,6 @@ class DiffBase(RuleBasedStateMachine):
     def alloc(self, kind: str, size: int, gfp: str, account: bool, reclaimable: bool, ctx: str,
               task: int, cpu: int, active: int) -> None:
         g = gfp_of(self.ref, gfp, account) | (G_RECLAIMABLE if reclaimable else 0)
-        if kind == "kvmalloc" and size > PS and not self.ref.profile.kvmalloc_gfp_kernel_only:
-            # the core keeps the v5.11 kvmalloc rules on every profile; current kernels
-            # (kmalloc_gfp_adjust()) differ above PAGE_SIZE: a known divergence, see
-            # tests/test_fuzz_regressions.py::test_kvmalloc_current_gfp_adjust
-            kind = "kmalloc"
         before = (self.snapshot(0), self.snapshot(1))
         cr, cf = self.ctx(ctx, task, cpu, active)
 

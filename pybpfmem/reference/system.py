@@ -70,7 +70,8 @@ class RefProfile:
     sync_high_enforcement: bool
     objcg_pins_memcg: bool         # v5.11: a reparented objcg holds a css ref on its memcg
     objcg_pinned_by_orig_memcg: bool   # 6.8+: memcg->orig_objcg
-    kvmalloc_gfp_kernel_only: bool     # v5.x kvmalloc_node(): no vmalloc fallback w/o GFP_KERNEL
+    kvmalloc_gfp_kernel_only: bool     # < v5.17 kvmalloc_node(): no vmalloc fallback w/o GFP_KERNEL
+    kvmalloc_kmalloc_no_reclaim: bool  # v6.16: the kmalloc attempt above a page may not reclaim
     has_gfp_atomic: bool               # __GFP_ATOMIC exists (removed in v6.3)
     nowait_nowarn: bool                # GFP_NOWAIT includes __GFP_NOWARN (v6.8)
     has_memory_peak: bool              # cgroup v2 memory.peak (v5.19)
@@ -94,7 +95,7 @@ _5X = dict(charge_batch=32, nr_memcg_stock=1, obj_stock_current=False, kmem_page
            kmem_uncharge_skips_root=False, obj_stock_task_irq_split=False,
            objcg_release_via_stock=True, objcg_put_after_stock_drain=False,
            sync_high_enforcement=False, objcg_pins_memcg=True, objcg_pinned_by_orig_memcg=False,
-           kvmalloc_gfp_kernel_only=True, has_gfp_atomic=True, nowait_nowarn=False,
+           kvmalloc_gfp_kernel_only=True, kvmalloc_kmalloc_no_reclaim=False, has_gfp_atomic=True, nowait_nowarn=False,
            has_memory_peak=False, reclaim_target_unprotected=False, reclaim_partial_walk=False,
            memcg_reclaim_counts_slab=True, shrinker_deferred_per_memcg=False,
            sb_scan_exact_total=False, kpagecgroup_folio=False,
@@ -141,6 +142,7 @@ _R612 = replace(_R68, name="6.12", reclaim_partial_walk=True,
 _R618 = replace(_R612, name="6.18", nr_memcg_stock=7, drain_obj_stock_direct=True,
                 failcnt_v1_only=True, nospin_no_batch=True, kmem_uncharge_skips_root=True,
                 objcg_release_via_stock=False, sb_scan_exact_total=True,
+                kvmalloc_kmalloc_no_reclaim=True,
                 memcg_allocs=(("kmalloc", 1712), ("percpu", 1216), ("percpu", 24),
                               ("kmalloc", 792), ("percpu", 528)))
 PROFILES: dict[str, RefProfile] = {p.name: p for p in (_R510, _R511, _R515, _R61, _R66, _R68,
@@ -1049,18 +1051,17 @@ class System:
         kgfp = gfp
         if size > self.page_size:
             kgfp |= _G_NOWARN
-            if p.kvmalloc_gfp_kernel_only:
-                if not gfp & _G_RETRY_MAYFAIL:
-                    kgfp |= _G_NORETRY
-            else:
+            if not gfp & _G_RETRY_MAYFAIL:      # kmalloc_gfp_adjust()
+                kgfp = kgfp & ~_G_DIRECT_RECLAIM if p.kvmalloc_kmalloc_no_reclaim else kgfp | _G_NORETRY
+            if not p.kvmalloc_gfp_kernel_only:
                 kgfp &= ~_G_NOFAIL
-                if not gfp & _G_RETRY_MAYFAIL:
-                    kgfp &= ~_G_DIRECT_RECLAIM
         try:
             return self.kmalloc(size, kgfp)
         except OSError as e:
             if size <= self.page_size or e.errno != errno.ENOMEM:
                 raise
+            if not p.kvmalloc_gfp_kernel_only and not gfp & _G_DIRECT_RECLAIM:
+                raise                          # vmalloc cannot serve a non-blocking request
         return self.vmalloc(size, gfp)
 
     def kvfree(self, addr: int) -> None:
