@@ -12,6 +12,7 @@
 int bm_memcg_create(bm_system *sys, int32_t parent_id, int32_t cpu)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     uint64_t addrs[BM_MEMCG_ALLOC_MAX] = {0};
     struct mem_cgroup *parent, *memcg;
     int ret;

@@ -109,6 +109,7 @@ static void ledger_collect(struct bm_system *sys, struct mem_cgroup *memcg)
 int bm_try_charge(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -182,6 +183,7 @@ int bm_uncharge(bm_system *sys, int32_t id, int64_t nr_pages, int32_t cpu)
 int bm_charge_user(bm_system *sys, int32_t id, int64_t nr_pages, uint32_t gfp, int32_t cpu, int32_t file)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     struct mem_cgroup *memcg;
     int ret;
 
@@ -225,6 +227,7 @@ static int held_objcg_args(struct bm_system *sys, int32_t cpu, int32_t id, uint3
 int bm_obj_cgroup_charge(bm_system *sys, int32_t cpu, int32_t id, uint32_t gfp, uint64_t size)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     struct obj_cgroup *objcg;
     int ret = held_objcg_args(sys, cpu, id, gfp, size, &objcg);
 

@@ -66,10 +66,6 @@ int bm_syscall_exit(bm_system *sys, int32_t cpu)
     BM_RCU_READ_SECTION(sys, cpu);
     if (!bm_over_high_deferred || (sys && !bm_cpu_valid(sys, cpu)))
         return -EINVAL;
-    if (!sys) {
-        bm_over_high_deferred--;
-        return 0;
-    }
     return_to_user(sys, cpu);
     return 0;
 }

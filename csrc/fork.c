@@ -36,6 +36,7 @@ static void account_kernel_stack(struct bm_system *sys, struct page **pages, uin
 int bm_task_stack_alloc(bm_system *sys, int32_t cpu, int32_t memcg_id, uint64_t *addr)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     struct mem_cgroup *memcg, *old;
     struct page **pages;
     uint64_t nr = 0, i;

@@ -809,6 +809,7 @@ int64_t bm_memalloc_bulk(bm_system *sys, int32_t cpu, uint64_t size, int64_t n, 
                          uint64_t *addrs)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     int64_t i;
 
     if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && !addrs))

@@ -434,11 +434,30 @@ extern _Thread_local unsigned long *bm_reclaim_state;
 extern _Thread_local unsigned bm_over_high_deferred;
 /* the return-to-user half of memory.high: pay the cpu's task's debt */
 void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu);
-/* a call that charges many times (a vmalloc's pages, a bpf() command) pays the
-   debt its charges leave once: over_high_defer() at its start, then
-   return_to_user() at its end pays if it is the outermost one */
+/* The return to user of a call that may charge: the memory.high debt its
+   charges leave (set_notify_resume()) is paid once, at its end, after all it
+   does: over_high_defer() at its start, return_to_user() at its end, which
+   pays when it ends the outermost such call of this thread (sys NULL or cpu
+   invalid: only ends it).  A bm_syscall_enter() makes several calls one. */
 void over_high_defer(void);
 void return_to_user(struct bm_system *sys, int cpu);
+struct bm_user_call {
+    struct bm_system *sys;
+    int32_t cpu;
+};
+static inline struct bm_user_call bm_user_call_begin(struct bm_system *sys, int32_t cpu)
+{
+    over_high_defer();
+    return (struct bm_user_call){sys, cpu};
+}
+static inline void bm_user_call_end(struct bm_user_call *u)
+{
+    return_to_user(u->sys, u->cpu);
+}
+/* an entry point that may charge: after BM_RCU_READ_SECTION (its end runs first) */
+#define BM_USER_CALL(sys, cpu) \
+    struct bm_user_call bm_user_call_ __attribute__((cleanup(bm_user_call_end), unused)) = \
+        bm_user_call_begin(sys, cpu)
 /* set_active_memcg() on cpu (int_active_memcg in interrupt context): the
    new one gets a reference, the old one is returned with its reference */
 struct mem_cgroup *set_active_memcg(struct bm_system *sys, int cpu, struct mem_cgroup *memcg);

@@ -28,9 +28,10 @@
  *    initial reference dropped at offline: the kernel's RCU callback) uncharges
  *    the leftover pages directly, also where objcg_release_via_stock would
  *    go through a page stock.
- *  - Throttling at return to user (mem_cgroup_handle_over_high) runs right
- *    at the end of the charge, or of the call for one that charges many
- *    times (a vmalloc's pages), and never sleeps: the penalty is kept as data.
+ *  - Throttling at return to user (mem_cgroup_handle_over_high) runs at the
+ *    end of the entry point that charged (BM_USER_CALL), or of a longer
+ *    system call (bm_syscall_enter/exit), and never sleeps: the penalty is
+ *    kept as data.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -926,7 +927,7 @@ static long calculate_high_delay(struct bm_system *sys, struct mem_cgroup *memcg
 }
 
 /* mirrors mem_cgroup_handle_over_high(), run as the task returns to user
-   (here: at the end of the charge).  kthreads (no task memcg) never return
+   (here: at the end of the entry point, return_to_user()).  kthreads (no task memcg) never return
    to user, so their debt stays unpaid.  The sleep is not taken: the penalty
    only decides whether to reclaim again. */
 void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
@@ -964,7 +965,7 @@ void over_high_defer(void)
 
 void return_to_user(struct bm_system *sys, int cpu)
 {
-    if (bm_over_high_deferred && !--bm_over_high_deferred)
+    if (bm_over_high_deferred && !--bm_over_high_deferred && sys && bm_cpu_valid(sys, cpu))
         mem_cgroup_handle_over_high(sys, cpu);
 }
 
@@ -1163,9 +1164,9 @@ done_restock:
             break;
         }
     }
-    /* set_notify_resume(): return to user, at the end of this charge unless the
-       caller charges more first and returns to user itself; v5.18+ pays a debt
-       past a charge batch at once (sync_high_over_batch) */
+    /* set_notify_resume(): the return to user pays (return_to_user(); a charge
+       outside any entry point's call pays here); v5.18+ pays a debt past a
+       charge batch at once (sync_high_over_batch) */
     if (!bm_over_high_deferred ||
         (sys->cfg.profile.sync_high_over_batch && gfpflags_allow_blocking(gfp) &&
          atomic_load_explicit(&c->memcg_nr_pages_over_high, memory_order_relaxed) > (long)charge_batch(sys)))

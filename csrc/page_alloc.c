@@ -272,6 +272,7 @@ struct page *alloc_pages_head(struct bm_system *sys, uint64_t pfn, int64_t order
 int bm_alloc_pages(bm_system *sys, int32_t cpu, int32_t order, uint32_t gfp, uint64_t *pfn)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     struct page *page;
     int err = 0;
 

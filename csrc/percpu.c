@@ -167,6 +167,7 @@ void mm_percpu_destroy(struct mm_state *mm)
 int bm_alloc_percpu(bm_system *sys, int32_t cpu, uint64_t size, uint64_t align, uint32_t gfp, uint64_t *addr)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -181,6 +182,7 @@ int bm_alloc_percpu_array(bm_system *sys, int32_t cpu, uint64_t size, uint64_t a
                           int64_t n, uint64_t *addr)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr || n < 1)

@@ -246,7 +246,9 @@ int64_t bm_replay(bm_system *sys, const struct bm_op *ops, int64_t n, int64_t *r
             held = 0;
         }
         held++;
+        over_high_defer();          /* each op is its own call, with its return to user */
         r = run_op(sys, ops, i, results);
+        return_to_user(sys, op->cpu);
         results[i] = r;
         if (is_err(r))
             failed++;
@@ -268,9 +270,14 @@ int64_t bm_kmalloc_bulk(bm_system *sys, int32_t cpu, const uint64_t *sizes, int6
     if (!mm_args_ok(sys, cpu, gfp) || n < 0 || (n > 0 && (!sizes || !addrs)))
         return -EINVAL;
     pthread_mutex_lock(&sys->lock);
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {       /* each its own call, with its return to user */
         uint64_t a = 0;
-        if (__kmalloc(sys, cpu, sizes[i], gfp, &a)) {
+        int ret;
+
+        over_high_defer();
+        ret = __kmalloc(sys, cpu, sizes[i], gfp, &a);
+        return_to_user(sys, cpu);
+        if (ret) {
             a = 0;
             failed++;
         }
@@ -328,10 +335,12 @@ int64_t bm_allocs_until_fail(bm_system *sys, int32_t cpu, const uint8_t *kinds, 
             held = 0;
         }
         held++;
+        over_high_defer();          /* each its own call (an update), with its return to user */
         if (kinds[i] == 'k')
             ret = __kmalloc(sys, cpu, sizes[i], gfp, &a);
         else
             ret = __alloc_percpu(sys, cpu, sizes[i], 8, gfp, &a);
+        return_to_user(sys, cpu);
         if (ret)
             break;
         addrs[i] = a;

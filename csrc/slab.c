@@ -844,6 +844,7 @@ void mm_slab_destroy(struct mm_state *mm)
 int bm_kmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -963,6 +964,7 @@ static struct kmem_cache *cache_lookup(struct mm_state *mm, int32_t id)
 int bm_kmem_cache_alloc(bm_system *sys, int32_t cpu, int32_t cache, uint32_t gfp, uint64_t *addr)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     struct kmem_cache *s;
     int ret;
 

@@ -44,7 +44,7 @@ static void vm_free_pages(struct bm_system *sys, int cpu, struct vm_struct *vm, 
  * MEMCG_VMALLOC (v5.17+, stat_vmalloc) moves by nr_pages on the memcg of
  * pages[0] when __GFP_ACCOUNT.
  */
-static int vmalloc_area(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
+int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     struct mm_state *mm = sys->mm;
     struct vm_struct *vm;
@@ -87,18 +87,6 @@ static int vmalloc_area(struct bm_system *sys, int cpu, uint64_t size, uint32_t 
     mm->vmalloc_next += span;
     *addr = vm->addr;
     return 0;
-}
-
-/* One vmalloc is one call: the memory.high debt of its pages is paid once, as
-   the caller returns to user (mem_cgroup_handle_over_high()), not page by page */
-int __vmalloc(struct bm_system *sys, int cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
-{
-    int ret;
-
-    over_high_defer();
-    ret = vmalloc_area(sys, cpu, size, gfp, addr);
-    return_to_user(sys, cpu);
-    return ret;
 }
 
 /* vfree() / __vunmap(): vfree(NULL) is a no-op; anything but an area start
@@ -214,6 +202,7 @@ void mm_vmalloc_destroy(struct mm_state *mm)
 int bm_vmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)
@@ -240,6 +229,7 @@ int bm_vfree(bm_system *sys, int32_t cpu, uint64_t addr)
 int bm_kvmalloc(bm_system *sys, int32_t cpu, uint64_t size, uint32_t gfp, uint64_t *addr)
 {
     BM_RCU_READ_SECTION(sys, cpu);
+    BM_USER_CALL(sys, cpu);
     int ret;
 
     if (!mm_args_ok(sys, cpu, gfp) || !addr)

@@ -318,3 +318,34 @@ def test_migrating_to_the_same_cgroup_puts_no_css(impl: str) -> None:
     assert s.root.stat()["percpu"] == 5632
     t.migrate(c1)
     assert s.root.stat()["percpu"] == 0
+
+
+@pytest.mark.parametrize("impl", ["core", "reference"])
+def test_return_to_user_comes_after_the_whole_allocation(impl: str) -> None:
+    """Diff_6_12 (/: stat kernel real 8192 vs reference 4096): the core paid the memory.high
+    debt inside try_charge_memcg(), before kmalloc()'s obj_cgroup_charge() refilled the
+    object stock with the rest of the page; the kernel pays on the return to user, after.
+
+    6.12, c1 with memory.high 0.  A negative dentry (192 + 8 bytes) from cpu 1 charges a
+    page (kernel 4096), 3896 bytes left in cpu 1's object stock.  A task of c1 on cpu 0
+    kmallocs 1 byte (16 charged): one more page (a batch of 64, 63 in the page stock,
+    kernel 8192), 4080 bytes refilled into cpu 0's object stock.  Then the return to user
+    reclaims: the superblock shrinker frees the dentry on cpu 0, whose 200 bytes make 4280,
+    past a page on a free: one page leaves the object stock for the page stock (64 pages,
+    kernel 4096), 184 bytes stay."""
+    mod = pybpfmem if impl == "core" else reference
+    s = mod.System(nr_cpus=2, page_size=4096, profile="6.12", cgroup="v2", oom_kill=False)
+    c1 = s.root.mkdir("c1")
+    c1.write("memory.high", "0")
+    with s.in_interrupt(cpu=1), s.active_memcg(c1):
+        s.create_dentries(1)
+    assert c1.stat()["kernel"] == 4096
+    t = s.spawn()
+    t.migrate(c1)
+    with t.running(cpu=0), s.active_memcg(c1):
+        x = s.kmalloc(1, K.GFP_KERNEL | K.__GFP_ACCOUNT)
+    assert (c1.stat()["kernel"], c1.usage_pages) == (4096, 128)
+    if impl == "core":
+        st = s.stock_info(0)
+        assert (st["cached"][0], st["nr_pages"][0], st["nr_bytes"]) == (c1.id, 64, 184)
+    s.kfree(x)
