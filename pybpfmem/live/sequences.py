@@ -350,7 +350,9 @@ def _bloom(g: Gen) -> None:
     flags = (ZERO_SEED if zero else 0) | rng.choice((0,) * 8 + (RDONLY, WRONLY))
     extra = rng.choice((0, 0, 1, 3, 5, 15))
     g.key_size, g.value_io = 0, vs
-    pushed: list[str] = []
+    pushed: list[str] = []          # every value an update offered
+    sure: list[str] = []            # those the filter holds: BPF_ANY on a writable map
+    writable = [not flags & RDONLY]
     valid = {"op": "create", "map": "m", "type": "BLOOM_FILTER", "key": 0, "value": vs,
              "max": mx, "flags": flags, "extra": extra}
     g.bad_creates(valid, [{"key": 4}, {"value": 0}, {"max": 0}, {"extra": 16},
@@ -360,12 +362,17 @@ def _bloom(g: Gen) -> None:
 
     def push() -> None:
         v = g.rand_bytes(vs)
+        f = g.flag((ANY,) * 6 + (EXIST, NOEXIST, LOCK))
         pushed.append(v)
-        g.add(op="update", map="m", key=None, value=v, flags=g.flag((ANY,) * 6 + (EXIST, NOEXIST, LOCK)))
+        if f == ANY and writable[0]:     # bloom_map_push_elem() takes BPF_ANY only
+            sure.append(v)
+        g.add(op="update", map="m", key=None, value=v, flags=f)
 
     def peek() -> None:
-        # with a random seed only values pushed before are sure to be found
-        v = rng.choice(pushed) if pushed and (not zero or rng.random() < 0.5) else (
+        # with a random seed only values surely pushed are surely found: any other may be
+        # a false positive of the kernel's seed, which the model cannot know
+        pool = pushed if zero else sure
+        v = rng.choice(pool) if pool and (not zero or rng.random() < 0.5) else (
             g.rand_bytes(vs) if zero else None)
         if v is not None:
             g.add(op="lookup", map="m", key=None, value=v, flags=g.flag(LOOKUP_FLAGS))
@@ -378,6 +385,7 @@ def _bloom(g: Gen) -> None:
           rng.randint(20, 40))
     if rng.random() < 0.3:
         g.add(op="freeze", map="m")
+        writable[0] = False             # a frozen map refuses syscall writes
         push()
         peek()
         g.add(op="freeze", map="m")
