@@ -553,8 +553,18 @@ class Diff_6_1(DiffBase):
     PROFILE = "6.1"
 
 
+class Diff_6_6(DiffBase):
+    """6.1's rules with the v6.3 gfp values and v6.4 reclaim (slab pages not counted)."""
+    PROFILE = "6.6"
+
+
+class Diff_6_8(DiffBase):
+    """6.6's rules with memcg->orig_objcg (v6.7)."""
+    PROFILE = "6.8"
+
+
 class Diff_6_12(DiffBase):
-    """6.1's rules with memcg->orig_objcg (6.8+) and the v6.3 gfp values."""
+    """6.8's rules with the v6.11 partial reclaim walk."""
     PROFILE = "6.12"
 
 
@@ -569,5 +579,5 @@ class Diff_6_18_recursiveprot(DiffBase):
 
 
 MACHINES: dict[str, type[DiffBase]] = {m.PROFILE: m for m in (
-    Diff_5_10, Diff_5_11, Diff_5_15, Diff_6_1, Diff_6_12, Diff_6_18)}
+    Diff_5_10, Diff_5_11, Diff_5_15, Diff_6_1, Diff_6_6, Diff_6_8, Diff_6_12, Diff_6_18)}
 MACHINES["6.18-recursiveprot"] = Diff_6_18_recursiveprot
