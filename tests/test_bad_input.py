@@ -322,8 +322,12 @@ def test_scenario_garbage(text: str, tmp_path: Any, capsys: pytest.CaptureFixtur
 
 def test_fuzz_command_runs_clean(capsys: pytest.CaptureFixture[str]) -> None:
     """`pybpfmem fuzz --ops` runs every machine and exits 0 when nothing diverges (the
-    machines take turns, one batch of 2 x 50 steps each: 6 memcg + 5 bpf machines)."""
+    machines take turns, one batch of 2 x 50 steps each: the budget is 100 steps for
+    every memcg and bpf machine of every profile)."""
     from pybpfmem.commands.fuzzcmd import main
-    assert main(["--ops", "1100", "--batch", "2", "--quiet", "--derandomize"]) == 0
+    from pybpfmem.reference import differential, differential_bpf
+    from pybpfmem.profiles import PROFILE_NAMES
+    n = sum(p in table for table in (differential.MACHINES, differential_bpf.MACHINES) for p in PROFILE_NAMES)
+    assert main(["--ops", str(100 * n), "--batch", "2", "--quiet", "--derandomize"]) == 0
     out = capsys.readouterr().out
-    assert "memcg 5.10" in out and "bpf 6.18" in out and "ops/s" in out
+    assert "memcg 5.10" in out and "memcg 6.8" in out and "bpf 6.18" in out and "ops/s" in out
