@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -49,59 +50,60 @@ class Case:
         self.root.remove()
 
 
+def cases(s: LiveSession, n: int = 3) -> Iterator[Case]:
+    """n fresh cases, one after the other, each removed when its turn ends."""
+    for _ in range(n):
+        c = Case(s)
+        try:
+            yield c
+        finally:
+            c.close()
+
+
 def stock(s: LiveSession) -> None:
     """memory.current holds the per-cpu page stock until a drain: refill_stock() keeps
     the rest of a MEMCG_CHARGE_BATCH charge; memory.high = 0 and back drains it
     (memory_high_write() -> drain_all_stock())."""
-    for _ in range(3):
-        c = Case(s)
+    for c in cases(s):
         before = c.a.usage()
         c.a.drain()
         print(f"- memory.current after the create {before}, after the memory.high drain "
               f"{c.a.usage()} (stock {before - c.a.usage()} B)", flush=True)
-        c.close()
 
 
 def lag(s: LiveSession) -> None:
     """memory.stat 'kernel' right after the drain, without any flush."""
-    for _ in range(3):
-        c = Case(s)
+    for c in cases(s):
         c.a.drain()
         print(f"- kernel right after the create and drain: {kernel_stat(c.a)}; "
               f"memory.current {c.a.usage()}", flush=True)
-        c.close()
 
 
 def cpustat(s: LiveSession) -> None:
     """Reading the case root's cpu.stat: cgroup_base_stat_cputime_show() flushes the
     subtree's rstat, every controller's up to 6.15 (one tree per cgroup), only the
     base stats from 6.16 (one tree per subsystem)."""
-    for _ in range(3):
-        c = Case(s)
+    for c in cases(s):
         c.a.drain()
         k0 = kernel_stat(c.a)
         c.root.read("cpu.stat")
         print(f"- kernel before the cpu.stat read {k0}, after {kernel_stat(c.a)}", flush=True)
-        c.close()
 
 
 def witness(s: LiveSession) -> None:
     """The runner's forced flush (Probe.flush_stats): how long it waited, what it shows."""
-    for _ in range(3):
-        c = Case(s)
+    for c in cases(s):
         c.a.drain()
         k0 = kernel_stat(c.a)
         t0 = time.monotonic()
         c.probe.flush_stats()
         print(f"- kernel before {k0}, after the witness flush {kernel_stat(c.a)} "
               f"({time.monotonic() - t0:.3f} s, waits {c.probe.flush_waits})", flush=True)
-        c.close()
 
 
 def periodic(s: LiveSession) -> None:
     """With nothing forcing it: when does the stat show the create?"""
-    for _ in range(3):
-        c = Case(s)
+    for c in cases(s):
         c.a.drain()
         t0 = time.monotonic()
         k0 = kernel_stat(c.a)
@@ -110,17 +112,14 @@ def periodic(s: LiveSession) -> None:
             time.sleep(0.02)
             k = kernel_stat(c.a)
         print(f"- kernel {k0} -> {k} after {time.monotonic() - t0:.2f} s", flush=True)
-        c.close()
 
 
 def current(s: LiveSession) -> None:
     """After the canonical reading memory.current and 'kernel' of a case cgroup are
     the same number: nothing but the step's kernel objects is charged there."""
-    for _ in range(3):
-        c = Case(s)
+    for c in cases(s):
         snap = c.probe.snapshot()["A"]
         print(f"- canonical: kmem {snap['kmem']}, memory.current {snap['usage']}", flush=True)
-        c.close()
 
 
 def main(argv: list[str]) -> int:
