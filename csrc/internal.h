@@ -439,8 +439,15 @@ void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu);
    does: over_high_defer() at its start, return_to_user() at its end, which
    pays when it ends the outermost such call of this thread (sys NULL or cpu
    invalid: only ends it).  A bm_syscall_enter() makes several calls one. */
-void over_high_defer(void);
-void return_to_user(struct bm_system *sys, int cpu);
+static inline void over_high_defer(void)
+{
+    bm_over_high_deferred++;
+}
+static inline void return_to_user(struct bm_system *sys, int cpu)
+{
+    if (bm_over_high_deferred && !--bm_over_high_deferred && sys && bm_cpu_valid(sys, cpu))
+        mem_cgroup_handle_over_high(sys, cpu);
+}
 struct bm_user_call {
     struct bm_system *sys;
     int32_t cpu;

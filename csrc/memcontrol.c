@@ -958,17 +958,6 @@ void mem_cgroup_handle_over_high(struct bm_system *sys, int cpu)
     }
 }
 
-void over_high_defer(void)
-{
-    bm_over_high_deferred++;
-}
-
-void return_to_user(struct bm_system *sys, int cpu)
-{
-    if (bm_over_high_deferred && !--bm_over_high_deferred && sys && bm_cpu_valid(sys, cpu))
-        mem_cgroup_handle_over_high(sys, cpu);
-}
-
 /* ------------------------------------------------------------------ */
 /* try_charge                                                          */
 /* ------------------------------------------------------------------ */

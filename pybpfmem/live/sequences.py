@@ -352,7 +352,7 @@ def _bloom(g: Gen) -> None:
     g.key_size, g.value_io = 0, vs
     pushed: list[str] = []          # every value an update offered
     sure: list[str] = []            # those the filter holds: BPF_ANY on a writable map
-    writable = [not flags & RDONLY]
+    writable = not flags & RDONLY
     valid = {"op": "create", "map": "m", "type": "BLOOM_FILTER", "key": 0, "value": vs,
              "max": mx, "flags": flags, "extra": extra}
     g.bad_creates(valid, [{"key": 4}, {"value": 0}, {"max": 0}, {"extra": 16},
@@ -364,7 +364,7 @@ def _bloom(g: Gen) -> None:
         v = g.rand_bytes(vs)
         f = g.flag((ANY,) * 6 + (EXIST, NOEXIST, LOCK))
         pushed.append(v)
-        if f == ANY and writable[0]:     # bloom_map_push_elem() takes BPF_ANY only
+        if f == ANY and writable:     # bloom_map_push_elem() takes BPF_ANY only
             sure.append(v)
         g.add(op="update", map="m", key=None, value=v, flags=f)
 
@@ -385,7 +385,7 @@ def _bloom(g: Gen) -> None:
           rng.randint(20, 40))
     if rng.random() < 0.3:
         g.add(op="freeze", map="m")
-        writable[0] = False             # a frozen map refuses syscall writes
+        writable = False                # a frozen map refuses syscall writes
         push()
         peek()
         g.add(op="freeze", map="m")
